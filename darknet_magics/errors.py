@@ -1,0 +1,112 @@
+"""Our error types and the `Problem` record every checker and diagnoser returns.
+
+User mistakes raise `DarknetMagicsError` (or a subclass); the magics turn it into IPython's
+`UsageError` so the user sees one clear message and no traceback. Nothing here imports IPython.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+
+class DarknetMagicsError(Exception):
+    """Base class for every error we raise on purpose (shown without a traceback)."""
+
+    def __init__(self, message: str, *, fix: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.message}\n  fix: {self.fix}"
+        return self.message
+
+
+class DirectiveError(DarknetMagicsError):
+    """A line of a `%%darknet` cell or a `%yolo` line that cannot be parsed or validated.
+
+    The message names the line number, the directive and what is wrong; `fix` says what to write instead.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        lineno: Optional[int] = None,
+        directive: Optional[str] = None,
+        source: Optional[str] = None,
+        column: Optional[int] = None,
+        fix: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, fix=fix)
+        self.lineno = lineno
+        self.directive = directive
+        self.source = source
+        self.column = column
+
+    def __str__(self) -> str:
+        where = []
+        if self.lineno is not None:
+            where.append(f"line {self.lineno}")
+        if self.directive:
+            where.append(f"`{self.directive}`")
+        head = (", ".join(where) + ": ") if where else ""
+        text = head + self.message
+        if self.source is not None:
+            text += f"\n    {self.source}"
+            if self.column is not None:
+                text += "\n    " + " " * self.column + "^"
+        if self.fix:
+            text += f"\n  fix: {self.fix}"
+        return text
+
+
+class StepError(DarknetMagicsError):
+    """A step ran and failed; the message is a diagnosis, `details` the evidence (e.g. first error lines)."""
+
+    def __init__(self, message: str, *, fix: Optional[str] = None, details: Optional[str] = None,
+                 problems: Optional[list["Problem"]] = None) -> None:
+        super().__init__(message, fix=fix)
+        self.details = details
+        self.problems = list(problems or [])
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        for p in self.problems:
+            text += "\n  - " + p.describe()
+        if self.details:
+            text += "\n" + self.details
+        return text
+
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: a diagnosis of darknet's output, a dataset/cfg check result, a build failure.
+
+    `code` is a stable identifier (e.g. ``"missing-file"``, ``"cuda-oom"``, ``"filters-mismatch"``) that the
+    docs' troubleshooting page lists; `message` says what is wrong, `fix` what to do about it.
+    """
+
+    code: str
+    message: str
+    fix: str = ""
+    severity: Severity = "error"
+    file: Optional[str] = None
+    line: Optional[int] = None
+    iteration: Optional[int] = None
+    evidence: Optional[str] = None
+
+    def describe(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        elif self.iteration is not None:
+            where = f"iteration {self.iteration}: "
+        text = f"[{self.severity}] {where}{self.message}"
+        if self.fix:
+            text += f" (fix: {self.fix})"
+        return text
