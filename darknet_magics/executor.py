@@ -180,7 +180,7 @@ class Executor:
 
         info = environment.probe_runtime()
         self.session.runtime = info
-        self.reporter.table(info.rows(), title="runtime")
+        self.reporter.table(info.rows())
         for warning in info.warnings:
             self.reporter.warn(warning)
         return (info.gpu_name or "no GPU"), info
@@ -458,8 +458,11 @@ class Executor:
         self.reporter.info(f"avg IoU = {result.avg_iou * 100:.2f} % over {result.boxes} boxes")
         cfg = step.get("cfg")
         if cfg:
-            anchors.write_anchors(self._path(cfg), result)
-            self.reporter.info(f"wrote the anchors into {cfg}")
+            from .cfg import atomic_write_text
+
+            cfg_path = self._path(cfg)
+            atomic_write_text(cfg_path, anchors.set_anchors(cfg_path.read_text(), result))
+            self.reporter.info(f"wrote the anchors into {cfg_path}")
         self._bind(step, result)
         return f"{len(result.anchors)} anchors, avg IoU {result.avg_iou * 100:.2f} %", result
 

@@ -41,9 +41,16 @@ class DarknetMagics(Magics):
         self.session = Session(platform=environment.detect_platform())
 
     def _executor(self) -> Executor:
-        from .notebook import NotebookReporter
+        if self.session.platform == "terminal":
+            # A terminal IPython has no display handles to update: redraw progress on one line instead.
+            from .report import ConsoleReporter
 
-        return Executor(self.session, NotebookReporter(), namespace=self.shell.user_ns)
+            reporter = ConsoleReporter()
+        else:
+            from .notebook import NotebookReporter
+
+            reporter = NotebookReporter()
+        return Executor(self.session, reporter, namespace=self.shell.user_ns)
 
     def _user_names(self) -> set[str]:
         # Python variables can fill placeholders too ({data_dir} from `data_dir = "..."` in a code cell).

@@ -2,12 +2,24 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LOGS = SHARED / "darknet-logs"
+SOURCE_TOOL = Path(os.environ.get("DARKNET_SOURCE_TOOL", SHARED / "tools" / "darknet-source"))
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+def _git(*args: str, cwd: Path) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
 
 
 @pytest.fixture
@@ -28,3 +40,27 @@ def ip(tmp_path, monkeypatch):
 def run_cell(shell, text: str):
     """Run a cell; return the ExecutionResult (its error_in_exec says how it ended)."""
     return shell.run_cell(text, store_history=False)
+
+
+@pytest.fixture(scope="session")
+def debian_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Debian's darknet source (pjreddie's, with its real Makefile), unpacked once per session."""
+    if not SOURCE_TOOL.exists():
+        pytest.skip(f"{SOURCE_TOOL} not found (the shared tools folder is beside the repository)")
+    dest = tmp_path_factory.mktemp("debian") / "darknet"
+    p = subprocess.run([str(SOURCE_TOOL), str(dest)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"could not fetch Debian's darknet source: {p.stderr.strip()[-300:]}")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def origin_repo(debian_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """That source as a local git repository, in a folder whose name has a space, a quote and ';'."""
+    repo = tmp_path_factory.mktemp("origin") / "src repo; it's" / "darknet"
+    shutil.copytree(debian_source, repo)
+    _git("init", "-q", "-b", "master", cwd=repo)
+    _git("add", "-A", cwd=repo)
+    _git("commit", "-qm", "debian source", cwd=repo)
+    _git("tag", "v0", cwd=repo)
+    return repo

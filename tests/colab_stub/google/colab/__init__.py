@@ -1,0 +1,1 @@
+"""A stand-in for Colab's `google.colab` package (tests only): just `drive.mount`."""

@@ -1,0 +1,270 @@
+"""environment.py and colab.py: probes' parsers on real-shaped output, the probe itself, Drive, cuDNN install."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from darknet_magics import colab, environment as env
+from darknet_magics.errors import DarknetMagicsError
+from darknet_magics.report import RecordingReporter
+
+STUB = Path(__file__).parent / "colab_stub"
+TRICKY = ["My Drive", "it's \"quoted\"", "semi;colon dir", "plain"]
+
+# ---------------------------------------------------------------------------------------------- parsers
+
+NVIDIA_SMI_T4 = "Tesla T4, 550.54.15, 15360 MiB, 7.5\n"
+NVIDIA_SMI_TWO = "NVIDIA A100-SXM4-40GB, 535.104.05, 40960 MiB, 8.0\nNVIDIA A100-SXM4-40GB, 535.104.05, 40960 MiB, 8.0\n"
+NVIDIA_SMI_OLD = "Tesla K80, 470.82.01, 11441 MiB\n"  # a driver that cannot report compute_cap
+NVCC_12_8 = """nvcc: NVIDIA (R) Cuda compiler driver
+Copyright (c) 2005-2025 NVIDIA Corporation
+Built on Fri_Feb_21_20:23:50_PST_2025
+Cuda compilation tools, release 12.8, V12.8.93
+Build cuda_12.8.r12.8/compiler.35583870_0
+"""
+NVCC_ARCHS_13 = "compute_75\ncompute_80\ncompute_86\ncompute_87\ncompute_88\ncompute_89\ncompute_90\ncompute_100\n"
+CUDNN_VERSION_H_9 = """/* cudnn_version.h */
+#ifndef CUDNN_VERSION_H_
+#define CUDNN_VERSION_H_
+
+#define CUDNN_MAJOR 9
+#define CUDNN_MINOR 2
+#define CUDNN_PATCHLEVEL 1
+
+#define CUDNN_VERSION (CUDNN_MAJOR * 10000 + CUDNN_MINOR * 100 + CUDNN_PATCHLEVEL)
+#endif
+"""
+CUDNN_H_7 = """#if !defined(CUDNN_H_)
+#define CUDNN_H_
+
+#define CUDNN_MAJOR 7
+#define CUDNN_MINOR 6
+#define CUDNN_PATCHLEVEL 5
+"""
+
+
+def test_parse_nvidia_smi_shapes() -> None:
+    (t4,) = env.parse_nvidia_smi(NVIDIA_SMI_T4)
+    assert (t4.name, t4.driver, t4.memory_mib, t4.compute_capability) == ("Tesla T4", "550.54.15", 15360, "7.5")
+    assert len(env.parse_nvidia_smi(NVIDIA_SMI_TWO)) == 2
+    (k80,) = env.parse_nvidia_smi(NVIDIA_SMI_OLD)
+    assert k80.compute_capability == "3.7"  # from the name table
+    assert env.parse_nvidia_smi("") == []
+
+
+def test_parse_nvcc_and_archs() -> None:
+    assert env.parse_nvcc_version(NVCC_12_8) == "12.8"
+    assert env.parse_nvcc_version("garbage") is None
+    assert env.parse_nvcc_archs(NVCC_ARCHS_13) == [75, 80, 86, 87, 88, 89, 90, 100]
+    assert env.capability_to_int("7.5") == 75 and env.capability_to_int("12.0") == 120
+
+
+def test_parse_cudnn_headers(tmp_path: Path) -> None:
+    assert env.parse_cudnn_header(CUDNN_VERSION_H_9) == "9.2.1"
+    assert env.parse_cudnn_header(CUDNN_H_7) == "7.6.5"
+    assert env.parse_cudnn_header("#include <cudnn_version.h>\n") is None
+    # cuDNN 8+: cudnn.h only includes cudnn_version.h, which holds the numbers.
+    (tmp_path / "cudnn.h").write_text("#include \"cudnn_version.h\"\n")
+    (tmp_path / "cudnn_version.h").write_text(CUDNN_VERSION_H_9)
+    assert env.find_cudnn_header([tmp_path]) == ("9.2.1", tmp_path / "cudnn_version.h")
+
+
+def test_cudnn_version_from_library_names(tmp_path: Path) -> None:
+    for name in ("libcudnn.so", "libcudnn.so.8", "libcudnn.so.9", "libcudnn.so.9.1.0", "libcudnn_ops.so.9"):
+        (tmp_path / name).write_bytes(b"")
+    assert env.find_cudnn_library([tmp_path, tmp_path / "missing"]) == "9.1.0"
+
+
+def test_probe_runtime_here_reports_no_gpu_as_a_warning() -> None:
+    info = env.probe_runtime()
+    rows = dict(info.rows())
+    assert set(rows) >= {"GPU", "CUDA (nvcc)", "cuDNN", "OpenCV", "platform"}
+    if info.gpu_name is None:
+        assert any("no GPU" in w for w in info.warnings)
+        assert rows["GPU"] == "none (CPU only)"
+    if info.nvcc:
+        assert info.cuda_version and info.nvcc_archs
+        assert rows["CUDA (nvcc)"].startswith(info.cuda_version)
+
+
+# ---------------------------------------------------------------------------------------------- platform
+
+
+@pytest.fixture()
+def colab_stub(monkeypatch: pytest.MonkeyPatch):
+    """Our google.colab stand-in on sys.path and Colab's env variable set, as in a Colab kernel."""
+    monkeypatch.syspath_prepend(str(STUB))
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        del sys.modules[name]
+
+
+def test_platform_outside_colab(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("COLAB_RELEASE_TAG", "COLAB_BACKEND_VERSION", "COLAB_JUPYTER_IP"):
+        monkeypatch.delenv(var, raising=False)
+    assert colab.in_colab() is False
+    assert env.detect_platform() == "terminal"
+
+
+def test_stub_importable_is_not_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(STUB))
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    assert colab._colab_importable() and not colab.in_colab()
+
+
+def test_platform_in_colab(colab_stub: None) -> None:
+    assert colab.in_colab() is True
+    assert env.detect_platform() == "colab"
+
+
+# ---------------------------------------------------------------------------------------------- drive
+
+
+def test_drive_in_colab_mounts_and_uses_mydrive(colab_stub: None, tmp_path: Path) -> None:
+    rep = RecordingReporter()
+    info = env.mount_drive(str(tmp_path / "drive"), rep, alias_dir=tmp_path / "links")
+    from google.colab import drive  # the stub
+
+    assert drive.mounted == [str(tmp_path / "drive")]
+    assert info.in_colab and info.mounted and info.alias is None
+    assert info.root == tmp_path / "drive" / "MyDrive" and info.root.is_dir()
+    # Mounted already: the second call does not mount again.
+    env.mount_drive(str(tmp_path / "drive"), rep, alias_dir=tmp_path / "links")
+    assert drive.mounted == [str(tmp_path / "drive")]
+
+
+def test_drive_in_colab_old_my_drive_gets_space_free_link(colab_stub: None, tmp_path: Path) -> None:
+    (tmp_path / "drive" / "My Drive").mkdir(parents=True)
+    rep = RecordingReporter()
+    info = env.mount_drive(str(tmp_path / "drive"), rep, alias_dir=tmp_path / "links")
+    assert info.real_root == tmp_path / "drive" / "My Drive"
+    assert info.root == tmp_path / "links" / "mydrive" and info.alias == info.root
+    assert info.root.resolve() == info.real_root.resolve()
+    assert " " not in str(info.root)
+    assert "darknet cannot read" in rep.text() and str(info.root) in rep.text()
+
+
+def test_drive_in_colab_subfolder_of_mydrive(colab_stub: None, tmp_path: Path) -> None:
+    sub = tmp_path / "drive" / "MyDrive" / "yolo data; v2"
+    info = env.mount_drive(str(sub), RecordingReporter(), alias_dir=tmp_path / "links")
+    assert info.real_root == sub and sub.is_dir()
+    (info.root / "obj.data").write_text("classes=1\n")  # written through the link
+    assert (sub / "obj.data").read_text() == "classes=1\n"
+
+
+@pytest.mark.parametrize("name", TRICKY)
+def test_drive_local_folder(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    rep = RecordingReporter()
+    target = tmp_path / "data" / name
+    info = env.mount_drive(str(target), rep, alias_dir=tmp_path / "links")
+    assert target.is_dir() and not info.in_colab and info.real_root == target.resolve()
+    if name == "plain":
+        assert info.alias is None and info.root == info.real_root
+        return
+    assert info.alias is not None and info.root == info.alias
+    assert not env.path_needs_alias(info.root)
+    assert info.root.is_symlink() and info.root.resolve() == target.resolve()
+    assert "darknet cannot read" in rep.text()
+    # Idempotent: the same link again, no error.
+    assert env.mount_drive(str(target), RecordingReporter(), alias_dir=tmp_path / "links").root == info.root
+
+
+def test_drive_local_requires_a_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    with pytest.raises(DarknetMagicsError) as err:
+        env.mount_drive(None, RecordingReporter())
+    assert err.value.fix and "drive /path" in err.value.fix
+
+
+def test_drive_alias_never_replaces_a_real_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    first = env.mount_drive(str(tmp_path / "a b"), RecordingReporter(), alias_dir=tmp_path / "links")
+    assert first.alias is not None
+    first.alias.unlink()
+    first.alias.mkdir()  # someone's real folder now sits where the link was
+    with pytest.raises(DarknetMagicsError):
+        env.mount_drive(str(tmp_path / "a b"), RecordingReporter(), alias_dir=tmp_path / "links")
+
+
+# ---------------------------------------------------------------------------------------------- cuDNN
+
+
+def _add(tf: tarfile.TarFile, name: str, data: bytes = b"", mode: int = 0o644, link: str | None = None) -> None:
+    info = tarfile.TarInfo(name)
+    if link is not None:
+        info.type, info.linkname = tarfile.SYMTYPE, link
+    else:
+        info.size, info.mode = len(data), mode
+    tf.addfile(info, io.BytesIO(data) if link is None else None)
+
+
+def make_cudnn_tarball(path: Path, version: str, *, top: str, lib: str, compression: str) -> Path:
+    """A tarball in NVIDIA's layout: TOP/include/cudnn*.h (mode 0600, as NVIDIA ships some) and TOP/LIB/libcudnn*."""
+    major, minor, patch = version.split(".")
+    header = f"#define CUDNN_MAJOR {major}\n#define CUDNN_MINOR {minor}\n#define CUDNN_PATCHLEVEL {patch}\n"
+    with tarfile.open(path, f"w:{compression}") as tf:
+        _add(tf, f"{top}/include/cudnn_version.h", header.encode(), mode=0o600)
+        _add(tf, f"{top}/include/cudnn.h", b'#include "cudnn_version.h"\n', mode=0o600)
+        _add(tf, f"{top}/{lib}/libcudnn.so.{version}", b"\x7fELF fake", mode=0o755)
+        _add(tf, f"{top}/{lib}/libcudnn.so.{major}", link=f"libcudnn.so.{version}")
+        _add(tf, f"{top}/{lib}/libcudnn.so", link=f"libcudnn.so.{major}")
+        _add(tf, f"{top}/LICENSE", b"license")
+    return path
+
+
+def test_install_cudnn_then_skip_then_upgrade(tmp_path: Path) -> None:
+    cuda = tmp_path / "cuda root"
+    v9 = make_cudnn_tarball(tmp_path / "cudnn-linux-x86_64-9.1.0.70_cuda12-archive.tar.xz", "9.1.0",
+                            top="cudnn-linux-x86_64-9.1.0.70_cuda12-archive", lib="lib", compression="xz")
+    rep = RecordingReporter()
+    res = env.install_cudnn(v9, cuda, rep)
+    assert (res.action, res.version) == ("installed", "9.1.0")
+    header = cuda / "include" / "cudnn_version.h"
+    assert header.stat().st_mode & 0o444 == 0o444  # readable by all though the archive said 0600
+    lib = cuda / "lib64"
+    assert os.readlink(lib / "libcudnn.so") == "libcudnn.so.9" and (lib / "libcudnn.so").resolve().is_file()
+    assert not (cuda / "LICENSE").exists()
+
+    again = env.install_cudnn(v9, cuda, rep)
+    assert again.action == "skipped" and again.version == "9.1.0"
+    assert "already installed" in rep.text()
+
+    # An older 8.x tarball (top folder `cuda/`, lib64/, .tgz) replaces it: the version found after is reported.
+    v8 = make_cudnn_tarball(tmp_path / "cudnn-11.8-linux-x64-v8.9.7.tgz", "8.9.7", top="cuda", lib="lib64",
+                            compression="gz")
+    res8 = env.install_cudnn(v8, cuda, rep)
+    assert (res8.action, res8.version) == ("installed", "8.9.7")
+    assert env.find_cudnn_header([cuda / "include"])[0] == "8.9.7"
+
+
+def test_install_cudnn_rejects_bad_archives(tmp_path: Path) -> None:
+    plain = tmp_path / "notcudnn.tar"
+    with tarfile.open(plain, "w") as tf:
+        _add(tf, "x/readme.txt", b"hi")
+    with pytest.raises(DarknetMagicsError):
+        env.install_cudnn(plain, tmp_path / "cuda", RecordingReporter())
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tf:
+        _add(tf, "c/include/cudnn_version.h", CUDNN_VERSION_H_9.encode())
+        _add(tf, "c/lib/../../../escaped.txt", b"x")
+    with pytest.raises(DarknetMagicsError):
+        env.install_cudnn(evil, tmp_path / "cuda", RecordingReporter())
+    assert not (tmp_path / "escaped.txt").exists()
+    with pytest.raises(DarknetMagicsError):
+        env.install_cudnn(tmp_path / "missing.tar.xz", tmp_path / "cuda", RecordingReporter())
+
+
+def test_opencv_headers_detection(tmp_path: Path) -> None:
+    assert env.opencv_headers_present(f"-I{tmp_path}") in (True, False)
+    (tmp_path / "opencv2").mkdir()
+    (tmp_path / "opencv2" / "core.hpp").write_text("")
+    assert env.opencv_headers_present(f"-I{tmp_path}")
