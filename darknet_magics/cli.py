@@ -58,7 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m darknet_magics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="run a file of %%darknet directives and %yolo lines")
+    p = sub.add_parser("run", help="run a file of %%%%darknet directives and %%yolo lines")
     p.add_argument("file")
     p.add_argument("--dry-run", "-n", action="store_true", help="print the plan and run nothing")
     p.set_defaults(func=_run)
@@ -67,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--csv", metavar="DIR", help="write the dataframes as CSV files into DIR")
     p.set_defaults(func=_log)
     p = sub.add_parser("demo", help="train real darknet on a generated dataset and write an HTML report")
-    p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")
+    p.add_argument("--out", default="out/demo", help="output folder (default: ./out/demo)")
     p.add_argument("--iterations", type=int, default=40, help="training iterations (default: 40)")
     p.set_defaults(func=_demo)
     args = parser.parse_args(argv)

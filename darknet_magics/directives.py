@@ -142,7 +142,7 @@ DARKNET_SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("stage", "darknet",
          "Copy (or unpack) a dataset from the drive onto fast local disk; skipped when the local copy is complete.",
          positionals=(Pos("SRC", "a folder, or a .tar/.tar.gz/.tgz/.zip archive"),),
-         options=(Opt("into", "path", "local destination (default {local}/data/NAME)"),
+         options=(Opt("into", "path", "the local folder to put it in (default {local}/data): {dataset} = DIR/NAME"),
                   Opt("pack", "onoff", "write one archive of the folder to the drive on first use", default="off")),
          establishes=("dataset",), example="stage {drive}/datasets/helmets.zip"),
     Spec("weights", "darknet", "Fetch pretrained weights once into the workspace and reuse them on later VMs.",

@@ -139,7 +139,8 @@ class Executor:
     # ------------------------------------------------------------------------------------------ helpers
 
     def _path(self, text: str) -> Path:
-        return Path(os.path.expanduser(text))
+        # Absolute (darknet may run in another folder) but not resolved: a space-free alias must stay one.
+        return Path(os.path.abspath(os.path.expanduser(text)))
 
     def _workspace(self) -> Optional[Path]:
         ws = self.session.values.get("workspace")
@@ -300,21 +301,23 @@ class Executor:
         self.session.values["bin"] = str(args["darknet_dir"] / "darknet")
         return lines
 
-    def _stage_target(self, step: Step) -> Path:
+    def _stage_into(self, step: Step) -> Path:
+        """The local folder the dataset lands in (like `cp -r SRC DIR`): into=, else {local}/data."""
         into = step.get("into")
-        if into:
-            return self._path(into)
+        return self._path(into) if into else self._local() / "data"
+
+    def _stage_target(self, step: Step) -> Path:
         name = Path(step.args["SRC"].rstrip("/")).name
         for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
             if name.endswith(suffix):
                 name = name[: -len(suffix)]
                 break
-        return self._local() / "data" / name
+        return self._stage_into(step) / name
 
     def _do_stage(self, step: Step) -> tuple[str, Any]:
         from . import datasets
 
-        result = datasets.stage(self._path(step.args["SRC"]), self._stage_target(step), pack=step.get("pack"),
+        result = datasets.stage(self._path(step.args["SRC"]), self._stage_into(step), pack=step.get("pack"),
                                 reporter=self.reporter)
         self.session.values["dataset"] = str(result.path)
         return f"{result.action} {result.files} files into {result.path}", result
@@ -323,7 +326,8 @@ class Executor:
         into = self._stage_target(step)
         self.session.values["dataset"] = str(into)
         pack = " (packing the folder into one archive on the drive first)" if step.get("pack") else ""
-        return [f"copy {step.args['SRC']!r} -> {str(into)!r}{pack}, skipped when the local copy is complete",
+        return [f"copy {step.args['SRC']!r} into {str(self._stage_into(step))!r}{pack}, skipped when the local copy "
+                "is complete",
                 f"{{dataset}} = {into}"]
 
     def _weights_dir(self, step: Step) -> Path:
@@ -430,12 +434,20 @@ class Executor:
         run = training.load_log(self._path(step.args["PATH"]), self.reporter)
         return self._finish_run(step, run)
 
+    def _darknet_cwd(self) -> Path:
+        """Where `detector test/map` run: darknet loads data/labels/*.png (box label glyphs) relative to its
+        working folder, so a clone's binary runs in its clone; Debian's packaged one finds them itself."""
+        source = self.session.values.get("darknet")
+        if source and (Path(source) / "data" / "labels").is_dir():
+            return Path(source)
+        return Path.cwd()
+
     def _do_map(self, step: Step) -> tuple[str, Any]:
         from . import training
 
         report = training.evaluate_map(darknet=self._darknet_binary(step), data=self._path(step.args["DATA"]),
                                        cfg=self._path(step.args["CFG"]), weights=self._path(step.args["WEIGHTS"]),
-                                       cwd=Path.cwd(), reporter=self.reporter)
+                                       cwd=self._darknet_cwd(), reporter=self.reporter)
         self._bind(step, report)
         return report.summary(), report
 
@@ -444,7 +456,7 @@ class Executor:
 
         result = training.detect(darknet=self._darknet_binary(step), data=self._path(step.args["DATA"]),
                                  cfg=self._path(step.args["CFG"]), weights=self._path(step.args["WEIGHTS"]),
-                                 image=self._path(step.args["IMAGE"]), thresh=step.get("thresh"), cwd=Path.cwd(),
+                                 image=self._path(step.args["IMAGE"]), thresh=step.get("thresh"), cwd=self._darknet_cwd(),
                                  reporter=self.reporter)
         self._bind(step, result)
         return result.summary(), result
