@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, MutableMapping, Optional
+from typing import Any, Callable, Iterator, MutableMapping, Optional
 
 from .directives import BUILTIN_PLACEHOLDERS, Plan, Step
 from .errors import DarknetMagicsError, StepError
@@ -382,12 +383,27 @@ class Executor:
             raise StepError(f"the pre-flight check found {len(errors)} error(s); training was not started",
                             fix="fix them (see `%yolo check`), or add `force` to start anyway", problems=errors)
         backup = step.get("backup")
-        run = training.train(darknet=self._darknet_binary(step), data=data, cfg=cfg, weights=weights,
-                             map="map" in step.flags, gpus=step.get("gpus"),
-                             backup=self._path(backup) if backup else None, clear="clear" in step.flags,
-                             run_dir=self._run_dir(step), reporter=self.reporter,
-                             stop_on_nan=step.get("stop_on_nan", True))
+        darknet = self._darknet_binary(step)
+        run_dir = self._run_dir(step)
+        with self._keep_run_on_failure(step):
+            run = training.train(darknet=darknet, data=data, cfg=cfg, weights=weights,
+                                 map="map" in step.flags, gpus=step.get("gpus"),
+                                 backup=self._path(backup) if backup else None, clear="clear" in step.flags,
+                                 run_dir=run_dir, reporter=self.reporter,
+                                 stop_on_nan=step.get("stop_on_nan", True))
         return self._finish_run(step, run)
+
+    @contextmanager
+    def _keep_run_on_failure(self, step: Step) -> Iterator[None]:
+        """A run that failed, diverged or was interrupted is still bound to its name: its log and dataframes are
+        what the user needs to see what happened (and what `%yolo resume` continues)."""
+        try:
+            yield
+        except (StepError, KeyboardInterrupt) as exc:
+            run = getattr(exc, "run", None)
+            if run is not None:
+                self._finish_run(step, run)
+            raise
 
     def _finish_run(self, step: Step, run: Any) -> tuple[str, Any]:
         name = self._bind(step, run, DEFAULT_RUN_NAME)
@@ -425,7 +441,8 @@ class Executor:
         from . import training
 
         previous = self._find_run(step.args.get("NAME"))
-        run = training.resume(previous, self.reporter, darknet=step.get("bin") or None)
+        with self._keep_run_on_failure(step):
+            run = training.resume(previous, self.reporter, darknet=step.get("bin") or None)
         return self._finish_run(step, run)
 
     def _do_log(self, step: Step) -> tuple[str, Any]:

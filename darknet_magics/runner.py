@@ -1,0 +1,447 @@
+"""Run a child program on a pseudo-terminal: stream it, tee it to a log, answer prompts, stop it cleanly.
+
+Darknet block-buffers its output on a pipe and line-buffers it on a terminal, so it runs on a pty
+(`pexpect.spawn`, which puts the child in a new session: its own process group, ``pgid == pid``).
+`run` reads in short non-blocking slices so that a kernel interrupt (KeyboardInterrupt) lands between reads:
+
+* every byte is appended to `log_path` as it arrives and flushed, so a crash of anything loses nothing;
+* decoded text (UTF-8, bad bytes replaced) goes to `on_text` in chunks, for the log parser;
+* known prompts (hank-ai's ``Type "yes" to begin training ...``) are answered;
+* a `Watchdog` ends a child that printed a fatal banner and then went quiet (hank-ai deadlocks in its own
+  signal handler), that was silent far longer than usual, or that finished its work and then hung
+  (pjreddie's `detector test` waiting for a key in an OpenCV window).
+
+Interrupts: on KeyboardInterrupt, the child's process group gets SIGINT, then SIGTERM, then SIGKILL, with short
+waits, while its last output is still drained into the log. Then `run` raises `RunInterrupted` (a subclass of
+KeyboardInterrupt) carrying the `ProcessResult`: a caller that does nothing re-raises the interrupt as IPython's
+``%%script`` does; a caller that must finalize (training.py saves its history) catches `RunInterrupted`, saves,
+and re-raises it.
+"""
+from __future__ import annotations
+
+import codecs
+import math
+import os
+import re
+import signal as _signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import pexpect
+
+__all__ = [
+    "ProcessResult", "RunInterrupted", "Watchdog", "run", "group_alive", "HANK_PROMPT", "DEFAULT_PROMPTS",
+    "FATAL_PATTERNS",
+]
+
+#: hank-ai's CPU build asks this before it trains and waits on stdin.
+HANK_PROMPT = r'Type "yes" to begin training, or anything else to quit:'
+DEFAULT_PROMPTS: tuple[tuple[str, str], ...] = ((re.escape(HANK_PROMPT), "yes"),)
+
+#: Lines after which a darknet should exit soon; if it goes quiet instead, it hangs (hank-ai does).
+FATAL_PATTERNS: tuple[str, ...] = (
+    r"calling Darknet's fatal error handler",
+    r"\* Error message:",
+    r"Darknet error location",
+    r"double free or corruption",
+    r"free\(\): invalid",
+    r"malloc\(\): ",
+    r"corrupted size vs\. prev_size",
+    r"munmap_chunk\(\): invalid pointer",
+    r"Segmentation fault",
+    r"Assertion `[^']*' failed",
+    r"CUDA Error",
+    r"CUDA status Error",
+    r"cuDNN status Error",
+)
+
+_TAIL = 512  # characters kept across chunks so a pattern split between reads is still found
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """How a child ended.
+
+    `returncode` is the exit status (None when killed by a signal), `signal` the signal that killed it;
+    `interrupted` says the user interrupted (we escalated SIGINT/TERM/KILL), `killed_by_watchdog` names the
+    watchdog's reason when it ended the child; `answered` lists the prompts we answered.
+    """
+
+    returncode: Optional[int]
+    signal: Optional[int]
+    interrupted: bool
+    killed_by_watchdog: Optional[str]
+    seconds: float
+    pid: int = 0
+    answered: tuple[str, ...] = ()
+    stopped_by_caller: Optional[str] = None
+    bytes_read: int = 0
+
+    @property
+    def signal_name(self) -> Optional[str]:
+        if self.signal is None:
+            return None
+        try:
+            return _signal.Signals(self.signal).name
+        except ValueError:
+            return f"signal {self.signal}"
+
+    def describe(self) -> str:
+        """One line: 'exit status 0', 'killed by SIGKILL', ... and why we ended it, if we did."""
+        if self.signal is not None:
+            text = f"killed by {self.signal_name}"
+        else:
+            text = f"exit status {self.returncode}"
+        if self.interrupted:
+            text += " (interrupted)"
+        if self.killed_by_watchdog:
+            text += f" (ended by the watchdog: {self.killed_by_watchdog})"
+        if self.stopped_by_caller:
+            text += f" (stopped: {self.stopped_by_caller})"
+        return text
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The user interrupted a run; the child is gone and its output is in the log. Carries `result`."""
+
+    def __init__(self, result: ProcessResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+@dataclass
+class Watchdog:
+    """Decides when a child that will not end by itself must be ended.
+
+    Reasons it returns: ``"fatal-then-silent"`` (printed one of `fatal` and then nothing for `after_fatal_s`),
+    ``"done-then-hung"`` (printed one of `done` and then nothing for `after_done_s`), ``"silent"`` (no output for
+    `silence_s`, or, when that is None, for `silence_factor` times the longest gap seen so far but at least
+    `min_silence_s`). Feed it text and ask it with `check(now)`; `run` does both.
+
+    It costs nothing per chunk: a child that hangs after a banner has the banner at the end of its output, so
+    the patterns are searched only in the last `tail_chars` of the output, once the child has gone quiet.
+    """
+
+    fatal: Sequence[str] = FATAL_PATTERNS
+    after_fatal_s: float = 20.0
+    done: Sequence[str] = ()
+    after_done_s: float = 5.0
+    silence_s: Optional[float] = None
+    silence_factor: float = 30.0
+    min_silence_s: float = 1800.0
+    tail_chars: int = 16384
+    _fatal_re: Optional[re.Pattern] = field(default=None, init=False, repr=False)
+    _done_re: Optional[re.Pattern] = field(default=None, init=False, repr=False)
+    _tail: str = field(default="", init=False, repr=False)
+    _searched: bool = field(default=True, init=False, repr=False)
+    _last_output: float = field(default=0.0, init=False, repr=False)
+    _longest_gap: float = field(default=0.0, init=False, repr=False)
+    _outputs: int = field(default=0, init=False, repr=False)
+    fatal_seen: Optional[str] = field(default=None, init=False)
+    done_seen: Optional[str] = field(default=None, init=False)
+
+    def start(self, now: float) -> None:
+        self._fatal_re = re.compile("|".join(f"(?:{p})" for p in self.fatal)) if self.fatal else None
+        self._done_re = re.compile("|".join(f"(?:{p})" for p in self.done)) if self.done else None
+        self._last_output = now
+        self._tail = ""
+        self._searched = True
+        self._longest_gap = 0.0
+        self._outputs = 0
+        self.fatal_seen = None
+        self.done_seen = None
+
+    def feed(self, text: str, now: float) -> None:
+        if self._outputs:  # the wait before the first output is start-up, not an iteration
+            self._longest_gap = max(self._longest_gap, now - self._last_output)
+        self._outputs += 1
+        self._last_output = now
+        if len(text) >= self.tail_chars:
+            self._tail = text[-self.tail_chars:]
+        else:
+            self._tail = (self._tail + text)[-self.tail_chars:]
+        self._searched = False
+
+    def _search(self) -> None:
+        """Look for the patterns at the end of the output (once per quiet spell)."""
+        self._searched = True
+        if self._fatal_re is not None and self.fatal_seen is None:
+            m = self._fatal_re.search(self._tail)
+            if m:
+                self.fatal_seen = m.group(0)
+        if self._done_re is not None and self.done_seen is None:
+            m = self._done_re.search(self._tail)
+            if m:
+                self.done_seen = m.group(0)
+
+    def silence_limit(self) -> float:
+        if self.silence_s is not None:
+            return self.silence_s
+        return max(self.min_silence_s, self.silence_factor * self._longest_gap)
+
+    def check(self, now: float) -> Optional[str]:
+        quiet = now - self._last_output
+        if not self._searched and quiet >= min(self.after_fatal_s, self.after_done_s if self.done else math.inf):
+            self._search()
+        if self.fatal_seen is not None and quiet >= self.after_fatal_s:
+            return "fatal-then-silent"
+        if self.done_seen is not None and quiet >= self.after_done_s:
+            return "done-then-hung"
+        if quiet >= self.silence_limit():
+            return "silent"
+        return None
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a live process (not a zombie) of the group `pgid` exists.
+
+    On Linux this reads /proc (a killed grandchild stays a zombie until init reaps it, and ``killpg(pgid, 0)``
+    still finds zombies); elsewhere it asks ``killpg(pgid, 0)``.
+    """
+    proc = Path("/proc")
+    if proc.is_dir():
+        for entry in os.scandir(proc):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            # pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses
+            fields = stat[stat.rfind(b")") + 2:].split()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Stream:
+    """Reads the child; every chunk goes to the log, the decoder, the prompt matcher and the watchdog."""
+
+    def __init__(self, child: pexpect.spawn, log, on_text, prompts, watchdog, chunk: int) -> None:
+        self.child = child
+        self.log = log
+        self.on_text = on_text
+        self.prompts = [(re.compile(p), a) for p, a in prompts]
+        self.watchdog = watchdog
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.tail = ""
+        self.answered: list[str] = []
+        self.eof = False
+        self.chunk = chunk
+        self.coalesce = 1 << 20
+        self.bytes = 0
+
+    def read(self, timeout: float) -> bool:
+        """Read what is there (waiting up to `timeout`); False on timeout or EOF.
+
+        After the first read it keeps reading what is already waiting (up to `coalesce` bytes) and handles it as
+        one chunk: a child that writes fast costs one parse and one log write per batch, not per 4 KB read.
+        """
+        if self.eof:
+            return False
+        try:
+            data = self.child.read_nonblocking(self.chunk, timeout)
+        except pexpect.TIMEOUT:
+            return False
+        except pexpect.EOF:
+            self.eof = True
+            self._text(self.decoder.decode(b"", final=True))
+            return False
+        if len(data) >= 1024:  # a burst: gather what else is waiting
+            parts = [data]
+            total = len(data)
+            while total < self.coalesce:
+                try:
+                    more = self.child.read_nonblocking(self.chunk, 0)
+                except (pexpect.TIMEOUT, pexpect.EOF):
+                    break  # EOF is seen again by the next read
+                parts.append(more)
+                total += len(more)
+            data = b"".join(parts)
+        self.bytes += len(data)
+        if self.log is not None:
+            self.log.write(data)
+            self.log.flush()
+        self._text(self.decoder.decode(data))
+        return True
+
+    def _text(self, text: str) -> None:
+        if not text:
+            return
+        if self.watchdog is not None:
+            self.watchdog.feed(text, time.monotonic())
+        if self.prompts:
+            window = self.tail + text
+            for rx, answer in self.prompts:
+                if rx.search(window):
+                    try:
+                        self.child.sendline(answer)
+                    except OSError:
+                        pass
+                    self.answered.append(answer)
+                    window = ""  # answered: do not answer the same prompt twice
+                    break
+            self.tail = window[-_TAIL:]
+        if self.on_text is not None:
+            self.on_text(text)
+
+    def drain(self, seconds: float) -> None:
+        """Keep reading until EOF or `seconds` pass (so a dying child's last words reach the log)."""
+        end = time.monotonic() + seconds
+        while not self.eof and time.monotonic() < end:
+            self.read(min(0.05, max(0.0, end - time.monotonic())))
+
+
+def _wait_gone(child: pexpect.spawn, stream: _Stream, seconds: float) -> bool:
+    """Drain output while waiting up to `seconds` for the child to exit; True if it did."""
+    end = time.monotonic() + seconds
+    while True:
+        if not child.isalive():
+            return True
+        if time.monotonic() >= end:
+            return False
+        if not stream.read(0.05):
+            time.sleep(0.01 if stream.eof else 0)
+
+
+def _stop(child: pexpect.spawn, stream: _Stream, pgid: int, steps: Sequence[tuple[int, float]]) -> None:
+    """Send each signal of `steps` to the group and wait its grace period; stop as soon as the child is gone."""
+    for sig, grace in steps:
+        if not child.isalive():
+            break
+        _killpg(pgid, sig)
+        try:
+            if _wait_gone(child, stream, grace):
+                break
+        except KeyboardInterrupt:  # a second Ctrl-C: no more patience
+            _killpg(pgid, _signal.SIGKILL)
+            _wait_gone(child, stream, 5.0)
+            break
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    log_path: Optional[Path] = None,
+    on_text: Optional[Callable[[str], None]] = None,
+    prompts: Sequence[tuple[str, str]] = DEFAULT_PROMPTS,
+    watchdog: Optional[Watchdog] = None,
+    env: Optional[dict] = None,
+    dimensions: tuple[int, int] = (50, 200),
+    poll: float = 0.1,
+    should_stop: Optional[Callable[[], Optional[str]]] = None,
+    interrupt_grace: tuple[float, float] = (5.0, 3.0),
+    chunk: int = 65536,
+) -> ProcessResult:
+    """Run `argv` on a pty in `cwd` until it ends; see the module docstring.
+
+    Args:
+        argv: program and arguments (no shell is involved).
+        cwd: working folder of the child.
+        log_path: appended with every byte the child writes (created with its folder); None for no log.
+        on_text: called with each decoded chunk (chunks split lines anywhere).
+        prompts: ``(regex, answer)`` pairs; when the output matches, `answer` + newline is typed.
+        watchdog: ends a child that hangs (see `Watchdog`); None for no watchdog.
+        env: the child's environment (default: ours).
+        poll: longest time one read waits, which bounds how late the watchdog and `should_stop` react.
+        should_stop: called after each read; a non-empty string stops the child (SIGINT, TERM, KILL) and
+            is reported as `stopped_by_caller` (training uses it to stop at the first NaN).
+        interrupt_grace: seconds to wait after SIGINT and after SIGTERM before the next signal.
+
+    Returns:
+        The `ProcessResult`.
+
+    Raises:
+        RunInterrupted: on KeyboardInterrupt, after the child's group is gone; `.result` says how it ended.
+        FileNotFoundError: the program does not exist.
+    """
+    argv = [str(a) for a in argv]
+    log = None
+    if log_path is not None:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "ab", buffering=0)
+    start = time.monotonic()
+    try:
+        child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd), env=env, encoding=None,
+                              dimensions=dimensions, echo=True, timeout=None)
+    except pexpect.ExceptionPexpect as exc:
+        if log is not None:
+            log.close()
+        if "executable" in str(exc).lower() or "not found" in str(exc).lower():
+            raise FileNotFoundError(argv[0]) from exc
+        raise
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
+    pgid = child.pid  # pty.fork() made the child a session (and process group) leader
+    stream = _Stream(child, log, on_text, prompts, watchdog, chunk)
+    interrupt_steps = ((_signal.SIGINT, interrupt_grace[0]), (_signal.SIGTERM, interrupt_grace[1]),
+                       (_signal.SIGKILL, 5.0))
+    interrupted = False
+    reason: Optional[str] = None
+    stopped: Optional[str] = None
+    try:
+        if watchdog is not None:
+            watchdog.start(time.monotonic())
+        try:
+            while True:
+                if not stream.read(poll):
+                    if stream.eof:
+                        break
+                    if not child.isalive():  # gone, but the pty is still held (e.g. by a grandchild)
+                        stream.drain(0.2)
+                        break
+                if watchdog is not None:
+                    reason = watchdog.check(time.monotonic())
+                    if reason:
+                        _stop(child, stream, pgid, ((_signal.SIGTERM, 2.0), (_signal.SIGKILL, 5.0)))
+                        break
+                if should_stop is not None:
+                    stopped = should_stop()
+                    if stopped:
+                        _stop(child, stream, pgid, interrupt_steps)
+                        break
+        except KeyboardInterrupt:
+            interrupted = True
+            _stop(child, stream, pgid, interrupt_steps)
+        # Reap the child (it has exited or closed the pty) and leave nothing of its group behind.
+        _wait_gone(child, stream, 2.0) or _stop(child, stream, pgid, ((_signal.SIGKILL, 5.0),))
+        stream.drain(0.1)
+    except KeyboardInterrupt:  # a second Ctrl-C while we were stopping it: no more patience
+        interrupted = True
+    finally:
+        if child.isalive() or group_alive(pgid):  # e.g. a grandchild that ignored SIGINT/SIGTERM
+            _killpg(pgid, _signal.SIGKILL)
+            end = time.monotonic() + 5.0
+            while (child.isalive() or group_alive(pgid)) and time.monotonic() < end:
+                time.sleep(0.02)
+        child.close(force=True)
+        if log is not None:
+            log.close()
+    result = ProcessResult(
+        returncode=child.exitstatus, signal=child.signalstatus, interrupted=interrupted,
+        killed_by_watchdog=reason, seconds=time.monotonic() - start, pid=pgid,
+        answered=tuple(stream.answered), stopped_by_caller=stopped, bytes_read=stream.bytes,
+    )
+    if interrupted:
+        raise RunInterrupted(result)
+    return result
