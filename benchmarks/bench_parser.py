@@ -1,0 +1,152 @@
+"""Parser throughput on a big log, against two baselines measured in the same run (issue 4).
+
+The log is built by repeating a real pty capture from ../shared/darknet-logs (``\\r\\n`` endings, ANSI/OSC escapes,
+bells, AlexeyAB's ``\\r``-glued ``class_id`` lines) to about --lines lines (default 1,000,000, ~100 MB), once per
+flavor. Timed, each the best of --repeat runs:
+
+* ours, ``parse_log(text)``: every event kind into the dataframes;
+* ours, streaming: ``LogParser.feed()`` in 64 KiB chunks (what a pty read delivers), events only;
+* baseline "per-line": ``for line in text.splitlines(): rx.match(line)`` with one compiled regex for the
+  iteration fields only (float conversion and a DataFrame at the end, like a hand-written parser);
+* baseline "log_parser": AlexeyAB's scripts/log_parser approach, ``re.findall(r"([\\d].*): .*?, (.*?) avg", text)``.
+  It backtracks for minutes on a log this size, so it runs on a slice (--slice, default 1 %) and its rate is
+  extrapolated from that slice (said so in the output).
+
+Run: ``python benchmarks/bench_parser.py`` (``--lines 200000`` for a quick run).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import figure_line, ratio_line  # noqa: E402
+
+from darknet_magics.logparse import LogParser, parse_log  # noqa: E402
+
+LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
+SOURCES = {
+    "alexeyab": "alexeyab/train-map-noise.pty.log",
+    "pjreddie": "pjreddie/train.pty.log",
+    "hank-ai": "hank-ai/train-map-noise.pty.log",
+}
+# The iteration line of each flavor, as a hand-written per-line parser would match it (fields only).
+BASELINE_RX = {
+    "alexeyab": re.compile(r"\s*(\d+): ([\d.na-]+), ([\d.na-]+) avg loss, ([\d.na-]+) rate, ([\d.]+) seconds, "
+                           r"(\d+) images, ([\d.-]+) hours left"),
+    "pjreddie": re.compile(r"(\d+): ([\d.na-]+), ([\d.na-]+) avg, ([\d.na-]+) rate, ([\d.]+) seconds, (\d+) images"),
+    "hank-ai": re.compile(r".*?\x1b\[1;37m(\d+)\x1b\[0m: loss=\x1b\[[\d;]*m([\d.na-]+)\x1b\[0m, "
+                          r"avg loss=\x1b\[[\d;]*m([\d.na-]+)\x1b\[0m, .*? rate=([\d.]+), .*? train=([\d.]+) \w+, "
+                          r"(\d+) images"),
+}
+LOG_PARSER_RX = re.compile(r"([\d].*): .*?, (.*?) avg")
+
+
+def build_log(flavor: str, lines: int) -> str:
+    """Repeat a real log (decoded like our parser decodes it) to about `lines` lines."""
+    text = (LOGS / SOURCES[flavor]).read_bytes().decode("utf-8", errors="replace")
+    return text * max(1, round(lines / text.count("\n")))
+
+
+def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, object]:
+    """(fastest wall seconds of `repeat` runs, result of the last)."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def ours(text: str) -> int:
+    log = parse_log(text)
+    return len(log.iterations)
+
+
+def ours_streaming(text: str, chunk: int = 64 << 10) -> int:
+    parser = LogParser()
+    n = 0
+    for i in range(0, len(text), chunk):
+        n += len(parser.feed(text[i:i + chunk]))
+    return n + len(parser.close())
+
+
+def per_line(text: str, rx: re.Pattern) -> int:
+    rows = []
+    for line in text.splitlines():
+        m = rx.match(line)
+        if m:
+            g = m.groups()
+            rows.append((int(g[0]), float(g[1]), float(g[2]), float(g[3]), float(g[4]), int(g[5])))
+    return len(pd.DataFrame(rows, columns=["iteration", "loss", "avg_loss", "rate", "seconds", "images"]))
+
+
+def log_parser(text: str) -> int:
+    return len(LOG_PARSER_RX.findall(text))
+
+
+def bench(flavor: str, lines: int, repeat: int, slice_fraction: float) -> list[str]:
+    text = build_log(flavor, lines)
+    n_lines = text.count("\n")
+    print(f"{flavor}: {n_lines:,} lines, {len(text) / 1e6:.1f} MB (repeats of {SOURCES[flavor]})", flush=True)
+    # Interleaved rounds, best of each: a busy machine slows all contenders alike instead of whichever ran last.
+    contenders = {"ours": lambda: ours(text), "stream": lambda: ours_streaming(text),
+                  "line": lambda: per_line(text, BASELINE_RX[flavor])}
+    best: dict[str, float] = {k: float("inf") for k in contenders}
+    results: dict[str, object] = {}
+    for _ in range(repeat):
+        for k, fn in contenders.items():
+            t, results[k] = best_of(1, fn)
+            best[k] = min(best[k], t)
+    t_ours, t_stream, t_line = best["ours"], best["stream"], best["line"]
+    its, base_its = results["ours"], results["line"]
+    part = text[: int(len(text) * slice_fraction)]
+    part_lines = part.count("\n")
+    t_lp, _ = best_of(1, lambda: log_parser(part))
+    lp_rate = part_lines / t_lp
+    rate, stream_rate, line_rate = n_lines / t_ours, n_lines / t_stream, n_lines / t_line
+    print(figure_line("ours, parse_log -> dataframes", rate, "lines/s") + f"  ({its:,} iteration rows)")
+    print(figure_line("ours, streaming feed() in 64 KiB chunks", stream_rate, "lines/s"))
+    print(figure_line("baseline, one regex per line (iteration fields only)", line_rate, "lines/s")
+          + f"  ({base_its:,} rows)")
+    print(figure_line(f"baseline, log_parser re.findall on a {slice_fraction:.0%} slice "
+                      f"({part_lines:,} lines, {t_lp:.1f} s; extrapolated)", lp_rate, "lines/s"))
+    out = [
+        ratio_line(f"{flavor} parse_log lines/s / 1e6", rate / 1e6, 1.0),
+        ratio_line(f"{flavor} feed() lines/s / 1e6", stream_rate / 1e6, 1.0),
+        ratio_line(f"{flavor} ours / per-line baseline", rate / line_rate, 0.8),
+        ratio_line(f"{flavor} feed() / per-line baseline", stream_rate / line_rate, 0.8),
+        ratio_line(f"{flavor} ours / log_parser", rate / lp_rate, 50),
+    ]
+    for line in out:
+        print("  " + line)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lines", type=int, default=1_000_000, help="lines in the built log (default 1,000,000)")
+    ap.add_argument("--flavor", choices=[*SOURCES, "all"], default="all")
+    ap.add_argument("--repeat", type=int, default=5, help="best of N interleaved rounds (default 5)")
+    ap.add_argument("--slice", type=float, default=0.01, help="fraction of the log for log_parser (default 0.01)")
+    args = ap.parse_args(argv)
+    flavors = list(SOURCES) if args.flavor == "all" else [args.flavor]
+    lines = []
+    for flavor in flavors:
+        lines += bench(flavor, args.lines, args.repeat, args.slice)
+    print("\nsummary:")
+    for line in lines:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

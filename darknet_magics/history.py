@@ -1,0 +1,315 @@
+"""Events -> pandas dataframes (`TrainingLog`), persisted beside the log and stitched across resumes.
+
+Persistence format: one JSON-lines file (``train.history.jsonl`` beside ``train.log`` by convention), one event a
+line, e.g. ``{"kind": "iteration", "iteration": 12, "loss": 24.6, ...}``, NaN written as ``null``. Why: a live run
+appends the events of each chunk with `History.append_to` (open, write, flush: no rewrite), so a crash or a VM
+reset loses at most the line being written, and `History.load` skips a torn last line. It needs no extra
+dependency, and ``pandas.read_json(path, lines=True)`` reads it too.
+
+Resumes: `History.extend(other)` / `History.stitch(previous, current)` append a resumed run after the previous
+one; rows of the previous run at or beyond the resume point (the first iteration of the resumed run) are dropped,
+so iterations never restart at 0 and no iteration appears twice.
+"""
+from __future__ import annotations
+
+import json
+import math
+import operator
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Optional, Union
+
+import numpy as np
+import pandas as pd
+
+from .errors import Problem
+from .logparse import (ClassAP, Event, Finished, Iteration, MapResult, MaxBatches, NextMapAt, ProblemFound, Prompt,
+                       WeightsSaved)
+
+__all__ = ["History", "TrainingLog", "ITERATION_COLUMNS", "MAP_COLUMNS", "CLASS_AP_COLUMNS", "WEIGHTS_COLUMNS",
+           "PROBLEM_COLUMNS"]
+
+ITERATION_COLUMNS = tuple(f.name for f in fields(Iteration))
+MAP_COLUMNS = tuple(f.name for f in fields(MapResult))
+CLASS_AP_COLUMNS = tuple(f.name for f in fields(ClassAP))
+WEIGHTS_COLUMNS = ("iteration", "path")
+PROBLEM_COLUMNS = ("code", "message", "fix", "severity", "iteration", "evidence")
+
+_KIND = {Iteration: "iteration", MapResult: "map", ClassAP: "class_ap", WeightsSaved: "weights",
+         ProblemFound: "problem", MaxBatches: "max_batches", NextMapAt: "next_map", Finished: "finished",
+         Prompt: "prompt"}
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """A parsed training log: dataframes with stable columns (empty frames keep them) and the darknet flavor.
+
+    Numeric columns are float64 (NaN where a flavor does not print a field); ``iteration`` is int64 in
+    ``iterations`` and nullable Int64 elsewhere (None for a standalone ``detector map`` run).
+    """
+
+    iterations: pd.DataFrame
+    maps: pd.DataFrame
+    class_ap: pd.DataFrame
+    weights: pd.DataFrame
+    problems: pd.DataFrame
+    flavor: Optional[str] = None
+
+    def __repr__(self) -> str:
+        return (f"TrainingLog(flavor={self.flavor!r}, iterations={len(self.iterations)}, maps={len(self.maps)}, "
+                f"class_ap={len(self.class_ap)}, weights={len(self.weights)}, problems={len(self.problems)})")
+
+
+class History:
+    """Accumulates events of one or more runs; dataframes are built lazily and cached until new rows arrive."""
+
+    def __init__(self, events: Iterable[Event] = ()) -> None:
+        self._its: list[tuple] = []
+        self._maps: list[tuple] = []
+        self._aps: list[tuple] = []
+        self._weights: list[tuple] = []
+        self._problems: list[Problem] = []
+        self.max_batches: Optional[int] = None
+        self.next_map_at: Optional[int] = None
+        self.finished: Optional[str] = None
+        self._cache: dict[str, pd.DataFrame] = {}
+        self.add(events)
+
+    # ------------------------------------------------------------------------------------------- adding
+    def add(self, events: Iterable[Event]) -> None:
+        """Append events (cheap: tuples onto lists; the frames are rebuilt on next access)."""
+        its, maps, aps, ws = self._its.append, self._maps.append, self._aps.append, self._weights.append
+        changed = False
+        for e in events:
+            t = type(e)
+            changed = True
+            if t is Iteration:
+                its(e)  # the event itself: its fields are read in C (attrgetter) when the frame is built
+            elif t is MapResult:
+                maps(tuple(getattr(e, c) for c in MAP_COLUMNS))
+            elif t is ClassAP:
+                aps(tuple(getattr(e, c) for c in CLASS_AP_COLUMNS))
+            elif t is WeightsSaved:
+                ws((e.iteration, e.path))
+            elif t is ProblemFound:
+                self._problems.append(e.problem)
+            elif t is MaxBatches:
+                self.max_batches = e.n
+            elif t is NextMapAt:
+                self.next_map_at = e.iteration
+            elif t is Finished:
+                self.finished = e.reason
+        if changed:
+            self._cache.clear()
+
+    def extend(self, other: "History") -> None:
+        """Append a resumed run: drop this history's rows at or after `other`'s first iteration, then add its rows."""
+        if other._its:
+            start = other._its[0].iteration
+            self._its = [r for r in self._its if r.iteration < start]
+            self._maps = [r for r in self._maps if r[0] is None or r[0] < start]
+            self._aps = [r for r in self._aps if r[0] is None or r[0] < start]
+            self._weights = [r for r in self._weights if r[0] is None or r[0] < start]
+        self._its += other._its
+        self._maps += other._maps
+        self._aps += other._aps
+        self._weights += other._weights
+        self._problems += other._problems
+        self.max_batches = other.max_batches or self.max_batches
+        self.next_map_at = other.next_map_at or self.next_map_at
+        self.finished = other.finished
+        self._cache.clear()
+
+    @classmethod
+    def stitch(cls, previous: "History", current: "History") -> "History":
+        """A new History: `previous` continued by the resumed run `current` (neither is changed)."""
+        out = cls()
+        out.extend(previous)
+        out.extend(current)
+        return out
+
+    # ------------------------------------------------------------------------------------------- frames
+    @property
+    def iterations(self) -> pd.DataFrame:
+        """``iteration, loss, avg_loss, rate, seconds, images, hours_left`` (iteration int64, the rest float64)."""
+        if "iterations" not in self._cache:
+            its, n = self._its, len(self._its)
+            # one C-speed pass per column (attrgetter + fromiter): no intermediate tuples
+            data = {c: np.fromiter(map(operator.attrgetter(c), its), dtype=np.int64 if c == "iteration"
+                                   else np.float64, count=n) for c in ITERATION_COLUMNS}
+            df = pd.DataFrame(data, columns=list(ITERATION_COLUMNS), copy=False)
+            self._cache["iterations"] = df
+        return self._cache["iterations"]
+
+    @property
+    def maps(self) -> pd.DataFrame:
+        """One row per mAP calculation: ``iteration, map50, best_map50, precision, recall, f1, avg_iou, tp, ...``."""
+        return self._frame("maps", self._maps, MAP_COLUMNS)
+
+    @property
+    def class_ap(self) -> pd.DataFrame:
+        """``iteration, class_id, name, ap, tp, fp, fn, gt, f1, avg_iou`` (ap in 0..1)."""
+        return self._frame("class_ap", self._aps, CLASS_AP_COLUMNS, text=("name",), ints=("class_id",))
+
+    @property
+    def weights(self) -> pd.DataFrame:
+        """``iteration, path`` for each ``Saving weights to`` line."""
+        return self._frame("weights", self._weights, WEIGHTS_COLUMNS, text=("path",))
+
+    @property
+    def problems(self) -> pd.DataFrame:
+        """``code, message, fix, severity, iteration, evidence`` of the diagnosed problems."""
+        if "problems" not in self._cache:
+            rows = [(p.code, p.message, p.fix, p.severity, p.iteration, p.evidence) for p in self._problems]
+            df = pd.DataFrame(rows, columns=list(PROBLEM_COLUMNS), dtype=object)
+            df["iteration"] = pd.array([r[4] for r in rows], dtype="Int64")
+            self._cache["problems"] = df
+        return self._cache["problems"]
+
+    @property
+    def problem_list(self) -> list[Problem]:
+        """The diagnosed problems as `Problem` records."""
+        return list(self._problems)
+
+    def to_log(self, flavor: Optional[str] = None) -> TrainingLog:
+        """The frames as a `TrainingLog`."""
+        return TrainingLog(self.iterations, self.maps, self.class_ap, self.weights, self.problems, flavor)
+
+    def _frame(self, key: str, rows: list[tuple], columns: tuple[str, ...], *, int_first: bool = False,
+               text: tuple[str, ...] = (), ints: tuple[str, ...] = ()) -> pd.DataFrame:
+        df = self._cache.get(key)
+        if df is not None:
+            return df
+        cols = list(zip(*rows)) if rows else [()] * len(columns)
+        data: dict[str, Any] = {}
+        for name, values in zip(columns, cols):
+            if name == "iteration":
+                data[name] = (np.array(values, dtype=np.int64) if int_first
+                              else pd.array(list(values), dtype="Int64"))
+            elif name in text:
+                data[name] = np.array(values, dtype=object)
+            elif name in ints:
+                data[name] = np.array(values, dtype=np.int64)
+            else:
+                data[name] = np.array(values, dtype=np.float64)
+        df = pd.DataFrame(data, columns=list(columns))
+        self._cache[key] = df
+        return df
+
+    # ------------------------------------------------------------------------------------------- summary
+    @property
+    def last_iteration(self) -> Optional[int]:
+        """The last iteration seen (None before any)."""
+        return self._its[-1].iteration if self._its else None
+
+    @property
+    def last_avg_loss(self) -> float:
+        """The avg loss of the last iteration (NaN before any)."""
+        return self._its[-1].avg_loss if self._its else math.nan
+
+    @property
+    def best_map50(self) -> float:
+        """The best mAP@0.50 so far, 0..1 (NaN before any calculation)."""
+        vals = [r[1] for r in self._maps if r[1] == r[1]]
+        return max(vals) if vals else math.nan
+
+    def iteration_arrays(self, columns: tuple[str, ...] = ("iteration", "loss", "avg_loss")) -> dict[str, np.ndarray]:
+        """Columns of the iteration rows as numpy arrays (for the live chart's downsampling), cached with the frame."""
+        df = self.iterations
+        return {c: df[c].to_numpy() for c in columns}
+
+    def __len__(self) -> int:
+        return len(self._its)
+
+    # ------------------------------------------------------------------------------------------- persistence
+    def events(self) -> list[Event]:
+        """The history as events again (what `save` writes)."""
+        out: list[Event] = []
+        if self.max_batches is not None:
+            out.append(MaxBatches(self.max_batches))
+        out += self._its
+        out += [MapResult(*r) for r in self._maps]
+        out += [ClassAP(*r) for r in self._aps]
+        out += [WeightsSaved(*r) for r in self._weights]
+        out += [ProblemFound(p) for p in self._problems]
+        if self.next_map_at is not None:
+            out.append(NextMapAt(self.next_map_at))
+        if self.finished is not None:
+            out.append(Finished(self.finished))
+        return out
+
+    def save(self, path: Union[str, Path]) -> None:
+        """Write the whole history as JSON lines, atomically (temp file in the same folder, fsync, replace)."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.writelines(_dumps(e) + "\n" for e in self.events())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def append_to(path: Union[str, Path], events: Iterable[Event], *, fsync: bool = False) -> int:
+        """Append events to a history file as they arrive; returns how many were written.
+
+        Each call opens, writes whole lines and flushes, so the file is readable after every call and a crash
+        loses nothing already appended. `fsync` also survives a machine reset (slower: use it once a second).
+        """
+        lines = [_dumps(e) + "\n" for e in events if type(e) in _KIND and type(e) is not Prompt]
+        if not lines:
+            return 0
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(lines)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        return len(lines)
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "History":
+        """Read a history file written by `save` or `append_to` (a torn last line is skipped)."""
+        events: list[Event] = []
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    events.append(_loads(json.loads(line)))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut by a crash
+        return cls(events)
+
+
+def _clean(v: Any) -> Any:
+    return None if isinstance(v, float) and v != v else v
+
+
+def _dumps(e: Event) -> str:
+    kind = _KIND[type(e)]
+    if kind == "problem":
+        p = e.problem
+        d = {"kind": kind, **{f.name: getattr(p, f.name) for f in fields(Problem)}}
+    else:
+        d = {"kind": kind, **{f.name: _clean(getattr(e, f.name)) for f in fields(e)}}
+    return json.dumps(d, separators=(",", ":"), allow_nan=False, default=str)
+
+
+_FROM_KIND = {v: k for k, v in _KIND.items()}
+
+
+def _loads(d: dict) -> Event:
+    kind = d.pop("kind")
+    if kind == "problem":
+        return ProblemFound(Problem(**d))
+    cls = _FROM_KIND[kind]
+    names = {f.name: f for f in fields(cls)}
+    args = {}
+    for k, v in d.items():
+        if k in names:
+            # JSON null -> NaN for float fields; None stays None for optional iterations and text.
+            args[k] = math.nan if v is None and k not in ("iteration", "path", "name", "reason", "text") else v
+    return cls(**args)

@@ -1,0 +1,735 @@
+"""Darknet output -> typed events, for the three flavors (pjreddie, AlexeyAB, hank-ai). Pure: no IPython.
+
+Two entry points:
+
+* `LogParser().feed(chunk) -> list[Event]` for a live run: chunks of any size, as a pty delivers them
+  (lines split across reads, ``\\r`` progress, ANSI/OSC escapes, bells, ``-nan``, undecodable bytes);
+  `close()` flushes a truncated last line.
+* `parse_log(source) -> TrainingLog` for a finished log (a path, the text, or an iterable of chunks).
+
+How it stays fast (about 1.2-1.5 million lines a second on one busy core for pjreddie/AlexeyAB logs, see
+``benchmarks/bench_parser.py``; hank-ai's 200-byte, all-iteration lines are ~5x slower per line): no Python
+loop over lines. One compiled "gate" regex is run with ``finditer`` over the whole buffer. It is anchored on the
+newline literal (the regex engine jumps between newlines in C), matches the iteration lines of every flavor with
+their fields in one go, and otherwise only a fixed set of keywords at the start of a line. Only lines that pass
+the gate cost Python time; the rest of a darknet log (layer tables, ``Region ...``/``v3 (iou loss ...`` lines)
+is skipped inside the regex engine. A second gate does the same after a lone ``\\r``, where AlexeyAB starts its
+``class_id = ..`` line after the ``rank = N of ranks = M`` progress on the same line.
+
+Line model: a "segment" is text between ``\\n`` / ``\\r`` separators, which is what a terminal shows. Events are
+read from the start of a segment; escapes before it (colours, AlexeyAB's ``ESC[H ESC[J`` title, hank-ai's OSC
+window title) are skipped, and the few events that follow an escape on the same segment (AlexeyAB's
+``N/M: loss=..`` title after ``(next mAP calculation ...)``) are read by that keyword's handler.
+"""
+from __future__ import annotations
+
+import codecs
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Union
+
+from . import diagnose as _diag
+from .errors import Problem
+
+__all__ = [
+    "Iteration", "MapResult", "ClassAP", "WeightsSaved", "ProblemFound", "MaxBatches", "NextMapAt", "Finished",
+    "Prompt", "Event", "LogParser", "parse_log", "TrainingLog", "FLAVORS", "strip_escapes",
+]
+
+NAN = math.nan
+FLAVORS = ("pjreddie", "alexeyab", "hank-ai")
+
+
+# ----------------------------------------------------------------------------------------------------- events
+@dataclass(frozen=True, slots=True)
+class Iteration:
+    """One training iteration line (NaN where the flavor does not print a field)."""
+
+    iteration: int
+    loss: float
+    avg_loss: float
+    rate: float = NAN
+    seconds: float = NAN
+    images: float = NAN  # an int when printed; float so that NaN fits
+    hours_left: float = NAN
+
+
+@dataclass(frozen=True, slots=True)
+class MapResult:
+    """One mAP calculation (AlexeyAB prints it twice, in two formats: still one event). Fractions in 0..1."""
+
+    iteration: Optional[int]
+    map50: float
+    best_map50: float = NAN
+    precision: float = NAN
+    recall: float = NAN
+    f1: float = NAN
+    avg_iou: float = NAN
+    tp: float = NAN
+    fp: float = NAN
+    fn: float = NAN
+    detections: float = NAN
+    unique_truth: float = NAN
+
+
+@dataclass(frozen=True, slots=True)
+class ClassAP:
+    """Average precision of one class in one mAP calculation; `ap` in 0..1."""
+
+    iteration: Optional[int]
+    class_id: int
+    name: str
+    ap: float
+    tp: float = NAN
+    fp: float = NAN
+    fn: float = NAN
+    gt: float = NAN
+    f1: float = NAN
+    avg_iou: float = NAN
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsSaved:
+    """A ``Saving weights to PATH`` line; `iteration` is the training iteration it followed (None before any)."""
+
+    iteration: Optional[int]
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemFound:
+    """A diagnosed problem (see `darknet_magics.diagnose` for the codes)."""
+
+    problem: Problem
+
+
+@dataclass(frozen=True, slots=True)
+class MaxBatches:
+    """max_batches as darknet shows it in its ``N/M: loss=..`` window title (emitted when it changes)."""
+
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class NextMapAt:
+    """The iteration of the next mAP calculation (emitted when it changes)."""
+
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Training ended normally: final weights saved, or "reached max batch limit"."""
+
+    reason: str
+    iteration: Optional[int] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """darknet waits on stdin (hank-ai's CPU build: ``Type "yes" to begin training``). Informational: the runner
+    matches and answers the prompt itself."""
+
+    text: str
+
+
+Event = Union[Iteration, MapResult, ClassAP, WeightsSaved, ProblemFound, MaxBatches, NextMapAt, Finished, Prompt]
+
+# ------------------------------------------------------------------------------------------------- regexes
+# Colour codes (CSI ... m) inside hank-ai's lines.
+_C = r"(?:\x1b\[[0-9;]*m)*"
+# Any escape sequence at the start of a segment: CSI (colours, cursor home, clear screen) or OSC (window title).
+_ESCANY = r"(?:\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\n]*(?:\x07|\x1b\\))*"
+_ESC_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\n]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+# pjreddie: "12: 28.0, 28.1 avg, 0.000001 rate, 1.14 seconds, 24 images"
+# AlexeyAB: " 12: 24.6, 24.7 avg loss, 0.000000 rate, 1.91 seconds, 32 images, 0.11 hours left"
+_IT_PJ_AB = (r" ?(\d+): ([^,\s]+), ([^,\s]+) avg(?: loss)?, ([^,\s]+) rate, ([^,\s]+) seconds, (\d+) images"
+             r"(?:, ([^,\s]+) hours left)?")
+# hank-ai: OSC title "ESC]2;N/M: loss=.. time=..BEL" then "N: loss=X, avg loss=Y, last=.., best=.., mAP=N|DISABLED,
+# rate=R, load B=T unit, train=T unit, N images, time remaining=T unit" with colour codes around the values.
+# Written out field by field (no lazy ".*?"), and behind the literal ESC it starts with: every line of a hank-ai
+# log runs through it, and no other line should pay for it.
+_IT_HANK = (r"\x1b(?:\[0m\x1b|)(?:\]2;\d+/(\d+):[^\x07\n]*\x07\x1b|)\[[0-9;]*m(\d+)" + _C + r": loss=" + _C
+            + r"([^\x1b,\s]+)" + _C + r", avg loss=" + _C + r"([^\x1b,\s]+)" + _C + r", last=[^,\n]*, best=[^,\n]*,"
+            r" mAP=" + _C + r"(\w+)" + _C + r", rate=([^,\s]+), load [^,\n]*, train=([^,\s]+) ?([a-z]*), (\d+) images"
+            r"(?:, time remaining=([^,\s]+) ?([a-z]*))?")
+
+# Keyword segments: (group name, handler, regex). Each regex starts with a literal character so that the regex
+# engine rejects a line with one character comparison per keyword; values the hot handlers need are captured
+# here (named groups), and the empty `(?P<k_...>)` group at the end tells the handler (Match.lastgroup).
+_KEYWORDS: list[tuple[str, str, str]] = [
+    ("nextmap", "nextmap", r"\(next mAP calculation at (?P<nm_at>\d+) iterations\) ?"
+                           r"(?:\x1b\[H\x1b\[J\d+/(?P<nm_mb>\d+): )?"),
+    ("lastacc", "lastacc", r"Last accuracy mAP@0\.50[^\x1b\r\n]*(?:\x1b\[H\x1b\[J\d+/(?P<la_mb>\d+): )?"),
+    ("mapline", "mapline", r"mean average precision \(mAP@0\.50\)"),
+    ("mapline2", "mapline", r"mean_average_precision \(mAP@0\.50\)"),
+    ("mapstart", "mapstart", r"calculation mAP"),
+    ("mapstart2", "mapstart", r"Calculating mAP"),
+    ("conf", "conf", r"for conf_thresh"),
+    ("dets", "dets", r"detections_count"),
+    ("classid", "classid", r"class_id = "),
+    ("rank", "rank", r"rank ?= ?\d+ of ranks"),
+    ("header", "header", r"Id Name "),
+    ("saving", "saving", r"Saving weights to "),
+    ("abdone", "abdone", r"If you want to train from the beginning"),
+    ("maxbatch", "maxbatch", r"Training iteration has reached max batch"),
+    ("prompt", "prompt", r'Type "yes" to begin training'),
+    ("pjtable", "pjtable", r"layer     filters    size "),
+    ("abtable", "abtable", r"layer   filters  size/strd"),
+    ("hankbanner", "hankbanner", r"Darknet [Vv]\d"),
+    ("loadw", "loadw", r"Loading weights from "),
+    ("loadw2", "loadw", r"Done! Loaded \d+ layers"),
+    ("loadw3", "loadw", r"Detection layer: ?\d+"),
+    ("diag", "diag", "(?:" + "|".join(re.escape(t) for t in _diag.TRIGGERS) + ")"),
+    # these start with a digit: last
+    ("title", "title", r"\d+/(?P<t_mb>\d+): loss="),
+    ("row", "row", r"\d+" + _C + r" +" + _C + r"\S"),
+    ("hanklenient", "hanklenient", r"\d+" + _C + r": loss=" + _C + r"[^\x1b,\s]+" + _C + r", avg loss="),
+    ("itesc", "itesc", r"\d+: [^,\s]+, [^,\s]+ avg"),  # a pjreddie/AlexeyAB iteration behind escapes
+]
+_KW = "|".join(f"{rx}(?P<k_{name}>)" for name, _, rx in _KEYWORDS)
+# Where a keyword may start: after blanks, or after escape sequences (colours, AlexeyAB's ESC[H ESC[J, hank-ai's
+# window title), optionally behind hank-ai's "* " / "-> ". Written without repeated groups on the path every plain
+# line takes (the regex engine enters a repeated group slowly): escapes are a separate branch behind a literal ESC.
+_SEG_START = (r"[ \t\x07]*(?:\x1b(?:\[[0-9;?]*[A-Za-z]|\][^\x07\n]*(?:\x07|\x1b\\))" + _ESCANY + r"[ \t]*|)"
+              r"(?:-> |\* |)")
+# The newline gate: iteration lines (fields captured here: this is the hot path) or a keyword segment.
+_GATE_NL = re.compile(r"\n(?:" + _IT_PJ_AB + "|" + _IT_HANK + "|" + _SEG_START + "(?:" + _KW + "))")
+# The lone-\r gate (progress overwritten by an event on the same line); keywords only.
+_GATE_CR = re.compile(r"\r(?!\n)" + _SEG_START + "(?:" + _KW + ")")
+_RX_IT_PJ_AB = re.compile(_IT_PJ_AB)
+_RX_PROMPT = re.compile(r'Type "yes"[^:\r\n]*:')
+_HANK_LENIENT = re.compile(
+    r"(\d+): loss=([^,\s]+), avg loss=([^,\s]+),.*?(?:mAP=(\w+))?.*?(?: rate=([^,\s]+))?.*?"
+    r"(?: train=([^,\s]+) ?([a-z]*))?.*?(?:, (\d+) images)?(?:.*?time remaining=([^,\s]+) ?([a-z]*))?\s*$")
+
+_NUM = r"(-?[\d.]+|[-+]?nan|[-+]?inf)"
+_RX_NEXTMAP = re.compile(r"next mAP calculation at (\d+) iterations")
+_RX_TITLE = re.compile(r"(\d+)/(\d+): loss=")
+_RX_MAP = re.compile(r"mean[ _]average[ _]precision \(mAP@0\.50\)\s*=\s*" + _NUM + r"\s*(%?)")
+_RX_PREC = re.compile(r"precision\s*=\s*" + _NUM + r",\s*recall\s*=\s*" + _NUM + r",\s*F1[- ]score\s*=\s*" + _NUM)
+_RX_TPFP = re.compile(r"TP\s*=\s*(\d+),\s*FP\s*=\s*(\d+),\s*FN\s*=\s*(\d+),\s*average IoU\s*=\s*" + _NUM + r"\s*(%?)")
+_RX_DETS = re.compile(r"detections_count\s*=\s*(\d+),\s*unique_truth_count\s*=\s*(\d+)")
+_RX_CLASSID = re.compile(r"class_id = (\d+), name = (.*?), ap = " + _NUM + r"\s*%(?:\s*\(TP = (\d+), FP = (\d+)\))?")
+_RX_ROW = re.compile(r"\s*(\d+)\s+(.+?)\s+" + _NUM + r"\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+" + _NUM + r"\s+" + _NUM + r"\s*$")
+_RX_LOADED = re.compile(r"Loading weights from (\S+?)\.*$|Done! Loaded (\d+) layers|Detection layer: ?(\d+)")
+
+_SECONDS = {"": 1.0, "ms": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3, "second": 1.0, "seconds": 1.0,
+            "s": 1.0, "minute": 60.0, "minutes": 60.0, "hour": 3600.0, "hours": 3600.0, "day": 86400.0,
+            "days": 86400.0}
+
+_MAX_PENDING = 1 << 20  # a "line" longer than this (binary garbage, no newline) is parsed as it stands
+
+
+def strip_escapes(text: str) -> str:
+    """Remove ANSI/OSC escape sequences and control characters other than newline, ``\\r`` and tab."""
+    return _ESC_RE.sub("", text)
+
+
+def _num(s: Optional[str]) -> float:
+    """darknet's number text -> float; ``-nan``/garbage -> NaN (never raises)."""
+    if s is None:
+        return NAN
+    try:
+        return float(s)
+    except ValueError:
+        return NAN
+
+
+def _duration(value: Optional[str], unit: Optional[str]) -> float:
+    scale = _SECONDS.get(unit or "", None)
+    return NAN if scale is None else _num(value) * scale
+
+
+@dataclass
+class _MapBlock:
+    """Fields of the mAP calculation being printed, merged into one MapResult."""
+
+    fields: dict = field(default_factory=dict)
+    emitted: bool = False  # the MapResult of this calculation went out (a second format merges, not repeats)
+    iteration: Optional[int] = None  # ... at this training iteration (a new iteration means a new calculation)
+
+
+class LogParser:
+    """Streaming darknet output parser: `feed()` chunks, get events; `close()` at the end.
+
+    Args:
+        flavor: 'pjreddie', 'alexeyab' or 'hank-ai'; detected from the output when None.
+        data_paths: the paths obj.data names, to diagnose a missing path that is one of them with its spaces
+            stripped (``space-in-path``).
+
+    Attributes:
+        flavor: the flavor (None until something tells it).
+        iteration: the last training iteration seen (None before any).
+        max_batches, next_map_at, best_map50, finished: what the output said so far.
+    """
+
+    def __init__(self, flavor: Optional[str] = None, *, data_paths: Optional[Iterable[str]] = None) -> None:
+        if flavor is not None and flavor not in FLAVORS:
+            raise ValueError(f"unknown darknet flavor {flavor!r}; expected one of {', '.join(FLAVORS)}")
+        self.flavor = flavor
+        self.iteration: Optional[int] = None
+        self.max_batches: Optional[int] = None
+        self.next_map_at: Optional[int] = None
+        self.best_map50 = NAN
+        self.finished: Optional[str] = None
+        self._buf = "\n"  # always starts with the newline that ended the previous line (the gate's anchor)
+        self._decoder: Optional[codecs.IncrementalDecoder] = None
+        self._map = _MapBlock()
+        self._in_table = False
+        self._nan_reported = False
+        self._prompted = False
+        self._diag = _diag.LineDiagnoser(data_paths)
+        self._loaded_layers: Optional[int] = None
+        self._weights_file: Optional[str] = None
+        self._next_map_text: Optional[str] = None
+        self._max_text: Optional[str] = None
+        self._handlers: dict[str, Callable[[str, list], None]] = {
+            "k_" + name: getattr(self, "_on_" + handler) for name, handler, _ in _KEYWORDS}
+
+    # ------------------------------------------------------------------------------------------- public
+    def feed(self, text: Union[str, bytes]) -> list[Event]:
+        """Parse a chunk; returns the events of the lines it completed (a partial last line waits)."""
+        if isinstance(text, (bytes, bytearray)):
+            if self._decoder is None:
+                self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            text = self._decoder.decode(bytes(text))
+        if not text:
+            return []
+        buf = self._buf + text
+        end = buf.rfind("\n")
+        events: list[Event] = []
+        if end <= 0:
+            if len(buf) > _MAX_PENDING:
+                self._buf = "\n"
+                self._scan(buf + "\n", len(buf) + 1, events)
+                return events
+            self._buf = buf
+            self._check_prompt(buf, events)
+            return events
+        self._buf = buf[end:]
+        self._scan(buf, end, events)
+        if len(self._buf) > 1:
+            self._check_prompt(self._buf, events)
+        return events
+
+    def close(self) -> list[Event]:
+        """Flush the last line even without its newline (a truncated log, a killed process)."""
+        events: list[Event] = []
+        tail = self._buf
+        if self._decoder is not None:
+            tail += self._decoder.decode(b"", final=True)
+        self._buf = "\n"
+        if len(tail) > 1:
+            self._scan(tail + "\n", len(tail) + 1, events)
+        return events
+
+    # ------------------------------------------------------------------------------------------- scanning
+    def _scan(self, buf: str, end: int, out: list) -> None:
+        """Run the gates over buf[:end] (whole lines, buf[0] == '\\n') and append the events to `out`."""
+        # A lone \r (not part of \r\n) is rare: two C-speed counts decide whether the \r gate must run at all.
+        cr: list[re.Match] = (list(_GATE_CR.finditer(buf, 0, end))
+                              if buf.count("\r", 0, end) != buf.count("\r\n", 0, end) else [])
+        cr_next = cr[0].start() if cr else end + 1  # the \r matches are rare: merged in by position
+        append = out.append
+        handlers = self._handlers
+        for m in _GATE_NL.finditer(buf, 0, end):
+            if cr_next < m.start():
+                cr_next = self._drain_cr(cr, m.start(), buf, end, out)
+            name = m.lastgroup  # keyword groups are named; the iteration groups are not
+            if name is None:
+                g = m.group(1, 2, 3, 4, 5, 6, 7)  # not groups(): that builds a tuple of all ~60 groups
+                if g[0] is None:  # hank-ai iteration: every line of its log, so inline too
+                    h = m.group(8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+                    try:
+                        it = Iteration(int(h[1]), float(h[2]), float(h[3]), float(h[5]), float(h[6]) * _SECONDS[h[7]],
+                                       int(h[8]), NAN if h[9] is None else float(h[9]) * _SECONDS[h[10]] / 3600.0)
+                    except (ValueError, KeyError):
+                        self._hank_iteration((None,) * 7 + h, out)
+                        continue
+                    if h[0] is not None and h[0] != self._max_text:
+                        self._max_text = h[0]
+                        self._set_max_batches(int(h[0]), out)
+                    if h[4] != self._next_map_text and h[4].isdigit():
+                        self._next_map_text = h[4]
+                        self._set_next_map(int(h[4]), out)
+                    self.iteration = it.iteration
+                    append(it)
+                    if it.loss != it.loss or it.avg_loss != it.avg_loss:
+                        self._nan(it, out)
+                    if self.flavor is None:
+                        self.flavor = "hank-ai"
+                    continue
+                # pjreddie / AlexeyAB iteration: the hot path, inline
+                try:
+                    it = Iteration(int(g[0]), float(g[1]), float(g[2]), float(g[3]), float(g[4]), int(g[5]),
+                                   NAN if g[6] is None else float(g[6]))
+                except ValueError:
+                    it = Iteration(int(g[0]), _num(g[1]), _num(g[2]), _num(g[3]), _num(g[4]), _num(g[5]),
+                                   _num(g[6]))
+                self.iteration = it.iteration
+                append(it)
+                if it.loss != it.loss or it.avg_loss != it.avg_loss:
+                    self._nan(it, out)
+                if self.flavor is None:
+                    self.flavor = "pjreddie" if g[6] is None else "alexeyab"
+            elif name == "k_nextmap":  # AlexeyAB prints this every iteration: keep it cheap
+                at = m.group("nm_at")
+                if at != self._next_map_text:
+                    self._next_map_text = at
+                    self._set_next_map(int(at), out)
+                mb = m.group("nm_mb")
+                if mb is not None and mb != self._max_text:
+                    self._max_text = mb
+                    self._set_max_batches(int(mb), out)
+                if self.flavor is None:
+                    self.flavor = "alexeyab"
+            elif name == "k_lastacc" or name == "k_title":
+                mb = m.group("la_mb" if name == "k_lastacc" else "t_mb")
+                if mb is not None and mb != self._max_text:
+                    self._max_text = mb
+                    self._set_max_batches(int(mb), out)
+            else:
+                handlers[name](buf[m.start() + 1:_segment_end(buf, m.end(), end)], out)
+        if cr_next <= end:
+            self._drain_cr(cr, end + 1, buf, end, out)
+
+    def _drain_cr(self, cr: list, before: int, buf: str, end: int, out: list) -> int:
+        """Handle the lone-\\r matches that start before `before`; returns the start of the next one."""
+        while cr and cr[0].start() < before:
+            m = cr.pop(0)
+            name = m.lastgroup
+            if name in ("k_nextmap", "k_lastacc", "k_title"):
+                seg = buf[m.start() + 1:_segment_end(buf, m.end(), end)]
+                self._on_title(seg, out)
+            elif name is not None:
+                self._handlers[name](buf[m.start() + 1:_segment_end(buf, m.end(), end)], out)
+        return cr[0].start() if cr else end + 1
+
+    def _nan(self, it: Iteration, out: list) -> None:
+        if not self._nan_reported:
+            self._nan_reported = True
+            out.append(ProblemFound(_diag.nan_loss(it.iteration, f"{it.iteration}: loss={it.loss}, "
+                                                                  f"avg loss={it.avg_loss}")))
+
+    def _iteration(self, it: Iteration, out: list) -> None:
+        self.iteration = it.iteration
+        out.append(it)
+        if it.loss != it.loss or it.avg_loss != it.avg_loss:
+            self._nan(it, out)
+
+    def _hank_iteration(self, g: tuple, out: list) -> None:
+        b = 7  # offset of the hank-ai groups in the gate
+        if g[b] is not None and g[b] != self._max_text:
+            self._max_text = g[b]
+            self._set_max_batches(int(g[b]), out)
+        try:
+            it = Iteration(int(g[b + 1]), float(g[b + 2]), float(g[b + 3]), float(g[b + 5]),
+                           float(g[b + 6]) * _SECONDS[g[b + 7]], int(g[b + 8]),
+                           NAN if g[b + 9] is None else float(g[b + 9]) * _SECONDS[g[b + 10]] / 3600.0)
+        except (ValueError, KeyError, TypeError):
+            it = Iteration(int(g[b + 1]), _num(g[b + 2]), _num(g[b + 3]), _num(g[b + 5]),
+                           _duration(g[b + 6], g[b + 7]), _num(g[b + 8]), _duration(g[b + 9], g[b + 10]) / 3600.0)
+        nm = g[b + 4]
+        if nm != self._next_map_text and nm.isdigit():
+            self._next_map_text = nm
+            self._set_next_map(int(nm), out)
+        if self.flavor is None:
+            self.flavor = "hank-ai"
+        self._iteration(it, out)
+
+    def _set_max_batches(self, n: int, out: list) -> None:
+        if n != self.max_batches:
+            self.max_batches = n
+            out.append(MaxBatches(n))
+
+    def _set_next_map(self, n: int, out: list) -> None:
+        if n != self.next_map_at:
+            self.next_map_at = n
+            out.append(NextMapAt(n))
+
+    def _check_prompt(self, tail: str, out: list) -> None:
+        # A prompt has no newline until it is answered: look at the partial line itself.
+        if not self._prompted and 'Type "yes"' in tail:
+            m = _RX_PROMPT.search(strip_escapes(tail))
+            if m:  # report it once its colon arrived (the same text however the bytes were split)
+                self._prompted = True
+                out.append(Prompt(m.group(0)))
+
+    def _finish(self, reason: str, out: list) -> None:
+        if self.finished is None:
+            self.finished = reason
+            self._diag.finished = True
+            out.append(Finished(reason, self.iteration))
+            if self.iteration is None and self._weights_file is not None:
+                self._emit_problem(Problem(
+                    "already-trained", f"darknet saved its final weights without training: {self._weights_file} "
+                    "says it is already trained to max_batches (its seen-count), or it is truncated",
+                    fix="raise max_batches, or add -clear to train these weights again from iteration 0",
+                    severity="warning", file=self._weights_file), out)
+
+    # ------------------------------------------------------------------------------------------- handlers
+    def _on_nextmap(self, seg: str, out: list) -> None:
+        m = _RX_NEXTMAP.search(seg)
+        if m:
+            self._set_next_map(int(m.group(1)), out)
+        self._on_title(seg, out)
+        if self.flavor is None:
+            self.flavor = "alexeyab"
+
+    def _on_title(self, seg: str, out: list) -> None:
+        m = _RX_TITLE.search(seg)
+        if m:
+            self._set_max_batches(int(m.group(2)), out)
+
+    def _on_lastacc(self, seg: str, out: list) -> None:
+        self._on_title(seg, out)
+
+    def _on_itesc(self, seg: str, out: list) -> None:
+        m = _RX_IT_PJ_AB.search(strip_escapes(seg))
+        if m:
+            g = m.groups()
+            self._iteration(Iteration(int(g[0]), _num(g[1]), _num(g[2]), _num(g[3]), _num(g[4]), _num(g[5]),
+                                      _num(g[6])), out)
+            self.flavor = self.flavor or ("pjreddie" if g[6] is None else "alexeyab")
+
+    def _on_hanklenient(self, seg: str, out: list) -> None:
+        # a hank-ai iteration line that the strict pattern did not take (another version's fields)
+        m = _HANK_LENIENT.match(strip_escapes(seg).strip())
+        if not m:
+            return
+        g = (None,) * 7 + (None,) + m.groups()[:3] + (m.group(4) or "",) + m.groups()[4:]
+        self._hank_iteration(g, out)
+
+    def _on_mapstart(self, seg: str, out: list) -> None:
+        self._map = _MapBlock()
+
+    def _on_mapline(self, seg: str, out: list) -> None:
+        m = _RX_MAP.search(strip_escapes(seg))
+        if not m:
+            return
+        value = _num(m.group(1))
+        if m.group(2):
+            value /= 100.0
+        block = self._map
+        if block.emitted and block.iteration == self.iteration:  # AlexeyAB's second format of the same calculation
+            return
+        self._in_table = False
+        if not (self.best_map50 >= value):  # NaN-safe running best, like darknet's own "best"
+            self.best_map50 = value
+        f = block.fields
+        out.append(MapResult(self.iteration, value, self.best_map50, f.get("precision", NAN), f.get("recall", NAN),
+                             f.get("f1", NAN), f.get("avg_iou", NAN), f.get("tp", NAN), f.get("fp", NAN),
+                             f.get("fn", NAN), f.get("detections", NAN), f.get("unique_truth", NAN)))
+        self._map = _MapBlock(emitted=True, iteration=self.iteration)
+
+    def _on_conf(self, seg: str, out: list) -> None:
+        seg = strip_escapes(seg)
+        f = self._map.fields
+        m = _RX_PREC.search(seg)
+        if m:
+            f["precision"], f["recall"], f["f1"] = _num(m.group(1)), _num(m.group(2)), _num(m.group(3))
+            return
+        m = _RX_TPFP.search(seg)
+        if m:
+            f["tp"], f["fp"], f["fn"] = float(m.group(1)), float(m.group(2)), float(m.group(3))
+            iou = _num(m.group(4))
+            f["avg_iou"] = iou / 100.0 if m.group(5) else iou
+        self._in_table = False
+
+    def _on_dets(self, seg: str, out: list) -> None:
+        m = _RX_DETS.search(seg)
+        if m:
+            self._map.fields["detections"] = float(m.group(1))
+            self._map.fields["unique_truth"] = float(m.group(2))
+
+    def _on_classid(self, seg: str, out: list) -> None:
+        m = _RX_CLASSID.search(seg)
+        if m:
+            out.append(ClassAP(self.iteration, int(m.group(1)), m.group(2), _num(m.group(3)) / 100.0,
+                               _num(m.group(4)), _num(m.group(5))))
+
+    def _on_rank(self, seg: str, out: list) -> None:
+        # "rank = N of ranks = M class_id = ..": the class line glued on without a \r (else the \r gate has it).
+        i = seg.find("class_id = ")
+        if i >= 0 and "\r" not in seg[:i]:
+            self._on_classid(seg[i:], out)
+
+    def _on_header(self, seg: str, out: list) -> None:
+        self._in_table = "AP" in seg
+
+    def _on_row(self, seg: str, out: list) -> None:
+        if not self._in_table:
+            return
+        m = _RX_ROW.match(strip_escapes(seg))
+        if m:  # hank-ai prints AP in percent, F1 and AvgIoU as they come
+            out.append(ClassAP(self.iteration, int(m.group(1)), m.group(2), _num(m.group(3)) / 100.0,
+                               float(m.group(4)), float(m.group(5)), float(m.group(6)), float(m.group(7)),
+                               _num(m.group(8)), _num(m.group(9))))
+
+    def _on_saving(self, seg: str, out: list) -> None:
+        path = strip_escapes(seg).split("Saving weights to ", 1)[-1].strip()
+        if not path:
+            return
+        out.append(WeightsSaved(self.iteration, path))
+        if path.endswith("_final.weights"):
+            self._finish("final weights saved", out)
+
+    def _on_abdone(self, seg: str, out: list) -> None:
+        self._finish("reached max_batches", out)
+        if self.flavor is None:
+            self.flavor = "alexeyab"
+
+    def _on_maxbatch(self, seg: str, out: list) -> None:
+        m = re.search(r"limit of (\d+)", strip_escapes(seg))
+        if m:
+            self._set_max_batches(int(m.group(1)), out)
+        self._finish("reached max_batches", out)
+
+    def _on_prompt(self, seg: str, out: list) -> None:
+        if self.flavor is None:
+            self.flavor = "hank-ai"
+        self._check_prompt(seg, out)
+        self._prompted = False  # answered (the line ended): a later prompt is a new one
+        self._diag_segment(seg, out)  # pipes glue the fatal banner onto the prompt line
+
+    def _on_pjtable(self, seg: str, out: list) -> None:
+        self.flavor = self.flavor or "pjreddie"
+
+    def _on_abtable(self, seg: str, out: list) -> None:
+        self.flavor = self.flavor or "alexeyab"
+
+    def _on_hankbanner(self, seg: str, out: list) -> None:
+        self.flavor = self.flavor or "hank-ai"
+
+    def _on_loadw(self, seg: str, out: list) -> None:
+        # AlexeyAB loads a truncated weights file silently ("Loaded 2 layers"); the detection layers printed next
+        # tell how deep the network is.
+        m = _RX_LOADED.search(seg.strip())
+        if not m:
+            return
+        if m.group(1) is not None:
+            self._weights_file, self._loaded_layers = m.group(1), None
+        elif m.group(2) is not None:
+            self._loaded_layers = int(m.group(2))
+        elif self._loaded_layers is not None and self._loaded_layers <= int(m.group(3)):
+            p = _diag.truncated_weights_loaded(self._weights_file, self._loaded_layers, int(m.group(3)))
+            self._loaded_layers = None
+            if p is not None:
+                self._emit_problem(p, out)
+
+    def _on_diag(self, seg: str, out: list) -> None:
+        self._diag_segment(seg, out)
+
+    def _diag_segment(self, seg: str, out: list) -> None:
+        text = strip_escapes(seg).strip()
+        if text.startswith(("* ", "-> ")):  # hank-ai's banner and report prefixes
+            text = text.split(" ", 1)[1].lstrip()
+        p = self._diag.line(text, self.iteration)
+        if p is not None:
+            self._emit_problem(p, out)
+
+    def _emit_problem(self, p: Problem, out: list) -> None:
+        if self._diag.first_time(p):
+            out.append(ProblemFound(p))
+
+
+def _segment_end(buf: str, start: int, end: int) -> int:
+    """End of the segment that starts before `start`: the next \\n or lone \\r (a \\r\\n ends at the \\r)."""
+    nl = buf.find("\n", start, end)
+    if nl < 0:
+        nl = end
+    cr = buf.find("\r", start, nl)
+    while cr >= 0 and cr + 1 < nl and buf[cr + 1] in "\r":
+        cr = buf.find("\r", cr + 1, nl)
+    return cr if cr >= 0 else nl
+
+
+# ----------------------------------------------------------------------------------------------- parse_log
+def parse_log(source: Union[str, Path, Iterable[Union[str, bytes]]], flavor: Optional[str] = None) -> "TrainingLog":
+    """Parse a whole darknet log into dataframes.
+
+    Args:
+        source: a path (str or Path of an existing file), the log text itself, or an iterable of lines/chunks
+            (str or bytes).
+        flavor: force a flavor instead of detecting it.
+
+    Returns:
+        A `TrainingLog` with the ``iterations``, ``maps``, ``class_ap``, ``weights`` and ``problems`` frames.
+    """
+    from .history import History
+
+    parser = LogParser(flavor)
+    history = History()
+    for chunk in _chunks(source):
+        history.add(parser.feed(chunk))
+    history.add(parser.close())
+    return history.to_log(parser.flavor)
+
+
+def _chunks(source: Union[str, Path, Iterable[Union[str, bytes]]]) -> Iterable[Union[str, bytes]]:
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and len(source) < 4096
+                                     and _is_file(source)):
+        # bytes, decoded by the parser with errors="replace": a log with garbage in it still parses
+        with open(source, "rb") as f:
+            while True:
+                block = f.read(64 << 20)
+                if not block:
+                    return
+                yield block
+    elif isinstance(source, (str, bytes, bytearray)):
+        # 1 MiB slices, as a stream would come: measurably faster than one giant buffer (cache-friendly), and the
+        # same code path as a live run
+        step = 1 << 20
+        for i in range(0, len(source), step):
+            yield source[i:i + step]
+    else:
+        yield from _batched(source)
+
+
+def _is_file(s: str) -> bool:
+    try:
+        return Path(s).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _batched(items: Iterable[Union[str, bytes]], size: int = 8 << 20) -> Iterable[Union[str, bytes]]:
+    """Join many small pieces into big chunks (one feed per line is slow).
+
+    Pieces are taken as chunks of the stream (a file object's lines keep their endings) unless the first one has
+    no line break at all: then they are lines without endings (``text.splitlines()``) and get a newline each.
+    """
+    parts: list = []
+    n = 0
+    kind = None
+    add_newline: Optional[bool] = None
+    for item in items:
+        if kind is not None and type(item) is not kind:
+            yield ("" if kind is str else b"").join(parts)
+            parts, n = [], 0
+        kind = type(item)
+        nl = "\n" if kind is str else b"\n"
+        if add_newline is None:
+            add_newline = nl not in item and not item.endswith("\r" if kind is str else b"\r")
+        if add_newline:
+            item = item + nl
+        parts.append(item)
+        n += len(item)
+        if n >= size:
+            yield ("" if kind is str else b"").join(parts)
+            parts, n = [], 0
+    if parts:
+        yield ("" if kind is str else b"").join(parts)
+
+
+def __getattr__(name: str):
+    # TrainingLog lives in history.py (which imports this module): re-export it lazily to avoid the cycle.
+    if name == "TrainingLog":
+        from .history import TrainingLog
+
+        return TrainingLog
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

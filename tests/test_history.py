@@ -1,0 +1,115 @@
+"""History: frames, persistence (whole and incremental) and stitching a real resume."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from darknet_magics.history import History, TrainingLog
+from darknet_magics.logparse import Iteration, LogParser, ProblemFound
+
+LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
+pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
+
+
+def events(name: str) -> list:
+    p = LogParser()
+    return p.feed((LOGS / name).read_bytes()) + p.close()
+
+
+def assert_same_frames(a: History, b: History) -> None:
+    for frame in ("iterations", "maps", "class_ap", "weights", "problems"):
+        pd.testing.assert_frame_equal(getattr(a, frame), getattr(b, frame))
+
+
+def test_frames_and_summary() -> None:
+    h = History(events("alexeyab/train-map-noise.pty.log"))
+    assert len(h) == 200 and h.last_iteration == 200
+    assert h.last_avg_loss == 0.696266  # " 200: 0.760215, 0.696266 avg loss, ..."
+    assert h.best_map50 == 0.027968 and h.max_batches == 200 and h.finished == "final weights saved"
+    assert h.iterations is h.iterations  # cached until new rows arrive
+    before = h.iterations
+    h.add([Iteration(201, 1.0, 1.0)])
+    assert h.iterations is not before and len(h.iterations) == 201
+    arrays = h.iteration_arrays()
+    assert arrays["iteration"][-1] == 201 and len(arrays["avg_loss"]) == 201
+    log = h.to_log("alexeyab")
+    assert isinstance(log, TrainingLog) and log.flavor == "alexeyab" and len(log.maps) == 2
+
+
+def test_empty_frames_keep_their_columns() -> None:
+    h = History()
+    assert list(h.iterations.columns) == ["iteration", "loss", "avg_loss", "rate", "seconds", "images", "hours_left"]
+    assert list(h.weights.columns) == ["iteration", "path"]
+    assert "ap" in h.class_ap.columns and "map50" in h.maps.columns
+    assert str(h.iterations["iteration"].dtype) == "int64"
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    h = History(events("hank-ai/train-map.pty.log"))  # iterations with NaN, maps, class AP, weights, problems
+    path = tmp_path / "history.jsonl"
+    h.save(path)
+    back = History.load(path)
+    assert_same_frames(h, back)
+    assert back.max_batches == 200 and back.finished == h.finished
+    assert [p.code for p in back.problem_list] == ["nan-loss", "crash-on-exit"]
+    # plain JSON lines (NaN as null): pandas reads it without us
+    assert len(pd.read_json(path, lines=True)) == sum(1 for _ in path.open())
+
+
+def test_incremental_append_is_readable_after_every_append(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    parser = LogParser()
+    raw = (LOGS / "alexeyab" / "train-map-noise.pty.log").read_bytes()
+    live = History()
+    for i in range(0, len(raw), 40_000):
+        evs = parser.feed(raw[i:i + 40_000])
+        live.add(evs)
+        History.append_to(path, evs)
+        assert len(History.load(path)) == len(live)  # what a crash right now would leave
+    evs = parser.close()
+    live.add(evs)
+    History.append_to(path, evs, fsync=True)
+    assert_same_frames(History.load(path), live)
+
+
+def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    History.append_to(path, [Iteration(1, 2.0, 2.0), Iteration(2, 1.5, 1.9)])
+    with open(path, "a") as f:
+        f.write('{"kind":"iteration","iteration":3,"lo')  # the machine died mid-write
+    assert History.load(path).last_iteration == 2
+
+
+def test_stitch_a_real_resume() -> None:
+    previous = History(events("alexeyab/train-map-noise.pty.log"))  # 1..200, mAP at 100 and 200
+    current = History(events("alexeyab/resume.pty.log"))  # resumed from tiny_last.weights: 201..240
+    h = History.stitch(previous, current)
+    its = h.iterations["iteration"].tolist()
+    assert its == list(range(1, 241)) and h.iterations["iteration"].is_unique
+    assert h.maps["iteration"].tolist() == [100, 200, 240]
+    assert h.max_batches == 240
+    assert len(previous) == 200 and len(current) == 40  # inputs unchanged
+
+
+def test_resume_from_older_weights_drops_the_overlap() -> None:
+    full = events("alexeyab/train-map-noise.pty.log")
+    # a run that got to 200 but is resumed from weights of iteration 149: darknet continues at 150
+    resumed = [e for e in full if getattr(e, "iteration", 150) is None or getattr(e, "iteration", 150) >= 150]
+    previous = History(full)
+    previous.extend(History(resumed))
+    its = previous.iterations["iteration"].tolist()
+    assert its == list(range(1, 201)) and previous.iterations["iteration"].is_unique
+    assert previous.maps["iteration"].tolist() == [100, 200]
+    assert previous.weights["iteration"].tolist() == [100, 100, 200, 200]
+
+
+def test_problems_frame() -> None:
+    h = History(events("alexeyab/train-diverged-nan-lr0.00261.pty.log"))
+    df = h.problems
+    assert list(df.columns) == ["code", "message", "fix", "severity", "iteration", "evidence"]
+    assert df["code"].tolist() == ["nan-loss"] and df["iteration"].iloc[0] >= 1
+    assert any(isinstance(e, ProblemFound) for e in h.events())
+    json.dumps([e.problem.code for e in h.events() if isinstance(e, ProblemFound)])

@@ -1,0 +1,311 @@
+"""logparse against every real darknet log in ../shared/darknet-logs, plus what a pty really delivers.
+
+Expected counts are taken independently of the parser: simple regexes here, over the raw text (escapes removed
+by this file's own pattern), one per fact.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from darknet_magics.logparse import (ClassAP, Finished, Iteration, LogParser, MapResult, MaxBatches, NextMapAt,
+                                     ProblemFound, Prompt, WeightsSaved, parse_log, strip_escapes)
+
+LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
+ALL_LOGS = sorted(p for p in LOGS.glob("*/*.log"))
+pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
+
+_TEST_ESC = re.compile(r"\x1b\][^\x07]*\x07|\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def text_of(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def expected_counts(text: str) -> dict[str, int]:
+    """Facts counted with grep-like regexes, independent of the parser."""
+    clean = _TEST_ESC.sub("", text)
+    return {
+        # pjreddie "N: x, y avg, ..." / AlexeyAB " N: x, y avg loss, ..." / hank-ai "N: loss=x, avg loss=y, ..."
+        "iterations": len(re.findall(r"^ ?\d+: [^,\s]+, [^,\s]+ avg", clean, re.M))
+        + len(re.findall(r"^\d+: loss=\S+, avg loss=", clean, re.M)),
+        # one mAP calculation = the "mean average precision" line (AlexeyAB's second format is not counted)
+        "maps": clean.count("mean average precision (mAP@0.50)"),
+        # AlexeyAB "class_id = N, name = .., ap = ..%"; hank-ai table rows "  0 red_box  1.8519  0 0 9 9 ..."
+        "class_ap": clean.count("class_id = ")
+        + len(re.findall(r"^ +\d+ +\S+ +[\d.]+ +\d+ +\d+ +\d+ +\d+ +[\d.]+ +[\d.]+\s*$", clean, re.M)),
+        "weights": clean.count("Saving weights to "),
+    }
+
+
+def events_of(text, chunks=None) -> list:
+    p = LogParser()
+    if chunks is None:
+        return p.feed(text) + p.close()
+    out = []
+    for c in chunks:
+        out += p.feed(c)
+    return out + p.close()
+
+
+def key(events: list) -> list[str]:
+    # repr, not ==: NaN fields make equal events compare unequal
+    return [repr(e) for e in events]
+
+
+# ---------------------------------------------------------------------------------------------- real logs
+@pytest.mark.parametrize("path", ALL_LOGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_log_parses_and_counts_match(path: Path) -> None:
+    text = text_of(path)
+    log = parse_log(path)
+    want = expected_counts(text)
+    assert len(log.iterations) == want["iterations"]
+    assert len(log.maps) == want["maps"]
+    assert len(log.class_ap) == want["class_ap"]
+    assert len(log.weights) == want["weights"]
+    assert log.flavor in (path.parent.name, None)
+    if want["iterations"]:
+        assert log.flavor == path.parent.name
+        assert log.iterations["iteration"].is_monotonic_increasing
+
+
+def test_known_totals_of_the_healthy_runs() -> None:
+    # numbers established with grep on the files (e.g. grep -c 'avg loss' train-map-noise.pty.log)
+    ab = parse_log(LOGS / "alexeyab" / "train-map-noise.pty.log")
+    assert (len(ab.iterations), len(ab.maps), len(ab.class_ap), len(ab.weights)) == (200, 2, 2, 4)
+    pj = parse_log(LOGS / "pjreddie" / "train.pty.log")
+    assert (len(pj.iterations), len(pj.maps), len(pj.weights)) == (120, 0, 3)
+    hk = parse_log(LOGS / "hank-ai" / "train-map-noise.pty.log")
+    assert (len(hk.iterations), len(hk.maps), len(hk.class_ap), len(hk.weights)) == (200, 2, 2, 4)
+    assert list(ab.iterations.columns) == ["iteration", "loss", "avg_loss", "rate", "seconds", "images",
+                                           "hours_left"]
+    assert str(ab.iterations["iteration"].dtype) == "int64"
+    assert all(str(ab.iterations[c].dtype) == "float64" for c in ab.iterations.columns[1:])
+
+
+def test_alexeyab_values_match_the_text() -> None:
+    log = parse_log(LOGS / "alexeyab" / "train-map-noise.pty.log")
+    row = log.iterations.set_index("iteration").loc[100]
+    # " 100: 0.755379, 0.721060 avg loss, 0.000500 rate, 1.859184 seconds, 1600 images, 0.101112 hours left"
+    assert tuple(row) == (0.755379, 0.721060, 0.0005, 1.859184, 1600.0, 0.101112)
+    maps = log.maps.set_index("iteration")
+    # "mean average precision (mAP@0.50) = 0.027968, or 2.80 %" at 100, 0.008547 at 200; best stays 0.027968
+    assert maps.loc[100, "map50"] == 0.027968 and maps.loc[200, "map50"] == 0.008547
+    assert maps.loc[200, "best_map50"] == 0.027968
+    # "for conf_thresh = 0.25, precision = -nan, recall = 0.00, .." / "TP = 0, FP = 0, FN = 9, average IoU = 0.00 %"
+    assert math.isnan(maps.loc[100, "precision"]) and maps.loc[100, "recall"] == 0.0
+    assert maps.loc[100, "fn"] == 9 and maps.loc[100, "detections"] == 176
+    ap = log.class_ap.iloc[0]
+    # "class_id = 0, name = red_box, ap = 2.80%", glued after "rank = .. \r" progress on the same line
+    assert (ap["iteration"], ap["class_id"], ap["name"], ap["ap"]) == (100, 0, "red_box", pytest.approx(0.028))
+    assert log.weights["path"].iloc[-1].endswith("backup//tiny_final.weights")
+    assert log.weights["iteration"].tolist() == [100, 100, 200, 200]
+
+
+def test_pjreddie_and_hank_values_match_the_text() -> None:
+    pj = parse_log(LOGS / "pjreddie" / "train.pty.log").iterations.iloc[-1]
+    # "120: 0.351793, 0.528331 avg, 0.000010 rate, 1.176939 seconds, 960 images" (no ETA in pjreddie)
+    assert tuple(pj[:6]) == (120, 0.351793, 0.528331, 0.00001, 1.176939, 960.0)
+    assert math.isnan(pj["hours_left"])
+    hk = parse_log(LOGS / "hank-ai" / "train-map-noise.pty.log")
+    second = hk.iterations.iloc[1]
+    # "2: loss=20.693, avg loss=20.672, .. rate=0.00000005, .. train=709.4 milliseconds, 32 images,
+    #  time remaining=99 seconds"
+    assert tuple(second) == (2, 20.693, 20.672, 0.00000005, pytest.approx(0.7094), 32.0, pytest.approx(99 / 3600))
+    maps = hk.maps.set_index("iteration")
+    assert maps.loc[100, "map50"] == pytest.approx(0.0185) and maps.loc[200, "best_map50"] == pytest.approx(0.0185)
+    assert hk.class_ap["ap"].tolist() == pytest.approx([0.018519, 0.00254])
+
+
+def test_standalone_map_has_no_iteration() -> None:
+    for flavor in ("alexeyab", "hank-ai"):
+        log = parse_log(LOGS / flavor / "map.pty.log")
+        assert len(log.maps) == 1 and log.maps["iteration"].isna().all()
+    assert parse_log(LOGS / "alexeyab" / "map.pty.log").maps["map50"].iloc[0] == 0.027968
+
+
+def test_resume_continues_iterations_and_reports_max_batches() -> None:
+    events = events_of(text_of(LOGS / "alexeyab" / "resume.pty.log"))
+    its = [e.iteration for e in events if isinstance(e, Iteration)]
+    assert its == list(range(201, 241))
+    assert MaxBatches(240) in events and NextMapAt(300) in events
+    first = next(e for e in events if isinstance(e, Iteration))
+    assert first.hours_left == -1.0
+    assert [e.iteration for e in events if isinstance(e, MapResult)] == [240]
+    assert [e.reason for e in events if isinstance(e, Finished)] == ["final weights saved"]
+
+
+def test_hank_prompt_max_batches_and_finish() -> None:
+    events = events_of(text_of(LOGS / "hank-ai" / "train-noise-nomap.pty.log"))
+    assert isinstance(events[0], Prompt) and events[0].text.startswith('Type "yes" to begin training')
+    assert MaxBatches(200) in events
+    assert not any(isinstance(e, NextMapAt) for e in events)  # "mAP=DISABLED"
+    assert sum(isinstance(e, Finished) for e in events) == 1
+
+
+def test_prompt_is_reported_before_its_line_ends() -> None:
+    p = LogParser()
+    got = p.feed("Are you certain?\r\n\r\nType \"yes\" to begin training, or anything else to quit:  ")
+    assert got == [Prompt('Type "yes" to begin training, or anything else to quit:')]
+    assert p.feed("yes\r\n") == []  # the echoed answer does not repeat it
+    assert p.flavor == "hank-ai"
+
+
+def test_nan_loss_is_a_problem_at_the_first_nan_iteration() -> None:
+    events = events_of(text_of(LOGS / "alexeyab" / "train-diverged-nan-lr0.00261.pty.log"))
+    problems = [e.problem for e in events if isinstance(e, ProblemFound)]
+    first_nan = next(e.iteration for e in events if isinstance(e, Iteration) and math.isnan(e.avg_loss))
+    assert [p.code for p in problems] == ["nan-loss"] and problems[0].iteration == first_nan
+    # independently: the first "N: nan, nan avg loss" line
+    assert first_nan == int(re.search(r"(\d+): -?nan, -?nan avg loss", text_of(
+        LOGS / "alexeyab" / "train-diverged-nan-lr0.00261.pty.log")).group(1))
+
+
+# ---------------------------------------------------------------------------------------------- pty hazards
+AB_MAP_BLOCK = (
+    " (next mAP calculation at 100 iterations) \x1b[H\x1b[J100/200: loss=0.8 hours left=0.1\x07\r\n"
+    " 100: 0.755379, 0.721060 avg loss, 0.000500 rate, 1.859184 seconds, 1600 images, 0.101112 hours left\r\n"
+    "\r\n calculation mAP (mean average precision)...\r\n"
+    "\r4\r8\r\n detections_count = 176, unique_truth_count = 9  \r\n"
+    " rank = 0 of ranks = 176 \r rank = 100 of ranks = 176 \rclass_id = 0, name = red_box, ap = 2.80%   \t"
+    " (TP = 0, FP = 0) \r\n\r\n"
+    " for conf_thresh = 0.25, precision = -nan, recall = 0.00, F1-score = -nan \r\n"
+    " for conf_thresh = 0.25, TP = 0, FP = 0, FN = 9, average IoU = 0.00 % \r\n"
+    " mean average precision (mAP@0.50) = 0.027968, or 2.80 % \r\n"
+    " mean_average_precision (mAP@0.50) = 0.027968 \r\nNew best mAP!\r\n"
+    "Saving weights to /b//tiny_best.weights\r\n"
+    " (next mAP calculation at 200 iterations) \r\n"
+    " Last accuracy mAP@0.50 = 2.80 %, best = 2.80 % \x1b[H\x1b[J101/200: loss=0.6 map=0.03 best=0.03\x07\r\n"
+    " 101: 0.601205, 0.709074 avg loss, 0.000500 rate, 1.893652 seconds, 1616 images, 0.100683 hours left\r\n"
+)
+HANK_LINE = (
+    "\x1b]2;7/200: loss=20.2 time=2.8 minutes\x07\x1b[1;37m7\x1b[0m: loss=\x1b[0;31m-nan\x1b[0m, avg loss="
+    "\x1b[0;31m20.636\x1b[0m, last=\x1b[0mnone\x1b[0m, best=\x1b[0mnone\x1b[0m, mAP=100, rate=0.00000750, "
+    "load 16=65.6 milliseconds, train=979.0 milliseconds, 112 images, time remaining=2.8 minutes\r\n"
+)
+
+
+def test_alexeyab_map_block_excerpt() -> None:
+    events = events_of(AB_MAP_BLOCK)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["NextMapAt", "MaxBatches", "Iteration", "ClassAP", "MapResult", "WeightsSaved", "NextMapAt",
+                     "Iteration"]
+    m = next(e for e in events if isinstance(e, MapResult))
+    assert (m.iteration, m.map50, m.tp, m.fn, m.avg_iou, m.detections) == (100, 0.027968, 0, 9, 0.0, 176)
+    assert math.isnan(m.precision) and math.isnan(m.f1)
+
+
+def test_hank_line_with_escapes_and_minus_nan() -> None:
+    (mb, nm, it, problem) = events_of(HANK_LINE)
+    assert mb == MaxBatches(200) and nm == NextMapAt(100)
+    assert it.iteration == 7 and math.isnan(it.loss) and it.avg_loss == 20.636
+    assert it.seconds == pytest.approx(0.979) and it.hours_left == pytest.approx(2.8 / 60) and it.images == 112
+    assert problem.problem.code == "nan-loss"
+
+
+@pytest.mark.parametrize("size", range(1, 41))
+def test_any_chunk_size_gives_the_same_events(size: int) -> None:
+    text = AB_MAP_BLOCK + HANK_LINE
+    whole = key(events_of(text))
+    assert key(events_of(text, [text[i:i + size] for i in range(0, len(text), size)])) == whole
+    raw = text.encode()
+    assert key(events_of(raw, [raw[i:i + size] for i in range(0, len(raw), size)])) == whole
+
+
+@pytest.mark.parametrize("name", ["alexeyab/train-map-noise.pty.log", "hank-ai/train-map-noise.pty.log",
+                                  "pjreddie/train.pty.log", "alexeyab/train-map-nan.stdout.log"])
+def test_random_splits_of_real_logs(name: str) -> None:
+    raw = (LOGS / name).read_bytes()
+    whole = key(events_of(raw))
+    rng = random.Random(name)
+    for _ in range(3):
+        cuts = sorted(rng.sample(range(1, len(raw)), 400))
+        chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+        assert key(events_of(raw, chunks)) == whole
+
+
+def test_truncated_last_line_is_flushed_by_close() -> None:
+    p = LogParser()
+    assert p.feed("1: 28.027271, 28.027271 avg, 0.000000 rate, 1.488678 seconds, 8 images\r\n2: 29.1906") == [
+        Iteration(1, 28.027271, 28.027271, 0.0, 1.488678, 8)]
+    assert p.close() == []  # "2: 29.1906" is not an iteration line: nothing, no exception
+    p = LogParser()
+    p.feed("Saving weights to /w/tiny_final.weights")  # no newline: the process was killed mid-line
+    assert [type(e) for e in p.close()] == [WeightsSaved, Finished]
+
+
+def test_garbage_bells_and_binary_bytes() -> None:
+    raw = (b"\x00\xff\xfe garbage \x07\x07\r\n\x1b[31m\x1b]0;title\x07"
+           b" 5: 1.5, 2.5 avg loss, 0.1 rate, 1.0 seconds, 40 images, 0.5 hours left\r\n\xc3")
+    events = events_of(raw)
+    assert events == [Iteration(5, 1.5, 2.5, 0.1, 1.0, 40, 0.5)]
+
+
+def test_event_mid_line_after_progress_without_carriage_return() -> None:
+    events = events_of(" rank = 0 of ranks = 5 class_id = 3, name = traffic light, ap = 50.00%   \t"
+                       " (TP = 1, FP = 2) \n")
+    assert events == [ClassAP(None, 3, "traffic light", 0.5, 1, 2)]
+
+
+def test_interleaved_stderr_does_not_break_lines() -> None:
+    # a stderr line lands between two stdout lines (merged pty stream)
+    text = (" 1: 2.0, 2.0 avg loss, 0.0 rate, 1.0 seconds, 16 images, -1.000000 hours left\r\n"
+            "Loaded: 0.000106 seconds\r\n"
+            "Couldn't open file: /x/train.txt\r\n"
+            " 2: 1.0, 1.9 avg loss, 0.0 rate, 1.0 seconds, 32 images, 0.1 hours left\r\n")
+    kinds = [type(e).__name__ for e in events_of(text)]
+    assert kinds == ["Iteration", "ProblemFound", "Iteration"]
+
+
+def test_strip_escapes() -> None:
+    assert strip_escapes("\x1b[1;31m1.85%\x1b[0m\x1b]2;t\x07\x07") == "1.85%"
+
+
+def test_parse_log_accepts_text_lines_and_paths(tmp_path: Path) -> None:
+    text = text_of(LOGS / "pjreddie" / "train.pty.log")
+    a = parse_log(text).iterations
+    b = parse_log(text.splitlines()).iterations
+    c = parse_log(str(LOGS / "pjreddie" / "train.pty.log")).iterations
+    with open(LOGS / "pjreddie" / "train.pty.log", encoding="utf-8", errors="replace") as f:
+        d = parse_log(f).iterations
+    for other in (b, c, d):
+        assert other.equals(a)
+    empty = parse_log("")
+    assert list(empty.maps.columns)[:2] == ["iteration", "map50"] and len(empty.iterations) == 0
+    assert list(empty.problems.columns) == ["code", "message", "fix", "severity", "iteration", "evidence"]
+
+
+def test_unknown_flavor_is_refused() -> None:
+    with pytest.raises(ValueError):
+        LogParser("yolov9")
+
+
+# ---------------------------------------------------------------------------------------------- fuzz
+_FRAGMENTS = [AB_MAP_BLOCK, HANK_LINE, "\r", "\n", "\x1b[", "\x1b]2;", "\x07", "-nan", " avg", "class_id = ",
+              "Saving weights to ", ": loss=", "mean average precision (mAP@0.50)=", "\udcff", "^C"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=40), st.sampled_from(_FRAGMENTS)), max_size=12),
+       st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=8))
+def test_fuzz_never_raises_and_chunking_does_not_matter(parts: list[str], sizes: list[int]) -> None:
+    text = "".join(parts)
+    whole = key(events_of(text))
+    chunks, i, k = [], 0, 0
+    while i < len(text):
+        n = sizes[k % len(sizes)]
+        chunks.append(text[i:i + n])
+        i, k = i + n, k + 1
+    assert key(events_of(text, chunks)) == whole
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_bytes(raw: bytes) -> None:
+    events_of(raw)
+    parse_log([raw])
