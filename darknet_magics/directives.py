@@ -38,6 +38,7 @@ class Opt:
     help: str
     choices: tuple[str, ...] = ()
     default: Any = None
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Spec:
             parts.append(p.name if p.required else f"[{p.name}]")
         for o in self.options:
             value = "|".join(o.choices) if o.choices else _KIND_HINT.get(o.kind, "VALUE")
-            parts.append(f"[{o.name}={value}]")
+            parts.append(f"{o.name}={value}" if o.required else f"[{o.name}={value}]")
         for f, _ in self.flags:
             parts.append(f"[{f}]")
         if self.open_options:
@@ -89,7 +90,8 @@ class Spec:
             lines += ["", "options:"]
             for o in self.options:
                 default = f" (default: {o.default})" if o.default is not None else ""
-                lines.append(f"  {o.name + '=':<14} {o.help}{default}")
+                required = " (required)" if o.required else ""
+                lines.append(f"  {o.name + '=':<14} {o.help}{default}{required}")
             for f, h in self.flags:
                 lines.append(f"  {f:<14} {h}")
             if self.allows_as:
@@ -166,7 +168,9 @@ YOLO_SPECS: dict[str, Spec] = {s.name: s for s in [
          allows_as=True, example="%yolo train {workspace}/obj.data yolo-obj.cfg {weights} map"),
     Spec("resume", "yolo", "Continue a run from its backup/*_last.weights, with the history stitched.",
          positionals=(Pos("NAME", "the run's variable (default yolo_run) or its run folder", False),),
-         options=(Opt("bin", "path", "the darknet binary"),), allows_as=True, example="%yolo resume"),
+         options=(Opt("bin", "path", "the darknet binary"),
+                  Opt("max_batches", "int", "train on to this many iterations (rewrites max_batches in the cfg)")),
+         allows_as=True, example="%yolo resume"),
     Spec("log", "yolo", "Parse an existing darknet log into the same run object and chart.",
          positionals=(Pos("PATH", "a darknet log file"),), allows_as=True, example="%yolo log {workspace}/runs/run1/train.log"),
     Spec("map", "yolo", "Compute mAP with darknet's `detector map` into the maps/class_ap frames.",
@@ -187,15 +191,17 @@ YOLO_SPECS: dict[str, Spec] = {s.name: s for s in [
          "Make a training cfg from a stock one: classes, filters before each [yolo], max_batches, steps, and any "
          "other key=value ([net] keys, or per-head keys such as random= in every [yolo]).",
          positionals=(Pos("TEMPLATE", "yolov3, yolov3-tiny, yolov4, yolov4-tiny, or a path"), Pos("OUT", "the cfg to write")),
-         options=(Opt("classes", "int", "number of classes (required)"), Opt("width", "int", "network width"),
+         options=(Opt("classes", "int", "number of classes", required=True), Opt("width", "int", "network width"),
                   Opt("height", "int", "network height"), Opt("batch", "int", "batch"),
-                  Opt("subdivisions", "int", "subdivisions"), Opt("max_batches", "str", "iterations, or auto"),
-                  Opt("steps", "str", "learning-rate steps, e.g. 4800,5400"), Opt("learning_rate", "float", "learning rate")),
+                  Opt("subdivisions", "int", "subdivisions"),
+                  Opt("max_batches", "str", "iterations, or auto (needs data=: sized from its train list)"),
+                  Opt("steps", "str", "learning-rate steps, e.g. 4800,5400"), Opt("learning_rate", "float", "learning rate"),
+                  Opt("data", "path", "obj.data whose train list sizes max_batches=auto")),
          open_options=True, example="%yolo cfg yolov4-tiny yolo-obj.cfg classes=2 width=416 height=416"),
     Spec("data", "yolo", "Write obj.data (and .names, train.txt/valid.txt) with paths darknet can read.",
          positionals=(Pos("OUT", "the obj.data to write"),),
-         options=(Opt("classes", "int", "number of classes (required)"),
-                  Opt("names", "names", "a .names file, or the names: a,b,c (required)"),
+         options=(Opt("classes", "int", "number of classes", required=True),
+                  Opt("names", "names", "a .names file, or the names: a,b,c", required=True),
                   Opt("train", "path", "a list of training images"), Opt("valid", "path", "a list of validation images"),
                   Opt("images", "path", "a folder of images (+ labels) to split into train/valid"),
                   Opt("split", "float", "validation fraction with images=", default=0.1),
@@ -537,6 +543,16 @@ def parse_line(line: str, *, language: str, lineno: int = 1, known: Container[st
             raise err(f"missing {pos.name} ({pos.help})", f"write: {spec.usage()}")
     if spec.name == "set" and not options:
         raise err("nothing to set", "write: set NAME=VALUE")
+    for opt in spec.options:
+        if opt.required and opt.name not in options:
+            raise err(f"missing {opt.name}= ({opt.help})", f"write: {spec.usage()}")
+    for tok in positionals:
+        # `mapp` would silently become a weights file: a bare word close to a flag, that is not a path, is a typo
+        if flag_names and not tok.quoted and "." not in tok.text and "/" not in tok.text and "{" not in tok.text:
+            close = difflib.get_close_matches(tok.text, list(flag_names), n=1, cutoff=0.75)
+            if close:
+                raise err(f"{tok.text!r} is not a flag", f"did you mean the flag `{close[0]}`? (quote it, or write "
+                          f"./{tok.text}, if it really is a file)", tok)
 
     step = Step(name=spec.name, language=language, lineno=lineno, source=line.strip(), args=args, options=options,
                 flags=frozenset(flags), as_name=as_name)
@@ -568,10 +584,6 @@ def _known_list(known: Container[str]) -> list[str]:
 
 def _rule_data(step: Step) -> None:
     opts = step.options
-    missing = [k for k in ("classes", "names") if k not in opts]
-    if missing:
-        raise DirectiveError(f"missing {missing[0]}=", lineno=step.lineno, directive="data", source=step.source,
-                             fix=f"write: {step.spec.usage()}")
     has_lists = "train" in opts or "valid" in opts
     if has_lists and "images" in opts:
         raise DirectiveError("give either train=/valid= or images=, not both", lineno=step.lineno, directive="data",
@@ -594,13 +606,13 @@ def _rule_data(step: Step) -> None:
 
 
 def _rule_cfg(step: Step) -> None:
-    if "classes" not in step.options:
-        raise DirectiveError("missing classes=", lineno=step.lineno, directive="cfg", source=step.source,
-                             fix=f"write: {step.spec.usage()}")
     raw = step.options["classes"]
     if not placeholders(raw) and raw.isdigit() and int(raw) < 1:
         raise DirectiveError("classes= must be at least 1", lineno=step.lineno, directive="cfg",
                              source=step.source, fix="write classes=1 or more")
+    if step.options.get("max_batches", "").lower() == "auto" and "data" not in step.options:
+        raise DirectiveError("max_batches=auto needs the dataset's size", lineno=step.lineno, directive="cfg",
+                             source=step.source, fix="add data=obj.data (its train list is counted), or give a number")
 
 
 def _rule_anchors(step: Step) -> None:

@@ -106,7 +106,8 @@ class Problem:
             where = self.file + (f":{self.line}" if self.line else "") + ": "
         elif self.iteration is not None:
             where = f"iteration {self.iteration}: "
-        text = f"[{self.severity}] {where}{self.message}"
+        # The code names the section of docs/troubleshooting.md that explains it.
+        text = f"[{self.severity}: {self.code}] {where}{self.message}"
         if self.fix:
             text += f" (fix: {self.fix})"
         return text

@@ -134,7 +134,7 @@ class Executor:
     def _handler(self, kind: str, name: str) -> Callable[[Step], Any]:
         method = getattr(self, f"_{kind}_{name}", None)
         if method is None and kind == "preview":
-            return lambda step: [f"run: %yolo {step.source}"]
+            return lambda step: [f"run: %yolo {_step_text(step)}"]
         return method
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -199,8 +199,8 @@ class Executor:
                                        alias_dir=self._path(alias) if alias else None)
         self.session.drive = info
         self.session.values["drive"] = str(info.root)
+        # The default workspace; created by the first step that writes into it (a `workspace` line may follow).
         self.session.values.setdefault("workspace", str(Path(info.root) / "darknet"))
-        Path(self.session.values["workspace"]).mkdir(parents=True, exist_ok=True)
         return f"{{drive}} = {info.root}; {{workspace}} = {self.session.values['workspace']}", info
 
     def _preview_drive(self, step: Step) -> list[str]:
@@ -282,7 +282,9 @@ class Executor:
 
         args = self._make_args(step)
         commit = self.session.clone.commit if self.session.clone is not None else None
-        result = build.make(runtime=self._runtime(), reporter=self.reporter, commit=commit, **args)
+        # In Colab (root, apt, a fresh VM) OPENCV=1 installs libopencv-dev itself; elsewhere it says what to run.
+        result = build.make(runtime=self._runtime(), reporter=self.reporter, commit=commit,
+                            install_opencv=self.session.platform == "colab", **args)
         self.session.build = result
         self.session.values["bin"] = str(result.binary)
         return f"{result.action}: {result.binary}", result
@@ -375,6 +377,8 @@ class Executor:
         data, cfg = self._path(step.args["DATA"]), self._path(step.args["CFG"])
         weights = self._path(step.args["WEIGHTS"]) if step.args.get("WEIGHTS") else None
         problems = checks.check(data, cfg, weights=weights)
+        if step.get("backup"):  # obj.data's own backup= is not used by this run
+            problems = [p for p in problems if p.code != "missing-backup"]
         errors = [p for p in problems if p.severity == "error"]
         for p in problems:
             if p.severity != "error" or "force" in step.flags:
@@ -431,7 +435,7 @@ class Executor:
             candidates = sorted((p for p in (workspace / "runs").iterdir() if (p / "run.json").exists()),
                                 key=lambda p: p.stat().st_mtime)
             if candidates:
-                self.reporter.info(f"resuming the latest run folder: {candidates[-1]}")
+                self.reporter.info(f"the latest run folder: {candidates[-1]}")
                 return training.TrainingRun.load(candidates[-1])
         raise StepError("no run to resume in this session",
                         fix="give the run folder: %yolo resume {workspace}/runs/NAME (after a VM reset run the "
@@ -442,7 +446,8 @@ class Executor:
 
         previous = self._find_run(step.args.get("NAME"))
         with self._keep_run_on_failure(step):
-            run = training.resume(previous, self.reporter, darknet=step.get("bin") or None)
+            run = training.resume(previous, self.reporter, darknet=step.get("bin") or None,
+                                  max_batches=step.get("max_batches"))
         return self._finish_run(step, run)
 
     def _do_log(self, step: Step) -> tuple[str, Any]:
@@ -498,7 +503,9 @@ class Executor:
     def _do_cfg(self, step: Step) -> tuple[str, Any]:
         from . import cfg as cfgmod
 
-        options = {k: v for k, v in step.options.items() if k != "classes"}
+        options = {k: v for k, v in step.options.items() if k not in ("classes", "data")}
+        if step.options.get("data"):
+            options["dataset_size"] = _train_images(self._path(step.options["data"]))
         search = [Path(self.session.values["darknet"]) / "cfg"] if self.session.values.get("darknet") else None
         result = cfgmod.write_cfg(step.args["TEMPLATE"], self._path(step.args["OUT"]), step.options["classes"],
                                   options, search_dirs=search)
@@ -545,10 +552,34 @@ class Executor:
     def _do_status(self, step: Step) -> tuple[str, Any]:
         from . import training
 
-        if not self.session.last_run:
-            return "no training run in this session", None
-        run = self.session.runs[self.session.last_run]
+        try:
+            run = self._find_run(None)
+        except StepError:
+            return "no training run in this session or under {workspace}/runs", None
         return training.status(run), run
+
+
+def _step_text(step: Step) -> str:
+    """A resolved step as a line again (placeholders filled), for the dry run."""
+    import shlex
+
+    words = [step.name] + [shlex.quote(str(v)) for v in step.args.values()]
+    words += [f"{k}={shlex.quote(str(v))}" for k, v in step.options.items()] + sorted(step.flags)
+    if step.as_name:
+        words += ["as", step.as_name]
+    return " ".join(words)
+
+
+def _train_images(data_path: Path) -> int:
+    """How many images the obj.data's train list names (max_batches=auto is sized from it)."""
+    from .checks import read_data_file
+
+    entries = read_data_file(data_path.read_text(encoding="utf-8", errors="replace"))
+    train = entries.get("train")
+    if train is None:
+        raise StepError(f"{data_path} has no train= line", fix="write it with %yolo data first")
+    with open(train.value, encoding="utf-8", errors="replace") as handle:
+        return sum(1 for line in handle if line.strip())
 
 
 def _argv_text(argv: list[str]) -> str:

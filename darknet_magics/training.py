@@ -713,6 +713,10 @@ def resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *
     if not isinstance(run, TrainingRun):
         run = TrainingRun.load(run)
     args = dict(run.args)
+    if "cfg" not in args or "data" not in args:
+        raise StepError("this run was read from a log (`%yolo log`): it has no darknet arguments to resume with",
+                        fix="resume its run folder (%yolo resume {workspace}/runs/NAME), or start again with "
+                            "%yolo train DATA CFG WEIGHTS using its last weights")
     cfg = Path(args["cfg"])
     backup_dir = Path(args.get("backup_dir") or "backup")
     start = Path(weights) if weights else find_resume_weights(backup_dir, cfg)
