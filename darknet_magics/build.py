@@ -25,6 +25,7 @@ from typing import Callable, Literal, Optional
 
 from .environment import RuntimeInfo, install_opencv_dev, opencv_headers_present
 from .errors import DarknetMagicsError, Problem, StepError
+from .fileio import atomic_write_text
 from .report import Reporter
 
 DEFAULT_URL = "https://github.com/AlexeyAB/darknet"
@@ -276,22 +277,9 @@ def write_makefile(darknet_dir: Path, text: str) -> bool:
         return False
     orig = darknet_dir / "Makefile.orig"
     if not orig.exists():
-        _atomic_write(orig, old)
-    _atomic_write(path, text)
+        atomic_write_text(orig, old)
+    atomic_write_text(path, text)
     return True
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        shutil.copymode(path, tmp)
-    except OSError:
-        pass
-    os.replace(tmp, path)
 
 
 # ============================================================================================== ARCH
@@ -717,7 +705,7 @@ def _opencv_pkgconfig_shim(darknet_dir: Path, runtime: RuntimeInfo) -> Optional[
         return None
     shim = darknet_dir / ".darknet_magics" / "pkgconfig"
     shim.mkdir(parents=True, exist_ok=True)
-    _atomic_write(shim / "opencv.pc", "Name: opencv\nDescription: opencv4 under its old name (darknet_magics)\n"
+    atomic_write_text(shim / "opencv.pc", "Name: opencv\nDescription: opencv4 under its old name (darknet_magics)\n"
                                       f"Version: {runtime.opencv}\nRequires: opencv4\n")
     return shim
 

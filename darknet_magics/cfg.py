@@ -9,16 +9,15 @@ same way, so what we see is what darknet sees.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from .errors import DarknetMagicsError, Problem
+from .fileio import atomic_write_text  # noqa: F401  (re-exported: cfg.atomic_write_text)
 
 __all__ = [
     "Option", "Section", "Cfg", "TEMPLATE_NAMES", "HEAD_KEYS", "HEAD_SECTIONS", "DEFAULT_TEMPLATE_DIR",
@@ -513,25 +512,6 @@ class CfgResult:
     template: Path
     changes: list[str]
     action: str = "written"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temp file in the same folder, fsync, os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def write_cfg(template: Union[str, Path], out: Path, classes: int, options: Optional[dict[str, Any]] = None,

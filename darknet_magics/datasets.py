@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal, Optional, Sequence, Union
 
-from .cfg import atomic_write_text, layer_weights, read_weights_header, resolve_template
+from .cfg import layer_weights, read_weights_header, resolve_template
 from .errors import DarknetMagicsError
+from .fileio import atomic_write_bytes, atomic_write_text
 from .report import Reporter
 
 __all__ = [
@@ -798,14 +799,5 @@ def make_partial(cfg_text: str, weights: Path, out: Path, layers: int) -> Path:
         raise DarknetMagicsError(f"{weights} ends before layer {layers}", fix="download it again")
 
     data = struct.pack("<3iq", 0, 2, 0, 0) + body
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fout:
-            fout.write(data)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        _unlink(Path(tmp))
-        raise
+    atomic_write_bytes(out, data)
     return out

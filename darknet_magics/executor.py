@@ -492,7 +492,7 @@ class Executor:
         self.reporter.info(f"avg IoU = {result.avg_iou * 100:.2f} % over {result.boxes} boxes")
         cfg = step.get("cfg")
         if cfg:
-            from .cfg import atomic_write_text
+            from .fileio import atomic_write_text
 
             cfg_path = self._path(cfg)
             atomic_write_text(cfg_path, anchors.set_anchors(cfg_path.read_text(), result))

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older IPython
         return func
 
 from . import directives
-from .errors import DarknetMagicsError, DirectiveError, StepError
+from .errors import DarknetMagicsError, StepError
 from .executor import Executor, Session
 
 

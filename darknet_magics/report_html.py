@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
+from .fileio import atomic_write_text
+
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 _CDN_SCRIPT = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>\s*', re.IGNORECASE)
 _HEAD = re.compile(r"<head[^>]*>", re.IGNORECASE)
@@ -75,14 +77,6 @@ def notebook_to_html(nb: Any, *, title: Optional[str] = None) -> str:
 
 def write_report(nb: Any, path: Path, *, title: Optional[str] = None) -> Path:
     """Write `nb` as an HTML report to `path` (atomically); returns the path."""
-    import os
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(notebook_to_html(nb, title=title))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, notebook_to_html(nb, title=title))
     return path

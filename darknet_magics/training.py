@@ -30,6 +30,7 @@ from typing import Any, Optional, Sequence
 
 from . import runner
 from .errors import DarknetMagicsError, Problem, StepError
+from .fileio import atomic_write_text
 from .report import Reporter
 
 __all__ = [
@@ -49,12 +50,6 @@ _TAIL_KEEP = 256 * 1024  # and its end
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    from .cfg import atomic_write_text
-
-    atomic_write_text(path, text)
 
 
 def _kind(event: Any) -> str:
@@ -141,7 +136,7 @@ def _write_data_copy(data: Path, backup: Path, out: Path) -> Path:
     lines = Path(data).read_text(encoding="utf-8", errors="replace").splitlines()
     kept = [ln for ln in lines if "".join(ln.split()).split("=", 1)[0] != "backup"]
     kept.append(f"backup = {backup}")
-    _atomic_write(out, "\n".join(kept) + "\n")
+    atomic_write_text(out, "\n".join(kept) + "\n")
     return out
 
 
@@ -324,7 +319,7 @@ class TrainingRun:
     def save(self) -> None:
         """Write run.json (atomically)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.run_dir / RUN_JSON, json.dumps(self._state(), indent=2, default=str) + "\n")
+        atomic_write_text(self.run_dir / RUN_JSON, json.dumps(self._state(), indent=2, default=str) + "\n")
 
     @classmethod
     def load(cls, run_dir: Path | str) -> "TrainingRun":
@@ -730,7 +725,7 @@ def resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *
 
         parsed = Cfg.parse(cfg.read_text(encoding="utf-8"))
         parsed.set(parsed.net, "max_batches", int(max_batches))
-        _atomic_write(cfg, parsed.render())
+        atomic_write_text(cfg, parsed.render())
     kwargs = dict(darknet=darknet or args["darknet"], data=Path(args["data"]), cfg=cfg, weights=start,
                   map=args.get("map", False), gpus=args.get("gpus"),
                   backup=Path(args["backup"]) if args.get("backup") else None, clear=False, run_dir=run.run_dir,

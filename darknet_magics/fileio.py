@@ -1,0 +1,47 @@
+"""Atomic file writes: a file that matters (Makefile, cfg, obj.data, run.json, weights, reports) is either the old
+one or the complete new one, never half-written, even when the kernel dies mid-write.
+
+The new content goes to a temporary file in the same folder (same filesystem, so the rename is atomic), is
+fsynced, takes over the old file's permission bits, and is renamed over the target.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Union
+
+
+def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
+    """Write `data` to `path` atomically (creating its folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            shutil.copymode(path, tmp)  # an executable or read-only target stays so
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a new file gets the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Union[str, Path], text: str, encoding: str = "utf-8") -> None:
+    """Write `text` to `path` atomically, byte for byte (no newline translation)."""
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
