@@ -161,15 +161,32 @@ def _plotlyjs() -> str:
     return get_plotlyjs()
 
 
+def _plotlyjs_version() -> str:
+    try:
+        from plotly.offline import get_plotlyjs_version
+
+        return get_plotlyjs_version()
+    except ImportError:  # pragma: no cover - very old plotly
+        return "latest"
+
+
 def _render(spec_json: str, *, div_id: str, include_plotlyjs: bool, height: int = 420) -> str:
     """Our own small HTML: a div and a script that draws `spec_json` with ``Plotly.react``."""
     head = ""
     if include_plotlyjs:
         head = '<script type="text/javascript">' + _plotlyjs() + "</script>\n"
+    # Without a window.Plotly (a front end that drops the first render's bundle between updates), fetch the same
+    # plotly.js version from its CDN once; offline, say how to see the chart instead.
     script = (
         "(function(){var s=" + spec_json + ';var el=document.getElementById("' + div_id + '");'
-        "if(!el)return;if(window.Plotly){window.Plotly.react(el,s.data,s.layout,{responsive:true,displaylogo:false});}"
-        'else{el.textContent="(the chart needs plotly.js: run.figure shows it)";}})();'
+        "if(!el)return;function draw(){window.Plotly.react(el,s.data,s.layout,{responsive:true,displaylogo:false});}"
+        "if(window.Plotly){draw();return;}"
+        'var fail=function(){el.textContent="(the chart needs plotly.js: run.figure shows it)";};'
+        "if(!window.__dmPlotlyLoading){var t=document.createElement('script');"
+        f"t.src='https://cdn.plot.ly/plotly-{_plotlyjs_version()}.min.js';"
+        "window.__dmPlotlyLoading=t;document.head.appendChild(t);}"
+        "window.__dmPlotlyLoading.addEventListener('load',draw);"
+        "window.__dmPlotlyLoading.addEventListener('error',fail);})();"
     )
     return (head + f'<div id="{div_id}" style="height:{height}px;width:100%;"></div>\n'
             f'<script type="text/javascript">{script}</script>')
