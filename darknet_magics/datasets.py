@@ -358,7 +358,8 @@ def _extract(local: Path, original: Path, into: Path, reporter: Reporter) -> tup
             infos = [i for i in zf.infolist()]
             names = [_safe_name(i.filename, original) for i in infos]
             base, prefix = _extract_base(names, into, stem)
-            progress = _Progress(reporter, f"unpacking {original.name}", len(infos), sum(i.file_size for i in infos))
+            n_files = sum(1 for i in infos if not i.is_dir())  # folder entries are not files to count
+            progress = _Progress(reporter, f"unpacking {original.name}", n_files, sum(i.file_size for i in infos))
             for info, name in zip(infos, names):
                 if not name:
                     continue
@@ -391,7 +392,8 @@ def _extract(local: Path, original: Path, into: Path, reporter: Reporter) -> tup
                     raise DarknetMagicsError(f"{original.name}: member {info.name!r} is a device or fifo",
                                              fix="archive only files and folders")
             base, prefix = _extract_base(names, into, stem)
-            progress = _Progress(reporter, f"unpacking {original.name}", len(infos), sum(i.size for i in infos))
+            progress = _Progress(reporter, f"unpacking {original.name}", sum(1 for i in infos if i.isfile()),
+                                 sum(i.size for i in infos))
             files = [(info, name) for info, name in zip(infos, names) if info.isfile()]
             members = [(name[len(prefix):], info.size) for info, name in files]
             tar_bin = shutil.which("tar")

@@ -314,3 +314,17 @@ def test_make_partial_matches_darknet_partial(tmp_path: Path) -> None:
                    capture_output=True, timeout=120)
     ours = make_partial(cfg_text, weights, tmp_path / "ours.conv.15", 15)
     assert ours.read_bytes() == (tmp_path / "theirs.conv.15").read_bytes()
+
+
+def test_unpack_progress_counts_files_not_folder_entries(tmp_path: Path) -> None:
+    make_dataset(tmp_path / "src" / "boxes", images=3, size=32)
+    archive = tmp_path / "boxes.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(tmp_path / "src" / "boxes", "boxes/")  # a folder entry, as `zip -r` writes one
+        for f in sorted((tmp_path / "src" / "boxes").iterdir()):
+            zf.write(f, f"boxes/{f.name}")
+    rep = RecordingReporter()
+    result = stage(archive, tmp_path / "local", reporter=rep)
+    assert result.files == 7  # 3 images, 3 labels, obj.names
+    unpack = [text for kind, text in rep.events if kind == "progress" and text.startswith("unpacking")]
+    assert unpack and "7/7 files" in unpack[-1]
