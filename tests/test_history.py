@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from darknet_magics.history import History, TrainingLog
-from darknet_magics.logparse import Iteration, LogParser, ProblemFound
+from darknet_magics.logparse import Iteration, LogParser, ProblemFound, Prompt
 
 LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
 pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
@@ -113,3 +113,48 @@ def test_problems_frame() -> None:
     assert df["code"].tolist() == ["nan-loss"] and df["iteration"].iloc[0] >= 1
     assert any(isinstance(e, ProblemFound) for e in h.events())
     json.dumps([e.problem.code for e in h.events() if isinstance(e, ProblemFound)])
+
+
+# pjreddie prints an inf loss the iteration before it turns nan. No capture in ../shared/darknet-logs diverged that
+# way, so this excerpt is pjreddie's line format (as in pjreddie/train.pty.log) with the values of such a run.
+PJ_INF = ("70: 0.351793, 0.528331 avg, 0.000010 rate, 1.176939 seconds, 560 images\r\n"
+          "71: inf, inf avg, 0.000010 rate, 1.163001 seconds, 568 images\r\n"
+          "72: -inf, inf avg, 0.000010 rate, 1.158020 seconds, 576 images\r\n"
+          "73: -nan, -nan avg, 0.000010 rate, 1.160342 seconds, 584 images\r\n")
+
+
+def _strict_json(line: str) -> dict:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"not JSON: {name}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_infinite_loss_round_trips_through_save_and_append(tmp_path: Path) -> None:
+    parser = LogParser()
+    evs = parser.feed(PJ_INF) + parser.close()
+    h = History(evs)
+    its = h.iterations.set_index("iteration")
+    assert its.loc[71, "loss"] == float("inf") and its.loc[72, "loss"] == float("-inf")
+    assert pd.isna(its.loc[73, "loss"])
+    saved, appended = tmp_path / "saved.jsonl", tmp_path / "appended.jsonl"
+    h.save(saved)  # crashed before: "Out of range float values are not JSON compliant"
+    assert History.append_to(appended, evs) == len([e for e in evs if not isinstance(e, Prompt)])
+    for path in (saved, appended):
+        rows = [_strict_json(line) for line in path.read_text().splitlines()]  # strict JSON: no Infinity/NaN
+        by_it = {r["iteration"]: r for r in rows if r["kind"] == "iteration"}
+        assert by_it[71]["loss"] == "inf" and by_it[72]["loss"] == "-inf" and by_it[73]["loss"] is None
+        back = History.load(path)
+        assert_same_frames(h, back)
+        assert [p.code for p in back.problem_list] == ["nan-loss"]
+    assert len(pd.read_json(saved, lines=True)) == len(h.events())
+
+
+def test_iteration_lines_are_the_generic_encoding(tmp_path: Path) -> None:
+    from darknet_magics.history import _dumps, _lines
+
+    evs = events("alexeyab/train-map-noise.pty.log") + [Iteration(3, 1.0, float("inf"), images=7.0)]
+    fast = _lines(evs)
+    assert [_strict_json(line) for line in fast] == [
+        _strict_json(_dumps(e)) for e in evs if not isinstance(e, Prompt)]
+    assert all(line.endswith("\n") and line.count("\n") == 1 for line in fast)

@@ -309,3 +309,127 @@ def test_fuzz_never_raises_and_chunking_does_not_matter(parts: list[str], sizes:
 def test_fuzz_bytes(raw: bytes) -> None:
     events_of(raw)
     parse_log([raw])
+
+
+# ---------------------------------------------------------------------------------------------- fast paths
+# The parser has a per-row reference path (`LogParser.bulk = False`) and a bulk path that converts queued iteration
+# lines column by column; `parse_log` also has a columnar path that hands the columns to the history without
+# building events. All of them must give the same events and the same frames.
+def events_via(text, bulk: bool, chunks=None) -> list:
+    p = LogParser()
+    p.bulk = bulk
+    out = []
+    for c in (chunks if chunks is not None else [text]):
+        out += p.feed(c)
+    return out + p.close()
+
+
+def frames_of_events(events: list):
+    from darknet_magics.history import History
+
+    return History(events)
+
+
+def assert_same_frames(log, history) -> None:
+    import pandas as pd
+
+    for name in ("iterations", "maps", "class_ap", "weights", "problems"):
+        pd.testing.assert_frame_equal(getattr(log, name), getattr(history, name), check_exact=True)
+
+
+def assert_all_paths_agree(text) -> None:
+    slow = events_via(text, bulk=False)
+    fast = events_via(text, bulk=True)
+    assert key(fast) == key(slow)
+    # in chunks: after the first hank-ai line, the gate is specialised to its max_batches
+    for size in (4096, 1 << 16):
+        chunks = [text[i:i + size] for i in range(0, len(text), size)]
+        assert key(events_via(text, bulk=True, chunks=chunks)) == key(slow)
+    log = parse_log([text]) if isinstance(text, bytes) else parse_log(text)
+    assert_same_frames(log, frames_of_events(slow))
+
+
+@pytest.mark.parametrize("path", ALL_LOGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_bulk_columnar_and_per_row_paths_agree_on_every_log(path: Path) -> None:
+    raw = path.read_bytes()
+    assert_all_paths_agree(raw)
+    # three copies in a row: long queues, a window title / next-mAP change inside a queue, hank-ai's first
+    # "time remaining=unknown" in the middle of one
+    assert_all_paths_agree(raw * 3)
+
+
+def test_bulk_path_takes_queues_with_state_changes_and_bad_rows() -> None:
+    text = text_of(LOGS / "hank-ai" / "train-map-noise.pty.log")
+    assert "time remaining=unknown" in text  # its first iteration: not a number, taken by the per-row path
+    log = parse_log(text * 4)
+    assert len(log.iterations) == 800 and log.iterations["hours_left"].isna().sum() == 4
+    events = events_via(text * 2, bulk=True)
+    # max_batches once, the next mAP iteration each time it changes: 100, 200, then 100 again for the 2nd copy
+    assert [e.iteration for e in events if isinstance(e, NextMapAt)] == [100, 200, 100, 200]
+    assert sum(isinstance(e, MaxBatches) for e in events) == 1
+
+
+def test_iteration_is_a_named_tuple_with_the_event_fields() -> None:
+    it = Iteration(5, 1.5, 2.5)
+    assert (it.iteration, it.loss, it.avg_loss) == (5, 1.5, 2.5) and math.isnan(it.rate)
+    assert it._fields == ("iteration", "loss", "avg_loss", "rate", "seconds", "images", "hours_left")
+    assert repr(it).startswith("Iteration(iteration=5, loss=1.5, avg_loss=2.5, rate=nan")
+    with pytest.raises(AttributeError):
+        it.loss = 3.0  # type: ignore[misc]
+
+
+def test_keyword_gate_is_the_plain_alternation_factored() -> None:
+    """The gate groups the keywords by first character; the plain alternation must match the same lines."""
+    from darknet_magics import diagnose
+    from darknet_magics import logparse as lp
+
+    plain = "|".join(f"{rx}(?P<k_{name}>)" for name, _, rx in lp._KEYWORDS)
+    plain_handlers = {f"k_{name}": handler for name, handler, _ in lp._KEYWORDS}
+    gate = re.compile(r"\n(?:" + lp._IT_PJ_AB + "|" + lp._IT_HANK + "|" + lp._SEG_START + "(?:" + plain + "))")
+    assert len(lp._KW_HANDLERS) == len(lp._KEYWORDS) - 1 + len(diagnose.TRIGGERS)
+    for path in ALL_LOGS:
+        buf = "\n" + text_of(path)
+        want = [(m.start(), m.end(), plain_handlers.get(m.lastgroup)) for m in gate.finditer(buf)]
+        got = [(m.start(), m.end(), lp._KW_HANDLERS.get(m.lastgroup)) for m in lp._GATE_NL.finditer(buf)]
+        assert got == want, path
+
+
+_PJ_LINE = "{i}: {loss}, {avg} avg, 0.000010 rate, 1.176939 seconds, {img} images\r\n"
+_AB_LINE = " {i}: {loss}, {avg} avg loss, 0.000500 rate, 1.859184 seconds, {img} images, {hl} hours left\r\n"
+_HANK_FAST = ("\x1b]2;{i}/{mb}: loss=0.7 time=2.6 minutes\x07\x1b[1;37m{i}\x1b[0m: loss=\x1b[1;36m{loss}\x1b[0m, "
+              "avg loss=\x1b[1;36m{avg}\x1b[0m, last=\x1b[0mnone\x1b[0m, best=\x1b[0mnone\x1b[0m, mAP={nm}, "
+              "rate=0.00050000, load 16=10.2 milliseconds, train=921.8 {unit}, {img} images, "
+              "time remaining={rem} minutes\r\n")
+_HANK_OTHER = ("\x1b[1;37m{i}\x1b[0m\x1b[0m: loss={loss}, avg loss={avg}, last=none, best=none, mAP={nm}, "
+               "rate=0.0005, load 16=10.2 milliseconds, train=1.5 seconds, {img} images\r\n")
+_GOOD = ["0.682", "20.693", "7", "1e3", "0.000001"]
+_NUMS = st.sampled_from(_GOOD * 6 + ["-nan", "nan", "inf", "-inf", "x1", "0.5.5", "1_0"])
+
+
+@st.composite
+def _iteration_block(draw) -> str:
+    """A run of iteration lines, mostly of one kind (long queues for the bulk path), with rare odd fields."""
+    main = draw(st.sampled_from(["pj", "ab", "hank", "hank2"]))
+    lines = []
+    for i in range(draw(st.integers(1, 40))):
+        kind = main if draw(st.integers(0, 19)) else draw(st.sampled_from(["pj", "ab", "hank", "hank2"]))
+        f = {"i": draw(st.integers(0, 10**6)), "loss": draw(_NUMS), "avg": draw(_NUMS),
+             "img": draw(st.integers(0, 10**7)), "hl": draw(st.sampled_from(["0.1"] * 8 + ["-1.000000", "nan", "z"])),
+             "mb": draw(st.sampled_from(["200"] * 8 + ["300"])),
+             "nm": draw(st.sampled_from(["100"] * 8 + ["200", "DISABLED"])),
+             "unit": draw(st.sampled_from(["milliseconds"] * 8 + ["seconds", "fortnights"])),
+             "rem": draw(st.sampled_from(["2.6"] * 8 + ["unknown", "3"]))}
+        lines.append({"pj": _PJ_LINE, "ab": _AB_LINE, "hank": _HANK_FAST, "hank2": _HANK_OTHER}[kind].format(**f))
+    return "".join(lines)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_iteration_block(), st.sampled_from(_FRAGMENTS), st.text(max_size=20)), max_size=8),
+       st.integers(min_value=1, max_value=400))
+def test_fuzz_bulk_columnar_and_per_row_paths_agree(parts: list[str], size: int) -> None:
+    text = "".join(parts)
+    slow = events_via(text, bulk=False)
+    assert key(events_via(text, bulk=True)) == key(slow)
+    chunks = [text[i:i + size] for i in range(0, len(text), size)]
+    assert key(events_via(text, bulk=True, chunks=chunks)) == key(slow)
+    assert_same_frames(parse_log(text), frames_of_events(slow))
