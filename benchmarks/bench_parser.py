@@ -150,11 +150,16 @@ def bench(flavor: str, lines: int, repeat: int, slice_fraction: float) -> list[s
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lines", type=int, default=1_000_000, help="lines in the built log (default 1,000,000)")
+    ap.add_argument("--lines", type=int, default=None, help="lines in the built log (default 1,000,000)")
+    ap.add_argument("--quick", action="store_true", help="200,000 lines, best of 2 (same ratios, noisier)")
     ap.add_argument("--flavor", choices=[*SOURCES, "all"], default="all")
     ap.add_argument("--repeat", type=int, default=5, help="best of N interleaved rounds (default 5)")
     ap.add_argument("--slice", type=float, default=0.01, help="fraction of the log for log_parser (default 0.01)")
     args = ap.parse_args(argv)
+    if args.lines is None:
+        args.lines = 200_000 if args.quick else 1_000_000
+    if args.quick:
+        args.repeat = min(args.repeat, 2)
     flavors = list(SOURCES) if args.flavor == "all" else [args.flavor]
     lines = []
     for flavor in flavors:

@@ -294,7 +294,10 @@ _RX_TPFP = re.compile(r"TP\s*=\s*(\d+),\s*FP\s*=\s*(\d+),\s*FN\s*=\s*(\d+),\s*av
 _RX_DETS = re.compile(r"detections_count\s*=\s*(\d+),\s*unique_truth_count\s*=\s*(\d+)")
 _RX_CLASSID = re.compile(r"class_id = (\d+), name = (.*?), ap = " + _NUM + r"\s*%(?:\s*\(TP = (\d+), FP = (\d+)\))?")
 _RX_ROW = re.compile(r"\s*(\d+)\s+(.+?)\s+" + _NUM + r"\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+" + _NUM + r"\s+" + _NUM + r"\s*$")
-_RX_LOADED = re.compile(r"Loading weights from (\S+?)\.*$|Done! Loaded (\d+) layers|Detection layer: ?(\d+)")
+# The file name stops at darknet's "..." (pjreddie prints "...Done!" on the same line, AlexeyAB "...Done! Loaded
+# N layers from weights-file" on the same line or the next).
+_RX_LOADED = re.compile(r"Loading weights from (\S+?)(?:\.{3}.*)?$|Done! Loaded (\d+) layers|Detection layer: ?(\d+)")
+_RX_LOADED_COUNT = re.compile(r"Loaded (\d+) layers")
 
 _SECONDS = {"": 1.0, "ms": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3, "second": 1.0, "seconds": 1.0,
             "s": 1.0, "minute": 60.0, "minutes": 60.0, "hour": 3600.0, "hours": 3600.0, "day": 86400.0,
@@ -938,7 +941,8 @@ class LogParser:
         if not m:
             return
         if m.group(1) is not None:
-            self._weights_file, self._loaded_layers = m.group(1), None
+            count = _RX_LOADED_COUNT.search(seg)
+            self._weights_file, self._loaded_layers = m.group(1), int(count.group(1)) if count else None
         elif m.group(2) is not None:
             self._loaded_layers = int(m.group(2))
         elif self._loaded_layers is not None and self._loaded_layers <= int(m.group(3)):

@@ -158,3 +158,13 @@ def test_line_diagnoser_reports_each_problem_once() -> None:
     p = d.line("Couldn't open file: a.txt")
     assert p is not None and d.first_time(p) and not d.first_time(d.line("Couldn't open file: a.txt"))
     assert d.line("Loaded: 0.000106 seconds") is None
+
+
+def test_already_trained_names_the_weights_file_without_darknets_dots():
+    # pjreddie prints "Loading weights from truncated.weights...Done!" on one line
+    from darknet_magics import parse_log
+
+    log = parse_log(Path(__file__).resolve().parents[2] / "shared" / "darknet-logs" / "pjreddie" /
+                    "fail-truncated-weights.pty.log")
+    problem = log.problems[log.problems["code"] == "already-trained"].iloc[0]
+    assert "truncated.weights says" in problem["message"] and "Done" not in problem["message"]
