@@ -461,6 +461,10 @@ class LogParser:
         gate = self._gate()
         rows: list[tuple] = []  # captured text of the iteration lines not yet turned into events
         add_row = rows.append
+        # A hank-ai row may be queued: its mAP= / window title change _next_map_text / _max_text only when it is
+        # flushed, so those are stale until then and the cheap "no change, no flush" tests below must not trust
+        # them (a pjreddie/AlexeyAB row changes neither). Set on a hank-ai row, cleared where a flush is decided.
+        hank_q = False
         flush = self._flush
         handlers = self._handlers
         pos = 0
@@ -482,9 +486,11 @@ class LogParser:
                             add_row(m.group(1, 2, 3, 4, 5, 6, 7))
                         elif i < 18:
                             add_row(m.group(8, 9, 10, 11, 12, 13, 14, 15, 16, 17))
+                            hank_q = True
                         elif i < 29:
                             g = m.group(18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28)
                             add_row(g)
+                            hank_q = True
                             if self.bulk:  # a hank-ai line the gate is not specialised to: specialise it from here
                                 flush(rows, out)
                                 self._hank_seen = g[0]
@@ -493,12 +499,14 @@ class LogParser:
                                 break
                         else:
                             add_row(m.group(29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39))
+                            hank_q = True
                     elif name == "k_nextmap":  # AlexeyAB prints this every iteration: keep it cheap
                         at = m.group("nm_at")
                         mb = m.group("nm_mb")
-                        if rows and (at != self._next_map_text or self.flavor is None
+                        if rows and (hank_q or at != self._next_map_text or self.flavor is None
                                      or (mb is not None and mb != self._max_text)):
                             flush(rows, out)  # an event (or the flavor) follows the queued iterations
+                            hank_q = False
                         if at != self._next_map_text:
                             self._next_map_text = at
                             self._set_next_map(int(at), out)
@@ -509,11 +517,13 @@ class LogParser:
                             self.flavor = "alexeyab"
                     elif name == "k_lastacc" or name == "k_title":
                         mb = m.group("la_mb" if name == "k_lastacc" else "t_mb")
-                        if mb is not None and mb != self._max_text:
-                            if rows:
-                                flush(rows, out)
-                            self._max_text = mb
-                            self._set_max_batches(int(mb), out)
+                        if mb is not None:
+                            if rows and (hank_q or mb != self._max_text):
+                                flush(rows, out)  # queued rows first: they may change _max_text
+                                hank_q = False
+                            if mb != self._max_text:
+                                self._max_text = mb
+                                self._set_max_batches(int(mb), out)
                     else:
                         if rows:
                             flush(rows, out)

@@ -433,3 +433,37 @@ def test_fuzz_bulk_columnar_and_per_row_paths_agree(parts: list[str], size: int)
     chunks = [text[i:i + size] for i in range(0, len(text), size)]
     assert key(events_via(text, bulk=True, chunks=chunks)) == key(slow)
     assert_same_frames(parse_log(text), frames_of_events(slow))
+
+
+def test_nextmap_after_queued_hank_row_keeps_line_order() -> None:
+    # A hank-ai row (mAP=200) still queued when an AlexeyAB "(next mAP calculation at 100 ..)" line comes: the
+    # bulk path had flushed the row before it (mAP=100: its gate specialisation flushes), so the stale "100" made
+    # the next-mAP line look like no change; the queued row then said NextMapAt(200) last, and NextMapAt(100) of
+    # the later line was lost (found by the fuzz test above).
+    text = ("\x1b]2;0/200: loss=0.7 time=2.6 minutes\x07\x1b[1;37m0\x1b[0m: loss=\x1b[1;36m0.682\x1b[0m, "
+            "avg loss=\x1b[1;36m0.682\x1b[0m, last=\x1b[0mnone\x1b[0m, best=\x1b[0mnone\x1b[0m, mAP=100, "
+            "rate=0.00050000, load 16=10.2 milliseconds, train=921.8 milliseconds, 0 images, "
+            "time remaining=2.6 minutes\r\n"
+            "\x1b[1;37m0\x1b[0m\x1b[0m: loss=0.682, avg loss=0.682, last=none, best=none, mAP=200, rate=0.0005, "
+            "load 16=10.2 milliseconds, train=1.5 seconds, 0 images\r\n"
+            " (next mAP calculation at 100 iterations) \x1b[H\x1b[J100/200: loss=0.8 hours left=0.1\x07\r\n")
+    slow = events_via(text, bulk=False)
+    kinds = [type(e).__name__ + (f"({e.iteration})" if isinstance(e, NextMapAt) else "") for e in slow]
+    assert kinds == ["MaxBatches", "NextMapAt(100)", "Iteration", "NextMapAt(200)", "Iteration", "NextMapAt(100)"]
+    assert key(events_via(text, bulk=True)) == key(slow)
+    for size in (1, 7, 64, 200):
+        chunks = [text[i:i + size] for i in range(0, len(text), size)]
+        assert key(events_via(text, bulk=True, chunks=chunks)) == key(slow)
+        assert key(events_via(text, bulk=False, chunks=chunks)) == key(slow)
+    # the same with a window title: a queued hank-ai row's max_batches (300) between two AlexeyAB titles (200);
+    # the second title changes it back (the per-row path lost that MaxBatches(200))
+    hank300 = text.split("\r\n")[0].replace("0/200: loss=0.7", "0/300: loss=0.7") + "\r\n"
+    title = " \x1b[H\x1b[J100/200: loss=0.8 hours left=0.1\x07\r\n"
+    t2 = " (next mAP calculation at 100 iterations)" + title + hank300 + title
+    slow2 = events_via(t2, bulk=False)
+    assert [e.n for e in slow2 if isinstance(e, MaxBatches)] == [200, 300, 200]
+    assert isinstance(slow2[-1], MaxBatches) and isinstance(slow2[-2], Iteration)
+    for size in (None, 1, 50):
+        chunks = None if size is None else [t2[i:i + size] for i in range(0, len(t2), size)]
+        assert key(events_via(t2, bulk=True, chunks=chunks)) == key(slow2)
+        assert key(events_via(t2, bulk=False, chunks=chunks)) == key(slow2)
