@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from darknet_magics.runner import ProcessResult, RunInterrupted, Watchdog, group_alive, run
+from conftest import processes
 
 FAKE = Path(__file__).parent / "fakes" / "fake_darknet.py"
 
@@ -29,16 +30,7 @@ def assert_group_gone(pgid: int) -> None:
     except ProcessLookupError:
         return
     # killpg still finds the group: only zombies may be left
-    states = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat", "rb").read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2:].split()
-            if int(fields[2]) == pgid:
-                states.append(fields[0])
+    states = [state for _, _, state, _, group in processes() if group == pgid]
     assert all(s in (b"Z", b"X") for s in states), states
 
 

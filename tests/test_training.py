@@ -25,6 +25,7 @@ from darknet_magics.errors import StepError
 from darknet_magics.report import RecordingReporter
 from darknet_magics.runner import group_alive
 from darknet_magics.synth import make_dataset
+from conftest import processes
 
 DARKNET = Path("/usr/bin/darknet")
 TEMPLATE = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
@@ -181,17 +182,7 @@ def test_map_is_unsupported_by_pjreddie(finished, workspace: Path, tmp_path: Pat
 
 
 def _darknet_children() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat", "rb").read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2:].split()
-            if int(fields[1]) == os.getpid() and b"(darknet)" in stat:
-                pids.append(int(entry))
-    return pids
+    return [pid for pid, name, _, ppid, _ in processes() if ppid == os.getpid() and name == b"darknet"]
 
 
 def _when_log_shows(log: Path, iteration: int, action, timeout: float = 60) -> threading.Thread:
