@@ -95,3 +95,13 @@ def test_typo_in_a_flag_is_not_taken_for_a_weights_file(ip):
     result = run_cell(ip, "%yolo train obj.data y.cfg mapp")
     assert isinstance(result.error_in_exec, UsageError)
     assert "did you mean the flag `map`" in str(result.error_in_exec)
+
+
+def test_cfg_max_batches_auto_is_sized_from_the_data(ip, tmp_path, capsys):
+    make_dataset(tmp_path / "ds", images=8, size=64)
+    _ok(ip, f"%yolo data {tmp_path}/obj.data classes=2 names=a,b images={tmp_path}/ds backup={tmp_path}/b", capsys)
+    _ok(ip, f"%yolo cfg yolov3-tiny {tmp_path}/t.cfg classes=2 max_batches=auto data={tmp_path}/obj.data", capsys)
+    text = (tmp_path / "t.cfg").read_text()
+    assert re.search(r"^max_batches\s*=\s*6000$", text, re.M)  # max(2000 * classes, 6000, train images)
+    result = run_cell(ip, f"%yolo cfg yolov3-tiny {tmp_path}/u.cfg classes=2 max_batches=auto")
+    assert isinstance(result.error_in_exec, UsageError) and "add data=obj.data" in str(result.error_in_exec)
