@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ratio, timed  # noqa: E402
 
 from darknet_magics.checks import check_dataset  # noqa: E402
-from darknet_magics.datasets import pack_folder, stage  # noqa: E402
+from darknet_magics.staging import pack_folder, stage  # noqa: E402
 
 
 def make_small_files(folder: Path, n: int) -> int:

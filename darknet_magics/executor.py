@@ -318,9 +318,9 @@ class Executor:
         return self._stage_into(step) / name
 
     def _do_stage(self, step: Step) -> tuple[str, Any]:
-        from . import datasets
+        from . import staging
 
-        result = datasets.stage(self._path(step.args["SRC"]), self._stage_into(step), pack=step.get("pack"),
+        result = staging.stage(self._path(step.args["SRC"]), self._stage_into(step), pack=step.get("pack"),
                                 reporter=self.reporter)
         self.session.values["dataset"] = str(result.path)
         return f"{result.action} {result.files} files into {result.path}", result
@@ -343,9 +343,9 @@ class Executor:
         return workspace / "weights"
 
     def _do_weights(self, step: Step) -> tuple[str, Any]:
-        from . import datasets
+        from . import weights
 
-        result = datasets.fetch_weights(step.args["NAME"], self._weights_dir(step), self.reporter)
+        result = weights.fetch_weights(step.args["NAME"], self._weights_dir(step), self.reporter)
         self.session.values["weights"] = str(result.path)
         return f"{result.action} {result.path}", result
 

@@ -41,6 +41,14 @@ def atomic_write_text(path: Union[str, Path], text: str, encoding: str = "utf-8"
     atomic_write_bytes(path, text.encode(encoding))
 
 
+def remove_if_exists(path: Union[str, Path]) -> None:
+    """Delete a file that may not be there (a temp or partial file being cleaned up)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -137,3 +137,46 @@ class RecordingReporter(Reporter):
                     out.append(title)
                 out.extend(f"{k}: {v}" for k, v in rows)
         return "\n".join(out)
+
+
+class TransferProgress:
+    """Copy/unpack/download progress for `reporter.progress`: formats 'verb: 1,234/20,000 files, 12.3/45.6 MB, 8.1 MB/s, ETA 0:04' lines for `reporter.progress`."""
+
+    def __init__(self, reporter: Reporter, verb: str, total_files: int, total_bytes: int) -> None:
+        self.reporter = reporter
+        self.verb = verb
+        self.total_files = total_files
+        self.total_bytes = total_bytes
+        self.files = 0
+        self.bytes = 0
+        self.start = time.monotonic()
+        self._last = 0.0
+
+    def add(self, files: int = 0, nbytes: int = 0) -> None:
+        self.files += files
+        self.bytes += nbytes
+        now = time.monotonic()
+        # The sinks throttle too, but formatting 20,000 lines costs time of its own.
+        if now - self._last >= 0.2:
+            self._last = now
+            self.reporter.progress(self.line())
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.start, 1e-6)
+        rate = self.bytes / elapsed
+        parts = [f"{self.verb}:"]
+        if self.total_files:
+            parts.append(f"{self.files:,}/{self.total_files:,} files,")
+        parts.append(f"{_mb(self.bytes)}/{_mb(self.total_bytes)} MB," if self.total_bytes else f"{_mb(self.bytes)} MB,")
+        parts.append(f"{rate / 1e6:.1f} MB/s")
+        if self.total_bytes and rate > 0 and self.bytes < self.total_bytes:
+            eta = int((self.total_bytes - self.bytes) / rate)
+            parts.append(f", ETA {eta // 60}:{eta % 60:02d}")
+        return " ".join(parts).replace(" ,", ",")
+
+    def done(self) -> None:
+        self.reporter.progress(self.line() + f" in {time.monotonic() - self.start:.1f} s", final=True)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f}"

@@ -1,4 +1,4 @@
-"""datasets.py: staging, obj.data, weights downloads from a local HTTP server, partial weights vs darknet."""
+"""datasets.py, staging.py, weights.py: staging, obj.data, weights downloads from a local HTTP server, partial weights vs darknet."""
 from __future__ import annotations
 
 import http.server
@@ -16,7 +16,9 @@ from typing import Iterator
 import pytest
 
 from darknet_magics.cfg import make_cfg
-from darknet_magics.datasets import (KNOWN_WEIGHTS, fetch_weights, find_images, make_partial, stage, write_data)
+from darknet_magics.datasets import find_images, write_data
+from darknet_magics.staging import stage
+from darknet_magics.weights import KNOWN_WEIGHTS, fetch_weights, make_partial
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.report import RecordingReporter
 from darknet_magics.synth import make_dataset
