@@ -465,18 +465,18 @@ class Executor:
         return Path.cwd()
 
     def _do_map(self, step: Step) -> tuple[str, Any]:
-        from . import training
+        from . import inference
 
-        report = training.evaluate_map(darknet=self._darknet_binary(step), data=self._path(step.args["DATA"]),
+        report = inference.evaluate_map(darknet=self._darknet_binary(step), data=self._path(step.args["DATA"]),
                                        cfg=self._path(step.args["CFG"]), weights=self._path(step.args["WEIGHTS"]),
                                        cwd=self._darknet_cwd(), reporter=self.reporter)
         self._bind(step, report)
         return report.summary(), report
 
     def _do_test(self, step: Step) -> tuple[str, Any]:
-        from . import training
+        from . import inference
 
-        result = training.detect(darknet=self._darknet_binary(step), data=self._path(step.args["DATA"]),
+        result = inference.detect(darknet=self._darknet_binary(step), data=self._path(step.args["DATA"]),
                                  cfg=self._path(step.args["CFG"]), weights=self._path(step.args["WEIGHTS"]),
                                  image=self._path(step.args["IMAGE"]), thresh=step.get("thresh"), cwd=self._darknet_cwd(),
                                  reporter=self.reporter)

@@ -19,10 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
-import shutil
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,12 +26,13 @@ from typing import Any, Optional, Sequence
 
 from . import runner
 from .errors import DarknetMagicsError, Problem, StepError
+from .binary import darknet_flavor, last_output, require_file, resolve_darknet
 from .fileio import atomic_write_text
 from .report import Reporter
 
 __all__ = [
-    "TrainingRun", "train", "resume", "load_log", "status", "detect", "evaluate_map", "DetectResult",
-    "MapReport", "darknet_flavor", "find_resume_weights", "training_watchdog",
+    "TrainingRun", "train", "resume", "load_log", "status", "darknet_flavor", "find_resume_weights",
+    "training_watchdog",
 ]
 
 RUN_JSON = "run.json"
@@ -54,62 +51,6 @@ def _now() -> str:
 
 def _kind(event: Any) -> str:
     return type(event).__name__
-
-
-_flavor_cache: dict[tuple[str, float], Optional[str]] = {}
-
-
-def darknet_flavor(binary: Path | str) -> Optional[str]:
-    """'pjreddie', 'alexeyab' or 'hank-ai', guessed from the binary's bytes; None if it cannot be read.
-
-    AlexeyAB's and hank-ai's binaries know ``-dont_show`` (hank-ai's CLI links ``libdarknet.so``, where the
-    option lives); pjreddie's does not, and treats an unknown ``-dont_show`` after the cfg as the weights file.
-    """
-    path = Path(binary)
-    try:
-        key = (str(path.resolve()), path.stat().st_mtime)
-    except OSError:
-        return None
-    if key in _flavor_cache:
-        return _flavor_cache[key]
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if b"libdarknet" in data or b"Hank.ai" in data or b"hank-ai" in data or b"darknet_cli" in data:
-        flavor: Optional[str] = "hank-ai"
-    elif b"dont_show" in data:
-        flavor = "alexeyab"
-    else:
-        flavor = "pjreddie"
-    _flavor_cache[key] = flavor
-    return flavor
-
-
-def _resolve_darknet(darknet: Path | str) -> Path:
-    text = str(darknet)
-    if os.sep not in text:
-        found = shutil.which(text)
-        if found:
-            return Path(found)
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise StepError(f"the darknet binary {text} does not exist",
-                        fix="build it with `make` in a %%darknet cell, or give bin=PATH",
-                        problems=[Problem("missing-file", f"darknet binary not found: {text}", file=text)])
-    return path.resolve()
-
-
-def _require(path: Optional[Path], what: str) -> Optional[Path]:
-    if path is None:
-        return None
-    path = Path(path).expanduser()
-    if not path.is_file():
-        fix = {"data": "write it with `%yolo data`", "cfg": "write it with `%yolo cfg`",
-               "weights": "fetch it with `weights NAME` in a %%darknet cell, or leave WEIGHTS out"}.get(what, "")
-        raise StepError(f"the {what} file {path} does not exist", fix=fix,
-                        problems=[Problem("missing-file", f"{what} file not found: {path}", fix=fix, file=str(path))])
-    return path.resolve()
 
 
 def read_data_file(path: Path, *, as_darknet_reads: bool = True) -> dict[str, str]:
@@ -474,10 +415,7 @@ def _parser(flavor: Optional[str], data_paths: Sequence[str] = ()) -> Any:
     """A LogParser that also knows obj.data's paths (to recognise a path whose spaces darknet stripped)."""
     from .logparse import LogParser
 
-    try:
-        return LogParser(flavor=flavor, data_paths=list(data_paths))
-    except TypeError:  # an older LogParser without data_paths
-        return LogParser(flavor=flavor)
+    return LogParser(flavor=flavor, data_paths=list(data_paths))
 
 
 def _build_argv(darknet: Path, data: Path, cfg: Path, weights: Optional[Path], *, map: bool, gpus: Optional[str],
@@ -533,10 +471,10 @@ def train(*, darknet: Path | str, data: Path, cfg: Path, weights: Optional[Path]
         KeyboardInterrupt: (runner.RunInterrupted) the user interrupted; darknet is stopped and everything saved.
     """
     reporter = reporter or Reporter()
-    darknet_path = _resolve_darknet(darknet)
-    data_path = _require(Path(data), "data")
-    cfg_path = _require(Path(cfg), "cfg")
-    weights_path = _require(Path(weights), "weights") if weights else None
+    darknet_path = resolve_darknet(darknet)
+    data_path = require_file(Path(data), "data")
+    cfg_path = require_file(Path(cfg), "cfg")
+    weights_path = require_file(Path(weights), "weights") if weights else None
     run_dir = Path(run_dir).expanduser().resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
@@ -627,17 +565,9 @@ def train(*, darknet: Path | str, data: Path, cfg: Path, weights: Optional[Path]
         reporter.info(run.summary())
         return run
     error = StepError(run.message, fix=run.problems_found[0].fix if run.problems_found else None,
-                      problems=run.problems_found, details=_evidence(session.recorder.text()))
+                      problems=run.problems_found, details=last_output(session.recorder.text()))
     error.run = run  # type: ignore[attr-defined]
     raise error
-
-
-def _evidence(text: str, lines: int = 12) -> str:
-    from .live import _ANSI
-
-    clean = [ln.rstrip("\r") for ln in _ANSI.sub("", text).replace("\r\n", "\n").split("\n")]
-    clean = [ln.rsplit("\r", 1)[-1] for ln in clean if ln.strip()]
-    return "last output:\n    " + "\n    ".join(clean[-lines:]) if clean else ""
 
 
 def _judge(run: TrainingRun, session: _Session, result: runner.ProcessResult, max_batches: Optional[int]) -> None:
@@ -784,174 +714,3 @@ def status(run: Optional[TrainingRun]) -> str:
         if found:
             lines.append(f"  resume point: {found}")
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------- test / map
-
-
-_DETECTION = re.compile(
-    r"^(?P<name>[^\s:][^:\r\n]*?):\s*(?P<conf>\d+(?:\.\d+)?)%"
-    r"(?:\s*\(left_x:\s*(?P<left>-?\d+)\s+top_y:\s*(?P<top>-?\d+)\s+width:\s*(?P<width>-?\d+)\s+"
-    r"height:\s*(?P<height>-?\d+)\))?\s*$")
-
-
-def parse_detections(text: str):
-    """Detections printed by ``detector test``: ``name: 99%`` (pjreddie), plus boxes with ``-ext_output``."""
-    import pandas as pd
-
-    from .live import _ANSI
-
-    rows = []
-    seen_prediction = False
-    for raw in _ANSI.sub("", text).replace("\r\n", "\n").split("\n"):
-        line = raw.rsplit("\r", 1)[-1].strip()
-        if "Predicted in" in line:
-            seen_prediction = True
-            continue
-        if not seen_prediction:
-            continue
-        m = _DETECTION.match(line)
-        if m:
-            row = {"name": m["name"].strip(), "confidence": float(m["conf"]) / 100.0}
-            if m["left"] is not None:
-                row.update(left=int(m["left"]), top=int(m["top"]), width=int(m["width"]), height=int(m["height"]))
-            rows.append(row)
-    columns = ["name", "confidence"] + (["left", "top", "width", "height"] if any("left" in r for r in rows) else [])
-    return pd.DataFrame(rows, columns=columns)
-
-
-@dataclass
-class DetectResult:
-    """What `detect` produced: the predictions image, the detections, darknet's output."""
-
-    image_path: Optional[Path]
-    detections: Any
-    output: str
-    returncode: Optional[int] = None
-    signal: Optional[int] = None
-
-    def summary(self) -> str:
-        n = len(self.detections)
-        names = ", ".join(f"{r.name} {r.confidence:.0%}" for r in self.detections.itertuples()) if n else ""
-        return f"{n} detection(s)" + (f": {names}" if names else "") + (
-            f"; image: {self.image_path}" if self.image_path else "")
-
-
-@dataclass
-class MapReport:
-    """What `evaluate_map` produced: the ``maps`` and ``class_ap`` frames (as in training) and the output."""
-
-    maps: Any
-    class_ap: Any
-    output: str
-
-    @property
-    def map50(self) -> Optional[float]:
-        if self.maps is None or not len(self.maps):
-            return None
-        return float(self.maps["map50"].iloc[-1])
-
-    def summary(self) -> str:
-        if self.map50 is None:
-            return "no mAP result"
-        return f"mAP@0.50 = {100 * self.map50:.2f}% over {len(self.class_ap)} class(es)"
-
-
-def _display_free_env(env: Optional[dict]) -> dict:
-    """Our environment without a display: pjreddie's OpenCV window then fails at once instead of waiting."""
-    env = dict(os.environ if env is None else env)
-    for key in ("DISPLAY", "WAYLAND_DISPLAY"):
-        env.pop(key, None)
-    env["QT_QPA_PLATFORM"] = "xcb"  # 'offscreen' would open an invisible window and wait for a key forever
-    return env
-
-
-def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: Path, thresh: Optional[float] = 0.25,
-           cwd: Optional[Path] = None, reporter: Optional[Reporter] = None, flavor: Optional[str] = None,
-           env: Optional[dict] = None) -> DetectResult:
-    """``darknet detector test`` on one image: the predictions image (shown) and the detections frame.
-
-    pjreddie's build with OpenCV shows a window after writing predictions.jpg: we run it without a display
-    (it aborts right after saving) and a watchdog ends it if it waits for a key instead. AlexeyAB and hank-ai
-    get ``-dont_show -ext_output`` (boxes in the frame).
-    """
-    reporter = reporter or Reporter()
-    darknet_path = _resolve_darknet(darknet)
-    data_path, cfg_path = _require(Path(data), "data"), _require(Path(cfg), "cfg")
-    weights_path, image_path = _require(Path(weights), "weights"), _require(Path(image), "image")
-    cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
-    flavor = flavor or darknet_flavor(darknet_path)
-    thresh = 0.25 if thresh is None else float(thresh)
-    argv = [str(darknet_path), "detector", "test", str(data_path), str(cfg_path), str(weights_path), str(image_path),
-            "-thresh", str(thresh)]
-    if flavor != "pjreddie":
-        argv += ["-dont_show", "-ext_output"]
-    started = time.time()
-    chunks: list[str] = []
-    watchdog = runner.Watchdog(done=(r"Predicted in",), after_done_s=3.0, silence_s=300.0)
-    result = runner.run(argv, cwd=cwd, log_path=None, on_text=chunks.append, watchdog=watchdog,
-                        env=_display_free_env(env), prompts=(("Enter Image Path:", ""),))
-    output = "".join(chunks)
-    predictions = None
-    for suffix in (".jpg", ".png"):
-        candidate = cwd / f"predictions{suffix}"
-        if candidate.is_file() and candidate.stat().st_mtime >= started - 1:
-            predictions = candidate
-            break
-    if predictions is None or "Predicted in" not in output:
-        from .diagnose import diagnose
-
-        problems = diagnose(output, returncode=result.returncode, signal=result.signal, flavor=flavor,
-                            command=argv)
-        raise StepError(f"darknet detector test failed ({result.describe()})",
-                        fix=problems[0].fix if problems else None, problems=problems, details=_evidence(output))
-    detections = parse_detections(output)
-    reporter.image(str(predictions))
-    reporter.dataframe(detections, title=f"{len(detections)} detection(s) at thresh {thresh}")
-    return DetectResult(image_path=predictions, detections=detections, output=output,
-                        returncode=result.returncode, signal=result.signal)
-
-
-def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, cwd: Optional[Path] = None,
-                 reporter: Optional[Reporter] = None, flavor: Optional[str] = None,
-                 env: Optional[dict] = None) -> MapReport:
-    """``darknet detector map``: mAP@0.50 and per-class AP into the same frames as training's."""
-    reporter = reporter or Reporter()
-    darknet_path = _resolve_darknet(darknet)
-    data_path, cfg_path = _require(Path(data), "data"), _require(Path(cfg), "cfg")
-    weights_path = _require(Path(weights), "weights")
-    cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
-    flavor = flavor or darknet_flavor(darknet_path)
-    unsupported = StepError(
-        "this darknet has no `detector map` (pjreddie's darknet prints nothing and exits)",
-        fix="use AlexeyAB's or hank-ai's darknet for %yolo map, or train with `map` on one of them",
-        problems=[Problem("unsupported-command", "`detector map` is not a command of pjreddie's darknet",
-                          fix="build AlexeyAB/darknet or hank-ai/darknet")])
-    if flavor == "pjreddie":
-        raise unsupported
-    argv = [str(darknet_path), "detector", "map", str(data_path), str(cfg_path), str(weights_path), "-dont_show"]
-    parser = _parser(flavor)
-    history = _new_history()
-    chunks: list[str] = []
-
-    def on_text(text: str) -> None:
-        chunks.append(text)
-        history.add(parser.feed(text))
-
-    result = runner.run(argv, cwd=cwd, log_path=None, on_text=on_text, watchdog=runner.Watchdog(silence_s=1800.0),
-                        env=env)
-    history.add(parser.close())
-    output = "".join(chunks)
-    if not output.strip():
-        raise unsupported
-    if not len(history.maps):
-        from .diagnose import diagnose
-
-        problems = diagnose(output, returncode=result.returncode, signal=result.signal, flavor=flavor,
-                            command=argv)
-        raise StepError(f"darknet detector map gave no mAP ({result.describe()})",
-                        fix=problems[0].fix if problems else None, problems=problems, details=_evidence(output))
-    report = MapReport(maps=history.maps, class_ap=history.class_ap, output=output)
-    reporter.dataframe(report.class_ap, title=report.summary())
-    return report
-

@@ -5,7 +5,6 @@ import http.server
 import io
 import os
 import re
-import shutil
 import subprocess
 import tarfile
 import threading

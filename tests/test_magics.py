@@ -1,7 +1,6 @@
 """The magics in a real IPython shell: loading, dry-run plans, errors without tracebacks, help, placeholders."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from IPython.core.error import UsageError
 

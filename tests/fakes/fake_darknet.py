@@ -54,7 +54,7 @@ avg = 30.0
 for i in range(1, a.iterations + 1):
     loss = 30.0 / i
     avg = 0.9 * avg + 0.1 * loss
-    print(f"Loaded: 0.000100 seconds")
+    print("Loaded: 0.000100 seconds")
     print(f"{i}: {loss:.6f}, {avg:.6f} avg, 0.001000 rate, 0.100000 seconds, {i * 4} images", flush=True)
     if a.sleep:
         time.sleep(a.sleep)
