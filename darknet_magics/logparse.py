@@ -426,12 +426,12 @@ class LogParser:
                 self._scan(buf + "\n", len(buf) + 1, events)
                 return events
             self._buf = buf
-            self._check_prompt(buf, events)
+            self._check_prompt(buf, events, partial=True)
             return events
         self._buf = buf[end:]
         self._scan(buf, end, events)
         if len(self._buf) > 1:
-            self._check_prompt(self._buf, events)
+            self._check_prompt(self._buf, events, partial=True)
         return events
 
     def close(self) -> list[Event]:
@@ -790,10 +790,16 @@ class LogParser:
             self.next_map_at = n
             out.append(NextMapAt(n))
 
-    def _check_prompt(self, tail: str, out: list) -> None:
+    def _check_prompt(self, tail: str, out: list, *, partial: bool = False) -> None:
         # A prompt has no newline until it is answered: look at the partial line itself.
         if not self._prompted and 'Type "yes"' in tail:
-            m = _RX_PROMPT.search(strip_escapes(tail))
+            text = strip_escapes(tail)
+            m = _RX_PROMPT.search(text)
+            # From a partial line only when the prompt starts it (as darknet prints it): anything before it on
+            # the same line would give its events only once the line ends, and the order of events must not
+            # depend on how the bytes were split. Otherwise the event comes with the whole line.
+            if m and partial and text[:m.start()].strip(" \t\r\n"):
+                return
             if m:  # report it once its colon arrived (the same text however the bytes were split)
                 self._prompted = True
                 out.append(Prompt(m.group(0)))

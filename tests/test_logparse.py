@@ -467,3 +467,25 @@ def test_nextmap_after_queued_hank_row_keeps_line_order() -> None:
         chunks = None if size is None else [t2[i:i + size] for i in range(0, len(t2), size)]
         assert key(events_via(t2, bulk=True, chunks=chunks)) == key(slow2)
         assert key(events_via(t2, bulk=False, chunks=chunks)) == key(slow2)
+
+
+@pytest.mark.parametrize("before", [
+    " 200: 0.601205, 0.709074 avg loss, 0.000500 rate, 1.893652 seconds, 1616 images, 0.100683 hours left\r",
+    "Saving weights to /b/tiny_last.weights\r",
+])
+def test_prompt_after_other_text_on_its_line_keeps_the_order_however_split(before):
+    # The prompt is reported early from a partial line only when it starts the line; glued after other text (a
+    # pty's \r, or fuzzed input) it comes with its line, so the events never depend on how the bytes arrived.
+    text = before + 'Type "yes" to begin training, or anything else to quit: yes\r\nnext line\r\n'
+    whole = key(events_via(text, bulk=False))
+    assert any(e.startswith("Prompt(") for e in whole)
+    for bulk in (False, True):
+        for size in (1, 5, len(before) + 20, len(text)):
+            chunks = [text[i:i + size] for i in range(0, len(text), size)]
+            assert key(events_via(text, bulk=bulk, chunks=chunks)) == whole
+
+
+def test_prompt_that_starts_its_line_is_reported_before_the_answer():
+    p = LogParser()
+    events = p.feed('Are you certain?\r\n\r\n\x1b[1mType "yes" to begin training, or anything else to quit: ')
+    assert [type(e).__name__ for e in events][-1] == "Prompt"
