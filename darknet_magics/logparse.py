@@ -280,7 +280,9 @@ _GATES: dict[str, re.Pattern] = {}  # specialised gates by max_batches text
 # The lone-\r gate (progress overwritten by an event on the same line); keywords only.
 _GATE_CR = re.compile(r"\r(?!\n)" + _SEG_START + "(?:" + _KW + ")")
 _RX_IT_PJ_AB = re.compile(_IT_PJ_AB)
-_RX_PROMPT = re.compile(r'Type "yes"[^:\r\n]*:')
+# hank-ai's CPU build: 'Type "yes" to begin training, or anything else to quit:' (the whole sentence, so that a
+# stray 'Type "yes"' glued to other output is not taken for it).
+_RX_PROMPT = re.compile(r'Type "yes" to begin training[^:\r\n\x1b\x07]*:')
 _HANK_LENIENT = re.compile(
     r"(\d+): loss=([^,\s]+), avg loss=([^,\s]+),.*?(?:mAP=(\w+))?.*?(?: rate=([^,\s]+))?.*?"
     r"(?: train=([^,\s]+) ?([a-z]*))?.*?(?:, (\d+) images)?(?:.*?time remaining=([^,\s]+) ?([a-z]*))?\s*$")

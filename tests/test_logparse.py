@@ -489,3 +489,14 @@ def test_prompt_that_starts_its_line_is_reported_before_the_answer():
     p = LogParser()
     events = p.feed('Are you certain?\r\n\r\n\x1b[1mType "yes" to begin training, or anything else to quit: ')
     assert [type(e).__name__ for e in events][-1] == "Prompt"
+
+
+def test_a_stray_type_yes_is_not_the_prompt():
+    # Found by the fuzz test: 'Type "yes"' glued before an AlexeyAB next-mAP line and a window title. Only hank-ai's
+    # whole sentence is the prompt, however the bytes are split.
+    text = ('Type "yes" (next mAP calculation at 100 iterations) \x1b[H\x1b[J100/200: loss=0.8 hours left=0.1\x07\r\n'
+            ' 100: 0.755379, 0.721060 avg loss, 0.000500 rate, 1.859184 seconds, 1600 images, 0.101112 hours left\r\n')
+    whole = key(events_via(text, bulk=False))
+    assert not any(e.startswith("Prompt(") for e in whole)
+    for bulk in (False, True):
+        assert key(events_via(text, bulk=bulk, chunks=list(text))) == whole
