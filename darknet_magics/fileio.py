@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Callable, Union
 
 
 def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
@@ -39,6 +39,16 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
 def atomic_write_text(path: Union[str, Path], text: str, encoding: str = "utf-8") -> None:
     """Write `text` to `path` atomically, byte for byte (no newline translation)."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def copy_stream(source: BinaryIO, dest: BinaryIO, on_bytes: Callable[[int], None], chunk: int = 1 << 20) -> None:
+    """Copy one open file into another in chunks, telling `on_bytes` how much each chunk was (for progress)."""
+    while True:
+        data = source.read(chunk)
+        if not data:
+            return
+        dest.write(data)
+        on_bytes(len(data))
 
 
 def remove_if_exists(path: Union[str, Path]) -> None:

@@ -67,10 +67,7 @@ class DarknetMagics(Magics):
         Lines are ``DIRECTIVE ARG... KEY=VALUE...`` with shell-like quoting, ``#`` comments and ``{name}``
         placeholders. All lines are checked before any runs.
         """
-        try:
-            args = parse_argstring(self.darknet, line)
-        except UsageError:
-            raise
+        args = parse_argstring(self.darknet, line)  # its errors are UsageErrors already
         try:
             plan = directives.parse_cell(cell, known=self.session.known() | self._user_names())
             self._executor().run_plan(plan, dry_run=args.dry_run)

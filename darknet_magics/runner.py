@@ -27,7 +27,7 @@ import signal as _signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import pexpect
 
@@ -194,27 +194,30 @@ class Watchdog:
         return None
 
 
+def processes() -> Iterator[tuple[int, bytes, bytes, int, int]]:
+    """(pid, command name, state, ppid, pgid) of every process, read from /proc (Linux only)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 2:
+            yield int(entry.name), stat[stat.find(b"(") + 1:stat.rfind(b")")], fields[0], int(fields[1]), int(fields[2])
+
+
 def group_alive(pgid: int) -> bool:
     """True while a live process (not a zombie) of the group `pgid` exists.
 
     On Linux this reads /proc (a killed grandchild stays a zombie until init reaps it, and ``killpg(pgid, 0)``
     still finds zombies); elsewhere it asks ``killpg(pgid, 0)``.
     """
-    proc = Path("/proc")
-    if proc.is_dir():
-        for entry in os.scandir(proc):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            # pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses
-            fields = stat[stat.rfind(b")") + 2:].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                return True
-        return False
+    if Path("/proc").is_dir():
+        return any(group == pgid and state not in (b"Z", b"X") for _, _, state, _, group in processes())
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

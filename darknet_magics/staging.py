@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator, Literal, Optional, Sequence
 
 from .errors import DarknetMagicsError
-from .fileio import atomic_write_text, remove_if_exists
+from .fileio import atomic_write_text, copy_stream, remove_if_exists
 from .report import Reporter, TransferProgress
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 _CHUNK = 1 << 20
@@ -254,12 +254,7 @@ def _stage_archive(src: Path, into: Path, reporter: Reporter) -> StageResult:
     local_copy = into / f".{src.name}.part"
     progress = TransferProgress(reporter, f"copying {src.name}", 1, st.st_size)
     with open(src, "rb") as fin, open(local_copy, "wb") as fout:
-        while True:
-            chunk = fin.read(_CHUNK)
-            if not chunk:
-                break
-            fout.write(chunk)
-            progress.add(0, len(chunk))
+        copy_stream(fin, fout, lambda n: progress.add(0, n), _CHUNK)
     progress.add(1, 0)
     progress.done()
     try:

@@ -20,7 +20,7 @@ from typing import Literal, Optional, Sequence
 
 from .cfg import layer_weights, read_weights_header, resolve_template
 from .errors import DarknetMagicsError
-from .fileio import atomic_write_bytes, remove_if_exists
+from .fileio import atomic_write_bytes, copy_stream, remove_if_exists
 from .report import Reporter, TransferProgress
 _CHUNK = 1 << 20
 
@@ -184,12 +184,7 @@ def _download(url: str, dest: Path, reporter: Reporter, expected: Optional[int],
                 progress = TransferProgress(reporter, f"downloading {dest.name}", 0, goal or 0)
                 progress.bytes = have
                 with open(part, mode) as f:
-                    while True:
-                        chunk = response.read(_CHUNK)
-                        if not chunk:
-                            break
-                        f.write(chunk)
-                        progress.add(0, len(chunk))
+                    copy_stream(response, f, lambda n: progress.add(0, n), _CHUNK)
                     f.flush()
                     os.fsync(f.fileno())
                 progress.done()

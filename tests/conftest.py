@@ -44,21 +44,6 @@ def ip(tmp_path, monkeypatch):
     magics._loaded.clear()
 
 
-def processes():
-    """(pid, command name, state, ppid, pgid) of every process, read from /proc (Linux)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        name = stat[stat.find(b"(") + 1:stat.rfind(b")")]
-        fields = stat[stat.rfind(b")") + 2:].split()
-        yield int(entry), name, fields[0], int(fields[1]), int(fields[2])
-
-
 def run_cell(shell, text: str):
     """Run a cell; return the ExecutionResult (its error_in_exec says how it ended)."""
     return shell.run_cell(text, store_history=False)

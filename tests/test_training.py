@@ -23,9 +23,8 @@ import pytest
 from darknet_magics import inference, training
 from darknet_magics.errors import StepError
 from darknet_magics.report import RecordingReporter
-from darknet_magics.runner import group_alive
+from darknet_magics.runner import group_alive, processes
 from darknet_magics.synth import make_dataset
-from conftest import processes
 
 DARKNET = Path("/usr/bin/darknet")
 TEMPLATE = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
