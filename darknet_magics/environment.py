@@ -90,10 +90,6 @@ class RuntimeInfo:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def has_gpu(self) -> bool:
-        return self.gpu_name is not None
-
-    @property
     def capability_int(self) -> Optional[int]:
         """'7.5' -> 75 (the number nvcc's -gencode wants)."""
         if not self.compute_capability:
@@ -238,12 +234,18 @@ def opencv_headers_present(cflags: str = "") -> bool:
     return any((Path(d) / "opencv2" / rel).is_file() for d in dirs for rel in ("core.hpp", "core/core.hpp"))
 
 
+NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader"]
+#: What `probe_runtime` runs (nvcc from PATH or /usr/local/cuda/bin); the dry run of `runtime` lists these.
+PROBE_COMMANDS: tuple[list[str], ...] = (
+    NVIDIA_SMI_QUERY, ["nvcc", "--version"], ["nvcc", "--list-gpu-arch"], ["pkg-config", "--modversion", "opencv4"],
+)
+
+
 def probe_runtime() -> RuntimeInfo:
     """Probe nvidia-smi, nvcc, cuDNN and OpenCV; every missing piece becomes a warning."""
     info = RuntimeInfo(platform=detect_platform())
 
-    rc, out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap",
-                    "--format=csv,noheader"])
+    rc, out = _run(NVIDIA_SMI_QUERY)
     if rc not in (None, 0) and "compute_cap" in out:
         # Drivers before 510 do not know the compute_cap field: ask without it, map the name.
         rc, out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])

@@ -93,6 +93,56 @@ def _write_manifest(path: Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data))
 
 
+@dataclass(frozen=True)
+class StagePlan:
+    """What `stage` will do with `source`: `kind` is 'folder' or 'archive', `target` the dataset folder it makes."""
+
+    source: Path
+    kind: Literal["folder", "archive"]
+    target: Path
+    pack: bool = False
+
+    def describe(self) -> list[str]:
+        how = "copy the folder" if self.kind == "folder" else "copy the archive once and unpack it"
+        pack = " (packing the folder into one archive on the drive first)" if self.pack else ""
+        return [f"{how} {str(self.source)!r} to {str(self.target)!r}{pack}; skipped when the local copy is complete"]
+
+
+def plan_stage(src: Path, into: Path, *, pack: bool = False) -> StagePlan:
+    """Where `stage` puts `src` (nothing is written): a folder lands at ``into/NAME``; an archive whose members all
+    lie under one top folder lands at ``into/TOP``, else at ``into/STEM``. An archive not there yet (a dry run
+    before it is made) is planned by its name."""
+    src, into = Path(src).expanduser(), Path(into).expanduser()
+    if (src.is_dir() and not pack) or (not src.exists() and not _is_archive(src)):
+        return StagePlan(src, "folder", into / src.name)
+    archive = src.parent / f"{src.name}.tar" if src.is_dir() else src
+    if not _is_archive(archive):
+        raise DarknetMagicsError(f"{src} is neither a folder nor a .tar, .tar.gz, .tgz or .zip",
+                                 fix="stage the folder that holds the images, or an archive of it")
+    stem = _archive_stem(archive) if not src.is_dir() else src.name
+    top = _single_top(_member_names(archive)) if archive.is_file() else None
+    return StagePlan(src, "archive", into / (top or stem), pack=pack and src.is_dir())
+
+
+def _member_names(archive: Path) -> list[str]:
+    try:
+        if archive.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                return [_safe_name(n, archive) for n in zf.namelist()]
+        with tarfile.open(archive, "r:*") as tar:
+            return [_safe_name(n, archive) for n in tar.getnames()]
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        raise DarknetMagicsError(f"cannot read the archive {archive}: {exc}",
+                                 fix="check that it is a complete .tar/.tar.gz/.zip (copy it again)") from None
+
+
+def _single_top(names: Sequence[str]) -> Optional[str]:
+    """The one top folder every member lies under, or None."""
+    named = [n for n in names if n]
+    tops = {n.split("/", 1)[0] for n in named}
+    return next(iter(tops)) if len(tops) == 1 and any("/" in n for n in named) else None
+
+
 def stage(src: Path, into: Path, *, pack: bool = False, reporter: Optional[Reporter] = None) -> StageResult:
     """Bring a dataset (folder or .tar/.tar.gz/.tgz/.zip) from `src` (e.g. the drive) into the folder `into`.
 
@@ -342,10 +392,9 @@ def _extract(local: Path, original: Path, into: Path, reporter: Reporter) -> tup
 
 def _extract_base(names: Sequence[str], into: Path, stem: str) -> tuple[Path, str]:
     """Where to extract: `into` when every member lies under one top folder (then result = that folder)."""
-    named = [n for n in names if n]
-    tops = {n.split("/", 1)[0] for n in named}
-    if len(tops) == 1 and any("/" in n for n in named):
-        return into, next(iter(tops)) + "/"
+    top = _single_top(names)
+    if top is not None:
+        return into, top + "/"
     base = into / stem
     base.mkdir(parents=True, exist_ok=True)
     return base, ""

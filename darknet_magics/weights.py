@@ -101,20 +101,7 @@ def fetch_weights(name_or_url: str, into: Path, reporter: Optional[Reporter] = N
     reporter = reporter or Reporter()
     into = Path(into).expanduser()
     into.mkdir(parents=True, exist_ok=True)
-    known = KNOWN_WEIGHTS.get(name_or_url) or KNOWN_WEIGHTS.get(os.path.basename(name_or_url))
-    if re.match(r"^[a-z][a-z0-9+.-]*://", name_or_url):
-        url: Optional[str] = name_or_url
-        file_name = _file_name_from_url(name_or_url)
-        known = KNOWN_WEIGHTS.get(file_name) if expected_size is None else None
-        if known and known.size is not None:
-            expected_size = known.size
-    elif known is not None:
-        url, file_name = known.url, known.name
-        if expected_size is None:
-            expected_size = known.size
-    else:
-        raise DarknetMagicsError(f"unknown weights {name_or_url!r}",
-                                 fix="use one of " + ", ".join(KNOWN_WEIGHTS) + ", or a URL")
+    url, file_name, known, expected_size = _source(name_or_url, expected_size)
     dest = into / file_name
     if dest.is_file():
         size = dest.stat().st_size
@@ -133,6 +120,27 @@ def fetch_weights(name_or_url: str, into: Path, reporter: Optional[Reporter] = N
                                      fix=f"delete {base.path} and fetch again")
         return WeightsResult(dest, "made", size, None)
     return _download(url, dest, reporter, expected_size, timeout, retries)
+
+
+def _source(name_or_url: str, expected_size: Optional[int] = None
+            ) -> tuple[Optional[str], str, Optional[KnownWeights], Optional[int]]:
+    """(url, file name, known entry, expected size) for a known name or a URL; unknown names are an error."""
+    known = KNOWN_WEIGHTS.get(name_or_url) or KNOWN_WEIGHTS.get(os.path.basename(name_or_url))
+    if re.match(r"^[a-z][a-z0-9+.-]*://", name_or_url):
+        file_name = _file_name_from_url(name_or_url)
+        known = KNOWN_WEIGHTS.get(file_name) if expected_size is None else None
+        if known and known.size is not None:
+            expected_size = known.size
+        return name_or_url, file_name, known, expected_size
+    if known is not None:
+        return known.url, known.name, known, expected_size if expected_size is not None else known.size
+    raise DarknetMagicsError(f"unknown weights {name_or_url!r}",
+                             fix="use one of " + ", ".join(KNOWN_WEIGHTS) + ", or a URL")
+
+
+def weights_target(name_or_url: str, into: Path) -> Path:
+    """Where `fetch_weights` puts `name_or_url` in `into` (the same name resolution; nothing is fetched)."""
+    return Path(into).expanduser() / _source(name_or_url)[1]
 
 
 def _download(url: str, dest: Path, reporter: Reporter, expected: Optional[int], timeout: float,

@@ -41,7 +41,7 @@ def ip(tmp_path, monkeypatch):
     shell.run_line_magic("unload_ext", "darknet_magics")
     from darknet_magics import magics
 
-    magics._loaded.clear()
+    magics.forget(shell)
 
 
 def run_cell(shell, text: str):

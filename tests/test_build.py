@@ -331,16 +331,6 @@ def test_ctrl_c_stops_make_and_leaves_no_cache_entry(origin_repo: Path, tmp_path
     assert "interrupted" in (cloned.path / build.BUILD_LOG_NAME).read_text()
 
 
-def test_stop_process_group_escalates_to_kill(tmp_path: Path) -> None:
-    # A child that ignores SIGINT and SIGTERM (and a grandchild): only SIGKILL ends them.
-    script = "trap '' INT TERM; sleep 30 & sleep 30; wait"
-    proc = subprocess.Popen(["sh", "-c", script], start_new_session=True)
-    time.sleep(0.3)
-    build.stop_process_group(proc, waits=(0.3, 0.3, 3))
-    assert proc.returncode is not None and build._group_members(proc.pid) == []
-
-
-@pytest.mark.slow
 def test_clone_update_and_ref(origin_repo: Path, tmp_path: Path) -> None:
     rep = RecordingReporter()
     into = tmp_path / "clone"

@@ -5,9 +5,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darknet_magics.directives import (
-    DARKNET_SPECS, YOLO_SPECS, CellError, expand, parse_cell, parse_yolo, tokenize,
-)
+from darknet_magics import language
+from darknet_magics.directives import GRAMMAR
+from darknet_magics.language import CellError, expand, tokenize
+
+DARKNET_SPECS, YOLO_SPECS = GRAMMAR.darknet, GRAMMAR.yolo
+
+
+def parse_cell(text, **kw):
+    return language.parse_cell(text, GRAMMAR, **kw)
+
+
+def parse_yolo(text, **kw):
+    return language.parse_yolo(text, GRAMMAR, **kw)
 from darknet_magics.errors import DarknetMagicsError, DirectiveError
 
 EVERY_DIRECTIVE = """

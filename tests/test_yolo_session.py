@@ -18,7 +18,7 @@ ITERATION_LINE = re.compile(rb"^\s*(\d+): [\d.na-]+, [\d.na-]+ avg", re.M)
 
 def _fresh_session(ip):
     ip.run_line_magic("unload_ext", "darknet_magics")
-    magics._loaded.clear()
+    magics.forget(ip)
     ip.run_line_magic("load_ext", "darknet_magics")
 
 
