@@ -47,6 +47,7 @@ class Executor:
         self.session = session
         self.reporter = reporter
         self.namespace = namespace if namespace is not None else {}
+        self.simulated: Optional[Session] = None
 
     def run_plan(self, plan: Plan, *, dry_run: bool = False, headers: bool = True) -> list[Outcome]:
         """Run every step in order; stop at the first failure (the error propagates after its outcome line)."""
@@ -96,6 +97,7 @@ class Executor:
                 self.reporter.info("  " + line)
             outcomes.append(Outcome(step, StepStatus.PLANNED, 0.0, "; ".join(lines)))
         self.reporter.info("(dry run: nothing was run)")
+        self.simulated = ctx.session  # what the plan would establish (the tests hold it against a real run)
         return outcomes
 
     def _values(self, session: Optional[Session] = None) -> dict[str, Any]:
