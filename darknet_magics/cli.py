@@ -19,6 +19,7 @@ from .environment import detect_platform
 from .errors import DarknetMagicsError
 from .executor import Executor
 from .language import parse_cell
+from .logparse import parse_log
 from .report import ConsoleReporter
 from .session import Session
 
@@ -33,8 +34,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from .logparse import parse_log
-
     log = parse_log(Path(args.path))
     print(f"flavor: {log.flavor}; {len(log.iterations)} iterations, {len(log.maps)} mAP results, "
           f"{len(log.weights)} weights saved, {len(log.problems)} problems")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from . import objdata, runner
 from .binary import darknet_flavor, last_output, require_file, resolve_darknet
 from .cfg import Cfg, read_weights_header
+from .diagnose import diagnose
 from .errors import DarknetMagicsError, Problem, StepError
 from .fileio import atomic_write_text
 from .logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
@@ -637,7 +638,6 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
 
 def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_batches: Optional[int]) -> None:
     """Set run.status, run.message and run.problems_found from what darknet printed and how it ended."""
-    from .diagnose import diagnose
 
     last = run.last_iteration
     limit = watch.max_batches_seen or max_batches

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import DirectiveError
-
-if TYPE_CHECKING:  # the parser's Step; only for annotations (parse imports this module)
-    from .parse import Step
 
 __all__ = ["Pos", "Opt", "Spec", "Kind", "KINDS", "convert"]
 
@@ -164,7 +161,7 @@ class Spec:
     establishes: tuple[str, ...] = ()
     example: str = ""
     notes: str = ""
-    check: Optional[Callable[["Step"], None]] = None
+    check: Optional[Callable[[Any], None]] = None  # gets the parsed `parse.Step` (this module is below parse)
     order: int = 100
 
     def option(self, key: str) -> Optional[Opt]:
