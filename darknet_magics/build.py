@@ -344,7 +344,9 @@ def _cap_str(c: int) -> str:
 _ERROR_LINE = re.compile(
     r"(\berror\b|\bfatal\b|undefined reference|No such file or directory|not found|cannot find -l|"
     r"\*\*\*|Unsupported gpu architecture|was not declared|CMake Error)", re.I)
-_NOISE = re.compile(r"^\s*(warning:|note:|In file included|\s+\||\d+ \|)")
+# gcc's notes and context lines, and CMake's "-- ..." status lines ("-- Support for AMD/ROCm/HIP not found" is a
+# finding about an optional part, not the error)
+_NOISE = re.compile(r"^\s*(warning:|note:|In file included|\s+\||\d+ \|)|^-- ")
 
 
 def first_error_lines(text: str, limit: int = 12) -> str:
@@ -379,7 +381,8 @@ def diagnose_build(text: str) -> list[Problem]:
     add("opencv-missing", "OpenCV's C++ headers or pkg-config file are missing",
         "run `apt-get install -y libopencv-dev` (Colab has OpenCV for Python only), or build with OPENCV=0",
         re.compile(r"[^\n]*(opencv2?/[\w/]+\.h(pp)?: No such file|Package opencv4? was not found|"
-                   r"No package 'opencv4?' found)[^\n]*"))
+                   r"No package 'opencv4?' found|Could not find a package configuration file provided by\s+"
+                   r"\"OpenCV\"|Could NOT find OpenCV)[^\n]*"))
     add("opencv-api-mismatch", "this darknet's OpenCV code needs OpenCV 2/3 (the C API that OpenCV 4 removed)",
         "build with OPENCV=0, or use AlexeyAB's or hank-ai's darknet with OpenCV 4",
         re.compile(r"[^\n]*'(IplImage|CvCapture|cvCreateImage|CV_CAP_PROP_\w+)' (was not declared|does not name)"))
