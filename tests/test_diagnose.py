@@ -8,8 +8,7 @@ import pytest
 from darknet_magics.diagnose import CODES, LineDiagnoser, diagnose
 from darknet_magics.logparse import LogParser, ProblemFound
 
-LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
-pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
+LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 
 # obj-space.data's paths as written (README: '/content/work/ds with space/...'); darknet strips the spaces
 SPACE_DATA = ["/content/work/ds with space/train.txt", "/content/work/ds with space/valid.txt"]
@@ -164,7 +163,7 @@ def test_already_trained_names_the_weights_file_without_darknets_dots():
     # pjreddie prints "Loading weights from truncated.weights...Done!" on one line
     from darknet_magics import parse_log
 
-    log = parse_log(Path(__file__).resolve().parents[2] / "shared" / "darknet-logs" / "pjreddie" /
+    log = parse_log(LOGS / "pjreddie" /
                     "fail-truncated-weights.pty.log")
     problem = log.problems[log.problems["code"] == "already-trained"].iloc[0]
     assert "truncated.weights says" in problem["message"] and "Done" not in problem["message"]

@@ -10,8 +10,7 @@ import pytest
 from darknet_magics.history import History, TrainingLog
 from darknet_magics.logparse import Iteration, LogParser, ProblemFound, Prompt
 
-LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
-pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
+LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 
 
 def events(name: str) -> list:

@@ -1,4 +1,4 @@
-"""logparse against every real darknet log in ../shared/darknet-logs, plus what a pty really delivers.
+"""logparse against every real darknet log in tests/fixtures/darknet-logs, plus what a pty really delivers.
 
 Expected counts are taken independently of the parser: simple regexes here, over the raw text (escapes removed
 by this file's own pattern), one per fact.
@@ -16,9 +16,8 @@ from hypothesis import given, settings, strategies as st
 from darknet_magics.logparse import (ClassAP, Finished, Iteration, LogParser, MapResult, MaxBatches, NextMapAt,
                                      ProblemFound, Prompt, WeightsSaved, parse_log, strip_escapes)
 
-LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
+LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 ALL_LOGS = sorted(p for p in LOGS.glob("*/*.log"))
-pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
 
 _TEST_ESC = re.compile(r"\x1b\][^\x07]*\x07|\x1b\[[0-9;?]*[A-Za-z]")
 
