@@ -572,7 +572,7 @@ def train(*, darknet: Path | str, data: Path, cfg: Path, weights: Optional[Path]
 
 def _judge(run: TrainingRun, session: _Session, result: runner.ProcessResult, max_batches: Optional[int]) -> None:
     """Set run.status, run.message and run.problems_found from what darknet printed and how it ended."""
-    from .diagnose import diagnose
+    from .judge import diagnose
 
     last = run.last_iteration
     limit = session.max_batches_seen or max_batches

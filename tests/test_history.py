@@ -32,8 +32,7 @@ def test_frames_and_summary() -> None:
     before = h.iterations
     h.add([Iteration(201, 1.0, 1.0)])
     assert h.iterations is not before and len(h.iterations) == 201
-    arrays = h.iteration_arrays()
-    assert arrays["iteration"][-1] == 201 and len(arrays["avg_loss"]) == 201
+    assert h.iterations["iteration"].iloc[-1] == 201 and len(h.iterations["avg_loss"]) == 201
     log = h.to_log("alexeyab")
     assert isinstance(log, TrainingLog) and log.flavor == "alexeyab" and len(log.maps) == 2
 

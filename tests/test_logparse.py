@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from darknet_magics.logparse import (ClassAP, Finished, Iteration, LogParser, MapResult, MaxBatches, NextMapAt,
-                                     ProblemFound, Prompt, WeightsSaved, parse_log, strip_escapes)
+                                     ProblemFound, Prompt, Resumed, WeightsSaved, parse_log, strip_escapes)
 
 LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 ALL_LOGS = sorted(p for p in LOGS.glob("*/*.log"))
@@ -360,9 +360,14 @@ def test_bulk_columnar_and_per_row_paths_agree_on_every_log(path: Path) -> None:
 def test_bulk_path_takes_queues_with_state_changes_and_bad_rows() -> None:
     text = text_of(LOGS / "hank-ai" / "train-map-noise.pty.log")
     assert "time remaining=unknown" in text  # its first iteration: not a number, taken by the per-row path
+    # four sessions in one log, each from iteration 1: each supersedes the one before (a resumed run's log is
+    # stitched like the live run), so the rows are the last session's; every copy went through the bulk path
     log = parse_log(text * 4)
-    assert len(log.iterations) == 800 and log.iterations["hours_left"].isna().sum() == 4
+    assert len(log.iterations) == 200 and log.iterations["hours_left"].isna().sum() == 1
+    assert log.iterations["iteration"].is_monotonic_increasing
     events = events_via(text * 2, bulk=True)
+    assert sum(isinstance(e, Iteration) for e in events) == 400
+    assert [e.iteration for e in events if isinstance(e, Resumed)] == [1]
     # max_batches once, the next mAP iteration each time it changes: 100, 200, then 100 again for the 2nd copy
     assert [e.iteration for e in events if isinstance(e, NextMapAt)] == [100, 200, 100, 200]
     assert sum(isinstance(e, MaxBatches) for e in events) == 1
@@ -382,10 +387,12 @@ def test_keyword_gate_is_the_plain_alternation_factored() -> None:
     from darknet_magics import diagnose
     from darknet_magics import logparse as lp
 
-    plain = "|".join(f"{rx}(?P<k_{name}>)" for name, _, rx in lp._KEYWORDS)
-    plain_handlers = {f"k_{name}": handler for name, handler, _ in lp._KEYWORDS}
+    diag = [*map(re.escape, diagnose.TRIGGERS), *diagnose.TRIGGER_PATTERNS]
+    keywords = [(n, h, rx if n != "diag" else "(?:" + "|".join(diag) + ")") for n, h, rx in lp._KEYWORDS]
+    plain = "|".join(f"{rx}(?P<k_{name}>)" for name, _, rx in keywords)
+    plain_handlers = {f"k_{name}": handler for name, handler, _ in keywords}
     gate = re.compile(r"\n(?:" + lp._IT_PJ_AB + "|" + lp._IT_HANK + "|" + lp._SEG_START + "(?:" + plain + "))")
-    assert len(lp._KW_HANDLERS) == len(lp._KEYWORDS) - 1 + len(diagnose.TRIGGERS)
+    assert len(lp._KW_HANDLERS) == len(lp._KEYWORDS) - 1 + len(diagnose.TRIGGERS) + len(diagnose.TRIGGER_PATTERNS)
     for path in ALL_LOGS:
         buf = "\n" + text_of(path)
         want = [(m.start(), m.end(), plain_handlers.get(m.lastgroup)) for m in gate.finditer(buf)]
@@ -448,7 +455,9 @@ def test_nextmap_after_queued_hank_row_keeps_line_order() -> None:
             " (next mAP calculation at 100 iterations) \x1b[H\x1b[J100/200: loss=0.8 hours left=0.1\x07\r\n")
     slow = events_via(text, bulk=False)
     kinds = [type(e).__name__ + (f"({e.iteration})" if isinstance(e, NextMapAt) else "") for e in slow]
-    assert kinds == ["MaxBatches", "NextMapAt(100)", "Iteration", "NextMapAt(200)", "Iteration", "NextMapAt(100)"]
+    # the second row repeats iteration 0: a later session (Resumed) as far as the parser can tell
+    assert kinds == ["MaxBatches", "NextMapAt(100)", "Iteration", "NextMapAt(200)", "Resumed", "Iteration",
+                     "NextMapAt(100)"]
     assert key(events_via(text, bulk=True)) == key(slow)
     for size in (1, 7, 64, 200):
         chunks = [text[i:i + size] for i in range(0, len(text), size)]
