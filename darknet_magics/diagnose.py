@@ -67,7 +67,7 @@ def _path(text: str) -> str:
 
 
 def _location(d: "LineDiagnoser", m: re.Match, text: str, it: Optional[int]) -> None:
-    d._location = text  # AlexeyAB's error() / check_error_extended, hank-ai's box: the message follows
+    d._location, d._location_at = text, it  # AlexeyAB's error() / check_error_extended, hank-ai's box: the message follows
     return None
 
 
@@ -169,6 +169,7 @@ class LineDiagnoser:
         self.weights: Optional[str] = None
         self.data_paths = [str(p) for p in (data_paths or [])]
         self._location: Optional[str] = None
+        self._location_at: Optional[int] = None  # the training iteration when the location line came
         self._seen: set[tuple[str, Optional[str]]] = set()
         self._errors: set[str] = set()
 
@@ -201,11 +202,12 @@ class LineDiagnoser:
                 return rule.build(self, m, text, iteration)
         return None
 
-    def unfinished(self) -> Optional[Problem]:
-        """At the end of the output: a CUDA/cuDNN location line that no message followed (the output was cut) is
-        that library's failure; None otherwise (and once a problem with the error severity was reported)."""
+    def unfinished(self, iteration: Optional[int] = None) -> Optional[Problem]:
+        """At the end of the output (the last training iteration was `iteration`): a CUDA/cuDNN location line that
+        no message followed (the output was cut) is that library's failure; None otherwise (training went on
+        after it, or a problem with the error severity was reported)."""
         loc = self._location
-        if loc is None or self._errors:
+        if loc is None or self._errors or iteration != self._location_at:
             return None
         if loc.startswith("cuDNN") or "cudnn" in loc.split(":", 1)[0]:
             return P.cudnn_error(loc)

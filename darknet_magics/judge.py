@@ -49,7 +49,7 @@ def diagnose(text_or_lines: Union[str, bytes, Iterable[str]], *, returncode: Opt
                 problems.append(e.problem)
             elif t is Finished:
                 finished = True
-    late = parser.diagnoser.unfinished()
+    late = parser.diagnoser.unfinished(parser.iteration)
     if late is not None:
         problems.append(late)
     if signal is None and returncode is not None and returncode < 0:

@@ -107,7 +107,10 @@ _NO_SPEC = "(?!)" + "()" * re.compile(_hank_spec("1")).groups
 _KEYWORDS: list[tuple[str, str, str]] = [
     ("nextmap", "nextmap", r"\(next mAP calculation at (?P<nm_at>\d{1,18}) iterations\) ?"
                            r"(?:\x1b\[H\x1b\[J\d+/(?P<nm_mb>\d{1,18}): )?"),
-    ("lastacc", "lastacc", r"Last accuracy mAP@0\.50[^\x1b\r\n]*(?:\x1b\[H\x1b\[J\d+/(?P<la_mb>\d{1,18}): )?"),
+    # AlexeyAB repeats its last mAP every iteration ("mAP@0.5" in older versions): the value is captured so that a
+    # log cut before the calculation still has it (an event only when it changes)
+    ("lastacc", "lastacc", r"Last accuracy mAP@0\.50? = (?P<la_v>[^ \x1b\r\n%]*)[^\x1b\r\n]*"
+                           r"(?:\x1b\[H\x1b\[J\d+/(?P<la_mb>\d{1,18}): )?"),
     ("mapline", "mapline", r"mean average precision \(mAP@0\.50\)"),
     ("mapline2", "mapline", r"mean_average_precision \(mAP@0\.50\)"),
     ("mapstart", "mapstart", r"calculation mAP"),
@@ -216,6 +219,7 @@ _HANK_LENIENT = re.compile(
     r"(?: train=([^,\s]+) ?([a-z]*))?.*?(?:, (\d{1,18}) images)?(?:.*?time remaining=([^,\s]+) ?([a-z]*))?\s*$")
 
 _NUM = r"(-?[\d.]+|[-+]?nan|[-+]?inf)"
+_RX_LASTACC = re.compile(r"Last accuracy mAP@0\.50? = ([^ \r\n%]*)")
 _RX_NEXTMAP = re.compile(r"next mAP calculation at (\d{1,18}) iterations")
 _RX_TITLE = re.compile(r"(\d{1,18})/(\d{1,18}): loss=")
 _RX_MAP = re.compile(r"mean[ _]average[ _]precision \(mAP@0\.50\)\s*=\s*" + _NUM + r"\s*(%?)")
@@ -334,6 +338,8 @@ class LogParser:
         self._weights_file: Optional[str] = None
         self._next_map_text: Optional[str] = None
         self._max_text: Optional[str] = None
+        self._lastacc_text: Optional[str] = None  # the value text of the last "Last accuracy" line
+        self._last_map50: Optional[float] = None  # the last mAP reported (a calculation or a "Last accuracy")
         # parse_log: the iterations go straight into the history's columns instead of events
         self._sink = iteration_sink
         self._hank_seen: Optional[str] = None  # the max_batches text of the last hank-ai line (window title)
@@ -463,6 +469,11 @@ class LogParser:
                             if mb != self._max_text:
                                 self._max_text = mb
                                 self._set_max_batches(int(mb), out)
+                        if name == "k_lastacc" and m.group("la_v") != self._lastacc_text:
+                            if rows:
+                                flush(rows, out)
+                                hank_q = False
+                            self._last_accuracy(m.group("la_v"), out)
                     else:
                         if rows:
                             flush(rows, out)
@@ -500,6 +511,8 @@ class LogParser:
             if name in ("k_nextmap", "k_lastacc", "k_title"):
                 seg = buf[m.start() + 1:_segment_end(buf, m.end(), end)]
                 self._on_title(seg, out)
+                if name == "k_lastacc" and m.group("la_v") != self._lastacc_text:
+                    self._last_accuracy(m.group("la_v"), out)
             elif name is not None:
                 self._handlers[name](buf[m.start() + 1:_segment_end(buf, m.end(), end)], out)
         return cr[0].start() if cr else end + 1
@@ -790,6 +803,22 @@ class LogParser:
 
     def _on_lastacc(self, seg: str, out: list) -> None:
         self._on_title(seg, out)
+        m = _RX_LASTACC.search(strip_escapes(seg))
+        if m and m.group(1) != self._lastacc_text:
+            self._last_accuracy(m.group(1), out)
+
+    def _last_accuracy(self, text: str, out: list) -> None:
+        """AlexeyAB's ``Last accuracy mAP@0.50 = X %``: a `MapResult` unless it is the calculation already reported
+        (to its two printed decimals): a log cut before the calculation (a user's paste) still has its mAP."""
+        self._lastacc_text = text
+        value = _num(text) / 100.0
+        last = self._last_map50
+        if value != value or (last is not None and abs(last - value) < 0.00006):
+            return
+        self._last_map50 = value
+        if not (self.best_map50 >= value):
+            self.best_map50 = value
+        out.append(MapResult(self.iteration, value, self.best_map50))
 
     def _on_itesc(self, seg: str, out: list) -> None:
         m = _RX_IT_PJ_AB.search(strip_escapes(seg))
@@ -821,6 +850,7 @@ class LogParser:
         if block.emitted and block.iteration == self.iteration:  # AlexeyAB's second format of the same calculation
             return
         self._in_table = False
+        self._last_map50 = value
         if not (self.best_map50 >= value):  # NaN-safe running best, like darknet's own "best"
             self.best_map50 = value
         f = block.fields
