@@ -105,7 +105,7 @@ RULES: tuple[Rule, ...] = (
           _location),
     # missing files and images (the path keeps its spaces)
     _rule(r"Couldn't open file:?\s*(.*)$", lambda d, m, t, it: d.missing(_path(m.group(1)), t)),
-    _rule(r'failed to open the file "([^"]+)"|file (.+?) does not seem to exist',
+    _rule(r'failed to open (?:the |annotation |)file "([^"]+)"|file (.+?) does not seem to exist',
           lambda d, m, t, it: d.missing((m.group(1) or m.group(2)).strip(), t)),
     _rule(r"^Cannot load image\s*(.*)$", lambda d, m, t, it: P.image_not_loaded(_path(m.group(1)), t, it)),
     _rule(r"^Wrong annotation", lambda d, m, t, it: P.bad_label(t, file=_after(t, "file: "))),

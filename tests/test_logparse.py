@@ -508,3 +508,68 @@ def test_a_stray_type_yes_is_not_the_prompt():
     assert not any(e.startswith("Prompt(") for e in whole)
     for bulk in (False, True):
         assert key(events_via(text, bulk=bulk, chunks=list(text))) == whole
+
+
+# ---------------------------------------------------------------------------------------------- paths with spaces
+# Google Drive mounts at "/content/drive/My Drive": every path the parser reads must keep its spaces. The lines are
+# shaped as darknet prints them (AlexeyAB parser.c load_weights_upto / save_weights, pjreddie's "...Done!", hank-ai's
+# quoted names, the fatal messages).
+DRIVE = "/content/drive/My Drive/yolo run 1"
+
+
+def test_a_conv_backbone_on_a_spaced_path_is_not_truncated_weights() -> None:
+    text = (f"Loading weights from {DRIVE}/yolov4-tiny.conv.29...\n"
+            " seen 64, trained: 0 K-images (0 Kilo-batches_64) \n"
+            "Done! Loaded 29 layers from weights-file \n"
+            " Detection layer: 30 - type = 28 \n"
+            " Detection layer: 37 - type = 28 \n"
+            " 1: 620.4, 620.4 avg loss, 0.000000 rate, 2.3 seconds, 64 images, 12.1 hours left\n")
+    log = parse_log(text)
+    assert list(log.problems["code"]) == []
+    assert len(log.iterations) == 1
+
+
+def test_a_truncated_full_weights_file_on_a_spaced_path_is_named_whole() -> None:
+    text = (f"Loading weights from {DRIVE}/backup/yolov4-tiny_last.weights...\n"
+            "Done! Loaded 2 layers from weights-file \n"
+            " Detection layer: 30 - type = 28 \n")
+    (p,) = LogParser().feed(text)
+    assert p.problem.code == "truncated-weights" and p.problem.file == f"{DRIVE}/backup/yolov4-tiny_last.weights"
+
+
+@pytest.mark.parametrize("load", [
+    f"Loading weights from {DRIVE}/backup/tiny final.weights...Done!",  # pjreddie: one line
+    f"Loading weights from {DRIVE}/backup/tiny final.weights...\n seen 64, trained: 12800 K-images (200 Kilo-batches_64) \nDone! Loaded 24 layers from weights-file ",
+    f'Loading weights from "{DRIVE}/backup/tiny final.weights"...',  # hank-ai quotes the name
+])
+def test_already_trained_names_a_spaced_weights_file(load: str) -> None:
+    text = load + f"\nSaving weights to {DRIVE}/backup/tiny_final.weights\n"
+    log = parse_log(text)
+    problem = log.problems[log.problems["code"] == "already-trained"].iloc[0]
+    assert f"{DRIVE}/backup/tiny final.weights says" in problem["message"]
+    assert list(log.weights["path"]) == [f"{DRIVE}/backup/tiny_final.weights"]
+
+
+@pytest.mark.parametrize("line,code,path", [
+    (f"Couldn't open file: {DRIVE}/data/train.txt", "missing-file", f"{DRIVE}/data/train.txt"),
+    (f"Couldn't open file: {DRIVE}/data/train.txt  ", "missing-file", f"{DRIVE}/data/train.txt"),
+    (f'Cannot load image "{DRIVE}/obj/img 001.jpg"', "missing-file", f"{DRIVE}/obj/img 001.jpg"),
+    (f"Cannot load image {DRIVE}/obj/img 001.jpg", "missing-file", f"{DRIVE}/obj/img 001.jpg"),
+    (f'* Error message:  failed to open the file "{DRIVE}/cfg/yolo v4.cfg"', "missing-file", f"{DRIVE}/cfg/yolo v4.cfg"),
+    (f'* Error message:  failed to open annotation file "{DRIVE}/obj/img 001.txt"', "missing-file",
+     f"{DRIVE}/obj/img 001.txt"),
+    (f'WARNING: file {DRIVE}/data/valid.txt does not seem to exist ("valid=...") in obj.data', "missing-file",
+     f"{DRIVE}/data/valid.txt"),
+])
+def test_missing_paths_keep_their_spaces(line: str, code: str, path: str) -> None:
+    for ending in ("\n", "\r\n"):
+        events = LogParser().feed(line + ending)
+        (p,) = [e.problem for e in events if isinstance(e, ProblemFound)]
+        assert (p.code, p.file) == (code, path)
+
+
+def test_saving_weights_keeps_spaces_and_colours() -> None:
+    text = (f"Saving weights to {DRIVE}/backup/tiny_last.weights\n"
+            f"Saving weights to \x1b[1;35m{DRIVE}/backup/tiny_best.weights\x1b[0m\n")
+    assert [e.path for e in LogParser().feed(text) if isinstance(e, WeightsSaved)] == [
+        f"{DRIVE}/backup/tiny_last.weights", f"{DRIVE}/backup/tiny_best.weights"]
