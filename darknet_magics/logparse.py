@@ -35,7 +35,6 @@ from __future__ import annotations
 import codecs
 import math
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from itertools import count, groupby, islice, repeat
 from operator import ge, mul, truediv
@@ -62,9 +61,9 @@ FLAVORS = ("pjreddie", "alexeyab", "hank-ai")
 
 # ------------------------------------------------------------------------------------------------- regexes
 # Colour codes (CSI ... m) inside hank-ai's lines.
-_C = r"(?:\x1b\[[0-9;]*m)*"
+_C = r"(?:\x1b\[[0-9;]*m){0,8}"
 # Any escape sequence at the start of a segment: CSI (colours, cursor home, clear screen) or OSC (window title).
-_ESCANY = r"(?:\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\n]*(?:\x07|\x1b\\))*"
+_ESCANY = r"(?:\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\n]*(?:\x07|\x1b\\)){0,16}"
 _ESC_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\n]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # pjreddie: "12: 28.0, 28.1 avg, 0.000001 rate, 1.14 seconds, 24 images"
@@ -219,6 +218,7 @@ _HANK_LENIENT = re.compile(
     r"(?: train=([^,\s]+) ?([a-z]*))?.*?(?:, (\d{1,18}) images)?(?:.*?time remaining=([^,\s]+) ?([a-z]*))?\s*$")
 
 _NUM = r"(-?[\d.]+|[-+]?nan|[-+]?inf)"
+_RX_LIMIT = re.compile(r"limit of (\d{1,18})")
 _RX_LASTACC = re.compile(r"Last accuracy mAP@0\.50? = ([^ \r\n%]*)")
 _RX_NEXTMAP = re.compile(r"next mAP calculation at (\d{1,18}) iterations")
 _RX_TITLE = re.compile(r"(\d{1,18})/(\d{1,18}): loss=")
@@ -237,6 +237,7 @@ _SECONDS = {"": 1.0, "ms": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3, "sec
             "s": 1.0, "minute": 60.0, "minutes": 60.0, "hour": 3600.0, "hours": 3600.0, "day": 86400.0,
             "days": 86400.0}
 
+_FEED_MAX = 4 << 20  # characters parsed in one scan (memory: the queued rows of a scan are ~0.5 KB a line)
 _MAX_PENDING = 1 << 20  # a "line" longer than this (binary garbage, no newline) is parsed as it stands
 _LONE_CR = re.compile(r"\r(?!\n)")
 _BULK_MIN = 8  # fewer queued iteration rows than this go through the per-row path (a live chunk has one or two)
@@ -361,6 +362,14 @@ class LogParser:
             text = self._decoder.decode(bytes(text))
         if not text:
             return []
+        if len(text) > _FEED_MAX:  # one huge chunk: in slices, so that the queued rows and copies stay bounded
+            events: list[Event] = []
+            for i in range(0, len(text), _FEED_MAX):
+                events += self._feed_text(text[i:i + _FEED_MAX])
+            return events
+        return self._feed_text(text)
+
+    def _feed_text(self, text: str) -> list[Event]:
         buf = self._buf + text
         end = buf.rfind("\n")
         events: list[Event] = []
@@ -397,11 +406,11 @@ class LogParser:
         events in bulk, before any other event and at the end, so the events keep the order of the lines.
         """
         # A lone \r (not part of \r\n) is rare: one search finds the first, and the \r gate runs from there.
-        cr: deque = deque()
+        cr = _Lazy(None)
         if "\r" in buf:
             first = _LONE_CR.search(buf, 0, end)
             if first is not None:
-                cr.extend(_GATE_CR.finditer(buf, first.start(), end))
+                cr = _Lazy(_GATE_CR.finditer(buf, first.start(), end))
         gate = self._gate()
         rows: list[tuple] = []  # captured text of the iteration lines not yet turned into events
         add_row = rows.append
@@ -503,7 +512,7 @@ class LogParser:
             gate = _GATES[seen] = _gate_nl(_hank_spec(seen))  # ~5 ms, once per max_batches
         return gate
 
-    def _drain_cr(self, cr: deque, before: int, buf: str, end: int, out: list) -> int:
+    def _drain_cr(self, cr: "_Lazy", before: int, buf: str, end: int, out: list) -> int:
         """Handle the lone-\\r matches that start before `before`; returns the start of the next one."""
         while cr and cr[0].start() < before:
             m = cr.popleft()
@@ -917,7 +926,7 @@ class LogParser:
             self.flavor = "alexeyab"
 
     def _on_maxbatch(self, seg: str, out: list) -> None:
-        m = re.search(r"limit of (\d+)", strip_escapes(seg))
+        m = _RX_LIMIT.search(strip_escapes(seg))
         if m:
             self._set_max_batches(int(m.group(1)), out)
         self._finish("reached max_batches", out)
@@ -973,15 +982,48 @@ class LogParser:
             out.append(ProblemFound(p))
 
 
+class _Lazy:
+    """The lone-\r gate's matches, taken one at a time (a list of them all would hold one Match object per \r of
+    the buffer: hundreds of MB for a few MB of progress output). Reads like the deque it replaces."""
+
+    __slots__ = ("_it", "_head")
+
+    def __init__(self, it: Optional[Iterable[re.Match]]) -> None:
+        self._it = iter(it) if it is not None else iter(())
+        self._head = next(self._it, None)
+
+    def __bool__(self) -> bool:
+        return self._head is not None
+
+    def __getitem__(self, i: int) -> re.Match:
+        if i != 0 or self._head is None:
+            raise IndexError(i)
+        return self._head
+
+    def popleft(self) -> re.Match:
+        m = self._head
+        if m is None:
+            raise IndexError("empty")
+        self._head = next(self._it, None)
+        return m
+
+
 def _segment_end(buf: str, start: int, end: int) -> int:
-    """End of the segment that starts before `start`: the next \\n or lone \\r (a \\r\\n ends at the \\r)."""
-    nl = buf.find("\n", start, end)
-    if nl < 0:
-        nl = end
-    cr = buf.find("\r", start, nl)
-    while cr >= 0 and cr + 1 < nl and buf[cr + 1] in "\r":
-        cr = buf.find("\r", cr + 1, nl)
-    return cr if cr >= 0 else nl
+    """End of the segment that starts before `start`: the next \n or lone \r (a \r\n ends at the \r).
+
+    Looks for the \r first and for a \n only before it, so that each search stops at the next separator: a
+    buffer of \r-separated progress with no newline costs linear time, not a scan to its end per segment.
+    """
+    cr = buf.find("\r", start, end)
+    if cr < 0:
+        nl = buf.find("\n", start, end)
+        return nl if nl >= 0 else end
+    nl = buf.find("\n", start, cr)
+    if nl >= 0:
+        return nl
+    while cr + 1 < end and buf[cr + 1] == "\r":  # \r\r..: the segment ends at the last one
+        cr += 1
+    return cr
 
 
 def __getattr__(name: str):

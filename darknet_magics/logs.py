@@ -41,7 +41,7 @@ def _chunks(source: Union[str, Path, Iterable[Union[str, bytes]]]) -> Iterable[U
         # bytes, decoded by the parser with errors="replace": a log with garbage in it still parses
         with open(source, "rb") as f:
             while True:
-                block = f.read(64 << 20)
+                block = f.read(4 << 20)  # 4 MiB: the parser's scan size (bounded memory)
                 if not block:
                     return
                 yield block
