@@ -19,7 +19,7 @@ from .environment import detect_platform
 from .errors import DarknetMagicsError
 from .executor import Executor
 from .language import parse_cell
-from .logparse import parse_log
+from .logs import parse_log
 from .report import ConsoleReporter
 from .session import Session
 

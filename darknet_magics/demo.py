@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import DarknetMagicsError
-from .logparse import parse_log
+from .logs import parse_log
 from .report_html import write_report
 from .synth import make_dataset
 

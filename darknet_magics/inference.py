@@ -128,7 +128,7 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
             predictions = candidate
             break
     if predictions is None or "Predicted in" not in output:
-        from .diagnose import diagnose
+        from .judge import diagnose
 
         problems = diagnose(output, returncode=result.returncode, signal=result.signal, flavor=flavor,
                             command=argv)
@@ -177,7 +177,7 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
     if not output.strip():
         raise unsupported
     if not len(history.maps):
-        from .diagnose import diagnose
+        from .judge import diagnose
 
         problems = diagnose(output, returncode=result.returncode, signal=result.signal, flavor=flavor,
                             command=argv)

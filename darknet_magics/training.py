@@ -30,10 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from . import objdata, runner
+from . import objdata, problems, runner
 from .binary import darknet_flavor, last_output, require_file, resolve_darknet
 from .cfg import Cfg, read_weights_header
-from .diagnose import diagnose
+from .judge import diagnose
 from .errors import DarknetMagicsError, Problem, StepError
 from .fileio import atomic_write_text
 from .logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
@@ -654,29 +654,25 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
                        f"darknet stopped there (stop_on_nan)")
         run.problems_found = [_nan_problem(began)]
         return
-    problems = diagnose(watch.recorder.text(), returncode=result.returncode, signal=result.signal,
+    found = diagnose(watch.recorder.text(), returncode=result.returncode, signal=result.signal,
                         flavor=run.args.get("flavor"), data_paths=watch.data_paths, command=run.argv)
-    if watch.nan_iteration is not None and not any(p.code.startswith("nan") for p in problems):
-        problems = [_nan_problem(watch.diverged_from or watch.nan_iteration, severity="warning")] + list(problems)
+    if watch.nan_iteration is not None and not any(p.code.startswith("nan") for p in found):
+        found = [_nan_problem(watch.diverged_from or watch.nan_iteration, severity="warning")] + list(found)
     if reached:
         run.status = RunStatus.FINISHED if clean_exit else RunStatus.FINISHED_CRASHED
         run.message = "finished" if clean_exit else f"finished, darknet crashed on exit ({result.describe()})"
-        run.problems_found = [p for p in problems if p.severity != "info"]
+        run.problems_found = [p for p in found if p.severity != "info"]
         if watch.last_iteration is None:  # it stopped at once: the weights say it is trained that far already
             run.problems_found = [_already_trained(run, limit)] + [p for p in run.problems_found
                                                                    if p.code != "already-trained"]
         return
     run.status = RunStatus.FAILED
-    run.problems_found = list(problems)
+    run.problems_found = list(found)
     how = result.describe()
     if result.signal is not None and not result.killed_by_watchdog:
         run.message = f"darknet was {how} at iteration {last or 0}"
-        if not any(p.severity == "error" for p in problems):
-            run.problems_found.append(Problem(
-                "killed", f"darknet was {how} before finishing (iteration {last or 0})",
-                fix=("SIGKILL from outside is usually the out-of-memory killer: lower batch/subdivisions or the "
-                     "image size" if result.signal == 9 else "see the last lines of the log"),
-                iteration=last))
+        if not any(p.severity == "error" for p in found):
+            run.problems_found.append(problems.killed(last, how=how))
     elif result.killed_by_watchdog:
         run.message = f"darknet hung and was ended by the watchdog ({result.killed_by_watchdog}) at iteration {last or 0}"
     else:
@@ -688,11 +684,8 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
 
 def _already_trained(run: TrainingRun, limit: Optional[int]) -> Problem:
     weights = run.args.get("weights")
-    seen = weights_iteration(Path(weights), Path(run.args["cfg"])) if weights else None
-    where = f" (its header says iteration {seen:,})" if seen is not None else ""
-    return Problem("already-trained", f"darknet trained nothing: {weights or 'the weights'}{where} is already at or "
-                   f"past max_batches={limit}", fix="raise max_batches (`%yolo resume max_batches=N`), or add "
-                   "`clear` to train these weights again from iteration 0", severity="warning", file=weights)
+    at = weights_iteration(Path(weights), Path(run.args["cfg"])) if weights else None
+    return problems.already_trained(weights or "the weights", at=at, max_batches=limit)
 
 
 def weights_iteration(weights: Path, cfg: Path) -> Optional[int]:
@@ -709,10 +702,7 @@ def weights_iteration(weights: Path, cfg: Path) -> Optional[int]:
 
 
 def _nan_problem(iteration: int, severity: str = "error") -> Problem:
-    return Problem("nan-loss", "training diverged here: the loss is inf or nan from this iteration on",
-                   fix="lower learning_rate (or raise burn_in), check the labels (coordinates in 0..1, class ids "
-                       "< classes), and resume from weights saved before the divergence",
-                   severity=severity, iteration=iteration)  # type: ignore[arg-type]
+    return problems.nan_loss(iteration, severity=severity)
 
 
 # ------------------------------------------------------------------------------------------------- resume / log
