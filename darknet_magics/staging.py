@@ -619,17 +619,25 @@ def _run_cp(src: Path, dest: Path, plan: StagePlan, total: int, n_files: int, pr
     if not cp:
         _copy_files(src, dest, _walk_files(src), 1, progress)
         return
-    proc = subprocess.Popen([cp, "-r", "--preserve=timestamps", "--", str(src), str(dest)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
-    try:
-        while proc.poll() is None:
-            time.sleep(0.2)
-            progress.reporter.progress(f"copying {src.name}: {n_files:,} files, {total / 1e6:,.1f} MB (cp -r) ...")
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    err = proc.stderr.read() if proc.stderr else ""
+    # stderr into a file, not a pipe: a full disk makes cp print one error per file, and a pipe nobody reads
+    # while we wait would fill and block cp forever.
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errfile:
+        proc = subprocess.Popen([cp, "-r", "--preserve=timestamps", "--", str(src), str(dest)],
+                                stdout=subprocess.DEVNULL, stderr=errfile)
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    progress.reporter.progress(f"copying {src.name}: {n_files:,} files, {total / 1e6:,.1f} MB (cp -r) ...")
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+        errfile.seek(0)
+        err = errfile.read(20000)
     if proc.returncode != 0:
         shutil.rmtree(dest, ignore_errors=True)
         if "No space left" in err or "Disk quota" in err:
@@ -985,7 +993,8 @@ def _stage_archive(plan: StagePlan, reporter: Reporter) -> StageResult:
     _check_space(plan, total + (st.st_size if plan.high_latency else 0))
     # Unpack beside the target (same disk, so the final rename is atomic); a half-unpacked folder is hidden and
     # removed, never left at the dataset's name.
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.unpack-", dir=plan.into))
+    _remove_stale_work(plan.into, dest.name)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.unpack-{os.getpid()}-", dir=plan.into))
     try:
         local = src
         if plan.high_latency:
@@ -1018,6 +1027,18 @@ def _stage_archive(plan: StagePlan, reporter: Reporter) -> StageResult:
     atomic_write_text(manifest_path, json.dumps({"kind": "archive", "archive": key, "source": source,
                                                  "path": str(dest), "files": listing}))
     return StageResult(dest, "unpacked", len(listing), sum(f[1] for f in listing), time.monotonic() - start, src)
+
+
+def _remove_stale_work(into: Path, name: str) -> None:
+    """Hidden unpack folders left by a killed stage (its process is gone) are deleted; a live one is left alone."""
+    prefix = f".{name}.unpack-"
+    for entry in os.listdir(into):
+        if not entry.startswith(prefix):
+            continue
+        pid = entry[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and Path(f"/proc/{pid}").exists():
+            continue
+        shutil.rmtree(into / entry, ignore_errors=True)
 
 
 def _umask() -> int:
