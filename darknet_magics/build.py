@@ -70,10 +70,27 @@ def _checkout_argv(into: Path, ref: str) -> list[str]:
     return ["git", "-C", str(into), "checkout", "--quiet", "--detach", ref]
 
 
+def _check_clone_args(url: str, ref: Optional[str], into: Path) -> None:
+    """Refuse values git would read as options (``--upload-pack=...``), and a FILE where the clone folder goes."""
+    if url.startswith("-"):
+        raise DarknetMagicsError(f"the clone URL {url!r} starts with '-', which git would read as an option",
+                                 fix="give a URL (https://...) or a path (./-name for a folder named like that)")
+    if ref is not None and (ref.startswith("-") or not ref.strip()):
+        raise DarknetMagicsError(f"ref={ref!r} is not a branch, tag or commit (it starts with '-' or is empty)",
+                                 fix="give a branch, tag or commit, e.g. ref=master")
+    for parent in [into, *into.parents]:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise DarknetMagicsError(f"cannot clone into {into}: {parent} is a file, not a folder",
+                                         fix=f"give into= another folder, or remove the file {parent}")
+            break
+
+
 def clone_commands(url: Optional[str], ref: Optional[str], into: Path) -> list[list[str]]:
     """The git commands `clone` would run (for a dry run); argv lists, nothing is run."""
     url = url or DEFAULT_URL
     into = Path(into)
+    _check_clone_args(url, ref, into)
     if _is_git_root(into):
         cmds = [["git", "-C", str(into), "fetch", "--tags", "origin"]]
         if ref:
@@ -81,7 +98,7 @@ def clone_commands(url: Optional[str], ref: Optional[str], into: Path) -> list[l
         else:
             cmds.append(["git", "-C", str(into), "merge", "--ff-only", "@{upstream}"])
         return cmds
-    cmds = [["git", "clone", url, str(into)]]
+    cmds = [["git", "clone", "--", url, str(into)]]
     if ref:
         cmds.append(_checkout_argv(into, ref))
     return cmds
@@ -109,6 +126,7 @@ def clone(url: Optional[str], ref: Optional[str], into: Path, reporter: Reporter
     """
     url = url or DEFAULT_URL
     into = Path(into)
+    _check_clone_args(url, ref, into)
     if into.exists() and not _is_git_root(into):
         if any(into.iterdir()):
             raise DarknetMagicsError(f"{into} exists and is not a git clone",
@@ -131,7 +149,7 @@ def clone(url: Optional[str], ref: Optional[str], into: Path, reporter: Reporter
     else:
         reporter.info(f"cloning {url} into {into}")
         into.parent.mkdir(parents=True, exist_ok=True)
-        _git(["clone", "--quiet", url, str(into)])
+        _git(["clone", "--quiet", "--", url, str(into)])  # `--`: nothing after it is an option
         if ref:
             _git(["checkout", "--quiet", "--detach", _resolve_ref(into, ref)], into)
         commit = _git(["rev-parse", "HEAD"], into).stdout.strip()

@@ -24,7 +24,7 @@ from .fileio import atomic_write_bytes, copy_stream, remove_if_exists
 from .report import Reporter, TransferProgress
 _CHUNK = 1 << 20
 
-__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "WeightsResult", "fetch_weights", "make_partial"]
+__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "WeightsResult", "fetch_weights", "download_file", "make_partial"]
 
 # ----------------------------------------------------------------------------------------------------------------
 # Pretrained weights
@@ -119,7 +119,7 @@ def fetch_weights(name_or_url: str, into: Path, reporter: Optional[Reporter] = N
             raise DarknetMagicsError(f"made {dest.name} with {size:,} bytes, expected {expected_size:,}",
                                      fix=f"delete {base.path} and fetch again")
         return WeightsResult(dest, "made", size, None)
-    return _download(url, dest, reporter, expected_size, timeout, retries)
+    return download_file(url, dest, reporter, expected_size=expected_size, timeout=timeout, retries=retries)
 
 
 def _source(name_or_url: str, expected_size: Optional[int] = None
@@ -143,8 +143,21 @@ def weights_target(name_or_url: str, into: Path) -> Path:
     return Path(into).expanduser() / _source(name_or_url)[1]
 
 
-def _download(url: str, dest: Path, reporter: Reporter, expected: Optional[int], timeout: float,
-              retries: int) -> WeightsResult:
+def download_file(url: str, dest: Path, reporter: Optional[Reporter] = None, *, expected_size: Optional[int] = None,
+                  timeout: float = 60.0, retries: int = 3) -> WeightsResult:
+    """Download `url` to `dest` with progress, resuming a ``DEST.part`` with an HTTP Range request.
+
+    The one resumable downloader, shared by `fetch_weights` and `staging.stage` (``stage URL``). The bytes go to
+    ``DEST.part`` (continued on the next call when the server honours Range, restarted when it answers 200), the
+    size is checked against `expected_size` and the server's Content-Length, and the file is renamed to `dest`
+    only when complete, so `dest` existing means the download finished.
+
+    Raises:
+        DarknetMagicsError: HTTP or network failure after `retries`, or a size that does not match.
+    """
+    reporter = reporter or Reporter()
+    expected = expected_size
+    dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     resumed = False
     last_error: Optional[BaseException] = None
@@ -167,6 +180,10 @@ def _download(url: str, dest: Path, reporter: Reporter, expected: Optional[int],
                 if err.code == 416:
                     remove_if_exists(part)
                     continue
+                if 400 <= err.code < 500 and err.code not in (408, 429):
+                    # Not found, forbidden...: asking again will not help.
+                    raise DarknetMagicsError(f"{url}: HTTP {err.code} {err.reason}",
+                                             fix="check the URL (and that the file is shared publicly)") from None
                 raise
             with response:
                 status = response.status

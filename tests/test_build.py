@@ -199,9 +199,9 @@ def test_diagnose_known_failures() -> None:
 def test_clone_commands(tmp_path: Path) -> None:
     into = tmp_path / "dark net"
     assert build.clone_commands(None, "v1", into) == [
-        ["git", "clone", build.DEFAULT_URL, str(into)],
+        ["git", "clone", "--", build.DEFAULT_URL, str(into)],
         ["git", "-C", str(into), "checkout", "--quiet", "--detach", "v1"]]
-    assert build.clone_commands("/x", None, into) == [["git", "clone", "/x", str(into)]]
+    assert build.clone_commands("/x", None, into) == [["git", "clone", "--", "/x", str(into)]]
 
 
 # ---------------------------------------------------------------------------------------------- real builds
