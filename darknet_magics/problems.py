@@ -291,6 +291,18 @@ def interrupted(evidence: Optional[str] = None, iteration: Optional[int] = None)
                    iteration=iteration, evidence=evidence)
 
 
+def unwritable(reason: str, path: Optional[str] = None) -> Problem:
+    """A file of the run (its log, history, run.json, weights) could not be written: a full disk or a read-only
+    folder. `reason` is the system's message."""
+    if "space" in reason.lower() or "quota" in reason.lower():
+        return Problem("disk-full", f"the disk is full: {reason}",
+                       fix="free space on the drive (old runs' weights under {workspace}/runs, the cache), then "
+                           "`%yolo resume`; everything written so far is kept", file=path)
+    return Problem("read-only", f"the run folder cannot be written: {reason}",
+                   fix="make the folder writable again (Drive: remount it with `drive`), or train into another "
+                       "workspace; everything written so far is kept", file=path)
+
+
 def killed(iteration: Optional[int] = None, how: str = "killed (SIGKILL)", evidence: Optional[str] = None) -> Problem:
     """darknet was ended by a signal from outside (`how` says which, e.g. "killed (SIGKILL)")."""
     return Problem("killed", f"darknet was {how}: the machine may have run out of RAM, or a timeout or watchdog "

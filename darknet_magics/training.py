@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import objdata, problems, runner
 from .binary import darknet_flavor, last_output, require_file, resolve_darknet
-from .cfg import Cfg, read_weights_header
+from .cfg import Cfg, check_weights, read_weights_header
 from .judge import diagnose
 from .errors import DarknetMagicsError, Problem, StepError
 from .fileio import atomic_write_text
@@ -500,6 +500,8 @@ class _Watch:
             type(history).append_to(self.run.history_path, events)
 
     def should_stop(self) -> Optional[str]:
+        if isinstance(self.error, OSError):  # history.jsonl cannot be written: the disk is full or read-only
+            return f"the run folder cannot be written: {self.error.strerror or self.error}"
         if self.stop_on_nan and self.nan_iteration is not None:
             return f"loss became nan at iteration {self.nan_iteration}"
         return None
@@ -550,6 +552,14 @@ def train(*, reporter: Optional[Reporter] = None, previous: Optional[TrainingRun
 
 def _start(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Reporter) -> tuple[TrainingRun, dict]:
     """The run folder, the weights folder, the per-run obj.data and run.json; the run object (new, or continued)."""
+    try:
+        return _start_files(plan, previous, reporter)
+    except OSError as exc:
+        problem = problems.unwritable(exc.strerror or str(exc), str(plan.run_dir))
+        raise StepError(f"training was not started: {problem.message}", fix=problem.fix, problems=[problem]) from None
+
+
+def _start_files(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Reporter) -> tuple[TrainingRun, dict]:
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     plan.backup_dir.mkdir(parents=True, exist_ok=True)  # pjreddie does not create it and fails to save
     if plan.own_backup:
@@ -607,7 +617,9 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
             interrupted: Optional[runner.RunInterrupted], session_info: dict, reporter: Reporter) -> TrainingRun:
     """Judge the run, record the session in run.json, give the view its last frame; return or raise."""
     run.result = result
-    if watch.error is not None:
+    for notice in result.notices:
+        reporter.warn(notice)
+    if watch.error is not None and not isinstance(watch.error, OSError):
         reporter.warn(f"reading darknet's output failed ({watch.error!r}); the log is complete: "
                       f"`%yolo log {run.log_path}` parses it again")
     _judge(run, watch, result, plan.max_batches)
@@ -615,7 +627,11 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
                          "signal": result.signal, "seconds": round(result.seconds, 3),
                          "watchdog": result.killed_by_watchdog, "last_iteration": run.last_iteration,
                          "message": run.message})
-    run.save()
+    try:
+        run.save()
+    except OSError as exc:  # the same full or read-only disk: the verdict is still shown, and says so
+        reporter.warn(f"run.json could not be updated ({exc.strerror or exc}): it still says the run is running; "
+                      "`%yolo status` reads such a run as interrupted")
     watch.live.update(run.history, final=True)
     if interrupted is not None:
         reporter.warn(f"interrupted at iteration {run.last_iteration or 0}: darknet stopped "
@@ -647,6 +663,13 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
     if result.interrupted:
         run.status, run.message = RunStatus.INTERRUPTED, f"interrupted at iteration {last or 0}"
         return
+    unwritable = result.log_error or (str(watch.error) if isinstance(watch.error, OSError) else None)
+    if unwritable:
+        problem = problems.unwritable(unwritable, str(run.run_dir))
+        run.status, run.problems_found = RunStatus.FAILED, [problem]
+        run.message = (f"stopped at iteration {last or 0}: {problem.message}; the log so far is kept "
+                       f"({run.log_path})")
+        return
     if watch.nan_iteration is not None and result.stopped_by_caller:
         began = watch.diverged_from or watch.nan_iteration
         run.status = RunStatus.DIVERGED
@@ -658,6 +681,11 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
                         flavor=run.args.get("flavor"), data_paths=watch.data_paths, command=run.argv)
     if watch.nan_iteration is not None and not any(p.code.startswith("nan") for p in found):
         found = [_nan_problem(watch.diverged_from or watch.nan_iteration, severity="warning")] + list(found)
+    lost = _unsaved_weights(watch.final_weights, Path(run.args.get("cwd") or "."), Path(run.args["cfg"]))
+    if reached and lost is not None:
+        run.status, run.problems_found = RunStatus.FAILED, [lost] + [p for p in found if p.severity == "error"]
+        run.message = f"darknet trained to iteration {last or 0} but could not save its weights: {lost.message}"
+        return
     if reached:
         run.status = RunStatus.FINISHED if clean_exit else RunStatus.FINISHED_CRASHED
         run.message = "finished" if clean_exit else f"finished, darknet crashed on exit ({result.describe()})"
@@ -680,6 +708,32 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
     errors = [p for p in run.problems_found if p.severity == "error"]
     if errors:
         run.message += ": " + errors[0].message
+
+
+def _unsaved_weights(final: Optional[str], cwd: Path, cfg: Path) -> Optional[Problem]:
+    """A problem when darknet said "Saving weights to X_final.weights" and X is not there whole: darknet does not
+    check its fopen or fwrite, so a full disk leaves a short file (or none) and a run that looks finished. The cause
+    (a full disk, a read-only folder) is what is reported."""
+    if not final:
+        return None
+    path = Path(final) if Path(final).is_absolute() else cwd / final
+    try:
+        short = check_weights(cfg.read_text(encoding="utf-8", errors="replace"), path) if path.is_file() else None
+    except DarknetMagicsError:  # a cfg we cannot size: only a missing or empty file is known to be lost
+        short = None
+    if path.is_file() and path.stat().st_size > 0 and (short is None or short.code != "truncated-weights"):
+        return None
+    folder = path.parent
+    try:
+        stats = os.statvfs(folder)
+        free = stats.f_bavail * stats.f_frsize
+    except OSError:
+        free = None
+    if free is not None and free < (1 << 20):
+        return problems.unwritable(f"No space left on device: {free:,} bytes free in {folder}", str(path))
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        return problems.unwritable(f"Read-only file system or no permission: {folder}", str(path))
+    return problems.missing_file(str(path), evidence=f"Saving weights to {final}")
 
 
 def _already_trained(run: TrainingRun, limit: Optional[int]) -> Problem:
