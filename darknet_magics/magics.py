@@ -97,6 +97,18 @@ class DarknetMagics(Magics):
             raise UsageError(str(exc)) from None
 
     @no_var_expand
+    @line_magic("darknet")
+    def darknet_line(self, line: str) -> None:
+        """One directive on one line (`%darknet runtime`); `%darknet` alone, or with --help, shows the help."""
+        words = line.split()
+        flags = [w for w in words[:1] if w in _CELL_FLAGS]
+        if not words or "--help" in words[:1] or "-h" in words[:1]:
+            print(darknet_help())
+            return
+        body = line.split(None, 1)[1] if flags else line
+        self.darknet(" ".join(flags), body + "\n")
+
+    @no_var_expand
     @line_magic
     def yolo(self, line: str) -> None:
         words = line.split()
@@ -119,7 +131,21 @@ class DarknetMagics(Magics):
 
 # `%%darknet?` and `%yolo?` show these (plain text: IPython prints a docstring as it is).
 DarknetMagics.darknet.__doc__ = darknet_help()
+DarknetMagics.darknet_line.__doc__ = darknet_help()
 DarknetMagics.yolo.__doc__ = yolo_help()
+
+
+def empty_cell_to_line_magic(lines: list[str]) -> list[str]:
+    """An input transformer: a cell that is only its ``%%darknet ...`` line becomes the line magic ``%darknet ...``.
+
+    IPython refuses a cell magic whose body is empty before the magic sees it; `%%darknet --help` (or a bare
+    `%%darknet`) in a cell of its own is asking for the help, which the line magic shows.
+    """
+    text = [ln for ln in lines if ln.strip()]
+    if len(text) == 1 and text[0].lstrip().startswith("%%darknet") and \
+            text[0].lstrip()[len("%%darknet"):][:1] in ("", " ", "\t", "\n"):
+        return [text[0].replace("%%darknet", "%darknet", 1)]
+    return lines
 
 
 def register(ipython: Any) -> None:
@@ -127,6 +153,9 @@ def register(ipython: Any) -> None:
     previous = ipython.magics_manager.registry.get("DarknetMagics")
     session = previous.session if isinstance(previous, Magics) and hasattr(previous, "session") else None
     ipython.register_magics(DarknetMagics(ipython, session))
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and empty_cell_to_line_magic not in cleanup:
+        cleanup.append(empty_cell_to_line_magic)
 
 
 def unregister(ipython: Any) -> None:
@@ -134,7 +163,11 @@ def unregister(ipython: Any) -> None:
     until a load replaces it, so that ``%reload_ext`` (unload, then load) keeps the session."""
     manager = ipython.magics_manager
     manager.magics["cell"].pop("darknet", None)
+    manager.magics["line"].pop("darknet", None)
     manager.magics["line"].pop("yolo", None)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and empty_cell_to_line_magic in cleanup:
+        cleanup.remove(empty_cell_to_line_magic)
 
 
 def forget(ipython: Any) -> None:
