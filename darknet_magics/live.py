@@ -196,9 +196,9 @@ def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Op
         for i, (name, rows) in enumerate(frame.groupby("name", sort=False)):
             if i >= _MAX_CLASSES:
                 break
-            last = float(rows["ap"].iloc[-1]) * 100
+            last = float(rows["ap"].iloc[-1]) * 100  # uid: plotly.js puts it in CSS selectors, so no class names
             data.append({"type": "scatter", "mode": "lines+markers", "name": f"AP {name} ({last:.1f}%)",
-                         "uid": f"ap:{name}", "yaxis": "y2", "legendgroup": "class AP", "visible": "legendonly",
+                         "uid": f"ap{i}", "yaxis": "y2", "legendgroup": "class AP", "visible": "legendonly",
                          **_xy(rows["iteration"].to_numpy(dtype=np.float64),
                                rows["ap"].to_numpy(dtype=np.float64) * 100, max(10, max_points // 10)),
                          "line": {"width": 1}, "marker": {"size": 3}})
@@ -206,7 +206,7 @@ def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Op
     if gpu and len(gpu.get("iteration", ())):
         gx = np.asarray(gpu["iteration"], dtype=np.int64)
         for key, label in (("util", "GPU util"), ("mem", "GPU memory")):
-            data.append({"type": "scatter", "mode": "lines", "name": label, "uid": "gpu:" + key, "yaxis": "y2",
+            data.append({"type": "scatter", "mode": "lines", "name": label, "uid": "gpu" + key, "yaxis": "y2",
                          "x": gx, "y": np.asarray(gpu[key], dtype=np.float32),
                          "line": {"width": 1, "color": "#7f7f7f", "dash": "dash" if key == "mem" else "solid"}})
         has_pct = True
@@ -536,6 +536,7 @@ class LiveView:
         self._chart = ""
         self._first_seen: Optional[tuple[float, float]] = None  # (monotonic time, iteration) of the first update
         self._next_line: Optional[int] = None
+        self._line_at: Optional[float] = None  # the iteration of the last permanent line
         self._png_warned = False
 
     # ---------------------------------------------------------------------------------------------- text
@@ -581,7 +582,7 @@ class LiveView:
         shape = (len(its) if its is not None else 0, len(maps) if maps is not None else 0,
                  len(self.gpu.samples["iteration"]))
         if shape != self._shape or self._spec is None or final:
-            self._spec = _figure_dict(its, maps, max_points=self.max_points * (4 if final else 1), title=self.title,
+            self._spec = _figure_dict(its, maps, max_points=self.max_points * (2 if final else 1), title=self.title,
                                       class_ap_df=aps, loss_scale=self.loss_scale, gpu=self.gpu.samples,
                                       uirevision=self.key)
             self._spec_json = _to_json(self._spec)
@@ -594,11 +595,11 @@ class LiveView:
         if self._next_line is None:
             self._next_line = (int(last) // self.every + 1) * self.every
             return
-        if last >= self._next_line or final:
+        if last >= self._next_line or (final and last != self._line_at):
             self._next_line = (int(last) // self.every + 1) * self.every
-            if not (final and self.lines and self.lines[-1] == progress):
-                self.lines.append(progress)
-                self.reporter.info(progress)
+            self._line_at = last
+            self.lines.append(progress)
+            self.reporter.info(progress)
 
     def update(self, history: Any, force: bool = False, final: bool = False) -> bool:
         """Render and send the view if `min_interval` passed (or `force`, or a new mAP row); True when sent.
