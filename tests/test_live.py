@@ -311,3 +311,107 @@ def test_live_view_updates_after_the_interval_and_shows_only_a_short_clean_tail(
                            "progress 100%"]
     html = rec.events[-1][1][1]
     assert "\x1b" not in html and "96: 1.0" not in html and "100: 1.0, 1.0 avg" in html
+
+
+# ---------------------------------------------------------------------------------------------- in a real kernel
+
+BACKGROUND_CELL = r'''
+import threading, time
+import numpy as np, pandas as pd
+from types import SimpleNamespace
+from darknet_magics.notebook import CellReporter
+from darknet_magics.live import LiveView
+reporter = CellReporter()
+view = LiveView(reporter, min_interval=0, max_batches=30, png=False, frontend="jupyter", every=10)
+first = threading.Event()
+def work():
+    for n in range(1, 31):
+        its = pd.DataFrame({"iteration": np.arange(1, n + 1), "loss": np.ones(n), "avg_loss": np.ones(n)})
+        view.update(SimpleNamespace(iterations=its, maps=None), force=True)
+        first.set()
+        time.sleep(0.1)
+    view.update(SimpleNamespace(iterations=its, maps=None), final=True)
+worker = threading.Thread(target=work, daemon=True)
+worker.start()
+first.wait(30)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_background_thread_updates_the_cell_that_started_it_in_a_real_kernel() -> None:
+    """ipykernel routes output by parent header: a thread's updates must name the starting cell, not the one
+    executing now (jupyter_client reads every IOPub message, as a front end does)."""
+    pytest.importorskip("ipykernel")
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        msgs: list[dict] = []
+
+        def run(code: str) -> str:
+            msg_id = kc.execute(code)
+            while True:
+                msg = kc.get_iopub_msg(timeout=60)
+                msgs.append(msg)
+                if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                        and msg["content"]["execution_state"] == "idle"):
+                    return msg_id
+
+        start = run(BACKGROUND_CELL)
+        n_during_start = len(msgs)
+        other = run("for i in range(3):\n    print('other cell', i)\n    time.sleep(0.5)")
+        run("worker.join(60)")
+        time.sleep(0.5)
+        while True:  # what the thread sent after the last cell went idle
+            try:
+                msgs.append(kc.get_iopub_msg(timeout=1))
+            except Exception:
+                break
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    charts = [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")
+              and PLOTLY_MIME in m["content"]["data"]]
+    assert charts[0]["msg_type"] == "display_data" and len(charts) >= 20
+    assert {m["parent_header"]["msg_id"] for m in charts} == {start}  # all to the starting cell
+    assert {m["content"]["transient"]["display_id"] for m in charts} == {charts[0]["content"]["transient"]["display_id"]}
+    assert any(m is c for c in charts for m in msgs[n_during_start:])  # and some while another cell ran
+    streams = [m for m in msgs if m["msg_type"] == "stream"]
+    assert {m["parent_header"]["msg_id"] for m in streams if "other cell" in m["content"]["text"]} == {other}
+    permanent = [m["content"]["text"] for m in streams if m["content"]["text"].startswith("iteration ")]
+    assert [t.split("/")[0] for t in permanent] == ["iteration 10", "iteration 20", "iteration 30"]
+    assert all(m["parent_header"]["msg_id"] == start for m in streams if m["content"]["text"].startswith("iteration "))
+    final = charts[-1]["content"]["data"][PLOTLY_MIME]
+    assert decode(final["data"][1]["y"]).size == 30
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_bench_live_meets_the_byte_targets_in_a_real_kernel() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_live.py"
+    proc = subprocess.run([sys.executable, str(bench)], capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if "target" in line]
+    assert len(lines) == 2 and all(line.endswith(": ok") for line in lines), proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_save_chart_writes_html_and_png_into_the_run_folder(tmp_path) -> None:
+    from darknet_magics.live import save_chart
+
+    its, maps = frames(300, maps_every=100)
+    saved = save_chart(SimpleNamespace(iterations=its, maps=maps, class_ap=None), tmp_path / "run 1", title="run 1")
+    page = saved.html.read_text()
+    from plotly.offline import get_plotlyjs
+
+    assert saved.html.name == "chart.html" and "Plotly.react" in page
+    assert page.count(get_plotlyjs()) == 1  # opens offline, from the drive
+    if saved.png is None:  # no kaleido/Chromium here: said why
+        assert saved.reason
+    else:
+        assert saved.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
