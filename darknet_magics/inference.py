@@ -551,6 +551,28 @@ def _detect_hank(darknet_path, data_path, cfg_path, weights_path, images, thresh
     return result, output, rows, annotated
 
 
+_MAP_ANY = re.compile(r"mean average precision \(mAP@(?P<iou>[\d.]+)\)\s*=\s*(?P<map>[\d.]+)")
+_PRF = re.compile(r"precision = (?P<p>[\d.]+), recall = (?P<r>[\d.]+), F1-score = (?P<f>[\d.]+)")
+
+
+def map_at_any_iou(text: str):
+    """The mAP line at any ``-iou_thresh`` (``mAP@0.10``): the training parser knows mAP@0.50 only. The value goes
+    into the ``map50`` column (the frame's shape is training's), with the IoU it was computed at in ``iou``."""
+    import pandas as pd
+
+    from .history import MAP_COLUMNS
+
+    rows = []
+    for m in _MAP_ANY.finditer(text):
+        row = dict.fromkeys(MAP_COLUMNS, float("nan"))
+        row.update(iteration=None, map50=float(m["map"]), iou=float(m["iou"]))
+        prf = list(_PRF.finditer(text[:m.start()]))
+        if prf:
+            row.update(precision=float(prf[-1]["p"]), recall=float(prf[-1]["r"]), f1=float(prf[-1]["f"]))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(MAP_COLUMNS) + ["iou"])
+
+
 def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, cwd: Optional[Path] = None,
                  reporter: Optional[Reporter] = None, flavor: Optional[str] = None,
                  env: Optional[dict] = None, iou_thresh: Optional[float] = None, points: Optional[int] = None,
@@ -602,15 +624,102 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
     output = "".join(chunks)
     if not output.strip():
         raise unsupported
-    if not len(history.maps):
+    maps = history.maps
+    if not len(maps):
+        maps = map_at_any_iou(output)
+    if not len(maps):
         from .diagnose import diagnose
 
         problems = diagnose(output, returncode=result.returncode, signal=result.signal, flavor=flavor,
                             command=argv)
         raise StepError(f"darknet detector map gave no mAP ({result.describe()})",
                         fix=problems[0].fix if problems else None, problems=problems, details=last_output(output))
-    report = MapReport(maps=history.maps, class_ap=history.class_ap, output=output)
+    report = MapReport(maps=maps, class_ap=history.class_ap, output=output)
     if show:
         reporter.dataframe(report.class_ap, title=report.summary())
     return report
 
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The best checkpoint
+
+_CHECKPOINT = re.compile(r"_(?P<tag>\d+|best|last|final)\.weights$")
+
+
+def checkpoint_files(folder: Path) -> list[tuple[Optional[int], str, Path]]:
+    """Weights files of a run's (or backup) folder as (iteration, tag, path), numbered ones by iteration, then
+    ``_best``, ``_last``, ``_final``. Iteration is None where the name does not say it (best/last/final)."""
+    found = []
+    for path in sorted(Path(folder).rglob("*.weights")):
+        m = _CHECKPOINT.search(path.name)
+        if not m:
+            continue
+        tag = m["tag"]
+        found.append((int(tag) if tag.isdigit() else None, tag, path))
+    order = {"best": 1, "last": 2, "final": 3}
+    found.sort(key=lambda t: (0, t[0], "") if t[0] is not None else (order[t[1]], 0, str(t[2])))
+    return found
+
+
+@dataclass
+class CheckpointReport:
+    """`evaluate_checkpoints`: one row per weights file, and the best of them by mAP@0.50."""
+
+    table: Any
+    class_ap: Any
+    best: Optional[Path]
+
+    def summary(self) -> str:
+        if self.best is None:
+            return "no checkpoint gave a mAP"
+        row = self.table.loc[self.table["path"] == str(self.best)].iloc[0]
+        return (f"best: {self.best.name} (mAP@0.50 {100 * row['map']:.2f}%) of {len(self.table)} checkpoint(s)")
+
+
+def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Path, *, cwd: Optional[Path] = None,
+                         reporter: Optional[Reporter] = None, flavor: Optional[str] = None,
+                         iou_thresh: Optional[float] = None, points: Optional[int] = None,
+                         extra_args: Sequence[str] = (), env: Optional[dict] = None) -> CheckpointReport:
+    """``detector map`` on every weights file of `folder` (_1000, _2000, ..., _best, _last, _final).
+
+    Returns:
+        A `CheckpointReport`: `table` has iteration, tag, path, map, precision, recall, f1 (and avg_iou where
+        printed), `class_ap` one row per (checkpoint, class), and `best` the file with the highest mAP@0.50.
+    """
+    import pandas as pd
+
+    reporter = reporter or Reporter()
+    files = checkpoint_files(Path(folder).expanduser())
+    if not files:
+        raise StepError(f"no checkpoint (NAME_1000.weights, NAME_best.weights, ...) in {folder}",
+                        fix="give the run's folder or its backup folder (obj.data's backup=)")
+    rows, aps = [], []
+    for k, (iteration, tag, path) in enumerate(files, 1):
+        reporter.progress(f"map: checkpoint {k}/{len(files)}: {path.name}")
+        try:
+            report = evaluate_map(darknet=darknet, data=data, cfg=cfg, weights=path, cwd=cwd, reporter=reporter,
+                                  flavor=flavor, env=env, iou_thresh=iou_thresh, points=points,
+                                  extra_args=extra_args, show=False)
+        except StepError as exc:
+            reporter.warn(f"{path.name}: {exc.args[0] if exc.args else exc}")
+            rows.append({"iteration": iteration, "tag": tag, "path": str(path), "map": float("nan")})
+            continue
+        last = report.maps.iloc[-1].to_dict()
+        row = {"iteration": iteration, "tag": tag, "path": str(path), "map": float(last.get("map50", float("nan")))}
+        for key in ("precision", "recall", "f1", "avg_iou", "tp", "fp", "fn"):
+            if key in last:
+                row[key] = last[key]
+        rows.append(row)
+        ap = report.class_ap.copy()
+        ap.insert(0, "checkpoint", path.name)
+        aps.append(ap)
+    table = pd.DataFrame(rows)
+    table["iteration"] = table["iteration"].astype("Int64")  # None for _best/_last/_final
+    class_ap = pd.concat(aps, ignore_index=True) if aps else pd.DataFrame()
+    scored = table.dropna(subset=["map"])
+    best = Path(scored.loc[scored["map"].idxmax(), "path"]) if len(scored) else None
+    result = CheckpointReport(table=table, class_ap=class_ap, best=best)
+    reporter.progress(f"map: {len(files)} checkpoint(s) evaluated", final=True)
+    reporter.dataframe(table, title=result.summary())
+    return result

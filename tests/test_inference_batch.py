@@ -256,3 +256,46 @@ def test_truncated_weights_and_a_non_image_are_refused_before_darknet(model, tmp
                          cwd=tmp_path, reporter=RecordingReporter())
     assert str(fake) in str(info.value)
     assert not list(tmp_path.glob("*predictions*"))
+
+
+@pytest.mark.timeout(30)
+def test_checkpoint_files_are_ordered_by_iteration_then_best_last_final(tmp_path: Path) -> None:
+    for name in ("yolo_final.weights", "yolo_2000.weights", "yolo_best.weights", "yolo_1000.weights",
+                 "yolo_last.weights", "yolov4.conv.137", "notes.weights"):
+        (tmp_path / name).write_bytes(b"x")
+    tags = [tag for _, tag, _ in inference.checkpoint_files(tmp_path)]
+    assert tags == ["1000", "2000", "best", "last", "final"]
+    with pytest.raises(StepError) as info:
+        inference.evaluate_checkpoints(DARKNET, tmp_path / "obj.data", tmp_path / "c.cfg", tmp_path / "empty")
+    assert "no checkpoint" in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp_path: Path) -> None:
+    ws, cfg, weights, ds = model
+    if not ALEXEYAB.exists():
+        pytest.skip(f"no AlexeyAB build at {ALEXEYAB} (set DARKNET_ALEXEYAB): pjreddie has no `detector map`")
+    backup = tmp_path / "my run" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "tiny_1000.weights").write_bytes(weights.read_bytes())
+    (backup / "tiny_best.weights").write_bytes(synthetic_weights(cfg.read_text(), objectness=-8.0))  # finds nothing
+    rec = RecordingReporter()
+    report = inference.evaluate_checkpoints(ALEXEYAB, ws / "obj.data", cfg, backup.parent, cwd=ALEXEYAB.parent,
+                                            reporter=rec, iou_thresh=0.1, points=0)
+    table = report.table
+    assert list(table["tag"]) == ["1000", "best"] and table["iteration"].iloc[0] == 1000
+    assert {"map", "precision", "recall", "f1"} <= set(table.columns)
+    assert table["map"].iloc[1] == 0.0 and table["map"].iloc[0] >= 0.0
+    assert report.best == Path(table.loc[table["map"].idxmax(), "path"])
+    assert set(report.class_ap["checkpoint"]) == {"tiny_1000.weights", "tiny_best.weights"}
+    assert "best: " in report.summary() and any(k == "progress" and "checkpoint 2/2" in p for k, p in rec.events)
+
+
+@pytest.mark.timeout(30)
+def test_map_at_another_iou_threshold_is_read() -> None:
+    """AlexeyAB's `detector map -iou_thresh 0.1` prints `mAP@0.10`, which the training parser does not read."""
+    df = inference.map_at_any_iou(fixture("alexeyab-map-iou0.10.txt"))
+    assert len(df) == 1 and df["iou"].iloc[0] == 0.1
+    assert df["map50"].iloc[0] == pytest.approx(0.050427)
+    assert (df["precision"].iloc[0], df["recall"].iloc[0], df["f1"].iloc[0]) == (0.04, 1.0, 0.07)
