@@ -299,3 +299,95 @@ def test_map_at_another_iou_threshold_is_read() -> None:
     assert len(df) == 1 and df["iou"].iloc[0] == 0.1
     assert df["map50"].iloc[0] == pytest.approx(0.050427)
     assert (df["precision"].iloc[0], df["recall"].iloc[0], df["f1"].iloc[0]) == (0.04, 1.0, 0.07)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Video, show, download
+
+FFMPEG = Path("/usr/bin/ffmpeg")
+
+
+def make_clip(path: Path, seconds: int = 2) -> Path:
+    import subprocess
+
+    subprocess.run([str(FFMPEG), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i",
+                    "testsrc=size=64x64:rate=10", "-t", str(seconds), "-pix_fmt", "yuv420p", "-y", str(path)],
+                   check=True, timeout=60)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
+def test_video_is_annotated_with_frame_progress_and_shown(model, tmp_path: Path, flavor: str) -> None:
+    ws, cfg, weights, ds = model
+    binary = ALEXEYAB if flavor == "alexeyab" else HANKAI
+    if not binary.exists() or not FFMPEG.exists():
+        pytest.skip(f"needs {binary} and Debian's ffmpeg")
+    clip = make_clip(tmp_path / "my clip.mp4")
+    rec = RecordingReporter()
+    result = inference.detect_video(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, video=clip,
+                                    out=tmp_path / "out", cwd=binary.parent if flavor == "alexeyab" else tmp_path,
+                                    reporter=rec)
+    assert result.video.is_file() and result.video.parent == tmp_path / "out"
+    assert result.playable is not None and inference.video_frames(result.playable) == result.frames
+    assert 15 <= result.frames <= 20  # AlexeyAB's demo writes from its third frame on
+    progress = [p for k, p in rec.events if k == "progress"]
+    assert any(p.startswith("video: frame ") and p.endswith("/20") for p in progress)
+    html = [p for k, p in rec.events if k == "html"][-1][1]
+    assert html.startswith("<video controls") and "data:video/mp4;base64," in html
+
+
+@pytest.mark.timeout(60)
+def test_video_needs_an_opencv_build_said_before_starting(model, tmp_path: Path) -> None:
+    ws, cfg, weights, _ = model
+    fake = tmp_path / "darknet"
+    fake.write_bytes(b"#!/bin/sh\necho ran > ran.txt\n# dont_show Demo needs OpenCV for webcam images.\n")
+    fake.chmod(0o755)
+    with pytest.raises(StepError) as info:
+        inference.detect_video(darknet=fake, data=ws / "obj.data", cfg=cfg, weights=weights, video=weights,
+                               cwd=tmp_path, reporter=RecordingReporter())
+    assert "without OpenCV" in str(info.value) and info.value.problems[0].code == "opencv-missing"
+    assert not (tmp_path / "ran.txt").exists()
+    if DARKNET.exists():
+        with pytest.raises(StepError) as info:
+            inference.detect_video(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, video=weights,
+                                   cwd=tmp_path, reporter=RecordingReporter())
+        assert "pjreddie" in str(info.value)
+
+
+@pytest.fixture()
+def colab_stub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "colab_stub"))
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    monkeypatch.setenv("COLAB_STUB_DOWNLOADS", str(tmp_path / "browser"))
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield tmp_path / "browser"
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        del sys.modules[name]
+
+
+@pytest.mark.timeout(60)
+def test_show_images_and_videos_and_download_in_colab(colab_stub: Path, tmp_path: Path) -> None:
+    from darknet_magics import colab
+
+    ds = make_dataset(tmp_path / "ds", images=1, size=32)
+    rec = RecordingReporter()
+    inference.show(ds.images[0], reporter=rec, download=True)
+    assert ("image", str(ds.images[0])) in rec.events
+    assert (colab_stub / "img_000.png").read_bytes() == ds.images[0].read_bytes()
+    if FFMPEG.exists():
+        clip = make_clip(tmp_path / "c.mp4", 1)
+        inference.show(clip, reporter=rec)
+        assert rec.events[-1][0] == "html" and "<video" in rec.events[-1][1][1]
+    with pytest.raises(FileNotFoundError, match="Cannot find file"):
+        colab.download(str(tmp_path / "nothing.jpg"))
+    with pytest.raises(StepError):
+        inference.show(tmp_path / "nothing.jpg", reporter=rec)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(StepError) as info:
+        inference.show(tmp_path / "notes.txt", reporter=rec)
+    assert "neither an image nor a video" in str(info.value)
