@@ -27,7 +27,7 @@ import signal as _signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import pexpect
 
@@ -351,11 +351,17 @@ class _Stream:
             window = self.tail + text
             for rx, answer in self.prompts:
                 if rx.search(window):
+                    # A callable answers each time anew (batch inference types the next image path at every
+                    # "Enter Image Path:"); None from it ends the child's input (EOF), as Ctrl-D would.
+                    reply = answer() if callable(answer) else answer
                     try:
-                        self.child.sendline(answer)
+                        if reply is None:
+                            self.child.sendeof()
+                        else:
+                            self.child.sendline(reply)
                     except OSError:
                         pass
-                    self.answered.append(answer)
+                    self.answered.append("<EOF>" if reply is None else reply)
                     window = ""  # answered: do not answer the same prompt twice
                     break
             self.tail = window[-_TAIL:]
@@ -402,7 +408,7 @@ def run(
     cwd: Path,
     log_path: Optional[Path] = None,
     on_text: Optional[Callable[[str], None]] = None,
-    prompts: Sequence[tuple[str, str]] = DEFAULT_PROMPTS,
+    prompts: Sequence[tuple[str, Any]] = DEFAULT_PROMPTS,
     watchdog: Optional[Watchdog] = None,
     env: Optional[dict] = None,
     dimensions: tuple[int, int] = (50, 200),
@@ -418,7 +424,8 @@ def run(
         cwd: working folder of the child.
         log_path: appended with every byte the child writes (created with its folder); None for no log.
         on_text: called with each decoded chunk (chunks split lines anywhere).
-        prompts: ``(regex, answer)`` pairs; when the output matches, `answer` + newline is typed.
+        prompts: ``(regex, answer)`` pairs; when the output matches, `answer` + newline is typed. `answer` may be
+            a callable, called at each match: its string is typed, None sends EOF.
         watchdog: ends a child that hangs (see `Watchdog`); None for no watchdog.
         env: the child's environment (default: ours).
         poll: longest time one read waits, which bounds how late the watchdog and `should_stop` react.
