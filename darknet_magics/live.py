@@ -31,7 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 __all__ = ["build_figure", "figure_html", "figure_png", "progress_line", "downsample_indices", "LiveView", "LIVE_KEY",
-           "PLOTLY_MIME", "GpuPoller", "SavedChart", "save_chart", "compare_runs", "best_map", "loss_cap"]
+           "PLOTLY_MIME", "GpuPoller", "figure_bundle", "SavedChart", "save_chart", "compare_runs", "best_map", "loss_cap"]
 
 LIVE_KEY = "darknet-live"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -477,6 +477,25 @@ def figure_png(fig: Any, *, width: int = 1000, height: Optional[int] = None) -> 
     except Exception as exc:  # no kaleido, no Chrome, a sandbox: the interactive chart is still there
         _PNG_STATE["failed"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         return None
+
+
+def figure_bundle(fig: Any, *, png: bool = False, frontend: Optional[str] = None) -> dict:
+    """A mime bundle for a finished chart (for ``_repr_mimebundle_``): plotly's mimetype (CDN HTML in Colab),
+    plus a PNG when `png` and the static export works. No plotly.js in the notebook."""
+    spec = fig if isinstance(fig, dict) else fig.to_plotly_json()
+    spec = {"data": spec.get("data", []), "layout": spec.get("layout", {})}
+    bundle: dict = {"text/plain": "<training chart>"}
+    spec_json = _to_json(spec)
+    if (frontend or _frontend()) == "colab":
+        bundle["text/html"] = _render(spec_json, div_id="dm-" + uuid.uuid4().hex[:12], include_plotlyjs=False,
+                                      height=int(spec["layout"].get("height", 420)), cdn=True)
+    else:
+        bundle[PLOTLY_MIME] = json.loads(spec_json)
+    if png:
+        data = figure_png(spec)
+        if data is not None:
+            bundle["image/png"] = base64.b64encode(data).decode("ascii")
+    return bundle
 
 
 def png_unavailable() -> Optional[str]:
