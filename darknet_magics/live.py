@@ -732,7 +732,7 @@ class SavedChart:
 
 
 def save_chart(history: Any, folder: Path | str, *, title: Optional[str] = None, name: str = "chart",
-               loss_scale: str = "cap") -> SavedChart:
+               loss_scale: str = "cap", png: bool = True) -> SavedChart:
     """Write the run's chart into its run folder: ``chart.html`` (plotly.js embedded, opens offline) and
     ``chart.png`` (as users keep darknet's own chart.png), atomically."""
     from .fileio import atomic_write_bytes, atomic_write_text
@@ -746,6 +746,8 @@ def save_chart(history: Any, folder: Path | str, *, title: Optional[str] = None,
             + "</title></head><body>" + _render(_to_json(spec), div_id="chart", include_plotlyjs=True,
                                                 height=int(spec["layout"]["height"])) + "</body></html>")
     atomic_write_text(html_path, page)
+    if not png:  # the PNG export starts a browser (seconds): only where a person will look at it
+        return SavedChart(html_path, None, "not asked for")
     png = figure_png(spec)
     if png is None:
         return SavedChart(html_path, None, png_unavailable())

@@ -37,6 +37,15 @@ def _show_without_traceback(exc: StepError) -> StepError:
     return exc
 
 
+def _interrupt_in_one_line(exc: KeyboardInterrupt) -> KeyboardInterrupt:
+    # Ctrl-C stops the cell (and "run all") as always, but shows one line instead of IPython's frames: what was
+    # stopped and kept was said just above it by the step itself.
+    run = getattr(exc, "run", None)
+    where = f" at iteration {run.last_iteration or 0}; the log and dataframes are kept" if run is not None else ""
+    exc._render_traceback_ = lambda: [f"KeyboardInterrupt: stopped{where}"]  # type: ignore[attr-defined]
+    return exc
+
+
 def darknet_help() -> str:
     """The help of `%%darknet`: its line flags, every directive, the placeholders, and the %yolo subcommands."""
     return ("%%darknet [--dry-run]\n    (one directive per line)\n\n"
@@ -91,6 +100,8 @@ class DarknetMagics(Magics):
         try:
             plan = parse_cell(cell, GRAMMAR, known=self._known())
             self._executor().run_plan(plan, dry_run="dry_run" in flags)
+        except KeyboardInterrupt as exc:
+            raise _interrupt_in_one_line(exc) from None
         except StepError as exc:
             raise _show_without_traceback(exc) from None
         except DarknetMagicsError as exc:
@@ -123,6 +134,8 @@ class DarknetMagics(Magics):
             step = parse_yolo(line, GRAMMAR, known=self._known())
             if step is not None:
                 self._executor().run_step(step)
+        except KeyboardInterrupt as exc:
+            raise _interrupt_in_one_line(exc) from None
         except StepError as exc:
             raise _show_without_traceback(exc) from None
         except DarknetMagicsError as exc:

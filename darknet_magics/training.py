@@ -261,10 +261,15 @@ class TrainingRun:
     def __repr__(self) -> str:
         return f"<TrainingRun {self.summary()}>"
 
-    def _repr_html_(self) -> str:
-        from .live import figure_html  # plotly: imported when a run is first shown
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
+        """The run in a notebook: its summary and its chart as plotly's own mimetype (no 4.9 MB plotly.js per
+        output), with the summary as text for front ends that render neither."""
+        from .live import figure_bundle  # plotly: imported when a run is first shown
 
-        return f"<p><b>{html.escape(self.summary())}</b></p>" + figure_html(self.figure, include_plotlyjs=True)
+        bundle = dict(figure_bundle(self.figure))
+        bundle["text/plain"] = repr(self)
+        bundle.setdefault("text/html", f"<p><b>{html.escape(self.summary())}</b></p>")
+        return bundle
 
     # persistence
     def _state(self) -> dict:
@@ -632,12 +637,17 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
     except OSError as exc:  # the same full or read-only disk: the verdict is still shown, and says so
         reporter.warn(f"run.json could not be updated ({exc.strerror or exc}): it still says the run is running; "
                       "`%yolo status` reads such a run as interrupted")
-    watch.live.update(run.history, final=True)
+    _save_chart(run, reporter)
     if interrupted is not None:
-        reporter.warn(f"interrupted at iteration {run.last_iteration or 0}: darknet stopped "
-                      f"({result.describe()}); the log and the dataframes are kept ({run.log_path})")
+        line = (f"interrupted at iteration {run.last_iteration or 0}: darknet stopped ({result.describe()}); "
+                f"the log and the dataframes are kept ({run.log_path})")
+        watch.live.interrupted(line, run.history)
         interrupted.run = run  # type: ignore[attr-defined]
         raise interrupted
+    if run.status.ok:
+        watch.live.update(run.history, final=True)
+    else:  # the chart gives way to the diagnosis; the fix is stated once, in the error below
+        watch.live.fail(run.message, run.history)
     if run.status.ok:
         if run.status is RunStatus.FINISHED_CRASHED:
             reporter.warn(f"training finished, then darknet crashed on exit ({result.describe()}); "
@@ -650,6 +660,17 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
                       problems=run.problems_found, details=last_output(watch.recorder.text()))
     error.run = run  # type: ignore[attr-defined]
     raise error
+
+
+def _save_chart(run: TrainingRun, reporter: Reporter) -> None:
+    """The run's chart in its folder (chart.html, and chart.png where a notebook shows the run), as users keep
+    darknet's own chart.png; a failure to write it never fails the run."""
+    from .live import save_chart  # plotly
+
+    try:
+        save_chart(run.history, run.run_dir, title=run.name, png=hasattr(reporter, "display"))
+    except OSError as exc:
+        reporter.warn(f"the run's chart could not be saved in {run.run_dir} ({exc.strerror or exc})")
 
 
 def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_batches: Optional[int]) -> None:

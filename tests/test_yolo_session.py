@@ -129,6 +129,12 @@ def test_two_runs_of_one_cfg_keep_their_own_weights_and_resume_their_own(ip, tmp
     assert str(second.backup_dir) in out and "at iteration 4 (its header)" in out
     assert list(again.iterations["iteration"]) == list(range(1, 7))
     assert "iteration before" not in out and "iteration None" not in out
+    # the runs side by side: by name, and by a glob of their folders on the drive
+    _ok(ip, "%yolo compare first again as table", capsys)
+    table = ip.user_ns["table"]
+    assert len(table) == 2 and list(table["iterations"]) == [4, 6]
+    _ok(ip, "%yolo compare {workspace}/runs/* as everything", capsys)
+    assert len(ip.user_ns["everything"]) == 2
 
 
 def test_weights_already_at_max_batches_are_reported_not_called_finished(ip, tmp_path, capsys):
