@@ -22,7 +22,7 @@ from .environment import detect_platform
 from .errors import DarknetMagicsError, StepError
 from .executor import Executor
 from .language import overview, parse_cell, parse_yolo
-from .notebook import NotebookReporter
+from .notebook import CellReporter
 from .report import ConsoleReporter, Reporter
 from .session import Session
 
@@ -78,7 +78,8 @@ class DarknetMagics(Magics):
 
     def _executor(self) -> Executor:
         # A terminal IPython has no display handles to update: redraw progress on one line instead.
-        reporter: Reporter = ConsoleReporter() if self.session.platform == "terminal" else NotebookReporter()
+        # In a kernel, output goes to the cell that ran the line even from a background training thread.
+        reporter: Reporter = ConsoleReporter() if self.session.platform == "terminal" else CellReporter()
         return Executor(self.session, reporter, namespace=self.shell.user_ns)
 
     def _known(self) -> set[str]:
