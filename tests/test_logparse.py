@@ -139,6 +139,7 @@ def test_resume_continues_iterations_and_reports_max_batches() -> None:
     assert [e.reason for e in events if isinstance(e, Finished)] == ["final weights saved"]
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_hank_prompt_max_batches_and_finish() -> None:
     events = events_of(text_of(LOGS / "hank-ai" / "train-noise-nomap.pty.log"))
     assert isinstance(events[0], Prompt) and events[0].text.startswith('Type "yes" to begin training')
@@ -147,6 +148,7 @@ def test_hank_prompt_max_batches_and_finish() -> None:
     assert sum(isinstance(e, Finished) for e in events) == 1
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_prompt_is_reported_before_its_line_ends() -> None:
     p = LogParser()
     got = p.feed("Are you certain?\r\n\r\nType \"yes\" to begin training, or anything else to quit:  ")
@@ -493,12 +495,14 @@ def test_prompt_after_other_text_on_its_line_keeps_the_order_however_split(befor
             assert key(events_via(text, bulk=bulk, chunks=chunks)) == whole
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_prompt_that_starts_its_line_is_reported_before_the_answer():
     p = LogParser()
     events = p.feed('Are you certain?\r\n\r\n\x1b[1mType "yes" to begin training, or anything else to quit: ')
     assert [type(e).__name__ for e in events][-1] == "Prompt"
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_a_stray_type_yes_is_not_the_prompt():
     # Found by the fuzz test: 'Type "yes"' glued before an AlexeyAB next-mAP line and a window title. Only hank-ai's
     # whole sentence is the prompt, however the bytes are split.
