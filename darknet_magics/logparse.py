@@ -5,7 +5,21 @@ Two entry points:
 * `LogParser().feed(chunk) -> list[Event]` for a live run: chunks of any size, as a pty delivers them
   (lines split across reads, ``\\r`` progress, ANSI/OSC escapes, bells, ``-nan``, undecodable bytes);
   `close()` flushes a truncated last line.
-* `parse_log(source) -> TrainingLog` for a finished log (a path, the text, or an iterable of chunks).
+* `parse_log(source) -> TrainingLog` for a finished log (a path, the text, or an iterable of chunks); it lives in
+  `darknet_magics.logs` (above this module and the history) and is re-exported here lazily.
+
+Layers (no import cycle): `events` (the event types) at the bottom; `problems` (one factory per problem code) and
+`diagnose` (the line rules) above it; this parser above those; `history` (events -> frames) beside it, importing
+only `events`; `logs.parse_log` and `judge.diagnose` (the whole output plus the exit status) on top.
+
+Sessions: a log that holds several runs (a resumed run appended to its log) has iterations that go back; the
+parser emits `Resumed(k)` there, and the history drops the earlier rows from k on, as `History.extend` does for the
+live object.
+
+Memory: a scan covers at most 4 MiB of text (`_FEED_MAX`), matches after a lone ``\r`` are taken lazily, escape
+runs in the patterns are bounded (a repeated group keeps a backtracking state per repetition), and numbers that go
+to ``int()`` are at most 18 digits in the patterns (a longer one is no iteration): parse_log's peak is the rows it
+returns plus a few scans' worth, whatever the input.
 
 How it stays fast (1.3-2 million lines a second on one busy core for pjreddie/AlexeyAB logs, at or above a
 hand-written one-regex-per-line parser that extracts far less; hank-ai's 200-byte, all-iteration, ANSI-coloured lines
