@@ -218,6 +218,7 @@ _G_PJAB = _span(1, _IT_PJ_AB)
 _G_SPEC = _span(_G_PJAB[-1] + 1, _hank_spec("1"))
 _G_FAST = _span(_G_SPEC[-1] + 1, _IT_HANK_FAST)
 _G_HANK = _span(_G_FAST[-1] + 1, _IT_HANK)
+_PJAB_PAD = (None,) * len(_G_PJAB)  # where a hank-ai row's fields start in a row shaped like the gate's groups
 if re.compile(_NO_SPEC).groups != len(_G_SPEC) or _GATE_NL.groups != _G_HANK[-1] + len(_GATE_NL.groupindex):
     raise AssertionError("the gate's group numbering drifted from its patterns")
 _GATES: dict[str, re.Pattern] = {}  # specialised gates by max_batches text
@@ -729,7 +730,7 @@ class LogParser:
             it = Iteration(int(h[1]), float(h[2]), float(h[3]), float(h[5]), float(h[6]) * _SECONDS[h[7]],
                            int(h[8]), NAN if h[9] is None else float(h[9]) * _SECONDS[h[10]] / 3600.0)
         except (ValueError, KeyError):
-            self._hank_iteration((None,) * 7 + h, out)
+            self._hank_iteration(_PJAB_PAD + h, out)
             return
         if h[0] is not None and h[0] != self._max_text:
             self._max_text = h[0]
@@ -759,7 +760,7 @@ class LogParser:
             self._nan(it, out)
 
     def _hank_iteration(self, g: tuple, out: list) -> None:
-        b = 7  # offset of the hank-ai groups in the gate
+        b = len(_PJAB_PAD)  # a hank-ai row padded like the gate's groups: pjreddie/AlexeyAB's first
         if g[b] is not None and g[b] != self._max_text:
             self._max_text = g[b]
             self._set_max_batches(int(g[b]), out)
@@ -856,7 +857,7 @@ class LogParser:
         m = _HANK_LENIENT.match(strip_escapes(seg).strip())
         if not m:
             return
-        g = (None,) * 7 + (None,) + m.groups()[:3] + (m.group(4) or "",) + m.groups()[4:]
+        g = _PJAB_PAD + (None,) + m.groups()[:3] + (m.group(4) or "",) + m.groups()[4:]
         self._hank_iteration(g, out)
 
     def _on_mapstart(self, seg: str, out: list) -> None:
