@@ -148,7 +148,8 @@ _KEYWORDS: list[tuple[str, str, str]] = [
     ("title", "title", r"\d+/(?P<t_mb>\d{1,18}): loss="),
     ("row", "row", r"\d+" + _C + r" +" + _C + r"\S"),
     ("hanklenient", "hanklenient", r"\d+" + _C + r": loss=" + _C + r"[^\x1b,\s]+" + _C + r", avg loss="),
-    ("itesc", "itesc", r"\d+: [^,\s]+, [^,\s]+ avg"),  # a pjreddie/AlexeyAB iteration behind escapes
+    # a pjreddie/AlexeyAB iteration behind escapes, or re-spaced by a user's paste (tabs, doubled spaces)
+    ("itesc", "itesc", r"\d+:[ \t]+[^,\s]+,[ \t]*[^,\s]+[ \t]+avg"),
 ]
 
 
@@ -225,6 +226,9 @@ _GATES: dict[str, re.Pattern] = {}  # specialised gates by max_batches text
 # The lone-\r gate (progress overwritten by an event on the same line); keywords only.
 _GATE_CR = re.compile(r"\r(?!\n)" + _SEG_START + "(?:" + _KW + ")")
 _RX_IT_PJ_AB = re.compile(_IT_PJ_AB)
+# The same fields with any blanks between them: a line as a user's paste re-spaced it.
+_RX_IT_LOOSE = re.compile(r"(\d{1,18}):\s+([^,\s]+),\s*([^,\s]+)\s+avg(?: loss)?,\s*([^,\s]+)\s+rate,\s*([^,\s]+)"
+                          r"\s+seconds,\s*(\d{1,18})\s+images(?:,\s*([^,\s]+)\s+hours left)?")
 # hank-ai's CPU build: 'Type "yes" to begin training, or anything else to quit:' (the whole sentence, so that a
 # stray 'Type "yes"' glued to other output is not taken for it).
 _RX_PROMPT = re.compile(r'Type "yes" to begin training[^:\r\n\x1b\x07]*:')
@@ -845,7 +849,7 @@ class LogParser:
         out.append(MapResult(self.iteration, value, self.best_map50))
 
     def _on_itesc(self, seg: str, out: list) -> None:
-        m = _RX_IT_PJ_AB.search(strip_escapes(seg))
+        m = _RX_IT_LOOSE.search(strip_escapes(seg))
         if m:
             g = m.groups()
             self._iteration(Iteration(int(g[0]), _num(g[1]), _num(g[2]), _num(g[3]), _num(g[4]), _num(g[5]),

@@ -657,3 +657,16 @@ def test_memory_grows_with_the_rows_not_the_text(tmp_path: Path) -> None:
     assert rows == 30_000
     # the history's columns (7 Python objects a row, ~0.3 KB) and the frame; bounded by the scan, not the file
     assert peak < rows * 1200 + (24 << 20), f"{peak / 2**20:.0f} MiB for {rows} rows of a {path.stat().st_size >> 20} MB log"
+
+
+@pytest.mark.parametrize("line", [
+    "  1234:  2.860175,  3.180630 avg loss, 0.001000 rate, 2.646987 seconds, 78976 images, 1.2 hours left   ",
+    "1234:\t2.860175, 3.180630 avg loss,\t0.001000 rate, 2.646987 seconds, 78976 images, 1.2 hours left",
+    " 1234: 2.860175, 3.180630  avg loss, 0.001000  rate, 2.646987 seconds, 78976  images, 1.2  hours left",
+    "1234:  2.860175, 3.180630 avg, 0.001000 rate, 2.646987 seconds, 78976 images",  # pjreddie
+])
+def test_an_iteration_line_re_spaced_by_a_paste_is_read(line: str) -> None:
+    for ending in ("\n", "\r\n"):
+        its = parse_log("Loaded: 0.000021 seconds\n" + line + ending).iterations
+        assert list(its["iteration"]) == [1234]
+        assert its["avg_loss"].iloc[0] == 3.180630 and its["images"].iloc[0] == 78976
