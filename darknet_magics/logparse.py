@@ -5,7 +5,21 @@ Two entry points:
 * `LogParser().feed(chunk) -> list[Event]` for a live run: chunks of any size, as a pty delivers them
   (lines split across reads, ``\\r`` progress, ANSI/OSC escapes, bells, ``-nan``, undecodable bytes);
   `close()` flushes a truncated last line.
-* `logs.parse_log(source) -> TrainingLog` (above this module) for a finished log: a path, the text, or chunks.
+* `logs.parse_log(source) -> TrainingLog` for a finished log (a path, the text, or an iterable of chunks): above
+  this module and the history, so it is not re-exported here.
+
+Layers (no import cycle): `events` (the event types) at the bottom; `problems` (one factory per problem code) and
+`diagnose` (the line rules) above it; this parser above those; `history` (events -> frames) beside it, importing
+only `events`; `logs.parse_log` and `judge.diagnose` (the whole output plus the exit status) on top.
+
+Sessions: a log that holds several runs (a resumed run appended to its log) has iterations that go back; the
+parser emits `Resumed(k)` there, and the history drops the earlier rows from k on, as `History.extend` does for the
+live object.
+
+Memory: a scan covers at most 4 MiB of text (`_FEED_MAX`), matches after a lone ``\r`` are taken lazily, escape
+runs in the patterns are bounded (a repeated group keeps a backtracking state per repetition), and numbers that go
+to ``int()`` are at most 18 digits in the patterns (a longer one is no iteration): parse_log's peak is the rows it
+returns plus a few scans' worth, whatever the input.
 
 How it stays fast (1.3-2 million lines a second on one busy core for pjreddie/AlexeyAB logs, at or above a
 hand-written one-regex-per-line parser that extracts far less; hank-ai's 200-byte, all-iteration, ANSI-coloured lines
@@ -134,7 +148,8 @@ _KEYWORDS: list[tuple[str, str, str]] = [
     ("title", "title", r"\d+/(?P<t_mb>\d{1,18}): loss="),
     ("row", "row", r"\d+" + _C + r" +" + _C + r"\S"),
     ("hanklenient", "hanklenient", r"\d+" + _C + r": loss=" + _C + r"[^\x1b,\s]+" + _C + r", avg loss="),
-    ("itesc", "itesc", r"\d+: [^,\s]+, [^,\s]+ avg"),  # a pjreddie/AlexeyAB iteration behind escapes
+    # a pjreddie/AlexeyAB iteration behind escapes, or re-spaced by a user's paste (tabs, doubled spaces)
+    ("itesc", "itesc", r"\d+:[ \t]+[^,\s]+,[ \t]*[^,\s]+[ \t]+avg"),
 ]
 
 
@@ -204,12 +219,16 @@ _G_PJAB = _span(1, _IT_PJ_AB)
 _G_SPEC = _span(_G_PJAB[-1] + 1, _hank_spec("1"))
 _G_FAST = _span(_G_SPEC[-1] + 1, _IT_HANK_FAST)
 _G_HANK = _span(_G_FAST[-1] + 1, _IT_HANK)
+_PJAB_PAD = (None,) * len(_G_PJAB)  # where a hank-ai row's fields start in a row shaped like the gate's groups
 if re.compile(_NO_SPEC).groups != len(_G_SPEC) or _GATE_NL.groups != _G_HANK[-1] + len(_GATE_NL.groupindex):
     raise AssertionError("the gate's group numbering drifted from its patterns")
 _GATES: dict[str, re.Pattern] = {}  # specialised gates by max_batches text
 # The lone-\r gate (progress overwritten by an event on the same line); keywords only.
 _GATE_CR = re.compile(r"\r(?!\n)" + _SEG_START + "(?:" + _KW + ")")
 _RX_IT_PJ_AB = re.compile(_IT_PJ_AB)
+# The same fields with any blanks between them: a line as a user's paste re-spaced it.
+_RX_IT_LOOSE = re.compile(r"(\d{1,18}):\s+([^,\s]+),\s*([^,\s]+)\s+avg(?: loss)?,\s*([^,\s]+)\s+rate,\s*([^,\s]+)"
+                          r"\s+seconds,\s*(\d{1,18})\s+images(?:,\s*([^,\s]+)\s+hours left)?")
 # hank-ai's CPU build: 'Type "yes" to begin training, or anything else to quit:' (the whole sentence, so that a
 # stray 'Type "yes"' glued to other output is not taken for it).
 _RX_PROMPT = re.compile(r'Type "yes" to begin training[^:\r\n\x1b\x07]*:')
@@ -715,7 +734,7 @@ class LogParser:
             it = Iteration(int(h[1]), float(h[2]), float(h[3]), float(h[5]), float(h[6]) * _SECONDS[h[7]],
                            int(h[8]), NAN if h[9] is None else float(h[9]) * _SECONDS[h[10]] / 3600.0)
         except (ValueError, KeyError):
-            self._hank_iteration((None,) * 7 + h, out)
+            self._hank_iteration(_PJAB_PAD + h, out)
             return
         if h[0] is not None and h[0] != self._max_text:
             self._max_text = h[0]
@@ -745,7 +764,7 @@ class LogParser:
             self._nan(it, out)
 
     def _hank_iteration(self, g: tuple, out: list) -> None:
-        b = 7  # offset of the hank-ai groups in the gate
+        b = len(_PJAB_PAD)  # a hank-ai row padded like the gate's groups: pjreddie/AlexeyAB's first
         if g[b] is not None and g[b] != self._max_text:
             self._max_text = g[b]
             self._set_max_batches(int(g[b]), out)
@@ -830,7 +849,7 @@ class LogParser:
         out.append(MapResult(self.iteration, value, self.best_map50))
 
     def _on_itesc(self, seg: str, out: list) -> None:
-        m = _RX_IT_PJ_AB.search(strip_escapes(seg))
+        m = _RX_IT_LOOSE.search(strip_escapes(seg))
         if m:
             g = m.groups()
             self._iteration(Iteration(int(g[0]), _num(g[1]), _num(g[2]), _num(g[3]), _num(g[4]), _num(g[5]),
@@ -842,7 +861,7 @@ class LogParser:
         m = _HANK_LENIENT.match(strip_escapes(seg).strip())
         if not m:
             return
-        g = (None,) * 7 + (None,) + m.groups()[:3] + (m.group(4) or "",) + m.groups()[4:]
+        g = _PJAB_PAD + (None,) + m.groups()[:3] + (m.group(4) or "",) + m.groups()[4:]
         self._hank_iteration(g, out)
 
     def _on_mapstart(self, seg: str, out: list) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,12 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# A test run started in the background by a non-interactive shell (`pytest ... &`, nohup) inherits SIGINT ignored:
+# Python then installs no KeyboardInterrupt handler (interrupt_main() does nothing, an interrupt test hangs) and
+# the children inherit the ignore (darknet would not stop on SIGINT). Give the run the handler a terminal gives it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # What the tests read lives in tests/fixtures (copied from ../shared, see tests/fixtures/README.md), so a fresh
 # clone passes with nothing beside it. Only the darknet *sources* stay outside: tests needing them skip by name.

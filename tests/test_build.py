@@ -303,6 +303,7 @@ def test_unloadable_entry_is_rebuilt_not_used(cold_build, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # a hung interrupt must fail, not stall the suite
 def test_ctrl_c_stops_make_and_leaves_no_cache_entry(origin_repo: Path, tmp_path: Path) -> None:
     class InterruptingReporter(RecordingReporter):
         def progress(self, text: str, *, final: bool = False) -> None:

@@ -140,6 +140,7 @@ def test_resume_continues_iterations_and_reports_max_batches() -> None:
     assert [e.reason for e in events if isinstance(e, Finished)] == ["final weights saved"]
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_hank_prompt_max_batches_and_finish() -> None:
     events = events_of(text_of(LOGS / "hank-ai" / "train-noise-nomap.pty.log"))
     assert isinstance(events[0], Prompt) and events[0].text.startswith('Type "yes" to begin training')
@@ -148,6 +149,7 @@ def test_hank_prompt_max_batches_and_finish() -> None:
     assert sum(isinstance(e, Finished) for e in events) == 1
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_prompt_is_reported_before_its_line_ends() -> None:
     p = LogParser()
     got = p.feed("Are you certain?\r\n\r\nType \"yes\" to begin training, or anything else to quit:  ")
@@ -494,12 +496,14 @@ def test_prompt_after_other_text_on_its_line_keeps_the_order_however_split(befor
             assert key(events_via(text, bulk=bulk, chunks=chunks)) == whole
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_prompt_that_starts_its_line_is_reported_before_the_answer():
     p = LogParser()
     events = p.feed('Are you certain?\r\n\r\n\x1b[1mType "yes" to begin training, or anything else to quit: ')
     assert [type(e).__name__ for e in events][-1] == "Prompt"
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_a_stray_type_yes_is_not_the_prompt():
     # Found by the fuzz test: 'Type "yes"' glued before an AlexeyAB next-mAP line and a window title. Only hank-ai's
     # whole sentence is the prompt, however the bytes are split.
@@ -574,3 +578,96 @@ def test_saving_weights_keeps_spaces_and_colours() -> None:
             f"Saving weights to \x1b[1;35m{DRIVE}/backup/tiny_best.weights\x1b[0m\n")
     assert [e.path for e in LogParser().feed(text) if isinstance(e, WeightsSaved)] == [
         f"{DRIVE}/backup/tiny_last.weights", f"{DRIVE}/backup/tiny_best.weights"]
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+_BIG = "9" * 10_000
+
+
+@pytest.mark.parametrize("line", [
+    f"{_BIG}: 1.0, 1.0 avg loss, 0.1 rate, 1.0 seconds, 64 images, 0.1 hours left",
+    f" 5: 1.0, 1.0 avg loss, 0.1 rate, 1.0 seconds, {_BIG} images, 0.1 hours left",
+    f" (next mAP calculation at {_BIG} iterations) ",
+    f"Last accuracy mAP@0.50 = {_BIG} %, best = 1.00 % ",
+    f"\x1b]2;1/{_BIG}: loss=1\x07\x1b[1;37m{_BIG}\x1b[0m: loss=\x1b[1;36m1\x1b[0m, avg loss=\x1b[1;36m1\x1b[0m, "
+    f"last=\x1b[0mnone\x1b[0m, best=\x1b[0mnone\x1b[0m, mAP={_BIG}, rate=0.0005, load 16=10.2 milliseconds, "
+    "train=921.8 milliseconds, 6 images, time remaining=2.6 minutes",
+    f"{_BIG}/{_BIG}: loss=1",
+    f"Training iteration has reached max batch limit of {_BIG}",
+    f"class_id = {_BIG}, name = x, ap = 1.00 %   \t (TP = {_BIG}, FP = 0) ",
+    f"Done! Loaded {_BIG} layers from weights-file",
+])
+def test_a_10000_digit_number_never_raises(line: str) -> None:
+    text = " 1: 1.0, 1.0 avg loss, 0.1 rate, 1.0 seconds, 64 images, 0.1 hours left\n" + line + "\n"
+    for bulk in (True, False):
+        p = LogParser()
+        p.bulk = bulk
+        p.feed(text)
+        p.close()
+    log = parse_log(text)
+    assert log.iterations["iteration"].iloc[0] == 1  # the number that fits is read; the huge one is no iteration
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=4000))
+def test_random_bytes_are_not_diagnosed(raw: bytes) -> None:
+    from darknet_magics.judge import diagnose
+
+    codes = [p.code for p in diagnose(raw)]
+    assert "interrupted" not in codes or any(w in raw for w in (b"^C", b"signal #2", b"(Interrupt)"))
+    assert "unsupported-command" not in codes or not raw.strip()
+
+
+def _peak(source) -> tuple[int, int]:
+    """(peak bytes traced while parse_log reads `source`, rows in its frames)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        log = parse_log(source)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, sum(len(getattr(log, k)) for k in ("iterations", "maps", "class_ap", "weights", "problems"))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("unit", [
+    b"\x1b[1;31m\x1b[0m\x1b]2;title\x07",  # escapes, no line end at all
+    b"\x1b[1;31m\r\x1b[0mCUDA\r",  # lone \r progress with a keyword after each
+    b"\x1b[1;31m\x1b[0m\n",  # escape-only lines
+], ids=["no-newline", "lone-cr", "lines"])
+def test_memory_of_escape_floods_is_bounded(tmp_path: Path, unit: bytes) -> None:
+    path = tmp_path / "flood.log"
+    path.write_bytes(unit * ((12 << 20) // len(unit)))  # 12 MB: three of the parser's 4 MiB scans
+    peak, rows = _peak(path)
+    assert rows == 0
+    assert peak < 40 << 20, f"{peak / 2**20:.0f} MiB for a 12 MB log"  # a few scans' worth, not the input's 55x
+
+
+@pytest.mark.timeout(120)
+def test_memory_grows_with_the_rows_not_the_text(tmp_path: Path) -> None:
+    # a long run of AlexeyAB: each iteration line followed by three v3 lines (no event), 12 MB
+    region = ("v3 (iou loss, Normalizer: (iou: 0.07, obj: 1.00, cls: 1.00) Region 16 Avg (IOU: 0.312405), count: 4, "
+              "class_loss = 1.2, iou_loss = 0.5, total_loss = 1.7 \r\n")
+    lines = [f" {i}: 2.1, 2.2 avg loss, 0.001000 rate, 1.2 seconds, {i * 64} images, 1.1 hours left\r\n" + region * 3
+             for i in range(1, 30_001)]
+    path = tmp_path / "long.log"
+    path.write_text("".join(lines))
+    peak, rows = _peak(path)
+    assert rows == 30_000
+    # the history's columns (7 Python objects a row, ~0.3 KB) and the frame; bounded by the scan, not the file
+    assert peak < rows * 1200 + (24 << 20), f"{peak / 2**20:.0f} MiB for {rows} rows of a {path.stat().st_size >> 20} MB log"
+
+
+@pytest.mark.parametrize("line", [
+    "  1234:  2.860175,  3.180630 avg loss, 0.001000 rate, 2.646987 seconds, 78976 images, 1.2 hours left   ",
+    "1234:\t2.860175, 3.180630 avg loss,\t0.001000 rate, 2.646987 seconds, 78976 images, 1.2 hours left",
+    " 1234: 2.860175, 3.180630  avg loss, 0.001000  rate, 2.646987 seconds, 78976  images, 1.2  hours left",
+    "1234:  2.860175, 3.180630 avg, 0.001000 rate, 2.646987 seconds, 78976 images",  # pjreddie
+])
+def test_an_iteration_line_re_spaced_by_a_paste_is_read(line: str) -> None:
+    for ending in ("\n", "\r\n"):
+        its = parse_log("Loaded: 0.000021 seconds\n" + line + ending).iterations
+        assert list(its["iteration"]) == [1234]
+        assert its["avg_loss"].iloc[0] == 3.180630 and its["images"].iloc[0] == 78976

@@ -207,6 +207,7 @@ def _when_log_shows(log: Path, iteration: int, action, timeout: float = 60) -> t
 
 @pytest.mark.slow
 @needs_darknet
+@pytest.mark.timeout(240)  # a hung interrupt must fail, not stall the suite
 def test_interrupt_stops_darknet_keeps_log_and_frames_and_reraises(workspace: Path, runs_dir: Path) -> None:
     cfg = write_cfg(workspace / "long.cfg", 500)
     run_dir = runs_dir / "interrupted run"
