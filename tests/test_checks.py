@@ -179,9 +179,15 @@ def test_label_path_rules() -> None:
 
 
 def test_pjreddie_flavor_flags_images_folder(tmp_path: Path) -> None:
-    make_dataset(tmp_path / "images", images=4)
-    data = write_data(tmp_path / "obj.data", classes=1, names="red_box", images=tmp_path / "images",
+    ds = make_dataset(tmp_path / "images", images=4)
+    # A hand-written list of images in an images/ folder: pjreddie looks in labels/ instead
+    (tmp_path / "hand.txt").write_text("".join(f"{p}\n" for p in ds.images))
+    data = write_data(tmp_path / "obj.data", classes=1, names="red_box", train=tmp_path / "hand.txt",
                       backup=tmp_path / "b").data_path
     assert check(data) == []
     p = one(check(data, flavor="pjreddie"), "missing-labels")
     assert p.severity == "warning" and "/labels/" in p.message
+    # images=DIR sees the problem and writes labels where both flavors look (a folder of links next to OUT)
+    result = write_data(tmp_path / "obj2.data", images=tmp_path / "images", backup=tmp_path / "b")
+    assert result.converted == tmp_path / "obj2.darknet"
+    assert check(result.data_path) == [] and check(result.data_path, flavor="pjreddie") == []
