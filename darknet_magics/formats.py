@@ -1064,6 +1064,10 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     used: dict[str, set[str]] = {}
     bad_examples: list[Box] = []
     total = len(ds.images)
+    from .checks import label_path
+
+    folder_s, tmp_s = str(folder) + os.sep, str(tmp) + os.sep
+    made: set[str] = set()
     for i, im in enumerate(ds.images):
         split = im.split or "all"
         sub = tmp / split
@@ -1080,13 +1084,16 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
         bad_examples.extend(bad[: max(0, 5 - len(bad_examples))])
         n_boxes += len(boxes)
         text = "".join(box_line(b, im.width, im.height) + "\n" for b in boxes)
-        final = str(folder / split / name)
-        for lp in label_paths(final):
+        final = folder_s + split + os.sep + name
+        for lp in {label_path(final, "alexeyab"), label_path(final, "pjreddie")}:
             if lp == final:
                 continue  # pjreddie with an unswapped extension would read the image itself: never write there
-            if lp.startswith(str(folder) + os.sep):
-                target = tmp / os.path.relpath(lp, folder)
-                target.parent.mkdir(parents=True, exist_ok=True)
+            if lp.startswith(folder_s):
+                target = tmp_s + lp[len(folder_s):]
+                parent = os.path.dirname(target)
+                if parent not in made:
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
                 with open(target, "w", encoding="utf-8", newline="\n") as f:
                     f.write(text)
             elif not any(p.code == "labels-outside" for p in problems):
@@ -1119,3 +1126,65 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
         os.replace(tmp, folder)
     remove_if_exists(tmp)
     return ConvertResult(folder, lists, n_boxes, clipped, tiny, degenerate, problems)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A summary to look at
+
+
+def summary_frame(ds: Dataset, net: tuple[int, int] = (416, 416)):
+    """One row per box: image, split, class, and its size in pixels at network size (a pandas DataFrame).
+
+    Images without boxes get one row with class None, so boxes-per-image counts include negatives.
+    """
+    import pandas as pd
+
+    rows = []
+    for im in ds.images:
+        if not im.boxes:
+            rows.append((str(im.path), im.split or "", None, float("nan"), float("nan")))
+        for b in im.boxes:
+            rows.append((str(im.path), im.split or "", ds.names[b.cls] if 0 <= b.cls < len(ds.names) else str(b.cls),
+                         abs(b.x1 - b.x0) / im.width * net[0], abs(b.y1 - b.y0) / im.height * net[1]))
+    return pd.DataFrame(rows, columns=["image", "split", "class", "width_px", "height_px"])
+
+
+def summary_figure(frame, net: tuple[int, int] = (416, 416)) -> dict:
+    """Ultralytics' labels.jpg as a plotly figure dict: boxes per class, boxes per image, box sizes at `net`.
+
+    A dict (``plotly.graph_objects.Figure(fig)`` shows it; report.html can embed it) so that nothing here needs
+    a notebook.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    boxes = frame.dropna(subset=["class"])
+    per_class = boxes.groupby("class").size()
+    images_per_class = boxes.groupby("class")["image"].nunique()
+    per_image = frame.assign(n=frame["class"].notna()).groupby("image")["n"].sum()
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("boxes and images per class", "boxes per image",
+                                                        f"box size at {net[0]}x{net[1]} (px)"))
+    fig.add_trace(go.Bar(x=list(per_class.index), y=list(per_class.values), name="boxes"), 1, 1)
+    fig.add_trace(go.Bar(x=list(images_per_class.index), y=list(images_per_class.values), name="images"), 1, 1)
+    fig.add_trace(go.Histogram(x=list(per_image.values), name="boxes per image"), 1, 2)
+    fig.add_trace(go.Scattergl(x=list(boxes["width_px"]), y=list(boxes["height_px"]), mode="markers",
+                               marker={"size": 4, "opacity": 0.4}, name="boxes"), 1, 3)
+    fig.update_xaxes(type="log", row=1, col=3)
+    fig.update_yaxes(type="log", row=1, col=3)
+    fig.update_layout(height=360, barmode="group", showlegend=False)
+    return fig.to_dict()
+
+
+def show_summary(ds: Dataset, reporter, net: tuple[int, int] = (416, 416)):
+    """Render the summary through `reporter` (a table per class, the figure as HTML); returns the frame."""
+    import plotly.io as pio
+
+    frame = summary_frame(ds, net)
+    boxes = frame.dropna(subset=["class"])
+    table = boxes.groupby("class").agg(boxes=("image", "size"), images=("image", "nunique"),
+                                       median_w_px=("width_px", "median"), median_h_px=("height_px", "median"))
+    reporter.dataframe(table.reset_index(), title=f"{len(ds.images):,} images, {len(boxes):,} boxes")
+    fig = summary_figure(frame, net)
+    reporter.html("dataset-summary", pio.to_html(fig, include_plotlyjs="cdn", full_html=False),
+                  text=f"{len(ds.images):,} images, {len(boxes):,} boxes in {len(table)} classes")
+    return frame

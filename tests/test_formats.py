@@ -208,3 +208,20 @@ def test_unknown_format_and_empty_folder_are_clear_errors(tmp_path: Path) -> Non
 def test_format_override_reads_a_folder_as_told(tmp_path: Path) -> None:
     ds = formats.read_dataset(FIXTURES / "voc_devkit", "voc")
     assert ds.format == "voc" and len(ds.images) == 2 and ds.boxes == 3
+
+
+def test_summary_frame_and_figure() -> None:
+    from darknet_magics.report import RecordingReporter
+
+    ds = formats.read_dataset(FIXTURES / "voc")
+    frame = formats.summary_frame(ds, (64, 64))
+    assert len(frame.dropna(subset=["class"])) == ds.boxes == 6
+    assert frame["class"].isna().sum() == 1  # e.jpg, the negative
+    a = frame[(frame["image"].str.endswith("a.jpg")) & (frame["class"] == "cat")].iloc[0]
+    assert abs(a["width_px"] - 25 / 64 * 64) < 1e-9 and abs(a["height_px"] - 34 / 48 * 64) < 1e-9
+    fig = formats.summary_figure(frame, (64, 64))
+    assert [t["type"] for t in fig["data"]] == ["bar", "bar", "histogram", "scattergl"]
+    rec = RecordingReporter()
+    formats.show_summary(ds, rec, (64, 64))
+    kinds = [k for k, _ in rec.events]
+    assert "dataframe" in kinds and "html" in kinds
