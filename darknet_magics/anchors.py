@@ -13,7 +13,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from .cfg import set_anchors_text
-from .checks import label_path, read_data_file
+from .checks import TINY_BOX_PX, label_path, read_data_file
 from .errors import DarknetMagicsError
 
 __all__ = ["AnchorsResult", "compute_anchors", "kmeans_anchors", "read_boxes", "anchors_line", "set_anchors", "avg_iou"]
@@ -28,6 +28,7 @@ class AnchorsResult:
     boxes: int
     width: int = 416
     height: int = 416
+    ignored: int = 0  # tiny boxes left out of the clustering (under min_box px at the network size)
 
 
 def _iou(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -127,12 +128,15 @@ def read_boxes(data_path: Path) -> np.ndarray:
 
 
 def compute_anchors(data_path: Path, clusters: int = 9, width: int = 416, height: int = 416,
-                    seed: int = 0, *, restarts: int = 10, init: str = "kmeans++") -> AnchorsResult:
+                    seed: int = 0, *, restarts: int = 10, init: str = "kmeans++",
+                    min_box: float = TINY_BOX_PX) -> AnchorsResult:
     """k-means anchors for the boxes of a dataset (obj.data or a folder of labels) at network size width x height.
 
     The default (k-means++ start, best of 10 runs) finds anchors at least as good as darknet's calc_anchors, which
     runs once from random boxes: on small datasets ours often fit a few IoU points better.
-    ``restarts=1, init="random"`` does what darknet does.
+    ``restarts=1, init="random"`` does what darknet does. Boxes under `min_box` pixels wide or high at the
+    network size are left out (counted in ``ignored``): darknet's calc_anchors keeps them, and a handful of
+    sub-pixel boxes is enough to make one anchor 1,1 that no real object matches. ``min_box=0`` keeps them.
 
     Raises:
         DarknetMagicsError: no boxes found, or fewer boxes than clusters.
@@ -142,11 +146,17 @@ def compute_anchors(data_path: Path, clusters: int = 9, width: int = 416, height
         raise DarknetMagicsError(f"no boxes in the labels of {data_path}",
                                  fix="check the dataset with `%yolo check` (are the .txt labels beside the images?)")
     pixels = boxes * np.array([width, height], dtype=float)
+    keep = (pixels[:, 0] >= min_box) & (pixels[:, 1] >= min_box)
+    ignored = int((~keep).sum())
+    if keep.sum() >= clusters:
+        pixels = pixels[keep]
+    else:
+        ignored = 0  # too few boxes once the tiny ones go: cluster them all rather than fail
     centres = kmeans_anchors(pixels, clusters, seed=seed, restarts=restarts, init=init)
     # Sorted again after rounding: two anchors of almost equal area can swap.
     anchors = sorted(((max(1, int(round(w))), max(1, int(round(h)))) for w, h in centres), key=lambda a: a[0] * a[1])
-    return AnchorsResult(anchors=anchors, avg_iou=avg_iou(pixels, np.array(anchors, float)), boxes=len(boxes),
-                         width=width, height=height)
+    return AnchorsResult(anchors=anchors, avg_iou=avg_iou(pixels, np.array(anchors, float)), boxes=len(pixels),
+                         width=width, height=height, ignored=ignored)
 
 
 def anchors_line(result: "AnchorsResult | Sequence[tuple[int, int]]") -> str:

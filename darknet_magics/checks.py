@@ -16,6 +16,12 @@ missing-labels             images without a label file: trained as negatives (in
 malformed-label            a label line that is not ``class x y w h``
 class-out-of-range         a label's class id is not in 0..classes-1
 coords-out-of-range        a label's x/y outside 0..1 or w/h outside (0, 1]
+tiny-boxes                 boxes under `TINY_BOX_PX` pixels wide or high at the cfg's network size (416 without a cfg)
+line-endings               CRLF (pjreddie keeps the \\r in every value and path) or CR-only (one long line for every
+                           flavor) in obj.data, the cfg or a list
+bom                        a UTF-8 byte order mark at the start of obj.data, the cfg or a list (darknet reads it as
+                           part of the first key, section or path: obj.data's classes= is then ignored)
+annotations-not-converted  images without .txt labels beside VOC .xml / COCO, LabelMe, CVAT or Open Images files
 classes-mismatch           a [yolo]/[region] classes= differs from obj.data's classes
 filters-mismatch           the convolution before a head has the wrong filters= for its classes and masks
 size-not-multiple-of-32    width/height in [net] not a multiple of 32
@@ -44,7 +50,12 @@ from .errors import DarknetMagicsError, Problem
 from .objdata import DataEntry
 from .objdata import read_data as read_data_file  # the one obj.data reader (darknet's rules)
 
-__all__ = ["CheckResult", "check", "check_dataset", "check_cfg", "format_report", "label_path", "read_data_file"]
+__all__ = ["CheckResult", "check", "check_dataset", "check_cfg", "format_report", "label_path", "read_data_file",
+           "text_file_problems", "TINY_BOX_PX"]
+
+# Boxes narrower or lower than this at network size are "tiny": a few pixels carry no features after the first
+# stride-2 layers, and k-means turns them into a 1,1 anchor.
+TINY_BOX_PX = 3.0
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tiff", ".tif")
 
@@ -60,11 +71,50 @@ class CheckResult:
     negatives: int = 0
     missing_labels: int = 0
     classes: Optional[int] = None
+    tiny_boxes: int = 0
+    network: tuple[int, int] = (416, 416)
 
     @property
     def errors(self) -> list[Problem]:
         """Problems that should stop a training run."""
         return [p for p in self.problems if p.severity == "error"]
+
+
+def text_file_problems(head: bytes, file: str, what: str, flavor: str = "alexeyab") -> list[Problem]:
+    """BOM and line-ending findings for the first bytes of a text file darknet reads (pure).
+
+    darknet reads these files with its own fgetl: pjreddie's keeps a CRLF's \\r (a path ``x.jpg\\r`` cannot be
+    opened, ``[net]\\r`` is no section); AlexeyAB/hank-ai drop it. A CR-only file is one line for every flavor. A
+    BOM becomes part of the first key, section or path.
+    """
+    problems: list[Problem] = []
+    if head.startswith(b"\xef\xbb\xbf"):
+        problems.append(Problem("bom", f"{what} starts with a UTF-8 byte order mark: darknet reads it as part of the "
+                                "first line", fix=f"save it without BOM (sed -i '1s/^\\xEF\\xBB\\xBF//' {file})",
+                                file=file, line=1))
+    crlf = head.count(b"\r\n")
+    cr = head.count(b"\r") - crlf
+    if cr > 0 and head.count(b"\n") == crlf:
+        problems.append(Problem("line-endings", f"{what} has old Mac (CR-only) line endings: darknet reads the whole "
+                                "file as one line", fix=f"convert them to \\n (tr '\\r' '\\n' < {file} > fixed && mv "
+                                f"fixed {file})", file=file))
+    elif crlf:
+        first = head[: head.index(b"\r\n")].count(b"\n") + 1
+        pj = flavor == "pjreddie"
+        problems.append(Problem("line-endings", f"{what} has Windows (CRLF) line endings: "
+                                + ("this darknet keeps the \\r in every line (paths and values end in it)" if pj else
+                                   "AlexeyAB/hank-ai drop the \\r, pjreddie's darknet keeps it in every line"),
+                                fix=f"convert to \\n line endings (sed -i 's/\\r$//' {file})",
+                                severity="error" if pj else "warning", file=file, line=first))
+    return problems
+
+
+def _head(path: Path, n: int = 1 << 16) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
 
 
 def label_path(image: str, flavor: str = "alexeyab") -> str:
@@ -130,11 +180,14 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
     data_path = Path(data_path)
     data_file = str(data_path)
     classes: Optional[int] = None
+    if cfg_path is not None and Path(cfg_path).is_file():
+        result.network = _network_size(Path(cfg_path).read_text(encoding="utf-8", errors="replace"))
     if not data_path.is_file():
         problems.append(Problem("missing-file", f"data file {data_path} not found", fix="write it with `%yolo data`",
                                 file=data_file))
     else:
-        entries = read_data_file(data_path.read_text(encoding="utf-8", errors="replace"))
+        problems.extend(text_file_problems(_head(data_path), data_file, "obj.data", flavor))
+        entries = read_data_file(data_path.read_text(encoding="utf-8-sig", errors="replace").replace("\r", "\n"))
         classes = _check_data_entries(entries, data_path, problems)
         result.classes = classes
         lists = []
@@ -154,6 +207,7 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
                                     fix="make one with `%yolo cfg TEMPLATE OUT classes=N`", file=str(cfg_path)))
         else:
             cfg_text = cfg_path.read_text(encoding="utf-8", errors="replace")
+            problems.extend(text_file_problems(_head(cfg_path), str(cfg_path), "the cfg", flavor))
             problems.extend(check_cfg(cfg_text, classes, cfg_file=str(cfg_path)))
     if weights is not None:
         weights = Path(weights)
@@ -169,6 +223,14 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
             if found is not None:
                 problems.append(found)
     return result
+
+
+def _network_size(cfg_text: str) -> tuple[int, int]:
+    try:
+        net = Cfg.parse(cfg_text).net
+        return net.get_int("width", 416) or 416, net.get_int("height", 416) or 416
+    except (DarknetMagicsError, ValueError):
+        return 416, 416
 
 
 def _resolve(value: str, data_path: Path) -> Path:
@@ -236,7 +298,8 @@ def _check_lists(lists: Sequence[Path], data_path: Path, classes: Optional[int],
     entries: list[tuple[str, int, str, str]] = []
     for lst in lists:
         n_before = len(entries)
-        with open(lst, "r", encoding="utf-8", errors="replace") as f:
+        problems.extend(text_file_problems(_head(lst), str(lst), "the image list", flavor))
+        with open(lst, "r", encoding="utf-8-sig", errors="replace") as f:
             for i, line in enumerate(f, 1):
                 text = line.strip()
                 if not text:
@@ -287,6 +350,7 @@ def _check_lists(lists: Sequence[Path], data_path: Path, classes: Optional[int],
     # Labels: where darknet will look, read once each.
     n_missing_labels = 0
     first_missing: Optional[tuple[str, str]] = None
+    tiny: list[str] = []  # examples of tiny boxes
     for image in present:
         lpath = label_path(image, flavor)
         folder, name = os.path.split(lpath)
@@ -302,13 +366,28 @@ def _check_lists(lists: Sequence[Path], data_path: Path, classes: Optional[int],
             n_missing_labels += 1
             continue
         result.labels += 1
-        boxes = _check_label_text(data, lpath, classes, examples)
+        boxes = _check_label_text(data, lpath, classes, examples, result, tiny)
         result.boxes += boxes
         if boxes == 0:
             result.negatives += 1
     result.missing_labels = n_missing_labels
     result.negatives += n_missing_labels
-    if n_missing_labels and first_missing is not None:
+    if result.tiny_boxes:
+        nw, nh = result.network
+        problems.append(Problem(
+            "tiny-boxes", f"{result.tiny_boxes:,} boxes are under {TINY_BOX_PX:g} px wide or high at the network size "
+            f"{nw}x{nh} (e.g. {'; '.join(tiny)}): too small to learn, and they pull anchors towards 1,1",
+            fix=f"drop them when writing the labels: `%yolo data OUT images=DIR min_box={TINY_BOX_PX:g}` (or raise "
+                "width/height in the cfg)", severity="warning", file=tiny[0].rsplit(":", 2)[0] if tiny else None))
+    unconverted = _unconverted_annotations(first_missing[0]) if first_missing is not None else None
+    if n_missing_labels and first_missing is not None and unconverted is not None:
+        image, lpath = first_missing
+        problems.append(Problem(
+            "annotations-not-converted", f"{n_missing_labels:,} of {len(present):,} images have no darknet .txt label "
+            f"(e.g. {lpath}), but {os.path.dirname(image)} holds {unconverted} annotations: darknet reads only .txt",
+            fix=f"convert them: `%yolo data OUT images={os.path.dirname(image)}` reads {unconverted} and writes the "
+                "labels", file=lpath))
+    elif n_missing_labels and first_missing is not None:
         image, lpath = first_missing
         most = n_missing_labels * 2 > len(present)
         problems.append(Problem(
@@ -351,7 +430,21 @@ def _report_missing(missing: list[tuple[str, int, str, str]], lists: Sequence[Pa
                 file=list_file, line=line), "list entries with no image", summary_file=list_file)
 
 
-def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples: _Examples) -> int:
+def _unconverted_annotations(image: str) -> Optional[str]:
+    """The annotation format found beside an image (or one folder up), when it is not darknet's own."""
+    from .formats import _flat_format
+
+    folder = Path(os.path.dirname(image))
+    for f in (folder, folder.parent):
+        kind = _flat_format(f)
+        if kind not in (None, "yolo", "ultralytics"):
+            return {"voc": "Pascal VOC .xml", "coco": "COCO json", "labelme": "LabelMe json",
+                    "cvat": "CVAT xml", "openimages": "Open Images csv"}[kind]
+    return None
+
+
+def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples: _Examples,
+                      result: Optional[CheckResult] = None, tiny: Optional[list[str]] = None) -> int:
     boxes = 0
     for i, raw in enumerate(data.split(b"\n"), 1):
         parts = raw.split()
@@ -376,6 +469,11 @@ def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples:
             examples.add(Problem("class-out-of-range", f"class {cls} but classes = {classes} (ids 0..{(classes or 1) - 1})",
                                  fix="fix the label, or raise classes (in obj.data, the names file and the cfg)",
                                  file=lpath, line=i), "labels with class ids out of range")
+        if result is not None and 0 < w and 0 < h and (w * result.network[0] < TINY_BOX_PX
+                                                        or h * result.network[1] < TINY_BOX_PX):
+            result.tiny_boxes += 1
+            if tiny is not None and len(tiny) < 3:
+                tiny.append(f"{lpath}:{i} is {w * result.network[0]:.1f}x{h * result.network[1]:.1f} px")
         if not (0 <= x <= 1 and 0 <= y <= 1 and 0 < w <= 1 and 0 < h <= 1):
             examples.add(Problem("coords-out-of-range", f"x={x:g} y={y:g} w={w:g} h={h:g} not in 0..1",
                                  fix="YOLO labels are relative to the image size: divide pixel values by its width/height",

@@ -97,3 +97,17 @@ def test_anchors_line_and_set_anchors() -> None:
     assert all(h.get("anchors") == "5,6,9,8,12,20,30,25,44,60,80,70" for h in heads)
     assert [h.get("mask") for h in heads] == ["3,4,5", "0,1,2"]  # same count: masks untouched
     assert len(set_anchors(text, anchors).splitlines()) == len(text.splitlines())
+
+
+def test_tiny_boxes_are_ignored_so_no_1_1_anchor(tmp_path: Path) -> None:
+    from darknet_magics.synth import make_dataset
+
+    make_dataset(tmp_path / "ds", images=12, size=64)
+    # a label tool's stray clicks: boxes of a fraction of a pixel at 416
+    (tmp_path / "ds" / "img_005.txt").write_text("0 0.5 0.5 0.001 0.002\n0 0.2 0.2 0.003 0.001\n" * 3
+                                                 + (tmp_path / "ds" / "img_005.txt").read_text())
+    kept = compute_anchors(tmp_path / "ds", clusters=4, min_box=0)
+    assert kept.anchors[0] == (1, 1) and kept.ignored == 0
+    result = compute_anchors(tmp_path / "ds", clusters=4)
+    assert result.ignored == 6 and result.boxes == kept.boxes - 6
+    assert min(w for w, h in result.anchors) > 10

@@ -180,9 +180,58 @@ def test_label_path_rules() -> None:
 
 
 def test_pjreddie_flavor_flags_images_folder(tmp_path: Path) -> None:
-    make_dataset(tmp_path / "images", images=4)
-    data = write_data(tmp_path / "obj.data", classes=1, names="red_box", images=tmp_path / "images",
+    ds = make_dataset(tmp_path / "images", images=4)
+    # A hand-written list of images in an images/ folder: pjreddie looks in labels/ instead
+    (tmp_path / "hand.txt").write_text("".join(f"{p}\n" for p in ds.images))
+    data = write_data(tmp_path / "obj.data", classes=1, names="red_box", train=tmp_path / "hand.txt",
                       backup=tmp_path / "b").data_path
     assert check(data) == []
     p = one(check(data, flavor="pjreddie"), "missing-labels")
     assert p.severity == "warning" and "/labels/" in p.message
+    # images=DIR sees the problem and writes labels where both flavors look (a folder of links next to OUT)
+    result = write_data(tmp_path / "obj2.data", images=tmp_path / "images", backup=tmp_path / "b")
+    assert result.converted == tmp_path / "obj2.darknet"
+    assert check(result.data_path) == [] and check(result.data_path, flavor="pjreddie") == []
+
+
+def test_tiny_boxes_at_the_cfg_network_size(clean) -> None:
+    data, cfg, obj = clean
+    label = obj / "img_004.txt"
+    label.write_text(label.read_text() + "0 0.5 0.5 0.03 0.2\n")  # 1.9 px wide at 64, 12.5 px at 416
+    p = one(check(data, cfg), "tiny-boxes")
+    assert p.severity == "warning" and "1 boxes" in p.message and "64x64" in p.message
+    assert "img_004.txt:" in p.message and "min_box=" in p.fix
+    assert "tiny-boxes" not in codes(check(data))  # at 416 (no cfg) the box is big enough
+
+
+@pytest.mark.parametrize("which", ["data", "cfg", "list"])
+def test_crlf_cr_and_bom_are_findings_with_file_and_fix(clean, which: str) -> None:
+    data, cfg, _obj = clean
+    train = Path([line.split("=", 1)[1].strip() for line in data.read_text().splitlines()
+                  if line.startswith("train")][0])
+    path = {"data": data, "cfg": cfg, "list": train}[which]
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"\n", b"\r\n"))
+    p = one(check(data, cfg), "line-endings")
+    assert p.file == str(path) and "sed -i" in p.fix and p.severity == "warning"
+    assert one(check(data, cfg, flavor="pjreddie"), "line-endings").severity == "error"
+    path.write_bytes(original.replace(b"\n", b"\r"))
+    p = one(check(data, cfg), "line-endings")
+    assert "CR-only" in p.message and p.severity == "error"
+    path.write_bytes(b"\xef\xbb\xbf" + original)
+    problems = check(data, cfg)
+    assert one(problems, "bom").file == str(path)
+    if which == "data":
+        assert "data-missing-key" not in codes(problems)  # the BOM is named, not a misread 'classes' key
+
+
+def test_voc_xml_without_txt_labels_names_the_conversion(tmp_path: Path) -> None:
+    import shutil
+
+    src = tmp_path / "voc"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "datasets" / "voc", src)
+    (tmp_path / "list.txt").write_text("".join(f"{p}\n" for p in sorted(src.glob("*.jpg"))))
+    data = write_data(tmp_path / "obj.data", classes=3, names="bird,cat,dog", train=tmp_path / "list.txt",
+                      backup=tmp_path / "b").data_path
+    p = one(check(data), "annotations-not-converted")
+    assert p.severity == "error" and "Pascal VOC" in p.message and f"images={src}" in p.fix

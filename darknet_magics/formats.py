@@ -1,0 +1,1190 @@
+"""Detection datasets in the formats people bring, read into one model and written as darknet labels.
+
+Formats (`FORMATS`): ``yolo`` (darknet txt beside the images; Roboflow's "darknet" export and theAIGuys' ``obj/`` +
+``test/`` are this format in split folders), ``ultralytics`` (``data.yaml`` with ``images/`` + ``labels/`` per
+split, Roboflow's YOLOv5/v8 export), ``voc`` (Pascal VOC / labelImg ``.xml``, beside the images or in
+``Annotations/`` + ``JPEGImages/``), ``coco`` (one json with ``images``/``annotations``/``categories`` for a folder),
+``labelme`` (one ``.json`` with ``shapes`` per image), ``cvat`` (CVAT "for images 1.1" ``annotations.xml``) and
+``openimages`` (Open Images ``*-annotations-bbox.csv`` with ``class-descriptions*.csv``).
+
+The model: every image with its real size (read from the file's header, never from what an annotation claims),
+its boxes as pixel corners ``x0 y0 x1 y1`` in continuous 0-based coordinates (a box covering pixel columns 0..9
+has x0=0, x1=10), class ids into one ordered list of names, and the split the source put it in (None when it has
+none). Pixel conventions of the sources:
+
+- VOC: 1-based corners (pixel indexes). We follow darknet's own scripts/voc_label.py: x0 = xmin - 1,
+  x1 = xmax - 1 (so width = xmax - xmin).
+- COCO: ``bbox = [x, y, w, h]`` in 0-based continuous pixels.
+- CVAT: ``xtl ytl xbr ybr`` continuous pixels. LabelMe: rectangle/polygon points in continuous pixels.
+- YOLO/Ultralytics: relative centre and size. Open Images: relative corners.
+
+Class order (printed by `%yolo data`): the source's own order where it has one (names file, data.yaml, COCO's
+category ids ascending, CVAT's label list, Open Images' descriptions file order restricted to the classes used),
+else names sorted alphabetically (VOC, LabelMe). ``names=`` overrides and then fixes the order.
+
+Pure readers apart from reading the files; nothing here writes into the source folder. `write_darknet` writes
+labels into an output folder of symlinks (see its docstring for why every darknet flavor finds them).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import struct
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from .errors import DarknetMagicsError, Problem
+
+__all__ = ["FORMATS", "Box", "ImageRecord", "Dataset", "ConvertResult", "image_size", "detect_format", "read_dataset",
+           "write_darknet", "label_paths", "SPLIT_FOLDERS"]
+
+FORMATS = ("yolo", "ultralytics", "voc", "coco", "labelme", "cvat", "openimages")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+# Folder names that mean a split, and the split they mean. theAIGuys' tutorial trains on obj/ and tests on test/.
+SPLIT_FOLDERS = {"train": "train", "training": "train", "obj": "train", "valid": "valid", "val": "valid",
+                 "validation": "valid", "test": "test", "testing": "test"}
+NAMES_FILES = ("_darknet.labels", "obj.names", "classes.names", "classes.txt", "labels.txt", "names.txt")
+_SKIP_TXT = {"train.txt", "valid.txt", "val.txt", "test.txt", "classes.txt", "labels.txt", "names.txt",
+             "readme.txt", "readme.roboflow.txt", "readme.dataset.txt"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass(frozen=True)
+class Box:
+    """One box: class id and pixel corners (continuous, 0-based); `where` says which annotation it came from."""
+
+    cls: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image: its path, real size, boxes and split (``train``/``valid``/``test`` or None)."""
+
+    path: Path
+    width: int
+    height: int
+    boxes: tuple[Box, ...] = ()
+    split: Optional[str] = None
+    claimed: Optional[tuple[int, int]] = None  # the size the annotation says, when it says one
+
+
+@dataclass
+class Dataset:
+    """A dataset read by `read_dataset`; `problems` are what reading found (degenerate boxes, size mismatches...)."""
+
+    format: str
+    root: Path
+    names: list[str]
+    images: list[ImageRecord]
+    problems: list[Problem] = field(default_factory=list)
+    names_source: str = ""
+
+    @property
+    def boxes(self) -> int:
+        return sum(len(im.boxes) for im in self.images)
+
+    @property
+    def splits(self) -> dict[str, int]:
+        return dict(Counter(im.split or "" for im in self.images))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Image sizes from headers (no decoding)
+
+
+def image_size(path: Path) -> Optional[tuple[int, int]]:
+    """(width, height) from a PNG, JPEG, BMP or GIF header, or None when the file is none of these (or broken).
+
+    Reads a few bytes (a JPEG: its markers up to the frame header), never the pixels: 20,000 images take well
+    under a second. EXIF orientation is ignored, as darknet's image loader (stb_image) ignores it.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+                w, h = struct.unpack(">II", head[16:24])
+                return int(w), int(h)
+            if head[:2] == b"BM" and len(head) >= 26:
+                w, h = struct.unpack("<ii", head[18:26])
+                return abs(w), abs(h)
+            if head[:6] in (b"GIF87a", b"GIF89a"):
+                w, h = struct.unpack("<HH", head[6:10])
+                return int(w), int(h)
+            if head[:2] == b"\xff\xd8":
+                return _jpeg_size(f)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _jpeg_size(f) -> Optional[tuple[int, int]]:
+    f.seek(2)
+    while True:
+        byte = f.read(1)
+        while byte and byte != b"\xff":
+            byte = f.read(1)
+        while byte == b"\xff":
+            byte = f.read(1)
+        if not byte:
+            return None
+        marker = byte[0]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            continue  # markers without a length
+        seg = f.read(2)
+        if len(seg) < 2:
+            return None
+        length = struct.unpack(">H", seg)[0]
+        # SOF0..SOF15 except DHT (C4), JPG (C8), DAC (CC) carry the frame size.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            data = f.read(5)
+            if len(data) < 5:
+                return None
+            h, w = struct.unpack(">HH", data[1:5])
+            return int(w), int(h)
+        f.seek(length - 2, 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Detection
+
+
+def _listdir(folder: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except OSError:
+        return []
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _json_kind(path: Path) -> Optional[str]:
+    """'coco' or 'labelme' from the first bytes of a json file (not parsing a 100 MB file twice)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16).decode("utf-8", "replace")
+    except OSError:
+        return None
+    if '"shapes"' in head and ('"imagePath"' in head or '"imageHeight"' in head):
+        return "labelme"
+    if '"images"' in head or '"annotations"' in head or '"categories"' in head:
+        return "coco"
+    return None
+
+
+def _flat_format(folder: Path) -> Optional[str]:
+    """The format of one folder holding a single split (images with annotations beside or in a known place)."""
+    names = _listdir(folder)
+    lower = {n.lower(): n for n in names}
+    if "annotations.xml" in lower:
+        try:
+            with open(folder / lower["annotations.xml"], "rb") as f:
+                if b"<annotations" in f.read(4096):
+                    return "cvat"
+        except OSError:
+            pass
+    jsons = [n for n in names if n.lower().endswith(".json")]
+    if any("bbox" in n.lower() and n.lower().endswith(".csv") for n in names):
+        return "openimages"
+    if "annotations" in lower and (folder / lower["annotations"]).is_dir():
+        sub = folder / lower["annotations"]
+        subnames = _listdir(sub)
+        if any(n.lower().endswith(".xml") for n in subnames):
+            return "voc"
+        if any(n.lower().endswith(".json") and _json_kind(sub / n) == "coco" for n in subnames):
+            return "coco"
+        if any("bbox" in n.lower() and n.lower().endswith(".csv") for n in subnames):
+            return "openimages"
+    images = [n for n in names if _is_image(n)]
+    stems = {os.path.splitext(n)[0] for n in images}
+    beside_json = [n for n in jsons if os.path.splitext(n)[0] in stems]
+    if beside_json and _json_kind(folder / beside_json[0]) == "labelme":
+        return "labelme"
+    others = [n for n in jsons if n not in beside_json]
+    if any(_json_kind(folder / n) == "coco" for n in others):
+        return "coco"
+    if any(n.lower().endswith(".xml") and os.path.splitext(n)[0] in stems for n in names):
+        return "voc"
+    if any(n.lower().endswith(".txt") and os.path.splitext(n)[0] in stems for n in names):
+        return "yolo"
+    if "images" in lower and "labels" in lower:
+        return "ultralytics"
+    if images:
+        return "yolo"  # images alone: negatives, or labels to come; `%yolo check` says which
+    return None
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    """{split: folder} for the split folders directly under `root` (train/valid/test, obj/test...)."""
+    found: dict[str, Path] = {}
+    for name in _listdir(root):
+        split = SPLIT_FOLDERS.get(name.lower())
+        if split and (root / name).is_dir() and split not in found:
+            found[split] = root / name
+    # obj/ alone is theAIGuys' training folder only beside test/ (otherwise it is just a folder called obj)
+    if set(found) == {"train"} and found["train"].name.lower() == "obj":
+        return {}
+    return found
+
+
+def detect_format(root: Path) -> str:
+    """The format of the dataset under `root` (one of `FORMATS`).
+
+    Raises:
+        DarknetMagicsError: no images and no annotations found.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DarknetMagicsError(f"dataset folder {root} not found", fix="give the folder that holds the dataset")
+    names = {n.lower() for n in _listdir(root)}
+    if "data.yaml" in names or "data.yml" in names:
+        return "ultralytics"
+    splits = _split_folders(root)
+    for folder in splits.values():
+        kind = _flat_format(folder)
+        if kind is not None:
+            return kind
+    kind = _flat_format(root)
+    if kind is not None:
+        return kind
+    # One level down (an archive's top folder, a VOC2007/ inside VOCdevkit/)
+    fallback = None
+    for name in _listdir(root):
+        if (root / name).is_dir() and not name.startswith("."):
+            kind = _flat_format(root / name)
+            if kind is not None and kind != "yolo":
+                return kind
+            fallback = fallback or kind
+    if fallback or _images_under(root):
+        return "yolo"  # images in nested folders, labels (if any) beside them
+    raise DarknetMagicsError(f"no images or annotations found under {root}",
+                             fix="point images= at the dataset folder (images with .txt/.xml/.json labels, or a "
+                                 "COCO/CVAT/Open Images annotation file)")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+class _Reader:
+    """Shared state while reading one dataset: class names, problems, image sizes."""
+
+    def __init__(self, root: Path, names: Optional[Sequence[str]], fmt: str) -> None:
+        self.root = root
+        self.fmt = fmt
+        self.fixed = list(names) if names is not None else None
+        self.index: dict[str, int] = {n: i for i, n in enumerate(self.fixed or [])}
+        self.unknown: Counter[str] = Counter()
+        self.problems: list[Problem] = []
+        self.images: list[ImageRecord] = []
+        self.size_mismatch: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
+        self.unreadable: list[str] = []
+        self.missing_images: list[str] = []
+
+    def class_id(self, name: str) -> Optional[int]:
+        """The id of a class name; new names are added unless names were given (then they are counted)."""
+        idx = self.index.get(name)
+        if idx is None:
+            if self.fixed is not None:
+                self.unknown[name] += 1
+                return None
+            idx = self.index[name] = len(self.index)
+        return idx
+
+    def size(self, path: Path, claimed: Optional[tuple[int, int]] = None) -> Optional[tuple[int, int]]:
+        size = image_size(path)
+        if size is None:
+            if not path.exists():
+                self.missing_images.append(str(path))
+            else:
+                self.unreadable.append(str(path))
+            return None
+        if claimed is not None and claimed[0] > 0 and claimed[1] > 0 and tuple(claimed) != size:
+            self.size_mismatch.append((str(path), tuple(claimed), size))  # type: ignore[arg-type]
+        return size
+
+    def add(self, path: Path, size: tuple[int, int], boxes: list[Box], split: Optional[str],
+            claimed: Optional[tuple[int, int]] = None) -> None:
+        self.images.append(ImageRecord(path, size[0], size[1], tuple(boxes), split, claimed))
+
+    def finish(self, names_source: str) -> Dataset:
+        if self.fixed is None:
+            names = list(self.index)
+            if names_source == "sorted":
+                # Names met in file order: renumber alphabetically so the order does not depend on which image
+                # happened to come first.
+                order = sorted(names)
+                remap = {names.index(n): i for i, n in enumerate(order)}
+                self.images = [ImageRecord(im.path, im.width, im.height,
+                                           tuple(Box(remap[b.cls], b.x0, b.y0, b.x1, b.y1, b.where) for b in im.boxes),
+                                           im.split, im.claimed) for im in self.images]
+                names = order
+        else:
+            names = self.fixed
+        if self.unknown:
+            listed = ", ".join(f"{n} ({c})" for n, c in self.unknown.most_common(8))
+            self.problems.append(Problem(
+                "unknown-class", f"{sum(self.unknown.values()):,} boxes have classes not in names=: {listed}",
+                fix="add them to names= (or leave names= out to take the classes from the annotations)",
+                file=str(self.root)))
+        if self.size_mismatch:
+            path, claimed, real = self.size_mismatch[0]
+            self.problems.append(Problem(
+                "size-mismatch", f"{len(self.size_mismatch):,} annotations give another image size than the image "
+                f"has (e.g. {path}: annotation says {claimed[0]}x{claimed[1]}, the image is {real[0]}x{real[1]}); "
+                "boxes were made relative to the image's real size", severity="warning", file=path,
+                fix="nothing to do if the images were not resized after labelling; otherwise re-export the labels"))
+        for kind, paths, fix in (("missing-images", self.missing_images, "stage the images with their annotations"),
+                                 ("unreadable-image", self.unreadable,
+                                  "convert them to jpg/png (darknet cannot read them either)")):
+            if paths:
+                self.problems.append(Problem(
+                    kind, f"{len(paths):,} annotated images could not be read (e.g. {paths[0]}): left out",
+                    fix=fix, severity="warning", file=paths[0]))
+        self.images.sort(key=lambda im: str(im.path))
+        return Dataset(self.fmt, self.root, names, self.images, self.problems, names_source)
+
+    def degenerate(self, where: str, text: str) -> None:
+        self.problems.append(Problem("degenerate-box", text, fix="fix or delete this box in the annotation tool",
+                                     severity="warning", file=where))
+
+
+def _float(value: Optional[str]) -> float:
+    if value is None:
+        raise ValueError("missing")
+    return float(value.strip())
+
+
+def _images_under(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(dirpath) / f for f in sorted(files) if _is_image(f))
+    return found
+
+
+def read_names_file(path: Path) -> list[str]:
+    """Class names from a .names/.labels/classes.txt file: one per non-empty line."""
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _find_names_file(folders: Iterable[Path]) -> Optional[Path]:
+    for folder in folders:
+        for name in NAMES_FILES:
+            if (folder / name).is_file():
+                return folder / name
+        for name in _listdir(folder):
+            if name.endswith(".names"):
+                return folder / name
+    return None
+
+
+def _read_yolo_folder(r: _Reader, folder: Path, split: Optional[str], labels_for) -> None:
+    """YOLO labels for every image under `folder`; `labels_for(image)` says where its .txt is."""
+    for image in _images_under(folder):
+        label = labels_for(image)
+        size = r.size(image)
+        if size is None:
+            continue
+        boxes: list[Box] = []
+        try:
+            data = label.read_bytes()
+        except OSError:
+            data = b""  # no label file: a negative, as darknet trains it
+        w, h = size
+        for i, raw in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+            parts = raw.split()
+            if not parts:
+                continue
+            where = f"{label}:{i}"
+            try:
+                if len(parts) < 5:
+                    raise ValueError
+                cls = int(float(parts[0]))
+                cx, cy, bw, bh = (float(v) for v in parts[1:5])
+            except ValueError:
+                r.degenerate(str(label), f"line {i}: not CLASS X Y W H: {raw.strip()[:60]}")
+                continue
+            if len(parts) > 5:
+                # Ultralytics segmentation labels: class then polygon points; take their bounding box.
+                try:
+                    pts = [float(v) for v in parts[1:]]
+                except ValueError:
+                    pts = []
+                if len(pts) >= 6 and len(pts) % 2 == 0:
+                    xs, ys = pts[0::2], pts[1::2]
+                    cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+                    bw, bh = max(xs) - min(xs), max(ys) - min(ys)
+            if cls < 0 or (r.fixed is not None and cls >= len(r.fixed)):
+                r.problems.append(Problem("class-out-of-range", f"line {i}: class {cls} but there are "
+                                          f"{len(r.fixed or [])} names", fix="fix the label or the names",
+                                          file=str(label), line=i))
+                continue
+            boxes.append(Box(cls, (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h, where))
+        r.add(image, size, boxes, split)
+
+
+def _beside(image: Path) -> Path:
+    return image.with_suffix(".txt")
+
+
+def _read_yolo(r: _Reader, root: Path) -> str:
+    splits = _split_folders(root)
+    folders = list(splits.values()) or [root]
+    names_file = _find_names_file([root, *folders])
+    if r.fixed is None:
+        if names_file is None:
+            raise DarknetMagicsError(f"{root} has YOLO labels but no names file ({', '.join(NAMES_FILES[:3])}...)",
+                                     fix="give the class names: names=cat,dog (or names=FILE)")
+        r.fixed = read_names_file(names_file)
+        r.index = {n: i for i, n in enumerate(r.fixed)}
+    for split, folder in splits.items() or [(None, root)]:
+        _read_yolo_folder(r, folder, split, _beside)
+    return str(names_file) if names_file else "names="
+
+
+def _parse_yaml_names(text: str) -> tuple[Optional[list[str]], dict[str, str]]:
+    """names (list or {id: name}) and top-level scalar keys of a data.yaml, without a YAML library.
+
+    Handles the shapes Ultralytics and Roboflow write: ``names: ['a', 'b']``, a block list ``- a`` and a block
+    mapping ``0: a``; scalars like ``train: ../train/images``.
+    """
+    def scalar(v: str) -> str:
+        v = v.split(" #", 1)[0].strip()
+        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+            v = v[1:-1]
+        return v
+
+    def flow_list(v: str) -> list[str]:
+        inner = v.strip()[1:-1]
+        items = re.findall(r"""\s*('(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|[^,]+)\s*(?:,|$)""", inner)
+        return [scalar(i) for i in items if i.strip()]
+
+    keys: dict[str, str] = {}
+    names: Optional[list[str]] = None
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = re.match(r"^([A-Za-z_][\w-]*)\s*:\s*(.*)$", line)
+        i += 1
+        if not m:
+            continue
+        key, value = m.group(1), m.group(2).strip()
+        if key != "names":
+            keys[key] = scalar(value)
+            continue
+        if value.startswith("["):
+            while value.count("[") > value.count("]") and i < len(lines):
+                value += " " + lines[i].strip()
+                i += 1
+            names = flow_list(value)
+        elif value.startswith("{"):
+            while value.count("{") > value.count("}") and i < len(lines):
+                value += " " + lines[i].strip()
+                i += 1
+            pairs = [p.split(":", 1) for p in flow_list("[" + value.strip()[1:-1] + "]") if ":" in p]
+            names = [scalar(v) for _k, v in sorted(pairs, key=lambda kv: int(scalar(kv[0])))]
+        else:
+            block: dict[int, str] = {}
+            items: list[str] = []
+            while i < len(lines) and (lines[i].startswith((" ", "\t", "-")) or not lines[i].strip()):
+                item = lines[i].strip()
+                i += 1
+                if not item or item.startswith("#"):
+                    continue
+                if item.startswith("-"):
+                    items.append(scalar(item[1:]))
+                elif ":" in item:
+                    k, v = item.split(":", 1)
+                    block[int(scalar(k))] = scalar(v)
+            names = items or [block[k] for k in sorted(block)]
+    return names, keys
+
+
+def _ultra_split_dirs(root: Path, keys: dict[str, str]) -> dict[str, tuple[Path, Path]]:
+    """{split: (images folder, labels folder)} of an Ultralytics/Roboflow YOLO tree."""
+    out: dict[str, tuple[Path, Path]] = {}
+    for split, key in (("train", "train"), ("valid", "val"), ("test", "test")):
+        cands: list[Path] = []
+        value = keys.get(key) or (keys.get("valid") if key == "val" else None)
+        if value:
+            p = Path(value)
+            base = Path(keys["path"]) if keys.get("path") else root
+            if not base.is_absolute():
+                base = root / base
+            cands += [p] if p.is_absolute() else [base / p, root / p, root / p.name]
+            # Roboflow writes ../train/images relative to the yaml's intended location; try under root too
+            cands += [root / Path(*p.parts[-2:])] if len(p.parts) >= 2 else []
+        names = {"train": ["train"], "valid": ["valid", "val"], "test": ["test"]}[split]
+        for n in names:
+            cands += [root / n / "images", root / "images" / n]
+        for c in cands:
+            c = Path(os.path.normpath(c))
+            if c.is_dir():
+                labels = _ultra_labels_dir(c)
+                out[split] = (c, labels)
+                break
+    if not out and (root / "images").is_dir():
+        out["train"] = (root / "images", root / "labels")
+        del out["train"]
+        return {"": (root / "images", root / "labels")}  # type: ignore[dict-item]
+    return out
+
+
+def _ultra_labels_dir(images: Path) -> Path:
+    # Ultralytics: the last /images/ in the path becomes /labels/
+    parts = list(images.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return Path(*parts)
+    return images
+
+
+def _read_ultralytics(r: _Reader, root: Path) -> str:
+    yaml = next((root / n for n in ("data.yaml", "data.yml") if (root / n).is_file()), None)
+    keys: dict[str, str] = {}
+    source = "names="
+    if yaml is not None:
+        names, keys = _parse_yaml_names(yaml.read_text(encoding="utf-8-sig", errors="replace"))
+        if r.fixed is None and names:
+            r.fixed = names
+            r.index = {n: i for i, n in enumerate(names)}
+            source = str(yaml)
+    if r.fixed is None:
+        names_file = _find_names_file([root])
+        if names_file is None:
+            raise DarknetMagicsError(f"{root}: no class names (data.yaml has no names:)",
+                                     fix="give the class names: names=cat,dog (or names=FILE)")
+        r.fixed = read_names_file(names_file)
+        r.index = {n: i for i, n in enumerate(r.fixed)}
+        source = str(names_file)
+    dirs = _ultra_split_dirs(root, keys)
+    if not dirs:
+        raise DarknetMagicsError(f"{root}: no images/ folders for train/valid/test found",
+                                 fix="the tree should be train/images + train/labels (or images/train + labels/train)")
+    for split, (images, labels) in dirs.items():
+        def labels_for(image: Path, images: Path = images, labels: Path = labels) -> Path:
+            return (labels / image.relative_to(images)).with_suffix(".txt")
+        _read_yolo_folder(r, images, split or None, labels_for)
+    return source
+
+
+def _voc_find_image(folder: Path, xml_path: Path, filename: Optional[str], listing: dict[str, dict[str, str]],
+                    image_dirs: Sequence[Path]) -> Optional[Path]:
+    stem = xml_path.stem
+    candidates = []
+    if filename:
+        candidates.append(os.path.basename(filename.strip()))
+    for d in image_dirs:
+        names = listing.setdefault(str(d), {n.lower(): n for n in _listdir(d)})
+        for c in candidates:
+            if c.lower() in names:
+                return d / names[c.lower()]
+        for ext in IMAGE_EXTENSIONS:
+            if (stem + ext) in names:
+                return d / names[stem + ext]
+    return None
+
+
+def _read_voc_folder(r: _Reader, folder: Path, split: Optional[str]) -> None:
+    ann_dir = next((folder / n for n in _listdir(folder) if n.lower() == "annotations" and (folder / n).is_dir()),
+                   folder)
+    image_dirs = [folder] + [folder / n for n in ("JPEGImages", "images", "Images") if (folder / n).is_dir()]
+    if ann_dir != folder:
+        image_dirs.insert(0, ann_dir)
+    listing: dict[str, dict[str, str]] = {}
+    xmls = [ann_dir / n for n in _listdir(ann_dir) if n.lower().endswith(".xml")]
+    seen: set[str] = set()
+    for xml_path in xmls:
+        try:
+            tree = ET.parse(xml_path)
+        except (ET.ParseError, OSError) as err:
+            r.problems.append(Problem("bad-annotation", f"not a readable VOC xml: {err}",
+                                      fix="re-save it from the annotation tool", severity="warning",
+                                      file=str(xml_path)))
+            continue
+        ann = tree.getroot()
+        image = _voc_find_image(folder, xml_path, ann.findtext("filename"), listing, image_dirs)
+        if image is None:
+            r.missing_images.append(str(xml_path.with_suffix(".jpg")))
+            continue
+        seen.add(str(image))
+        claimed = None
+        size_el = ann.find("size")
+        if size_el is not None:
+            try:
+                claimed = (int(float(size_el.findtext("width") or 0)), int(float(size_el.findtext("height") or 0)))
+            except ValueError:
+                claimed = None
+        size = r.size(image, claimed)
+        if size is None:
+            continue
+        boxes: list[Box] = []
+        for k, obj in enumerate(ann.iter("object"), 1):
+            name = (obj.findtext("name") or "").strip()
+            bb = obj.find("bndbox")
+            where = f"{xml_path} object {k}"
+            try:
+                if bb is None:
+                    raise ValueError
+                xmin, ymin, xmax, ymax = (_float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
+            except ValueError:
+                r.degenerate(str(xml_path), f"object {k} ({name}): no numeric bndbox")
+                continue
+            cls = r.class_id(name)
+            if cls is None:
+                continue
+            # 1-based pixel indexes, as darknet's voc_label.py reads them
+            boxes.append(Box(cls, xmin - 1, ymin - 1, xmax - 1, ymax - 1, where))
+        r.add(image, size, boxes, split, claimed)
+    # Images with no xml in a VOC folder: negatives (labelImg writes no xml for an image with no boxes)
+    for d in image_dirs[:2] if ann_dir == folder else [folder / "JPEGImages"] if (folder / "JPEGImages").is_dir() else []:
+        for name in _listdir(d):
+            p = d / name
+            if _is_image(name) and str(p) not in seen:
+                size = r.size(p)
+                if size is not None:
+                    r.add(p, size, [], split)
+                    seen.add(str(p))
+
+
+def _split_or_root(root: Path) -> list[tuple[Optional[str], Path]]:
+    splits = _split_folders(root)
+    return list(splits.items()) if splits else [(None, root)]  # type: ignore[list-item]
+
+
+def _read_voc(r: _Reader, root: Path) -> str:
+    for split, folder in _split_or_root(root):
+        if _flat_format(folder) != "voc":
+            # VOCdevkit/VOC2007: the dataset is one level down
+            subs = [folder / n for n in _listdir(folder) if (folder / n).is_dir() and _flat_format(folder / n) == "voc"]
+            for sub in subs:
+                _read_voc_folder(r, sub, split)
+            continue
+        _read_voc_folder(r, folder, split)
+    return "sorted"
+
+
+def _coco_files(folder: Path) -> list[Path]:
+    out = [folder / n for n in _listdir(folder) if n.lower().endswith(".json") and _json_kind(folder / n) == "coco"]
+    ann = folder / "annotations"
+    if not out and ann.is_dir():
+        out = [ann / n for n in _listdir(ann) if n.lower().endswith(".json") and _json_kind(ann / n) == "coco"]
+    return out
+
+
+def _coco_split(path: Path) -> Optional[str]:
+    m = re.search(r"(train|val|valid|test)", path.stem.lower())
+    return SPLIT_FOLDERS.get(m.group(1)) if m else None
+
+
+def _read_coco(r: _Reader, root: Path) -> str:
+    jobs: list[tuple[Optional[str], Path, Path]] = []
+    for split, folder in _split_or_root(root):
+        files = _coco_files(folder)
+        if split is None and len(files) > 1:
+            jobs += [(_coco_split(f), f, folder) for f in files]
+        else:
+            jobs += [(split, f, folder) for f in files]
+    if not jobs:
+        raise DarknetMagicsError(f"no COCO json under {root}", fix="format=coco needs a json with images/annotations")
+    categories: dict[int, str] = {}
+    docs = []
+    for split, path, folder in jobs:
+        try:
+            with open(path, "rb") as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as err:
+            raise DarknetMagicsError(f"{path} is not readable json: {err}", fix="re-export the COCO file") from None
+        docs.append((split, path, folder, doc))
+        for cat in doc.get("categories", []):
+            categories.setdefault(int(cat["id"]), str(cat["name"]))
+    # Classes in category-id order. Roboflow's COCO export adds a category 0 that is the dataset's own name and is
+    # never used by a box (its supercategory is "none"): it is dropped when no annotation has it.
+    used = {int(a["category_id"]) for _s, _p, _f, d in docs for a in d.get("annotations", [])}
+    cat_ids = [c for c in sorted(categories) if c in used or r.fixed is not None]
+    if r.fixed is None:
+        for c in cat_ids:
+            r.class_id(categories[c])
+    cat_to_cls = {c: r.class_id(categories[c]) for c in cat_ids}
+    for split, path, folder, doc in docs:
+        by_image: dict[int, list[dict]] = {}
+        for a in doc.get("annotations", []):
+            by_image.setdefault(int(a["image_id"]), []).append(a)
+        listing = {n.lower(): n for n in _listdir(folder)}
+        img_dirs = [folder] + [folder / n for n in ("images", "train", "val", "data") if (folder / n).is_dir()]
+        for im in doc.get("images", []):
+            file_name = str(im.get("file_name", ""))
+            image = None
+            for d in img_dirs:
+                p = d / file_name
+                if p.is_file():
+                    image = p
+                    break
+                p = d / os.path.basename(file_name)
+                if p.is_file():
+                    image = p
+                    break
+            if image is None:
+                base = os.path.basename(file_name).lower()
+                image = folder / listing.get(base, file_name)
+            claimed = (int(im.get("width") or 0), int(im.get("height") or 0))
+            size = r.size(image, claimed)
+            if size is None:
+                continue
+            boxes: list[Box] = []
+            for k, a in enumerate(by_image.get(int(im["id"]), []), 1):
+                where = f"{path} annotation id {a.get('id', k)}"
+                cls = cat_to_cls.get(int(a["category_id"]))
+                if cls is None:
+                    if int(a["category_id"]) not in categories:
+                        r.degenerate(str(path), f"annotation id {a.get('id', k)}: category {a['category_id']} "
+                                     "is not in categories")
+                    continue
+                bbox = a.get("bbox")
+                if not bbox or len(bbox) != 4:
+                    r.degenerate(str(path), f"annotation id {a.get('id', k)}: no bbox")
+                    continue
+                x, y, w, h = (float(v) for v in bbox)
+                boxes.append(Box(cls, x, y, x + w, y + h, where))
+            r.add(image, size, boxes, split, claimed)
+    return "coco categories by id"
+
+
+def _read_labelme(r: _Reader, root: Path) -> str:
+    for split, folder in _split_or_root(root):
+        for dirpath, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                if not name.lower().endswith(".json"):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    doc = json.loads(path.read_text(encoding="utf-8-sig"))
+                except (OSError, ValueError):
+                    continue
+                if not isinstance(doc, dict) or "shapes" not in doc:
+                    continue
+                image = (path.parent / str(doc.get("imagePath") or "")).resolve() if doc.get("imagePath") else None
+                if image is None or not image.is_file():
+                    image = next((path.with_suffix(e) for e in IMAGE_EXTENSIONS if path.with_suffix(e).is_file()),
+                                 path.with_suffix(".jpg"))
+                else:
+                    image = path.parent / os.path.relpath(image, path.parent)
+                claimed = (int(doc.get("imageWidth") or 0), int(doc.get("imageHeight") or 0))
+                size = r.size(image, claimed)
+                if size is None:
+                    continue
+                boxes: list[Box] = []
+                for k, shape in enumerate(doc.get("shapes", []), 1):
+                    pts = shape.get("points") or []
+                    kind = shape.get("shape_type") or "polygon"
+                    if kind not in ("rectangle", "polygon") or len(pts) < 2:
+                        continue  # points, lines, circles: not boxes
+                    cls = r.class_id(str(shape.get("label", "")))
+                    if cls is None:
+                        continue
+                    xs = [float(p[0]) for p in pts]
+                    ys = [float(p[1]) for p in pts]
+                    boxes.append(Box(cls, min(xs), min(ys), max(xs), max(ys), f"{path} shape {k}"))
+                r.add(image, size, boxes, split, claimed)
+    return "sorted"
+
+
+def _read_cvat(r: _Reader, root: Path) -> str:
+    files = []
+    for split, folder in _split_or_root(root):
+        for n in _listdir(folder):
+            if n.lower() == "annotations.xml":
+                files.append((split, folder / n, folder))
+    source = "cvat labels"
+    for split, path, folder in files:
+        try:
+            doc = ET.parse(path).getroot()
+        except (ET.ParseError, OSError) as err:
+            raise DarknetMagicsError(f"{path} is not readable CVAT xml: {err}", fix="re-export it") from None
+        if r.fixed is None:
+            for lab in doc.iter("label"):
+                name = lab.findtext("name")
+                if name:
+                    r.class_id(name.strip())
+        img_dirs = [folder] + [folder / n for n in ("images", "Images") if (folder / n).is_dir()]
+        for im in doc.iter("image"):
+            file_name = im.get("name", "")
+            image = next((d / file_name for d in img_dirs if (d / file_name).is_file()),
+                         next((d / os.path.basename(file_name) for d in img_dirs
+                               if (d / os.path.basename(file_name)).is_file()), folder / file_name))
+            try:
+                claimed = (int(float(im.get("width", 0))), int(float(im.get("height", 0))))
+            except ValueError:
+                claimed = None
+            size = r.size(image, claimed)
+            if size is None:
+                continue
+            boxes: list[Box] = []
+            for k, el in enumerate(list(im), 1):
+                label = (el.get("label") or "").strip()
+                where = f"{path} image {im.get('id')} {el.tag} {k}"
+                try:
+                    if el.tag == "box":
+                        x0, y0, x1, y1 = (_float(el.get(a)) for a in ("xtl", "ytl", "xbr", "ybr"))
+                    elif el.tag in ("polygon", "polyline"):
+                        pts = [tuple(float(v) for v in p.split(",")) for p in (el.get("points") or "").split(";") if p]
+                        x0, y0 = min(p[0] for p in pts), min(p[1] for p in pts)
+                        x1, y1 = max(p[0] for p in pts), max(p[1] for p in pts)
+                    else:
+                        continue
+                except (ValueError, IndexError):
+                    r.degenerate(str(path), f"image {im.get('name')} {el.tag} {k}: coordinates not numbers")
+                    continue
+                cls = r.class_id(label)
+                if cls is None:
+                    continue
+                boxes.append(Box(cls, x0, y0, x1, y1, where))
+            r.add(image, size, boxes, split, claimed)
+    return source
+
+
+def _read_openimages(r: _Reader, root: Path) -> str:
+    jobs: list[tuple[Optional[str], Path, Path]] = []
+    desc: Optional[Path] = None
+    for split, folder in _split_or_root(root):
+        for d in (folder, folder / "annotations", root):
+            for n in _listdir(d):
+                low = n.lower()
+                if low.endswith(".csv") and "bbox" in low and (split, d / n, folder) not in jobs:
+                    sp = split or next((SPLIT_FOLDERS[s] for s in ("train", "validation", "test") if s in low), None)
+                    jobs.append((sp, d / n, folder))
+                elif low.endswith(".csv") and "class-descriptions" in low:
+                    desc = d / n
+    if not jobs:
+        raise DarknetMagicsError(f"no Open Images *-bbox.csv under {root}", fix="format=openimages needs one")
+    mid_names: dict[str, str] = {}
+    mid_order: list[str] = []
+    if desc is not None:
+        with open(desc, newline="", encoding="utf-8-sig") as f:
+            for row in csv.reader(f):
+                if len(row) >= 2 and row[0] != "LabelName":
+                    mid_names[row[0]] = row[1]
+                    mid_order.append(row[0])
+    rows_by: list[tuple[Optional[str], Path, dict[str, list[dict]]]] = []
+    used: set[str] = set()
+    for split, path, folder in jobs:
+        by_image: dict[str, list[dict]] = {}
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            for row in csv.DictReader(f):
+                by_image.setdefault(row["ImageID"], []).append(row)
+                used.add(row["LabelName"])
+        rows_by.append((split, folder, by_image))
+    if r.fixed is None:
+        for mid in [m for m in mid_order if m in used] + sorted(used - set(mid_order)):
+            r.class_id(mid_names.get(mid, mid))
+    seen_dirs: dict[str, dict[str, str]] = {}
+    for split, folder, by_image in rows_by:
+        img_dirs = [folder] + [folder / n for n in ("images", "data") if (folder / n).is_dir()]
+        for image_id, rows in by_image.items():
+            image = None
+            for d in img_dirs:
+                listing = seen_dirs.setdefault(str(d), {os.path.splitext(n)[0]: n for n in _listdir(d) if _is_image(n)})
+                if image_id in listing:
+                    image = d / listing[image_id]
+                    break
+            if image is None:
+                r.missing_images.append(str(folder / f"{image_id}.jpg"))
+                continue
+            size = r.size(image)
+            if size is None:
+                continue
+            w, h = size
+            boxes: list[Box] = []
+            for k, row in enumerate(rows, 1):
+                try:
+                    x0, x1, y0, y1 = (_float(row[c]) for c in ("XMin", "XMax", "YMin", "YMax"))
+                except (ValueError, KeyError):
+                    r.degenerate(str(image), f"row {k} of {image_id}: XMin/XMax/YMin/YMax not numbers")
+                    continue
+                cls = r.class_id(mid_names.get(row["LabelName"], row["LabelName"]))
+                if cls is None:
+                    continue
+                boxes.append(Box(cls, x0 * w, y0 * h, x1 * w, y1 * h, f"{image_id} row {k}"))
+            r.add(image, size, boxes, split)
+    return str(desc) if desc else "label ids"
+
+
+_READERS = {"yolo": _read_yolo, "ultralytics": _read_ultralytics, "voc": _read_voc, "coco": _read_coco,
+            "labelme": _read_labelme, "cvat": _read_cvat, "openimages": _read_openimages}
+
+
+def read_dataset(root: Path, format: Optional[str] = None, names: Optional[Sequence[str]] = None) -> Dataset:
+    """Read the dataset under `root` (format detected unless given) into one `Dataset`.
+
+    Args:
+        root: the dataset's folder.
+        format: one of `FORMATS`, or None to detect it.
+        names: class names in order; when given, they fix the class ids, and boxes of other classes are counted
+            in an ``unknown-class`` problem and left out.
+
+    Raises:
+        DarknetMagicsError: unknown format, nothing found, unreadable annotation files.
+    """
+    root = Path(root)
+    fmt = format.lower() if format else detect_format(root)
+    if fmt in ("darknet", "txt", "roboflow"):
+        fmt = "yolo"
+    if fmt in ("yolov5", "yolov8", "yaml"):
+        fmt = "ultralytics"
+    if fmt in ("pascal", "pascal_voc", "labelimg", "xml"):
+        fmt = "voc"
+    if fmt not in _READERS:
+        raise DarknetMagicsError(f"format={format} is not one we read", fix=f"use one of {', '.join(FORMATS)}")
+    if not root.is_dir():
+        raise DarknetMagicsError(f"dataset folder {root} not found", fix="give the folder that holds the dataset")
+    r = _Reader(root, names, fmt)
+    source = _READERS[fmt](r, root)
+    ds = r.finish(source)
+    if not ds.images:
+        raise DarknetMagicsError(f"no images found in the {fmt} dataset {root}",
+                                 fix="check that the images are beside their annotations (or format=)")
+    return ds
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Writing darknet labels
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What `write_darknet` wrote: the image paths per split (as listed), box counts and what was changed."""
+
+    folder: Path
+    lists: dict[str, list[str]]
+    boxes: int
+    clipped: int
+    dropped_tiny: int
+    degenerate: int
+    problems: list[Problem]
+
+
+def label_paths(image: str) -> set[str]:
+    """Every path where some darknet flavor looks for `image`'s label (AlexeyAB/hank-ai and pjreddie rules)."""
+    from .checks import label_path
+
+    return {label_path(image, "alexeyab"), label_path(image, "pjreddie")}
+
+
+# Extensions pjreddie swaps for .txt; others get .jpg appended to the link's name (stb_image reads by content).
+_PJ_EXTS = (".jpg", ".png", ".JPG", ".JPEG")
+
+
+def _link_name(image: Path, used: set[str]) -> str:
+    stem, ext = os.path.splitext(image.name)
+    stem = re.sub(r"\s+", "_", stem)
+    name = stem + ext if ext in _PJ_EXTS else stem + ext.replace(".", "_") + ".jpg"
+    base, n = name, 1
+    while name.lower() in used:
+        s, e = os.path.splitext(base)
+        name = f"{s}_{n}{e}"
+        n += 1
+    used.add(name.lower())
+    return name
+
+
+def box_line(box: Box, width: int, height: int) -> str:
+    """``class cx cy w h`` relative to the image, 6 decimals (darknet reads them with atof)."""
+    return (f"{box.cls} {(box.x0 + box.x1) / 2 / width:.6f} {(box.y0 + box.y1) / 2 / height:.6f} "
+            f"{(box.x1 - box.x0) / width:.6f} {(box.y1 - box.y0) / height:.6f}")
+
+
+def clean_boxes(im: ImageRecord, *, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416)
+                ) -> tuple[list[Box], int, int, list[Box]]:
+    """(boxes to write, clipped count, tiny dropped, degenerate boxes) for one image.
+
+    Boxes are clipped to the image; a box with no area left (or none to begin with) is degenerate. With
+    `min_box`, boxes whose width or height at network size `net` is under `min_box` pixels are dropped.
+    """
+    out: list[Box] = []
+    clipped = tiny = 0
+    bad: list[Box] = []
+    for b in im.boxes:
+        x0, x1 = sorted((b.x0, b.x1))
+        y0, y1 = sorted((b.y0, b.y1))
+        cx0, cy0 = min(max(x0, 0.0), im.width), min(max(y0, 0.0), im.height)
+        cx1, cy1 = min(max(x1, 0.0), im.width), min(max(y1, 0.0), im.height)
+        if cx1 - cx0 <= 0 or cy1 - cy0 <= 0 or b.x1 < b.x0 or b.y1 < b.y0:
+            bad.append(b)
+            continue
+        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+            clipped += 1
+        if min_box and ((cx1 - cx0) / im.width * net[0] < min_box or (cy1 - cy0) / im.height * net[1] < min_box):
+            tiny += 1
+            continue
+        out.append(Box(b.cls, cx0, cy0, cx1, cy1, b.where))
+    return out, clipped, tiny, bad
+
+
+def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416),
+                  reporter=None) -> ConvertResult:
+    """Write `ds` as a darknet dataset in `folder`: per split a subfolder of image symlinks with labels beside.
+
+    Why symlinks in our own folder: labels never go into the user's (drive) folder, and the listed path is one we
+    chose, so the label is where every flavor looks: beside the image (AlexeyAB, hank-ai) and at pjreddie's
+    ``images``->``labels`` rewrite of the path (written too when it differs and stays inside `folder`). Link names
+    have no whitespace and end in an extension pjreddie swaps for .txt. The folder is written beside, then
+    renamed into place, so a failed run never leaves a half-written dataset that looks complete.
+    """
+    import shutil
+
+    from .fileio import remove_if_exists
+
+    folder = Path(os.path.abspath(folder))
+    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    lists: dict[str, list[str]] = {}
+    problems: list[Problem] = []
+    n_boxes = clipped = tiny = degenerate = 0
+    used: dict[str, set[str]] = {}
+    bad_examples: list[Box] = []
+    total = len(ds.images)
+    from .checks import label_path
+
+    folder_s, tmp_s = str(folder) + os.sep, str(tmp) + os.sep
+    made: set[str] = set()
+    for i, im in enumerate(ds.images):
+        split = im.split or "all"
+        sub = tmp / split
+        if split not in used:
+            sub.mkdir()
+            used[split] = set()
+        name = _link_name(im.path, used[split])
+        link = sub / name
+        os.symlink(os.path.abspath(im.path), link)
+        boxes, c, t, bad = clean_boxes(im, min_box=min_box, net=net)
+        clipped += c
+        tiny += t
+        degenerate += len(bad)
+        bad_examples.extend(bad[: max(0, 5 - len(bad_examples))])
+        n_boxes += len(boxes)
+        text = "".join(box_line(b, im.width, im.height) + "\n" for b in boxes)
+        final = folder_s + split + os.sep + name
+        for lp in {label_path(final, "alexeyab"), label_path(final, "pjreddie")}:
+            if lp == final:
+                continue  # pjreddie with an unswapped extension would read the image itself: never write there
+            if lp.startswith(folder_s):
+                target = tmp_s + lp[len(folder_s):]
+                parent = os.path.dirname(target)
+                if parent not in made:
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
+                with open(target, "w", encoding="utf-8", newline="\n") as f:
+                    f.write(text)
+            elif not any(p.code == "labels-outside" for p in problems):
+                problems.append(Problem("labels-outside", f"pjreddie's darknet would look for labels at {lp}, "
+                                        f"outside {folder}: only AlexeyAB/hank-ai builds find them",
+                                        fix="put OUT in a folder whose path has no 'images' or 'raw' in it",
+                                        severity="warning", file=lp))
+        lists.setdefault(split, []).append(final)
+        if reporter is not None and (i % 2000 == 0 or i + 1 == total):
+            reporter.progress(f"labels: {i + 1:,}/{total:,} images", final=i + 1 == total)
+    for b in bad_examples:
+        problems.append(Problem("degenerate-box", f"{b.where}: box {b.x0:g},{b.y0:g} to {b.x1:g},{b.y1:g} has no "
+                                "area inside the image: left out", fix="fix or delete it in the annotation tool",
+                                severity="warning", file=b.where.rsplit(" ", 2)[0] if " " in b.where else b.where))
+    if degenerate > len(bad_examples):
+        problems.append(Problem("degenerate-box", f"... and {degenerate - len(bad_examples):,} more degenerate boxes "
+                                "left out", severity="warning"))
+    if clipped:
+        problems.append(Problem("boxes-clipped", f"{clipped:,} boxes reached outside their image: clipped to it",
+                                severity="info"))
+    if tiny:
+        problems.append(Problem("tiny-boxes-dropped", f"{tiny:,} boxes smaller than {min_box:g} px at "
+                                f"{net[0]}x{net[1]} dropped (min_box={min_box:g})", severity="info"))
+    if folder.exists() or os.path.islink(folder):
+        old = folder.with_name(f".{folder.name}.old{os.getpid()}")
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, folder)
+    remove_if_exists(tmp)
+    return ConvertResult(folder, lists, n_boxes, clipped, tiny, degenerate, problems)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A summary to look at
+
+
+def summary_frame(ds: Dataset, net: tuple[int, int] = (416, 416)):
+    """One row per box: image, split, class, and its size in pixels at network size (a pandas DataFrame).
+
+    Images without boxes get one row with class None, so boxes-per-image counts include negatives.
+    """
+    import pandas as pd
+
+    rows = []
+    for im in ds.images:
+        if not im.boxes:
+            rows.append((str(im.path), im.split or "", None, float("nan"), float("nan")))
+        for b in im.boxes:
+            rows.append((str(im.path), im.split or "", ds.names[b.cls] if 0 <= b.cls < len(ds.names) else str(b.cls),
+                         abs(b.x1 - b.x0) / im.width * net[0], abs(b.y1 - b.y0) / im.height * net[1]))
+    return pd.DataFrame(rows, columns=["image", "split", "class", "width_px", "height_px"])
+
+
+def summary_figure(frame, net: tuple[int, int] = (416, 416)) -> dict:
+    """Ultralytics' labels.jpg as a plotly figure dict: boxes per class, boxes per image, box sizes at `net`.
+
+    A dict (``plotly.graph_objects.Figure(fig)`` shows it; report.html can embed it) so that nothing here needs
+    a notebook.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    boxes = frame.dropna(subset=["class"])
+    per_class = boxes.groupby("class").size()
+    images_per_class = boxes.groupby("class")["image"].nunique()
+    per_image = frame.assign(n=frame["class"].notna()).groupby("image")["n"].sum()
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("boxes and images per class", "boxes per image",
+                                                        f"box size at {net[0]}x{net[1]} (px)"))
+    fig.add_trace(go.Bar(x=list(per_class.index), y=list(per_class.values), name="boxes"), 1, 1)
+    fig.add_trace(go.Bar(x=list(images_per_class.index), y=list(images_per_class.values), name="images"), 1, 1)
+    fig.add_trace(go.Histogram(x=list(per_image.values), name="boxes per image"), 1, 2)
+    fig.add_trace(go.Scattergl(x=list(boxes["width_px"]), y=list(boxes["height_px"]), mode="markers",
+                               marker={"size": 4, "opacity": 0.4}, name="boxes"), 1, 3)
+    fig.update_xaxes(type="log", row=1, col=3)
+    fig.update_yaxes(type="log", row=1, col=3)
+    fig.update_layout(height=360, barmode="group", showlegend=False)
+    return fig.to_dict()
+
+
+def show_summary(ds: Dataset, reporter, net: tuple[int, int] = (416, 416)):
+    """Render the summary through `reporter` (a table per class, the figure as HTML); returns the frame."""
+    import plotly.io as pio
+
+    frame = summary_frame(ds, net)
+    boxes = frame.dropna(subset=["class"])
+    table = boxes.groupby("class").agg(boxes=("image", "size"), images=("image", "nunique"),
+                                       median_w_px=("width_px", "median"), median_h_px=("height_px", "median"))
+    reporter.dataframe(table.reset_index(), title=f"{len(ds.images):,} images, {len(boxes):,} boxes")
+    fig = summary_figure(frame, net)
+    reporter.html("dataset-summary", pio.to_html(fig, include_plotlyjs="cdn", full_html=False),
+                  text=f"{len(ds.images):,} images, {len(boxes):,} boxes in {len(table)} classes")
+    return frame
