@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import figure_line, ratio_line  # noqa: E402
 
-from darknet_magics.logparse import LogParser, parse_log  # noqa: E402
+from darknet_magics.logparse import LogParser  # noqa: E402
+from darknet_magics.logs import parse_log  # noqa: E402
 
 LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
 SOURCES = {

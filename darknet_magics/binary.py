@@ -66,7 +66,8 @@ def require_file(path: Optional[Path], what: str) -> Optional[Path]:
                "weights": "fetch it with `weights NAME` in a %%darknet cell, or leave WEIGHTS out"}.get(what, "")
         raise StepError(f"the {what} file {path} does not exist", fix=fix,
                         problems=[Problem("missing-file", f"{what} file not found: {path}", fix=fix, file=str(path))])
-    return path.resolve()
+    # abspath, not resolve(): darknet must get the space-free link `drive` made, not the spaced path behind it
+    return Path(os.path.abspath(path))
 
 
 def last_output(text: str, lines: int = 12) -> str:

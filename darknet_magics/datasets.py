@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from .errors import DarknetMagicsError
+from .objdata import MARKER
 from .fileio import atomic_write_text, remove_if_exists
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -182,7 +183,7 @@ def write_data(out: Path, *, classes: int, names: str, train: Optional[Path] = N
     valid_w = space_free(valid_path, link_dir, links)
     names_w = space_free(names_path, link_dir, links)
     backup_w = space_free(backup_dir, link_dir, links)
-    text = (f"classes = {classes}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\nbackup = {backup_w}\n")
+    text = (f"{MARKER}\nclasses = {classes}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\nbackup = {backup_w}\n")
     atomic_write_text(out, text)
     return DataResult(out, names_w, train_w, valid_w, n_train, n_valid, backup_w, class_names, links)
 

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from . import runner
 from .binary import darknet_flavor, last_output, require_file, resolve_darknet
+from .judge import diagnose
 from .errors import Problem, StepError
 from .report import Reporter
 
@@ -375,8 +376,6 @@ def _display_free_env(env: Optional[dict]) -> dict:
 
 
 def _fail(what: str, output: str, result, flavor: Optional[str], argv: list[str]) -> StepError:
-    from .diagnose import diagnose
-
     problems = inference_problems(output) + diagnose(output, returncode=result.returncode, signal=result.signal,
                                                      flavor=flavor, command=argv)
     return StepError(f"{what} ({result.describe()})", fix=problems[0].fix if problems else None, problems=problems,
@@ -628,8 +627,6 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
     if not len(maps):
         maps = map_at_any_iou(output)
     if not len(maps):
-        from .diagnose import diagnose
-
         problems = diagnose(output, returncode=result.returncode, signal=result.signal, flavor=flavor,
                             command=argv)
         raise StepError(f"darknet detector map gave no mAP ({result.describe()})",

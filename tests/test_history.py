@@ -10,8 +10,7 @@ import pytest
 from darknet_magics.history import History, TrainingLog
 from darknet_magics.logparse import Iteration, LogParser, ProblemFound, Prompt
 
-LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
-pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
+LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 
 
 def events(name: str) -> list:
@@ -33,8 +32,7 @@ def test_frames_and_summary() -> None:
     before = h.iterations
     h.add([Iteration(201, 1.0, 1.0)])
     assert h.iterations is not before and len(h.iterations) == 201
-    arrays = h.iteration_arrays()
-    assert arrays["iteration"][-1] == 201 and len(arrays["avg_loss"]) == 201
+    assert h.iterations["iteration"].iloc[-1] == 201 and len(h.iterations["avg_loss"]) == 201
     log = h.to_log("alexeyab")
     assert isinstance(log, TrainingLog) and log.flavor == "alexeyab" and len(log.maps) == 2
 

@@ -18,7 +18,7 @@ ITERATION_LINE = re.compile(rb"^\s*(\d+): [\d.na-]+, [\d.na-]+ avg", re.M)
 
 def _fresh_session(ip):
     ip.run_line_magic("unload_ext", "darknet_magics")
-    magics._loaded.clear()
+    magics.forget(ip)
     ip.run_line_magic("load_ext", "darknet_magics")
 
 
@@ -105,3 +105,43 @@ def test_cfg_max_batches_auto_is_sized_from_the_data(ip, tmp_path, capsys):
     assert re.search(r"^max_batches\s*=\s*6000$", text, re.M)  # max(2000 * classes, 6000, train images)
     result = run_cell(ip, f"%yolo cfg yolov3-tiny {tmp_path}/u.cfg classes=2 max_batches=auto")
     assert isinstance(result.error_in_exec, UsageError) and "add data=obj.data" in str(result.error_in_exec)
+
+
+def test_two_runs_of_one_cfg_keep_their_own_weights_and_resume_their_own(ip, tmp_path, capsys):
+    drive = tmp_path / "My Drive"
+    make_dataset(drive / "datasets" / "boxes", images=12, size=64, seed=2)
+    _ok(ip, f'%%darknet\ndrive "{drive}"\nstage {{drive}}/datasets/boxes\n', capsys)
+    _ok(ip, "%yolo data {workspace}/boxes.data classes=1 names={dataset}/obj.names images={dataset}", capsys)
+    _ok(ip, "%yolo cfg yolov3-tiny {workspace}/boxes.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+            "max_batches=4 random=0", capsys)
+    _ok(ip, "%yolo train {workspace}/boxes.data {workspace}/boxes.cfg as first", capsys)
+    out = _ok(ip, "%yolo train {workspace}/boxes.data {workspace}/boxes.cfg as second", capsys)
+    first, second = ip.user_ns["first"], ip.user_ns["second"]
+    assert first.run_dir != second.run_dir
+    assert first.backup_dir != second.backup_dir
+    assert (first.backup_dir / "boxes_final.weights").is_file() and (second.backup_dir / "boxes_final.weights").is_file()
+    # darknet got the space-free link `drive` made, never the spaced real path: the printed command can be pasted
+    assert all(" " not in word for word in second.argv), second.argv
+    assert " ".join(second.argv) in out
+    # resuming the second with more iterations continues from ITS weights (iteration 4 by their header)
+    out = _ok(ip, "%yolo resume second max_batches=6 as again", capsys)
+    again = ip.user_ns["again"]
+    assert str(second.backup_dir) in out and "at iteration 4 (its header)" in out
+    assert list(again.iterations["iteration"]) == list(range(1, 7))
+    assert "iteration before" not in out and "iteration None" not in out
+
+
+def test_weights_already_at_max_batches_are_reported_not_called_finished(ip, tmp_path, capsys):
+    ws = tmp_path / "ws"
+    make_dataset(ws / "boxes", images=8, size=64, seed=3)
+    _ok(ip, f"%%darknet\nworkspace {ws}\n", capsys)
+    _ok(ip, f"%yolo data {ws}/boxes.data classes=1 names={ws}/boxes/obj.names images={ws}/boxes", capsys)
+    _ok(ip, f"%yolo cfg yolov3-tiny {ws}/boxes.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+            "max_batches=2 random=0", capsys)
+    _ok(ip, f"%yolo train {ws}/boxes.data {ws}/boxes.cfg as done", capsys)
+    final = ip.user_ns["done"].backup_dir / "boxes_final.weights"
+    result = run_cell(ip, f"%yolo train {ws}/boxes.data {ws}/boxes.cfg {final} as again")
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert result.error_in_exec is None, text
+    assert "already-trained" in text and "iteration 2" in text and "max_batches=2" in text
