@@ -57,3 +57,13 @@ def test_yolo_map_on_a_backup_folder_in_a_real_shell(ip, files, capsys) -> None:
     assert res.error_in_exec is None, capsys.readouterr()
     assert list(ip.user_ns["ck"].table["tag"]) == ["1000", "best"]
     assert "best: " in capsys.readouterr().out
+
+
+@pytest.mark.timeout(120)
+def test_train_args_are_checked_before_darknet_starts(ip, files, capsys) -> None:
+    tmp, ds, data, cfg, weights = files
+    res = run_cell(ip, f'%yolo train {data} {cfg} bin={DARKNET} force args="-mAP_epochs 2"')
+    out = capsys.readouterr()
+    assert res.error_in_exec is not None
+    assert "pjreddie's darknet has no flag -mAP_epochs" in out.out + out.err
+    assert not list(tmp.glob("**/train.log"))  # nothing started
