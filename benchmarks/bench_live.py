@@ -132,6 +132,12 @@ def main() -> None:
     print(figure_line("wire bytes of the whole replay (new)", sum(got["new-replay.json"]["sizes"]) / 1000, "KB")
           + f"  HTML {sum(got['html-replay.json']['sizes']) / 1000:,.1f} KB, ratio "
             f"{ratio(sum(got['html-replay.json']['sizes']), sum(got['new-replay.json']['sizes']))}")
+    print(f"ratio: saved training cell = {new_cell / 1000:.1f} KB (target <= {PER_CELL_TARGET // 1000} KB): "
+          f"{'ok' if new_cell <= PER_CELL_TARGET else 'MISSED'}")
+    print(f"ratio: saved 500,000-iteration cell = {new_big_cell / 1000:.1f} KB (target <= {PER_CELL_TARGET // 1000} KB): "
+          f"{'ok' if new_big_cell <= PER_CELL_TARGET else 'MISSED'}")
+    print(f"ratio: update at 500,000 iterations = {new_upd / 1000:.1f} KB (target <= {PER_UPDATE_TARGET // 1000} KB): "
+          f"{'ok' if new_upd <= PER_UPDATE_TARGET else 'MISSED'}")
 
 
 if __name__ == "__main__":

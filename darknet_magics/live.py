@@ -31,7 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 __all__ = ["build_figure", "figure_html", "figure_png", "progress_line", "downsample_indices", "LiveView", "LIVE_KEY",
-           "PLOTLY_MIME", "GpuPoller", "SavedChart", "save_chart", "compare_runs", "best_map", "loss_cap"]
+           "PLOTLY_MIME", "GpuPoller", "figure_bundle", "SavedChart", "save_chart", "compare_runs", "best_map", "loss_cap"]
 
 LIVE_KEY = "darknet-live"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -479,6 +479,25 @@ def figure_png(fig: Any, *, width: int = 1000, height: Optional[int] = None) -> 
         return None
 
 
+def figure_bundle(fig: Any, *, png: bool = False, frontend: Optional[str] = None) -> dict:
+    """A mime bundle for a finished chart (for ``_repr_mimebundle_``): plotly's mimetype (CDN HTML in Colab),
+    plus a PNG when `png` and the static export works. No plotly.js in the notebook."""
+    spec = fig if isinstance(fig, dict) else fig.to_plotly_json()
+    spec = {"data": spec.get("data", []), "layout": spec.get("layout", {})}
+    bundle: dict = {"text/plain": "<training chart>"}
+    spec_json = _to_json(spec)
+    if (frontend or _frontend()) == "colab":
+        bundle["text/html"] = _render(spec_json, div_id="dm-" + uuid.uuid4().hex[:12], include_plotlyjs=False,
+                                      height=int(spec["layout"].get("height", 420)), cdn=True)
+    else:
+        bundle[PLOTLY_MIME] = json.loads(spec_json)
+    if png:
+        data = figure_png(spec)
+        if data is not None:
+            bundle["image/png"] = base64.b64encode(data).decode("ascii")
+    return bundle
+
+
 def png_unavailable() -> Optional[str]:
     """Why `figure_png` returned None (once it failed), else None."""
     return _PNG_STATE["failed"]
@@ -713,7 +732,7 @@ class SavedChart:
 
 
 def save_chart(history: Any, folder: Path | str, *, title: Optional[str] = None, name: str = "chart",
-               loss_scale: str = "cap") -> SavedChart:
+               loss_scale: str = "cap", png: bool = True) -> SavedChart:
     """Write the run's chart into its run folder: ``chart.html`` (plotly.js embedded, opens offline) and
     ``chart.png`` (as users keep darknet's own chart.png), atomically."""
     from .fileio import atomic_write_bytes, atomic_write_text
@@ -727,6 +746,8 @@ def save_chart(history: Any, folder: Path | str, *, title: Optional[str] = None,
             + "</title></head><body>" + _render(_to_json(spec), div_id="chart", include_plotlyjs=True,
                                                 height=int(spec["layout"]["height"])) + "</body></html>")
     atomic_write_text(html_path, page)
+    if not png:  # the PNG export starts a browser (seconds): only where a person will look at it
+        return SavedChart(html_path, None, "not asked for")
     png = figure_png(spec)
     if png is None:
         return SavedChart(html_path, None, png_unavailable())

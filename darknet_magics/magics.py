@@ -22,7 +22,7 @@ from .environment import detect_platform
 from .errors import DarknetMagicsError, StepError
 from .executor import Executor
 from .language import overview, parse_cell, parse_yolo
-from .notebook import NotebookReporter
+from .notebook import CellReporter
 from .report import ConsoleReporter, Reporter
 from .session import Session
 
@@ -34,6 +34,15 @@ def _show_without_traceback(exc: StepError) -> StepError:
     # sees the diagnosis, and the cell still counts as failed, so "run all" stops here.
     lines = ["darknet_magics: " + str(exc)]
     exc._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+    return exc
+
+
+def _interrupt_in_one_line(exc: KeyboardInterrupt) -> KeyboardInterrupt:
+    # Ctrl-C stops the cell (and "run all") as always, but shows one line instead of IPython's frames: what was
+    # stopped and kept was said just above it by the step itself.
+    run = getattr(exc, "run", None)
+    where = f" at iteration {run.last_iteration or 0}; the log and dataframes are kept" if run is not None else ""
+    exc._render_traceback_ = lambda: [f"KeyboardInterrupt: stopped{where}"]  # type: ignore[attr-defined]
     return exc
 
 
@@ -69,7 +78,8 @@ class DarknetMagics(Magics):
 
     def _executor(self) -> Executor:
         # A terminal IPython has no display handles to update: redraw progress on one line instead.
-        reporter: Reporter = ConsoleReporter() if self.session.platform == "terminal" else NotebookReporter()
+        # In a kernel, output goes to the cell that ran the line even from a background training thread.
+        reporter: Reporter = ConsoleReporter() if self.session.platform == "terminal" else CellReporter()
         return Executor(self.session, reporter, namespace=self.shell.user_ns)
 
     def _known(self) -> set[str]:
@@ -91,6 +101,8 @@ class DarknetMagics(Magics):
         try:
             plan = parse_cell(cell, GRAMMAR, known=self._known())
             self._executor().run_plan(plan, dry_run="dry_run" in flags)
+        except KeyboardInterrupt as exc:
+            raise _interrupt_in_one_line(exc) from None
         except StepError as exc:
             raise _show_without_traceback(exc) from None
         except DarknetMagicsError as exc:
@@ -123,6 +135,8 @@ class DarknetMagics(Magics):
             step = parse_yolo(line, GRAMMAR, known=self._known())
             if step is not None:
                 self._executor().run_step(step)
+        except KeyboardInterrupt as exc:
+            raise _interrupt_in_one_line(exc) from None
         except StepError as exc:
             raise _show_without_traceback(exc) from None
         except DarknetMagicsError as exc:

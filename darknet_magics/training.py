@@ -25,6 +25,7 @@ import html
 import json
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -192,6 +193,25 @@ class TrainingRun:
         self.result: Optional[runner.ProcessResult] = None
         self.problems_found: list[Problem] = []
         self.message = ""
+        # a background run: its thread, what ended it, and the request to stop it (`%yolo stop`, `run.stop()`)
+        self.thread: Optional[threading.Thread] = None
+        self.error: Optional[BaseException] = None
+        self.stop_requested = threading.Event()
+
+    def stop(self) -> None:
+        """Ask a running darknet to stop (SIGINT, then TERM, then KILL to its process group); what it wrote is
+        kept, and `resume` continues it."""
+        self.stop_requested.set()
+
+    def wait(self, timeout: Optional[float] = None) -> "TrainingRun":
+        """Wait for a background run to end (or `timeout` seconds); returns the run."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
 
     # dataframes, live from the history
     @property
@@ -261,10 +281,15 @@ class TrainingRun:
     def __repr__(self) -> str:
         return f"<TrainingRun {self.summary()}>"
 
-    def _repr_html_(self) -> str:
-        from .live import figure_html  # plotly: imported when a run is first shown
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
+        """The run in a notebook: its summary and its chart as plotly's own mimetype (no 4.9 MB plotly.js per
+        output), with the summary as text for front ends that render neither."""
+        from .live import figure_bundle  # plotly: imported when a run is first shown
 
-        return f"<p><b>{html.escape(self.summary())}</b></p>" + figure_html(self.figure, include_plotlyjs=True)
+        bundle = dict(figure_bundle(self.figure))
+        bundle["text/plain"] = repr(self)
+        bundle.setdefault("text/html", f"<p><b>{html.escape(self.summary())}</b></p>")
+        return bundle
 
     # persistence
     def _state(self) -> dict:
@@ -500,6 +525,8 @@ class _Watch:
             type(history).append_to(self.run.history_path, events)
 
     def should_stop(self) -> Optional[str]:
+        if self.run.stop_requested.is_set():
+            return "stopped on request (%yolo stop)"
         if isinstance(self.error, OSError):  # history.jsonl cannot be written: the disk is full or read-only
             return f"the run folder cannot be written: {self.error.strerror or self.error}"
         if self.stop_on_nan and self.nan_iteration is not None:
@@ -548,6 +575,26 @@ def train(*, reporter: Optional[Reporter] = None, previous: Optional[TrainingRun
     run, session_info = _start(plan, previous, reporter)
     watch, result, interrupted = _watch(plan, run, previous is not None, reporter, watchdog, live_interval, env)
     return _finish(plan, run, watch, result, interrupted, session_info, reporter)
+
+
+def train_in_background(*, plan: TrainPlan, reporter: Reporter, previous: Optional[TrainingRun] = None,
+                        live_interval: float = 1.0) -> TrainingRun:
+    """Start training and return at once: the run folder and run.json are made here, darknet runs and is watched
+    in a thread (its chart keeps updating in the cell that started it, through `reporter`). `run.wait()`,
+    `run.stop()`, `run.running`; how it ended is `run.status` (and `run.error` for a failure's diagnosis).
+    Interrupting another cell does not stop it: only `run.stop()` / `%yolo stop` does."""
+    run, session_info = _start(plan, previous, reporter)
+
+    def work() -> None:
+        try:
+            watch, result, interrupted = _watch(plan, run, previous is not None, reporter, None, live_interval, None)
+            _finish(plan, run, watch, result, interrupted, session_info, reporter)
+        except BaseException as exc:  # recorded on the run: a thread has no one to raise to
+            run.error = exc
+
+    run.thread = threading.Thread(target=work, name=f"darknet {run.name}", daemon=True)
+    run.thread.start()
+    return run
 
 
 def _start(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Reporter) -> tuple[TrainingRun, dict]:
@@ -632,12 +679,17 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
     except OSError as exc:  # the same full or read-only disk: the verdict is still shown, and says so
         reporter.warn(f"run.json could not be updated ({exc.strerror or exc}): it still says the run is running; "
                       "`%yolo status` reads such a run as interrupted")
-    watch.live.update(run.history, final=True)
+    _save_chart(run, reporter)
     if interrupted is not None:
-        reporter.warn(f"interrupted at iteration {run.last_iteration or 0}: darknet stopped "
-                      f"({result.describe()}); the log and the dataframes are kept ({run.log_path})")
+        line = (f"interrupted at iteration {run.last_iteration or 0}: darknet stopped ({result.describe()}); "
+                f"the log and the dataframes are kept ({run.log_path})")
+        watch.live.interrupted(line, run.history)
         interrupted.run = run  # type: ignore[attr-defined]
         raise interrupted
+    if run.status.ok:
+        watch.live.update(run.history, final=True)
+    else:  # the chart gives way to the diagnosis; the fix is stated once, in the error below
+        watch.live.fail(run.message, run.history)
     if run.status.ok:
         if run.status is RunStatus.FINISHED_CRASHED:
             reporter.warn(f"training finished, then darknet crashed on exit ({result.describe()}); "
@@ -652,6 +704,17 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
     raise error
 
 
+def _save_chart(run: TrainingRun, reporter: Reporter) -> None:
+    """The run's chart in its folder (chart.html, and chart.png where a notebook shows the run), as users keep
+    darknet's own chart.png; a failure to write it never fails the run."""
+    from .live import save_chart  # plotly
+
+    try:
+        save_chart(run.history, run.run_dir, title=run.name, png=hasattr(reporter, "display"))
+    except OSError as exc:
+        reporter.warn(f"the run's chart could not be saved in {run.run_dir} ({exc.strerror or exc})")
+
+
 def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_batches: Optional[int]) -> None:
     """Set run.status, run.message and run.problems_found from what darknet printed and how it ended."""
 
@@ -660,8 +723,9 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
     reached = watch.finished_seen or watch.final_weights is not None or (
         limit is not None and watch.last_iteration is not None and watch.last_iteration >= limit)
     clean_exit = result.returncode == 0 and result.signal is None and not result.killed_by_watchdog
-    if result.interrupted:
-        run.status, run.message = RunStatus.INTERRUPTED, f"interrupted at iteration {last or 0}"
+    if result.interrupted or (result.stopped_by_caller and run.stop_requested.is_set()):
+        how = "stopped on request" if not result.interrupted else "interrupted"
+        run.status, run.message = RunStatus.INTERRUPTED, f"{how} at iteration {last or 0}"
         return
     unwritable = result.log_error or (str(watch.error) if isinstance(watch.error, OSError) else None)
     if unwritable:
@@ -849,7 +913,7 @@ def status(run: Optional[TrainingRun]) -> str:
     """A few lines on a run: status, progress, sessions, files."""
     if run is None:
         return "no training run"
-    lines = [run.summary()]
+    lines = [run.summary() + (" (running in the background)" if run.running else "")]
     for i, s in enumerate(run.sessions, 1):
         last = s.get("last_iteration")
         at = f"at iteration {last:,}" if last is not None else "before its first iteration"

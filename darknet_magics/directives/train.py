@@ -7,7 +7,7 @@ from ..checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
-from ..training import TrainPlan, make_run_dir, plan_train, train
+from ..training import TrainPlan, make_run_dir, plan_train, train, train_in_background
 from ._model_out import darknet_args
 from ._runs import keep_run, keep_run_on_failure, runs_root
 
@@ -22,7 +22,8 @@ SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes 
                      Opt("args", "str", "darknet's own flags, e.g. args=\"-mAP_epochs 2 -points 0\" (checked per "
                                         "flavor, passed as argv words)")),
             flags=(("map", "compute mAP during training (-map)"), ("clear", "reset the iteration counter (-clear)"),
-                   ("force", "start even when the pre-flight check finds errors")),
+                   ("force", "start even when the pre-flight check finds errors"),
+                   ("background", "return at once; the chart keeps updating in this cell (%yolo stop, run.wait())")),
             allows_as=True, example="%yolo train {workspace}/obj.data yolo-obj.cfg {weights} map", order=110)
 
 
@@ -54,6 +55,11 @@ def _preflight(step: Step, ctx: Context) -> None:
 def run(step: Step, ctx: Context) -> Done:
     _preflight(step, ctx)
     plan = _plan(step, ctx, make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem))
+    if "background" in step.flags:
+        started = train_in_background(plan=plan, reporter=ctx.reporter)
+        done = keep_run(step, ctx, started)
+        return Done(f"training in the background: {' '.join(plan.argv)} (bound to `{started.name}`; "
+                    f"`%yolo stop {started.name}` or `{started.name}.wait()`)", done.result)
     with keep_run_on_failure(step, ctx):
         result = train(plan=plan, reporter=ctx.reporter)
     return keep_run(step, ctx, result)

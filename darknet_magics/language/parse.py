@@ -286,6 +286,10 @@ def _classify(line: _Line, rest: list[Token]) -> tuple[list[Token], dict[str, st
 def _bind(line: _Line, positionals: list[Token]) -> dict[str, str]:
     """Positional tokens by their spec names; an extra one, a missing required one or a flag typo is an error."""
     spec = line.spec
+    if spec.positionals and spec.positionals[-1].many and len(positionals) > len(spec.positionals):
+        k = len(spec.positionals) - 1  # the words of a many-word positional, one per line
+        positionals = positionals[:k] + [Token("\n".join(t.text for t in positionals[k:]), positionals[k].column,
+                                               quoted=True)]
     if len(positionals) > len(spec.positionals):
         extra = positionals[len(spec.positionals)]
         close = difflib.get_close_matches(extra.text, list(spec.flag_names), n=1, cutoff=0.6)

@@ -109,6 +109,7 @@ class Pos:
     name: str
     help: str
     required: bool = True
+    many: bool = False  # the last positional may take several words (kept one per line in Step.args)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ class Spec:
     def usage(self) -> str:
         parts = [self.name if self.language == "darknet" else f"%yolo {self.name}"]
         for p in self.positionals:
-            parts.append(p.name if p.required else f"[{p.name}]")
+            name = p.name + ("..." if p.many else "")
+            parts.append(name if p.required else f"[{name}]")
         for o in self.options:
             value = "|".join(o.choices) if o.choices else KINDS[o.kind].hint
             parts.append(f"{o.name}={value}" if o.required else f"[{o.name}={value}]")
