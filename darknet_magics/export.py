@@ -193,7 +193,12 @@ def run_onnx(path: Path, image: Path, *, thresh: float = 0.25, nms: float = 0.45
         import onnxruntime as ort
     except ImportError as exc:
         raise StepError("onnxruntime is not installed", fix="pip install 'darknet_magics[export]'") from exc
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's load errors are its own Fail/InvalidGraph classes
+        raise StepError(f"onnxruntime cannot load {path}: {str(exc)[-300:]}",
+                        fix="a known case: hank-ai exports yolov3-tiny's stride-1 maxpool without darknet's padding "
+                            "(Concat: Inferred=26 Declared=24); yolov4-tiny and other cfgs without it load") from None
     inp = session.get_inputs()[0]
     _, _, net_h, net_w = inp.shape
     img = read_png(image)
