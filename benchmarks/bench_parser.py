@@ -1,6 +1,6 @@
 """Parser throughput on a big log, against two baselines measured in the same run (issue 4).
 
-The log is built by repeating a real pty capture from ../shared/darknet-logs (``\\r\\n`` endings, ANSI/OSC escapes,
+The log is built by repeating a real pty capture from tests/fixtures/darknet-logs (``\\r\\n`` endings, ANSI/OSC escapes,
 bells, AlexeyAB's ``\\r``-glued ``class_id`` lines) to about --lines lines (default 1,000,000, ~100 MB), once per
 flavor. Timed, each the best of --repeat runs:
 
@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import figure_line, ratio_line  # noqa: E402
 
-from darknet_magics.logparse import LogParser, parse_log  # noqa: E402
+from darknet_magics.logparse import LogParser  # noqa: E402
+from darknet_magics.logs import parse_log  # noqa: E402
 
-LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
+LOGS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "darknet-logs"  # copies of ../shared/darknet-logs
 SOURCES = {
     "alexeyab": "alexeyab/train-map-noise.pty.log",
     "pjreddie": "pjreddie/train.pty.log",
@@ -57,10 +58,21 @@ BASELINE_RX = {
 LOG_PARSER_RX = re.compile(r"([\d].*): .*?, (.*?) avg")
 
 
+# The iteration number at the start of an iteration line: pjreddie/AlexeyAB "N: ..", hank-ai "ESC[1;37mN ESC[0m: loss=".
+_ITER_NUMBER = re.compile(r"(?m)(^ ?|\x1b\[1;37m)(\d+)(: |\x1b\[0m: loss=)")
+
+
 def build_log(flavor: str, lines: int) -> str:
-    """Repeat a real log (decoded like our parser decodes it) to about `lines` lines."""
+    """Repeat a real log (decoded like our parser decodes it) to about `lines` lines, as one long run: each copy's
+    iteration numbers continue the previous copy's (a copy restarting at 1 would be a resumed session, which the
+    parser stitches: the earlier rows would be superseded)."""
     text = (LOGS / SOURCES[flavor]).read_bytes().decode("utf-8", errors="replace")
-    return text * max(1, round(lines / text.count("\n")))
+    span = max(int(m.group(2)) for m in _ITER_NUMBER.finditer(text)) + 1
+    copies = []
+    for k in range(max(1, round(lines / text.count("\n")))):
+        off = k * span
+        copies.append(_ITER_NUMBER.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + off}{m.group(3)}", text))
+    return "".join(copies)
 
 
 def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, object]:

@@ -5,7 +5,7 @@
 
 1. Streaming capacity: a replayer writes a real AlexeyAB log (repeated to the size asked, iterations renumbered so
    they keep increasing) at full speed to its pty. Ours: `runner.run` with the tee to disk, the parser, the history
-   (and its history.jsonl) and the throttled live view all on (the same `_Session` that `train` uses, into a
+   (and its history.jsonl) and the throttled live view all on (the same `_Watch` that `train` uses, into a
    RecordingReporter). Baseline: a bare pexpect loop that only reads the same pty into a file. MB/s each and the
    ratio (target >= 0.5x).
 2. Real overhead: the same tiny /usr/bin/darknet training (yolov3-tiny, 64 px, batch 4) bare (pexpect reading to a
@@ -97,8 +97,7 @@ def ours_stream(argv: list[str], folder: Path) -> tuple[float, int, int, int]:
     run = training.TrainingRun(run_dir=folder, history=History(), name="bench")
     rec = RecordingReporter()
     live = LiveView(rec, min_interval=1.0, max_batches=10**7, title="bench")
-    session = training._Session(run=run, parser=LogParser(), live=live, stop_on_nan=False,
-                                history_file=run.history_path)
+    session = training._Watch(run, live, stop_on_nan=False, data_paths=(), resumed=False)
     live.update(run.history, force=True)  # as train() does before it starts darknet (imports plotly)
     start = time.perf_counter()
     result = runner.run(argv, cwd=folder, log_path=run.log_path, on_text=session.on_text,

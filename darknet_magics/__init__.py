@@ -33,8 +33,16 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 def __getattr__(name: str) -> Any:
     # Lazy public API: `from darknet_magics import parse_log` imports the parser (and pandas) only then.
-    if name in ("parse_log", "LogParser", "TrainingLog"):
-        from . import logparse
+    if name == "parse_log":
+        from .logs import parse_log
 
-        return getattr(logparse, name)
+        return parse_log
+    if name == "TrainingLog":
+        from .history import TrainingLog
+
+        return TrainingLog
+    if name == "LogParser":
+        from .logparse import LogParser
+
+        return LogParser
     raise AttributeError(f"module 'darknet_magics' has no attribute {name!r}")

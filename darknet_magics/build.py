@@ -15,17 +15,19 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Literal, Optional
 
+from . import runner
 from .environment import RuntimeInfo, install_opencv_dev, opencv_headers_present
 from .errors import DarknetMagicsError, Problem, StepError
 from .fileio import atomic_write_text
+from .logparse import strip_escapes
 from .report import Reporter
 
 DEFAULT_URL = "https://github.com/AlexeyAB/darknet"
@@ -68,10 +70,27 @@ def _checkout_argv(into: Path, ref: str) -> list[str]:
     return ["git", "-C", str(into), "checkout", "--quiet", "--detach", ref]
 
 
+def _check_clone_args(url: str, ref: Optional[str], into: Path) -> None:
+    """Refuse values git would read as options (``--upload-pack=...``), and a FILE where the clone folder goes."""
+    if url.startswith("-"):
+        raise DarknetMagicsError(f"the clone URL {url!r} starts with '-', which git would read as an option",
+                                 fix="give a URL (https://...) or a path (./-name for a folder named like that)")
+    if ref is not None and (ref.startswith("-") or not ref.strip()):
+        raise DarknetMagicsError(f"ref={ref!r} is not a branch, tag or commit (it starts with '-' or is empty)",
+                                 fix="give a branch, tag or commit, e.g. ref=master")
+    for parent in [into, *into.parents]:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise DarknetMagicsError(f"cannot clone into {into}: {parent} is a file, not a folder",
+                                         fix=f"give into= another folder, or remove the file {parent}")
+            break
+
+
 def clone_commands(url: Optional[str], ref: Optional[str], into: Path) -> list[list[str]]:
     """The git commands `clone` would run (for a dry run); argv lists, nothing is run."""
     url = url or DEFAULT_URL
     into = Path(into)
+    _check_clone_args(url, ref, into)
     if _is_git_root(into):
         cmds = [["git", "-C", str(into), "fetch", "--tags", "origin"]]
         if ref:
@@ -79,7 +98,7 @@ def clone_commands(url: Optional[str], ref: Optional[str], into: Path) -> list[l
         else:
             cmds.append(["git", "-C", str(into), "merge", "--ff-only", "@{upstream}"])
         return cmds
-    cmds = [["git", "clone", url, str(into)]]
+    cmds = [["git", "clone", "--", url, str(into)]]
     if ref:
         cmds.append(_checkout_argv(into, ref))
     return cmds
@@ -107,6 +126,7 @@ def clone(url: Optional[str], ref: Optional[str], into: Path, reporter: Reporter
     """
     url = url or DEFAULT_URL
     into = Path(into)
+    _check_clone_args(url, ref, into)
     if into.exists() and not _is_git_root(into):
         if any(into.iterdir()):
             raise DarknetMagicsError(f"{into} exists and is not a git clone",
@@ -129,7 +149,7 @@ def clone(url: Optional[str], ref: Optional[str], into: Path, reporter: Reporter
     else:
         reporter.info(f"cloning {url} into {into}")
         into.parent.mkdir(parents=True, exist_ok=True)
-        _git(["clone", "--quiet", url, str(into)])
+        _git(["clone", "--quiet", "--", url, str(into)])  # `--`: nothing after it is an option
         if ref:
             _git(["checkout", "--quiet", "--detach", _resolve_ref(into, ref)], into)
         commit = _git(["rev-parse", "HEAD"], into).stdout.strip()
@@ -342,7 +362,9 @@ def _cap_str(c: int) -> str:
 _ERROR_LINE = re.compile(
     r"(\berror\b|\bfatal\b|undefined reference|No such file or directory|not found|cannot find -l|"
     r"\*\*\*|Unsupported gpu architecture|was not declared|CMake Error)", re.I)
-_NOISE = re.compile(r"^\s*(warning:|note:|In file included|\s+\||\d+ \|)")
+# gcc's notes and context lines, and CMake's "-- ..." status lines ("-- Support for AMD/ROCm/HIP not found" is a
+# finding about an optional part, not the error)
+_NOISE = re.compile(r"^\s*(warning:|note:|In file included|\s+\||\d+ \|)|^-- ")
 
 
 def first_error_lines(text: str, limit: int = 12) -> str:
@@ -377,7 +399,8 @@ def diagnose_build(text: str) -> list[Problem]:
     add("opencv-missing", "OpenCV's C++ headers or pkg-config file are missing",
         "run `apt-get install -y libopencv-dev` (Colab has OpenCV for Python only), or build with OPENCV=0",
         re.compile(r"[^\n]*(opencv2?/[\w/]+\.h(pp)?: No such file|Package opencv4? was not found|"
-                   r"No package 'opencv4?' found)[^\n]*"))
+                   r"No package 'opencv4?' found|Could not find a package configuration file provided by\s+"
+                   r"\"OpenCV\"|Could NOT find OpenCV)[^\n]*"))
     add("opencv-api-mismatch", "this darknet's OpenCV code needs OpenCV 2/3 (the C API that OpenCV 4 removed)",
         "build with OPENCV=0, or use AlexeyAB's or hank-ai's darknet with OpenCV 4",
         re.compile(r"[^\n]*'(IplImage|CvCapture|cvCreateImage|CV_CAP_PROP_\w+)' (was not declared|does not name)"))
@@ -584,76 +607,26 @@ def _restore(entry: Path, files: list[dict[str, object]], darknet_dir: Path) -> 
     return restored
 
 
-# ---------------------------------------------------------------------------------------------- processes
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group `pgid`, read from /proc."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(d))
-    return pids
-
-
-def stop_process_group(proc: subprocess.Popen[bytes], waits: tuple[float, float, float] = (3, 3, 5)) -> None:
-    """SIGINT, then SIGTERM, then SIGKILL to the child's whole process group, until none of it is left."""
-    pgid = proc.pid
-    for sig, wait in zip((signal.SIGINT, signal.SIGTERM, signal.SIGKILL), waits):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            proc.poll()
-            if proc.returncode is not None and not _group_members(pgid):
-                break
-            time.sleep(0.05)
-        if proc.returncode is not None and not _group_members(pgid):
-            break
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def _stream(argv: list[str], cwd: Path, env: dict[str, str], log, on_line: Callable[[str], None]) -> int:
-    """Run `argv` in its own process group, teeing output to `log`; Ctrl-C stops the whole group and re-raises."""
-    log.write(f"$ {' '.join(argv)}\n")
-    log.flush()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    assert proc.stdout is not None
-    try:
-        for raw in iter(proc.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace")
-            log.write(line)
-            on_line(line)
-        return proc.wait()
-    except BaseException:
-        stop_process_group(proc)
-        log.write("\n[darknet_magics] interrupted: build stopped\n")
-        raise
-    finally:
-        proc.stdout.close()
-        log.flush()
+# ---------------------------------------------------------------------------------------------- progress
 
 
 class _Progress:
-    """Counts compile commands in make/cmake output and reports "compiled 37/61 files, 12 s"."""
+    """Counts compile commands in make/cmake output and reports "compiled 37/61 files, 12 s".
+
+    It is fed the output in chunks as the runner reads them; lines are reassembled here.
+    """
 
     def __init__(self, reporter: Reporter, total: Optional[int]) -> None:
         self.reporter, self.total, self.count = reporter, total, 0
         self.percent: Optional[int] = None
         self.start = time.monotonic()
+        self._partial = ""
+
+    def feed(self, text: str) -> None:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self.line(strip_escapes(line).rstrip("\r"))
 
     def line(self, text: str) -> None:
         m = _PERCENT.match(text)
@@ -730,65 +703,110 @@ def _cmake_argv(darknet_dir: Path, flags: dict[str, int], caps: Optional[list[in
     for flag, option in CMAKE_OPTIONS.items():
         if option and flag in flags:
             argv.append(f"-D{option}={'ON' if flags[flag] else 'OFF'}")
+    if not flags.get("GPU"):
+        # Without this, hank-ai's CMake picks up an nvcc on PATH and fails to generate (CUDA::cuda_driver missing).
+        argv.append("-DDARKNET_TRY_CUDA=OFF")
     if flags.get("GPU") and caps:
         argv.append(f"-DDARKNET_CUDA_ARCHITECTURES={';'.join(map(str, caps))}")
         if runtime.nvcc:
             argv.append(f"-DCMAKE_CUDA_COMPILER={runtime.nvcc}")
-    return argv
+    return list(dict.fromkeys(argv))  # GPU=0 gives DARKNET_TRY_CUDA=OFF twice otherwise
 
 
 def _build_env(runtime: RuntimeInfo, gpu: bool) -> dict[str, str]:
-    # LC_ALL=C: English compiler messages with plain quotes, so diagnose_build can read them.
-    env = {**os.environ, "LC_ALL": "C"}
+    # LC_ALL=C: English compiler messages with plain quotes, so diagnose_build can read them. TERM=dumb: the build
+    # runs on a pty (the one process runner), and gcc/cmake colour their output on a terminal unless TERM is dumb.
+    env = {**os.environ, "LC_ALL": "C", "TERM": "dumb"}
     if gpu and runtime.nvcc:
         env["PATH"] = str(Path(runtime.nvcc).parent) + os.pathsep + env.get("PATH", "")
     return env
 
 
-def make(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str], jobs: Optional[int],
-         cache_dir: Optional[Path], runtime: RuntimeInfo, reporter: Reporter, commit: Optional[str] = None,
-         log_path: Optional[Path] = None, install_opencv: bool = False) -> BuildResult:
-    """Build darknet in `darknet_dir` (Makefile or CMake), or restore the same build from `cache_dir`.
+@dataclass(frozen=True)
+class BuildPlan:
+    """What `make` will do, worked out before anything runs: the dry run prints it, `make` executes it.
 
-    Order: checks that fail fast (ARCH, nvcc, OpenCV headers), patch the Makefile, then: already built and up
-    to date -> 'up-to-date'; a sound cache entry -> 'restored'; else build -> 'built' and store it.
-    `install_opencv=True` runs ``apt-get install -y libopencv-dev`` when OPENCV=1 and the headers are missing;
-    otherwise that is an error saying so. Raises StepError (with diagnosis) when the build fails.
+    `makefile` is the patched Makefile text (None for a CMake tree); `commands` are the build's argv lists in
+    order; `install_opencv` says that libopencv-dev is installed first (Colab).
     """
-    start = time.monotonic()
+
+    darknet_dir: Path
+    system: Literal["make", "cmake"]
+    flags: dict[str, int]
+    effective: dict[str, int]
+    caps: Optional[list[int]]
+    makefile: Optional[str]
+    commands: tuple[tuple[str, ...], ...]
+    env: dict[str, str]
+    cache_dir: Optional[Path]
+    install_opencv: bool = False
+    install_allowed: bool = False  # Colab: missing system libraries are installed, not asked for
+    warnings: tuple[str, ...] = ()
+
+    def describe(self) -> list[str]:
+        """The plan as lines: each edit and command, as a dry run shows it."""
+        lines = []
+        if self.install_opencv:
+            lines.append("apt-get install -y libopencv-dev (OpenCV's C++ headers are missing)")
+        if self.system == "make":
+            asked = ", ".join(f"{k}={v}" for k, v in self.flags.items())
+            lines.append(f"patch {self.darknet_dir}/Makefile: {asked or 'no flag changes'}"
+                         + (f", ARCH={','.join(map(str, self.caps))}" if self.caps else "")
+                         + " (original kept as Makefile.orig)")
+        else:
+            lines.append(f"CMake tree (hank-ai): flags {', '.join(f'{k}={v}' for k, v in self.effective.items())}")
+        if self.cache_dir:
+            lines.append(f"restore from the build cache in {self.cache_dir} when this build was made before")
+        lines += [" ".join(shlex.quote(a) for a in argv) for argv in self.commands]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return lines
+
+    @property
+    def binary_guess(self) -> Path:
+        """Where the binary will be (a CMake build puts it under build/, hank-ai: build/src-cli/darknet)."""
+        if self.system == "make":
+            return self.darknet_dir / "darknet"
+        return self.darknet_dir / "build" / "src-cli" / "darknet"
+
+
+def plan_build(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str], jobs: Optional[int],
+               cache_dir: Optional[Path], runtime: RuntimeInfo, install_opencv: bool = False) -> BuildPlan:
+    """Check the request against the tree and the machine, and work out the edits and commands (nothing runs).
+
+    Raises:
+        DarknetMagicsError / StepError: a flag the tree lacks, GPU=1 without nvcc, an ARCH nvcc cannot build,
+            OpenCV headers missing (where they are not installed for you), CUDNN=1 without cuDNN, a ';' in a
+            CMake path.
+    """
     darknet_dir = Path(darknet_dir)
     system = build_system(darknet_dir)
     flags = {k.upper(): int(v) for k, v in flags.items()}
     gpu = bool(flags.get("GPU"))
     caps = resolve_arch(arch, gpu, runtime)
-    if flags.get("OPENCV") and not runtime.opencv_headers:
-        if install_opencv:
-            install_opencv_dev(reporter)
-            runtime.opencv_headers = opencv_headers_present()
-        if not runtime.opencv_headers:
-            raise StepError("OPENCV=1 needs OpenCV's C++ headers, and this machine has none "
+    needs_opencv = bool(flags.get("OPENCV")) or system == "cmake"  # hank-ai always builds with OpenCV
+    install = False
+    if needs_opencv and not runtime.opencv_headers:
+        if not install_opencv:
+            who = "hank-ai's darknet" if system == "cmake" else "OPENCV=1"
+            raise StepError(f"{who} needs OpenCV's C++ headers, and this machine has none "
                             "(Colab ships OpenCV for Python only)",
-                            fix="run `apt-get install -y libopencv-dev` (or ask for it to be installed), "
-                                "or build with OPENCV=0")
+                            fix="run `apt-get install -y libopencv-dev` (or ask for it to be installed)"
+                                + (", or build with OPENCV=0" if system == "make" else ""))
+        install = True
     if gpu and flags.get("CUDNN") and not runtime.cudnn_version:
         raise StepError("CUDNN=1 needs cuDNN, and none was found", fix="install it (`cudnn TARBALL`) or use CUDNN=0")
-
     env = _build_env(runtime, gpu)
+    jobs = jobs or os.cpu_count() or 1
+    warnings: list[str] = []
     if system == "make":
         text = (darknet_dir / "Makefile").read_text()
-        new = patch_makefile(text, flags, arch_block(caps) if caps else None)
-        if write_makefile(darknet_dir, new):
-            reporter.info("Makefile: " + " ".join(f"{k}={v}" for k, v in flags.items())
-                          + (f" ARCH={','.join(map(str, caps))}" if caps else "") + " (original kept as Makefile.orig)")
-        effective = makefile_flags(new)
+        makefile: Optional[str] = patch_makefile(text, flags, arch_block(caps) if caps else None)
+        effective = makefile_flags(makefile)
         if gpu and flags.get("CUDNN") and runtime.cudnn_version and int(runtime.cudnn_version.split(".")[0]) >= 8 \
                 and _uses_cudnn7_api(darknet_dir):
-            reporter.warn(f"this darknet uses the cuDNN 7 API and cuDNN {runtime.cudnn_version} is installed: "
-                          "expect the build to fail (use CUDNN=0 or AlexeyAB/hank-ai darknet)")
-        if effective.get("OPENCV") and "opencv4" not in new:
-            shim = _opencv_pkgconfig_shim(darknet_dir, runtime)
-            if shim:
-                env["PKG_CONFIG_PATH"] = str(shim) + os.pathsep + env.get("PKG_CONFIG_PATH", "")
+            warnings.append(f"this darknet uses the cuDNN 7 API and cuDNN {runtime.cudnn_version} is installed: "
+                            "expect the build to fail (use CUDNN=0 or AlexeyAB/hank-ai darknet)")
+        commands: tuple[tuple[str, ...], ...] = (("make", f"-j{jobs}"),)
     else:
         if ";" in str(darknet_dir.resolve()):
             # CMake splits paths at ';' (its list separator): its own compiler checks fail in such a folder.
@@ -799,13 +817,66 @@ def make(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str], jobs:
             raise DarknetMagicsError(f"hank-ai's CMake build has no flag {', '.join(unknown)}",
                                      fix=f"valid flags here: {' '.join(CMAKE_OPTIONS)}")
         if flags.get("OPENCV") == 0:
-            reporter.warn("hank-ai's darknet always builds with OpenCV: OPENCV=0 is ignored")
+            warnings.append("hank-ai's darknet always builds with OpenCV: OPENCV=0 is ignored")
+        if not _git_describes(darknet_dir):
+            raise StepError(f"{darknet_dir} has no git tag: hank-ai's CMake runs `git describe --tags` for its "
+                            "version and fails without one",
+                            fix="clone with its tags (`clone` fetches them; a shallow or tag-less copy needs "
+                                "`git fetch --tags`), or tag the checkout: git -C DIR tag v0")
+        makefile = None
         effective = {**CMAKE_DEFAULTS, **{k: v for k, v in flags.items() if CMAKE_OPTIONS[k] or k == "DEBUG"}}
+        commands = (tuple(_cmake_argv(darknet_dir, flags, caps, runtime)),
+                    ("cmake", "--build", str(darknet_dir / "build"), "--parallel", str(jobs)))
+    return BuildPlan(darknet_dir=darknet_dir, system=system, flags=flags, effective=effective, caps=caps,
+                     makefile=makefile, commands=commands, env=env, cache_dir=Path(cache_dir) if cache_dir else None,
+                     install_opencv=install, install_allowed=install_opencv, warnings=tuple(warnings))
 
-    source = source_id(darknet_dir, commit)
-    inputs = cache_inputs(source=source, system=system, flags=effective, arch=caps, runtime=runtime)
-    key = cache_key(inputs) if cache_dir else None
-    entry = Path(cache_dir) / key if cache_dir and key else None
+
+def _git_describes(darknet_dir: Path) -> bool:
+    """True when `git describe --tags` works in the tree (or it is no git checkout: CMake then skips it)."""
+    if not (darknet_dir / ".git").exists():
+        return True
+    return _git(["describe", "--tags", "--long"], darknet_dir, check=False).returncode == 0
+
+
+def make(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str], jobs: Optional[int],
+         cache_dir: Optional[Path], runtime: RuntimeInfo, reporter: Reporter, commit: Optional[str] = None,
+         log_path: Optional[Path] = None, install_opencv: bool = False) -> BuildResult:
+    """`plan_build` then `execute_build`: build darknet in `darknet_dir`, or restore the same build from the cache."""
+    plan = plan_build(darknet_dir, flags=flags, arch=arch, jobs=jobs, cache_dir=cache_dir, runtime=runtime,
+                      install_opencv=install_opencv)
+    return execute_build(plan, runtime=runtime, reporter=reporter, commit=commit, log_path=log_path)
+
+
+def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, commit: Optional[str] = None,
+                  log_path: Optional[Path] = None) -> BuildResult:
+    """Execute `plan` (see `plan_build`): already built and up to date -> 'up-to-date'; a sound cache entry ->
+    'restored'; else build -> 'built' and store it in the cache. Raises StepError (with diagnosis) when the build
+    fails; an interrupt stops the build's process group and re-raises."""
+    start = time.monotonic()
+    darknet_dir, system, env = plan.darknet_dir, plan.system, dict(plan.env)
+    if plan.install_opencv:
+        install_opencv_dev(reporter)
+        runtime.opencv_headers = opencv_headers_present()
+        if not runtime.opencv_headers:
+            raise StepError("libopencv-dev was installed but OpenCV's headers are still not found",
+                            fix="check `pkg-config --cflags opencv4`")
+    for warning in plan.warnings:
+        reporter.warn(warning)
+    if plan.makefile is not None:
+        if write_makefile(darknet_dir, plan.makefile):
+            reporter.info("Makefile: " + " ".join(f"{k}={v}" for k, v in plan.flags.items())
+                          + (f" ARCH={','.join(map(str, plan.caps))}" if plan.caps else "")
+                          + " (original kept as Makefile.orig)")
+        if plan.effective.get("OPENCV") and "opencv4" not in plan.makefile:
+            shim = _opencv_pkgconfig_shim(darknet_dir, runtime)
+            if shim:
+                env["PKG_CONFIG_PATH"] = str(shim) + os.pathsep + env.get("PKG_CONFIG_PATH", "")
+
+    inputs = cache_inputs(source=source_id(darknet_dir, commit), system=system, flags=plan.effective, arch=plan.caps,
+                          runtime=runtime)
+    key = cache_key(inputs) if plan.cache_dir else None
+    entry = plan.cache_dir / key if plan.cache_dir and key else None
     log_path = Path(log_path) if log_path else darknet_dir / BUILD_LOG_NAME
 
     def result(action: str, binary: Path, files: list[Path], compiled: int = 0,
@@ -813,7 +884,7 @@ def make(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str], jobs:
         libso = next((f for f in files if f.name.startswith("libdarknet.so")), None)
         return BuildResult(binary=binary, libso=libso, action=action, seconds=time.monotonic() - start,  # type: ignore[arg-type]
                            cache_key=key, log_path=log_path if log_path.exists() else None, build_system=system,
-                           flags=effective, arch=caps, files_compiled=compiled, cache_note=note)
+                           flags=plan.effective, arch=plan.caps, files_compiled=compiled, cache_note=note)
 
     # 1. Already built here with these flags.
     binary, files = _products(darknet_dir, system)
@@ -828,34 +899,40 @@ def make(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str], jobs:
         reporter.info(f"darknet is up to date (same as cache entry {key}): {binary}")
         return result("up-to-date", binary, files)
     if entry is not None and entry.is_dir():
-        restored = _try_restore(entry, key or "", darknet_dir, reporter)
+        restored = _try_restore(entry, key or "", darknet_dir, reporter, install_allowed=plan.install_allowed)
         if isinstance(restored, list):
-            bin_path = restored[0]
             reporter.info(f"restored darknet from the build cache ({key}) in {time.monotonic() - start:.1f} s: "
-                          f"{bin_path}")
-            return result("restored", bin_path, restored)
+                          f"{restored[0]}")
+            return result("restored", restored[0], restored)
         note = restored
-        reporter.warn(f"{note}: removed it, building again")
+        reporter.warn(f"{note}: building again")
 
     # 3. Build.
     binary_before = binary.stat().st_mtime_ns if binary else None
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w", encoding="utf-8", errors="replace") as log:
-        jobs = jobs or os.cpu_count() or 1
-        if system == "make":
-            total = _count_make_compiles(darknet_dir, env)
-            reporter.info(f"building darknet: make -j{jobs} ({total if total is not None else '?'} files to compile, "
-                          f"full output in {log_path})")
-            progress = _Progress(reporter, total)
-            rc = _stream(["make", f"-j{jobs}"], darknet_dir, env, log, progress.line)
-        else:
-            reporter.info(f"building darknet with CMake (full output in {log_path})")
-            progress = _Progress(reporter, None)
-            rc = _stream(_cmake_argv(darknet_dir, flags, caps, runtime), darknet_dir, env, log, progress.line)
-            if rc == 0:
-                rc = _stream(["cmake", "--build", str(darknet_dir / "build"), "--parallel", str(jobs)],
-                             darknet_dir, env, log, progress.line)
-    output = log_path.read_text(errors="replace")
+    log_path.write_text("")
+    total = _count_make_compiles(darknet_dir, env) if system == "make" else None
+    if system == "make":
+        reporter.info(f"building darknet: make -j{plan.commands[0][1][2:]} "
+                      f"({total if total is not None else '?'} files to compile, full output in {log_path})")
+    else:
+        reporter.info(f"building darknet with CMake (full output in {log_path})")
+    progress = _Progress(reporter, total)
+    rc = 0
+    for argv in plan.commands:
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write("$ " + " ".join(shlex.quote(a) for a in argv) + "\n")
+        try:
+            ran = runner.run(list(argv), cwd=darknet_dir, log_path=log_path, on_text=progress.feed, env=env,
+                             prompts=())
+        except runner.RunInterrupted:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write("\n[darknet_magics] interrupted: build stopped\n")
+            raise
+        rc = ran.returncode if ran.returncode is not None else 128 + (ran.signal or 0)
+        if rc != 0:
+            break
+    output = strip_escapes(log_path.read_text(errors="replace").replace("\r\n", "\n"))
     if rc != 0:
         problems = diagnose_build(output)
         head = problems[0].message if problems else f"the build failed (exit {rc})"
@@ -886,21 +963,41 @@ def _store_quietly(entry: Optional[Path], key: Optional[str], darknet_dir: Path,
         return None
 
 
-def _try_restore(entry: Path, key: str, darknet_dir: Path, reporter: Reporter) -> list[Path] | str:
-    """Restored files (binary first), or why the entry was unusable (it is removed then)."""
+_MISSING_LIB = re.compile(r"error while loading shared libraries: (\S+?):")
+
+
+def _try_restore(entry: Path, key: str, darknet_dir: Path, reporter: Reporter, *,
+                 install_allowed: bool = False) -> list[Path] | str:
+    """Restored files (binary first), or why the entry was unusable.
+
+    Only a corrupt entry (bad manifest or checksum) is removed. A sound entry whose binary cannot load a shared
+    library on this VM (a new Colab VM lacks libopencv's runtime libraries) is kept: the libraries are installed
+    (Colab) or named with the command that installs them, because a rebuild would fail on the same missing library.
+    """
     files, why = _check_entry(entry, key)
     if files is None:
         shutil.rmtree(entry, ignore_errors=True)
-        return f"cache entry {key} is corrupt ({why})"
+        return f"cache entry {key} is corrupt ({why}): removed it"
     try:
         restored = _restore(entry, files, darknet_dir)
     except OSError as exc:
-        shutil.rmtree(entry, ignore_errors=True)
         return f"cache entry {key} could not be restored ({exc})"
     ok, detail = binary_loads(restored[0], darknet_dir)
+    missing = _MISSING_LIB.findall(detail) if not ok else []
+    if missing and all(m.startswith("libopencv") for m in missing):
+        if install_allowed:
+            reporter.info(f"the cached darknet needs {', '.join(missing)}: installing libopencv-dev")
+            install_opencv_dev(reporter)
+            ok, detail = binary_loads(restored[0], darknet_dir)
+        if not ok:
+            raise StepError(f"the cached darknet ({key}) needs {', '.join(missing)}, which this machine lacks",
+                            fix="run `apt-get install -y libopencv-dev` and run the cell again (the cache entry "
+                                "is kept)", details=detail)
     if not ok:
+        # Not a missing library: the binary itself cannot run here (another CPU's instructions, a broken file).
+        # A rebuild replaces the entry, so it goes.
         shutil.rmtree(entry, ignore_errors=True)
         for p in restored:
             p.unlink(missing_ok=True)
-        return f"cache entry {key} does not run here ({detail})"
+        return f"cache entry {key} does not run here ({detail}): removed it"
     return restored

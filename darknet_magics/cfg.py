@@ -556,6 +556,73 @@ _NO_WEIGHTS = {"yolo", "Gaussian_yolo", "region", "detection", "cost", "softmax"
                "contrastive", "empty", "silence", "logistic", "l2norm", "normalization", "batchnorm"}
 
 
+_Shape = tuple[int, int, int]  # (height, width, channels) of a layer's output
+
+
+def _conv(sec: Section, shape: _Shape, shapes: list[_Shape], i: int) -> tuple[int, _Shape]:
+    h, w, c = shape
+    n, size = sec.get_int("filters", 1), sec.get_int("size", 1)
+    stride = sec.get_int("stride", 1)
+    stride_x, stride_y = sec.get_int("stride_x", stride), sec.get_int("stride_y", stride)
+    padding = size // 2 if sec.get_int("pad", 0) else sec.get_int("padding", 0)
+    groups = max(1, sec.get_int("groups", 1))
+    bn = sec.get_int("batch_normalize", 0)
+    floats = n + n * (c // groups) * size * size + (3 * n if bn else 0)
+    k = sec.get_int("dilation", 1) * (size - 1) + 1
+    return 4 * floats, ((h + 2 * padding - k) // stride_y + 1, (w + 2 * padding - k) // stride_x + 1, n)
+
+
+def _connected(sec: Section, shape: _Shape, shapes: list[_Shape], i: int) -> tuple[int, _Shape]:
+    outputs, inputs = sec.get_int("output", 1), shape[0] * shape[1] * shape[2]
+    bn = sec.get_int("batch_normalize", 0)
+    return 4 * (outputs + outputs * inputs + (3 * outputs if bn else 0)), (1, 1, outputs)
+
+
+def _maxpool(sec: Section, shape: _Shape, shapes: list[_Shape], i: int) -> tuple[int, _Shape]:
+    h, w, c = shape
+    if sec.get_int("global", 0):
+        return 0, (1, 1, c)
+    stride = sec.get_int("stride", 1)
+    size = sec.get_int("size", stride)
+    padding = sec.get_int("padding", size - 1)
+    return 0, ((h + padding - size) // stride + 1, (w + padding - size) // stride + 1, c)
+
+
+def _upsample(sec: Section, shape: _Shape, shapes: list[_Shape], i: int) -> tuple[int, _Shape]:
+    h, w, c = shape
+    s = sec.get_int("stride", 2)
+    return 0, ((h * s, w * s, c) if s > 0 else (h // -s, w // -s, c))
+
+
+def _reorg(sec: Section, shape: _Shape, shapes: list[_Shape], i: int) -> tuple[int, _Shape]:
+    h, w, c = shape
+    s = sec.get_int("stride", 1)
+    return 0, (h // s, w // s, c * s * s)
+
+
+def _route(sec: Section, shape: _Shape, shapes: list[_Shape], i: int) -> tuple[int, _Shape]:
+    idx = [int(v) for v in (sec.get("layers") or "").split(",") if v]
+    idx = [i + v if v < 0 else v for v in idx]
+    if not idx or any(not 0 <= v < i for v in idx):
+        raise DarknetMagicsError(f"[route] at line {sec.line}: layers={sec.get('layers')} points outside the net",
+                                 fix="route layers must name earlier layers")
+    groups = max(1, sec.get_int("groups", 1))
+    return 0, (shapes[idx[0]][0], shapes[idx[0]][1], sum(shapes[v][2] for v in idx) // groups)
+
+
+def _same(sec: Section, shape: _Shape, shapes: list[_Shape], i: int) -> tuple[int, _Shape]:
+    # no weights, the previous layer's shape (AlexeyAB's weighted shortcut is not in stock YOLO cfgs)
+    return 0, shape
+
+
+#: How each layer type sizes its weights and its output: (section, input shape, earlier shapes, index) ->
+#: (bytes of weights, output shape).
+_LAYERS = {"convolutional": _conv, "conv": _conv, "connected": _connected, "conn": _connected,
+           "maxpool": _maxpool, "max": _maxpool, "avgpool": lambda sec, shape, shapes, i: (0, (1, 1, shape[2])),
+           "avg": lambda sec, shape, shapes, i: (0, (1, 1, shape[2])), "upsample": _upsample, "reorg": _reorg,
+           "reorg3d": _reorg, "route": _route, "shortcut": _same, "scale_channels": _same, "sam": _same}
+
+
 def layer_weights(cfg_text: str) -> list[LayerWeights]:
     """Parameter bytes per layer, in load order, for the layer types of yolov2/v3/v4 (tiny and full).
 
@@ -567,67 +634,17 @@ def layer_weights(cfg_text: str) -> list[LayerWeights]:
     """
     cfg = Cfg.parse(cfg_text)
     net = cfg.net
-    h, w, c = net.get_int("height", 0), net.get_int("width", 0), net.get_int("channels", 3)
-    shapes: list[tuple[int, int, int]] = []
+    shape: _Shape = (net.get_int("height", 0), net.get_int("width", 0), net.get_int("channels", 3))
+    shapes: list[_Shape] = []
     result: list[LayerWeights] = []
     for i, sec in enumerate(cfg.layers):
-        name = sec.name
-        nbytes = 0
-        if name in ("convolutional", "conv"):
-            n = sec.get_int("filters", 1)
-            size = sec.get_int("size", 1)
-            stride = sec.get_int("stride", 1)
-            stride_x = sec.get_int("stride_x", stride)
-            stride_y = sec.get_int("stride_y", stride)
-            pad = sec.get_int("pad", 0)
-            padding = size // 2 if pad else sec.get_int("padding", 0)
-            groups = max(1, sec.get_int("groups", 1))
-            dilation = sec.get_int("dilation", 1)
-            bn = sec.get_int("batch_normalize", 0)
-            floats = n + n * (c // groups) * size * size + (3 * n if bn else 0)
-            nbytes = 4 * floats
-            k = dilation * (size - 1) + 1
-            h, w, c = (h + 2 * padding - k) // stride_y + 1, (w + 2 * padding - k) // stride_x + 1, n
-        elif name in ("connected", "conn"):
-            outputs = sec.get_int("output", 1)
-            inputs = h * w * c
-            bn = sec.get_int("batch_normalize", 0)
-            nbytes = 4 * (outputs + outputs * inputs + (3 * outputs if bn else 0))
-            h, w, c = 1, 1, outputs
-        elif name in ("maxpool", "max"):
-            stride = sec.get_int("stride", 1)
-            size = sec.get_int("size", stride)
-            padding = sec.get_int("padding", size - 1)
-            if sec.get_int("global", 0):
-                h, w = 1, 1
-            else:
-                h, w = (h + padding - size) // stride + 1, (w + padding - size) // stride + 1
-        elif name in ("avgpool", "avg"):
-            h, w = 1, 1
-        elif name == "upsample":
-            s = sec.get_int("stride", 2)
-            h, w = (h * s, w * s) if s > 0 else (h // -s, w // -s)
-        elif name in ("reorg", "reorg3d"):
-            s = sec.get_int("stride", 1)
-            h, w, c = h // s, w // s, c * s * s
-        elif name == "route":
-            idx = [int(v) for v in (sec.get("layers") or "").split(",") if v]
-            idx = [i + v if v < 0 else v for v in idx]
-            if not idx or any(not 0 <= v < i for v in idx):
-                raise DarknetMagicsError(f"[route] at line {sec.line}: layers={sec.get('layers')} points outside the net",
-                                         fix="route layers must name earlier layers")
-            groups = max(1, sec.get_int("groups", 1))
-            h, w = shapes[idx[0]][0], shapes[idx[0]][1]
-            c = sum(shapes[v][2] for v in idx) // groups
-        elif name in ("shortcut", "scale_channels", "sam"):
-            pass  # same shape as the previous layer; AlexeyAB's weighted shortcut is not in stock YOLO cfgs
-        elif name in _NO_WEIGHTS:
-            pass
-        else:
-            raise DarknetMagicsError(f"cannot size the weights of a [{name}] layer (line {sec.line})",
+        size_of = _LAYERS.get(sec.name) or (_same if sec.name in _NO_WEIGHTS else None)
+        if size_of is None:
+            raise DarknetMagicsError(f"cannot size the weights of a [{sec.name}] layer (line {sec.line})",
                                      fix="the weights check knows YOLO v2/v3/v4 layers only; skip it for this cfg")
-        shapes.append((h, w, c))
-        result.append(LayerWeights(index=i, name=name, line=sec.line, nbytes=nbytes, out_shape=(h, w, c)))
+        nbytes, shape = size_of(sec, shape, shapes, i)
+        shapes.append(shape)
+        result.append(LayerWeights(index=i, name=sec.name, line=sec.line, nbytes=nbytes, out_shape=shape))
     return result
 
 

@@ -47,6 +47,8 @@ from typing import Iterable, Optional, Sequence
 
 from .cfg import HEAD_SECTIONS, Cfg, check_weights, head_filters
 from .errors import DarknetMagicsError, Problem
+from .objdata import DataEntry
+from .objdata import read_data as read_data_file  # the one obj.data reader (darknet's rules)
 
 __all__ = ["CheckResult", "check", "check_dataset", "check_cfg", "format_report", "label_path", "read_data_file",
            "text_file_problems", "TINY_BOX_PX"]
@@ -76,29 +78,6 @@ class CheckResult:
     def errors(self) -> list[Problem]:
         """Problems that should stop a training run."""
         return [p for p in self.problems if p.severity == "error"]
-
-
-@dataclass(frozen=True)
-class DataEntry:
-    """One ``key = value`` line of an obj.data: value as darknet reads it, and as written."""
-
-    key: str
-    value: str
-    raw_value: str
-    line: int
-
-
-def read_data_file(text: str) -> dict[str, DataEntry]:
-    """Parse obj.data as darknet does (every whitespace removed, '#'/';' comments); first key wins."""
-    entries: dict[str, DataEntry] = {}
-    for i, raw in enumerate(text.splitlines(), 1):
-        stripped = "".join(raw.split())
-        if not stripped or stripped[0] in "#;" or "=" not in stripped:
-            continue
-        key, value = stripped.split("=", 1)
-        raw_value = raw.split("=", 1)[1].strip()
-        entries.setdefault(key, DataEntry(key, value, raw_value, i))
-    return entries
 
 
 def text_file_problems(head: bytes, file: str, what: str, flavor: str = "alexeyab") -> list[Problem]:

@@ -14,26 +14,26 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import directives
+from .directives import GRAMMAR
+from .environment import detect_platform
 from .errors import DarknetMagicsError
-from .executor import Executor, Session
+from .executor import Executor
+from .language import parse_cell
+from .logs import parse_log
 from .report import ConsoleReporter
+from .session import Session
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import environment
-
     text = Path(args.file).read_text()
-    session = Session(platform=environment.detect_platform())
-    plan = directives.parse_cell(text, known=session.known())
+    session = Session(platform=detect_platform())
+    plan = parse_cell(text, GRAMMAR, known=session.known())
     namespace: dict = {}
     Executor(session, ConsoleReporter(), namespace=namespace).run_plan(plan, dry_run=args.dry_run)
     return 0
 
 
 def _log(args: argparse.Namespace) -> int:
-    from .logparse import parse_log
-
     log = parse_log(Path(args.path))
     print(f"flavor: {log.flavor}; {len(log.iterations)} iterations, {len(log.maps)} mAP results, "
           f"{len(log.weights)} weights saved, {len(log.problems)} problems")

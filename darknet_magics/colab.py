@@ -45,3 +45,16 @@ def mount(mountpoint: str) -> None:
     from google.colab import drive  # the one import of google.colab in the package
 
     drive.mount(mountpoint)
+
+
+def download(path: str) -> None:
+    """Offer `path` for download in the browser (Colab's ``files.download``); only meaningful in Colab.
+
+    Raises:
+        FileNotFoundError: `path` is not a file (Colab's own check, made here first so the message names it).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Cannot find file: {path}")
+    from google.colab import files  # the other import of google.colab in the package
+
+    files.download(path)

@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Optional, Sequence, Union
 
 from .errors import DarknetMagicsError, Problem
+from .objdata import MARKER
 from .fileio import atomic_write_text, remove_if_exists
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from .report import Reporter
@@ -366,7 +367,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     valid_w = space_free(valid_path, link_dir, links)
     names_w = space_free(names_path, link_dir, links)
     backup_w = space_free(backup_dir, link_dir, links)
-    text = (f"classes = {len(plan.names)}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\n"
+    text = (f"{MARKER}\nclasses = {len(plan.names)}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\n"
             f"backup = {backup_w}\n")
     atomic_write_text(out, text)
     test_w = space_free(written["test"], link_dir, links) if "test" in written else None

@@ -8,7 +8,10 @@ as a self-contained page with its charts). Outside Colab the notebook trains wit
 """
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -16,6 +19,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import DarknetMagicsError
+from .logs import parse_log
+from .report_html import write_report
+from .synth import make_dataset
 
 NOTEBOOK_NAME = "quickstart.ipynb"
 MARKER = ".darknet-magics-demo"  # a folder holding this file is ours to clear on the next run
@@ -96,11 +102,6 @@ def summarize(log: Optional[Path]) -> str:
     """``trained N iterations (final avg loss X) in S s`` from the run's log (and run.json for the time)."""
     if log is None:
         return "no training log was written"
-    import json
-    import math
-
-    from .logparse import parse_log
-
     its = parse_log(log).iterations
     text = f"trained {len(its)} iterations"
     if len(its) and "avg_loss" in its.columns:
@@ -124,9 +125,6 @@ def run_demo(out: Path, iterations: int = 40) -> int:
         print("the demo needs nbclient, nbformat, nbconvert and ipykernel: pip install -e '.[test]'",
               file=sys.stderr)
         return 2
-    from .synth import make_dataset
-    from .report_html import write_report
-
     if iterations < 1:
         raise DarknetMagicsError(f"--iterations {iterations}: must be at least 1", fix="e.g. --iterations 40")
     started = time.monotonic()
@@ -157,7 +155,5 @@ def run_demo(out: Path, iterations: int = 40) -> int:
 
 
 def _short(error: BaseException, lines: int = 25) -> str:
-    import re
-
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()
     return "\n".join(text[-lines:])

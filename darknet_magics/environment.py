@@ -90,10 +90,6 @@ class RuntimeInfo:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def has_gpu(self) -> bool:
-        return self.gpu_name is not None
-
-    @property
     def capability_int(self) -> Optional[int]:
         """'7.5' -> 75 (the number nvcc's -gencode wants)."""
         if not self.compute_capability:
@@ -238,12 +234,18 @@ def opencv_headers_present(cflags: str = "") -> bool:
     return any((Path(d) / "opencv2" / rel).is_file() for d in dirs for rel in ("core.hpp", "core/core.hpp"))
 
 
+NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader"]
+#: What `probe_runtime` runs (nvcc from PATH or /usr/local/cuda/bin); the dry run of `runtime` lists these.
+PROBE_COMMANDS: tuple[list[str], ...] = (
+    NVIDIA_SMI_QUERY, ["nvcc", "--version"], ["nvcc", "--list-gpu-arch"], ["pkg-config", "--modversion", "opencv4"],
+)
+
+
 def probe_runtime() -> RuntimeInfo:
     """Probe nvidia-smi, nvcc, cuDNN and OpenCV; every missing piece becomes a warning."""
     info = RuntimeInfo(platform=detect_platform())
 
-    rc, out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap",
-                    "--format=csv,noheader"])
+    rc, out = _run(NVIDIA_SMI_QUERY)
     if rc not in (None, 0) and "compute_cap" in out:
         # Drivers before 510 do not know the compute_cap field: ask without it, map the name.
         rc, out = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])
@@ -317,10 +319,26 @@ class DriveInfo:
 
 
 def default_alias_dir() -> Path:
-    """/content on Colab-like machines, else ~/.cache/darknet_magics/links."""
+    """Where `drive` puts its space-free link outside Colab: the same place on every VM of the same setup.
+
+    The link's path is written into obj.data and list files that live on the drive, so a new VM must find the
+    link at the same path: `drive` recreates it there on every run (its name is a hash of the real path).
+    The place is ``$DARKNET_MAGICS_LINKS`` when set, else ``/content`` on Colab-like machines (what the Colab
+    branch uses), else ``$XDG_CACHE_HOME/darknet_magics/links`` (``~/.cache/...``). Only when that folder cannot
+    be created (a read-only home) is it ``/tmp/darknet_magics-UID/links``, said in the output; there is no
+    other fallback, so two runs on one machine never disagree.
+    """
+    env = os.environ.get("DARKNET_MAGICS_LINKS")
+    if env:
+        return Path(env).expanduser()
     if Path("/content").is_dir():
         return Path("/content")
-    return Path.home() / ".cache" / "darknet_magics" / "links"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")).expanduser()
+    return cache / "darknet_magics" / "links"
+
+
+def _tmp_alias_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"darknet_magics-{os.getuid()}" / "links"
 
 
 def _make_alias(target: Path, alias: Path) -> None:
@@ -334,6 +352,12 @@ def _make_alias(target: Path, alias: Path) -> None:
                                      fix="remove it, or give another alias folder")
         if os.path.realpath(alias) == os.path.realpath(target):
             return
+    for parent in [alias.parent, *alias.parent.parents]:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise DarknetMagicsError(f"cannot make the link {alias}: {parent} is a file, not a folder",
+                                         fix="remove that file, or give alias= another folder")
+            break
     alias.parent.mkdir(parents=True, exist_ok=True)
     tmp = alias.with_name(f".{alias.name}.tmp{os.getpid()}")
     if tmp.is_symlink():
@@ -388,7 +412,14 @@ def mount_drive(path: Optional[str], reporter: Reporter, *, alias_dir: Optional[
                 "`drive` needs a folder outside Colab (there is no Google Drive to mount here)",
                 fix="write `drive /path/to/folder` (a local folder; it is created if missing)")
         root = Path(path).expanduser()
-        root.mkdir(parents=True, exist_ok=True)
+        if root.exists() and not root.is_dir():
+            raise DarknetMagicsError(f"`drive {path}`: {root} is a file, not a folder",
+                                     fix="give the folder that should act as the drive")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise DarknetMagicsError(f"`drive {path}`: a part of {root} is a file, not a folder",
+                                     fix="give a folder path whose parents are folders") from None
         root = root.resolve()
         reporter.info(f"drive: using the local folder {root}")
         info = DriveInfo(root=root, real_root=root, alias=None, in_colab=False, mounted=False)
@@ -398,7 +429,22 @@ def mount_drive(path: Optional[str], reporter: Reporter, *, alias_dir: Optional[
 
     if not path_needs_alias(info.real_root):
         return info
-    _make_alias(info.real_root, default_alias)
+    try:
+        _make_alias(info.real_root, default_alias)
+    except OSError as err:
+        if alias_dir is not None or info.in_colab:
+            raise DarknetMagicsError(f"cannot make the link {default_alias}: {err.strerror}",
+                                     fix="give alias= a writable folder with a plain path") from None
+        # A read-only home: the one fallback, per user (a shared /tmp must not hand us another user's link).
+        fallback = _tmp_alias_dir() / default_alias.name
+        reporter.warn(f"cannot write {default_alias.parent} ({err.strerror}): using {fallback.parent} instead "
+                      "(set DARKNET_MAGICS_LINKS to choose)")
+        fallback.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if fallback.parent.stat().st_uid != os.getuid():
+            raise DarknetMagicsError(f"{fallback.parent} belongs to another user",
+                                     fix="set DARKNET_MAGICS_LINKS to a folder of yours") from None
+        _make_alias(info.real_root, fallback)
+        default_alias = fallback
     reporter.info(f"{info.real_root} has spaces or quotes, which darknet cannot read in obj.data paths: "
                   f"using the link {default_alias} -> {info.real_root} as {{drive}}")
     return DriveInfo(root=default_alias, real_root=info.real_root, alias=default_alias, in_colab=info.in_colab,

@@ -54,12 +54,27 @@ class DirectiveError(DarknetMagicsError):
         head = (", ".join(where) + ": ") if where else ""
         text = head + self.message
         if self.source is not None:
-            text += f"\n    {self.source}"
-            if self.column is not None:
-                text += "\n    " + " " * self.column + "^"
+            source, column = _window(self.source, self.column)
+            text += f"\n    {source}"
+            if column is not None:
+                text += "\n    " + " " * column + "^"
         if self.fix:
             text += f"\n  fix: {self.fix}"
         return text
+
+
+_WINDOW = 100  # characters of a line an error quotes: a 200,000-character line is not echoed whole
+
+
+def _window(source: str, column: Optional[int]) -> tuple[str, Optional[int]]:
+    """The part of `source` around `column` that an error shows (with "..." where it was cut), and the column in it."""
+    if len(source) <= _WINDOW:
+        return source, column
+    start = max(0, min((column or 0) - _WINDOW // 2, len(source) - _WINDOW))
+    piece = source[start:start + _WINDOW]
+    prefix = "..." if start else ""
+    suffix = "..." if start + _WINDOW < len(source) else ""
+    return prefix + piece + suffix, None if column is None else column - start + len(prefix)
 
 
 class StepError(DarknetMagicsError):

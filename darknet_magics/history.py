@@ -18,7 +18,6 @@ import json
 import math
 import operator
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from itertools import repeat
 from pathlib import Path
@@ -28,10 +27,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import Problem
-from .logparse import (ClassAP, Event, Finished, Iteration, MapResult, MaxBatches, NextMapAt, ProblemFound, Prompt,
-                       WeightsSaved)
+from .events import (ClassAP, Event, Finished, Iteration, MapResult, MaxBatches, NextMapAt, ProblemFound, Prompt,
+                     Resumed, WeightsSaved)
+from .fileio import atomic_write_text
 
-__all__ = ["History", "TrainingLog", "ITERATION_COLUMNS", "MAP_COLUMNS", "CLASS_AP_COLUMNS", "WEIGHTS_COLUMNS",
+__all__ = ["History", "TrainingLog", "IterationSink", "ITERATION_COLUMNS", "MAP_COLUMNS", "CLASS_AP_COLUMNS", "WEIGHTS_COLUMNS",
            "PROBLEM_COLUMNS"]
 
 ITERATION_COLUMNS = tuple(Iteration._fields)
@@ -42,7 +42,7 @@ PROBLEM_COLUMNS = ("code", "message", "fix", "severity", "iteration", "evidence"
 
 _KIND = {Iteration: "iteration", MapResult: "map", ClassAP: "class_ap", WeightsSaved: "weights",
          ProblemFound: "problem", MaxBatches: "max_batches", NextMapAt: "next_map", Finished: "finished",
-         Prompt: "prompt"}
+         Prompt: "prompt", Resumed: "resumed"}
 
 
 @dataclass(frozen=True)
@@ -107,22 +107,41 @@ class History:
                 self.next_map_at = e.iteration
             elif t is Finished:
                 self.finished = e.reason
+            elif t is Resumed:  # a later session of the same log: its rows supersede the earlier ones from here
+                self._add_rows(rows)
+                rows = []
+                its = rows.append
+                self._drop_from(e.iteration)  # new lists: the bound appends must follow them
+                maps, aps, ws = self._maps.append, self._aps.append, self._weights.append
+        self._add_rows(rows)
+        if changed:
+            self._cache.clear()
+
+    def _add_rows(self, rows: list) -> None:
         if rows:
             for i, column in enumerate(self._itcols):
                 column += map(operator.itemgetter(i), rows)
-        if changed:
-            self._cache.clear()
+
+    def _drop_from(self, start: int) -> None:
+        """Drop the rows at or after iteration `start` (a resumed run restarts there)."""
+        its = self._itcols[0]
+        if its and its[-1] >= start:
+            keep = [i for i, it in enumerate(its) if it < start]
+            self._itcols = tuple([column[i] for i in keep] for column in self._itcols)
+        self._maps = [r for r in self._maps if r[0] is None or r[0] < start]
+        self._aps = [r for r in self._aps if r[0] is None or r[0] < start]
+        self._weights = [r for r in self._weights if r[0] is None or r[0] < start]
+        self._cache.clear()
+
+    def iteration_sink(self) -> "IterationSink":
+        """Where a parser may write iteration rows column by column (`parse_log`'s fast path: no event object per
+        iteration). Everything else still comes through `add`, in the order of the stream."""
+        return IterationSink(self)
 
     def extend(self, other: "History") -> None:
         """Append a resumed run: drop this history's rows at or after `other`'s first iteration, then add its rows."""
         if other._itcols[0]:
-            start = other._itcols[0][0]
-            keep = [i for i, it in enumerate(self._itcols[0]) if it < start]
-            if len(keep) < len(self._itcols[0]):
-                self._itcols = tuple([column[i] for i in keep] for column in self._itcols)
-            self._maps = [r for r in self._maps if r[0] is None or r[0] < start]
-            self._aps = [r for r in self._aps if r[0] is None or r[0] < start]
-            self._weights = [r for r in self._weights if r[0] is None or r[0] < start]
+            self._drop_from(other._itcols[0][0])
         for column, more in zip(self._itcols, other._itcols):
             column += more
         self._maps += other._maps
@@ -187,8 +206,8 @@ class History:
         """The frames as a `TrainingLog`."""
         return TrainingLog(self.iterations, self.maps, self.class_ap, self.weights, self.problems, flavor)
 
-    def _frame(self, key: str, rows: list[tuple], columns: tuple[str, ...], *, int_first: bool = False,
-               text: tuple[str, ...] = (), ints: tuple[str, ...] = ()) -> pd.DataFrame:
+    def _frame(self, key: str, rows: list[tuple], columns: tuple[str, ...], *, text: tuple[str, ...] = (),
+               ints: tuple[str, ...] = ()) -> pd.DataFrame:
         df = self._cache.get(key)
         if df is not None:
             return df
@@ -196,8 +215,7 @@ class History:
         data: dict[str, Any] = {}
         for name, values in zip(columns, cols):
             if name == "iteration":
-                data[name] = (np.array(values, dtype=np.int64) if int_first
-                              else pd.array(list(values), dtype="Int64"))
+                data[name] = pd.array(list(values), dtype="Int64")
             elif name in text:
                 data[name] = np.array(values, dtype=object)
             elif name in ints:
@@ -225,11 +243,6 @@ class History:
         vals = [r[1] for r in self._maps if r[1] == r[1]]
         return max(vals) if vals else math.nan
 
-    def iteration_arrays(self, columns: tuple[str, ...] = ("iteration", "loss", "avg_loss")) -> dict[str, np.ndarray]:
-        """Columns of the iteration rows as numpy arrays (for the live chart's downsampling), cached with the frame."""
-        df = self.iterations
-        return {c: df[c].to_numpy() for c in columns}
-
     def __len__(self) -> int:
         return len(self._itcols[0])
 
@@ -251,18 +264,9 @@ class History:
         return out
 
     def save(self, path: Union[str, Path]) -> None:
-        """Write the whole history as JSON lines, atomically (temp file in the same folder, fsync, replace)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.writelines(_lines(self.events()))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write the whole history as JSON lines, atomically (never half written)."""
+        # fileio's atomic write: temp file in the same folder, fsync, replace, and the mode a new file gets (umask)
+        atomic_write_text(path, "".join(_lines(self.events())))
 
     @staticmethod
     def append_to(path: Union[str, Path], events: Iterable[Event], *, fsync: bool = False) -> int:
@@ -292,6 +296,30 @@ class History:
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut by a crash
         return cls(events)
+
+
+class IterationSink:
+    """A `History`'s iteration columns as a parser writes them (see `History.iteration_sink`)."""
+
+    __slots__ = ("_history",)
+
+    def __init__(self, history: History) -> None:
+        self._history = history
+
+    def extend(self, columns: Iterable[list]) -> None:
+        """Append rows given column by column (in `ITERATION_COLUMNS` order)."""
+        h = self._history
+        for column, values in zip(h._itcols, columns):
+            column.extend(values)
+        h._cache.pop("iterations", None)
+
+    def resumed(self, iteration: int, pending: list) -> None:
+        """A later session starts at `iteration`: the `pending` events (stream order: before it) go in first, then
+        the rows at or after it are dropped; `pending` is emptied."""
+        h = self._history
+        h.add(pending)
+        pending.clear()
+        h._drop_from(iteration)
 
 
 _TEXT_FIELDS = frozenset(("path", "name", "reason", "text"))

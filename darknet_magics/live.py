@@ -1,29 +1,40 @@
-"""The live training view: a plotly figure and a progress line, downsampled, throttled, rendered as HTML.
+"""The live training view: a light plotly chart updated in place, a status line, and permanent progress lines.
 
-Colab appends a new figure when a plotly `Figure` is re-displayed through a display handle, and keeps only the
-last 5,000 lines of a cell's stream, so the view is one HTML blob sent to ``reporter.html("darknet-live", ...)``,
-which the notebook face updates in place, at most about once a second. The first render embeds plotly.js (our
-machines and many Colab setups cannot reach a CDN); later renders reuse the ``window.Plotly`` it defined, and
-the final render embeds it again so that a saved notebook still shows the chart.
+Where the front end renders plotly's own mimetype (JupyterLab, VS Code, Jupyter Notebook 7), the chart is sent as
+``application/vnd.plotly.v1+json`` through one display handle: a spec of ~15 KB per update, no plotly.js in the
+notebook, and the front end's ``Plotly.react`` keeps zoom, pan and hidden traces across updates because the layout
+carries a constant ``uirevision``. Colab renders no plotly mimetype: there the chart is HTML that loads plotly.js
+from plotly's CDN (as plotly's own ``colab`` renderer does). Reporters without `display` (terminal, tests) get the
+HTML form through ``reporter.html`` with plotly.js embedded only in the final render. The final render also
+carries a PNG of the chart (plotly + kaleido + a system Chromium), so an untrusted notebook, GitHub and nbviewer
+show the chart too.
 
 A history of 500,000 iterations is cut down to `max_points` per series (min and max of each bucket, plus the
-first and last point), so an update stays a few dozen KB and builds in milliseconds.
+first and last point), so an update stays small and builds in milliseconds.
 """
 from __future__ import annotations
 
 import base64
 import html as _html
+import json
 import math
+import os
 import re
+import shutil
+import subprocess
 import time
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["build_figure", "figure_html", "progress_line", "downsample_indices", "LiveView", "LIVE_KEY"]
+__all__ = ["build_figure", "figure_html", "figure_png", "progress_line", "downsample_indices", "LiveView", "LIVE_KEY",
+           "PLOTLY_MIME", "GpuPoller", "figure_bundle", "SavedChart", "save_chart", "compare_runs", "best_map", "loss_cap"]
 
 LIVE_KEY = "darknet-live"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
@@ -66,64 +77,193 @@ def _series(x: np.ndarray, y: Optional[np.ndarray], max_points: int) -> Optional
     return x[idx], y[idx]
 
 
-def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Optional[str]) -> dict:
-    """The figure as a plain dict (data + layout), typed arrays as numpy: cheap to build and to serialise."""
+_PCT_TICKS = {"tickmode": "array", "tickvals": [0, 20, 40, 60, 80, 100], "ticksuffix": "%", "range": [0, 100]}
+_MAX_CLASSES = 20  # per-class AP traces drawn (legend-only); a 80-class model would drown the legend
+
+
+def _int_x(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.int64) if np.all(x == np.floor(x)) else x.astype(np.float64)
+
+
+def _xy(x: np.ndarray, y: np.ndarray, max_points: int) -> dict:
+    """Trace coordinates, downsampled to `max_points`; evenly spaced x (mAP every N iterations) as ``x0``/``dx``,
+    which halves the bytes of an update."""
+    if len(x) > max_points:
+        idx = downsample_indices(y, max_points)
+        x, y = x[idx], y[idx]
+    y = y.astype(np.float32)
+    if len(x) > 2:
+        step = np.diff(x)
+        if np.all(step == step[0]) and step[0] > 0:
+            return {"x0": int(x[0]) if x[0] == int(x[0]) else float(x[0]),
+                    "dx": int(step[0]) if step[0] == int(step[0]) else float(step[0]), "y": y}
+    return {"x": _int_x(x), "y": y}
+
+
+def loss_cap(avg_loss: Optional[np.ndarray]) -> Optional[float]:
+    """The top of the loss axis, as darknet's chart caps it: the start of training (loss ~800) must not squash it.
+
+    1.2 x the highest avg loss after the first 10 % of iterations (at least twice the last avg loss); None when
+    there is too little to judge (plotly's own autorange is then right).
+    """
+    if avg_loss is None:
+        return None
+    a = avg_loss[np.isfinite(avg_loss)]
+    if len(a) < 20:
+        return None
+    rest = a[len(a) // 10:]
+    top = max(float(rest.max()) * 1.2, float(a[-1]) * 2)
+    return top if top < float(a.max()) else None
+
+
+def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Optional[str],
+                 class_ap_df: Any = None, loss_scale: str = "cap", gpu: Optional[dict] = None,
+                 uirevision: Optional[str] = None, height: int = 560) -> dict:
+    """The figure as a plain dict (data + layout), typed arrays as numpy: cheap to build and to serialise.
+
+    No ``template`` by name (plotly.js, which draws the mimetype and our HTML, does not know plotly.py's names):
+    a white background and light grid lines are set on the axes instead.
+
+    Top panel: loss and avg loss (left axis, capped or log scale), mAP@0.50, precision, recall, F1, per-class AP
+    and GPU utilisation/memory (right axis, 0-100 %). Bottom panel: learning rate (left) and images/s (right).
+    """
     data: list[dict] = []
     x = _column(iterations_df, "iteration")
+    avg = None
+    has_lower = False
     if x is not None and len(x):
         order = None
         if len(x) > 1 and np.any(np.diff(x) < 0):  # stitched or replayed histories may not be sorted
             order = np.argsort(x, kind="stable")
             x = x[order]
-        for col, label, style in (("loss", "loss", {"width": 1, "color": "rgba(31,119,180,0.35)"}),
-                                  ("avg_loss", "avg loss", {"width": 2, "color": "#1f77b4"})):
-            y = _column(iterations_df, col)
-            if y is not None and order is not None:
-                y = y[order]
+
+        def col(name: str) -> Optional[np.ndarray]:
+            y = _column(iterations_df, name)
+            return y[order] if (y is not None and order is not None) else y
+
+        for name, label, style in (("loss", "loss", {"width": 1, "color": "rgba(31,119,180,0.35)"}),
+                                   ("avg_loss", "avg loss", {"width": 2, "color": "#1f77b4"})):
+            y = col(name)
+            if name == "avg_loss":
+                avg = y
             s = _series(x, y, max_points)
             if s is not None:
-                data.append({"type": "scatter", "mode": "lines", "name": label,
-                             "x": s[0].astype(np.int64 if np.all(s[0] == np.floor(s[0])) else np.float64),
-                             "y": s[1].astype(np.float32), "line": style})
+                data.append({"type": "scatter", "mode": "lines", "name": label, "uid": name,
+                             "x": _int_x(s[0]), "y": s[1].astype(np.float32), "line": style})
+        rate = col("rate")
+        if rate is not None and np.isfinite(rate).any():
+            # a learning rate is a step function: its change points (and the last point) draw it exactly
+            ok = np.isfinite(rate)
+            xr, yr = x[ok], rate[ok]
+            keep = np.concatenate([[True], yr[1:] != yr[:-1]]) | np.concatenate([yr[1:] != yr[:-1], [True]])
+            xr, yr = xr[keep], yr[keep]
+            if len(xr) > max_points // 4:  # burn-in changes it every iteration: its shape needs few points
+                idx = downsample_indices(yr, max_points // 4)
+                xr, yr = xr[idx], yr[idx]
+            data.append({"type": "scatter", "mode": "lines", "name": "learning rate", "uid": "lr", "xaxis": "x2",
+                         "yaxis": "y3", "x": _int_x(xr), "y": yr.astype(np.float32),
+                         "line": {"width": 1.5, "color": "#2ca02c", "shape": "hv"}})
+            has_lower = True
+        images, secs = col("images"), col("seconds")
+        if images is not None and secs is not None and len(x) > 1:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_s = np.diff(images) / secs[1:]
+            per_s[~np.isfinite(per_s) | (per_s <= 0)] = np.nan
+            s = _series(x[1:], per_s, max_points // 2)
+            if s is not None:
+                data.append({"type": "scatter", "mode": "lines", "name": "images/s", "uid": "ips", "xaxis": "x2",
+                             "yaxis": "y4", "x": _int_x(s[0]), "y": s[1].astype(np.float32),
+                             "line": {"width": 1, "color": "#9467bd"}})
+                has_lower = True
     mx = _column(maps_df, "iteration")
-    my = _column(maps_df, "map50")
-    has_map = False
-    if mx is not None and my is not None and len(mx):
-        keep = ~(np.isnan(mx) | np.isnan(my))
-        if keep.any():
-            has_map = True
-            data.append({"type": "scatter", "mode": "lines+markers", "name": "mAP@0.50", "yaxis": "y2",
-                         "x": mx[keep].astype(np.int64), "y": (my[keep] * 100).astype(np.float32),
-                         "line": {"width": 2, "color": "#d62728"}, "marker": {"size": 6}})
+    has_pct = False
+    if mx is not None and len(mx):
+        for name, label, style in (("map50", "mAP@0.50", {"width": 2, "color": "#d62728"}),
+                                   ("precision", "precision", {"width": 1, "color": "#ff7f0e", "dash": "dot"}),
+                                   ("recall", "recall", {"width": 1, "color": "#8c564b", "dash": "dot"}),
+                                   ("f1", "F1", {"width": 1, "color": "#e377c2", "dash": "dot"})):
+            my = _column(maps_df, name)
+            if my is None:
+                continue
+            keep = ~(np.isnan(mx) | np.isnan(my))
+            if keep.any():
+                has_pct = True
+                data.append({"type": "scatter", "mode": "lines+markers", "name": label, "uid": name, "yaxis": "y2",
+                             **_xy(mx[keep], my[keep] * 100, max(20, max_points // 4)),
+                             "line": style, "marker": {"size": 6 if name == "map50" else 4}})
+    if class_ap_df is not None and len(class_ap_df) and {"iteration", "name", "ap"} <= set(class_ap_df.columns):
+        frame = class_ap_df.dropna(subset=["iteration", "ap"])
+        for i, (name, rows) in enumerate(frame.groupby("name", sort=False)):
+            if i >= _MAX_CLASSES:
+                break
+            last = float(rows["ap"].iloc[-1]) * 100  # uid: plotly.js puts it in CSS selectors, so no class names
+            data.append({"type": "scatter", "mode": "lines+markers", "name": f"AP {name} ({last:.1f}%)",
+                         "uid": f"ap{i}", "yaxis": "y2", "legendgroup": "class AP", "visible": "legendonly",
+                         **_xy(rows["iteration"].to_numpy(dtype=np.float64),
+                               rows["ap"].to_numpy(dtype=np.float64) * 100, max(10, max_points // 10)),
+                         "line": {"width": 1}, "marker": {"size": 3}})
+            has_pct = True
+    if gpu and len(gpu.get("iteration", ())):
+        gx = np.asarray(gpu["iteration"], dtype=np.int64)
+        for key, label in (("util", "GPU util"), ("mem", "GPU memory")):
+            data.append({"type": "scatter", "mode": "lines", "name": label, "uid": "gpu" + key, "yaxis": "y2",
+                         "x": gx, "y": np.asarray(gpu[key], dtype=np.float32),
+                         "line": {"width": 1, "color": "#7f7f7f", "dash": "dash" if key == "mem" else "solid"}})
+        has_pct = True
+    top_domain = [0.42, 1.0] if has_lower else [0.0, 1.0]
+    yaxis: dict = {"title": {"text": "loss"}, "domain": top_domain, "rangemode": "tozero"}
+    if loss_scale == "log":
+        yaxis = {"title": {"text": "loss (log)"}, "domain": top_domain, "type": "log"}
+    elif loss_scale == "cap":
+        cap = loss_cap(avg)
+        if cap is not None:
+            yaxis["range"] = [0, cap]
+            yaxis["title"] = {"text": "loss (axis capped)"}
     layout: dict = {
-        "title": {"text": title or "training"},
-        "xaxis": {"title": {"text": "iteration"}},
-        "yaxis": {"title": {"text": "loss"}, "rangemode": "tozero"},
-        "height": 420,
-        "margin": {"l": 60, "r": 60, "t": 50, "b": 50},
-        "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-        "template": "plotly_white",
+        "title": {"text": title or "training", "x": 0, "xanchor": "left", "font": {"size": 14}},
+        "xaxis": {"title": {"text": "iteration"} if not has_lower else None, "anchor": "y"},
+        "yaxis": yaxis,
+        "height": height if has_lower else 420,
+        "margin": {"l": 60, "r": 60, "t": 40, "b": 40},
+        # below the plot: plotly's modebar sits top right and covered a legend placed there
+        "legend": {"orientation": "h", "y": -0.08, "yanchor": "top", "x": 0, "xanchor": "left"},
+        "plot_bgcolor": "white",
+        "hovermode": "x",
     }
-    if has_map:
-        layout["yaxis2"] = {"title": {"text": "mAP@0.50 (%)"}, "overlaying": "y", "side": "right",
-                            "range": [0, 100], "showgrid": False}
+    if layout["xaxis"]["title"] is None:
+        del layout["xaxis"]["title"]
+    if uirevision:
+        layout["uirevision"] = uirevision  # zoom, pan and hidden traces survive Plotly.react updates
+    for name in ("xaxis", "yaxis"):
+        layout[name].update({"gridcolor": "#eee", "zerolinecolor": "#ddd"})
+    if has_pct:
+        layout["yaxis2"] = {"title": {"text": "mAP / precision / recall (%)"}, "overlaying": "y", "side": "right",
+                            "showgrid": False, **_PCT_TICKS}
+    if has_lower:
+        layout["xaxis"]["showticklabels"] = False
+        layout["xaxis2"] = {"title": {"text": "iteration"}, "anchor": "y3", "matches": "x"}
+        layout["yaxis3"] = {"title": {"text": "learning rate"}, "domain": [0.0, 0.32], "anchor": "x2",
+                            "exponentformat": "e", "rangemode": "tozero"}
+        layout["yaxis4"] = {"title": {"text": "images/s"}, "overlaying": "y3", "side": "right", "anchor": "x2",
+                            "showgrid": False, "rangemode": "tozero"}
+        layout["legend"]["y"] = -0.12
+        layout["margin"]["b"] = 60
     return {"data": data, "layout": layout}
 
-
-def build_figure(iterations_df: Any, maps_df: Any = None, *, max_points: int = 2000, title: Optional[str] = None):
-    """A plotly Figure of loss and avg loss against iteration, and mAP@0.50 (%) on a second axis when present.
+def build_figure(iterations_df: Any, maps_df: Any = None, *, max_points: int = 2000, title: Optional[str] = None,
+                 class_ap_df: Any = None, loss_scale: str = "cap", gpu: Optional[dict] = None):
+    """A plotly Figure of the run (see `_figure_dict`): loss, mAP with precision/recall/F1, per-class AP, learning
+    rate and images/s. `loss_scale` is ``"cap"`` (darknet-like capped axis), ``"log"`` or ``"linear"``.
 
     Each series is downsampled to about `max_points` points (see `downsample_indices`).
     """
     import plotly.graph_objects as go
 
-    spec = _figure_dict(iterations_df, maps_df, max_points=max_points, title=title)
-    fig = go.Figure(layout=_without_template(spec["layout"]))
-    for trace in spec["data"]:
-        fig.add_trace(go.Scatter(**{k: v for k, v in trace.items() if k != "type"}))
+    spec = _figure_dict(iterations_df, maps_df, max_points=max_points, title=title, class_ap_df=class_ap_df,
+                        loss_scale=loss_scale, gpu=gpu)
+    fig = go.Figure(spec)
     fig.update_layout(template="plotly_white")
     return fig
-
 
 def _without_template(layout: dict) -> dict:
     return {k: v for k, v in layout.items() if k != "template"}
@@ -170,8 +310,12 @@ def _plotlyjs_version() -> str:
         return "latest"
 
 
-def _render(spec_json: str, *, div_id: str, include_plotlyjs: bool, height: int = 420) -> str:
-    """Our own small HTML: a div and a script that draws `spec_json` with ``Plotly.react``."""
+def _render(spec_json: str, *, div_id: str, include_plotlyjs: bool, height: int = 420, cdn: bool = False) -> str:
+    """Our own small HTML: a div and a script that draws `spec_json` with ``Plotly.react``.
+
+    Without plotly.js embedded, the page's ``window.Plotly`` is used, else plotly.js is loaded from plotly's CDN
+    (Colab: each output is its own iframe, so ``cdn=True`` is what happens there on every update).
+    """
     head = ""
     if include_plotlyjs:
         head = '<script type="text/javascript">' + _plotlyjs() + "</script>\n"
@@ -221,19 +365,27 @@ def _last_valid(a: Optional[np.ndarray]) -> Optional[float]:
     return float(ok[-1]) if len(ok) else None
 
 
-def progress_line(history: Any, max_batches: Optional[int], elapsed: float, *,
-                  start_iteration: Optional[int] = None) -> str:
-    """``iteration 1,234/6,000 (20.6%) | avg loss 1.234 | best mAP 45.6% | 2.1 it/s | ETA 38m 12s``.
+def best_map(maps_df: Any) -> Optional[float]:
+    """The best mAP@0.50 so far (a fraction): the max of every mAP row, and of darknet's own ``best`` column."""
+    values = [a for a in (_column(maps_df, "map50"), _column(maps_df, "best_map50")) if a is not None and len(a)]
+    if not values:
+        return None
+    joined = np.concatenate(values)
+    return None if np.isnan(joined).all() else float(np.nanmax(joined))
 
-    `history` is anything with `iterations` and `maps` dataframes. The rate counts the iterations since
-    `start_iteration` over `elapsed` seconds (this session of a resumed run); without it, the median of the
-    recent per-iteration ``seconds`` darknet printed. ETA prefers darknet's own ``hours_left`` when it prints it.
+
+def progress_line(history: Any, max_batches: Optional[int], elapsed: float, *,
+                  start_iteration: Optional[int] = None, rate: Optional[float] = None) -> str:
+    """``iteration 1,234/6,000 (20.6%) | avg loss 1.234 | best mAP 45.60% | 2.10 it/s | ETA 38m 12s | elapsed 9m``.
+
+    `history` is anything with `iterations` and `maps` dataframes. The rate and the ETA come from measured wall
+    time only (darknet's own ``hours left`` disagrees with it): `rate` when given (iterations/s, see
+    `LiveView`), else the iterations since `start_iteration` over `elapsed` seconds. No rate, no ETA.
     """
     its = getattr(history, "iterations", None)
     maps = getattr(history, "maps", None)
-    it_col = _column(its, "iteration")
     parts: list[str] = []
-    last_it = _last_valid(it_col)
+    last_it = _last_valid(_column(its, "iteration"))
     if last_it is None:
         parts.append("waiting for the first iteration")
     else:
@@ -245,43 +397,134 @@ def progress_line(history: Any, max_batches: Optional[int], elapsed: float, *,
         if avg is not None and len(avg):
             value = avg[-1]
             parts.append("avg loss nan" if np.isnan(value) else f"avg loss {value:.4g}")
-    m = _column(maps, "map50")
-    if m is not None and len(m) and not np.isnan(m).all():
-        parts.append(f"best mAP {100 * np.nanmax(m):.2f}%")
-    rate = None
-    if last_it is not None and start_iteration is not None and elapsed > 0 and last_it > start_iteration:
+    best = best_map(maps)
+    if best is not None:
+        parts.append(f"best mAP {100 * best:.2f}%")
+    if rate is None and last_it is not None and start_iteration is not None and elapsed > 0 \
+            and last_it > start_iteration:
         rate = (last_it - start_iteration) / elapsed
-    elif last_it is not None:
-        secs = _column(its, "seconds")
-        if secs is not None and len(secs):
-            recent = secs[-50:]
-            recent = recent[~np.isnan(recent) & (recent > 0)]
-            if len(recent):
-                rate = 1.0 / float(np.median(recent))
     if rate:
         parts.append(f"{rate:.2f} it/s" if rate >= 0.1 else f"{rate * 60:.2f} it/min")
-    eta = None
-    hours_left = _last_valid(_column(its, "hours_left"))
-    if hours_left is not None and hours_left >= 0:
-        eta = hours_left * 3600
-    elif rate and max_batches and last_it is not None:
-        eta = max(0.0, (max_batches - last_it) / rate)
-    if eta is not None:
-        parts.append(f"ETA {_duration(eta)}")
+        if max_batches and last_it is not None and last_it < max_batches:
+            parts.append(f"ETA {_duration((max_batches - last_it) / rate)}")
     parts.append(f"elapsed {_duration(elapsed)}")
     return " | ".join(parts)
 
 
+def _nice_every(max_batches: Optional[int]) -> int:
+    """About 20 permanent lines per run, on round iterations (100, 200, 500, 1,000, ...)."""
+    target = (max_batches or 20_000) / 20
+    for step in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000):
+        if step >= target:
+            return step
+    return 100_000
+
+
+class GpuPoller:
+    """GPU utilisation and memory from ``nvidia-smi``, at most once per `interval` seconds (never per line)."""
+
+    def __init__(self, interval: float = 5.0, command: Optional[list[str]] = None) -> None:
+        self.interval = interval
+        exe = shutil.which("nvidia-smi")
+        self.command = command or ([exe, "--query-gpu=utilization.gpu,memory.used,memory.total",
+                                    "--format=csv,noheader,nounits"] if exe else None)
+        self._last = -math.inf
+        self.samples: dict[str, list] = {"iteration": [], "util": [], "mem": []}
+
+    def poll(self, iteration: Optional[int]) -> bool:
+        """Sample once if the interval passed; True when a sample was added."""
+        now = time.monotonic()
+        if self.command is None or iteration is None or now - self._last < self.interval:
+            return False
+        self._last = now
+        try:
+            out = subprocess.run(self.command, capture_output=True, text=True, timeout=3).stdout
+            util, used, total = (float(v) for v in out.splitlines()[0].split(",")[:3])
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+            self.command = None  # a broken nvidia-smi is not asked again every few seconds
+            return False
+        self.samples["iteration"].append(int(iteration))
+        self.samples["util"].append(util)
+        self.samples["mem"].append(100.0 * used / total if total else math.nan)
+        return True
+
+
+_PNG_STATE: dict[str, Any] = {"failed": None}
+
+
+def figure_png(fig: Any, *, width: int = 1000, height: Optional[int] = None) -> Optional[bytes]:
+    """The chart as PNG bytes (plotly's static export: kaleido driving Chrome/Chromium), or None when unavailable.
+
+    kaleido>=1 finds Chrome by itself; a system Chromium (Debian's ``chromium``) is used through ``BROWSER_PATH``.
+    The first failure is remembered (`png_unavailable`): a run does not wait for a broken export twice.
+    """
+    if _PNG_STATE["failed"] is not None:
+        return None
+    try:
+        import plotly.io as pio
+
+        if not os.environ.get("BROWSER_PATH"):
+            system = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))
+                           if p), None)
+            if system:
+                os.environ["BROWSER_PATH"] = system
+        spec = fig if isinstance(fig, dict) else fig.to_plotly_json()
+        import plotly.graph_objects as go
+
+        figure = go.Figure(spec)
+        return pio.to_image(figure, format="png", width=width,
+                            height=height or int(spec.get("layout", {}).get("height", 420)))
+    except Exception as exc:  # no kaleido, no Chrome, a sandbox: the interactive chart is still there
+        _PNG_STATE["failed"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        return None
+
+
+def figure_bundle(fig: Any, *, png: bool = False, frontend: Optional[str] = None) -> dict:
+    """A mime bundle for a finished chart (for ``_repr_mimebundle_``): plotly's mimetype (CDN HTML in Colab),
+    plus a PNG when `png` and the static export works. No plotly.js in the notebook."""
+    spec = fig if isinstance(fig, dict) else fig.to_plotly_json()
+    spec = {"data": spec.get("data", []), "layout": spec.get("layout", {})}
+    bundle: dict = {"text/plain": "<training chart>"}
+    spec_json = _to_json(spec)
+    if (frontend or _frontend()) == "colab":
+        bundle["text/html"] = _render(spec_json, div_id="dm-" + uuid.uuid4().hex[:12], include_plotlyjs=False,
+                                      height=int(spec["layout"].get("height", 420)), cdn=True)
+    else:
+        bundle[PLOTLY_MIME] = json.loads(spec_json)
+    if png:
+        data = figure_png(spec)
+        if data is not None:
+            bundle["image/png"] = base64.b64encode(data).decode("ascii")
+    return bundle
+
+
+def png_unavailable() -> Optional[str]:
+    """Why `figure_png` returned None (once it failed), else None."""
+    return _PNG_STATE["failed"]
+
+
+def _frontend() -> str:
+    """'colab', 'jupyter' (plotly's mimetype renders) or 'terminal'."""
+    from .environment import detect_platform
+
+    return detect_platform()
+
+
 class LiveView:
-    """One live region: progress line, chart and the last few darknet lines, sent to ``reporter.html``.
+    """One live region: a status line, the chart, and the last few darknet lines; plus a permanent line every
+    `every` iterations (``reporter.info``), so a saved notebook keeps the run's course as text.
 
     `update` is cheap to call after every chunk: it renders at most once per `min_interval` seconds (unless
-    forced) and rebuilds the chart only when the history grew. `add_text` keeps a short tail of darknet's output.
+    forced, or a new mAP arrived) and rebuilds the chart only when the history grew. Reporters with a
+    ``display(key, bundle, text)`` method (notebook.py) get mime bundles (plotly's mimetype, or CDN HTML in Colab);
+    others get HTML through ``reporter.html``.
     """
 
     def __init__(self, reporter: Any, *, min_interval: float = 1.0, max_batches: Optional[int] = None,
-                 title: Optional[str] = None, max_points: int = 2000, tail_lines: int = 5,
-                 start_iteration: Optional[int] = None, key: str = LIVE_KEY) -> None:
+                 title: Optional[str] = None, max_points: int = 400, tail_lines: int = 5,
+                 start_iteration: Optional[int] = None, key: str = LIVE_KEY, every: Optional[int] = None,
+                 loss_scale: str = "cap", png: bool = True, frontend: Optional[str] = None,
+                 gpu: Optional[GpuPoller] = None) -> None:
         self.reporter = reporter
         self.min_interval = min_interval
         self.max_batches = max_batches
@@ -290,17 +533,32 @@ class LiveView:
         self.tail_lines = tail_lines
         self.start_iteration = start_iteration
         self.key = key
+        self.every = every or _nice_every(max_batches)
+        self.loss_scale = loss_scale
+        self.png = png
+        self.frontend = frontend
+        self.gpu = gpu if gpu is not None else GpuPoller()
         self.div_id = "dm-live-" + uuid.uuid4().hex[:12]
         self.started = time.monotonic()
         self.renders = 0
         self.last_html = ""
         self.last_text = ""
+        self.last_bundle: Optional[dict] = None
+        self.lines: list[str] = []  # the permanent lines sent so far
+        self.ended: Optional[str] = None
         self._last = -math.inf
         self._tail = ""
         self._plotlyjs_sent = False
-        self._shape: Optional[tuple[int, int]] = None
+        self._shape: Optional[tuple[int, int, int]] = None
+        self._spec: Optional[dict] = None
+        self._spec_json = ""
         self._chart = ""
+        self._first_seen: Optional[tuple[float, float]] = None  # (monotonic time, iteration) of the first update
+        self._next_line: Optional[int] = None
+        self._line_at: Optional[float] = None  # the iteration of the last permanent line
+        self._png_warned = False
 
+    # ---------------------------------------------------------------------------------------------- text
     def add_text(self, text: str) -> None:
         """Remember the end of darknet's output (only the last few lines are ever shown)."""
         self._tail = (self._tail + text)[-4096:]
@@ -314,43 +572,251 @@ class LiveView:
                 lines.append(line)
         return lines[-self.tail_lines:]
 
-    def update(self, history: Any, force: bool = False, final: bool = False) -> bool:
-        """Render and send the view if `min_interval` passed (or `force`); True when it sent one.
+    def rate(self, history: Any, now: Optional[float] = None) -> Optional[float]:
+        """Iterations per second measured by this view's wall clock (None until one second of progress)."""
+        now = time.monotonic() if now is None else now
+        last = _last_valid(_column(getattr(history, "iterations", None), "iteration"))
+        if last is None:
+            return None
+        if self._first_seen is None:
+            base = self.start_iteration
+            self._first_seen = (self.started, float(base)) if base is not None else (now, last)
+        t0, it0 = self._first_seen
+        if now - t0 < 1.0 or last <= it0:
+            return None
+        return (last - it0) / (now - t0)
 
-        ``final=True`` (implies force) embeds plotly.js again so that the last view survives a notebook reload.
+    def progress(self, history: Any, now: Optional[float] = None) -> str:
+        now = time.monotonic() if now is None else now
+        return progress_line(history, self.max_batches, now - self.started, rate=self.rate(history, now))
+
+    # ---------------------------------------------------------------------------------------------- rendering
+    def _uses_bundles(self) -> bool:
+        return callable(getattr(self.reporter, "display", None))
+
+    def _build(self, history: Any, final: bool) -> None:
+        its = getattr(history, "iterations", None)
+        maps = getattr(history, "maps", None)
+        aps = getattr(history, "class_ap", None)
+        shape = (len(its) if its is not None else 0, len(maps) if maps is not None else 0,
+                 len(self.gpu.samples["iteration"]))
+        if shape != self._shape or self._spec is None or final:
+            self._spec = _figure_dict(its, maps, max_points=self.max_points * (2 if final else 1), title=self.title,
+                                      class_ap_df=aps, loss_scale=self.loss_scale, gpu=self.gpu.samples,
+                                      uirevision=self.key)
+            self._spec_json = _to_json(self._spec)
+            self._shape = shape
+
+    def _permanent_lines(self, history: Any, progress: str, final: bool) -> None:
+        last = _last_valid(_column(getattr(history, "iterations", None), "iteration"))
+        if last is None:
+            return
+        if self._next_line is None:
+            self._next_line = (int(last) // self.every + 1) * self.every
+            return
+        if last >= self._next_line or (final and last != self._line_at):
+            self._next_line = (int(last) // self.every + 1) * self.every
+            self._line_at = last
+            self.lines.append(progress)
+            self.reporter.info(progress)
+
+    def update(self, history: Any, force: bool = False, final: bool = False) -> bool:
+        """Render and send the view if `min_interval` passed (or `force`, or a new mAP row); True when sent.
+
+        ``final=True`` (implies force) sends the full-resolution chart with its PNG (or, for HTML reporters,
+        with plotly.js embedded) so that the last view survives a notebook reload anywhere.
         """
         now = time.monotonic()
-        if not (force or final) and now - self._last < self.min_interval:
+        maps = getattr(history, "maps", None)
+        new_map = self._shape is not None and maps is not None and len(maps) != self._shape[1]
+        if not (force or final or new_map) and now - self._last < self.min_interval:
             return False
         self._last = now
         its = getattr(history, "iterations", None)
-        maps = getattr(history, "maps", None)
-        shape = (len(its) if its is not None else 0, len(maps) if maps is not None else 0)
-        embed = final or not self._plotlyjs_sent
-        if shape != self._shape or embed or not self._chart:
-            spec = _figure_dict(its, maps, max_points=self.max_points, title=self.title)
-            self._spec_json = _to_json(spec)
-            self._shape = shape
-        self._chart = _render(self._spec_json, div_id=self.div_id, include_plotlyjs=embed)
-        self._plotlyjs_sent = True
-        progress = progress_line(history, self.max_batches, now - self.started, start_iteration=self.start_iteration)
-        tail = "\n".join(self.tail())
-        html = (
-            f'<div class="darknet-live"><div style="font-family:monospace;font-weight:bold;margin:4px 0">'
-            f"{_html.escape(progress)}</div>{self._chart}"
-            + (f'<pre style="font-size:11px;color:#555;margin:4px 0;max-height:8em;overflow:hidden">'
-               f"{_html.escape(tail)}</pre>" if tail else "")
-            + "</div>"
-        )
-        self.last_html = html
+        self.gpu.poll(None if its is None or not len(its) else int(_last_valid(_column(its, "iteration")) or 0))
+        self._build(history, final)
+        progress = self.progress(history, now)
+        self._permanent_lines(history, progress, final)
         self.last_text = progress
         self.renders += 1
-        self.reporter.html(self.key, html, progress)
+        if self._uses_bundles():
+            self._send_bundles(progress, final)
+        else:
+            self._send_html(progress, final)
         return True
 
+    def _status_html(self, progress: str, *, color: str = "#000") -> str:
+        tail = "\n".join(self.tail()) if self.ended is None else ""
+        return (f'<div class="darknet-live-status"><div style="font-family:monospace;font-weight:bold;'
+                f'margin:4px 0;color:{color}">{_html.escape(progress)}</div>'
+                + (f'<pre style="font-size:11px;color:#555;margin:4px 0;max-height:8em;overflow:hidden">'
+                   f"{_html.escape(tail)}</pre>" if tail else "") + "</div>")
 
-def spec_size(iterations_df: Any, maps_df: Any = None, *, max_points: int = 2000) -> int:
-    """Bytes of one chart update without the plotly.js bundle (used by the benchmark)."""
-    return len(_render(_to_json(_figure_dict(iterations_df, maps_df, max_points=max_points, title=None)),
-                       div_id="x", include_plotlyjs=False))
+    def chart_bundle(self, final: bool = False) -> dict:
+        """The chart's mime bundle for this front end (plotly mimetype, or CDN HTML in Colab; PNG when final)."""
+        frontend = self.frontend or _frontend()
+        bundle: dict = {"text/plain": f"<training chart: {self.title or 'training'}>"}
+        if frontend == "colab":
+            bundle["text/html"] = _render(self._spec_json, div_id=self.div_id, include_plotlyjs=False,
+                                          height=int(self._spec["layout"]["height"]), cdn=True)
+        else:
+            bundle[PLOTLY_MIME] = json.loads(self._spec_json)
+        if final and self.png:
+            png = figure_png(self._spec)
+            if png is not None:
+                bundle["image/png"] = base64.b64encode(png).decode("ascii")
+            elif not self._png_warned:
+                self._png_warned = True
+                self.reporter.warn(f"no static image of the chart ({png_unavailable()}): the notebook shows it "
+                                   "only where plotly runs; pip install 'kaleido>=1' and Chrome/Chromium for one")
+        return bundle
 
+    def _send_bundles(self, progress: str, final: bool) -> None:
+        self.reporter.display(self.key + ":status", {"text/html": self._status_html(progress), "text/plain": progress},
+                              progress)
+        bundle = self.chart_bundle(final)
+        self.last_bundle = bundle
+        self.reporter.display(self.key, bundle, progress)
+
+    def _send_html(self, progress: str, final: bool) -> None:
+        embed = final or not self._plotlyjs_sent
+        self._chart = _render(self._spec_json, div_id=self.div_id, include_plotlyjs=embed,
+                              height=int(self._spec["layout"]["height"]))
+        self._plotlyjs_sent = True
+        html = ('<div class="darknet-live">' + self._status_html(progress) + self._chart + "</div>")
+        self.last_html = html
+        self.reporter.html(self.key, html, progress)
+
+    # ---------------------------------------------------------------------------------------------- endings
+    def fail(self, message: str, history: Any = None) -> None:
+        """A failed run: the status line becomes `message` (say the fix once, here or in the error, not both);
+        the chart gives way to it when there is nothing to draw, else it stays with its final data."""
+        self._end(message, history, color="#b00020")
+
+    def interrupted(self, line: str, history: Any = None) -> None:
+        """Ctrl-C or `%yolo stop`: one line (what stopped, what was kept) and the final chart."""
+        self._end(line, history, color="#8a5a00")
+
+    def _end(self, message: str, history: Any, *, color: str) -> None:
+        self.ended = message
+        its = getattr(history, "iterations", None) if history is not None else None
+        has_data = its is not None and len(its) > 0
+        if history is not None and has_data:
+            self._build(history, True)
+        if self._uses_bundles():
+            self.reporter.display(self.key + ":status", {"text/html": self._status_html(message, color=color),
+                                                         "text/plain": message}, message)
+            if has_data:
+                self.last_bundle = self.chart_bundle(final=True)
+                self.reporter.display(self.key, self.last_bundle, message)
+            else:  # an empty chart and a stale "waiting" line would hide the diagnosis
+                self.last_bundle = {"text/plain": message,
+                                    "text/html": f'<div style="color:{color}">{_html.escape(message)}</div>'}
+                self.reporter.display(self.key, self.last_bundle, message)
+        else:
+            chart = _render(self._spec_json, div_id=self.div_id, include_plotlyjs=True,
+                            height=int(self._spec["layout"]["height"])) if has_data and self._spec else ""
+            self.last_html = '<div class="darknet-live">' + self._status_html(message, color=color) + chart + "</div>"
+            self.reporter.html(self.key, self.last_html, message)
+        self.last_text = message
+
+
+# -------------------------------------------------------------------------------------------------- after a run
+@dataclass(frozen=True)
+class SavedChart:
+    """Where `save_chart` wrote the chart; `png` is None when no static export was possible (`reason` says why)."""
+
+    html: Path
+    png: Optional[Path]
+    reason: Optional[str] = None
+
+
+def save_chart(history: Any, folder: Path | str, *, title: Optional[str] = None, name: str = "chart",
+               loss_scale: str = "cap", png: bool = True) -> SavedChart:
+    """Write the run's chart into its run folder: ``chart.html`` (plotly.js embedded, opens offline) and
+    ``chart.png`` (as users keep darknet's own chart.png), atomically."""
+    from .fileio import atomic_write_bytes, atomic_write_text
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = _figure_dict(getattr(history, "iterations", None), getattr(history, "maps", None), max_points=4000,
+                        title=title, class_ap_df=getattr(history, "class_ap", None), loss_scale=loss_scale)
+    html_path = folder / f"{name}.html"
+    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" + _html.escape(title or name)
+            + "</title></head><body>" + _render(_to_json(spec), div_id="chart", include_plotlyjs=True,
+                                                height=int(spec["layout"]["height"])) + "</body></html>")
+    atomic_write_text(html_path, page)
+    if not png:  # the PNG export starts a browser (seconds): only where a person will look at it
+        return SavedChart(html_path, None, "not asked for")
+    png = figure_png(spec)
+    if png is None:
+        return SavedChart(html_path, None, png_unavailable())
+    png_path = folder / f"{name}.png"
+    atomic_write_bytes(png_path, png)
+    return SavedChart(html_path, png_path)
+
+
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+
+
+def compare_runs(runs: Any, *, max_points: int = 2000, loss_scale: str = "cap") -> tuple[Any, Any]:
+    """Several runs side by side: (plotly Figure, DataFrame).
+
+    The figure draws each run's avg loss (left axis) and mAP@0.50 (right axis, %) by iteration, one colour per
+    run. The table has one row per run: best mAP and its iteration, final avg loss, last iteration and training
+    time (the sum of its sessions' seconds). `runs` are `TrainingRun`-like: ``.name``, ``.iterations``,
+    ``.maps`` and ``.sessions``.
+    """
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    data: list[dict] = []
+    rows: list[dict] = []
+    all_avg: list[np.ndarray] = []
+    for i, run in enumerate(runs):
+        color = _COLORS[i % len(_COLORS)]
+        name = str(getattr(run, "name", f"run {i + 1}"))
+        its, maps = getattr(run, "iterations", None), getattr(run, "maps", None)
+        x, avg = _column(its, "iteration"), _column(its, "avg_loss")
+        last_it = final_loss = None
+        if x is not None and avg is not None and len(x):
+            order = np.argsort(x, kind="stable")
+            x, avg = x[order], avg[order]
+            all_avg.append(avg)
+            s = _series(x, avg, max_points)
+            if s is not None:
+                data.append({"type": "scatter", "mode": "lines", "name": f"{name} avg loss", "legendgroup": name,
+                             "x": _int_x(s[0]), "y": s[1].astype(np.float32), "line": {"color": color, "width": 2}})
+            last_it, final_loss = int(x[-1]), _last_valid(avg)
+        best = best_at = None
+        mx, my = _column(maps, "iteration"), _column(maps, "map50")
+        if mx is not None and my is not None and len(mx):
+            keep = ~(np.isnan(mx) | np.isnan(my))
+            if keep.any():
+                data.append({"type": "scatter", "mode": "lines+markers", "name": f"{name} mAP@0.50",
+                             "legendgroup": name, "yaxis": "y2", "x": mx[keep].astype(np.int64),
+                             "y": (my[keep] * 100).astype(np.float32),
+                             "line": {"color": color, "width": 1.5, "dash": "dot"}, "marker": {"size": 5}})
+                j = int(np.argmax(my[keep]))
+                best, best_at = float(my[keep][j]), int(mx[keep][j])
+        seconds = [s.get("seconds") for s in (getattr(run, "sessions", None) or []) if s.get("seconds") is not None]
+        rows.append({"run": name, "best mAP@0.50 (%)": None if best is None else round(100 * best, 2),
+                     "best at iteration": best_at, "final avg loss": final_loss, "iterations": last_it,
+                     "time": _duration(sum(float(s) for s in seconds)) if seconds else None})
+    yaxis: dict = {"title": {"text": "avg loss"}, "rangemode": "tozero"}
+    if loss_scale == "log":
+        yaxis = {"title": {"text": "avg loss (log)"}, "type": "log"}
+    elif loss_scale == "cap" and all_avg:
+        caps = [c for c in (loss_cap(a) for a in all_avg) if c is not None]
+        if caps and len(caps) == len(all_avg):
+            yaxis["range"] = [0, max(caps)]
+    layout = {"title": {"text": "runs compared", "x": 0, "xanchor": "left"}, "xaxis": {"title": {"text": "iteration"}},
+              "yaxis": yaxis, "height": 460, "template": "plotly_white", "margin": {"l": 60, "r": 60, "t": 40, "b": 40},
+              "legend": {"orientation": "h", "y": -0.15, "yanchor": "top", "x": 0}}
+    if any(t.get("yaxis") == "y2" for t in data):
+        layout["yaxis2"] = {"title": {"text": "mAP@0.50 (%)"}, "overlaying": "y", "side": "right", "showgrid": False,
+                            **_PCT_TICKS}
+    table = pd.DataFrame(rows, columns=["run", "best mAP@0.50 (%)", "best at iteration", "final avg loss",
+                                        "iterations", "time"])
+    return go.Figure({"data": data, "layout": layout}), table

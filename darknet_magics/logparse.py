@@ -5,7 +5,21 @@ Two entry points:
 * `LogParser().feed(chunk) -> list[Event]` for a live run: chunks of any size, as a pty delivers them
   (lines split across reads, ``\\r`` progress, ANSI/OSC escapes, bells, ``-nan``, undecodable bytes);
   `close()` flushes a truncated last line.
-* `parse_log(source) -> TrainingLog` for a finished log (a path, the text, or an iterable of chunks).
+* `logs.parse_log(source) -> TrainingLog` for a finished log (a path, the text, or an iterable of chunks): above
+  this module and the history, so it is not re-exported here.
+
+Layers (no import cycle): `events` (the event types) at the bottom; `problems` (one factory per problem code) and
+`diagnose` (the line rules) above it; this parser above those; `history` (events -> frames) beside it, importing
+only `events`; `logs.parse_log` and `judge.diagnose` (the whole output plus the exit status) on top.
+
+Sessions: a log that holds several runs (a resumed run appended to its log) has iterations that go back; the
+parser emits `Resumed(k)` there, and the history drops the earlier rows from k on, as `History.extend` does for the
+live object.
+
+Memory: a scan covers at most 4 MiB of text (`_FEED_MAX`), matches after a lone ``\r`` are taken lazily, escape
+runs in the patterns are bounded (a repeated group keeps a backtracking state per repetition), and numbers that go
+to ``int()`` are at most 18 digits in the patterns (a longer one is no iteration): parse_log's peak is the rows it
+returns plus a few scans' worth, whatever the input.
 
 How it stays fast (1.3-2 million lines a second on one busy core for pjreddie/AlexeyAB logs, at or above a
 hand-written one-regex-per-line parser that extracts far less; hank-ai's 200-byte, all-iteration, ANSI-coloured lines
@@ -35,166 +49,81 @@ from __future__ import annotations
 import codecs
 import math
 import re
-from collections import deque
 from dataclasses import dataclass, field
-from itertools import count, groupby, repeat
-from operator import mul, truediv
+from itertools import count, groupby, islice, repeat
+from operator import ge, mul, truediv
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Union
 
-from . import diagnose as _diag
+from . import problems as _problems
+from .diagnose import TRIGGER_PATTERNS, TRIGGERS, LineDiagnoser
 from .errors import Problem
+if TYPE_CHECKING:  # for the annotation only: history.py does not import this module
+    from .history import IterationSink
+# The event types live in events.py (the bottom layer); re-exported here, where they have always been imported from.
+from .events import (ClassAP, Event, Finished, Iteration, MapResult, MaxBatches, NextMapAt, ProblemFound, Prompt,
+                     Resumed, WeightsSaved)
 
 __all__ = [
     "Iteration", "MapResult", "ClassAP", "WeightsSaved", "ProblemFound", "MaxBatches", "NextMapAt", "Finished",
-    "Prompt", "Event", "LogParser", "parse_log", "TrainingLog", "FLAVORS", "strip_escapes",
+    "Prompt", "Resumed", "Event", "LogParser", "FLAVORS", "strip_escapes",
 ]
 
 NAN = math.nan
 FLAVORS = ("pjreddie", "alexeyab", "hank-ai")
 
 
-# ----------------------------------------------------------------------------------------------------- events
-class Iteration(NamedTuple):
-    """One training iteration line (NaN where the flavor does not print a field).
-
-    A named tuple (immutable, fields by name or position): a log has hundreds of thousands of them, and a tuple is
-    built in C (``tuple.__new__(Iteration, row)``), about 10x cheaper than a frozen dataclass.
-    """
-
-    iteration: int
-    loss: float
-    avg_loss: float
-    rate: float = NAN
-    seconds: float = NAN
-    images: float = NAN  # an int when printed; float so that NaN fits
-    hours_left: float = NAN
-
-
-@dataclass(frozen=True, slots=True)
-class MapResult:
-    """One mAP calculation (AlexeyAB prints it twice, in two formats: still one event). Fractions in 0..1."""
-
-    iteration: Optional[int]
-    map50: float
-    best_map50: float = NAN
-    precision: float = NAN
-    recall: float = NAN
-    f1: float = NAN
-    avg_iou: float = NAN
-    tp: float = NAN
-    fp: float = NAN
-    fn: float = NAN
-    detections: float = NAN
-    unique_truth: float = NAN
-
-
-@dataclass(frozen=True, slots=True)
-class ClassAP:
-    """Average precision of one class in one mAP calculation; `ap` in 0..1."""
-
-    iteration: Optional[int]
-    class_id: int
-    name: str
-    ap: float
-    tp: float = NAN
-    fp: float = NAN
-    fn: float = NAN
-    gt: float = NAN
-    f1: float = NAN
-    avg_iou: float = NAN
-
-
-@dataclass(frozen=True, slots=True)
-class WeightsSaved:
-    """A ``Saving weights to PATH`` line; `iteration` is the training iteration it followed (None before any)."""
-
-    iteration: Optional[int]
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProblemFound:
-    """A diagnosed problem (see `darknet_magics.diagnose` for the codes)."""
-
-    problem: Problem
-
-
-@dataclass(frozen=True, slots=True)
-class MaxBatches:
-    """max_batches as darknet shows it in its ``N/M: loss=..`` window title (emitted when it changes)."""
-
-    n: int
-
-
-@dataclass(frozen=True, slots=True)
-class NextMapAt:
-    """The iteration of the next mAP calculation (emitted when it changes)."""
-
-    iteration: int
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """Training ended normally: final weights saved, or "reached max batch limit"."""
-
-    reason: str
-    iteration: Optional[int] = None
-
-
-@dataclass(frozen=True, slots=True)
-class Prompt:
-    """darknet waits on stdin (hank-ai's CPU build: ``Type "yes" to begin training``). Informational: the runner
-    matches and answers the prompt itself."""
-
-    text: str
-
-
-Event = Union[Iteration, MapResult, ClassAP, WeightsSaved, ProblemFound, MaxBatches, NextMapAt, Finished, Prompt]
-
 # ------------------------------------------------------------------------------------------------- regexes
 # Colour codes (CSI ... m) inside hank-ai's lines.
-_C = r"(?:\x1b\[[0-9;]*m)*"
+_C = r"(?:\x1b\[[0-9;]*m){0,8}"
 # Any escape sequence at the start of a segment: CSI (colours, cursor home, clear screen) or OSC (window title).
-_ESCANY = r"(?:\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\n]*(?:\x07|\x1b\\))*"
+_ESCANY = r"(?:\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\n]*(?:\x07|\x1b\\)){0,16}"
 _ESC_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\n]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # pjreddie: "12: 28.0, 28.1 avg, 0.000001 rate, 1.14 seconds, 24 images"
 # AlexeyAB: " 12: 24.6, 24.7 avg loss, 0.000000 rate, 1.91 seconds, 32 images, 0.11 hours left"
-_IT_PJ_AB = (r" ?(\d+): ([^,\s]+), ([^,\s]+) avg(?: loss)?, ([^,\s]+) rate, ([^,\s]+) seconds, (\d+) images"
+_IT_PJ_AB = (r" ?(\d{1,18}): ([^,\s]+), ([^,\s]+) avg(?: loss)?, ([^,\s]+) rate, ([^,\s]+) seconds, (\d{1,18}) images"
              r"(?:, ([^,\s]+) hours left)?")
 # hank-ai: OSC title "ESC]2;N/M: loss=.. time=..BEL" then "N: loss=X, avg loss=Y, last=.., best=.., mAP=N|DISABLED,
 # rate=R, load B=T unit, train=T unit, N images, time remaining=T unit" with colour codes around the values.
 # Written out field by field (no lazy ".*?"), and behind the literal ESC it starts with: every line of a hank-ai
 # log runs through it, and no other line should pay for it.
-_IT_HANK = (r"\x1b(?:\[0m\x1b|)(?:\]2;\d+/(\d+):[^\x07\n]*\x07\x1b|)\[[0-9;]*m(\d+)" + _C + r": loss=" + _C
+_IT_HANK = (r"\x1b(?:\[0m\x1b|)(?:\]2;\d+/(\d{1,18}):[^\x07\n]*\x07\x1b|)\[[0-9;]*m(\d{1,18})" + _C + r": loss=" + _C
             + r"([^\x1b,\s]+)" + _C + r", avg loss=" + _C + r"([^\x1b,\s]+)" + _C + r", last=[^,\n]*, best=[^,\n]*,"
-            r" mAP=" + _C + r"(\w+)" + _C + r", rate=([^,\s]+), load [^,\n]*, train=([^,\s]+) ?([a-z]*), (\d+) images"
+            r" mAP=" + _C + r"(\w+)" + _C + r", rate=([^,\s]+), load [^,\n]*, train=([^,\s]+) ?([a-z]*), (\d{1,18}) images"
             r"(?:, time remaining=([^,\s]+) ?([a-z]*))?")
 # The same line as hank-ai's own build prints it (the window title, then exactly one colour code where it puts one),
 # tried first: ~40% cheaper than the general pattern above, which takes any other arrangement. Where this one
 # matches, the general one matches the same text into the same fields (each of its colour slots takes the one code).
 _E1 = r"\x1b\[[0-9;]*m"
-_IT_HANK_FAST_T = (r"\x1b\]2;\d+/<MB>:[^\x07\n]*\x07" + _E1 + r"(\d+)" + _E1 + r": loss=" + _E1 + r"([^\x1b,\s]+)" + _E1
+_IT_HANK_FAST_T = (r"\x1b\]2;\d+/<MB>:[^\x07\n]*\x07" + _E1 + r"(\d{1,18})" + _E1 + r": loss=" + _E1 + r"([^\x1b,\s]+)" + _E1
                    + r", avg loss=" + _E1 + r"([^\x1b,\s]+)" + _E1 + r", last=[^,\n]*, best=[^,\n]*, mAP=(?:" + _E1
-                   + r"|)<NM>(?:" + _E1 + r"|), rate=([^,\s]+), load [^,\n]*, train=([^,\s]+) ?([a-z]*), (\d+) images"
+                   + r"|)<NM>(?:" + _E1 + r"|), rate=([^,\s]+), load [^,\n]*, train=([^,\s]+) ?([a-z]*), (\d{1,18}) images"
                    r", time remaining=([^,\s]+) ?([a-z]*)")
-_IT_HANK_FAST = _IT_HANK_FAST_T.replace("<MB>", r"(\d+)").replace("<NM>", r"(\w+)")
+_IT_HANK_FAST = _IT_HANK_FAST_T.replace("<MB>", r"(\d{1,18})").replace("<NM>", r"(\w+)")
 # ... and the same with max_batches (constant in a run) as a literal, the value of the lines before: one capture less
 # on every line, and no change to look for in it. A line with another value falls through to _IT_HANK_FAST.
-_NO_SPEC = "(?!)" + "()" * 10  # the slot in the gate before any hank-ai line (never matches; keeps group numbers)
 
 
 def _hank_spec(mb: str) -> str:
     return _IT_HANK_FAST_T.replace("<MB>", re.escape(mb)).replace("<NM>", r"(\w+)")
 
+
+# The slot in the gate before any hank-ai line: never matches, and has the specialised pattern's groups (so that
+# the group numbers after it are the same in every gate).
+_NO_SPEC = "(?!)" + "()" * re.compile(_hank_spec("1")).groups
+
+
 # Keyword segments: (group name, handler, regex). Each regex starts with a literal character so that the regex
 # engine rejects a line with one character comparison per keyword; values the hot handlers need are captured
 # here (named groups), and the empty `(?P<k_...>)` group at the end tells the handler (Match.lastgroup).
 _KEYWORDS: list[tuple[str, str, str]] = [
-    ("nextmap", "nextmap", r"\(next mAP calculation at (?P<nm_at>\d+) iterations\) ?"
-                           r"(?:\x1b\[H\x1b\[J\d+/(?P<nm_mb>\d+): )?"),
-    ("lastacc", "lastacc", r"Last accuracy mAP@0\.50[^\x1b\r\n]*(?:\x1b\[H\x1b\[J\d+/(?P<la_mb>\d+): )?"),
+    ("nextmap", "nextmap", r"\(next mAP calculation at (?P<nm_at>\d{1,18}) iterations\) ?"
+                           r"(?:\x1b\[H\x1b\[J\d+/(?P<nm_mb>\d{1,18}): )?"),
+    # AlexeyAB repeats its last mAP every iteration ("mAP@0.5" in older versions): the value is captured so that a
+    # log cut before the calculation still has it (an event only when it changes)
+    ("lastacc", "lastacc", r"Last accuracy mAP@0\.50? = (?P<la_v>[^ \x1b\r\n%]*)[^\x1b\r\n]*"
+                           r"(?:\x1b\[H\x1b\[J\d+/(?P<la_mb>\d{1,18}): )?"),
     ("mapline", "mapline", r"mean average precision \(mAP@0\.50\)"),
     ("mapline2", "mapline", r"mean_average_precision \(mAP@0\.50\)"),
     ("mapstart", "mapstart", r"calculation mAP"),
@@ -214,12 +143,13 @@ _KEYWORDS: list[tuple[str, str, str]] = [
     ("loadw", "loadw", r"Loading weights from "),
     ("loadw2", "loadw", r"Done! Loaded \d+ layers"),
     ("loadw3", "loadw", r"Detection layer: ?\d+"),
-    ("diag", "diag", "(?:" + "|".join(re.escape(t) for t in _diag.TRIGGERS) + ")"),
+    ("diag", "diag", ""),  # diagnose.TRIGGERS and TRIGGER_PATTERNS, one group each (below)
     # these start with a digit: last
-    ("title", "title", r"\d+/(?P<t_mb>\d+): loss="),
+    ("title", "title", r"\d+/(?P<t_mb>\d{1,18}): loss="),
     ("row", "row", r"\d+" + _C + r" +" + _C + r"\S"),
     ("hanklenient", "hanklenient", r"\d+" + _C + r": loss=" + _C + r"[^\x1b,\s]+" + _C + r", avg loss="),
-    ("itesc", "itesc", r"\d+: [^,\s]+, [^,\s]+ avg"),  # a pjreddie/AlexeyAB iteration behind escapes
+    # a pjreddie/AlexeyAB iteration behind escapes, or re-spaced by a user's paste (tabs, doubled spaces)
+    ("itesc", "itesc", r"\d+:[ \t]+[^,\s]+,[ \t]*[^,\s]+[ \t]+avg"),
 ]
 
 
@@ -236,7 +166,8 @@ def _keyword_alternation() -> tuple[str, dict[str, str]]:
     items: list[tuple[str, str, str]] = []  # (group name, handler, regex)
     for name, handler, rx in _KEYWORDS:
         if name == "diag":
-            items += [(f"diag{i}", "diag", re.escape(t)) for i, t in enumerate(_diag.TRIGGERS)]
+            items += [(f"diag{i}", "diag", rx) for i, rx in
+                      enumerate([*map(re.escape, TRIGGERS), *TRIGGER_PATTERNS])]
         else:
             items.append((name, handler, rx))
     groups: dict[str, list[str]] = {}
@@ -266,8 +197,9 @@ _KW, _KW_HANDLERS = _keyword_alternation()
 # line takes (the regex engine enters a repeated group slowly): escapes are a separate branch behind a literal ESC.
 _SEG_START = (r"[ \t\x07]*(?:\x1b(?:\[[0-9;?]*[A-Za-z]|\][^\x07\n]*(?:\x07|\x1b\\))" + _ESCANY + r"[ \t]*|)"
               r"(?:-> |\* |)")
-# The newline gate: iteration lines (fields captured here: this is the hot path) or a keyword segment.
-# Groups: pjreddie/AlexeyAB 1-7, hank-ai specialised 8-17, hank-ai usual 18-28, hank-ai general 29-39, keywords.
+# The newline gate: iteration lines (fields captured here: this is the hot path) or a keyword segment. Its
+# unnamed groups, in this order: pjreddie/AlexeyAB, hank-ai specialised, hank-ai usual, hank-ai general; the keyword
+# groups are all named. The group numbers of each part are computed from the patterns (below the gate).
 
 
 def _gate_nl(spec: str) -> re.Pattern:
@@ -276,35 +208,55 @@ def _gate_nl(spec: str) -> re.Pattern:
 
 
 _GATE_NL = _gate_nl(_NO_SPEC)
+
+
+def _span(start: int, pattern: str) -> tuple[int, ...]:
+    """The gate's group numbers of `pattern`, whose first group is number `start`."""
+    return tuple(range(start, start + re.compile(pattern).groups))
+
+
+_G_PJAB = _span(1, _IT_PJ_AB)
+_G_SPEC = _span(_G_PJAB[-1] + 1, _hank_spec("1"))
+_G_FAST = _span(_G_SPEC[-1] + 1, _IT_HANK_FAST)
+_G_HANK = _span(_G_FAST[-1] + 1, _IT_HANK)
+_PJAB_PAD = (None,) * len(_G_PJAB)  # where a hank-ai row's fields start in a row shaped like the gate's groups
+if re.compile(_NO_SPEC).groups != len(_G_SPEC) or _GATE_NL.groups != _G_HANK[-1] + len(_GATE_NL.groupindex):
+    raise AssertionError("the gate's group numbering drifted from its patterns")
 _GATES: dict[str, re.Pattern] = {}  # specialised gates by max_batches text
 # The lone-\r gate (progress overwritten by an event on the same line); keywords only.
 _GATE_CR = re.compile(r"\r(?!\n)" + _SEG_START + "(?:" + _KW + ")")
 _RX_IT_PJ_AB = re.compile(_IT_PJ_AB)
+# The same fields with any blanks between them: a line as a user's paste re-spaced it.
+_RX_IT_LOOSE = re.compile(r"(\d{1,18}):\s+([^,\s]+),\s*([^,\s]+)\s+avg(?: loss)?,\s*([^,\s]+)\s+rate,\s*([^,\s]+)"
+                          r"\s+seconds,\s*(\d{1,18})\s+images(?:,\s*([^,\s]+)\s+hours left)?")
 # hank-ai's CPU build: 'Type "yes" to begin training, or anything else to quit:' (the whole sentence, so that a
 # stray 'Type "yes"' glued to other output is not taken for it).
 _RX_PROMPT = re.compile(r'Type "yes" to begin training[^:\r\n\x1b\x07]*:')
 _HANK_LENIENT = re.compile(
-    r"(\d+): loss=([^,\s]+), avg loss=([^,\s]+),.*?(?:mAP=(\w+))?.*?(?: rate=([^,\s]+))?.*?"
-    r"(?: train=([^,\s]+) ?([a-z]*))?.*?(?:, (\d+) images)?(?:.*?time remaining=([^,\s]+) ?([a-z]*))?\s*$")
+    r"(\d{1,18}): loss=([^,\s]+), avg loss=([^,\s]+),.*?(?:mAP=(\w+))?.*?(?: rate=([^,\s]+))?.*?"
+    r"(?: train=([^,\s]+) ?([a-z]*))?.*?(?:, (\d{1,18}) images)?(?:.*?time remaining=([^,\s]+) ?([a-z]*))?\s*$")
 
 _NUM = r"(-?[\d.]+|[-+]?nan|[-+]?inf)"
-_RX_NEXTMAP = re.compile(r"next mAP calculation at (\d+) iterations")
-_RX_TITLE = re.compile(r"(\d+)/(\d+): loss=")
+_RX_LIMIT = re.compile(r"limit of (\d{1,18})")
+_RX_LASTACC = re.compile(r"Last accuracy mAP@0\.50? = ([^ \r\n%]*)")
+_RX_NEXTMAP = re.compile(r"next mAP calculation at (\d{1,18}) iterations")
+_RX_TITLE = re.compile(r"(\d{1,18})/(\d{1,18}): loss=")
 _RX_MAP = re.compile(r"mean[ _]average[ _]precision \(mAP@0\.50\)\s*=\s*" + _NUM + r"\s*(%?)")
 _RX_PREC = re.compile(r"precision\s*=\s*" + _NUM + r",\s*recall\s*=\s*" + _NUM + r",\s*F1[- ]score\s*=\s*" + _NUM)
-_RX_TPFP = re.compile(r"TP\s*=\s*(\d+),\s*FP\s*=\s*(\d+),\s*FN\s*=\s*(\d+),\s*average IoU\s*=\s*" + _NUM + r"\s*(%?)")
-_RX_DETS = re.compile(r"detections_count\s*=\s*(\d+),\s*unique_truth_count\s*=\s*(\d+)")
-_RX_CLASSID = re.compile(r"class_id = (\d+), name = (.*?), ap = " + _NUM + r"\s*%(?:\s*\(TP = (\d+), FP = (\d+)\))?")
-_RX_ROW = re.compile(r"\s*(\d+)\s+(.+?)\s+" + _NUM + r"\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+" + _NUM + r"\s+" + _NUM + r"\s*$")
+_RX_TPFP = re.compile(r"TP\s*=\s*(\d{1,18}),\s*FP\s*=\s*(\d{1,18}),\s*FN\s*=\s*(\d{1,18}),\s*average IoU\s*=\s*" + _NUM + r"\s*(%?)")
+_RX_DETS = re.compile(r"detections_count\s*=\s*(\d{1,18}),\s*unique_truth_count\s*=\s*(\d{1,18})")
+_RX_CLASSID = re.compile(r"class_id = (\d{1,18}), name = (.*?), ap = " + _NUM + r"\s*%(?:\s*\(TP = (\d{1,18}), FP = (\d{1,18})\))?")
+_RX_ROW = re.compile(r"\s*(\d{1,18})\s+(.+?)\s+" + _NUM + r"\s+(\d{1,18})\s+(\d{1,18})\s+(\d{1,18})\s+(\d{1,18})\s+" + _NUM + r"\s+" + _NUM + r"\s*$")
 # The file name stops at darknet's "..." (pjreddie prints "...Done!" on the same line, AlexeyAB "...Done! Loaded
 # N layers from weights-file" on the same line or the next).
-_RX_LOADED = re.compile(r"Loading weights from (\S+?)(?:\.{3}.*)?$|Done! Loaded (\d+) layers|Detection layer: ?(\d+)")
-_RX_LOADED_COUNT = re.compile(r"Loaded (\d+) layers")
+_RX_LOADED = re.compile(r"Loading weights from (.+?)\s*(?:\.{3}.*)?$|Done! Loaded (\d{1,18}) layers|Detection layer: ?(\d{1,18})")
+_RX_LOADED_COUNT = re.compile(r"Loaded (\d{1,18}) layers")
 
 _SECONDS = {"": 1.0, "ms": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3, "second": 1.0, "seconds": 1.0,
             "s": 1.0, "minute": 60.0, "minutes": 60.0, "hour": 3600.0, "hours": 3600.0, "day": 86400.0,
             "days": 86400.0}
 
+_FEED_MAX = 4 << 20  # characters parsed in one scan (memory: the queued rows of a scan are ~0.5 KB a line)
 _MAX_PENDING = 1 << 20  # a "line" longer than this (binary garbage, no newline) is parsed as it stands
 _LONE_CR = re.compile(r"\r(?!\n)")
 _BULK_MIN = 8  # fewer queued iteration rows than this go through the per-row path (a live chunk has one or two)
@@ -372,6 +324,8 @@ class LogParser:
         flavor: 'pjreddie', 'alexeyab' or 'hank-ai'; detected from the output when None.
         data_paths: the paths obj.data names, to diagnose a missing path that is one of them with its spaces
             stripped (``space-in-path``).
+        iteration_sink: where iteration rows go column by column instead of becoming `Iteration` events
+            (`History.iteration_sink()`; `parse_log` uses it); a resumed session then goes to its ``resumed``.
 
     Attributes:
         flavor: the flavor (None until something tells it).
@@ -383,7 +337,8 @@ class LogParser:
 
     bulk: bool = True
 
-    def __init__(self, flavor: Optional[str] = None, *, data_paths: Optional[Iterable[str]] = None) -> None:
+    def __init__(self, flavor: Optional[str] = None, *, data_paths: Optional[Iterable[str]] = None,
+                 iteration_sink: Optional["IterationSink"] = None) -> None:
         if flavor is not None and flavor not in FLAVORS:
             raise ValueError(f"unknown darknet flavor {flavor!r}; expected one of {', '.join(FLAVORS)}")
         self.flavor = flavor
@@ -398,19 +353,26 @@ class LogParser:
         self._in_table = False
         self._nan_reported = False
         self._prompted = False
-        self._diag = _diag.LineDiagnoser(data_paths)
+        self._diag = LineDiagnoser(data_paths)
         self._loaded_layers: Optional[int] = None
         self._weights_file: Optional[str] = None
         self._next_map_text: Optional[str] = None
         self._max_text: Optional[str] = None
-        # parse_log: the iterations go straight into the history's columns (7 lists) instead of events
-        self._its_to: Optional[tuple[list, ...]] = None
+        self._lastacc_text: Optional[str] = None  # the value text of the last "Last accuracy" line
+        self._last_map50: Optional[float] = None  # the last mAP reported (a calculation or a "Last accuracy")
+        # parse_log: the iterations go straight into the history's columns instead of events
+        self._sink = iteration_sink
         self._hank_seen: Optional[str] = None  # the max_batches text of the last hank-ai line (window title)
         self._spec: Optional[str] = None  # ... that the gate of the current scan has as a literal
         self._handlers: dict[str, Callable[[str, list], None]] = {
             group: getattr(self, "_on_" + handler) for group, handler in _KW_HANDLERS.items()}
 
     # ------------------------------------------------------------------------------------------- public
+    @property
+    def diagnoser(self) -> LineDiagnoser:
+        """The line rules this parser runs (its state: what was seen, a location waiting for its message)."""
+        return self._diag
+
     def feed(self, text: Union[str, bytes]) -> list[Event]:
         """Parse a chunk; returns the events of the lines it completed (a partial last line waits)."""
         if isinstance(text, (bytes, bytearray)):
@@ -419,6 +381,14 @@ class LogParser:
             text = self._decoder.decode(bytes(text))
         if not text:
             return []
+        if len(text) > _FEED_MAX:  # one huge chunk: in slices, so that the queued rows and copies stay bounded
+            events: list[Event] = []
+            for i in range(0, len(text), _FEED_MAX):
+                events += self._feed_text(text[i:i + _FEED_MAX])
+            return events
+        return self._feed_text(text)
+
+    def _feed_text(self, text: str) -> list[Event]:
         buf = self._buf + text
         end = buf.rfind("\n")
         events: list[Event] = []
@@ -455,11 +425,11 @@ class LogParser:
         events in bulk, before any other event and at the end, so the events keep the order of the lines.
         """
         # A lone \r (not part of \r\n) is rare: one search finds the first, and the \r gate runs from there.
-        cr: deque = deque()
+        cr = _Lazy(None)
         if "\r" in buf:
             first = _LONE_CR.search(buf, 0, end)
             if first is not None:
-                cr.extend(_GATE_CR.finditer(buf, first.start(), end))
+                cr = _Lazy(_GATE_CR.finditer(buf, first.start(), end))
         gate = self._gate()
         rows: list[tuple] = []  # captured text of the iteration lines not yet turned into events
         add_row = rows.append
@@ -469,6 +439,7 @@ class LogParser:
         hank_q = False
         flush = self._flush
         handlers = self._handlers
+        pjab, spec, fast, hank = _G_PJAB, _G_SPEC, _G_FAST, _G_HANK
         pos = 0
         while True:
             # The newline gate runs up to the end of the line of the next lone-\r match (a match never spans a
@@ -483,14 +454,14 @@ class LogParser:
                 for m in gate.finditer(buf, pos, stop):
                     name = m.lastgroup  # keyword groups are named; the iteration groups are not
                     if name is None:  # an iteration line: the hot path
-                        i = m.lastindex  # see _gate_nl for the group numbers
-                        if i < 8:
-                            add_row(m.group(1, 2, 3, 4, 5, 6, 7))
-                        elif i < 18:
-                            add_row(m.group(8, 9, 10, 11, 12, 13, 14, 15, 16, 17))
+                        i = m.lastindex  # which part of the gate matched: see _G_PJAB, ..
+                        if i <= pjab[-1]:
+                            add_row(m.group(*pjab))
+                        elif i <= spec[-1]:
+                            add_row(m.group(*spec))
                             hank_q = True
-                        elif i < 29:
-                            g = m.group(18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28)
+                        elif i <= fast[-1]:
+                            g = m.group(*fast)
                             add_row(g)
                             hank_q = True
                             if self.bulk:  # a hank-ai line the gate is not specialised to: specialise it from here
@@ -500,7 +471,7 @@ class LogParser:
                                 pos = m.end()
                                 break
                         else:
-                            add_row(m.group(29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39))
+                            add_row(m.group(*hank))
                             hank_q = True
                     elif name == "k_nextmap":  # AlexeyAB prints this every iteration: keep it cheap
                         at = m.group("nm_at")
@@ -526,6 +497,11 @@ class LogParser:
                             if mb != self._max_text:
                                 self._max_text = mb
                                 self._set_max_batches(int(mb), out)
+                        if name == "k_lastacc" and m.group("la_v") != self._lastacc_text:
+                            if rows:
+                                flush(rows, out)
+                                hank_q = False
+                            self._last_accuracy(m.group("la_v"), out)
                     else:
                         if rows:
                             flush(rows, out)
@@ -555,7 +531,7 @@ class LogParser:
             gate = _GATES[seen] = _gate_nl(_hank_spec(seen))  # ~5 ms, once per max_batches
         return gate
 
-    def _drain_cr(self, cr: deque, before: int, buf: str, end: int, out: list) -> int:
+    def _drain_cr(self, cr: "_Lazy", before: int, buf: str, end: int, out: list) -> int:
         """Handle the lone-\\r matches that start before `before`; returns the start of the next one."""
         while cr and cr[0].start() < before:
             m = cr.popleft()
@@ -563,6 +539,8 @@ class LogParser:
             if name in ("k_nextmap", "k_lastacc", "k_title"):
                 seg = buf[m.start() + 1:_segment_end(buf, m.end(), end)]
                 self._on_title(seg, out)
+                if name == "k_lastacc" and m.group("la_v") != self._lastacc_text:
+                    self._last_accuracy(m.group("la_v"), out)
             elif name is not None:
                 self._handlers[name](buf[m.start() + 1:_segment_end(buf, m.end(), end)], out)
         return cr[0].start() if cr else end + 1
@@ -692,6 +670,29 @@ class LogParser:
             self.flavor = "hank-ai"
 
     def _emit(self, data: tuple, a: int, b: int, out: list) -> None:
+        """Rows a..b-1 of the converted columns `data` as iterations; `Resumed` where the iterations go back (a
+        later session of the same log), checked in C (one ``map(ge, ..)`` pass) before any row is looked at."""
+        its = data[0]
+        last = self.iteration
+        if (last is None or its[a] > last) and (b - a < 2 or not any(map(ge, islice(its, a, b - 1),
+                                                                           islice(its, a + 1, b)))):
+            self._emit_run(data, a, b, out)
+            return
+        k = a
+        while k < b:
+            if self.iteration is not None and its[k] <= self.iteration:
+                self._resumed(its[k], out)
+            j = next((i for i in range(k + 1, b) if its[i] <= its[i - 1]), b)
+            self._emit_run(data, k, j, out)
+            k = j
+
+    def _resumed(self, iteration: int, out: list) -> None:
+        if self._sink is not None:
+            self._sink.resumed(iteration, out)  # the events so far go in first, then the later rows are dropped
+        else:
+            out.append(Resumed(iteration))
+
+    def _emit_run(self, data: tuple, a: int, b: int, out: list) -> None:
         """Rows a..b-1 of the converted columns `data` as iterations, the nan-loss problem after the first NaN."""
         cols = data if a == 0 and b == len(data[0]) else tuple(c[a:b] for c in data)
         nan_at = -1
@@ -700,10 +701,9 @@ class LogParser:
             total = sum(loss) + sum(avg)  # NaN iff a NaN is in there (or inf - inf: then the loop finds none)
             if total != total:
                 nan_at = next((i for i, x, y in zip(count(), loss, avg) if x != x or y != y), -1)
-        sink = self._its_to
+        sink = self._sink
         if sink is not None:  # parse_log: the columns go straight into the history
-            for column, values in zip(sink, cols):
-                column.extend(values)
+            sink.extend(cols)
         if nan_at >= 0:
             it = _tuple_new(Iteration, tuple(c[nan_at] for c in cols))
             if sink is None:
@@ -734,7 +734,7 @@ class LogParser:
             it = Iteration(int(h[1]), float(h[2]), float(h[3]), float(h[5]), float(h[6]) * _SECONDS[h[7]],
                            int(h[8]), NAN if h[9] is None else float(h[9]) * _SECONDS[h[10]] / 3600.0)
         except (ValueError, KeyError):
-            self._hank_iteration((None,) * 7 + h, out)
+            self._hank_iteration(_PJAB_PAD + h, out)
             return
         if h[0] is not None and h[0] != self._max_text:
             self._max_text = h[0]
@@ -749,21 +749,22 @@ class LogParser:
     def _nan(self, it: Iteration, out: list) -> None:
         if not self._nan_reported:
             self._nan_reported = True
-            out.append(ProblemFound(_diag.nan_loss(it.iteration, f"{it.iteration}: loss={it.loss}, "
-                                                                  f"avg loss={it.avg_loss}")))
+            out.append(ProblemFound(_problems.nan_loss(it.iteration, f"{it.iteration}: loss={it.loss}, "
+                                                                      f"avg loss={it.avg_loss}")))
 
     def _iteration(self, it: Iteration, out: list) -> None:
+        if self.iteration is not None and it.iteration <= self.iteration:
+            self._resumed(it.iteration, out)
         self.iteration = it.iteration
-        if self._its_to is None:
+        if self._sink is None:
             out.append(it)
         else:
-            for column, value in zip(self._its_to, it):
-                column.append(value)
+            self._sink.extend([[value] for value in it])
         if it.loss != it.loss or it.avg_loss != it.avg_loss:
             self._nan(it, out)
 
     def _hank_iteration(self, g: tuple, out: list) -> None:
-        b = 7  # offset of the hank-ai groups in the gate
+        b = len(_PJAB_PAD)  # a hank-ai row padded like the gate's groups: pjreddie/AlexeyAB's first
         if g[b] is not None and g[b] != self._max_text:
             self._max_text = g[b]
             self._set_max_batches(int(g[b]), out)
@@ -812,11 +813,7 @@ class LogParser:
             self._diag.finished = True
             out.append(Finished(reason, self.iteration))
             if self.iteration is None and self._weights_file is not None:
-                self._emit_problem(Problem(
-                    "already-trained", f"darknet saved its final weights without training: {self._weights_file} "
-                    "says it is already trained to max_batches (its seen-count), or it is truncated",
-                    fix="raise max_batches, or add -clear to train these weights again from iteration 0",
-                    severity="warning", file=self._weights_file), out)
+                self._emit_problem(_problems.already_trained(self._weights_file), out)
 
     # ------------------------------------------------------------------------------------------- handlers
     def _on_nextmap(self, seg: str, out: list) -> None:
@@ -834,9 +831,25 @@ class LogParser:
 
     def _on_lastacc(self, seg: str, out: list) -> None:
         self._on_title(seg, out)
+        m = _RX_LASTACC.search(strip_escapes(seg))
+        if m and m.group(1) != self._lastacc_text:
+            self._last_accuracy(m.group(1), out)
+
+    def _last_accuracy(self, text: str, out: list) -> None:
+        """AlexeyAB's ``Last accuracy mAP@0.50 = X %``: a `MapResult` unless it is the calculation already reported
+        (to its two printed decimals): a log cut before the calculation (a user's paste) still has its mAP."""
+        self._lastacc_text = text
+        value = _num(text) / 100.0
+        last = self._last_map50
+        if value != value or (last is not None and abs(last - value) < 0.00006):
+            return
+        self._last_map50 = value
+        if not (self.best_map50 >= value):
+            self.best_map50 = value
+        out.append(MapResult(self.iteration, value, self.best_map50))
 
     def _on_itesc(self, seg: str, out: list) -> None:
-        m = _RX_IT_PJ_AB.search(strip_escapes(seg))
+        m = _RX_IT_LOOSE.search(strip_escapes(seg))
         if m:
             g = m.groups()
             self._iteration(Iteration(int(g[0]), _num(g[1]), _num(g[2]), _num(g[3]), _num(g[4]), _num(g[5]),
@@ -848,7 +861,7 @@ class LogParser:
         m = _HANK_LENIENT.match(strip_escapes(seg).strip())
         if not m:
             return
-        g = (None,) * 7 + (None,) + m.groups()[:3] + (m.group(4) or "",) + m.groups()[4:]
+        g = _PJAB_PAD + (None,) + m.groups()[:3] + (m.group(4) or "",) + m.groups()[4:]
         self._hank_iteration(g, out)
 
     def _on_mapstart(self, seg: str, out: list) -> None:
@@ -865,6 +878,7 @@ class LogParser:
         if block.emitted and block.iteration == self.iteration:  # AlexeyAB's second format of the same calculation
             return
         self._in_table = False
+        self._last_map50 = value
         if not (self.best_map50 >= value):  # NaN-safe running best, like darknet's own "best"
             self.best_map50 = value
         f = block.fields
@@ -931,7 +945,7 @@ class LogParser:
             self.flavor = "alexeyab"
 
     def _on_maxbatch(self, seg: str, out: list) -> None:
-        m = re.search(r"limit of (\d+)", strip_escapes(seg))
+        m = _RX_LIMIT.search(strip_escapes(seg))
         if m:
             self._set_max_batches(int(m.group(1)), out)
         self._finish("reached max_batches", out)
@@ -960,11 +974,13 @@ class LogParser:
             return
         if m.group(1) is not None:
             count = _RX_LOADED_COUNT.search(seg)
-            self._weights_file, self._loaded_layers = m.group(1), int(count.group(1)) if count else None
+            path = m.group(1).strip().strip('"')
+            self._weights_file, self._loaded_layers = path, int(count.group(1)) if count else None
+            self._diag.weights = path
         elif m.group(2) is not None:
             self._loaded_layers = int(m.group(2))
         elif self._loaded_layers is not None and self._loaded_layers <= int(m.group(3)):
-            p = _diag.truncated_weights_loaded(self._weights_file, self._loaded_layers, int(m.group(3)))
+            p = _problems.truncated_weights_loaded(self._weights_file, self._loaded_layers, int(m.group(3)))
             self._loaded_layers = None
             if p is not None:
                 self._emit_problem(p, out)
@@ -985,101 +1001,45 @@ class LogParser:
             out.append(ProblemFound(p))
 
 
+class _Lazy:
+    """The lone-\r gate's matches, taken one at a time (a list of them all would hold one Match object per \r of
+    the buffer: hundreds of MB for a few MB of progress output). Reads like the deque it replaces."""
+
+    __slots__ = ("_it", "_head")
+
+    def __init__(self, it: Optional[Iterable[re.Match]]) -> None:
+        self._it = iter(it) if it is not None else iter(())
+        self._head = next(self._it, None)
+
+    def __bool__(self) -> bool:
+        return self._head is not None
+
+    def __getitem__(self, i: int) -> re.Match:
+        if i != 0 or self._head is None:
+            raise IndexError(i)
+        return self._head
+
+    def popleft(self) -> re.Match:
+        m = self._head
+        if m is None:
+            raise IndexError("empty")
+        self._head = next(self._it, None)
+        return m
+
+
 def _segment_end(buf: str, start: int, end: int) -> int:
-    """End of the segment that starts before `start`: the next \\n or lone \\r (a \\r\\n ends at the \\r)."""
-    nl = buf.find("\n", start, end)
-    if nl < 0:
-        nl = end
-    cr = buf.find("\r", start, nl)
-    while cr >= 0 and cr + 1 < nl and buf[cr + 1] in "\r":
-        cr = buf.find("\r", cr + 1, nl)
-    return cr if cr >= 0 else nl
+    """End of the segment that starts before `start`: the next \n or lone \r (a \r\n ends at the \r).
 
-
-# ----------------------------------------------------------------------------------------------- parse_log
-def parse_log(source: Union[str, Path, Iterable[Union[str, bytes]]], flavor: Optional[str] = None) -> "TrainingLog":
-    """Parse a whole darknet log into dataframes.
-
-    Args:
-        source: a path (str or Path of an existing file), the log text itself, or an iterable of lines/chunks
-            (str or bytes).
-        flavor: force a flavor instead of detecting it.
-
-    Returns:
-        A `TrainingLog` with the ``iterations``, ``maps``, ``class_ap``, ``weights`` and ``problems`` frames.
+    Looks for the \r first and for a \n only before it, so that each search stops at the next separator: a
+    buffer of \r-separated progress with no newline costs linear time, not a scan to its end per segment.
     """
-    from .history import History
-
-    parser = LogParser(flavor)
-    history = History()
-    parser._its_to = history._itcols  # the columnar fast path: iteration rows never become event objects
-    for chunk in _chunks(source):
-        history.add(parser.feed(chunk))
-    history.add(parser.close())
-    history._cache.clear()
-    return history.to_log(parser.flavor)
-
-
-def _chunks(source: Union[str, Path, Iterable[Union[str, bytes]]]) -> Iterable[Union[str, bytes]]:
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and len(source) < 4096
-                                     and _is_file(source)):
-        # bytes, decoded by the parser with errors="replace": a log with garbage in it still parses
-        with open(source, "rb") as f:
-            while True:
-                block = f.read(64 << 20)
-                if not block:
-                    return
-                yield block
-    elif isinstance(source, (str, bytes, bytearray)):
-        # 1 MiB slices, as a stream would come: measurably faster than one giant buffer (cache-friendly), and the
-        # same code path as a live run
-        step = 1 << 20
-        for i in range(0, len(source), step):
-            yield source[i:i + step]
-    else:
-        yield from _batched(source)
-
-
-def _is_file(s: str) -> bool:
-    try:
-        return Path(s).is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def _batched(items: Iterable[Union[str, bytes]], size: int = 8 << 20) -> Iterable[Union[str, bytes]]:
-    """Join many small pieces into big chunks (one feed per line is slow).
-
-    Pieces are taken as chunks of the stream (a file object's lines keep their endings) unless the first one has
-    no line break at all: then they are lines without endings (``text.splitlines()``) and get a newline each.
-    """
-    parts: list = []
-    n = 0
-    kind = None
-    add_newline: Optional[bool] = None
-    for item in items:
-        if kind is not None and type(item) is not kind:
-            yield ("" if kind is str else b"").join(parts)
-            parts, n = [], 0
-        kind = type(item)
-        nl = "\n" if kind is str else b"\n"
-        if add_newline is None:
-            add_newline = nl not in item and not item.endswith("\r" if kind is str else b"\r")
-        if add_newline:
-            item = item + nl
-        parts.append(item)
-        n += len(item)
-        if n >= size:
-            yield ("" if kind is str else b"").join(parts)
-            parts, n = [], 0
-    if parts:
-        yield ("" if kind is str else b"").join(parts)
-
-
-def __getattr__(name: str):
-    # TrainingLog lives in history.py (which imports this module): re-export it lazily to avoid the cycle.
-    if name == "TrainingLog":
-        from .history import TrainingLog
-
-        return TrainingLog
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cr = buf.find("\r", start, end)
+    if cr < 0:
+        nl = buf.find("\n", start, end)
+        return nl if nl >= 0 else end
+    nl = buf.find("\n", start, cr)
+    if nl >= 0:
+        return nl
+    while cr + 1 < end and buf[cr + 1] == "\r":  # \r\r..: the segment ends at the last one
+        cr += 1
+    return cr

@@ -1,15 +1,15 @@
 """`%%darknet` and `%yolo`: thin magics that parse, plan, run and show.
 
-The work is elsewhere (directives -> executor -> steps). Here: IPython's argument parsing for the magic lines,
-turning our errors into messages without tracebacks, and binding results into the user's namespace.
+The work is elsewhere (language -> executor -> directives -> domain modules). Here: the magic lines' own flags,
+the help text, turning our errors into messages without tracebacks, and the session, which belongs to the magics
+instance (``%reload_ext`` hands it to the new instance, so a reload keeps what the cell established).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 try:  # IPython >= 7.3: keep IPython from expanding {name} before our placeholders see it
     from IPython.core.magic import no_var_expand
@@ -17,9 +17,16 @@ except ImportError:  # pragma: no cover - older IPython
     def no_var_expand(func: Any) -> Any:
         return func
 
-from . import directives
+from .directives import GRAMMAR
+from .environment import detect_platform
 from .errors import DarknetMagicsError, StepError
-from .executor import Executor, Session
+from .executor import Executor
+from .language import overview, parse_cell, parse_yolo
+from .notebook import CellReporter
+from .report import ConsoleReporter, Reporter
+from .session import Session
+
+_CELL_FLAGS = {"--dry-run": "dry_run", "-n": "dry_run", "--help": "help", "-h": "help"}
 
 
 def _show_without_traceback(exc: StepError) -> StepError:
@@ -30,108 +37,153 @@ def _show_without_traceback(exc: StepError) -> StepError:
     return exc
 
 
+def _interrupt_in_one_line(exc: KeyboardInterrupt) -> KeyboardInterrupt:
+    # Ctrl-C stops the cell (and "run all") as always, but shows one line instead of IPython's frames: what was
+    # stopped and kept was said just above it by the step itself.
+    run = getattr(exc, "run", None)
+    where = f" at iteration {run.last_iteration or 0}; the log and dataframes are kept" if run is not None else ""
+    exc._render_traceback_ = lambda: [f"KeyboardInterrupt: stopped{where}"]  # type: ignore[attr-defined]
+    return exc
+
+
+def darknet_help() -> str:
+    """The help of `%%darknet`: its line flags, every directive, the placeholders, and the %yolo subcommands."""
+    return ("%%darknet [--dry-run]\n    (one directive per line)\n\n"
+            "Set up, build and stage for darknet. Lines are DIRECTIVE ARG... KEY=VALUE... with shell-like quoting,\n"
+            "# comments and {name} placeholders. Every line is checked before any runs.\n\n"
+            "  --dry-run, -n   print the plan (the commands and file edits each line would make) and run nothing\n"
+            "  --help, -h      this help\n\n"
+            "Directives:\n" + overview(GRAMMAR, "darknet") +
+            "\n\nPlaceholders: {drive} {workspace} {darknet} {bin} {dataset} {weights} (set by the directives above),"
+            " {local} {cwd} {home}, any `set NAME=VALUE`, and Python variables.\n\n"
+            "%yolo subcommands (in their own lines, outside the cell; %yolo help SUBCOMMAND):\n"
+            + overview(GRAMMAR, "yolo"))
+
+
+def yolo_help(subcommand: Optional[str] = None) -> str:
+    """The help of `%yolo`, or of one subcommand."""
+    if subcommand:
+        return GRAMMAR.yolo[subcommand].help()
+    return ("%yolo SUBCOMMAND ...\n\nTrain and inspect darknet models. %yolo help SUBCOMMAND (or %yolo SUBCOMMAND "
+            "--help) for one.\n\nSubcommands:\n" + overview(GRAMMAR, "yolo"))
+
+
 @magics_class
 class DarknetMagics(Magics):
-    """Holds one `Session` per kernel: what `drive`, `workspace`, `clone`, `make` and training runs established."""
+    """Holds the kernel's `Session`: what `drive`, `workspace`, `clone`, `make` and training runs established."""
 
-    def __init__(self, shell: Any) -> None:
+    def __init__(self, shell: Any, session: Optional[Session] = None) -> None:
         super().__init__(shell)
-        from . import environment
-
-        self.session = Session(platform=environment.detect_platform())
+        self.session = session or Session(platform=detect_platform())
 
     def _executor(self) -> Executor:
-        if self.session.platform == "terminal":
-            # A terminal IPython has no display handles to update: redraw progress on one line instead.
-            from .report import ConsoleReporter
-
-            reporter = ConsoleReporter()
-        else:
-            from .notebook import NotebookReporter
-
-            reporter = NotebookReporter()
+        # A terminal IPython has no display handles to update: redraw progress on one line instead.
+        # In a kernel, output goes to the cell that ran the line even from a background training thread.
+        reporter: Reporter = ConsoleReporter() if self.session.platform == "terminal" else CellReporter()
         return Executor(self.session, reporter, namespace=self.shell.user_ns)
 
-    def _user_names(self) -> set[str]:
+    def _known(self) -> set[str]:
         # Python variables can fill placeholders too ({data_dir} from `data_dir = "..."` in a code cell).
-        return {k for k, v in self.shell.user_ns.items() if not k.startswith("_") and isinstance(v, (str, int, float))}
+        python = {k for k, v in self.shell.user_ns.items() if not k.startswith("_") and isinstance(v, (str, int, float))}
+        return self.session.known() | python
 
-    @magic_arguments()
-    @argument("--dry-run", "-n", action="store_true",
-              help="print the plan (the commands and file edits each line would make) and run nothing")
     @no_var_expand
     @cell_magic
     def darknet(self, line: str, cell: str) -> None:
-        """Set up, build and stage for darknet: one directive per line.
-
-        Lines are ``DIRECTIVE ARG... KEY=VALUE...`` with shell-like quoting, ``#`` comments and ``{name}``
-        placeholders. All lines are checked before any runs.
-        """
-        args = parse_argstring(self.darknet, line)  # its errors are UsageErrors already
+        flags = set()
+        for word in line.split():
+            if word not in _CELL_FLAGS:
+                raise UsageError(f"%%darknet: unknown flag {word!r}; it takes --dry-run (-n) and --help (-h)")
+            flags.add(_CELL_FLAGS[word])
+        if "help" in flags or not cell.strip():
+            print(darknet_help())
+            return
         try:
-            plan = directives.parse_cell(cell, known=self.session.known() | self._user_names())
-            self._executor().run_plan(plan, dry_run=args.dry_run)
+            plan = parse_cell(cell, GRAMMAR, known=self._known())
+            self._executor().run_plan(plan, dry_run="dry_run" in flags)
+        except KeyboardInterrupt as exc:
+            raise _interrupt_in_one_line(exc) from None
         except StepError as exc:
             raise _show_without_traceback(exc) from None
         except DarknetMagicsError as exc:
             raise UsageError(str(exc)) from None
 
     @no_var_expand
+    @line_magic("darknet")
+    def darknet_line(self, line: str) -> None:
+        """One directive on one line (`%darknet runtime`); `%darknet` alone, or with --help, shows the help."""
+        words = line.split()
+        flags = [w for w in words[:1] if w in _CELL_FLAGS]
+        if not words or "--help" in words[:1] or "-h" in words[:1]:
+            print(darknet_help())
+            return
+        body = line.split(None, 1)[1] if flags else line
+        self.darknet(" ".join(flags), body + "\n")
+
+    @no_var_expand
     @line_magic
-    def yolo(self, line: str) -> Any:
-        """Train and inspect darknet models: ``%yolo SUBCOMMAND ...``; ``%yolo SUBCOMMAND --help`` for one."""
+    def yolo(self, line: str) -> None:
         words = line.split()
         if not words or words[0] in ("--help", "-h", "help"):
-            print(_yolo_overview())
-            return None
-        if words[0] in directives.YOLO_SPECS and any(w in ("--help", "-h") for w in words[1:]):
-            print(directives.YOLO_SPECS[words[0]].help())
-            return None
+            sub = words[1] if len(words) > 1 and words[1] in GRAMMAR.yolo else None
+            print(yolo_help(sub))
+            return
+        if words[0] in GRAMMAR.yolo and any(w in ("--help", "-h") for w in words[1:]):
+            print(yolo_help(words[0]))
+            return
         try:
-            step = directives.parse_yolo(line, known=self.session.known() | self._user_names())
-            if step is None:
-                return None
-            self._executor().run_step(step)
+            step = parse_yolo(line, GRAMMAR, known=self._known())
+            if step is not None:
+                self._executor().run_step(step)
+        except KeyboardInterrupt as exc:
+            raise _interrupt_in_one_line(exc) from None
         except StepError as exc:
             raise _show_without_traceback(exc) from None
         except DarknetMagicsError as exc:
             raise UsageError(str(exc)) from None
-        return None
 
 
-def _yolo_overview() -> str:
-    return "usage: %yolo SUBCOMMAND ...   (%yolo SUBCOMMAND --help for details)\n\nsubcommands:\n" + \
-        directives.overview("yolo")
+# `%%darknet?` and `%yolo?` show these (plain text: IPython prints a docstring as it is).
+DarknetMagics.darknet.__doc__ = darknet_help()
+DarknetMagics.darknet_line.__doc__ = darknet_help()
+DarknetMagics.yolo.__doc__ = yolo_help()
 
 
-def _darknet_overview() -> str:
-    return ("\nDirectives (one per line):\n" + directives.overview("darknet") +
-            "\n\nPlaceholders: {drive} {workspace} {darknet} {bin} {dataset} {weights} (set by the directives above),"
-            " {local} {cwd} {home}, and any `set NAME=VALUE`.\n"
-            "\n%yolo subcommands (in their own lines, outside the cell):\n" + directives.overview("yolo"))
+def empty_cell_to_line_magic(lines: list[str]) -> list[str]:
+    """An input transformer: a cell that is only its ``%%darknet ...`` line becomes the line magic ``%darknet ...``.
 
-
-# Real help for `%%darknet?` and `%yolo?`: the generated directive reference, appended to the docstrings.
-DarknetMagics.darknet.__doc__ = (DarknetMagics.darknet.__doc__ or "") + _darknet_overview()
-DarknetMagics.yolo.__doc__ = (DarknetMagics.yolo.__doc__ or "") + "\n" + _yolo_overview()
-
-_loaded: dict[int, DarknetMagics] = {}
+    IPython refuses a cell magic whose body is empty before the magic sees it; `%%darknet --help` (or a bare
+    `%%darknet`) in a cell of its own is asking for the help, which the line magic shows.
+    """
+    text = [ln for ln in lines if ln.strip()]
+    if len(text) == 1 and text[0].lstrip().startswith("%%darknet") and \
+            text[0].lstrip()[len("%%darknet"):][:1] in ("", " ", "\t", "\n"):
+        return [text[0].replace("%%darknet", "%darknet", 1)]
+    return lines
 
 
 def register(ipython: Any) -> None:
     """Register the magics on `ipython` (called by ``%load_ext``; ``%reload_ext`` calls it again)."""
-    magics = DarknetMagics(ipython)
-    previous = _loaded.get(id(ipython))
-    if previous is not None:
-        magics.session = previous.session  # %reload_ext keeps what the session established
-    _loaded[id(ipython)] = magics
-    ipython.register_magics(magics)
+    previous = ipython.magics_manager.registry.get("DarknetMagics")
+    session = previous.session if isinstance(previous, Magics) and hasattr(previous, "session") else None
+    ipython.register_magics(DarknetMagics(ipython, session))
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and empty_cell_to_line_magic not in cleanup:
+        cleanup.append(empty_cell_to_line_magic)
 
 
 def unregister(ipython: Any) -> None:
-    """Remove `%%darknet` and `%yolo` (called by ``%unload_ext``)."""
-    _loaded.pop(id(ipython), None)
+    """Remove `%%darknet` and `%yolo` (called by ``%unload_ext``). The instance stays in IPython's registry
+    until a load replaces it, so that ``%reload_ext`` (unload, then load) keeps the session."""
     manager = ipython.magics_manager
     manager.magics["cell"].pop("darknet", None)
+    manager.magics["line"].pop("darknet", None)
     manager.magics["line"].pop("yolo", None)
-    manager.registry.pop("DarknetMagics", None)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and empty_cell_to_line_magic in cleanup:
+        cleanup.remove(empty_cell_to_line_magic)
+
+
+def forget(ipython: Any) -> None:
+    """Drop the kept session: the next ``%load_ext`` starts with a fresh one, as a new kernel (or VM) would."""
+    ipython.magics_manager.registry.pop("DarknetMagics", None)

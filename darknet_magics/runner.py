@@ -27,7 +27,7 @@ import signal as _signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import pexpect
 
@@ -78,6 +78,8 @@ class ProcessResult:
     answered: tuple[str, ...] = ()
     stopped_by_caller: Optional[str] = None
     bytes_read: int = 0
+    log_error: Optional[str] = None  # the log could not be written (a full disk, a read-only folder): why
+    notices: tuple[str, ...] = ()  # what happened to the log that the user must know (deleted and recreated)
 
     @property
     def signal_name(self) -> Optional[str]:
@@ -234,6 +236,62 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
+class _LogFile:
+    """The log every byte goes to, kept findable: deleted or moved while the child runs, it is made again at its
+    path with everything written so far (copied from the still-open old file); a write that fails (a full disk, a
+    folder made read-only) is remembered in `error` and writing stops, so the caller can stop the child and say so.
+    """
+
+    CHECK_EVERY_S = 1.0
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "ab+", buffering=0)
+        self.error: Optional[str] = None
+        self.notices: list[str] = []
+        self._checked = time.monotonic()
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        try:
+            now = time.monotonic()
+            if now - self._checked >= self.CHECK_EVERY_S:
+                self._checked = now
+                self._relink_if_gone()
+            self.handle.write(data)
+        except OSError as exc:
+            self.error = f"{exc.strerror or exc} ({self.path})"
+
+    def _relink_if_gone(self) -> None:
+        try:
+            if os.stat(self.path).st_ino == os.fstat(self.handle.fileno()).st_ino:
+                return
+        except FileNotFoundError:
+            pass
+        old = self.handle
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = open(self.path, "ab+", buffering=0)
+        offset, size = 0, os.fstat(old.fileno()).st_size
+        while offset < size:  # what the lost file held: the new one starts with it
+            block = os.pread(old.fileno(), 1 << 20, offset)
+            if not block:
+                break
+            new.write(block)
+            offset += len(block)
+        old.close()
+        self.handle = new
+        self.notices.append(f"{self.path} was deleted or moved while darknet ran: made it again there, with "
+                            f"everything written so far ({size:,} bytes)")
+
+    def close(self) -> None:
+        try:
+            self.handle.close()
+        except OSError as exc:
+            self.error = self.error or f"{exc.strerror or exc} ({self.path})"
+
+
 class _Stream:
     """Reads the child; every chunk goes to the log, the decoder, the prompt matcher and the watchdog."""
 
@@ -280,8 +338,7 @@ class _Stream:
             data = b"".join(parts)
         self.bytes += len(data)
         if self.log is not None:
-            self.log.write(data)
-            self.log.flush()
+            self.log.write(data)  # unbuffered: on disk as it arrives
         self._text(self.decoder.decode(data))
         return True
 
@@ -294,11 +351,17 @@ class _Stream:
             window = self.tail + text
             for rx, answer in self.prompts:
                 if rx.search(window):
+                    # A callable answers each time anew (batch inference types the next image path at every
+                    # "Enter Image Path:"); None from it ends the child's input (EOF), as Ctrl-D would.
+                    reply = answer() if callable(answer) else answer
                     try:
-                        self.child.sendline(answer)
+                        if reply is None:
+                            self.child.sendeof()
+                        else:
+                            self.child.sendline(reply)
                     except OSError:
                         pass
-                    self.answered.append(answer)
+                    self.answered.append("<EOF>" if reply is None else reply)
                     window = ""  # answered: do not answer the same prompt twice
                     break
             self.tail = window[-_TAIL:]
@@ -345,7 +408,7 @@ def run(
     cwd: Path,
     log_path: Optional[Path] = None,
     on_text: Optional[Callable[[str], None]] = None,
-    prompts: Sequence[tuple[str, str]] = DEFAULT_PROMPTS,
+    prompts: Sequence[tuple[str, Any]] = DEFAULT_PROMPTS,
     watchdog: Optional[Watchdog] = None,
     env: Optional[dict] = None,
     dimensions: tuple[int, int] = (50, 200),
@@ -361,7 +424,8 @@ def run(
         cwd: working folder of the child.
         log_path: appended with every byte the child writes (created with its folder); None for no log.
         on_text: called with each decoded chunk (chunks split lines anywhere).
-        prompts: ``(regex, answer)`` pairs; when the output matches, `answer` + newline is typed.
+        prompts: ``(regex, answer)`` pairs; when the output matches, `answer` + newline is typed. `answer` may be
+            a callable, called at each match: its string is typed, None sends EOF.
         watchdog: ends a child that hangs (see `Watchdog`); None for no watchdog.
         env: the child's environment (default: ours).
         poll: longest time one read waits, which bounds how late the watchdog and `should_stop` react.
@@ -379,8 +443,7 @@ def run(
     argv = [str(a) for a in argv]
     log = None
     if log_path is not None:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "ab", buffering=0)
+        log = _LogFile(Path(log_path))
     start = time.monotonic()
     try:
         child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd), env=env, encoding=None,
@@ -418,6 +481,10 @@ def run(
                     if reason:
                         _stop(child, stream, pgid, ((_signal.SIGTERM, 2.0), (_signal.SIGKILL, 5.0)))
                         break
+                if log is not None and log.error is not None:
+                    stopped = f"the log cannot be written: {log.error}"
+                    _stop(child, stream, pgid, interrupt_steps)
+                    break
                 if should_stop is not None:
                     stopped = should_stop()
                     if stopped:
@@ -444,6 +511,7 @@ def run(
         returncode=child.exitstatus, signal=child.signalstatus, interrupted=interrupted,
         killed_by_watchdog=reason, seconds=time.monotonic() - start, pid=pgid,
         answered=tuple(stream.answered), stopped_by_caller=stopped, bytes_read=stream.bytes,
+        log_error=log.error if log is not None else None, notices=tuple(log.notices) if log is not None else (),
     )
     if interrupted:
         raise RunInterrupted(result)

@@ -24,7 +24,7 @@ from .fileio import atomic_write_bytes, copy_stream, remove_if_exists
 from .report import Reporter, TransferProgress
 _CHUNK = 1 << 20
 
-__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "WeightsResult", "fetch_weights", "make_partial"]
+__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "WeightsResult", "fetch_weights", "download_file", "make_partial"]
 
 # ----------------------------------------------------------------------------------------------------------------
 # Pretrained weights
@@ -101,20 +101,7 @@ def fetch_weights(name_or_url: str, into: Path, reporter: Optional[Reporter] = N
     reporter = reporter or Reporter()
     into = Path(into).expanduser()
     into.mkdir(parents=True, exist_ok=True)
-    known = KNOWN_WEIGHTS.get(name_or_url) or KNOWN_WEIGHTS.get(os.path.basename(name_or_url))
-    if re.match(r"^[a-z][a-z0-9+.-]*://", name_or_url):
-        url: Optional[str] = name_or_url
-        file_name = _file_name_from_url(name_or_url)
-        known = KNOWN_WEIGHTS.get(file_name) if expected_size is None else None
-        if known and known.size is not None:
-            expected_size = known.size
-    elif known is not None:
-        url, file_name = known.url, known.name
-        if expected_size is None:
-            expected_size = known.size
-    else:
-        raise DarknetMagicsError(f"unknown weights {name_or_url!r}",
-                                 fix="use one of " + ", ".join(KNOWN_WEIGHTS) + ", or a URL")
+    url, file_name, known, expected_size = _source(name_or_url, expected_size)
     dest = into / file_name
     if dest.is_file():
         size = dest.stat().st_size
@@ -132,11 +119,45 @@ def fetch_weights(name_or_url: str, into: Path, reporter: Optional[Reporter] = N
             raise DarknetMagicsError(f"made {dest.name} with {size:,} bytes, expected {expected_size:,}",
                                      fix=f"delete {base.path} and fetch again")
         return WeightsResult(dest, "made", size, None)
-    return _download(url, dest, reporter, expected_size, timeout, retries)
+    return download_file(url, dest, reporter, expected_size=expected_size, timeout=timeout, retries=retries)
 
 
-def _download(url: str, dest: Path, reporter: Reporter, expected: Optional[int], timeout: float,
-              retries: int) -> WeightsResult:
+def _source(name_or_url: str, expected_size: Optional[int] = None
+            ) -> tuple[Optional[str], str, Optional[KnownWeights], Optional[int]]:
+    """(url, file name, known entry, expected size) for a known name or a URL; unknown names are an error."""
+    known = KNOWN_WEIGHTS.get(name_or_url) or KNOWN_WEIGHTS.get(os.path.basename(name_or_url))
+    if re.match(r"^[a-z][a-z0-9+.-]*://", name_or_url):
+        file_name = _file_name_from_url(name_or_url)
+        known = KNOWN_WEIGHTS.get(file_name) if expected_size is None else None
+        if known and known.size is not None:
+            expected_size = known.size
+        return name_or_url, file_name, known, expected_size
+    if known is not None:
+        return known.url, known.name, known, expected_size if expected_size is not None else known.size
+    raise DarknetMagicsError(f"unknown weights {name_or_url!r}",
+                             fix="use one of " + ", ".join(KNOWN_WEIGHTS) + ", or a URL")
+
+
+def weights_target(name_or_url: str, into: Path) -> Path:
+    """Where `fetch_weights` puts `name_or_url` in `into` (the same name resolution; nothing is fetched)."""
+    return Path(into).expanduser() / _source(name_or_url)[1]
+
+
+def download_file(url: str, dest: Path, reporter: Optional[Reporter] = None, *, expected_size: Optional[int] = None,
+                  timeout: float = 60.0, retries: int = 3) -> WeightsResult:
+    """Download `url` to `dest` with progress, resuming a ``DEST.part`` with an HTTP Range request.
+
+    The one resumable downloader, shared by `fetch_weights` and `staging.stage` (``stage URL``). The bytes go to
+    ``DEST.part`` (continued on the next call when the server honours Range, restarted when it answers 200), the
+    size is checked against `expected_size` and the server's Content-Length, and the file is renamed to `dest`
+    only when complete, so `dest` existing means the download finished.
+
+    Raises:
+        DarknetMagicsError: HTTP or network failure after `retries`, or a size that does not match.
+    """
+    reporter = reporter or Reporter()
+    expected = expected_size
+    dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     resumed = False
     last_error: Optional[BaseException] = None
@@ -159,6 +180,10 @@ def _download(url: str, dest: Path, reporter: Reporter, expected: Optional[int],
                 if err.code == 416:
                     remove_if_exists(part)
                     continue
+                if 400 <= err.code < 500 and err.code not in (408, 429):
+                    # Not found, forbidden...: asking again will not help.
+                    raise DarknetMagicsError(f"{url}: HTTP {err.code} {err.reason}",
+                                             fix="check the URL (and that the file is shared publicly)") from None
                 raise
             with response:
                 status = response.status

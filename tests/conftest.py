@@ -1,8 +1,9 @@
-"""Shared fixtures: a real IPython shell with the extension loaded, and where the shared logs live."""
+"""Shared fixtures: a real IPython shell with the extension loaded, and where the captured logs live."""
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -15,8 +16,18 @@ settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# A test run started in the background by a non-interactive shell (`pytest ... &`, nohup) inherits SIGINT ignored:
+# Python then installs no KeyboardInterrupt handler (interrupt_main() does nothing, an interrupt test hangs) and
+# the children inherit the ignore (darknet would not stop on SIGINT). Give the run the handler a terminal gives it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# What the tests read lives in tests/fixtures (copied from ../shared, see tests/fixtures/README.md), so a fresh
+# clone passes with nothing beside it. Only the darknet *sources* stay outside: tests needing them skip by name.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+LOGS = FIXTURES / "darknet-logs"
+REAL_LOGS = FIXTURES / "real-logs"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-LOGS = SHARED / "darknet-logs"
 SOURCE_TOOL = Path(os.environ.get("DARKNET_SOURCE_TOOL", SHARED / "tools" / "darknet-source"))
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com"}
@@ -41,7 +52,7 @@ def ip(tmp_path, monkeypatch):
     shell.run_line_magic("unload_ext", "darknet_magics")
     from darknet_magics import magics
 
-    magics._loaded.clear()
+    magics.forget(shell)
 
 
 def run_cell(shell, text: str):
@@ -53,7 +64,7 @@ def run_cell(shell, text: str):
 def debian_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Debian's darknet source (pjreddie's, with its real Makefile), unpacked once per session."""
     if not SOURCE_TOOL.exists():
-        pytest.skip(f"{SOURCE_TOOL} not found (the shared tools folder is beside the repository)")
+        pytest.skip(f"needs the darknet sources: {SOURCE_TOOL} not found (../shared/tools is not beside the checkout)")
     dest = tmp_path_factory.mktemp("debian") / "darknet"
     p = subprocess.run([str(SOURCE_TOOL), str(dest)], capture_output=True, text=True)
     if p.returncode != 0:

@@ -13,7 +13,7 @@ from darknet_magics.cfg import Cfg
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.synth import make_dataset
 
-LOGS = Path("/work/shared/darknet-logs")
+LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 DS3 = LOGS / "datasets" / "ds3"
 STOCK = Path("/usr/share/darknet/cfg")
 needs_ds3 = pytest.mark.skipif(not DS3.is_dir(), reason="darknet-logs captures not available")

@@ -71,7 +71,8 @@ def test_names_count_mismatch(clean) -> None:
     data, cfg, _ = clean
     data.write_text(data.read_text().replace("classes = 2", "classes = 3"))
     problems = check(data)
-    assert one(problems, "names-count-mismatch").line == 1
+    classes_line = next(i for i, ln in enumerate(data.read_text().splitlines(), 1) if ln.startswith("classes"))
+    assert one(problems, "names-count-mismatch").line == classes_line
 
 
 def test_missing_images_show_a_few_and_count_the_rest(clean, tmp_path: Path) -> None:

@@ -108,7 +108,8 @@ def test_run_trains_for_real_with_the_same_logs_and_history(plan, tmp_path):
     text = logs[0].read_text(errors="replace").replace("\r", "\n")
     assert [int(m.group(1)) for m in ITERATION_LINE.finditer(text)] == list(range(1, ITERATIONS + 1))
     assert (run_dir / "run.json").is_file()
-    assert (workspace / "backup" / "boxes_final.weights").is_file()
+    # each run keeps its weights in its own folder (two runs of one cfg never share boxes_final.weights)
+    assert (run_dir / "backup" / "boxes_final.weights").is_file()
     assert (tmp_path / "data" / "boxes").is_dir()  # staged onto "local" disk: the working folder outside Colab
     out = proc.stdout
     assert "[7/7] %yolo train" in out or "[7/7] train" in out

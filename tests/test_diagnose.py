@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics.diagnose import CODES, LineDiagnoser, diagnose
+from darknet_magics.diagnose import CODES, LineDiagnoser
+from darknet_magics.judge import diagnose
 from darknet_magics.logparse import LogParser, ProblemFound
 
-LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
-pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
+LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 
 # obj-space.data's paths as written (README: '/content/work/ds with space/...'); darknet strips the spaces
 SPACE_DATA = ["/content/work/ds with space/train.txt", "/content/work/ds with space/valid.txt"]
@@ -26,13 +26,14 @@ CASES = [
     ("pjreddie/recall", ["missing-file"], ["missing-file"]),
     ("pjreddie/sigint-train", ["interrupted"], None),
     ("pjreddie/test-one-image", ["no-display"], ["no-display"]),
-    ("pjreddie/valid-no-results-dir-segfault", ["fatal-error"], ["fatal-error"]),
+    ("pjreddie/valid-no-results-dir-segfault", ["segfault"], ["segfault"]),
     ("pjreddie/train", [], []),
     ("alexeyab/fail-data-classes-mismatch", ["killed"], ["killed"]),
     ("alexeyab/fail-missing-cfg", ["missing-file"], ["missing-file"]),
     ("alexeyab/fail-missing-train-txt", ["missing-file"], ["missing-file"]),
     ("alexeyab/fail-space-in-path", ["space-in-path"], ["space-in-path"]),
-    ("alexeyab/fail-truncated-weights", ["truncated-weights", "killed"], ["killed"]),
+    # the cause first: errors before warnings (problems.ordered), so the SIGKILL leads the truncated-weights warning
+    ("alexeyab/fail-truncated-weights", ["killed", "truncated-weights"], ["killed"]),
     ("alexeyab/fail-truncated-weights-map", ["truncated-weights"], None),
     ("alexeyab/fail-wrong-filters", ["filters-mismatch"], ["filters-mismatch"]),
     ("alexeyab/sigint-train", ["interrupted"], None),
@@ -42,15 +43,15 @@ CASES = [
     ("alexeyab/train-map-noise", [], None),
     ("alexeyab/resume", [], []),
     ("hank-ai/fail-data-classes-mismatch", ["killed"], ["killed"]),
-    ("hank-ai/fail-missing-cfg", ["fatal-error"], ["fatal-error"]),  # hank-ai segfaults on a missing cfg
+    ("hank-ai/fail-missing-cfg", ["segfault"], ["segfault"]),  # hank-ai segfaults on a missing cfg
     ("hank-ai/fail-missing-train-txt", ["missing-file"], ["missing-file"]),
     ("hank-ai/fail-space-in-path", ["killed"], ["nan-loss", "killed"]),  # hank-ai copes with spaces
     ("hank-ai/fail-truncated-weights", ["truncated-weights"], ["truncated-weights"]),
     ("hank-ai/fail-truncated-weights-map", ["truncated-weights"], None),
     ("hank-ai/fail-wrong-filters", ["filters-mismatch"], ["filters-mismatch"]),
     ("hank-ai/sigint-train", ["interrupted"], None),
-    ("hank-ai/train-map", ["nan-loss", "crash-on-exit", "killed"], ["nan-loss", "crash-on-exit", "killed"]),
-    ("hank-ai/train-map-noise", [], ["nan-loss", "crash-on-exit", "killed"]),
+    ("hank-ai/train-map", ["nan-loss", "killed", "crash-on-exit"], ["nan-loss", "killed", "crash-on-exit"]),
+    ("hank-ai/train-map-noise", [], ["nan-loss", "killed", "crash-on-exit"]),
     ("hank-ai/train-noise-nomap", [], None),
 ]
 
@@ -129,7 +130,7 @@ def test_gpu_errors_from_alexeyab_and_hank_lines() -> None:
         " Try to set subdivisions=64 in your cfg-file. \n": "cuda-oom",
         "cuDNN status Error in: file: ./src/convolutional_layer.c : () : line: 275\n": "cudnn-error",
         "Error: CUDNN_STATUS_BAD_PARAM\n": "cudnn-error",
-        "CUDA Error: no kernel image is available for execution on the device\n": "cuda-error",
+        "CUDA Error: no kernel image is available for execution on the device\n": "no-kernel-image",
         "* Error message:  CUDA out of memory while allocating 1.2 GiB\n": "cuda-oom",
         "qt.qpa.xcb: could not connect to display \n": "no-display",
     }
@@ -164,7 +165,7 @@ def test_already_trained_names_the_weights_file_without_darknets_dots():
     # pjreddie prints "Loading weights from truncated.weights...Done!" on one line
     from darknet_magics import parse_log
 
-    log = parse_log(Path(__file__).resolve().parents[2] / "shared" / "darknet-logs" / "pjreddie" /
+    log = parse_log(LOGS / "pjreddie" /
                     "fail-truncated-weights.pty.log")
     problem = log.problems[log.problems["code"] == "already-trained"].iloc[0]
-    assert "truncated.weights says" in problem["message"] and "Done" not in problem["message"]
+    assert "truncated.weights is already trained" in problem["message"] and "Done" not in problem["message"]

@@ -5,9 +5,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darknet_magics.directives import (
-    DARKNET_SPECS, YOLO_SPECS, CellError, expand, parse_cell, parse_yolo, tokenize,
-)
+from darknet_magics import language
+from darknet_magics.directives import GRAMMAR
+from darknet_magics.language import CellError, expand, tokenize
+
+DARKNET_SPECS, YOLO_SPECS = GRAMMAR.darknet, GRAMMAR.yolo
+
+
+def parse_cell(text, **kw):
+    return language.parse_cell(text, GRAMMAR, **kw)
+
+
+def parse_yolo(text, **kw):
+    return language.parse_yolo(text, GRAMMAR, **kw)
 from darknet_magics.errors import DarknetMagicsError, DirectiveError
 
 EVERY_DIRECTIVE = """
@@ -249,22 +259,94 @@ _alphabet = st.sampled_from(list("abz019 _-=./{}'\"\\#;:\t\n") + ["make ", "stag
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_alphabet, max_size=40).map("".join))
-def test_any_cell_gives_a_plan_or_our_error(text):
+def test_any_cell_gives_a_consistent_plan_or_an_error_naming_its_line(text):
+    """A plan's steps are known directives on real lines, in order, and resolve to text without placeholders;
+    an error names a line of the cell."""
+    lines = text.splitlines()
     try:
         plan = parse_cell(text)
-    except DarknetMagicsError:
+    except CellError as err:
+        assert len(err.errors) >= 2 and all(1 <= e.lineno <= len(lines) for e in err.errors)
         return
+    except DirectiveError as err:
+        assert err.lineno is not None and 1 <= err.lineno <= len(lines)
+        return
+    numbers = [s.lineno for s in plan]
+    assert numbers == sorted(set(numbers)) and all(1 <= n <= len(lines) for n in numbers)
     for step in plan:
+        assert GRAMMAR.specs(step.language)[step.name] is step.spec
+        assert lines[step.lineno - 1].strip().startswith(("%yolo", "yolo", step.name))
+        values = {"drive": "/d", "workspace": "/w", "local": "/l", "cwd": "/c", "home": "/h", "darknet": "/s",
+                  "bin": "/b", "dataset": "/ds", "weights": "/wt"}
+        values.update({k: "v" for st_ in plan if st_.name == "set" for k in st_.options})
         try:
-            step.resolve({"drive": "/d", "workspace": "/w", "local": "/l", "cwd": "/c", "home": "/h"})
-        except DarknetMagicsError:
-            pass
+            resolved = step.resolve(values, GRAMMAR)
+        except DirectiveError as err:
+            assert err.lineno == step.lineno
+            continue
+        for value in list(resolved.args.values()) + [v for v in resolved.options.values() if isinstance(v, str)]:
+            assert not language.placeholders(value)
+
+
+_word = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n\r"), min_size=1,
+                max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_word, min_size=1, max_size=6))
+def test_shell_quoted_words_tokenize_back_to_themselves(words):
+    """What shlex.quote makes of any words (spaces, quotes, `;`, `#`, backslashes) tokenizes back to them."""
+    import shlex
+
+    line = " ".join(shlex.quote(w) for w in words)
+    assert [t.text for t in tokenize(line)] == words
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=60))
-def test_any_yolo_line_gives_a_step_or_our_error(text):
+def test_any_yolo_line_gives_a_known_subcommand_or_an_error_on_line_1(text):
     try:
-        parse_yolo(text)
-    except DarknetMagicsError:
-        pass
+        step = parse_yolo(text)
+    except DirectiveError as err:
+        assert err.lineno == 1 and str(err)
+        return
+    if step is None:
+        assert not tokenize(text)
+    else:
+        assert step.name in YOLO_SPECS and tokenize(text)[0].text == step.name
+
+
+# ------------------------------------------------------------------------------------------------- hostile input
+
+def test_a_python_keyword_is_no_binding_name():
+    assert "not a valid Python variable" in str(error_of("log x as class", "yolo"))
+
+
+def test_a_lone_brace_is_an_error_not_a_folder_name():
+    err = error_of("workspace {local/x")
+    assert "lone '{'" in str(err) and "{{" in err.fix
+    assert parse_cell("workspace {{local}}/x").steps[0].resolve({}).args["PATH"] == "{local}/x"
+
+
+def test_a_huge_line_is_quoted_short_in_its_error():
+    line = "stage " + "a" * 200_000 + " extra"
+    text = str(error_of(line))
+    assert len(text) < 1_000 and "unexpected argument" in text
+
+
+def test_a_10000_digit_number_is_a_clear_error():
+    assert "whole number" in str(error_of("make jobs=" + "9" * 10_000))
+
+
+def test_placeholder_values_with_control_characters_are_refused():
+    step = parse_yolo("cfg yolov4-tiny out.cfg classes=1 burn_in={v}", known={"v"})
+    with pytest.raises(DirectiveError) as info:
+        step.resolve({"v": "0\n[convolutional]"})
+    assert "control character" in str(info.value)
+
+
+def test_set_cannot_redefine_what_the_session_owns():
+    for name in ("bin", "workspace", "drive", "local"):
+        err = error_of(f"set {name}=/somewhere")
+        assert "session owns it" in str(err), name
+    assert parse_cell("set my_bin=/x").steps[0].options == {"my_bin": "/x"}

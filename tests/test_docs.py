@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics.directives import DARKNET_SPECS, YOLO_SPECS
+from darknet_magics.directives import GRAMMAR
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
 gen_docs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gen_docs)
 
-ALL = list(DARKNET_SPECS.values()) + list(YOLO_SPECS.values())
+ALL = list(GRAMMAR.darknet.values()) + list(GRAMMAR.yolo.values())
 
 
 @pytest.mark.parametrize("directive", ALL, ids=lambda s: f"{s.language}-{s.name}")

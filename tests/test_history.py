@@ -2,21 +2,27 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from darknet_magics.history import History, TrainingLog
-from darknet_magics.logparse import Iteration, LogParser, ProblemFound, Prompt
+from darknet_magics.logparse import Iteration, LogParser, ProblemFound, Prompt, Resumed
 
-LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
-pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
+LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 
 
 def events(name: str) -> list:
     p = LogParser()
     return p.feed((LOGS / name).read_bytes()) + p.close()
+
+
+def events_of(text: str) -> list:
+    p = LogParser()
+    return p.feed(text) + p.close()
 
 
 def assert_same_frames(a: History, b: History) -> None:
@@ -33,8 +39,7 @@ def test_frames_and_summary() -> None:
     before = h.iterations
     h.add([Iteration(201, 1.0, 1.0)])
     assert h.iterations is not before and len(h.iterations) == 201
-    arrays = h.iteration_arrays()
-    assert arrays["iteration"][-1] == 201 and len(arrays["avg_loss"]) == 201
+    assert h.iterations["iteration"].iloc[-1] == 201 and len(h.iterations["avg_loss"]) == 201
     log = h.to_log("alexeyab")
     assert isinstance(log, TrainingLog) and log.flavor == "alexeyab" and len(log.maps) == 2
 
@@ -158,3 +163,34 @@ def test_iteration_lines_are_the_generic_encoding(tmp_path: Path) -> None:
     assert [_strict_json(line) for line in fast] == [
         _strict_json(_dumps(e)) for e in evs if not isinstance(e, Prompt)]
     assert all(line.endswith("\n") and line.count("\n") == 1 for line in fast)
+
+
+def test_a_log_of_a_resumed_run_is_stitched_like_the_live_history(tmp_path: Path) -> None:
+    """`%yolo log` of a run interrupted at iteration N and resumed from weights saved at k < N: darknet appends
+    the second session to the same log; its rows from k on supersede the first session's (as History.stitch does
+    for the live object), so no iteration appears twice."""
+    from darknet_magics import parse_log
+
+    text = (LOGS / "pjreddie" / "train.pty.log").read_bytes().decode("utf-8", "replace")
+    lines = text.splitlines(keepends=True)
+    its = [i for i, line in enumerate(lines) if re.match(r"\d+: ", line)]
+    first = "".join(lines[:its[-1] + 1])  # the whole first session
+    k_line = its[len(its) // 2]  # resumed from the middle: the second session repeats the later half
+    second = "".join(lines[:its[0]]) + "".join(lines[k_line:])
+    live = History.stitch(History(events_of(first)), History(events_of(second)))
+    log = parse_log(first + second)
+    assert len(log.iterations) == len(its) == len(live.iterations)
+    assert not log.iterations["iteration"].duplicated().any()
+    pd.testing.assert_frame_equal(log.iterations, live.iterations, check_exact=True)
+    pd.testing.assert_frame_equal(log.weights, live.weights, check_exact=True)
+    # the events say where the second session started
+    assert [e.iteration for e in events_of(first + second) if isinstance(e, Resumed)] == [int(lines[k_line].split(":")[0])]
+
+
+def test_save_writes_through_fileio_with_the_usual_mode(tmp_path: Path) -> None:
+    path = tmp_path / "train.history.jsonl"
+    History([Iteration(1, 2.0, 2.0)]).save(path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
+    assert len(History.load(path)) == 1

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darknet_magics.live import (LIVE_KEY, LiveView, build_figure, downsample_indices, figure_html,
-                                 progress_line)
+from darknet_magics.live import (LIVE_KEY, PLOTLY_MIME, GpuPoller, LiveView, build_figure, compare_runs,
+                                 downsample_indices, figure_html, progress_line)
 from darknet_magics.report import RecordingReporter
 
 
@@ -122,25 +122,41 @@ def test_figure_html_embeds_plotlyjs_only_when_asked() -> None:
     np.testing.assert_allclose(decode(spec["data"][1]["y"]), its["avg_loss"].to_numpy(), rtol=1e-6)
 
 
-def test_progress_line() -> None:
+def test_progress_line_rate_and_eta_come_from_wall_time_only() -> None:
     its, maps = frames(50, maps_every=25)
     its["seconds"] = 2.0
+    its["hours_left"] = 0.001  # darknet's own estimate: ignored ("ETA 31s" at 100 % came from it)
     h = SimpleNamespace(iterations=its, maps=maps)
-    line = progress_line(h, 100, 100.0)
+    line = progress_line(h, 100, 100.0, start_iteration=0)
     assert line.startswith("iteration 50/100 (50.0%)")
     assert "avg loss 1" in line and "best mAP 90.00%" in line
-    assert "0.50 it/s" in line and "ETA 1m 40s" in line  # 50 left at 2 s each
+    assert "0.50 it/s" in line and "ETA 1m 40s" in line  # 50 left at 0.5 it/s
     resumed = progress_line(h, 100, 10.0, start_iteration=40)
     assert "1.00 it/s" in resumed and "ETA 50s" in resumed
-    its["hours_left"] = 1.5
-    assert "ETA 1h 30m" in progress_line(h, 100, 10.0)
+    assert "it/s" not in progress_line(h, 100, 100.0) and "ETA" not in progress_line(h, 100, 100.0)
+    done = SimpleNamespace(iterations=frames(100)[0], maps=maps)
+    assert "ETA" not in progress_line(done, 100, 50.0, start_iteration=0)  # never an ETA at 100 %
     empty = SimpleNamespace(iterations=its.iloc[:0], maps=maps.iloc[:0])
     assert progress_line(empty, 100, 3.0).startswith("waiting for the first iteration")
 
 
-def test_live_view_is_throttled_and_updates_one_key() -> None:
+def test_best_map_counts_darknets_best_column_too() -> None:
+    maps = pd.DataFrame({"iteration": [100, 200], "map50": [0.5, 0.4], "best_map50": [0.5, 0.61]})
+    h = SimpleNamespace(iterations=frames(200)[0], maps=maps)
+    assert "best mAP 61.00%" in progress_line(h, 1000, 1.0)
+
+
+def test_live_view_rate_is_measured_by_its_own_clock() -> None:
+    view = LiveView(RecordingReporter(), max_batches=1000, png=False)
+    its, maps = frames(10)
+    view.rate(SimpleNamespace(iterations=its, maps=maps), now=view.started + 0.5)  # first sight: iteration 10
+    later = SimpleNamespace(iterations=frames(30)[0], maps=maps)
+    assert view.rate(later, now=view.started + 10.5) == pytest.approx(2.0)  # 20 iterations in 10 s
+
+
+def test_html_live_view_is_throttled_and_updates_one_key() -> None:
     rec = RecordingReporter()
-    view = LiveView(rec, min_interval=3600, max_batches=1000, title="t")
+    view = LiveView(rec, min_interval=3600, max_batches=1000, title="t", png=False)
     its, maps = frames(10)
     h = SimpleNamespace(iterations=its, maps=maps)
     sent = sum(view.update(h) for _ in range(200))
@@ -150,15 +166,139 @@ def test_live_view_is_throttled_and_updates_one_key() -> None:
     htmls = [payload for kind, payload in rec.events if kind == "html"]
     assert len(htmls) == 3 and {key for key, _ in htmls} == {LIVE_KEY}
     first, second, final = (html for _, html in htmls)
-    assert len(first) > 1_000_000  # plotly.js embedded the first time
+    assert len(first) > 1_000_000  # plotly.js embedded the first time (a reporter without mime bundles)
     assert len(second) < 50_000  # then reused
     assert len(final) > 1_000_000  # and again at the end, for a saved notebook
     assert "iteration 10/1,000" in second
 
 
+def test_a_new_map_row_is_shown_at_once_despite_the_throttle() -> None:
+    rec = RecordingReporter()
+    view = LiveView(rec, min_interval=3600, png=False)
+    its, maps = frames(100, maps_every=50)
+    assert view.update(SimpleNamespace(iterations=its, maps=maps.iloc[:1]))
+    assert not view.update(SimpleNamespace(iterations=its, maps=maps.iloc[:1]))
+    assert view.update(SimpleNamespace(iterations=its, maps=maps))
+    assert "best mAP 90.00%" in view.last_text
+
+
+class BundleReporter(RecordingReporter):
+    """A reporter with mime bundles, as notebook.py's (records them)."""
+
+    def display(self, key, bundle, text=""):
+        self.events.append(("display", (key, bundle)))
+
+
+def shown(rec, key):
+    """The bundles sent to display `key`, in order."""
+    return [p[1] for kind, p in rec.events if kind == "display" and p[0] == key]
+
+
+def test_bundles_use_plotlys_mimetype_with_a_constant_uirevision_and_stay_small() -> None:
+    rec = BundleReporter()
+    view = LiveView(rec, min_interval=0, max_batches=600_000, title="big", frontend="jupyter", png=False)
+    its, maps = frames(500_000, maps_every=1000)
+    its["rate"] = np.where(its["iteration"] < 1000, 0.001 * (its["iteration"] / 1000) ** 4, 0.001)
+    its["seconds"], its["images"] = 0.5, its["iteration"] * 64.0
+    for n in (400_000, 500_000):
+        view.update(SimpleNamespace(iterations=its.iloc[:n], maps=maps), force=True)
+    charts = shown(rec, LIVE_KEY)
+    assert len(charts) == 2 and all("text/html" not in b for b in charts)
+    specs = [b[PLOTLY_MIME] for b in charts]
+    assert {s["layout"]["uirevision"] for s in specs} == {LIVE_KEY}  # zoom and hidden traces survive
+    for b in charts:
+        assert len(json.dumps(b)) < 20_000  # the target per update on a 500,000-iteration run
+    names = [t["name"] for t in specs[-1]["data"]]
+    assert names[:4] == ["loss", "avg loss", "learning rate", "images/s"] and "mAP@0.50" in names
+    ips = next(t for t in specs[-1]["data"] if t["name"] == "images/s")
+    assert decode(ips["y"]) == pytest.approx(128.0)  # 64 images per iteration at 0.5 s
+    layout = specs[-1]["layout"]
+    assert layout["yaxis2"]["tickvals"] == [0, 20, 40, 60, 80, 100] and layout["yaxis2"]["ticksuffix"] == "%"
+    assert layout["legend"]["y"] < 0  # below the plot, where the modebar cannot cover it
+    statuses = shown(rec, LIVE_KEY + ":status")
+    assert "iteration 500,000/600,000" in statuses[-1]["text/plain"]
+
+
+def test_colab_gets_html_that_loads_plotly_from_the_cdn() -> None:
+    rec = BundleReporter()
+    view = LiveView(rec, frontend="colab", png=False)
+    its, maps = frames(50)
+    view.update(SimpleNamespace(iterations=its, maps=maps), force=True)
+    bundle = rec.events[-1][1][1]
+    assert PLOTLY_MIME not in bundle and "cdn.plot.ly" in bundle["text/html"] and len(bundle["text/html"]) < 30_000
+
+
+def test_the_loss_axis_is_capped_after_a_huge_start_or_log_scale() -> None:
+    its, _ = frames(1000)
+    its["avg_loss"] = 800 * np.exp(-np.arange(1000) / 20) + 2.0
+    its["loss"] = its["avg_loss"]
+    capped = build_figure(its, None).layout.yaxis
+    assert capped.range[1] < 100 and capped.range[0] == 0
+    assert build_figure(its, None, loss_scale="log").layout.yaxis.type == "log"
+    assert build_figure(its, None, loss_scale="linear").layout.yaxis.range is None
+
+
+def test_permanent_lines_every_n_iterations() -> None:
+    rec = RecordingReporter()
+    view = LiveView(rec, min_interval=0, max_batches=1000, every=100, png=False)
+    its, maps = frames(1000)
+    for n in range(10, 1001, 10):
+        view.update(SimpleNamespace(iterations=its.iloc[:n], maps=maps), force=True)
+    view.update(SimpleNamespace(iterations=its, maps=maps), final=True)
+    infos = [p for kind, p in rec.events if kind == "info"]
+    assert [int(re.match(r"iteration ([\d,]+)", s).group(1).replace(",", "")) for s in infos] == list(range(100, 1001, 100))
+
+
+def test_fail_without_data_replaces_the_chart_by_the_message_once() -> None:
+    rec = BundleReporter()
+    view = LiveView(rec, frontend="jupyter", png=False)
+    its, maps = frames(0)
+    view.update(SimpleNamespace(iterations=its, maps=maps), force=True)
+    view.fail("darknet stopped: cannot open obj.data")
+    chart = shown(rec, LIVE_KEY)[-1]
+    assert PLOTLY_MIME not in chart and chart["text/plain"] == "darknet stopped: cannot open obj.data"
+    status = shown(rec, LIVE_KEY + ":status")[-1]
+    assert "waiting" not in status["text/html"] and status["text/html"].count("cannot open obj.data") == 1
+
+
+def test_interrupted_keeps_the_chart_and_shows_one_line() -> None:
+    rec = BundleReporter()
+    view = LiveView(rec, frontend="jupyter", png=False)
+    its, maps = frames(50)
+    h = SimpleNamespace(iterations=its, maps=maps)
+    view.update(h, force=True)
+    view.interrupted("interrupted at iteration 50: the log and the weights are kept", h)
+    chart = shown(rec, LIVE_KEY)[-1]
+    assert PLOTLY_MIME in chart
+    assert view.last_text == "interrupted at iteration 50: the log and the weights are kept"
+
+
+def test_compare_runs_draws_each_run_and_tabulates_them() -> None:
+    a_its, a_maps = frames(200, maps_every=50)
+    b_its, b_maps = frames(100, maps_every=50, seed=1)
+    b_maps["map50"] = [0.3, 0.2]
+    runs = [SimpleNamespace(name="a", iterations=a_its, maps=a_maps, sessions=[{"seconds": 60}, {"seconds": 30}]),
+            SimpleNamespace(name="b", iterations=b_its, maps=b_maps, sessions=[])]
+    fig, table = compare_runs(runs)
+    assert [t.name for t in fig.data] == ["a avg loss", "a mAP@0.50", "b avg loss", "b mAP@0.50"]
+    assert table["run"].tolist() == ["a", "b"]
+    assert table["best mAP@0.50 (%)"].tolist() == [90.0, 30.0] and table["best at iteration"].tolist() == [200, 50]
+    assert table["iterations"].tolist() == [200, 100] and table["time"].tolist()[0] == "1m 30s"
+    assert table["final avg loss"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_gpu_poller_reads_nvidia_smi_output_at_most_every_interval(tmp_path) -> None:
+    fake = tmp_path / "smi"  # a real executable printing nvidia-smi's CSV (no GPU on CI machines)
+    fake.write_text("#!/bin/sh\necho '87, 4000, 16000'\n")
+    fake.chmod(0o755)
+    poller = GpuPoller(interval=3600, command=[str(fake)])
+    assert poller.poll(10) and not poller.poll(20)
+    assert poller.samples == {"iteration": [10], "util": [87.0], "mem": [25.0]}
+
+
 def test_live_view_updates_after_the_interval_and_shows_only_a_short_clean_tail() -> None:
     rec = RecordingReporter()
-    view = LiveView(rec, min_interval=0.01, tail_lines=5)
+    view = LiveView(rec, min_interval=0.01, tail_lines=5, png=False)
     for i in range(1, 101):
         view.add_text(f"\x1b[1;37m{i}: 1.0, 1.0 avg\x1b[0m\r\n")
     view.add_text("progress 10%\rprogress 100%")
@@ -171,3 +311,107 @@ def test_live_view_updates_after_the_interval_and_shows_only_a_short_clean_tail(
                            "progress 100%"]
     html = rec.events[-1][1][1]
     assert "\x1b" not in html and "96: 1.0" not in html and "100: 1.0, 1.0 avg" in html
+
+
+# ---------------------------------------------------------------------------------------------- in a real kernel
+
+BACKGROUND_CELL = r'''
+import threading, time
+import numpy as np, pandas as pd
+from types import SimpleNamespace
+from darknet_magics.notebook import CellReporter
+from darknet_magics.live import LiveView
+reporter = CellReporter()
+view = LiveView(reporter, min_interval=0, max_batches=30, png=False, frontend="jupyter", every=10)
+first = threading.Event()
+def work():
+    for n in range(1, 31):
+        its = pd.DataFrame({"iteration": np.arange(1, n + 1), "loss": np.ones(n), "avg_loss": np.ones(n)})
+        view.update(SimpleNamespace(iterations=its, maps=None), force=True)
+        first.set()
+        time.sleep(0.1)
+    view.update(SimpleNamespace(iterations=its, maps=None), final=True)
+worker = threading.Thread(target=work, daemon=True)
+worker.start()
+first.wait(30)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_background_thread_updates_the_cell_that_started_it_in_a_real_kernel() -> None:
+    """ipykernel routes output by parent header: a thread's updates must name the starting cell, not the one
+    executing now (jupyter_client reads every IOPub message, as a front end does)."""
+    pytest.importorskip("ipykernel")
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        msgs: list[dict] = []
+
+        def run(code: str) -> str:
+            msg_id = kc.execute(code)
+            while True:
+                msg = kc.get_iopub_msg(timeout=60)
+                msgs.append(msg)
+                if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                        and msg["content"]["execution_state"] == "idle"):
+                    return msg_id
+
+        start = run(BACKGROUND_CELL)
+        n_during_start = len(msgs)
+        other = run("for i in range(3):\n    print('other cell', i)\n    time.sleep(0.5)")
+        run("worker.join(60)")
+        time.sleep(0.5)
+        while True:  # what the thread sent after the last cell went idle
+            try:
+                msgs.append(kc.get_iopub_msg(timeout=1))
+            except Exception:
+                break
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    charts = [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")
+              and PLOTLY_MIME in m["content"]["data"]]
+    assert charts[0]["msg_type"] == "display_data" and len(charts) >= 20
+    assert {m["parent_header"]["msg_id"] for m in charts} == {start}  # all to the starting cell
+    assert {m["content"]["transient"]["display_id"] for m in charts} == {charts[0]["content"]["transient"]["display_id"]}
+    assert any(m is c for c in charts for m in msgs[n_during_start:])  # and some while another cell ran
+    streams = [m for m in msgs if m["msg_type"] == "stream"]
+    assert {m["parent_header"]["msg_id"] for m in streams if "other cell" in m["content"]["text"]} == {other}
+    permanent = [m["content"]["text"] for m in streams if m["content"]["text"].startswith("iteration ")]
+    assert [t.split("/")[0] for t in permanent] == ["iteration 10", "iteration 20", "iteration 30"]
+    assert all(m["parent_header"]["msg_id"] == start for m in streams if m["content"]["text"].startswith("iteration "))
+    final = charts[-1]["content"]["data"][PLOTLY_MIME]
+    assert decode(final["data"][1]["y"]).size == 30
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_bench_live_meets_the_byte_targets_in_a_real_kernel() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_live.py"
+    proc = subprocess.run([sys.executable, str(bench)], capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("ratio:")]
+    assert len(lines) == 3 and all(line.endswith(": ok") for line in lines), proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_save_chart_writes_html_and_png_into_the_run_folder(tmp_path) -> None:
+    from darknet_magics.live import save_chart
+
+    its, maps = frames(300, maps_every=100)
+    saved = save_chart(SimpleNamespace(iterations=its, maps=maps, class_ap=None), tmp_path / "run 1", title="run 1")
+    page = saved.html.read_text()
+    from plotly.offline import get_plotlyjs
+
+    assert saved.html.name == "chart.html" and "Plotly.react" in page
+    assert page.count(get_plotlyjs()) == 1  # opens offline, from the drive
+    if saved.png is None:  # no kaleido/Chromium here: said why
+        assert saved.reason
+    else:
+        assert saved.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

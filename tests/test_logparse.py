@@ -1,4 +1,4 @@
-"""logparse against every real darknet log in ../shared/darknet-logs, plus what a pty really delivers.
+"""logparse against every real darknet log in tests/fixtures/darknet-logs, plus what a pty really delivers.
 
 Expected counts are taken independently of the parser: simple regexes here, over the raw text (escapes removed
 by this file's own pattern), one per fact.
@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from darknet_magics.logparse import (ClassAP, Finished, Iteration, LogParser, MapResult, MaxBatches, NextMapAt,
-                                     ProblemFound, Prompt, WeightsSaved, parse_log, strip_escapes)
+                                     ProblemFound, Prompt, Resumed, WeightsSaved, strip_escapes)
+from darknet_magics.logs import parse_log
 
-LOGS = Path(__file__).resolve().parents[2] / "shared" / "darknet-logs"
+LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 ALL_LOGS = sorted(p for p in LOGS.glob("*/*.log"))
-pytestmark = pytest.mark.skipif(not LOGS.is_dir(), reason="../shared/darknet-logs is not beside the checkout")
 
 _TEST_ESC = re.compile(r"\x1b\][^\x07]*\x07|\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -140,6 +140,7 @@ def test_resume_continues_iterations_and_reports_max_batches() -> None:
     assert [e.reason for e in events if isinstance(e, Finished)] == ["final weights saved"]
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_hank_prompt_max_batches_and_finish() -> None:
     events = events_of(text_of(LOGS / "hank-ai" / "train-noise-nomap.pty.log"))
     assert isinstance(events[0], Prompt) and events[0].text.startswith('Type "yes" to begin training')
@@ -148,6 +149,7 @@ def test_hank_prompt_max_batches_and_finish() -> None:
     assert sum(isinstance(e, Finished) for e in events) == 1
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_prompt_is_reported_before_its_line_ends() -> None:
     p = LogParser()
     got = p.feed("Are you certain?\r\n\r\nType \"yes\" to begin training, or anything else to quit:  ")
@@ -361,9 +363,14 @@ def test_bulk_columnar_and_per_row_paths_agree_on_every_log(path: Path) -> None:
 def test_bulk_path_takes_queues_with_state_changes_and_bad_rows() -> None:
     text = text_of(LOGS / "hank-ai" / "train-map-noise.pty.log")
     assert "time remaining=unknown" in text  # its first iteration: not a number, taken by the per-row path
+    # four sessions in one log, each from iteration 1: each supersedes the one before (a resumed run's log is
+    # stitched like the live run), so the rows are the last session's; every copy went through the bulk path
     log = parse_log(text * 4)
-    assert len(log.iterations) == 800 and log.iterations["hours_left"].isna().sum() == 4
+    assert len(log.iterations) == 200 and log.iterations["hours_left"].isna().sum() == 1
+    assert log.iterations["iteration"].is_monotonic_increasing
     events = events_via(text * 2, bulk=True)
+    assert sum(isinstance(e, Iteration) for e in events) == 400
+    assert [e.iteration for e in events if isinstance(e, Resumed)] == [1]
     # max_batches once, the next mAP iteration each time it changes: 100, 200, then 100 again for the 2nd copy
     assert [e.iteration for e in events if isinstance(e, NextMapAt)] == [100, 200, 100, 200]
     assert sum(isinstance(e, MaxBatches) for e in events) == 1
@@ -383,10 +390,12 @@ def test_keyword_gate_is_the_plain_alternation_factored() -> None:
     from darknet_magics import diagnose
     from darknet_magics import logparse as lp
 
-    plain = "|".join(f"{rx}(?P<k_{name}>)" for name, _, rx in lp._KEYWORDS)
-    plain_handlers = {f"k_{name}": handler for name, handler, _ in lp._KEYWORDS}
+    diag = [*map(re.escape, diagnose.TRIGGERS), *diagnose.TRIGGER_PATTERNS]
+    keywords = [(n, h, rx if n != "diag" else "(?:" + "|".join(diag) + ")") for n, h, rx in lp._KEYWORDS]
+    plain = "|".join(f"{rx}(?P<k_{name}>)" for name, _, rx in keywords)
+    plain_handlers = {f"k_{name}": handler for name, handler, _ in keywords}
     gate = re.compile(r"\n(?:" + lp._IT_PJ_AB + "|" + lp._IT_HANK + "|" + lp._SEG_START + "(?:" + plain + "))")
-    assert len(lp._KW_HANDLERS) == len(lp._KEYWORDS) - 1 + len(diagnose.TRIGGERS)
+    assert len(lp._KW_HANDLERS) == len(lp._KEYWORDS) - 1 + len(diagnose.TRIGGERS) + len(diagnose.TRIGGER_PATTERNS)
     for path in ALL_LOGS:
         buf = "\n" + text_of(path)
         want = [(m.start(), m.end(), plain_handlers.get(m.lastgroup)) for m in gate.finditer(buf)]
@@ -449,7 +458,9 @@ def test_nextmap_after_queued_hank_row_keeps_line_order() -> None:
             " (next mAP calculation at 100 iterations) \x1b[H\x1b[J100/200: loss=0.8 hours left=0.1\x07\r\n")
     slow = events_via(text, bulk=False)
     kinds = [type(e).__name__ + (f"({e.iteration})" if isinstance(e, NextMapAt) else "") for e in slow]
-    assert kinds == ["MaxBatches", "NextMapAt(100)", "Iteration", "NextMapAt(200)", "Iteration", "NextMapAt(100)"]
+    # the second row repeats iteration 0: a later session (Resumed) as far as the parser can tell
+    assert kinds == ["MaxBatches", "NextMapAt(100)", "Iteration", "NextMapAt(200)", "Resumed", "Iteration",
+                     "NextMapAt(100)"]
     assert key(events_via(text, bulk=True)) == key(slow)
     for size in (1, 7, 64, 200):
         chunks = [text[i:i + size] for i in range(0, len(text), size)]
@@ -485,12 +496,14 @@ def test_prompt_after_other_text_on_its_line_keeps_the_order_however_split(befor
             assert key(events_via(text, bulk=bulk, chunks=chunks)) == whole
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_prompt_that_starts_its_line_is_reported_before_the_answer():
     p = LogParser()
     events = p.feed('Are you certain?\r\n\r\n\x1b[1mType "yes" to begin training, or anything else to quit: ')
     assert [type(e).__name__ for e in events][-1] == "Prompt"
 
 
+@pytest.mark.timeout(30)  # prompt parsing is instant
 def test_a_stray_type_yes_is_not_the_prompt():
     # Found by the fuzz test: 'Type "yes"' glued before an AlexeyAB next-mAP line and a window title. Only hank-ai's
     # whole sentence is the prompt, however the bytes are split.
@@ -500,3 +513,161 @@ def test_a_stray_type_yes_is_not_the_prompt():
     assert not any(e.startswith("Prompt(") for e in whole)
     for bulk in (False, True):
         assert key(events_via(text, bulk=bulk, chunks=list(text))) == whole
+
+
+# ---------------------------------------------------------------------------------------------- paths with spaces
+# Google Drive mounts at "/content/drive/My Drive": every path the parser reads must keep its spaces. The lines are
+# shaped as darknet prints them (AlexeyAB parser.c load_weights_upto / save_weights, pjreddie's "...Done!", hank-ai's
+# quoted names, the fatal messages).
+DRIVE = "/content/drive/My Drive/yolo run 1"
+
+
+def test_a_conv_backbone_on_a_spaced_path_is_not_truncated_weights() -> None:
+    text = (f"Loading weights from {DRIVE}/yolov4-tiny.conv.29...\n"
+            " seen 64, trained: 0 K-images (0 Kilo-batches_64) \n"
+            "Done! Loaded 29 layers from weights-file \n"
+            " Detection layer: 30 - type = 28 \n"
+            " Detection layer: 37 - type = 28 \n"
+            " 1: 620.4, 620.4 avg loss, 0.000000 rate, 2.3 seconds, 64 images, 12.1 hours left\n")
+    log = parse_log(text)
+    assert list(log.problems["code"]) == []
+    assert len(log.iterations) == 1
+
+
+def test_a_truncated_full_weights_file_on_a_spaced_path_is_named_whole() -> None:
+    text = (f"Loading weights from {DRIVE}/backup/yolov4-tiny_last.weights...\n"
+            "Done! Loaded 2 layers from weights-file \n"
+            " Detection layer: 30 - type = 28 \n")
+    (p,) = LogParser().feed(text)
+    assert p.problem.code == "truncated-weights" and p.problem.file == f"{DRIVE}/backup/yolov4-tiny_last.weights"
+
+
+@pytest.mark.parametrize("load", [
+    f"Loading weights from {DRIVE}/backup/tiny final.weights...Done!",  # pjreddie: one line
+    f"Loading weights from {DRIVE}/backup/tiny final.weights...\n seen 64, trained: 12800 K-images (200 Kilo-batches_64) \nDone! Loaded 24 layers from weights-file ",
+    f'Loading weights from "{DRIVE}/backup/tiny final.weights"...',  # hank-ai quotes the name
+])
+def test_already_trained_names_a_spaced_weights_file(load: str) -> None:
+    text = load + f"\nSaving weights to {DRIVE}/backup/tiny_final.weights\n"
+    log = parse_log(text)
+    problem = log.problems[log.problems["code"] == "already-trained"].iloc[0]
+    assert f"{DRIVE}/backup/tiny final.weights is already trained" in problem["message"]
+    assert list(log.weights["path"]) == [f"{DRIVE}/backup/tiny_final.weights"]
+
+
+@pytest.mark.parametrize("line,code,path", [
+    (f"Couldn't open file: {DRIVE}/data/train.txt", "missing-file", f"{DRIVE}/data/train.txt"),
+    (f"Couldn't open file: {DRIVE}/data/train.txt  ", "missing-file", f"{DRIVE}/data/train.txt"),
+    (f'Cannot load image "{DRIVE}/obj/img 001.jpg"', "missing-file", f"{DRIVE}/obj/img 001.jpg"),
+    (f"Cannot load image {DRIVE}/obj/img 001.jpg", "missing-file", f"{DRIVE}/obj/img 001.jpg"),
+    (f'* Error message:  failed to open the file "{DRIVE}/cfg/yolo v4.cfg"', "missing-file", f"{DRIVE}/cfg/yolo v4.cfg"),
+    (f'* Error message:  failed to open annotation file "{DRIVE}/obj/img 001.txt"', "missing-file",
+     f"{DRIVE}/obj/img 001.txt"),
+    (f'WARNING: file {DRIVE}/data/valid.txt does not seem to exist ("valid=...") in obj.data', "missing-file",
+     f"{DRIVE}/data/valid.txt"),
+])
+def test_missing_paths_keep_their_spaces(line: str, code: str, path: str) -> None:
+    for ending in ("\n", "\r\n"):
+        events = LogParser().feed(line + ending)
+        (p,) = [e.problem for e in events if isinstance(e, ProblemFound)]
+        assert (p.code, p.file) == (code, path)
+
+
+def test_saving_weights_keeps_spaces_and_colours() -> None:
+    text = (f"Saving weights to {DRIVE}/backup/tiny_last.weights\n"
+            f"Saving weights to \x1b[1;35m{DRIVE}/backup/tiny_best.weights\x1b[0m\n")
+    assert [e.path for e in LogParser().feed(text) if isinstance(e, WeightsSaved)] == [
+        f"{DRIVE}/backup/tiny_last.weights", f"{DRIVE}/backup/tiny_best.weights"]
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+_BIG = "9" * 10_000
+
+
+@pytest.mark.parametrize("line", [
+    f"{_BIG}: 1.0, 1.0 avg loss, 0.1 rate, 1.0 seconds, 64 images, 0.1 hours left",
+    f" 5: 1.0, 1.0 avg loss, 0.1 rate, 1.0 seconds, {_BIG} images, 0.1 hours left",
+    f" (next mAP calculation at {_BIG} iterations) ",
+    f"Last accuracy mAP@0.50 = {_BIG} %, best = 1.00 % ",
+    f"\x1b]2;1/{_BIG}: loss=1\x07\x1b[1;37m{_BIG}\x1b[0m: loss=\x1b[1;36m1\x1b[0m, avg loss=\x1b[1;36m1\x1b[0m, "
+    f"last=\x1b[0mnone\x1b[0m, best=\x1b[0mnone\x1b[0m, mAP={_BIG}, rate=0.0005, load 16=10.2 milliseconds, "
+    "train=921.8 milliseconds, 6 images, time remaining=2.6 minutes",
+    f"{_BIG}/{_BIG}: loss=1",
+    f"Training iteration has reached max batch limit of {_BIG}",
+    f"class_id = {_BIG}, name = x, ap = 1.00 %   \t (TP = {_BIG}, FP = 0) ",
+    f"Done! Loaded {_BIG} layers from weights-file",
+])
+def test_a_10000_digit_number_never_raises(line: str) -> None:
+    text = " 1: 1.0, 1.0 avg loss, 0.1 rate, 1.0 seconds, 64 images, 0.1 hours left\n" + line + "\n"
+    for bulk in (True, False):
+        p = LogParser()
+        p.bulk = bulk
+        p.feed(text)
+        p.close()
+    log = parse_log(text)
+    assert log.iterations["iteration"].iloc[0] == 1  # the number that fits is read; the huge one is no iteration
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=4000))
+def test_random_bytes_are_not_diagnosed(raw: bytes) -> None:
+    from darknet_magics.judge import diagnose
+
+    codes = [p.code for p in diagnose(raw)]
+    assert "interrupted" not in codes or any(w in raw for w in (b"^C", b"signal #2", b"(Interrupt)"))
+    assert "unsupported-command" not in codes or not raw.strip()
+
+
+def _peak(source) -> tuple[int, int]:
+    """(peak bytes traced while parse_log reads `source`, rows in its frames)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        log = parse_log(source)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, sum(len(getattr(log, k)) for k in ("iterations", "maps", "class_ap", "weights", "problems"))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("unit", [
+    b"\x1b[1;31m\x1b[0m\x1b]2;title\x07",  # escapes, no line end at all
+    b"\x1b[1;31m\r\x1b[0mCUDA\r",  # lone \r progress with a keyword after each
+    b"\x1b[1;31m\x1b[0m\n",  # escape-only lines
+], ids=["no-newline", "lone-cr", "lines"])
+def test_memory_of_escape_floods_is_bounded(tmp_path: Path, unit: bytes) -> None:
+    path = tmp_path / "flood.log"
+    path.write_bytes(unit * ((12 << 20) // len(unit)))  # 12 MB: three of the parser's 4 MiB scans
+    peak, rows = _peak(path)
+    assert rows == 0
+    assert peak < 40 << 20, f"{peak / 2**20:.0f} MiB for a 12 MB log"  # a few scans' worth, not the input's 55x
+
+
+@pytest.mark.timeout(120)
+def test_memory_grows_with_the_rows_not_the_text(tmp_path: Path) -> None:
+    # a long run of AlexeyAB: each iteration line followed by three v3 lines (no event), 12 MB
+    region = ("v3 (iou loss, Normalizer: (iou: 0.07, obj: 1.00, cls: 1.00) Region 16 Avg (IOU: 0.312405), count: 4, "
+              "class_loss = 1.2, iou_loss = 0.5, total_loss = 1.7 \r\n")
+    lines = [f" {i}: 2.1, 2.2 avg loss, 0.001000 rate, 1.2 seconds, {i * 64} images, 1.1 hours left\r\n" + region * 3
+             for i in range(1, 30_001)]
+    path = tmp_path / "long.log"
+    path.write_text("".join(lines))
+    peak, rows = _peak(path)
+    assert rows == 30_000
+    # the history's columns (7 Python objects a row, ~0.3 KB) and the frame; bounded by the scan, not the file
+    assert peak < rows * 1200 + (24 << 20), f"{peak / 2**20:.0f} MiB for {rows} rows of a {path.stat().st_size >> 20} MB log"
+
+
+@pytest.mark.parametrize("line", [
+    "  1234:  2.860175,  3.180630 avg loss, 0.001000 rate, 2.646987 seconds, 78976 images, 1.2 hours left   ",
+    "1234:\t2.860175, 3.180630 avg loss,\t0.001000 rate, 2.646987 seconds, 78976 images, 1.2 hours left",
+    " 1234: 2.860175, 3.180630  avg loss, 0.001000  rate, 2.646987 seconds, 78976  images, 1.2  hours left",
+    "1234:  2.860175, 3.180630 avg, 0.001000 rate, 2.646987 seconds, 78976 images",  # pjreddie
+])
+def test_an_iteration_line_re_spaced_by_a_paste_is_read(line: str) -> None:
+    for ending in ("\n", "\r\n"):
+        its = parse_log("Loaded: 0.000021 seconds\n" + line + ending).iterations
+        assert list(its["iteration"]) == [1234]
+        assert its["avg_loss"].iloc[0] == 3.180630 and its["images"].iloc[0] == 78976

@@ -108,3 +108,19 @@ def test_step_failure_is_shown_as_a_diagnosis_not_a_traceback(ip, capsys):
     text = captured.out + captured.err
     assert "no darknet source folder" in text and "run `clone` first" in text
     assert "Traceback" not in text
+
+
+def test_help_as_users_ask_for_it(ip, capsys):
+    ip.run_cell("%%darknet?", store_history=False)
+    text = capsys.readouterr().out
+    assert "%%darknet [--dry-run]" in text and "::" not in text and "\n%darknet" not in text
+    run_cell(ip, "%%darknet --help\n")
+    assert "Directives:" in capsys.readouterr().out
+    run_cell(ip, "%%darknet\n")  # an empty cell shows the help instead of doing nothing
+    assert "Directives:" in capsys.readouterr().out
+    ip.run_line_magic("yolo", "help train")
+    text = capsys.readouterr().out
+    assert text.startswith("usage: %yolo train") and "force" in text
+    ip.run_cell("%yolo?", store_history=False)
+    text = capsys.readouterr().out
+    assert "%yolo SUBCOMMAND" in text and ":param" not in text and ".. " not in text

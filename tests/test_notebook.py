@@ -155,19 +155,22 @@ def test_iterations_dataframe_matches_the_log(demo):
 
 
 @slow
-def test_live_chart_is_one_html_output_with_the_loss_trace(demo):
+def test_live_chart_is_one_light_output_with_the_loss_trace_and_a_png(demo):
     cell = code_cell(demo.nb, "%yolo train")
     charts = [o for o in cell.outputs if o.output_type in ("display_data", "update_display_data")
-              and "Plotly.react" in o.get("data", {}).get("text/html", "")]
-    assert len(charts) == 1, "the live view is one display handle updated in place"
-    html = charts[0].data["text/html"]
-    spec = json.loads(re.search(r"\(function\(\)\{var s=(\{.*?\});var el=", html, re.S).group(1))
+              and PLOTLY_MIME in o.get("data", {})]
+    assert len(charts) == 1, "the live chart is one display handle updated in place"
+    spec = charts[0].data[PLOTLY_MIME]
     traces = {t["name"]: t for t in spec["data"]}
     assert {"loss", "avg loss"} <= set(traces)
     assert decode_array(traces["avg loss"]["x"]) == list(range(1, ITERATIONS + 1))
-    assert f"iteration {ITERATIONS}/{ITERATIONS}" in html  # the final render: the whole run
-    assert "plotly.js" in html  # the final render embeds plotly.js, so the saved notebook shows it
+    assert spec["layout"].get("uirevision"), "zoom and hidden traces survive updates"
+    # the final render carries a PNG for untrusted notebooks, GitHub and nbviewer (when kaleido + Chrome exist)
     warnings = stream_text(cell, "stderr")
+    assert "image/png" in charts[0].data or "no static image of the chart" in warnings
+    assert len(json.dumps(cell.outputs)) < 300_000, "at most 300 KB per training cell"
+    statuses = [o for o in cell.outputs if "darknet-live-status" in o.get("data", {}).get("text/html", "")]
+    assert statuses and f"iteration {ITERATIONS}/{ITERATIONS}" in statuses[-1].data["text/plain"]
     assert "Traceback" not in warnings
 
 
@@ -223,8 +226,8 @@ def test_report_renders_the_charts_in_chromium(demo, tmp_path):
     # plotly draws into SVG only when its JavaScript ran: one scatterlayer per chart, one <g> per trace
     layers = dom.count('class="scatterlayer mlayer"')
     traces = re.findall(r'<g class="trace scatter [^"]*"', dom)
-    assert layers == 2, "two charts: the live view and yolo_run.figure"
-    assert len(traces) == 4, "loss and avg loss in each chart"
+    assert layers >= 2, "two charts: the live view and yolo_run.figure"
+    assert len(traces) >= 4, "at least loss and avg loss in each chart"
     assert dom.count('class="js-line"') >= 4, "each trace drew its line path"
     assert ">(the chart needs plotly.js" not in dom  # the fallback text our live view shows without plotly.js
 

@@ -66,6 +66,7 @@ def test_log_is_appended_not_overwritten(logdir: Path) -> None:
     assert log.read_bytes().count(b"tiny_final.weights") == 2
 
 
+@pytest.mark.timeout(60)  # a hung interrupt/prompt must fail, not stall the suite
 def test_hank_prompt_is_answered(tmp_path: Path) -> None:
     chunks: list[str] = []
     result = run(fake("--prompt"), cwd=tmp_path, log_path=tmp_path / "l.log", on_text=chunks.append)
@@ -121,6 +122,7 @@ def test_watchdog_logic_unit() -> None:
     assert w3.check(2.0) is None
 
 
+@pytest.mark.timeout(60)  # a hung interrupt/prompt must fail, not stall the suite
 def test_interrupt_escalates_to_kill_and_leaves_no_process_in_the_group(tmp_path: Path) -> None:
     """The child ignores SIGINT and SIGTERM and has a grandchild that does too: only SIGKILL ends them."""
     seen = threading.Event()
@@ -145,6 +147,7 @@ def test_interrupt_escalates_to_kill_and_leaves_no_process_in_the_group(tmp_path
     assert "3: " in log.read_text()
 
 
+@pytest.mark.timeout(60)  # a hung interrupt/prompt must fail, not stall the suite
 def test_interrupt_of_a_child_that_obeys_sigint(tmp_path: Path) -> None:
     threading.Timer(1.0, _thread.interrupt_main).start()
     with pytest.raises(RunInterrupted) as info:
@@ -154,6 +157,7 @@ def test_interrupt_of_a_child_that_obeys_sigint(tmp_path: Path) -> None:
     assert_group_gone(info.value.result.pid)
 
 
+@pytest.mark.timeout(60)  # a hung interrupt/prompt must fail, not stall the suite
 def test_a_child_killed_from_outside_is_reported(tmp_path: Path) -> None:
     pid: list[int] = []
     buf: list[str] = []
@@ -172,6 +176,7 @@ def test_a_child_killed_from_outside_is_reported(tmp_path: Path) -> None:
     assert not group_alive(result.pid)
 
 
+@pytest.mark.timeout(60)  # a hung interrupt/prompt must fail, not stall the suite
 def test_should_stop_ends_the_child(tmp_path: Path) -> None:
     seen: list[str] = []
     result = run(fake("--iterations", "1000", "--sleep", "0.01"), cwd=tmp_path, log_path=None,

@@ -43,14 +43,14 @@ def test_one_cell_builds_then_a_new_vm_restores_from_cache(ip, origin_repo, tmp_
     # the space-free alias is what {drive} means (darknet cannot read spaces in obj.data)
     from darknet_magics import magics
 
-    session = next(iter(magics._loaded.values())).session
-    assert " " not in session.values["drive"] and os.path.samefile(session.values["drive"], drive)
+    session = ip.magics_manager.registry["DarknetMagics"].session
+    assert " " not in str(session.drive_root) and os.path.samefile(session.drive_root, drive)
     cache_entries = list((drive / "darknet" / "cache").iterdir())
     assert len(cache_entries) == 1
 
     # "new VM": a fresh session and a fresh local folder, the same drive
     ip.run_line_magic("unload_ext", "darknet_magics")
-    magics._loaded.clear()
+    magics.forget(ip)
     ip.run_line_magic("load_ext", "darknet_magics")
     monkeypatch.chdir(vm2)
     start = time.monotonic()

@@ -28,7 +28,7 @@ PATTERNS = (
 def source_codes() -> dict[str, set[str]]:
     """code -> the modules that write it."""
     found: dict[str, set[str]] = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
         for pattern in PATTERNS:
             for m in pattern.finditer(text):

@@ -18,7 +18,7 @@ ITERATION_LINE = re.compile(rb"^\s*(\d+): [\d.na-]+, [\d.na-]+ avg", re.M)
 
 def _fresh_session(ip):
     ip.run_line_magic("unload_ext", "darknet_magics")
-    magics._loaded.clear()
+    magics.forget(ip)
     ip.run_line_magic("load_ext", "darknet_magics")
 
 
@@ -105,3 +105,77 @@ def test_cfg_max_batches_auto_is_sized_from_the_data(ip, tmp_path, capsys):
     assert re.search(r"^max_batches\s*=\s*6000$", text, re.M)  # max(2000 * classes, 6000, train images)
     result = run_cell(ip, f"%yolo cfg yolov3-tiny {tmp_path}/u.cfg classes=2 max_batches=auto")
     assert isinstance(result.error_in_exec, UsageError) and "add data=obj.data" in str(result.error_in_exec)
+
+
+def test_two_runs_of_one_cfg_keep_their_own_weights_and_resume_their_own(ip, tmp_path, capsys):
+    drive = tmp_path / "My Drive"
+    make_dataset(drive / "datasets" / "boxes", images=12, size=64, seed=2)
+    _ok(ip, f'%%darknet\ndrive "{drive}"\nstage {{drive}}/datasets/boxes\n', capsys)
+    _ok(ip, "%yolo data {workspace}/boxes.data classes=1 names={dataset}/obj.names images={dataset}", capsys)
+    _ok(ip, "%yolo cfg yolov3-tiny {workspace}/boxes.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+            "max_batches=4 random=0", capsys)
+    _ok(ip, "%yolo train {workspace}/boxes.data {workspace}/boxes.cfg as first", capsys)
+    out = _ok(ip, "%yolo train {workspace}/boxes.data {workspace}/boxes.cfg as second", capsys)
+    first, second = ip.user_ns["first"], ip.user_ns["second"]
+    assert first.run_dir != second.run_dir
+    assert first.backup_dir != second.backup_dir
+    assert (first.backup_dir / "boxes_final.weights").is_file() and (second.backup_dir / "boxes_final.weights").is_file()
+    # darknet got the space-free link `drive` made, never the spaced real path: the printed command can be pasted
+    assert all(" " not in word for word in second.argv), second.argv
+    assert " ".join(second.argv) in out
+    # resuming the second with more iterations continues from ITS weights (iteration 4 by their header)
+    out = _ok(ip, "%yolo resume second max_batches=6 as again", capsys)
+    again = ip.user_ns["again"]
+    assert str(second.backup_dir) in out and "at iteration 4 (its header)" in out
+    assert list(again.iterations["iteration"]) == list(range(1, 7))
+    assert "iteration before" not in out and "iteration None" not in out
+    # the runs side by side: by name, and by a glob of their folders on the drive
+    _ok(ip, "%yolo compare first again as table", capsys)
+    table = ip.user_ns["table"]
+    assert len(table) == 2 and list(table["iterations"]) == [4, 6]
+    _ok(ip, "%yolo compare {workspace}/runs/* as everything", capsys)
+    assert len(ip.user_ns["everything"]) == 2
+
+
+def test_weights_already_at_max_batches_are_reported_not_called_finished(ip, tmp_path, capsys):
+    ws = tmp_path / "ws"
+    make_dataset(ws / "boxes", images=8, size=64, seed=3)
+    _ok(ip, f"%%darknet\nworkspace {ws}\n", capsys)
+    _ok(ip, f"%yolo data {ws}/boxes.data classes=1 names={ws}/boxes/obj.names images={ws}/boxes", capsys)
+    _ok(ip, f"%yolo cfg yolov3-tiny {ws}/boxes.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+            "max_batches=2 random=0", capsys)
+    _ok(ip, f"%yolo train {ws}/boxes.data {ws}/boxes.cfg as done", capsys)
+    final = ip.user_ns["done"].backup_dir / "boxes_final.weights"
+    result = run_cell(ip, f"%yolo train {ws}/boxes.data {ws}/boxes.cfg {final} as again")
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert result.error_in_exec is None, text
+    assert "already-trained" in text and "iteration 2" in text and "max_batches=2" in text
+
+
+def test_background_training_returns_at_once_and_stops_on_request(ip, tmp_path, capsys):
+    import time
+
+    ws = tmp_path / "ws"
+    make_dataset(ws / "boxes", images=8, size=64, seed=5)
+    _ok(ip, f"%%darknet\nworkspace {ws}\n", capsys)
+    _ok(ip, f"%yolo data {ws}/boxes.data classes=1 names={ws}/boxes/obj.names images={ws}/boxes", capsys)
+    _ok(ip, f"%yolo cfg yolov3-tiny {ws}/long.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+            "max_batches=2000 random=0", capsys)
+    _ok(ip, f"%yolo cfg yolov3-tiny {ws}/short.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+            "max_batches=3 random=0", capsys)
+    start = time.monotonic()
+    out = _ok(ip, f"%yolo train {ws}/boxes.data {ws}/long.cfg background as bg", capsys)
+    assert time.monotonic() - start < 10 and "training in the background" in out
+    bg = ip.user_ns["bg"]
+    deadline = time.monotonic() + 60
+    while bg.last_iteration is None and time.monotonic() < deadline:  # other cells run meanwhile
+        assert run_cell(ip, "x = 1 + 1").error_in_exec is None
+        time.sleep(0.2)
+    assert bg.running and "running in the background" in _ok(ip, "%yolo status", capsys)
+    out = _ok(ip, "%yolo stop bg", capsys)
+    assert not bg.running and bg.status == "interrupted" and "stopped on request" in bg.message
+    assert bg.log_path.stat().st_size > 0 and len(bg.iterations) >= 1
+    _ok(ip, f"%yolo train {ws}/boxes.data {ws}/short.cfg background as quick", capsys)
+    quick = ip.user_ns["quick"].wait(120)
+    assert quick.status == "finished" and quick.last_iteration == 3

@@ -1,1 +1,1 @@
-"""A stand-in for Colab's `google.colab` package (tests only): just `drive.mount`."""
+"""A stand-in for Colab's `google.colab` package (tests only): `drive.mount` and `files.download`."""

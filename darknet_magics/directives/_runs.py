@@ -1,0 +1,62 @@
+"""What the training directives share: naming and keeping runs in the session, finding a run to continue."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from ..errors import StepError
+from ..language import Step
+from ..session import DEFAULT_RUN_NAME, Context, Done
+from ..training import TrainingRun, latest_run_dir
+
+
+def keep_run(step: Step, ctx: Context, run: TrainingRun) -> Done:
+    """Bind `run` to ``as NAME`` (default ``yolo_run``) and remember it as the session's last run."""
+    name = ctx.bind(step, run, DEFAULT_RUN_NAME) or DEFAULT_RUN_NAME
+    run.name = name
+    ctx.session.runs[name] = run
+    ctx.session.last_run = name
+    return Done(f"{run.summary()} (bound to `{name}`)", run)
+
+
+@contextmanager
+def keep_run_on_failure(step: Step, ctx: Context) -> Iterator[None]:
+    """A run that failed, diverged or was interrupted is still bound to its name: its log and dataframes are what
+    the user needs to see what happened (and what `%yolo resume` continues)."""
+    try:
+        yield
+    except (StepError, KeyboardInterrupt) as exc:
+        run = getattr(exc, "run", None)
+        if isinstance(run, TrainingRun):
+            keep_run(step, ctx, run)
+        raise
+
+
+def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
+    """The run `ref` names (a variable, a session run name, or a run folder); else the session's last run; else the
+    newest run folder under {workspace}/runs (after a VM reset)."""
+    if ref:
+        obj = ctx.namespace.get(ref) or ctx.session.runs.get(ref)
+        if isinstance(obj, TrainingRun):
+            return obj
+        path = ctx.path(ref)
+        if path.is_dir():
+            return TrainingRun.load(path)
+        raise StepError(f"no run named {ref!r} and no run folder at {path}",
+                        fix="give the run's variable name, or its folder under {workspace}/runs")
+    last = ctx.session.runs.get(ctx.session.last_run or "")
+    if last is not None:
+        return last
+    folder = latest_run_dir(ctx.session.workspace / "runs") if ctx.session.workspace else None
+    if folder is not None:
+        ctx.reporter.info(f"the latest run folder: {folder}")
+        return TrainingRun.load(folder)
+    raise StepError("no training run in this session",
+                    fix="give the run folder: %yolo resume {workspace}/runs/NAME (after a VM reset run the "
+                        "%%darknet cell with `drive`/`workspace` first)")
+
+
+def runs_root(ctx: Context) -> Path:
+    """Where run folders go: {workspace}/runs, else ./runs."""
+    return (ctx.session.workspace or Path.cwd()) / "runs"

@@ -1,0 +1,45 @@
+"""`%yolo anchors`: k-means anchors from the label boxes, optionally written into a cfg."""
+from __future__ import annotations
+
+from ..anchors import anchors_line, compute_anchors, set_anchors
+from ..fileio import atomic_write_text
+from ..language import Opt, Pos, Spec, Step
+from ..session import Context, Done
+
+
+def _check(step: Step) -> None:
+    raw = step.options.get("clusters")
+    if raw is not None and raw.isdigit() and int(raw) < 1:
+        raise step.error("clusters= must be at least 1", "write e.g. clusters=9 (yolov3/v4) or clusters=6 (tiny)")
+
+
+SPEC = Spec("anchors", "yolo", "Compute anchors by k-means (IoU distance) on the label boxes; optionally write them "
+            "into a cfg.",
+            positionals=(Pos("DATA", "obj.data"),),
+            options=(Opt("clusters", "int", "number of anchors", default=9),
+                     Opt("width", "int", "network width", default=416),
+                     Opt("height", "int", "network height", default=416),
+                     Opt("cfg", "path", "write the anchors into this cfg's [yolo] sections")),
+            allows_as=True, example="%yolo anchors obj.data clusters=6 width=416 height=416 cfg=yolo-obj.cfg",
+            check=_check, order=220)
+
+
+def run(step: Step, ctx: Context) -> Done:
+    result = compute_anchors(ctx.path(step.args["DATA"]), clusters=step.get("clusters"), width=step.get("width"),
+                             height=step.get("height"))
+    ctx.reporter.info(anchors_line(result))
+    ctx.reporter.info(f"avg IoU = {result.avg_iou * 100:.2f} % over {result.boxes} boxes")
+    if step.get("cfg"):
+        cfg_path = ctx.path(step.get("cfg"))
+        atomic_write_text(cfg_path, set_anchors(cfg_path.read_text(), result))
+        ctx.reporter.info(f"wrote the anchors into {cfg_path}")
+    ctx.bind(step, result)
+    return Done(f"{len(result.anchors)} anchors, avg IoU {result.avg_iou * 100:.2f} %", result)
+
+
+def preview(step: Step, ctx: Context) -> list[str]:
+    lines = [f"k-means of the label boxes of {ctx.path(step.args['DATA'])} into {step.get('clusters')} anchors at "
+             f"{step.get('width')}x{step.get('height')}"]
+    if step.get("cfg"):
+        lines.append(f"write them into {ctx.path(step.get('cfg'))} (every [yolo] section)")
+    return lines

@@ -1,0 +1,59 @@
+"""`%yolo cfg`: a training cfg from a stock one (classes, filters, max_batches, steps, any key)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from ..cfg import make_cfg_changes, resolve_template, write_cfg
+from ..language import Opt, Pos, Spec, Step
+from ..objdata import train_images
+from ..session import Context, Done
+
+
+def _check(step: Step) -> None:
+    raw = step.options["classes"]
+    if raw.isdigit() and int(raw) < 1:
+        raise step.error("classes= must be at least 1", "write classes=1 or more")
+    if step.options.get("max_batches", "").lower() == "auto" and "data" not in step.options:
+        raise step.error("max_batches=auto needs the dataset's size",
+                         "add data=obj.data (its train list is counted), or give a number")
+
+
+SPEC = Spec("cfg", "yolo",
+            "Make a training cfg from a stock one: classes, filters before each [yolo], max_batches, steps, and any "
+            "other key=value ([net] keys, or per-head keys such as random= in every [yolo]).",
+            positionals=(Pos("TEMPLATE", "yolov3, yolov3-tiny, yolov4, yolov4-tiny, or a path"),
+                         Pos("OUT", "the cfg to write")),
+            options=(Opt("classes", "int", "number of classes", required=True), Opt("width", "int", "network width"),
+                     Opt("height", "int", "network height"), Opt("batch", "int", "batch"),
+                     Opt("subdivisions", "int", "subdivisions"),
+                     Opt("max_batches", "str", "iterations, or auto (needs data=: sized from its train list)"),
+                     Opt("steps", "str", "learning-rate steps, e.g. 4800,5400"),
+                     Opt("learning_rate", "float", "learning rate"),
+                     Opt("data", "path", "obj.data whose train list sizes max_batches=auto")),
+            open_options=True, example="%yolo cfg yolov4-tiny yolo-obj.cfg classes=2 width=416 height=416",
+            check=_check, order=200)
+
+
+def _inputs(step: Step, ctx: Context) -> tuple[Path, dict[str, Any], Optional[list[Path]]]:
+    options = {k: v for k, v in step.options.items() if k not in ("classes", "data")}
+    if step.options.get("data"):
+        options["dataset_size"] = train_images(ctx.path(step.options["data"]))
+    search = [ctx.session.darknet_dir / "cfg"] if ctx.session.darknet_dir else None
+    return resolve_template(step.args["TEMPLATE"], search), options, search
+
+
+def run(step: Step, ctx: Context) -> Done:
+    _, options, search = _inputs(step, ctx)
+    result = write_cfg(step.args["TEMPLATE"], ctx.path(step.args["OUT"]), step.options["classes"], options,
+                       search_dirs=search)
+    for change in result.changes:
+        ctx.reporter.info("  " + change)
+    return Done(f"wrote {result.path} from {result.template} ({len(result.changes)} edits)", result)
+
+
+def preview(step: Step, ctx: Context) -> list[str]:
+    template, options, _ = _inputs(step, ctx)
+    _, changes = make_cfg_changes(template.read_text(encoding="utf-8", errors="replace"), step.options["classes"],
+                                  **options)
+    return [f"write {ctx.path(step.args['OUT'])} from {template}:"] + ["  " + c for c in changes]

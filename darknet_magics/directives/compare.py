@@ -1,0 +1,46 @@
+"""`%yolo compare`: runs side by side, avg loss and mAP on one chart by iteration, and a table."""
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from ..errors import StepError
+from ..language import Pos, Spec, Step
+from ..live import compare_runs
+from ..session import Context, Done
+from ..training import RUN_JSON, TrainingRun
+from ._runs import find_run
+
+SPEC = Spec("compare", "yolo", "Compare runs: their avg loss and mAP on one chart by iteration, and a table (best mAP "
+            "and where, final loss, iterations, time).",
+            positionals=(Pos("RUNS", "run names (variables), run folders, or globs such as {workspace}/runs/*",
+                             many=True),),
+            allows_as=True, example="%yolo compare {workspace}/runs/*", order=145)
+
+
+def _runs(step: Step, ctx: Context) -> list[TrainingRun]:
+    found: list[TrainingRun] = []
+    for word in step.args["RUNS"].split("\n"):
+        matches = sorted(glob.glob(str(ctx.path(word)))) if any(c in word for c in "*?[") else []
+        if matches:
+            found += [TrainingRun.load(Path(m)) for m in matches if (Path(m) / RUN_JSON).is_file()]
+        else:
+            found.append(find_run(word, ctx))
+    if len(found) < 1:
+        raise StepError(f"no runs match {step.args['RUNS']!r}", fix="give run names or folders under {workspace}/runs")
+    return found
+
+
+def run(step: Step, ctx: Context) -> Done:
+    runs = _runs(step, ctx)
+    figure, table = compare_runs(runs)
+    ctx.reporter.dataframe(table, title=f"{len(runs)} run(s)")
+    ctx.reporter.html(f"darknet-compare:{step.lineno}:{len(runs)}", figure.to_html(include_plotlyjs="cdn",
+                                                                                    full_html=False),
+                      f"{len(runs)} runs compared")
+    ctx.bind(step, table)
+    return Done(f"compared {len(runs)} run(s)", table)
+
+
+def preview(step: Step, ctx: Context) -> list[str]:
+    return [f"read {step.args['RUNS']} (run.json and history.jsonl of each run; writes nothing)"]

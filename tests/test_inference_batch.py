@@ -1,0 +1,393 @@
+"""Batch inference (inference.detect on a folder / list / glob), its parsers and darknet's own flags.
+
+The parsers are tested on output captured from the real binaries (tests/fixtures/detections: Debian's pjreddie,
+AlexeyAB 59596d78 built with OPENCV=1, hank-ai v5.1 built with CMake, on a yolov3-tiny 64x64 one-class model
+trained 40 iterations on the synthetic dataset). The end-to-end tests run Debian's darknet for real; AlexeyAB and
+hank-ai run when their binaries exist (DARKNET_ALEXEYAB / DARKNET_HANKAI, default: /work/cache/builds).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from darknet_magics import inference
+from darknet_magics.binary import check_darknet_args
+from darknet_magics.errors import StepError
+from darknet_magics.report import RecordingReporter
+from darknet_magics.synth import make_dataset
+
+FIXTURES = Path(__file__).parent / "fixtures" / "detections"
+DARKNET = Path("/usr/bin/darknet")
+TEMPLATE = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
+ALEXEYAB = Path(os.environ.get("DARKNET_ALEXEYAB", "/work/cache/builds/alexeyab-src/darknet"))
+HANKAI = Path(os.environ.get("DARKNET_HANKAI", "/work/cache/builds/hank-ai-src/build/src-cli/darknet"))
+needs_darknet = pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists(),
+                                   reason="needs Debian's darknet (apt-get install darknet)")
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text(errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pure parsers on real output
+
+
+@pytest.mark.timeout(30)
+def test_alexeyab_stdin_batch_rows_match_its_json() -> None:
+    text = fixture("alexeyab-stdin-2images.txt")
+    images = ["/tmp/i12/ds/img_005.png", "/tmp/i12/ds/img_006.png"]
+    rows = inference.parse_prompt_batch(text, images)
+    assert [r["image"] for r in rows].count(images[0]) == 9 and [r["image"] for r in rows].count(images[1]) == 7
+    # darknet's own -out result.json of the same run: the same boxes, per image
+    result = json.loads(fixture("alexeyab-result.json"))
+    for frame in result:
+        mine = sorted(round(r["confidence"], 2) for r in rows if r["image"] == frame["filename"])
+        theirs = sorted(round(o["confidence"], 2) for o in frame["objects"])
+        assert mine == theirs
+    first = next(r for r in rows if r["confidence"] == 0.49)
+    assert (first["left"], first["top"], first["width"], first["height"]) == (23, 25, 29, 32)
+
+
+@pytest.mark.timeout(30)
+def test_pjreddie_stdin_batch_has_names_and_confidences() -> None:
+    rows = inference.parse_prompt_batch(fixture("pjreddie-stdin-2images.txt"), ["a.png", "b.png"])
+    assert {r["image"] for r in rows} == {"a.png", "b.png"}
+    assert all(r["name"] == "red_box" and "left" not in r for r in rows)
+    assert max(r["confidence"] for r in rows if r["image"] == "a.png") == 0.49
+
+
+@pytest.mark.timeout(30)
+def test_hank_ai_v5_cli_detections_are_parsed() -> None:
+    """issue 10: v5 prints no `Predicted in`, and tab-separated `red_box<TAB>c=7.69%<TAB>x=11...` lines."""
+    text = fixture("hank-ai-cli-detector-test.txt")
+    assert "Predicted in" not in text
+    df = inference.parse_detections(text)
+    assert len(df) == 9 and list(df.columns) == ["name", "confidence", "left", "top", "width", "height"]
+    best = df.sort_values("confidence").iloc[-1]
+    assert best["name"] == "red_box" and abs(best["confidence"] - 0.49408535) < 1e-9
+    assert (best["left"], best["top"], best["width"], best["height"]) == (23, 25, 29, 32)
+    # the issue's own example line
+    rows = inference.parse_detection_lines("red_box\tc=7.69%\tx=11\ty=26\tw=26\th=24\n")
+    assert rows[0]["confidence"] == pytest.approx(0.0769) and rows[0]["width"] == 26
+
+
+@pytest.mark.timeout(30)
+def test_hank_ai_tool_output_and_its_invalid_images() -> None:
+    rows, invalid = inference.parse_hank_tool(fixture("hank-ai-01-inference-2images.txt"), ["red_box"])
+    assert len(rows) == 16 and not invalid
+    assert rows[0] == {"name": "red_box", "confidence": 0.494085, "image": "/tmp/i12/ds/img_005.png",
+                       "class_id": 0, "left": 23, "top": 25, "width": 29, "height": 32}
+    rows, invalid = inference.parse_hank_tool(fixture("hank-ai-01-inference-invalid.txt"), ["red_box"])
+    assert invalid == ["/tmp/i12/notimg.jpg"] and all(r["image"] != invalid[0] for r in rows)
+
+
+@pytest.mark.timeout(30)
+def test_cannot_load_image_and_missing_label_glyphs_are_diagnosed() -> None:
+    problems = inference.inference_problems(fixture("pjreddie-stdin-cannot-load.txt"))
+    assert problems[0].code == "bad-image" and "notimg.jpg" in problems[0].message
+    glyphs = 'Cannot load image "data/labels/32_0.png"\nSTB Reason: can\'t fopen\n' * 3
+    problems = inference.inference_problems(glyphs)
+    assert [p.code for p in problems] == ["missing-labels"] and "clone folder" in problems[0].fix
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sources and images
+
+
+@pytest.mark.timeout(30)
+def test_sources_folder_list_glob_and_not_an_image(tmp_path: Path) -> None:
+    folder = tmp_path / "my images; -x 'q'"
+    ds = make_dataset(folder, images=3, size=32)
+    assert inference.resolve_images(folder) == [p.resolve() for p in ds.images]
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"{ds.images[2]}\n\n{folder.name}/img_000.png\n")
+    assert [p.name for p in inference.resolve_images(listed)] == ["img_002.png", "img_000.png"]
+    assert len(inference.resolve_images(str(folder) + "/img_00[12].png")) == 2
+    assert inference.image_size(ds.images[0]) == (32, 32)
+    fake = folder / "notes.jpg"
+    fake.write_text("hello")
+    listed.write_text(f"{ds.images[0]}\n{fake}\n")
+    with pytest.raises(StepError) as info:
+        inference.resolve_images(listed)
+    assert str(fake) in str(info.value) and info.value.problems[0].code == "bad-image"
+    with pytest.raises(StepError) as info:
+        inference.resolve_images(tmp_path / "nowhere" / "*.jpg")
+    assert "matches no file" in str(info.value)
+
+
+@pytest.mark.timeout(30)
+def test_jpeg_size_is_read_from_its_header() -> None:
+    jpg = Path("/usr/share/darknet/data/dog.jpg")
+    if not jpg.exists():
+        pytest.skip("needs Debian's darknet data (dog.jpg)")
+    assert inference.image_size(jpg) == (768, 576)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# darknet's own flags
+
+
+@pytest.mark.timeout(30)
+def test_darknet_flags_are_checked_per_flavor() -> None:
+    assert check_darknet_args("alexeyab", "train", ["-mAP_epochs", "2", "-points", "0"]) == []
+    errors = check_darknet_args("alexeyab", "train", ["-mapepochs", "3"])
+    assert errors == ["AlexeyAB's darknet has no flag -mapepochs; did you mean -mAP_epochs?"]
+    errors = check_darknet_args("hank-ai", "train", ["-mAP_epochs", "2"])
+    assert errors == ["hank-ai's darknet has no flag -mAP_epochs"]
+    assert check_darknet_args("hank-ai", "test", ["-points", "11", "-verbose"]) == []
+    assert check_darknet_args("hank-ai", "test", ["-save_labels"]) == []  # hank-ai ignores '_' and case
+    errors = check_darknet_args("pjreddie", "train", ["-mjpeg_port", "8090"])
+    assert errors == ["pjreddie's darknet has no flag -mjpeg_port"]
+    assert "takes a int value" in check_darknet_args("alexeyab", "map", ["-mAP_epochs", "x"])[0]
+    assert "takes a value" in check_darknet_args("alexeyab", "test", ["-json_port"])[0]
+    assert "set by %yolo map itself" in check_darknet_args("alexeyab", "map", ["-iou_thresh", "0.7"])[0]
+    assert "flag expected" in check_darknet_args("alexeyab", "train", ["; rm -rf /"])[0]
+    assert check_darknet_args(None, "train", ["-anything"]) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Real darknet, one process for a whole folder
+
+
+def synthetic_weights(cfg_text: str, objectness: float = 6.0) -> bytes:
+    """A weights file for `cfg_text` made from the cfg alone: every weight 0, batch-norm neutral, and the biases of
+    the convolution before each [yolo] head set so that every anchor of every cell predicts class 0 with
+    sigmoid(objectness) * sigmoid(objectness) confidence (about 0.995 at 6). Deterministic detections without
+    training (Debian's darknet trained for a few CPU iterations predicts nothing at all)."""
+    import struct
+
+    import numpy as np
+
+    from darknet_magics.cfg import Cfg, layer_weights
+
+    cfg = Cfg.parse(cfg_text)
+    sections = cfg.layers
+    parts = [struct.pack("<3iq", 0, 2, 0, 0)]
+    for layer in layer_weights(cfg_text):
+        if not layer.nbytes:
+            continue
+        sec = sections[layer.index]
+        n = sec.get_int("filters", 1)
+        bn = sec.get_int("batch_normalize", 0)
+        biases = np.zeros(n, np.float32)
+        after = sections[layer.index + 1].name if layer.index + 1 < len(sections) else ""
+        if after == "yolo":
+            head = sections[layer.index + 1]
+            per = 5 + head.get_int("classes", 1)
+            for a in range(n // per):
+                biases[a * per + 4] = objectness
+                biases[a * per + 5] = objectness
+        floats = [biases]
+        if bn:
+            floats += [np.ones(n, np.float32), np.zeros(n, np.float32), np.ones(n, np.float32)]
+        rest = layer.nbytes // 4 - sum(len(f) for f in floats)
+        floats.append(np.zeros(rest, np.float32))
+        parts.append(b"".join(f.tobytes() for f in floats))
+    return b"".join(parts)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A yolov3-tiny 64x64 one-class cfg with `synthetic_weights`, and a synthetic dataset."""
+    from darknet_magics.cfg import check_weights, make_cfg
+
+    if not TEMPLATE.exists():
+        pytest.skip("needs Debian's darknet cfgs (apt-get install darknet)")
+    ws = tmp_path_factory.mktemp("ws")
+    ds = make_dataset(ws / "ds", images=8, size=64)
+    (ws / "train.txt").write_text("".join(f"{p}\n" for p in ds.images))
+    (ws / "obj.data").write_text(f"classes = 1\ntrain = {ws / 'train.txt'}\nvalid = {ws / 'train.txt'}\n"
+                                 f"names = {ws / 'ds' / 'obj.names'}\nbackup = {ws / 'backup'}\n")
+    cfg = ws / "tiny.cfg"
+    cfg.write_text(make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0))
+    weights = ws / "tiny.weights"
+    weights.write_bytes(synthetic_weights(cfg.read_text()))
+    assert check_weights(cfg.read_text(), weights) is None
+    return ws, cfg, weights, ds
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("flavor", ["pjreddie", "alexeyab", "hank-ai"])
+def test_one_process_for_a_folder(model, tmp_path: Path, flavor: str) -> None:
+    ws, cfg, weights, ds = model
+    binary = {"pjreddie": DARKNET, "alexeyab": ALEXEYAB, "hank-ai": HANKAI}[flavor]
+    if not binary.exists():
+        pytest.skip(f"no {flavor} build at {binary} (set DARKNET_{'ALEXEYAB' if flavor == 'alexeyab' else 'HANKAI'})")
+    cwd = binary.parent if flavor == "alexeyab" else tmp_path  # AlexeyAB reads data/labels from its clone
+    out = tmp_path / "out dir; 'x'"
+    rec = RecordingReporter()
+    result = inference.detect(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, image=ds.folder,
+                              thresh=0.5, cwd=cwd, out=out, reporter=rec)
+    assert result.images == [p.resolve() for p in ds.images]
+    assert len(result.annotated) == len(ds.images) and all(p.parent == out and p.is_file() for p in result.annotated)
+    df = result.detections
+    assert len(df) and set(df["image"]) <= {str(p.resolve()) for p in ds.images}
+    assert (df["confidence"] > 0.9).all() and (df["name"] == "red_box").all()
+    if flavor != "pjreddie":  # pjreddie prints no boxes
+        assert df["left"].notna().all()
+        assert ((df["x_center"] * 64 - (df["left"] + df["width"] / 2)).abs() < 1e-6).all()
+    assert [k for k, _ in rec.events].count("image") == 4
+    # a second run never overwrites the first's pictures
+    again = inference.detect(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, image=ds.images[0],
+                             thresh=0.5, cwd=cwd, out=out, reporter=RecordingReporter())
+    assert again.annotated[0].name == "img_000_predictions_1.jpg" and result.annotated[0].is_file()
+
+
+@pytest.mark.slow
+@needs_darknet
+@pytest.mark.timeout(120)
+def test_truncated_weights_and_a_non_image_are_refused_before_darknet(model, tmp_path: Path) -> None:
+    ws, cfg, weights, ds = model
+    cut = tmp_path / "cut.weights"
+    cut.write_bytes(weights.read_bytes()[:100000])
+    with pytest.raises(StepError) as info:
+        inference.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=cut, image=ds.images[0],
+                         cwd=tmp_path, reporter=RecordingReporter())
+    assert info.value.problems[0].code == "truncated-weights"
+    fake = tmp_path / "photo.jpg"
+    fake.write_text("not a picture")
+    with pytest.raises(StepError) as info:
+        inference.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, image=fake,
+                         cwd=tmp_path, reporter=RecordingReporter())
+    assert str(fake) in str(info.value)
+    assert not list(tmp_path.glob("*predictions*"))
+
+
+@pytest.mark.timeout(30)
+def test_checkpoint_files_are_ordered_by_iteration_then_best_last_final(tmp_path: Path) -> None:
+    for name in ("yolo_final.weights", "yolo_2000.weights", "yolo_best.weights", "yolo_1000.weights",
+                 "yolo_last.weights", "yolov4.conv.137", "notes.weights"):
+        (tmp_path / name).write_bytes(b"x")
+    tags = [tag for _, tag, _ in inference.checkpoint_files(tmp_path)]
+    assert tags == ["1000", "2000", "best", "last", "final"]
+    with pytest.raises(StepError) as info:
+        inference.evaluate_checkpoints(DARKNET, tmp_path / "obj.data", tmp_path / "c.cfg", tmp_path / "empty")
+    assert "no checkpoint" in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp_path: Path) -> None:
+    ws, cfg, weights, ds = model
+    if not ALEXEYAB.exists():
+        pytest.skip(f"no AlexeyAB build at {ALEXEYAB} (set DARKNET_ALEXEYAB): pjreddie has no `detector map`")
+    backup = tmp_path / "my run" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "tiny_1000.weights").write_bytes(weights.read_bytes())
+    (backup / "tiny_best.weights").write_bytes(synthetic_weights(cfg.read_text(), objectness=-8.0))  # finds nothing
+    rec = RecordingReporter()
+    report = inference.evaluate_checkpoints(ALEXEYAB, ws / "obj.data", cfg, backup.parent, cwd=ALEXEYAB.parent,
+                                            reporter=rec, iou_thresh=0.1, points=0)
+    table = report.table
+    assert list(table["tag"]) == ["1000", "best"] and table["iteration"].iloc[0] == 1000
+    assert {"map", "precision", "recall", "f1"} <= set(table.columns)
+    assert table["map"].iloc[1] == 0.0 and table["map"].iloc[0] >= 0.0
+    assert report.best == Path(table.loc[table["map"].idxmax(), "path"])
+    assert set(report.class_ap["checkpoint"]) == {"tiny_1000.weights", "tiny_best.weights"}
+    assert "best: " in report.summary() and any(k == "progress" and "checkpoint 2/2" in p for k, p in rec.events)
+
+
+@pytest.mark.timeout(30)
+def test_map_at_another_iou_threshold_is_read() -> None:
+    """AlexeyAB's `detector map -iou_thresh 0.1` prints `mAP@0.10`, which the training parser does not read."""
+    df = inference.map_at_any_iou(fixture("alexeyab-map-iou0.10.txt"))
+    assert len(df) == 1 and df["iou"].iloc[0] == 0.1
+    assert df["map50"].iloc[0] == pytest.approx(0.050427)
+    assert (df["precision"].iloc[0], df["recall"].iloc[0], df["f1"].iloc[0]) == (0.04, 1.0, 0.07)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Video, show, download
+
+FFMPEG = Path("/usr/bin/ffmpeg")
+
+
+def make_clip(path: Path, seconds: int = 2) -> Path:
+    import subprocess
+
+    subprocess.run([str(FFMPEG), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i",
+                    "testsrc=size=64x64:rate=10", "-t", str(seconds), "-pix_fmt", "yuv420p", "-y", str(path)],
+                   check=True, timeout=60)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
+def test_video_is_annotated_with_frame_progress_and_shown(model, tmp_path: Path, flavor: str) -> None:
+    ws, cfg, weights, ds = model
+    binary = ALEXEYAB if flavor == "alexeyab" else HANKAI
+    if not binary.exists() or not FFMPEG.exists():
+        pytest.skip(f"needs {binary} and Debian's ffmpeg")
+    clip = make_clip(tmp_path / "my clip.mp4")
+    rec = RecordingReporter()
+    result = inference.detect_video(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, video=clip,
+                                    out=tmp_path / "out", cwd=binary.parent if flavor == "alexeyab" else tmp_path,
+                                    reporter=rec)
+    assert result.video.is_file() and result.video.parent == tmp_path / "out"
+    assert result.playable is not None and inference.video_frames(result.playable) == result.frames
+    assert 15 <= result.frames <= 20  # AlexeyAB's demo writes from its third frame on
+    progress = [p for k, p in rec.events if k == "progress"]
+    assert any(p.startswith("video: frame ") and p.endswith("/20") for p in progress)
+    html = [p for k, p in rec.events if k == "html"][-1][1]
+    assert html.startswith("<video controls") and "data:video/mp4;base64," in html
+
+
+@pytest.mark.timeout(60)
+def test_video_needs_an_opencv_build_said_before_starting(model, tmp_path: Path) -> None:
+    ws, cfg, weights, _ = model
+    fake = tmp_path / "darknet"
+    fake.write_bytes(b"#!/bin/sh\necho ran > ran.txt\n# dont_show Demo needs OpenCV for webcam images.\n")
+    fake.chmod(0o755)
+    with pytest.raises(StepError) as info:
+        inference.detect_video(darknet=fake, data=ws / "obj.data", cfg=cfg, weights=weights, video=weights,
+                               cwd=tmp_path, reporter=RecordingReporter())
+    assert "without OpenCV" in str(info.value) and info.value.problems[0].code == "opencv-missing"
+    assert not (tmp_path / "ran.txt").exists()
+    if DARKNET.exists():
+        with pytest.raises(StepError) as info:
+            inference.detect_video(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, video=weights,
+                                   cwd=tmp_path, reporter=RecordingReporter())
+        assert "pjreddie" in str(info.value)
+
+
+@pytest.fixture()
+def colab_stub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "colab_stub"))
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    monkeypatch.setenv("COLAB_STUB_DOWNLOADS", str(tmp_path / "browser"))
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield tmp_path / "browser"
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        del sys.modules[name]
+
+
+@pytest.mark.timeout(60)
+def test_show_images_and_videos_and_download_in_colab(colab_stub: Path, tmp_path: Path) -> None:
+    from darknet_magics import colab
+
+    ds = make_dataset(tmp_path / "ds", images=1, size=32)
+    rec = RecordingReporter()
+    inference.show(ds.images[0], reporter=rec, download=True)
+    assert ("image", str(ds.images[0])) in rec.events
+    assert (colab_stub / "img_000.png").read_bytes() == ds.images[0].read_bytes()
+    if FFMPEG.exists():
+        clip = make_clip(tmp_path / "c.mp4", 1)
+        inference.show(clip, reporter=rec)
+        assert rec.events[-1][0] == "html" and "<video" in rec.events[-1][1][1]
+    with pytest.raises(FileNotFoundError, match="Cannot find file"):
+        colab.download(str(tmp_path / "nothing.jpg"))
+    with pytest.raises(StepError):
+        inference.show(tmp_path / "nothing.jpg", reporter=rec)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(StepError) as info:
+        inference.show(tmp_path / "notes.txt", reporter=rec)
+    assert "neither an image nor a video" in str(info.value)
