@@ -715,7 +715,10 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     table["iteration"] = table["iteration"].astype("Int64")  # None for _best/_last/_final
     class_ap = pd.concat(aps, ignore_index=True) if aps else pd.DataFrame()
     scored = table.dropna(subset=["map"])
-    best = Path(scored.loc[scored["map"].idxmax(), "path"]) if len(scored) else None
+    if not len(scored):
+        raise StepError(f"no checkpoint in {folder} gave a mAP ({len(files)} tried)",
+                        fix="see the warnings above: each names its file and darknet's error")
+    best = Path(scored.loc[scored["map"].idxmax(), "path"])
     result = CheckpointReport(table=table, class_ap=class_ap, best=best)
     reporter.progress(f"map: {len(files)} checkpoint(s) evaluated", final=True)
     reporter.dataframe(table, title=result.summary())

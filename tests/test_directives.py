@@ -60,7 +60,17 @@ def test_every_directive_parses_into_its_step():
     ("log train.log as old", "log", {"PATH": "train.log"}, {}, set(), "old"),
     ("map obj.data y.cfg y.weights", "map", {"DATA": "obj.data", "CFG": "y.cfg", "WEIGHTS": "y.weights"}, {}, set(), None),
     ("test obj.data y.cfg y.weights dog.jpg thresh=0.3", "test",
-     {"DATA": "obj.data", "CFG": "y.cfg", "WEIGHTS": "y.weights", "IMAGE": "dog.jpg"}, {"thresh": "0.3"}, set(), None),
+     {"DATA": "obj.data", "CFG": "y.cfg", "WEIGHTS": "y.weights", "SOURCE": "dog.jpg"}, {"thresh": "0.3"}, set(), None),
+    ('test obj.data y.cfg y.weights images/ out=preds args="-letter_box" as det', "test",
+     {"DATA": "obj.data", "CFG": "y.cfg", "WEIGHTS": "y.weights", "SOURCE": "images/"},
+     {"out": "preds", "args": "-letter_box"}, set(), "det"),
+    ("map obj.data y.cfg backup/ points=11 iou_thresh=0.75", "map",
+     {"DATA": "obj.data", "CFG": "y.cfg", "WEIGHTS": "backup/"}, {"points": "11", "iou_thresh": "0.75"}, set(), None),
+    ("video obj.data y.cfg y.weights street.mp4 out=v", "video",
+     {"DATA": "obj.data", "CFG": "y.cfg", "WEIGHTS": "y.weights", "IN": "street.mp4"}, {"out": "v"}, set(), None),
+    ("export y.cfg y.weights out=m.onnx", "export", {"CFG": "y.cfg", "WEIGHTS": "y.weights"}, {"out": "m.onnx"},
+     set(), None),
+    ("show dog.jpg download=on", "show", {"PATH": "dog.jpg"}, {"download": "on"}, set(), None),
     ("anchors obj.data clusters=6 width=96 height=96", "anchors", {"DATA": "obj.data"},
      {"clusters": "6", "width": "96", "height": "96"}, set(), None),
     ("cfg yolov4-tiny y.cfg classes=2 width=416 height=416 batch=64 subdivisions=16 max_batches=6000 random=0", "cfg",
@@ -80,7 +90,8 @@ def test_every_yolo_subcommand(line, name, args, options, flags, as_name):
 
 
 def test_every_yolo_subcommand_is_covered():
-    assert set(YOLO_SPECS) == {"train", "resume", "log", "map", "test", "anchors", "cfg", "data", "check", "status"}
+    assert set(YOLO_SPECS) == {"train", "resume", "log", "map", "test", "anchors", "cfg", "data", "check", "status",
+                               "video", "export", "show", "compare", "stop"}
 
 
 def test_quoting_spaces_quotes_and_semicolons():

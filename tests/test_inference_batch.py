@@ -153,11 +153,12 @@ def test_darknet_flags_are_checked_per_flavor() -> None:
 # Real darknet, one process for a whole folder
 
 
-def synthetic_weights(cfg_text: str, objectness: float = 6.0) -> bytes:
+def synthetic_weights(cfg_text: str, objectness: float = 6.0, noise: float = 0.0, seed: int = 0) -> bytes:
     """A weights file for `cfg_text` made from the cfg alone: every weight 0, batch-norm neutral, and the biases of
     the convolution before each [yolo] head set so that every anchor of every cell predicts class 0 with
     sigmoid(objectness) * sigmoid(objectness) confidence (about 0.995 at 6). Deterministic detections without
-    training (Debian's darknet trained for a few CPU iterations predicts nothing at all)."""
+    training (Debian's darknet trained for a few CPU iterations predicts nothing at all). With `noise`, the conv
+    weights are seeded normal values of that scale, so that scores differ from cell to cell and with the image."""
     import struct
 
     import numpy as np
@@ -185,7 +186,8 @@ def synthetic_weights(cfg_text: str, objectness: float = 6.0) -> bytes:
         if bn:
             floats += [np.ones(n, np.float32), np.zeros(n, np.float32), np.ones(n, np.float32)]
         rest = layer.nbytes // 4 - sum(len(f) for f in floats)
-        floats.append(np.zeros(rest, np.float32))
+        rng = np.random.default_rng(seed + layer.index)
+        floats.append((rng.standard_normal(rest) * noise).astype(np.float32) if noise else np.zeros(rest, np.float32))
         parts.append(b"".join(f.tobytes() for f in floats))
     return b"".join(parts)
 
@@ -391,3 +393,52 @@ def test_show_images_and_videos_and_download_in_colab(colab_stub: Path, tmp_path
     with pytest.raises(StepError) as info:
         inference.show(tmp_path / "notes.txt", reporter=rec)
     assert "neither an image nor a video" in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path) -> None:
+    """hank-ai's darknet_onnx_export on yolov4-tiny (64x64, weights made from the cfg); onnx's checker; the model
+    run by onnxruntime on the CPU gives darknet's detections: same classes, IoU >= 0.9, confidence within 0.02."""
+    onnx = pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
+    pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
+    from darknet_magics import export
+    from darknet_magics.cfg import make_cfg
+
+    template = ALEXEYAB.parent / "cfg" / "yolov4-tiny.cfg"
+    if not HANKAI.exists() or not template.exists():
+        pytest.skip(f"needs hank-ai at {HANKAI} (built with protobuf) and AlexeyAB's cfg/yolov4-tiny.cfg")
+    ds = make_dataset(tmp_path / "ds", images=1, size=64)
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes = 1\nnames = {tmp_path / 'ds' / 'obj.names'}\n")
+    cfg = tmp_path / "v4t.cfg"
+    cfg.write_text(make_cfg(template.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0))
+    weights = tmp_path / "v4t.weights"
+    weights.write_bytes(synthetic_weights(cfg.read_text(), objectness=0.0, noise=0.05))
+    result = export.export_onnx(darknet=HANKAI, cfg=cfg, weights=weights, names=tmp_path / "ds" / "obj.names",
+                                out=tmp_path / "model out", reporter=RecordingReporter())
+    assert result.path == tmp_path / "model out" / "v4t.onnx" and result.path.is_file()
+    onnx.checker.check_model(str(result.path))
+    export.check_onnx(result.path)
+    darknet_rows = inference.detect(darknet=HANKAI, data=data, cfg=cfg, weights=weights, image=ds.images[0],
+                                    thresh=0.25, cwd=tmp_path, out=tmp_path, reporter=RecordingReporter()).detections
+    onnx_rows = export.run_onnx(result.path, ds.images[0], thresh=0.25, names=("red_box",))
+    assert len(darknet_rows) == len(onnx_rows) > 0
+    pairs = export.compare(darknet_rows, onnx_rows)
+    assert all(p["iou"] >= 0.9 for p in pairs), min(p["iou"] for p in pairs)
+    assert all(abs(p["darknet"] - p["onnx"]) <= 0.02 for p in pairs)
+    print(f"ONNX vs darknet: {len(pairs)} detections, min IoU {min(p['iou'] for p in pairs):.4f}, "
+          f"max |conf diff| {max(abs(p['darknet'] - p['onnx']) for p in pairs):.6f}")
+
+
+@pytest.mark.timeout(30)
+def test_export_says_what_to_do_for_alexeyab_and_pjreddie(tmp_path: Path) -> None:
+    from darknet_magics import export
+
+    if not DARKNET.exists():
+        pytest.skip("needs Debian's darknet")
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("[net]\n")
+    with pytest.raises(StepError) as info:
+        export.export_onnx(darknet=DARKNET, cfg=cfg, weights=cfg)
+    assert "pjreddie's darknet has no ONNX exporter" in str(info.value) and "hank-ai" in str(info.value)

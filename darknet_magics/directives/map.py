@@ -1,26 +1,45 @@
-"""`%yolo map`: darknet's `detector map` into the maps and class_ap dataframes."""
+"""`%yolo map`: darknet's `detector map` on one weights file, or on every checkpoint of a folder (the best named)."""
 from __future__ import annotations
 
-from ..inference import evaluate_map
+from ..inference import checkpoint_files, evaluate_checkpoints, evaluate_map
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
+from ._model_out import darknet_args
 
-SPEC = Spec("map", "yolo", "Compute mAP with darknet's `detector map` into the maps/class_ap frames.",
-            positionals=(Pos("DATA", "obj.data"), Pos("CFG", ".cfg"), Pos("WEIGHTS", ".weights")),
-            options=(Opt("bin", "path", "the darknet binary"),), allows_as=True,
-            example="%yolo map obj.data yolo-obj.cfg backup/yolo-obj_best.weights", order=150)
+SPEC = Spec("map", "yolo", "Compute mAP with darknet's `detector map`; WEIGHTS may be a run's (backup) folder: every "
+            "checkpoint is evaluated and the best named.",
+            positionals=(Pos("DATA", "obj.data"), Pos("CFG", ".cfg"), Pos("WEIGHTS", ".weights, or a folder of them")),
+            options=(Opt("iou_thresh", "float", "IoU for a true positive (darknet's -iou_thresh, default 0.5)"),
+                     Opt("points", "int", "0: area under the curve, 11: VOC2007, 101: COCO (darknet's -points)"),
+                     Opt("args", "str", "darknet's own flags, checked per flavor"),
+                     Opt("bin", "path", "the darknet binary")), allows_as=True,
+            example="%yolo map obj.data yolo-obj.cfg backup/ points=11", order=150)
 
 
 def run(step: Step, ctx: Context) -> Done:
-    report = evaluate_map(darknet=ctx.darknet_binary(step), data=ctx.path(step.args["DATA"]),
-                          cfg=ctx.path(step.args["CFG"]), weights=ctx.path(step.args["WEIGHTS"]),
-                          cwd=darknet_cwd(ctx), reporter=ctx.reporter)
+    weights = ctx.path(step.args["WEIGHTS"])
+    common = dict(darknet=ctx.darknet_binary(step), data=ctx.path(step.args["DATA"]), cfg=ctx.path(step.args["CFG"]),
+                  cwd=darknet_cwd(ctx), reporter=ctx.reporter, iou_thresh=step.get("iou_thresh"),
+                  points=step.get("points"), extra_args=darknet_args(step, ctx, "map"))
+    if weights.is_dir():
+        report = evaluate_checkpoints(folder=weights, **common)
+    else:
+        report = evaluate_map(weights=weights, **common)
     ctx.bind(step, report)
     return Done(report.summary(), report)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
-    argv = [str(ctx.darknet_binary(step)), "detector", "map", str(ctx.path(step.args["DATA"])),
-            str(ctx.path(step.args["CFG"])), str(ctx.path(step.args["WEIGHTS"])), "-dont_show"]
-    return [" ".join(argv) + f"   (in {darknet_cwd(ctx)})"]
+    weights = ctx.path(step.args["WEIGHTS"])
+    files = [p for _, _, p in checkpoint_files(weights)] if weights.is_dir() else [weights]
+    lines = []
+    for path in files or [weights]:
+        argv = [str(ctx.darknet_binary(step)), "detector", "map", str(ctx.path(step.args["DATA"])),
+                str(ctx.path(step.args["CFG"])), str(path), "-dont_show"]
+        if step.get("iou_thresh") is not None:
+            argv += ["-iou_thresh", str(step.get("iou_thresh"))]
+        if step.get("points") is not None:
+            argv += ["-points", str(step.get("points"))]
+        lines.append(" ".join(argv) + f"   (in {darknet_cwd(ctx)})")
+    return lines

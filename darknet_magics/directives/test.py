@@ -1,31 +1,41 @@
-"""`%yolo test`: detections on an image, shown, and as a dataframe."""
+"""`%yolo test`: detections on an image, a folder, a list file or a glob, in one darknet process."""
 from __future__ import annotations
 
-from ..inference import detect
+from ..inference import detect, resolve_images
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
+from ._model_out import darknet_args, results_folder
 
-SPEC = Spec("test", "yolo", "Detect objects in one image; show the predictions image and the detections as a dataframe.",
+SPEC = Spec("test", "yolo", "Detect objects in an image, a folder, a list file or a glob (one darknet process); "
+            "annotated images under out=, detections as one dataframe.",
             positionals=(Pos("DATA", "obj.data"), Pos("CFG", ".cfg"), Pos("WEIGHTS", ".weights"),
-                         Pos("IMAGE", "an image")),
+                         Pos("SOURCE", "an image, a folder, a list file (.txt) or a glob")),
             options=(Opt("thresh", "float", "confidence threshold", default=0.25),
+                     Opt("out", "path", "folder for the annotated images (default: WORKSPACE/predictions)"),
+                     Opt("args", "str", "darknet's own flags, e.g. args=\"-letter_box\" (checked per flavor)"),
                      Opt("bin", "path", "the darknet binary")),
-            allows_as=True, example="%yolo test obj.data yolo-obj.cfg backup/yolo-obj_best.weights dog.jpg thresh=0.3",
+            allows_as=True, example="%yolo test obj.data yolo-obj.cfg backup/yolo-obj_best.weights images/ thresh=0.3",
             order=160)
 
 
 def run(step: Step, ctx: Context) -> Done:
     result = detect(darknet=ctx.darknet_binary(step), data=ctx.path(step.args["DATA"]),
                     cfg=ctx.path(step.args["CFG"]), weights=ctx.path(step.args["WEIGHTS"]),
-                    image=ctx.path(step.args["IMAGE"]), thresh=step.get("thresh"), cwd=darknet_cwd(ctx),
-                    reporter=ctx.reporter)
+                    image=ctx.path(step.args["SOURCE"]), thresh=step.get("thresh"), cwd=darknet_cwd(ctx),
+                    out=results_folder(step, ctx, "predictions"), reporter=ctx.reporter,
+                    extra_args=darknet_args(step, ctx, "test"))
     ctx.bind(step, result)
     return Done(result.summary(), result)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
+    source = ctx.path(step.args["SOURCE"])
+    try:
+        count = f"{len(resolve_images(source))} image(s)"
+    except Exception:  # a dry run describes; the real run reports the error
+        count = "images"
     argv = [str(ctx.darknet_binary(step)), "detector", "test", str(ctx.path(step.args["DATA"])),
-            str(ctx.path(step.args["CFG"])), str(ctx.path(step.args["WEIGHTS"])), str(ctx.path(step.args["IMAGE"])),
-            "-thresh", str(step.get("thresh"))]
-    return [" ".join(argv) + f"   (in {darknet_cwd(ctx)})"]
+            str(ctx.path(step.args["CFG"])), str(ctx.path(step.args["WEIGHTS"])), "-thresh", str(step.get("thresh"))]
+    return [" ".join(argv) + f"   (one process for {count} of {source}, in {darknet_cwd(ctx)}; annotated images to "
+            f"{results_folder(step, ctx, 'predictions')})"]

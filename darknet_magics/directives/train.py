@@ -8,6 +8,7 @@ from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ..training import TrainPlan, make_run_dir, plan_train, train, train_in_background
+from ._model_out import darknet_args
 from ._runs import keep_run, keep_run_on_failure, runs_root
 
 SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes and a log on the drive.",
@@ -17,7 +18,9 @@ SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes 
                      Opt("backup", "path", "where darknet saves weights (default: the run's own folder, "
                                            "{workspace}/runs/NAME/backup, unless your own obj.data names one)"),
                      Opt("bin", "path", "the darknet binary (default: the last make, else darknet on PATH)"),
-                     Opt("stop_on_nan", "onoff", "stop darknet when the loss turns nan", default="on")),
+                     Opt("stop_on_nan", "onoff", "stop darknet when the loss turns nan", default="on"),
+                     Opt("args", "str", "darknet's own flags, e.g. args=\"-mAP_epochs 2 -points 0\" (checked per "
+                                        "flavor, passed as argv words)")),
             flags=(("map", "compute mAP during training (-map)"), ("clear", "reset the iteration counter (-clear)"),
                    ("force", "start even when the pre-flight check finds errors"),
                    ("background", "return at once; the chart keeps updating in this cell (%yolo stop, run.wait())")),
@@ -31,7 +34,7 @@ def _plan(step: Step, ctx: Context, run_dir: Path, *, check_files: bool = True) 
                       map="map" in step.flags, gpus=step.get("gpus"),
                       backup=ctx.path(step.get("backup")) if step.get("backup") else None,
                       clear="clear" in step.flags, run_dir=run_dir, stop_on_nan=step.get("stop_on_nan", True),
-                      check_files=check_files)
+                      check_files=check_files, extra_args=tuple(darknet_args(step, ctx, "train")))
 
 
 def _preflight(step: Step, ctx: Context) -> None:

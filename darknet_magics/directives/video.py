@@ -1,0 +1,34 @@
+"""`%yolo video`: an annotated video (AlexeyAB's detector demo, hank-ai's darknet_04_process_videos), played inline."""
+from __future__ import annotations
+
+from ..inference import detect_video
+from ..language import Opt, Pos, Spec, Step
+from ..session import Context, Done
+from ._darknet import darknet_cwd
+from ._model_out import darknet_args, results_folder
+
+SPEC = Spec("video", "yolo", "Detect objects in a video; write the annotated video under out= and play it inline.",
+            positionals=(Pos("DATA", "obj.data"), Pos("CFG", ".cfg"), Pos("WEIGHTS", ".weights"),
+                         Pos("IN", "a video file")),
+            options=(Opt("thresh", "float", "confidence threshold", default=0.25),
+                     Opt("out", "path", "folder for the annotated video (default: WORKSPACE/videos)"),
+                     Opt("args", "str", "darknet's own flags, checked per flavor"),
+                     Opt("bin", "path", "the darknet binary")),
+            allows_as=True, example="%yolo video obj.data yolo-obj.cfg backup/yolo-obj_best.weights street.mp4",
+            order=165)
+
+
+def run(step: Step, ctx: Context) -> Done:
+    result = detect_video(darknet=ctx.darknet_binary(step), data=ctx.path(step.args["DATA"]),
+                          cfg=ctx.path(step.args["CFG"]), weights=ctx.path(step.args["WEIGHTS"]),
+                          video=ctx.path(step.args["IN"]), out=results_folder(step, ctx, "videos"),
+                          thresh=step.get("thresh"), cwd=darknet_cwd(ctx), reporter=ctx.reporter,
+                          extra_args=darknet_args(step, ctx, "video"))
+    ctx.bind(step, result)
+    return Done(result.summary(), result)
+
+
+def preview(step: Step, ctx: Context) -> list[str]:
+    return [f"{ctx.darknet_binary(step)} detector demo {ctx.path(step.args['DATA'])} {ctx.path(step.args['CFG'])} "
+            f"{ctx.path(step.args['WEIGHTS'])} {ctx.path(step.args['IN'])} -dont_show -out_filename "
+            f"{results_folder(step, ctx, 'videos')}/... (hank-ai: darknet_04_process_videos)"]
