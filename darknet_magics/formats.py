@@ -348,13 +348,16 @@ class _Reader:
                 f"has (e.g. {path}: annotation says {claimed[0]}x{claimed[1]}, the image is {real[0]}x{real[1]}); "
                 "boxes were made relative to the image's real size", severity="warning", file=path,
                 fix="nothing to do if the images were not resized after labelling; otherwise re-export the labels"))
-        for kind, paths, fix in (("missing-images", self.missing_images, "stage the images with their annotations"),
-                                 ("unreadable-image", self.unreadable,
-                                  "convert them to jpg/png (darknet cannot read them either)")):
-            if paths:
-                self.problems.append(Problem(
-                    kind, f"{len(paths):,} annotated images could not be read (e.g. {paths[0]}): left out",
-                    fix=fix, severity="warning", file=paths[0]))
+        if self.missing_images:
+            self.problems.append(Problem(
+                "missing-images", f"{len(self.missing_images):,} annotated images are not there (e.g. "
+                f"{self.missing_images[0]}): left out", fix="stage the images with their annotations",
+                severity="warning", file=self.missing_images[0]))
+        if self.unreadable:
+            self.problems.append(Problem(
+                "unreadable-image", f"{len(self.unreadable):,} annotated images could not be read (e.g. "
+                f"{self.unreadable[0]}): left out", fix="convert them to jpg/png (darknet cannot read them either)",
+                severity="warning", file=self.unreadable[0]))
         self.images.sort(key=lambda im: str(im.path))
         return Dataset(self.fmt, self.root, names, self.images, self.problems, names_source)
 

@@ -227,9 +227,9 @@ def test_duplicate_option_and_bad_as_name():
 
 def test_data_rules():
     assert "either train=/valid= or images=" in str(error_of("data o classes=1 names=a images=i train=t valid=v", "yolo"))
-    assert "missing valid=" in str(error_of("data o classes=1 names=a train=t", "yolo"))
+    # issue 11: train= alone is fine (a folder or a list), valid=/test= need train=, classes/names come from the data
+    assert "missing train=" in str(error_of("data o valid=v", "yolo"))
     assert "no images" in str(error_of("data o classes=1 names=a", "yolo"))
-    assert "missing classes=" in str(error_of("data o names=a images=i", "yolo"))
     assert "split=" in str(error_of("data o classes=1 names=a images=i split=1.5", "yolo"))
 
 

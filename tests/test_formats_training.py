@@ -37,3 +37,22 @@ def test_fixture_trains_with_darknet(ip, tmp_path: Path, capsys, fixture: str) -
     assert run.status == "finished", captured.out
     assert list(run.iterations["iteration"]) == [1, 2, 3]
     assert "Couldn't open" not in run.log_path.read_text(errors="replace")
+
+
+def test_yolo_data_directive_reads_a_coco_folder_and_trains(ip, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "staged" / "coco"
+    shutil.copytree(FIXTURES / "coco", src)
+    ws = tmp_path / "ws"
+    for cell in (f'%%darknet\nworkspace "{ws}"\n',
+                 f"%yolo data {ws}/pets.data images={src} min_box=2",
+                 f"%yolo cfg yolov3-tiny {ws}/t.cfg classes=2 width=64 height=64 batch=4 subdivisions=1 "
+                 "max_batches=3 random=0",
+                 f"%yolo check {ws}/pets.data {ws}/t.cfg",
+                 f"%yolo train {ws}/pets.data {ws}/t.cfg"):
+        out = run_cell(ip, cell)
+        captured = capsys.readouterr()
+        assert out.error_in_exec is None, captured.out + captured.err
+        if "%yolo data" in cell:
+            assert "classes: 2 from coco categories by id: cat, dog" in captured.out
+            assert (ws / "pets.train.txt").is_file() and (ws / "pets.valid.txt").is_file()
+    assert ip.user_ns["yolo_run"].status == "finished"

@@ -11,17 +11,14 @@ from ..session import Context, Done
 
 def _check(step: Step) -> None:
     opts = step.options
-    has_lists = "train" in opts or "valid" in opts
+    has_lists = "train" in opts or "valid" in opts or "test" in opts
     if has_lists and "images" in opts:
         raise step.error("give either train=/valid= or images=, not both", "drop images=, or drop train= and valid=")
     if not has_lists and "images" not in opts:
-        raise step.error("no images: give train= and valid=, or images=DIR",
-                         "add images={dataset} (a folder of images and labels)")
-    if has_lists and not ("train" in opts and "valid" in opts):
-        need = "valid" if "train" in opts else "train"
-        raise step.error(f"missing {need}=", f"add {need}=FILE (a list of images, one path per line)")
-    if "split" in opts and "images" not in opts:
-        raise step.error("split= only applies with images=", "remove split=, or use images=DIR")
+        raise step.error("no images: give images=DIR, or train= (and valid=)",
+                         "add images={dataset} (a dataset folder: YOLO, VOC, COCO, Roboflow, Ultralytics...)")
+    if has_lists and "train" not in opts:
+        raise step.error("missing train=", "add train=DIR or train=FILE (a folder of images, or a list)")
     split = opts.get("split")
     if split is not None and "{" not in split and not 0.0 <= float(split) < 1.0:
         raise step.error(f"split={split} must be at least 0 and below 1", "write e.g. split=0.1")
@@ -29,16 +26,21 @@ def _check(step: Step) -> None:
 
 SPEC = Spec("data", "yolo", "Write obj.data (and .names, train.txt/valid.txt) with paths darknet can read.",
             positionals=(Pos("OUT", "the obj.data to write"),),
-            options=(Opt("classes", "int", "number of classes", required=True),
-                     Opt("names", "names", "a .names file, or the names: a,b,c", required=True),
-                     Opt("train", "path", "a list of training images"),
-                     Opt("valid", "path", "a list of validation images"),
-                     Opt("images", "path", "a folder of images (+ labels) to split into train/valid"),
-                     Opt("split", "float", "validation fraction with images=", default=0.1),
+            options=(Opt("classes", "int", "number of classes (default: from the dataset)"),
+                     Opt("names", "names", "a .names file, or the names: a,b,c (default: from the dataset)"),
+                     Opt("train", "path", "training images: a folder or a list file"),
+                     Opt("valid", "path", "validation images: a folder or a list file"),
+                     Opt("test", "path", "test images: a folder or a list file (never trained on)"),
+                     Opt("images", "path", "a dataset folder in any format we read; its own split is kept"),
+                     Opt("format", "str", "yolo, ultralytics, voc, coco, labelme, cvat or openimages (default: "
+                         "detected)"),
+                     Opt("min_box", "float", "drop boxes under this many pixels at 416x416"),
+                     Opt("split", "float", "validation fraction of the images the source did not split", default=0.1),
                      Opt("seed", "int", "seed of the split", default=0),
                      Opt("backup", "path", "where training saves weights (default {workspace}/backup)")),
-            notes="Give either train= and valid=, or images= (and optionally split=).",
-            example="%yolo data obj.data classes=2 names=helmet,head images={dataset}", check=_check, order=210)
+            notes="Give either images=DIR (any format; classes and names from the source), or train= (and valid=, "
+                  "test=), folders or lists. Lists are named after OUT (NAME.train.txt, NAME.valid.txt).",
+            example="%yolo data obj.data images={dataset}", check=_check, order=210)
 
 
 def _backup(step: Step, ctx: Context, *, warn: bool) -> Path:
@@ -57,11 +59,24 @@ def run(step: Step, ctx: Context) -> Done:
     def opt_path(key: str) -> Optional[Path]:
         return ctx.path(step.options[key]) if step.options.get(key) else None
 
-    result = write_data(ctx.path(step.args["OUT"]), classes=step.options["classes"], names=step.options["names"],
-                        train=opt_path("train"), valid=opt_path("valid"), images=opt_path("images"),
-                        split=step.get("split"), seed=step.get("seed"), backup=_backup(step, ctx, warn=True))
-    return Done(f"wrote {result.data_path}: {result.n_train} train / {result.n_valid} valid images, "
-                f"backup={result.backup}", result)
+    result = write_data(ctx.path(step.args["OUT"]), classes=step.get("classes"), names=step.get("names"),
+                        train=opt_path("train"), valid=opt_path("valid"), test=opt_path("test"),
+                        images=opt_path("images"), format=step.get("format"), min_box=step.get("min_box"),
+                        split=step.get("split"), seed=step.get("seed"), backup=_backup(step, ctx, warn=True),
+                        reporter=ctx.reporter)
+    if result.plan is not None:
+        for line in result.plan.lines[:5]:
+            ctx.reporter.info(line)
+        for problem in result.problems:
+            ctx.reporter.info(problem.describe())
+        if result.plan.datasets:
+            from ..formats import Dataset, show_summary
+
+            plan = result.plan
+            show_summary(Dataset(plan.format, plan.datasets[0].root, plan.names,
+                                 [im for d in plan.datasets for im in d.images]), ctx.reporter)
+    return Done(f"wrote {result.data_path}: {result.n_train} train / {result.n_valid} valid"
+                + (f" / {result.n_test} test" if result.n_test else "") + f" images, backup={result.backup}", result)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
@@ -69,5 +84,16 @@ def preview(step: Step, ctx: Context) -> list[str]:
     source = (f"split the images under {ctx.path(step.options['images'])} ({step.get('split')} for validation)"
               if step.options.get("images") else
               f"the lists {ctx.path(step.options['train'])} and {ctx.path(step.options['valid'])}")
-    return [f"write {out} (classes={step.options['classes']}, names {step.options['names']}) from {source}",
-            f"backup = {_backup(step, ctx, warn=False)}"]
+    try:
+        from ..datasets import plan_dataset
+
+        def opt_path(key: str) -> Optional[Path]:
+            return ctx.path(step.options[key]) if step.options.get(key) else None
+
+        plan = plan_dataset(out, images=opt_path("images"), train=opt_path("train"), valid=opt_path("valid"),
+                            test=opt_path("test"), format=step.get("format"), classes=step.get("classes"),
+                            names=step.get("names"), split=step.get("split"), seed=step.get("seed"),
+                            min_box=step.get("min_box"))
+        return plan.lines + [f"backup = {_backup(step, ctx, warn=False)}"]
+    except Exception:  # the dataset is not there yet (staged by an earlier line): say what will be read
+        return [f"write {out} from {source}", f"backup = {_backup(step, ctx, warn=False)}"]
