@@ -149,9 +149,9 @@ def inference_problems(text: str) -> list[Problem]:
                          text):
         path, reason = m.group(1), (m.group(2) or "").strip()
         if "data/labels/" in path:
-            if not any(p.code == "missing-labels" for p in problems):
+            if not any(p.code == "missing-label-glyphs" for p in problems):
                 problems.append(Problem(
-                    "missing-labels", f"darknet cannot find its label glyphs ({path}) in its working folder",
+                    "missing-label-glyphs", f"darknet cannot find its label glyphs ({path}) in its working folder",
                     fix="run darknet in its clone folder (it reads data/labels/*.png from there), or copy the "
                         "clone's data/labels folder into the working folder", severity="error", file=path))
         else:

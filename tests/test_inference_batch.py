@@ -91,7 +91,7 @@ def test_cannot_load_image_and_missing_label_glyphs_are_diagnosed() -> None:
     assert problems[0].code == "bad-image" and "notimg.jpg" in problems[0].message
     glyphs = 'Cannot load image "data/labels/32_0.png"\nSTB Reason: can\'t fopen\n' * 3
     problems = inference.inference_problems(glyphs)
-    assert [p.code for p in problems] == ["missing-labels"] and "clone folder" in problems[0].fix
+    assert [p.code for p in problems] == ["missing-label-glyphs"] and "clone folder" in problems[0].fix
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -123,4 +123,4 @@ def test_help_as_users_ask_for_it(ip, capsys):
     assert text.startswith("usage: %yolo train") and "force" in text
     ip.run_cell("%yolo?", store_history=False)
     text = capsys.readouterr().out
-    assert "%yolo SUBCOMMAND" in text and ":param" not in text and ".. " not in text
+    assert "%yolo SUBCOMMAND" in text and ":param" not in text and "\n.. " not in text
