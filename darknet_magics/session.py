@@ -114,6 +114,20 @@ class Context:
     def local(self) -> Path:
         return self.session.local()
 
+    def output(self, text: str | Path, what: str = "the file to write") -> Path:
+        """`path` for a file a step writes: an existing file where its folder should be, or a folder where the
+        file should be, is a clear error instead of NotADirectoryError/IsADirectoryError later."""
+        path = self.path(text)
+        for parent in [path.parent, *path.parent.parents]:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise StepError(f"{what} {path} cannot be written: {parent} is a file, not a folder",
+                                    fix="give a path inside a folder (or remove that file)")
+                break
+        if path.is_dir():
+            raise StepError(f"{what} {path} is a folder", fix="give a file name, e.g. .../obj.data")
+        return path
+
     def workspace(self, what: str) -> Path:
         """The workspace, or a StepError saying that `what` needs one."""
         if self.session.workspace is None:

@@ -124,3 +124,12 @@ def test_help_as_users_ask_for_it(ip, capsys):
     ip.run_cell("%yolo?", store_history=False)
     text = capsys.readouterr().out
     assert "%yolo SUBCOMMAND" in text and ":param" not in text and "\n.. " not in text
+
+
+def test_a_file_where_the_folder_of_an_output_goes_is_a_clear_error(ip, tmp_path, capsys):
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("x")
+    result = run_cell(ip, f'%yolo cfg yolov3-tiny "{blocker}/out.cfg" classes=1')
+    captured = capsys.readouterr()
+    assert result.error_in_exec is not None and "is a file, not a folder" in str(result.error_in_exec)
+    assert "Traceback" not in captured.out + captured.err
