@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..datasets import write_data
+from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 
@@ -95,5 +96,5 @@ def preview(step: Step, ctx: Context) -> list[str]:
                             names=step.get("names"), split=step.get("split"), seed=step.get("seed"),
                             min_box=step.get("min_box"))
         return plan.lines + [f"backup = {_backup(step, ctx, warn=False)}"]
-    except Exception:  # the dataset is not there yet (staged by an earlier line): say what will be read
+    except (DarknetMagicsError, OSError):  # not there yet (an earlier line stages it): say what will be read
         return [f"write {out} from {source}", f"backup = {_backup(step, ctx, warn=False)}"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..inference import detect, resolve_images
+from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
@@ -33,7 +34,7 @@ def preview(step: Step, ctx: Context) -> list[str]:
     source = ctx.path(step.args["SOURCE"])
     try:
         count = f"{len(resolve_images(source))} image(s)"
-    except Exception:  # a dry run describes; the real run reports the error
+    except (DarknetMagicsError, OSError):  # a dry run describes; the real run reports the error
         count = "images"
     argv = [str(ctx.darknet_binary(step)), "detector", "test", str(ctx.path(step.args["DATA"])),
             str(ctx.path(step.args["CFG"])), str(ctx.path(step.args["WEIGHTS"])), "-thresh", str(step.get("thresh"))]
