@@ -67,3 +67,18 @@ def test_train_args_are_checked_before_darknet_starts(ip, files, capsys) -> None
     assert res.error_in_exec is not None
     assert "pjreddie's darknet has no flag -mAP_epochs" in out.out + out.err
     assert not list(tmp.glob("**/train.log"))  # nothing started
+
+
+def test_show_puts_an_image_inline_and_refuses_what_is_no_image(ip, tmp_path, capsys):
+    from darknet_magics.synth import make_dataset
+
+    ds = make_dataset(tmp_path / "img dir; x", images=1, size=32)
+    image = ds.images[0]
+    result = ip.run_cell(f'%yolo show "{image}"', store_history=False)
+    out = capsys.readouterr().out
+    assert result.error_in_exec is None and str(image) in out
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    result = ip.run_cell(f'%yolo show "{text}"', store_history=False)
+    captured = capsys.readouterr()
+    assert result.error_in_exec is not None and "Traceback" not in captured.out + captured.err
