@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import Problem, StepError
+from .logparse import strip_escapes
 
 _flavor_cache: dict[tuple[str, float], Optional[str]] = {}
 
@@ -72,9 +73,7 @@ def require_file(path: Optional[Path], what: str) -> Optional[Path]:
 
 def last_output(text: str, lines: int = 12) -> str:
     """The last `lines` non-empty lines of darknet's output, escapes removed, for an error's evidence."""
-    from .live import _ANSI
-
-    clean = [ln.rstrip("\r") for ln in _ANSI.sub("", text).replace("\r\n", "\n").split("\n")]
+    clean = [ln.rstrip("\r") for ln in strip_escapes(text).replace("\r\n", "\n").split("\n")]
     clean = [ln.rsplit("\r", 1)[-1] for ln in clean if ln.strip()]
     return "last output:\n    " + "\n    ".join(clean[-lines:]) if clean else ""
 

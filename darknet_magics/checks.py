@@ -47,6 +47,7 @@ from typing import Iterable, Optional, Sequence
 
 from .cfg import HEAD_SECTIONS, Cfg, check_weights, head_filters
 from .errors import DarknetMagicsError, Problem
+from .formats import folder_format, label_path  # label_path: re-exported (darknet's rule)
 from .objdata import DataEntry
 from .objdata import read_data as read_data_file  # the one obj.data reader (darknet's rules)
 
@@ -57,7 +58,6 @@ __all__ = ["CheckResult", "check", "check_dataset", "check_cfg", "format_report"
 # stride-2 layers, and k-means turns them into a 1,1 anchor.
 TINY_BOX_PX = 3.0
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tiff", ".tif")
 
 
 @dataclass
@@ -115,29 +115,6 @@ def _head(path: Path, n: int = 1 << 16) -> bytes:
             return f.read(n)
     except OSError:
         return b""
-
-
-def label_path(image: str, flavor: str = "alexeyab") -> str:
-    """Where darknet looks for an image's label file.
-
-    AlexeyAB/hank-ai: beside the image (``/JPEGImages/`` becomes ``/labels/``), extension -> ``.txt``.
-    pjreddie: the first ``images`` anywhere in the path becomes ``labels`` (so ``/my_images/x.jpg`` looks in
-    ``/my_labels/``), ``JPEGImages`` -> ``labels``, and only .jpg/.png/.JPG/.JPEG are swapped for .txt.
-    """
-    if flavor == "pjreddie":
-        path = image.replace("images", "labels", 1).replace("JPEGImages", "labels", 1)
-        for ext in (".jpg", ".png", ".JPG", ".JPEG"):
-            if ext in path:
-                path = path.replace(ext, ".txt", 1)
-        return path
-    path = image
-    for a, b in (("/images/train2017/", "/labels/train2017/"), ("/images/val2017/", "/labels/val2017/"),
-                 ("/JPEGImages/", "/labels/")):
-        path = path.replace(a, b, 1)
-    root, ext = os.path.splitext(path)
-    if ext.lower() in _IMAGE_SUFFIXES:
-        return root + ".txt"
-    return path
 
 
 class _Examples:
@@ -432,11 +409,10 @@ def _report_missing(missing: list[tuple[str, int, str, str]], lists: Sequence[Pa
 
 def _unconverted_annotations(image: str) -> Optional[str]:
     """The annotation format found beside an image (or one folder up), when it is not darknet's own."""
-    from .formats import _flat_format
 
     folder = Path(os.path.dirname(image))
     for f in (folder, folder.parent):
-        kind = _flat_format(f)
+        kind = folder_format(f)
         if kind not in (None, "yolo", "ultralytics"):
             return {"voc": "Pascal VOC .xml", "coco": "COCO json", "labelme": "LabelMe json",
                     "cvat": "CVAT xml", "openimages": "Open Images csv"}[kind]

@@ -41,7 +41,7 @@ from typing import Iterable, Optional, Sequence
 from .errors import DarknetMagicsError, Problem
 
 __all__ = ["FORMATS", "Box", "ImageRecord", "Dataset", "ConvertResult", "image_size", "detect_format", "read_dataset",
-           "write_darknet", "label_paths", "SPLIT_FOLDERS"]
+           "write_darknet", "label_paths", "label_path", "folder_format", "SPLIT_FOLDERS"]
 
 FORMATS = ("yolo", "ultralytics", "voc", "coco", "labelme", "cvat", "openimages")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -186,7 +186,7 @@ def _json_kind(path: Path) -> Optional[str]:
     return None
 
 
-def _flat_format(folder: Path) -> Optional[str]:
+def folder_format(folder: Path) -> Optional[str]:
     """The format of one folder holding a single split (images with annotations beside or in a known place)."""
     names = _listdir(folder)
     lower = {n.lower(): n for n in names}
@@ -255,17 +255,17 @@ def detect_format(root: Path) -> str:
         return "ultralytics"
     splits = _split_folders(root)
     for folder in splits.values():
-        kind = _flat_format(folder)
+        kind = folder_format(folder)
         if kind is not None:
             return kind
-    kind = _flat_format(root)
+    kind = folder_format(root)
     if kind is not None:
         return kind
     # One level down (an archive's top folder, a VOC2007/ inside VOCdevkit/)
     fallback = None
     for name in _listdir(root):
         if (root / name).is_dir() and not name.startswith("."):
-            kind = _flat_format(root / name)
+            kind = folder_format(root / name)
             if kind is not None and kind != "yolo":
                 return kind
             fallback = fallback or kind
@@ -675,9 +675,9 @@ def _split_or_root(root: Path) -> list[tuple[Optional[str], Path]]:
 
 def _read_voc(r: _Reader, root: Path) -> str:
     for split, folder in _split_or_root(root):
-        if _flat_format(folder) != "voc":
+        if folder_format(folder) != "voc":
             # VOCdevkit/VOC2007: the dataset is one level down
-            subs = [folder / n for n in _listdir(folder) if (folder / n).is_dir() and _flat_format(folder / n) == "voc"]
+            subs = [folder / n for n in _listdir(folder) if (folder / n).is_dir() and folder_format(folder / n) == "voc"]
             for sub in subs:
                 _read_voc_folder(r, sub, split)
             continue
@@ -985,10 +985,35 @@ class ConvertResult:
     problems: list[Problem]
 
 
+# The suffixes AlexeyAB/hank-ai swap for .txt when they look for an image's label file.
+_LABEL_SWAP_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tiff", ".tif")
+
+
+def label_path(image: str, flavor: str = "alexeyab") -> str:
+    """Where darknet looks for an image's label file.
+
+    AlexeyAB/hank-ai: beside the image (``/JPEGImages/`` becomes ``/labels/``), extension -> ``.txt``.
+    pjreddie: the first ``images`` anywhere in the path becomes ``labels`` (so ``/my_images/x.jpg`` looks in
+    ``/my_labels/``), ``JPEGImages`` -> ``labels``, and only .jpg/.png/.JPG/.JPEG are swapped for .txt.
+    """
+    if flavor == "pjreddie":
+        path = image.replace("images", "labels", 1).replace("JPEGImages", "labels", 1)
+        for ext in (".jpg", ".png", ".JPG", ".JPEG"):
+            if ext in path:
+                path = path.replace(ext, ".txt", 1)
+        return path
+    path = image
+    for a, b in (("/images/train2017/", "/labels/train2017/"), ("/images/val2017/", "/labels/val2017/"),
+                 ("/JPEGImages/", "/labels/")):
+        path = path.replace(a, b, 1)
+    root, ext = os.path.splitext(path)
+    if ext.lower() in _LABEL_SWAP_SUFFIXES:
+        return root + ".txt"
+    return path
+
+
 def label_paths(image: str) -> set[str]:
     """Every path where some darknet flavor looks for `image`'s label (AlexeyAB/hank-ai and pjreddie rules)."""
-    from .checks import label_path
-
     return {label_path(image, "alexeyab"), label_path(image, "pjreddie")}
 
 
@@ -1067,8 +1092,6 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     used: dict[str, set[str]] = {}
     bad_examples: list[Box] = []
     total = len(ds.images)
-    from .checks import label_path
-
     folder_s, tmp_s = str(folder) + os.sep, str(tmp) + os.sep
     made: set[str] = set()
     for i, im in enumerate(ds.images):

@@ -31,6 +31,7 @@ from typing import Any, Iterable, Optional, Sequence
 from . import runner
 from .binary import darknet_flavor, last_output, require_file, resolve_darknet
 from .judge import diagnose
+from .logparse import strip_escapes
 from .errors import Problem, StepError
 from .report import Reporter
 
@@ -57,9 +58,7 @@ _HANK_RESULT = re.compile(r"^-> \d+/\d+: #(?P<cls>\d+) prob=(?P<prob>[\d.eE+-]+)
 
 
 def _clean_lines(text: str) -> list[str]:
-    from .live import _ANSI
-
-    return [raw.rsplit("\r", 1)[-1].rstrip() for raw in _ANSI.sub("", text).replace("\r\n", "\n").split("\n")]
+    return [raw.rsplit("\r", 1)[-1].rstrip() for raw in strip_escapes(text).replace("\r\n", "\n").split("\n")]
 
 
 def _row(name: str, conf: float, left=None, top=None, width=None, height=None, image: Optional[str] = None,

@@ -30,13 +30,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .logparse import strip_escapes
+
 __all__ = ["build_figure", "figure_html", "figure_png", "progress_line", "downsample_indices", "LiveView", "LIVE_KEY",
            "PLOTLY_MIME", "GpuPoller", "figure_bundle", "SavedChart", "save_chart", "compare_runs", "best_map", "loss_cap"]
 
 LIVE_KEY = "darknet-live"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 
 def downsample_indices(y: np.ndarray, max_points: int) -> np.ndarray:
@@ -566,7 +567,7 @@ class LiveView:
     def tail(self) -> list[str]:
         """The last `tail_lines` non-empty lines of output, escapes and carriage returns removed."""
         lines = []
-        for raw in _ANSI.sub("", self._tail).replace("\r\n", "\n").split("\n"):
+        for raw in strip_escapes(self._tail).replace("\r\n", "\n").split("\n"):
             line = raw.rsplit("\r", 1)[-1] if "\r" in raw.rstrip("\r") else raw.rstrip("\r")
             if line.strip():
                 lines.append(line)
