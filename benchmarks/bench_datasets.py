@@ -1,16 +1,12 @@
-"""Staging 20,000 small files (per-file copy vs packed archive vs `cp -r`), `check` on 100,000 images, and
-converting a COCO json of 20,000 images / 150,000 boxes to darknet labels (ours vs globox, in the same run).
+"""`check` on 100,000 images, and converting a COCO json of 20,000 images / 150,000 boxes to darknet labels (ours
+vs globox, in the same run). Staging has its own benchmark: bench_staging.py.
 
-Run: ``python benchmarks/bench_datasets.py [--files 20000] [--images 100000]``. One run, figures printed as
-seconds and ratios. Both sides are local disk here; on Colab the source is Drive's FUSE mount, where every file
-costs a network round trip, so the packed archive's advantage is larger there than what this prints.
+Run: ``python benchmarks/bench_datasets.py [--images 100000]``. One run, figures printed as seconds and ratios.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,21 +19,6 @@ from _common import ratio, timed  # noqa: E402
 from darknet_magics.checks import check_dataset  # noqa: E402
 from darknet_magics.formats import read_dataset, write_darknet  # noqa: E402
 from darknet_magics.synth import png_bytes  # noqa: E402
-from darknet_magics.staging import pack_folder, stage  # noqa: E402
-
-
-def make_small_files(folder: Path, n: int) -> int:
-    """`n` files of 1-4 KiB in folders of 5,000 (images and labels alike); returns total bytes."""
-    total = 0
-    payload = os.urandom(4096)
-    for i in range(n):
-        sub = folder / f"part{i // 5000:02d}"
-        if i % 5000 == 0:
-            sub.mkdir(parents=True, exist_ok=True)
-        size = 1024 + (i * 37) % 3072
-        (sub / f"f{i:06d}.jpg").write_bytes(payload[:size])
-        total += size
-    return total
 
 
 def make_check_dataset(root: Path, n: int) -> Path:
@@ -110,10 +91,8 @@ def bench_coco(root: Path, n_images: int, n_boxes: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--images", type=int, default=100000)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="5,000 files, 20,000 images, one round")
+    parser.add_argument("--quick", action="store_true", help="20,000 images")
     parser.add_argument("--coco-images", type=int, default=20000)
     parser.add_argument("--coco-boxes", type=int, default=150000)
     parser.add_argument("--only-coco", action="store_true", help="only the COCO conversion")
@@ -123,45 +102,9 @@ def main() -> None:
             bench_coco(Path(tmp), args.coco_images, args.coco_boxes)
         return
     if args.quick:
-        args.files, args.images, args.rounds = 5000, 20000, 1
+        args.images = 20000
     with tempfile.TemporaryDirectory(prefix="bench_datasets_") as tmp:
         root = Path(tmp)
-        src = root / "drive" / "dataset"
-        total = make_small_files(src, args.files)
-        print(f"staging {args.files:,} files, {total / 1e6:.1f} MB")
-        with timed() as t_pack:
-            pack_folder(src, src.parent / "dataset.tar")
-        # Rounds alternate the three ways and keep each one's best: other work on the machine slows whichever
-        # happens to run beside it.
-        t_files = t_packed = t_cp = float("inf")
-        for r in range(args.rounds):
-            with timed() as t:
-                stage(src, root / f"vm1-{r}")
-            t_files = min(t_files, t.seconds)
-            with timed() as t:
-                result = stage(src, root / f"vm2-{r}", pack=True)
-            assert result.action == "unpacked" and not result.packed
-            t_packed = min(t_packed, t.seconds)
-            with timed() as t:
-                subprocess.run(["cp", "-r", str(src), str(root / f"vm3-{r}")], check=True)
-            t_cp = min(t_cp, t.seconds)
-            for d in ("vm1", "vm2", "vm3"):
-                if r + 1 < args.rounds:
-                    shutil.rmtree(root / f"{d}-{r}")
-        with timed() as t_skip:
-            result = stage(src, root / f"vm1-{args.rounds - 1}")
-        assert result.action == "skipped"
-        print(f"  per-file copy (stage)       {t_files:7.2f} s   (best of {args.rounds})")
-        print(f"  archive copy+unpack (pack)  {t_packed:7.2f} s   (packing once on the drive: {t_pack.seconds:.2f} s)")
-        print(f"  cp -r                       {t_cp:7.2f} s")
-        print(f"  skip (manifest says done)   {t_skip.seconds:7.2f} s")
-        print(f"  ratios: per-file / cp -r = {ratio(t_files, t_cp)}, "
-              f"packed / cp -r = {ratio(t_packed, t_cp)}, "
-              f"per-file / packed = {ratio(t_files, t_packed)}")
-        shutil.rmtree(root / "drive")
-        for d in ("vm1", "vm2", "vm3"):
-            shutil.rmtree(root / f"{d}-{args.rounds - 1}")
-
         data = make_check_dataset(root / "big", args.images)
         with timed() as t_check:
             res = check_dataset(data, None)
