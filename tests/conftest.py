@@ -40,6 +40,18 @@ def _git(*args: str, cwd: Path) -> str:
 
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked `once` skip (with the reason) where scripts/test has already run them in another environment."""
+    ran_in = os.environ.get("DARKNET_MAGICS_ONCE_RAN")
+    if not ran_in:
+        return
+    skip = pytest.mark.skip(reason=f"marked once: ran in the {ran_in} environment of this run (darknet, make or the "
+                                   "OS decide it, not the Python libraries' versions)")
+    for item in items:
+        if item.get_closest_marker("once"):
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def ip(tmp_path, monkeypatch):
     """A real `InteractiveShell` with darknet_magics loaded, working in a fresh folder; unloaded afterwards."""

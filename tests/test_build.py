@@ -221,6 +221,7 @@ def cold_build(origin_repo: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_clone_make_and_run(cold_build) -> None:
     cloned, res, rep, base = cold_build
     assert cloned.action == "cloned" and len(cloned.commit) == 40
@@ -234,6 +235,7 @@ def test_clone_make_and_run(cold_build) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_second_make_is_up_to_date(cold_build) -> None:
     cloned, first, _, base = cold_build
     rep = RecordingReporter()
@@ -243,6 +245,7 @@ def test_second_make_is_up_to_date(cold_build) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_fresh_folder_restores_from_cache(cold_build, tmp_path: Path) -> None:
     _, first, _, base = cold_build
     rep = RecordingReporter()
@@ -256,6 +259,7 @@ def test_fresh_folder_restores_from_cache(cold_build, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_corrupt_entry_is_rebuilt(cold_build, tmp_path: Path) -> None:
     _, first, _, base = cold_build
     cache = tmp_path / "cache"
@@ -277,6 +281,7 @@ def test_corrupt_entry_is_rebuilt(cold_build, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_unloadable_entry_is_rebuilt_not_used(cold_build, tmp_path: Path) -> None:
     """A sound checksum but a binary that cannot run here (e.g. built on another OS image)."""
     _, first, _, base = cold_build
@@ -303,6 +308,7 @@ def test_unloadable_entry_is_rebuilt_not_used(cold_build, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.once
 @pytest.mark.timeout(240)  # a hung interrupt must fail, not stall the suite
 def test_ctrl_c_stops_make_and_leaves_no_cache_entry(origin_repo: Path, tmp_path: Path) -> None:
     class InterruptingReporter(RecordingReporter):
@@ -384,6 +390,7 @@ def test_cache_key_depends_on_what_changes_the_binary() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.once
 @needs_nvcc
 def test_failed_build_raises_a_diagnosis_and_caches_nothing(origin_repo: Path, tmp_path: Path) -> None:
     """GPU=1 where the cuBLAS/cuRAND headers are missing: make fails fast; the error says why and what to do."""
@@ -420,6 +427,7 @@ def test_opencv_without_headers_says_what_to_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.once
 @needs_nvcc
 def test_nvcc_compiles_with_arch_75_and_stock_arch_fails(debian_source: Path, tmp_path: Path) -> None:
     if not (CU13_INCLUDE / "cublas_v2.h").is_file() or not (CU13_INCLUDE / "curand.h").is_file():
@@ -457,6 +465,7 @@ def test_nvcc_compiles_with_arch_75_and_stock_arch_fails(debian_source: Path, tm
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_cmake_tree_builds_caches_and_restores(tmp_path: Path) -> None:
     if shutil.which("cmake") is None:
         pytest.skip("cmake is not installed")
@@ -490,6 +499,7 @@ def test_cmake_tree_builds_caches_and_restores(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.once
 @needs_nvcc
 def test_cmake_gpu_build_passes_cuda_architectures(tmp_path: Path) -> None:
     if shutil.which("cmake") is None:

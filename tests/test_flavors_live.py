@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOL = SHARED / "tools" / "darknet-repo"
 CACHE = ROOT / ".cache" / "live-flavors"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500),
+pytestmark = [pytest.mark.slow, pytest.mark.once, pytest.mark.timeout(1500),
               pytest.mark.skipif(not TOOL.exists(), reason=f"{TOOL} not found: the darknet sources of "
                                  "../shared are not beside this checkout")]
 

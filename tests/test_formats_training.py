@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300),
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
 
+@pytest.mark.once  # the conversion and darknet do not change with the Python libraries; the COCO directive test below runs everywhere
 @pytest.mark.parametrize("fixture", ["voc", "voc_devkit", "coco", "roboflow_darknet", "ultralytics", "aiguys",
                                      "labelme", "cvat", "openimages"])
 def test_fixture_trains_with_darknet(ip, tmp_path: Path, capsys, fixture: str) -> None:

@@ -214,7 +214,8 @@ def model(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("flavor", ["pjreddie", "alexeyab", "hank-ai"])
+@pytest.mark.parametrize("flavor", ["pjreddie", pytest.param("alexeyab", marks=pytest.mark.once),
+                                    pytest.param("hank-ai", marks=pytest.mark.once)])
 def test_one_process_for_a_folder(model, tmp_path: Path, flavor: str) -> None:
     ws, cfg, weights, ds = model
     binary = {"pjreddie": DARKNET, "alexeyab": ALEXEYAB, "hank-ai": HANKAI}[flavor]
@@ -320,6 +321,7 @@ def make_clip(path: Path, seconds: int = 2) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+@pytest.mark.once
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
 def test_video_is_annotated_with_frame_progress_and_shown(model, tmp_path: Path, flavor: str) -> None:
     ws, cfg, weights, ds = model

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.once, pytest.mark.timeout(900)]
 
 
 def test_wheel_installs_and_loads_in_a_fresh_venv(tmp_path):

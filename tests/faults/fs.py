@@ -28,10 +28,6 @@ def tmpfs(path: Path, size: str = "2m", readonly: bool = False) -> Iterator[Path
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def remount_ro(path: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True, capture_output=True)
-
-
 def leftovers(folder: Path) -> list[str]:
     """Hidden work folders or partial files staging left behind (none may remain after a failure)."""
     if not folder.is_dir():
