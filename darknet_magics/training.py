@@ -41,6 +41,7 @@ from .logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
 from .report import Reporter
 
 if TYPE_CHECKING:  # pandas-backed; imported lazily at run time (import time of the magics matters)
+    from .background import Keeper
     from .history import History
     from .live import LiveView
 
@@ -197,11 +198,14 @@ class TrainingRun:
         self.thread: Optional[threading.Thread] = None
         self.error: Optional[BaseException] = None
         self.stop_requested = threading.Event()
+        self.keeper: Optional["Keeper"] = None  # a background run's darknet runs under a keeper (background.py)
 
     def stop(self) -> None:
         """Ask a running darknet to stop (SIGINT, then TERM, then KILL to its process group); what it wrote is
         kept, and `resume` continues it."""
         self.stop_requested.set()
+        if self.keeper is not None:
+            self.keeper.stop()
 
     def wait(self, timeout: Optional[float] = None) -> "TrainingRun":
         """Wait for a background run to end (or `timeout` seconds); returns the run."""
@@ -577,26 +581,6 @@ def train(*, reporter: Optional[Reporter] = None, previous: Optional[TrainingRun
     return _finish(plan, run, watch, result, interrupted, session_info, reporter)
 
 
-def train_in_background(*, plan: TrainPlan, reporter: Reporter, previous: Optional[TrainingRun] = None,
-                        live_interval: float = 1.0) -> TrainingRun:
-    """Start training and return at once: the run folder and run.json are made here, darknet runs and is watched
-    in a thread (its chart keeps updating in the cell that started it, through `reporter`). `run.wait()`,
-    `run.stop()`, `run.running`; how it ended is `run.status` (and `run.error` for a failure's diagnosis).
-    Interrupting another cell does not stop it: only `run.stop()` / `%yolo stop` does."""
-    run, session_info = _start(plan, previous, reporter)
-
-    def work() -> None:
-        try:
-            watch, result, interrupted = _watch(plan, run, previous is not None, reporter, None, live_interval, None)
-            _finish(plan, run, watch, result, interrupted, session_info, reporter)
-        except BaseException as exc:  # recorded on the run: a thread has no one to raise to
-            run.error = exc
-
-    run.thread = threading.Thread(target=work, name=f"darknet {run.name}", daemon=True)
-    run.thread.start()
-    return run
-
-
 def _start(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Reporter) -> tuple[TrainingRun, dict]:
     """The run folder, the weights folder, the per-run obj.data and run.json; the run object (new, or continued)."""
     try:
@@ -629,22 +613,33 @@ def _start_files(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Rep
     return run, session_info
 
 
+def make_watch(run: TrainingRun, *, data_arg: Path, max_batches: Optional[int], resumed: bool, reporter: Reporter,
+               live_interval: float = 1.0, key: str = "") -> _Watch:
+    """The sinks of one darknet session's output (recorder, parser, history, live view): fed by the runner in the
+    foreground, by the log follower for a background run (background.py)."""
+    from .live import LIVE_KEY, LiveView  # plotly: imported with the first run
+
+    live = LiveView(reporter, min_interval=live_interval, max_batches=max_batches, title=run.name,
+                    start_iteration=run.last_iteration or None,
+                    key=f"{LIVE_KEY}:{run.run_dir.name}:{len(run.sessions)}{key}")
+    try:
+        written = objdata.values(data_arg, as_written=True)
+    except OSError:  # re-attached to a run whose obj.data copy is gone: the paths only sharpen the diagnosis
+        written = {}
+    data_paths = tuple(v for k, v in written.items() if k in ("train", "valid", "names", "backup"))
+    return _Watch(run, live, stop_on_nan=bool(run.args.get("stop_on_nan", True)), data_paths=data_paths,
+                  resumed=resumed)
+
+
 def _watch(plan: TrainPlan, run: TrainingRun, resumed: bool, reporter: Reporter, watchdog: Optional[runner.Watchdog],
            live_interval: float, env: Optional[dict]
            ) -> tuple[_Watch, runner.ProcessResult, Optional[runner.RunInterrupted]]:
     """Run darknet with the sinks attached until it ends (or is interrupted, or stopped at the first nan)."""
-    from .live import LIVE_KEY, LiveView  # plotly: imported with the first run
-
-    live = LiveView(reporter, min_interval=live_interval, max_batches=plan.max_batches, title=run.name,
-                    start_iteration=run.last_iteration or None,
-                    key=f"{LIVE_KEY}:{run.run_dir.name}:{len(run.sessions)}")
-    written = objdata.values(plan.data_arg, as_written=True)
-    data_paths = tuple(v for k, v in written.items() if k in ("train", "valid", "names", "backup"))
-    watch = _Watch(run, live, stop_on_nan=bool(plan.args.get("stop_on_nan", True)), data_paths=data_paths,
-                   resumed=resumed)
+    watch = make_watch(run, data_arg=plan.data_arg, max_batches=plan.max_batches, resumed=resumed,
+                       reporter=reporter, live_interval=live_interval)
     reporter.info(("resuming" if resumed else "training") + f": {' '.join(plan.argv)}")
     reporter.info(f"log: {run.log_path}")
-    live.update(run.history, force=True)
+    watch.live.update(run.history, force=True)
     interrupted: Optional[runner.RunInterrupted] = None
     try:
         result = runner.run(list(plan.argv), cwd=plan.cwd, log_path=run.log_path, on_text=watch.on_text,
