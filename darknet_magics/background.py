@@ -29,7 +29,7 @@ from typing import Optional
 from . import keeper as _keeper
 from . import runner
 from .errors import StepError
-from .fileio import remove_if_exists
+from .fileio import atomic_write_text, remove_if_exists
 from .logparse import LogParser
 from .report import Reporter
 from .training import (RUN_JSON, RunStatus, TrainingRun, TrainPlan, _finish, _history_type, _start, _Watch,
@@ -306,6 +306,7 @@ def start(*, plan: TrainPlan, reporter: Reporter, previous: Optional[TrainingRun
     session_info["keeper"] = {k: keeper.state.get(k) for k in ("keeper_pid", "darknet_pid", "boot_id")}
     run.save()
     run.keeper = keeper
+    _claim(run.run_dir)
     watch = make_watch(run, data_arg=plan.data_arg, max_batches=plan.max_batches, resumed=previous is not None,
                        reporter=reporter, live_interval=live_interval)
     reporter.info(("resuming" if previous is not None else "training") + f" in the background: {' '.join(plan.argv)}")
@@ -334,6 +335,29 @@ class LiveRun:
     run_dir: Path
     keeper: Keeper
     alive: bool
+    follower: Optional[int] = None  # the pid of another live kernel that follows it now
+
+
+def _claim(run_dir: Path) -> None:
+    """Record this kernel as the run's follower (atomically; a failure to write it only loses the guard)."""
+    me = os.getpid()
+    try:
+        atomic_write_text(Path(run_dir) / _keeper.FOLLOWER_NAME, json.dumps(
+            {"pid": me, "start": _keeper.process_start(me), "boot_id": _keeper.boot_id()}) + "\n")
+    except OSError:
+        pass
+
+
+def _other_follower(run_dir: Path) -> Optional[int]:
+    """The pid of another live kernel following `run_dir`, or None."""
+    try:
+        f = json.loads((Path(run_dir) / _keeper.FOLLOWER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    pid = f.get("pid")
+    if pid == os.getpid() or not _keeper.same_process(pid, f.get("start"), f.get("boot_id")):
+        return None
+    return int(pid)
 
 
 def live_run(folder: Path) -> Optional[LiveRun]:
@@ -349,7 +373,7 @@ def live_run(folder: Path) -> Optional[LiveRun]:
     if meta.get("status") != RunStatus.RUNNING.value:
         return None  # judged already
     keeper = Keeper(folder, state)
-    return LiveRun(folder, keeper, keeper.alive)
+    return LiveRun(folder, keeper, keeper.alive, _other_follower(folder))
 
 
 def find_live(root: Path) -> list[LiveRun]:
@@ -385,6 +409,11 @@ def _history_before(run: TrainingRun) -> "object":
 def reattach(live: LiveRun, reporter: Reporter, *, live_interval: float = 1.0) -> tuple[TrainingRun, str]:
     """Follow a run a gone kernel left: parse its log so far, then follow it (a thread) while darknet runs; a run
     whose darknet has ended is judged here. Returns the run and one line saying what was found."""
+    if live.follower is not None:
+        raise StepError(f"{live.run_dir.name} is followed by another kernel (pid {live.follower})",
+                        fix="watch it there, or stop that kernel first; its log is "
+                            f"{live.run_dir / 'train.log'}")
+    _claim(live.run_dir)
     run = TrainingRun.load(live.run_dir)
     run.status = RunStatus.RUNNING  # load() reads a "running" run.json as interrupted; it may well run
     session_info = run.sessions[-1] if run.sessions else {}

@@ -17,7 +17,7 @@ start time on the same boot is one process), and, once darknet has ended, how it
 
 Stopping: the kernel writes ``RUN/stop-request`` (its text is the reason); the keeper sees it within the runner's
 poll (0.1 s) and stops darknet as the runner does (SIGINT, TERM, KILL to its group). SIGINT or SIGTERM to the keeper
-do the same. SIGHUP is ignored.
+do the same. The keeper ignores SIGHUP; darknet does not (it dies when its keeper does).
 """
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ STATE_NAME = "keeper.json"
 STOP_NAME = "stop-request"
 STOP_REASON = "stopped on request (%yolo stop)"
 ERR_NAME = "keeper.err"  # the keeper's own stderr: a traceback of ours lands here, not in the log
+FOLLOWER_NAME = "follower.json"  # the kernel that follows the log now (two kernels must not both write history)
+_PROC = Path("/proc/self/stat").exists()
 
 
 def boot_id() -> Optional[str]:
@@ -56,6 +58,14 @@ def process_start(pid: Optional[int]) -> Optional[int]:
     such live process (a zombie is not alive: it has ended and waits to be reaped)."""
     if not pid:
         return None
+    if not _PROC:  # no /proc (macOS): alive or not is all we can tell; 0 stands for "some start time"
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return 0
     try:
         with open(f"/proc/{int(pid)}/stat", "rb") as f:
             stat = f.read()
@@ -136,6 +146,10 @@ class _Keeper:
         return 0
 
 
+def _ignore(signum: int, frame: Any) -> None:
+    pass
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -165,7 +179,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("no command after --")
     if options.detach:
         _detach()
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Not SIG_IGN: an ignored signal stays ignored across exec, and darknet must still die of SIGHUP when its pty
+    # closes (a keeper killed with -9), not train on unlogged; a handler is reset to the default by exec.
+    signal.signal(signal.SIGHUP, _ignore)
     signal.signal(signal.SIGINT, _raise_interrupt)  # even if the kernel's shell started us with SIGINT ignored
     signal.signal(signal.SIGTERM, _raise_interrupt)
     keeper = _Keeper(options.run_dir, options.log, options.cwd, command)

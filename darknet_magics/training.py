@@ -911,6 +911,8 @@ def status(run: Optional[TrainingRun]) -> str:
     lines = [run.summary() + (" (running in the background)" if run.running else "")]
     for i, s in enumerate(run.sessions, 1):
         last = s.get("last_iteration")
+        if last is None and i == len(run.sessions) and run.running:  # recorded when it ends; now: as far as seen
+            last = run.last_iteration
         at = f"at iteration {last:,}" if last is not None else "before its first iteration"
         lines.append(f"  session {i}: {s.get('status', 'running')} {at}, "
                      f"{s.get('seconds', '?')} s, started {s.get('started')}")

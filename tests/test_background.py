@@ -282,3 +282,32 @@ def test_log_tail_follows_a_log_the_keeper_made_again(tmp_path) -> None:
     tail._checked = 0.0
     assert tail.read() == b"two\n"
     tail.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@needs_darknet
+def test_a_keeper_killed_while_the_kernel_follows_is_judged_from_the_log(ip, tmp_path, capsys) -> None:
+    """kill -9 of the keeper closes darknet's pty (darknet gets SIGHUP): nobody saw how darknet ended, and the run
+    says so instead of inventing an exit status."""
+    from conftest import run_cell
+
+    ws = tmp_path / "ws"
+    make_dataset(ws / "boxes", images=8, size=64, seed=5)
+    for line in (f"%%darknet\nworkspace {ws}\n",
+                 f"%yolo data {ws}/boxes.data classes=1 names={ws}/boxes/obj.names images={ws}/boxes",
+                 f"%yolo cfg yolov3-tiny {ws}/tiny.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+                 "max_batches=2000 random=0",
+                 f"%yolo train {ws}/boxes.data {ws}/tiny.cfg background as bg"):
+        assert run_cell(ip, line).error_in_exec is None, capsys.readouterr()
+    bg = ip.user_ns["bg"]
+    _wait_for(lambda: (bg.last_iteration or 0) >= 1, 90, "the first iteration")
+    state = _darknet_state(bg.run_dir)
+    os.kill(state["keeper_pid"], signal.SIGKILL)
+    bg.wait(60)
+    assert not bg.running and bg.status == "failed", bg.summary()
+    assert "exit status unknown" in bg.message and bg.last_iteration >= 1
+    captured = capsys.readouterr()
+    assert "ended before darknet did" in captured.out + captured.err
+    assert not keeper.same_process(state["darknet_pid"], state["darknet_start"], state["boot_id"])
+    assert _meta(bg.run_dir)["status"] == "failed"

@@ -20,6 +20,10 @@ def reattach_left_runs(ctx: Context) -> list[str]:
     for left in background.find_live(runs_root(ctx)):
         if left.run_dir in followed:
             continue
+        if left.follower is not None:
+            lines.append(f"{left.run_dir.name}: training, followed by another kernel (pid {left.follower}); "
+                         f"its log: {left.run_dir / 'train.log'}")
+            continue
         run, line = background.reattach(left, ctx.reporter)
         lines.append(f"{line} (bound to `{bind_found(ctx, run)}`)")
     return lines

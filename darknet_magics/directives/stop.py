@@ -28,6 +28,10 @@ def run(step: Step, ctx: Context) -> Done:
         left = background.live_run(target.run_dir)
         if left is None or not left.alive:
             return Done(f"{target.name} is not running ({target.status})", target)
+        if left.follower is not None:  # another kernel follows it: that kernel sees it end and judges it
+            left.keeper.stop()
+            return Done(f"{target.name}: stop requested (the kernel pid {left.follower} that follows it judges "
+                        f"it); {_kept(target)}", target)
         target, _ = background.reattach(left, ctx.reporter)  # left training by a kernel that is gone
         bind_found(ctx, target)
     target.stop()
