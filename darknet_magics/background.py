@@ -118,8 +118,8 @@ def _launch(argv: list[str], run_dir: Path, log: Path, cwd: Path, env: Optional[
     """Start the keeper detached from the kernel and wait until it says darknet runs (or could not start)."""
     remove_if_exists(run_dir / _keeper.STOP_NAME)   # a request left from an earlier session is not for this one
     remove_if_exists(run_dir / _keeper.STATE_NAME)  # neither is the earlier session's record
-    command = [sys.executable, "-m", "darknet_magics.keeper", "--run-dir", str(run_dir), "--log", str(log),
-               "--cwd", str(cwd), "--detach", "--", *argv]
+    command = [sys.executable, "-m", "darknet_magics.keeper", f"--run-dir={run_dir}", f"--log={log}",
+               f"--cwd={cwd}", "--detach", "--", *argv]  # `=`: a path that starts with "-" stays a value
     env = dict(os.environ if env is None else env)
     here = str(Path(__file__).resolve().parents[1])  # the keeper imports this very package, installed or not
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -822,11 +822,13 @@ def _nan_problem(iteration: int, severity: str = "error") -> Problem:
 
 
 def resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *, darknet: Optional[Path | str] = None,
-           max_batches: Optional[int] = None, weights: Optional[Path] = None, **overrides: Any) -> TrainingRun:
+           max_batches: Optional[int] = None, weights: Optional[Path] = None, background: bool = False,
+           **overrides: Any) -> TrainingRun:
     """Restart `run` from its backup's newest weights with the same arguments; the history goes on.
 
     `run` may be a `TrainingRun` or its folder (after a VM reset). `darknet` overrides the binary;
     `weights` the weights to resume from. To train past the old max_batches, raise it in the cfg first.
+    `background` returns at once, darknet under a keeper (background.py), as `%yolo train ... background`.
     """
     if not isinstance(run, TrainingRun):
         run = TrainingRun.load(run)
@@ -856,6 +858,11 @@ def resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *
     kwargs.update(overrides)
     if reporter is not None:
         reporter.info(_resume_line(run, start, cfg))
+    if background:
+        from .background import start as start_in_background  # background.py builds on this module
+
+        plan_args = {k: v for k, v in kwargs.items() if k not in ("reporter", "previous")}
+        return start_in_background(plan=plan_train(**plan_args), reporter=reporter or Reporter(), previous=run)
     return train(**kwargs)
 
 

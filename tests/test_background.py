@@ -170,6 +170,45 @@ def test_darknet_survives_a_kernel_restart_and_status_reattaches_to_it(tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
+@needs_darknet
+def test_a_resumed_run_reattached_after_a_restart_keeps_its_stitched_history(tmp_path) -> None:
+    """Session 1 in the foreground, session 2 resumed in the background, the kernel restarted: the re-attached
+    run has the history of both sessions, each iteration once (the earlier session's rows come from the log)."""
+    ws = tmp_path / "My Drive"
+    make_dataset(ws / "datasets" / "boxes", images=8, size=64, seed=5)
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.run("%load_ext darknet_magics")
+        kernel.run(_setup_cell(ws))
+        kernel.run("%yolo data {workspace}/boxes.data classes=1 names={dataset}/obj.names images={dataset}")
+        kernel.run("%yolo cfg yolov3-tiny {workspace}/tiny.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+                   "max_batches=4 random=0")
+        kernel.run("%yolo train {workspace}/boxes.data {workspace}/tiny.cfg as r", timeout=120)
+        _, out = kernel.run("%yolo resume r max_batches=20 background as r")
+        assert "resumed in the background" in out, out
+        kernel.run("import time\nend = time.monotonic() + 90\n"
+                   "while (r.last_iteration or 0) < 6 and time.monotonic() < end:\n    time.sleep(0.2)\n"
+                   "assert r.running and r.last_iteration >= 6, r.summary()")
+        _, out = kernel.run("print(r.run_dir)")
+        run_dir = Path(out.strip())
+        kernel.restart(now=True)
+        _reload(kernel, ws)
+        _, out = kernel.run("%yolo status")
+        assert "re-attached to r " in out and "(bound to `r`)" in out, out
+        _, out = kernel.run("r.wait(200)\nprint(r.status, list(r.iterations['iteration']) == list(range(1, 21)), "
+                            "len(r.sessions))", timeout=220)
+        assert out.split() == ["finished", "True", "2"], out
+    finally:
+        kernel.close()
+    assert _iterations(run_dir / "train.log") == list(range(1, 21))
+    from darknet_magics.history import History
+
+    saved = History.load(run_dir / "history.jsonl")  # rewritten at the re-attach, appended since
+    assert list(saved.iterations["iteration"]) == list(range(1, 21))
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 @needs_darknet
 def test_darknet_killed_while_no_kernel_watched_is_judged_from_its_log(tmp_path) -> None:
