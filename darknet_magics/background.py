@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import json
+import math
 import os
 import signal as _signal
 import subprocess
@@ -212,12 +213,18 @@ class _Follower:
             self.keeper.stop(reason)
 
     def catch_up(self) -> None:
-        """Parse what the log holds now (a re-attach: the run so far, before the chart is first shown)."""
-        while True:
-            data = self.tail.read(16 << 20)
-            if not data:
-                return
-            self._feed(data)
+        """Parse what the log holds now (a re-attach: the run so far, before the chart is first shown). The view is
+        not drawn meanwhile: its first frame would time the rate (it/s, ETA) from parsing, not from training."""
+        live = self.watch.live
+        interval, live.min_interval = live.min_interval, math.inf
+        try:
+            while True:
+                data = self.tail.read(16 << 20)
+                if not data:
+                    return
+                self._feed(data)
+        finally:
+            live.min_interval = interval
 
     def follow(self) -> runner.ProcessResult:
         """Follow to the end; how darknet ended (as the keeper recorded it, else as far as we know)."""
@@ -414,7 +421,7 @@ def reattach(live: LiveRun, reporter: Reporter, *, live_interval: float = 1.0) -
                         fix="watch it there, or stop that kernel first; its log is "
                             f"{live.run_dir / 'train.log'}")
     _claim(live.run_dir)
-    run = TrainingRun.load(live.run_dir)
+    run = TrainingRun.load(live.run_dir, history=False)  # rebuilt below from the log
     run.status = RunStatus.RUNNING  # load() reads a "running" run.json as interrupted; it may well run
     session_info = run.sessions[-1] if run.sessions else {}
     offset = int(session_info.get("log_offset") or 0)
@@ -435,6 +442,7 @@ def reattach(live: LiveRun, reporter: Reporter, *, live_interval: float = 1.0) -
         at = run.last_iteration
         where = f"iteration {at:,}" + (f"/{run.max_batches:,}" if run.max_batches else "") if at else "no iteration yet"
         return run, f"re-attached to {run.name} ({keeper.describe()}): still training, {where}; following {run.log_path}"
+    follower.catch_up()
     _work(follower, session_info, run.max_batches, reporter)
     return run, (f"{run.name} ended while no kernel watched: {run.message or run.status} (judged from its log; "
                  f"run.json updated)")

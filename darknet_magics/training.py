@@ -307,19 +307,21 @@ class TrainingRun:
         atomic_write_text(self.run_dir / RUN_JSON, json.dumps(self._state(), indent=2, default=str) + "\n")
 
     @classmethod
-    def load(cls, run_dir: Path | str) -> "TrainingRun":
-        """Rebuild a run from its folder (run.json + history.jsonl, else the log) in a new kernel."""
+    def load(cls, run_dir: Path | str, *, history: bool = True) -> "TrainingRun":
+        """Rebuild a run from its folder (run.json + history.jsonl, else the log) in a new kernel; `history=False`
+        leaves the history empty for a caller that rebuilds it (a re-attach parses the log anyway)."""
         run_dir = Path(run_dir)
         meta_path = run_dir / RUN_JSON
         if not meta_path.is_file():
             raise DarknetMagicsError(f"{run_dir} is not a run folder (no {RUN_JSON})",
                                      fix="give the folder `%yolo train` wrote under {workspace}/runs")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        history = _load_history(run_dir / HISTORY_NAME, Path(meta.get("log") or run_dir / LOG_NAME))
+        history_ = (_load_history(run_dir / HISTORY_NAME, Path(meta.get("log") or run_dir / LOG_NAME)) if history
+                    else _history_type()())
         status_ = RunStatus(meta.get("status", "failed"))
         if status_ is RunStatus.RUNNING:  # the kernel died while it ran (VM reset): it is not running now
             status_ = RunStatus.INTERRUPTED
-        run = cls(run_dir=run_dir, history=history, args=meta.get("args", {}), argv=meta.get("argv", []),
+        run = cls(run_dir=run_dir, history=history_, args=meta.get("args", {}), argv=meta.get("argv", []),
                   name=meta.get("name"), max_batches=meta.get("max_batches"), status=status_,
                   log_path=Path(meta["log"]) if meta.get("log") else None, sessions=meta.get("sessions", []))
         run.message = meta.get("message", "")
