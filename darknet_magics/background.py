@@ -287,8 +287,8 @@ def _work(follower: _Follower, session_info: dict, max_batches: Optional[int], r
         except Exception as exc:  # the log is complete whatever went wrong in our reading of it
             watch.error = watch.error or exc
         # _finish needs only the plan's max_batches (a re-attached run has no plan, only its run.json)
-        _finish(SimpleNamespace(max_batches=max_batches), run, watch, result, None, session_info,  # type: ignore[arg-type]
-                reporter)
+        plan = SimpleNamespace(max_batches=max_batches)
+        _finish(plan, run, watch, result, None, session_info, reporter)  # type: ignore[arg-type]
     except BaseException as exc:
         run.error = exc
 
@@ -441,7 +441,8 @@ def reattach(live: LiveRun, reporter: Reporter, *, live_interval: float = 1.0) -
         run.thread.start()
         at = run.last_iteration
         where = f"iteration {at:,}" + (f"/{run.max_batches:,}" if run.max_batches else "") if at else "no iteration yet"
-        return run, f"re-attached to {run.name} ({keeper.describe()}): still training, {where}; following {run.log_path}"
+        return run, (f"re-attached to {run.name} ({keeper.describe()}): still training, {where}; "
+                     f"following {run.log_path}")
     follower.catch_up()
     _work(follower, session_info, run.max_batches, reporter)
     return run, (f"{run.name} ended while no kernel watched: {run.message or run.status} (judged from its log; "

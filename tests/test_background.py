@@ -107,6 +107,19 @@ def _reload(kernel: Kernel, ws: Path) -> None:
     kernel.run(_setup_cell(ws))
 
 
+def _stop_leftovers(ws: Path) -> None:
+    """A failed test must not leave darknet training for half an hour: kill what a keeper still holds."""
+    for folder in (ws / "runs").glob("*"):
+        state = keeper.read_state(folder) or {}
+        for pid_key, start_key, group in (("darknet_pid", "darknet_start", True),
+                                          ("keeper_pid", "keeper_start", False)):
+            if keeper.same_process(state.get(pid_key), state.get(start_key), state.get("boot_id")):
+                try:
+                    (os.killpg if group else os.kill)(state[pid_key], signal.SIGKILL)
+                except OSError:
+                    pass
+
+
 def _darknet_state(run_dir: Path) -> dict:
     state = keeper.read_state(run_dir)
     assert state and state["state"] == "running", state
@@ -156,6 +169,7 @@ def test_darknet_survives_a_kernel_restart_and_status_reattaches_to_it(tmp_path)
         kernel.drain(1.0)
     finally:
         kernel.close()
+        _stop_leftovers(ws)
     # the log is complete: every iteration once, across the restart; the run is judged and recorded
     assert _iterations(run_dir / "train.log") == list(range(1, max_batches + 1))
     assert _meta(run_dir)["status"] == "finished"
@@ -163,10 +177,13 @@ def test_darknet_survives_a_kernel_restart_and_status_reattaches_to_it(tmp_path)
     assert keeper.read_state(run_dir)["result"]["returncode"] == 0
     assert not keeper.same_process(state["keeper_pid"], state["keeper_start"], state["boot_id"])
     # the chart in the status cell kept updating from the follower thread after that cell had ended
-    charts = [m for m in kernel.msgs if m["msg_type"] in ("display_data", "update_display_data")
+    charts = [i for i, m in enumerate(kernel.msgs) if m["msg_type"] in ("display_data", "update_display_data")
               and m["parent_header"].get("msg_id") == status_id and PLOTLY_MIME in m["content"]["data"]]
-    assert len(charts) >= 3 and charts[0]["msg_type"] == "display_data"
-    assert len({m["content"]["transient"]["display_id"] for m in charts}) == 1
+    idle = next(i for i, m in enumerate(kernel.msgs) if m["parent_header"].get("msg_id") == status_id
+                and m["msg_type"] == "status" and m["content"]["execution_state"] == "idle")
+    assert len(charts) >= 3 and kernel.msgs[charts[0]]["msg_type"] == "display_data"
+    assert sum(i > idle for i in charts) >= 2  # sent by the follower thread while other cells ran
+    assert len({kernel.msgs[i]["content"]["transient"]["display_id"] for i in charts}) == 1
 
 
 @pytest.mark.slow
@@ -201,6 +218,7 @@ def test_a_resumed_run_reattached_after_a_restart_keeps_its_stitched_history(tmp
         assert out.split() == ["finished", "True", "2"], out
     finally:
         kernel.close()
+        _stop_leftovers(ws)
     assert _iterations(run_dir / "train.log") == list(range(1, 21))
     from darknet_magics.history import History
 
@@ -235,6 +253,7 @@ def test_darknet_killed_while_no_kernel_watched_is_judged_from_its_log(tmp_path)
         assert "ended while no kernel watched" not in again and "bg: failed" in again
     finally:
         kernel.close()
+        _stop_leftovers(ws)
     meta = _meta(run_dir)
     assert meta["status"] == "failed" and meta["sessions"][-1]["signal"] == signal.SIGKILL
     assert "killed by SIGKILL" in meta["message"]
@@ -257,6 +276,7 @@ def test_stop_in_a_new_kernel_stops_the_run_a_restarted_kernel_left(tmp_path) ->
         assert "`%yolo resume bg` continues it" in last
     finally:
         kernel.close()
+        _stop_leftovers(ws)
     assert not keeper.same_process(state["darknet_pid"], state["darknet_start"], state["boot_id"])
     assert not keeper.same_process(state["keeper_pid"], state["keeper_start"], state["boot_id"])
     result = keeper.read_state(run_dir)["result"]
@@ -340,10 +360,13 @@ def test_a_keeper_killed_while_the_kernel_follows_is_judged_from_the_log(ip, tmp
                  f"%yolo train {ws}/boxes.data {ws}/tiny.cfg background as bg"):
         assert run_cell(ip, line).error_in_exec is None, capsys.readouterr()
     bg = ip.user_ns["bg"]
-    _wait_for(lambda: (bg.last_iteration or 0) >= 1, 90, "the first iteration")
-    state = _darknet_state(bg.run_dir)
-    os.kill(state["keeper_pid"], signal.SIGKILL)
-    bg.wait(60)
+    try:
+        _wait_for(lambda: (bg.last_iteration or 0) >= 1, 90, "the first iteration")
+        state = _darknet_state(bg.run_dir)
+        os.kill(state["keeper_pid"], signal.SIGKILL)
+        bg.wait(60)
+    finally:
+        _stop_leftovers(ws)
     assert not bg.running and bg.status == "failed", bg.summary()
     assert "exit status unknown" in bg.message and bg.last_iteration >= 1
     captured = capsys.readouterr()
