@@ -42,7 +42,7 @@ def make_run(folder: Path, log_text: str) -> Path:
     run = {"version": 1, "name": "bench", "status": "running", "argv": argv, "max_batches": None,
            "args": {"cfg": str(folder / "tiny.cfg"), "data": str(folder / "obj.data"), "flavor": "pjreddie",
                     "backup_dir": str(folder / "backup")},
-           "log": str(folder / "train.log"), "sessions": [{"argv": argv, "log_offset": 0}], "message": ""}
+           "log": str(folder / "train.log"), "sessions": [{"argv": argv, "log_offset": 0, "keeper": {"keeper_pid": None}}], "message": ""}
     (folder / "run.json").write_text(json.dumps(run))
     result = {"returncode": 0, "signal": None, "interrupted": False, "killed_by_watchdog": None, "seconds": 1.0,
               "pid": 1, "answered": [], "stopped_by_caller": None, "bytes_read": len(log_text),

@@ -379,6 +379,9 @@ def live_run(folder: Path) -> Optional[LiveRun]:
         return None
     if meta.get("status") != RunStatus.RUNNING.value:
         return None  # judged already
+    sessions = meta.get("sessions") or [{}]
+    if not sessions[-1].get("keeper"):
+        return None  # its last session runs in the foreground of some kernel (keeper.json is an earlier session's)
     keeper = Keeper(folder, state)
     return LiveRun(folder, keeper, keeper.alive, _other_follower(folder))
 

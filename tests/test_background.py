@@ -373,3 +373,28 @@ def test_a_keeper_killed_while_the_kernel_follows_is_judged_from_the_log(ip, tmp
     assert "ended before darknet did" in captured.out + captured.err
     assert not keeper.same_process(state["darknet_pid"], state["darknet_start"], state["boot_id"])
     assert _meta(bg.run_dir)["status"] == "failed"
+
+
+@pytest.mark.timeout(30)
+def test_only_a_run_whose_last_session_ran_under_a_keeper_is_left_to_reattach(tmp_path) -> None:
+    """A foreground resume of an earlier background run says "running" in run.json and still has the earlier
+    session's keeper.json: another kernel's `%yolo status` must not judge it as ended unwatched."""
+    from darknet_magics.background import live_run
+
+    folder = tmp_path / "runs" / "tiny-20261202-010000"
+    folder.mkdir(parents=True)
+    ended = {"state": "ended", "boot_id": keeper.boot_id(), "keeper_pid": None, "keeper_start": None,
+             "result": {"returncode": 0, "signal": None, "interrupted": False, "killed_by_watchdog": None,
+                        "seconds": 1.0}}
+    (folder / keeper.STATE_NAME).write_text(json.dumps(ended))
+    background_session = {"log_offset": 0, "keeper": {"keeper_pid": 1}}
+    meta = {"name": "bg", "status": "running", "sessions": [background_session, {"log_offset": 10}]}
+    (folder / "run.json").write_text(json.dumps(meta))
+    assert live_run(folder) is None and find_live(folder.parent) == []
+    meta["sessions"] = [background_session]
+    (folder / "run.json").write_text(json.dumps(meta))
+    found = live_run(folder)
+    assert found is not None and not found.alive and found.keeper.result().returncode == 0
+    meta["status"] = "finished"
+    (folder / "run.json").write_text(json.dumps(meta))
+    assert live_run(folder) is None
