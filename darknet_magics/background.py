@@ -267,12 +267,15 @@ class _Follower:
         if error:
             raise StepError(error, fix="check the binary path (bin=PATH)")
         stopped = keeper._stopper is not None  # we stopped its darknet ourselves
+        if keeper.state.get("boot_id") not in (None, _keeper.boot_id()):
+            why = "the machine was restarted (a VM reset) while darknet ran"
+        else:
+            why = f"darknet's keeper (pid {keeper.state.get('keeper_pid')}) ended before darknet did"
         return runner.ProcessResult(
             returncode=None, signal=None, interrupted=False, killed_by_watchdog=None,
             seconds=time.monotonic() - self.started, pid=int(keeper.state.get("darknet_pid") or 0),
             stopped_by_caller=_keeper.STOP_REASON if stopped else None,
-            notices=(f"darknet's keeper (pid {keeper.state.get('keeper_pid')}) ended before darknet did, without "
-                     f"a record of how darknet ended: the run is judged from its log alone",))
+            notices=(f"{why}, and nothing recorded how darknet ended: the run is judged from its log alone",))
 
 
 def _work(follower: _Follower, session_info: dict, max_batches: Optional[int], reporter: Reporter) -> None:

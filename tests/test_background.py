@@ -370,7 +370,7 @@ def test_a_keeper_killed_while_the_kernel_follows_is_judged_from_the_log(ip, tmp
     assert not bg.running and bg.status == "failed", bg.summary()
     assert "exit status unknown" in bg.message and bg.last_iteration >= 1
     captured = capsys.readouterr()
-    assert "ended before darknet did" in captured.out + captured.err
+    assert "keeper (pid {}) ended before darknet did".format(state["keeper_pid"]) in captured.out + captured.err
     assert not keeper.same_process(state["darknet_pid"], state["darknet_start"], state["boot_id"])
     assert _meta(bg.run_dir)["status"] == "failed"
 
@@ -398,3 +398,35 @@ def test_only_a_run_whose_last_session_ran_under_a_keeper_is_left_to_reattach(tm
     meta["status"] = "finished"
     (folder / "run.json").write_text(json.dumps(meta))
     assert live_run(folder) is None
+
+
+@pytest.mark.timeout(60)
+def test_a_run_left_running_on_another_boot_is_judged_from_its_log(tmp_path) -> None:
+    """A VM reset: keeper.json names pids of another boot (they name nothing now). The run is judged from its
+    (real, pjreddie) log, and the verdict says that nothing recorded how darknet ended."""
+    from darknet_magics.background import live_run, reattach
+    from darknet_magics.report import RecordingReporter
+
+    folder = tmp_path / "runs" / "tiny-20261202-010000"
+    folder.mkdir(parents=True)
+    log = Path(__file__).parent / "fixtures" / "darknet-logs" / "pjreddie" / "sigint-train.pty.log"
+    (folder / "train.log").write_bytes(log.read_bytes())
+    argv = [str(DARKNET), "detector", "train", str(folder / "obj.data"), str(folder / "tiny.cfg")]
+    meta = {"name": "bg", "status": "running", "argv": argv, "log": str(folder / "train.log"),
+            "args": {"cfg": str(folder / "tiny.cfg"), "data": str(folder / "obj.data"), "flavor": "pjreddie"},
+            "sessions": [{"argv": argv, "log_offset": 0, "keeper": {"keeper_pid": os.getpid()}}]}
+    (folder / "run.json").write_text(json.dumps(meta))
+    me = os.getpid()  # alive here, but on "another boot": not the process recorded
+    (folder / keeper.STATE_NAME).write_text(json.dumps({
+        "state": "running", "boot_id": "another-boot", "keeper_pid": me, "keeper_start": keeper.process_start(me),
+        "darknet_pid": me, "darknet_pgid": me, "darknet_start": keeper.process_start(me)}))
+    left = live_run(folder)
+    assert left is not None and not left.alive
+    rec = RecordingReporter()
+    run, line = reattach(left, rec)
+    last = _iterations(folder / "train.log")[-1]
+    assert line.startswith(f"bg ended while no kernel watched: darknet stopped before finishing (exit status "
+                           f"unknown) at iteration {last}"), line
+    assert "the machine was restarted (a VM reset) while darknet ran" in rec.text()
+    assert list(run.iterations["iteration"]) == _iterations(folder / "train.log")
+    assert _meta(folder)["status"] == "failed" and live_run(folder) is None
