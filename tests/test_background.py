@@ -109,8 +109,8 @@ def _reload(kernel: Kernel, ws: Path) -> None:
 
 def _stop_leftovers(ws: Path) -> None:
     """A failed test must not leave darknet training for half an hour: kill what a keeper still holds."""
-    for folder in (ws / "runs").glob("*"):
-        state = keeper.read_state(folder) or {}
+    for record in ws.rglob(keeper.STATE_NAME):  # {workspace}/runs/*, and {drive}/darknet/runs/* with `drive`
+        state = keeper.read_state(record.parent) or {}
         for pid_key, start_key, group in (("darknet_pid", "darknet_start", True),
                                           ("keeper_pid", "keeper_start", False)):
             if keeper.same_process(state.get(pid_key), state.get(start_key), state.get("boot_id")):
