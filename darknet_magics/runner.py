@@ -94,6 +94,8 @@ class ProcessResult:
         """One line: 'exit status 0', 'killed by SIGKILL', ... and why we ended it, if we did."""
         if self.signal is not None:
             text = f"killed by {self.signal_name}"
+        elif self.returncode is None:  # nobody saw it end (its keeper died first)
+            text = "exit status unknown"
         else:
             text = f"exit status {self.returncode}"
         if self.interrupted:
@@ -416,6 +418,7 @@ def run(
     should_stop: Optional[Callable[[], Optional[str]]] = None,
     interrupt_grace: tuple[float, float] = (5.0, 3.0),
     chunk: int = 65536,
+    on_spawn: Optional[Callable[[int], None]] = None,
 ) -> ProcessResult:
     """Run `argv` on a pty in `cwd` until it ends; see the module docstring.
 
@@ -432,6 +435,7 @@ def run(
         should_stop: called after each read; a non-empty string stops the child (SIGINT, TERM, KILL) and
             is reported as `stopped_by_caller` (training uses it to stop at the first NaN).
         interrupt_grace: seconds to wait after SIGINT and after SIGTERM before the next signal.
+        on_spawn: called with the child's pid (also its process group) once it runs (the keeper records it).
 
     Returns:
         The `ProcessResult`.
@@ -466,6 +470,8 @@ def run(
     reason: Optional[str] = None
     stopped: Optional[str] = None
     try:
+        if on_spawn is not None:
+            on_spawn(pgid)
         if watchdog is not None:
             watchdog.start(time.monotonic())
         try:

@@ -41,6 +41,7 @@ from .logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
 from .report import Reporter
 
 if TYPE_CHECKING:  # pandas-backed; imported lazily at run time (import time of the magics matters)
+    from .background import Keeper
     from .history import History
     from .live import LiveView
 
@@ -197,11 +198,14 @@ class TrainingRun:
         self.thread: Optional[threading.Thread] = None
         self.error: Optional[BaseException] = None
         self.stop_requested = threading.Event()
+        self.keeper: Optional["Keeper"] = None  # a background run's darknet runs under a keeper (background.py)
 
     def stop(self) -> None:
         """Ask a running darknet to stop (SIGINT, then TERM, then KILL to its process group); what it wrote is
         kept, and `resume` continues it."""
         self.stop_requested.set()
+        if self.keeper is not None:
+            self.keeper.stop()
 
     def wait(self, timeout: Optional[float] = None) -> "TrainingRun":
         """Wait for a background run to end (or `timeout` seconds); returns the run."""
@@ -303,19 +307,21 @@ class TrainingRun:
         atomic_write_text(self.run_dir / RUN_JSON, json.dumps(self._state(), indent=2, default=str) + "\n")
 
     @classmethod
-    def load(cls, run_dir: Path | str) -> "TrainingRun":
-        """Rebuild a run from its folder (run.json + history.jsonl, else the log) in a new kernel."""
+    def load(cls, run_dir: Path | str, *, history: bool = True) -> "TrainingRun":
+        """Rebuild a run from its folder (run.json + history.jsonl, else the log) in a new kernel; `history=False`
+        leaves the history empty for a caller that rebuilds it (a re-attach parses the log anyway)."""
         run_dir = Path(run_dir)
         meta_path = run_dir / RUN_JSON
         if not meta_path.is_file():
             raise DarknetMagicsError(f"{run_dir} is not a run folder (no {RUN_JSON})",
                                      fix="give the folder `%yolo train` wrote under {workspace}/runs")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        history = _load_history(run_dir / HISTORY_NAME, Path(meta.get("log") or run_dir / LOG_NAME))
+        history_ = (_load_history(run_dir / HISTORY_NAME, Path(meta.get("log") or run_dir / LOG_NAME)) if history
+                    else _history_type()())
         status_ = RunStatus(meta.get("status", "failed"))
         if status_ is RunStatus.RUNNING:  # the kernel died while it ran (VM reset): it is not running now
             status_ = RunStatus.INTERRUPTED
-        run = cls(run_dir=run_dir, history=history, args=meta.get("args", {}), argv=meta.get("argv", []),
+        run = cls(run_dir=run_dir, history=history_, args=meta.get("args", {}), argv=meta.get("argv", []),
                   name=meta.get("name"), max_batches=meta.get("max_batches"), status=status_,
                   log_path=Path(meta["log"]) if meta.get("log") else None, sessions=meta.get("sessions", []))
         run.message = meta.get("message", "")
@@ -577,26 +583,6 @@ def train(*, reporter: Optional[Reporter] = None, previous: Optional[TrainingRun
     return _finish(plan, run, watch, result, interrupted, session_info, reporter)
 
 
-def train_in_background(*, plan: TrainPlan, reporter: Reporter, previous: Optional[TrainingRun] = None,
-                        live_interval: float = 1.0) -> TrainingRun:
-    """Start training and return at once: the run folder and run.json are made here, darknet runs and is watched
-    in a thread (its chart keeps updating in the cell that started it, through `reporter`). `run.wait()`,
-    `run.stop()`, `run.running`; how it ended is `run.status` (and `run.error` for a failure's diagnosis).
-    Interrupting another cell does not stop it: only `run.stop()` / `%yolo stop` does."""
-    run, session_info = _start(plan, previous, reporter)
-
-    def work() -> None:
-        try:
-            watch, result, interrupted = _watch(plan, run, previous is not None, reporter, None, live_interval, None)
-            _finish(plan, run, watch, result, interrupted, session_info, reporter)
-        except BaseException as exc:  # recorded on the run: a thread has no one to raise to
-            run.error = exc
-
-    run.thread = threading.Thread(target=work, name=f"darknet {run.name}", daemon=True)
-    run.thread.start()
-    return run
-
-
 def _start(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Reporter) -> tuple[TrainingRun, dict]:
     """The run folder, the weights folder, the per-run obj.data and run.json; the run object (new, or continued)."""
     try:
@@ -629,22 +615,33 @@ def _start_files(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Rep
     return run, session_info
 
 
+def make_watch(run: TrainingRun, *, data_arg: Path, max_batches: Optional[int], resumed: bool, reporter: Reporter,
+               live_interval: float = 1.0, key: str = "") -> _Watch:
+    """The sinks of one darknet session's output (recorder, parser, history, live view): fed by the runner in the
+    foreground, by the log follower for a background run (background.py)."""
+    from .live import LIVE_KEY, LiveView  # plotly: imported with the first run
+
+    live = LiveView(reporter, min_interval=live_interval, max_batches=max_batches, title=run.name,
+                    start_iteration=run.last_iteration or None,
+                    key=f"{LIVE_KEY}:{run.run_dir.name}:{len(run.sessions)}{key}")
+    try:
+        written = objdata.values(data_arg, as_written=True)
+    except OSError:  # re-attached to a run whose obj.data copy is gone: the paths only sharpen the diagnosis
+        written = {}
+    data_paths = tuple(v for k, v in written.items() if k in ("train", "valid", "names", "backup"))
+    return _Watch(run, live, stop_on_nan=bool(run.args.get("stop_on_nan", True)), data_paths=data_paths,
+                  resumed=resumed)
+
+
 def _watch(plan: TrainPlan, run: TrainingRun, resumed: bool, reporter: Reporter, watchdog: Optional[runner.Watchdog],
            live_interval: float, env: Optional[dict]
            ) -> tuple[_Watch, runner.ProcessResult, Optional[runner.RunInterrupted]]:
     """Run darknet with the sinks attached until it ends (or is interrupted, or stopped at the first nan)."""
-    from .live import LIVE_KEY, LiveView  # plotly: imported with the first run
-
-    live = LiveView(reporter, min_interval=live_interval, max_batches=plan.max_batches, title=run.name,
-                    start_iteration=run.last_iteration or None,
-                    key=f"{LIVE_KEY}:{run.run_dir.name}:{len(run.sessions)}")
-    written = objdata.values(plan.data_arg, as_written=True)
-    data_paths = tuple(v for k, v in written.items() if k in ("train", "valid", "names", "backup"))
-    watch = _Watch(run, live, stop_on_nan=bool(plan.args.get("stop_on_nan", True)), data_paths=data_paths,
-                   resumed=resumed)
+    watch = make_watch(run, data_arg=plan.data_arg, max_batches=plan.max_batches, resumed=resumed,
+                       reporter=reporter, live_interval=live_interval)
     reporter.info(("resuming" if resumed else "training") + f": {' '.join(plan.argv)}")
     reporter.info(f"log: {run.log_path}")
-    live.update(run.history, force=True)
+    watch.live.update(run.history, force=True)
     interrupted: Optional[runner.RunInterrupted] = None
     try:
         result = runner.run(list(plan.argv), cwd=plan.cwd, log_path=run.log_path, on_text=watch.on_text,
@@ -827,11 +824,13 @@ def _nan_problem(iteration: int, severity: str = "error") -> Problem:
 
 
 def resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *, darknet: Optional[Path | str] = None,
-           max_batches: Optional[int] = None, weights: Optional[Path] = None, **overrides: Any) -> TrainingRun:
+           max_batches: Optional[int] = None, weights: Optional[Path] = None, background: bool = False,
+           **overrides: Any) -> TrainingRun:
     """Restart `run` from its backup's newest weights with the same arguments; the history goes on.
 
     `run` may be a `TrainingRun` or its folder (after a VM reset). `darknet` overrides the binary;
     `weights` the weights to resume from. To train past the old max_batches, raise it in the cfg first.
+    `background` returns at once, darknet under a keeper (background.py), as `%yolo train ... background`.
     """
     if not isinstance(run, TrainingRun):
         run = TrainingRun.load(run)
@@ -861,6 +860,11 @@ def resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *
     kwargs.update(overrides)
     if reporter is not None:
         reporter.info(_resume_line(run, start, cfg))
+    if background:
+        from .background import start as start_in_background  # background.py builds on this module
+
+        plan_args = {k: v for k, v in kwargs.items() if k not in ("reporter", "previous")}
+        return start_in_background(plan=plan_train(**plan_args), reporter=reporter or Reporter(), previous=run)
     return train(**kwargs)
 
 
@@ -916,6 +920,8 @@ def status(run: Optional[TrainingRun]) -> str:
     lines = [run.summary() + (" (running in the background)" if run.running else "")]
     for i, s in enumerate(run.sessions, 1):
         last = s.get("last_iteration")
+        if last is None and i == len(run.sessions) and run.running:  # recorded when it ends; now: as far as seen
+            last = run.last_iteration
         at = f"at iteration {last:,}" if last is not None else "before its first iteration"
         lines.append(f"  session {i}: {s.get('status', 'running')} {at}, "
                      f"{s.get('seconds', '?')} s, started {s.get('started')}")

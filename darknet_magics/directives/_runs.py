@@ -1,6 +1,8 @@
 """What the training directives share: naming and keeping runs in the session, finding a run to continue."""
 from __future__ import annotations
 
+import json
+import keyword
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -18,6 +20,17 @@ def keep_run(step: Step, ctx: Context, run: TrainingRun) -> Done:
     ctx.session.runs[name] = run
     ctx.session.last_run = name
     return Done(f"{run.summary()} (bound to `{name}`)", run)
+
+
+def bind_found(ctx: Context, run: TrainingRun) -> str:
+    """Bind a run found on the drive (re-attached after a kernel restart) to the name it had (run.json keeps it),
+    else to ``yolo_run``; it becomes the session's last run. Returns the name."""
+    name = run.name if run.name.isidentifier() and not keyword.iskeyword(run.name) else DEFAULT_RUN_NAME
+    run.name = name
+    ctx.namespace[name] = run
+    ctx.session.runs[name] = run
+    ctx.session.last_run = name
+    return name
 
 
 @contextmanager
@@ -43,6 +56,9 @@ def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
         path = ctx.path(ref)
         if path.is_dir():
             return TrainingRun.load(path)
+        named = _run_dir_named(runs_root(ctx), ref)
+        if named is not None:  # a new kernel: the run folder whose run.json has that name
+            return TrainingRun.load(named)
         raise StepError(f"no run named {ref!r} and no run folder at {path}",
                         fix="give the run's variable name, or its folder under {workspace}/runs")
     last = ctx.session.runs.get(ctx.session.last_run or "")
@@ -60,3 +76,16 @@ def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
 def runs_root(ctx: Context) -> Path:
     """Where run folders go: {workspace}/runs, else ./runs."""
     return (ctx.session.workspace or Path.cwd()) / "runs"
+
+
+def _run_dir_named(root: Path, name: str) -> Optional[Path]:
+    """The newest run folder under `root` whose run.json names the run `name`, or None."""
+    found = []
+    for folder in (root.iterdir() if root.is_dir() else ()):
+        try:
+            meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if meta.get("name") == name:
+            found.append(folder)
+    return max(found, key=lambda p: (p / "run.json").stat().st_mtime) if found else None

@@ -12,15 +12,23 @@ SPEC = Spec("resume", "yolo", "Continue a run from its backup/*_last.weights, wi
             positionals=(Pos("NAME", "the run's variable (default yolo_run) or its run folder", False),),
             options=(Opt("bin", "path", "the darknet binary"),
                      Opt("max_batches", "int", "train on to this many iterations (rewrites max_batches in the cfg)")),
+            flags=(("background", "return at once, as `%yolo train ... background` (darknet survives a kernel "
+                                  "restart)"),),
             allows_as=True, example="%yolo resume", order=120)
 
 
 def run(step: Step, ctx: Context) -> Done:
     previous = find_run(step.args.get("NAME"), ctx)
+    background = "background" in step.flags
     with keep_run_on_failure(step, ctx):
         result = resume(previous, ctx.reporter, darknet=ctx.path(step.get("bin")) if step.get("bin") else None,
-                        max_batches=step.get("max_batches"))
-    return keep_run(step, ctx, result)
+                        max_batches=step.get("max_batches"), background=background)
+    done = keep_run(step, ctx, result)
+    if background:
+        result.save()  # run.json names the variable, so that `%yolo status` in a new kernel binds it again
+        return Done(f"resumed in the background (bound to `{result.name}`; `%yolo stop {result.name}` or "
+                    f"`{result.name}.wait()`)", done.result)
+    return done
 
 
 def preview(step: Step, ctx: Context) -> list[str]:

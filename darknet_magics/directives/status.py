@@ -1,22 +1,43 @@
-"""`%yolo status`: the current or last training run."""
+"""`%yolo status`: the current or last training run; after a kernel restart, re-attaches to a run still training."""
 from __future__ import annotations
 
+from .. import background
 from ..errors import StepError
 from ..language import Spec, Step
 from ..session import Context, Done
 from ..training import status
-from ._runs import find_run
+from ._runs import bind_found, find_run, runs_root
 
-SPEC = Spec("status", "yolo", "Report the current or last training run.", example="%yolo status", order=140)
+SPEC = Spec("status", "yolo", "Report the current or last training run; re-attach to a background run that a "
+            "restarted kernel left training.", example="%yolo status", order=140)
+
+
+def reattach_left_runs(ctx: Context) -> list[str]:
+    """Re-attach to the runs under {workspace}/runs that a gone kernel left (training, or ended unwatched); one
+    line each."""
+    followed = {r.run_dir for r in ctx.session.runs.values() if r.running}
+    lines = []
+    for left in background.find_live(runs_root(ctx)):
+        if left.run_dir in followed:
+            continue
+        if left.follower is not None:
+            lines.append(f"{left.run_dir.name}: training, followed by another kernel (pid {left.follower}); "
+                         f"its log: {left.run_dir / 'train.log'}")
+            continue
+        run, line = background.reattach(left, ctx.reporter)
+        lines.append(f"{line} (bound to `{bind_found(ctx, run)}`)")
+    return lines
 
 
 def run(step: Step, ctx: Context) -> Done:
+    found_lines = reattach_left_runs(ctx)
     try:
         found = find_run(None, ctx)
     except StepError:
         return Done("no training run in this session or under {workspace}/runs")
-    return Done(status(found), found)
+    return Done("\n".join(found_lines + [status(found)]), found)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
-    return ["report the last run of this session, else the newest run folder under {workspace}/runs"]
+    return ["re-attach to background runs under {workspace}/runs whose darknet still trains (after a kernel restart)",
+            "report the last run of this session, else the newest run folder under {workspace}/runs"]

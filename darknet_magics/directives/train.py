@@ -7,7 +7,8 @@ from ..checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
-from ..training import TrainPlan, make_run_dir, plan_train, train, train_in_background
+from .. import background
+from ..training import TrainPlan, make_run_dir, plan_train, train
 from ._model_out import darknet_args
 from ._runs import keep_run, keep_run_on_failure, runs_root
 
@@ -23,7 +24,8 @@ SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes 
                                         "flavor, passed as argv words)")),
             flags=(("map", "compute mAP during training (-map)"), ("clear", "reset the iteration counter (-clear)"),
                    ("force", "start even when the pre-flight check finds errors"),
-                   ("background", "return at once; the chart keeps updating in this cell (%yolo stop, run.wait())")),
+                   ("background", "return at once; the chart keeps updating in this cell (%yolo stop, run.wait()); "
+                                 "darknet survives a kernel restart (`%yolo status` re-attaches)")),
             allows_as=True, example="%yolo train {workspace}/obj.data yolo-obj.cfg {weights} map", order=110)
 
 
@@ -56,8 +58,9 @@ def run(step: Step, ctx: Context) -> Done:
     _preflight(step, ctx)
     plan = _plan(step, ctx, make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem))
     if "background" in step.flags:
-        started = train_in_background(plan=plan, reporter=ctx.reporter)
+        started = background.start(plan=plan, reporter=ctx.reporter)
         done = keep_run(step, ctx, started)
+        started.save()  # run.json names the variable, so that `%yolo status` in a new kernel binds it again
         return Done(f"training in the background: {' '.join(plan.argv)} (bound to `{started.name}`; "
                     f"`%yolo stop {started.name}` or `{started.name}.wait()`)", done.result)
     with keep_run_on_failure(step, ctx):
