@@ -186,6 +186,7 @@ def test_darknet_survives_a_kernel_restart_and_status_reattaches_to_it(tmp_path)
     assert len({kernel.msgs[i]["content"]["transient"]["display_id"] for i in charts}) == 1
 
 
+@pytest.mark.once  # processes and logs, not the kernel's libraries: the restart test runs everywhere
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @needs_darknet
@@ -226,6 +227,7 @@ def test_a_resumed_run_reattached_after_a_restart_keeps_its_stitched_history(tmp
     assert list(saved.iterations["iteration"]) == list(range(1, 21))
 
 
+@pytest.mark.once  # processes and logs, not the kernel's libraries: the restart test runs everywhere
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @needs_darknet
@@ -343,6 +345,7 @@ def test_log_tail_follows_a_log_the_keeper_made_again(tmp_path) -> None:
     tail.close()
 
 
+@pytest.mark.once  # processes and logs, not the kernel's libraries: the restart test runs everywhere
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @needs_darknet
