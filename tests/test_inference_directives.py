@@ -82,3 +82,109 @@ def test_show_puts_an_image_inline_and_refuses_what_is_no_image(ip, tmp_path, ca
     result = ip.run_cell(f'%yolo show "{text}"', store_history=False)
     captured = capsys.readouterr()
     assert result.error_in_exec is not None and "Traceback" not in captured.out + captured.err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# %yolo video and %yolo export through their directives, with the real AlexeyAB and hank-ai builds
+
+from test_inference_batch import FFMPEG, HANKAI, make_clip  # noqa: E402
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
+def test_yolo_video_in_a_real_shell(ip, files, capsys, flavor) -> None:
+    from darknet_magics.inference import video_frames
+
+    tmp, ds, data, cfg, weights = files
+    binary = ALEXEYAB if flavor == "alexeyab" else HANKAI
+    if not binary.exists() or not FFMPEG.exists():
+        pytest.skip(f"needs the {flavor} build at {binary} and Debian's ffmpeg")
+    clip = make_clip(tmp / "my clip; it's.mp4")
+    out = tmp / "videos out"
+    res = run_cell(ip, f'%yolo video {data} {cfg} {weights} "{clip}" out="{out}" thresh=0.5 bin={binary} as v')
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert res.error_in_exec is None, text[-3000:]
+    v = ip.user_ns["v"]
+    assert v.video.is_file() and v.video.parent == out and v.playable is not None
+    assert video_frames(v.playable) == v.frames and 15 <= v.frames <= 20, text[-2000:]
+    assert "video: " in text and f"frame(s) written to {v.video.name}" in text  # the progress line, final form
+    assert "Cannot load image" not in v.output  # AlexeyAB found its box glyphs (data/labels beside the binary)
+    assert "Traceback" not in text
+
+
+@pytest.mark.timeout(120)
+def test_yolo_video_bad_input_names_the_line_and_the_fix(ip, files, capsys) -> None:
+    tmp, ds, data, cfg, weights = files
+    for line, said in [(f'%yolo video {data} {cfg} {weights} "{tmp}/no where.mp4" bin={DARKNET}', "no where.mp4"),
+                       (f"%yolo video {data} {cfg} {tmp}/missing.weights {ds.images[0]} bin={DARKNET}",
+                        "WEIGHTS"),
+                       (f"%yolo video {data} {cfg} {weights} {ds.images[0]} bin={DARKNET}", "use %yolo test"),
+                       (f"%yolo video {data} {cfg} {weights} {tmp} bin={DARKNET}", "is a folder")]:
+        res = run_cell(ip, line)
+        text = "".join(capsys.readouterr())
+        assert res.error_in_exec is not None and "Traceback" not in text, text
+        assert "line 1, `video`" in text and said in text and "fix: " in text, text
+    clip = tmp / "clip.mp4"
+    clip.write_bytes(b"\0" * 64)  # pjreddie is refused before the file is read
+    res = run_cell(ip, f"%yolo video {data} {cfg} {weights} {clip} bin={DARKNET}")
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is not None and "Traceback" not in text and "pjreddie" in text, text
+    res = run_cell(ip, f'%yolo video {data} {cfg} {weights} {clip} args="-mjpeg_port" bin={ALEXEYAB}')
+    text = "".join(capsys.readouterr())
+    if ALEXEYAB.exists():
+        assert "line 1, `video`" in text and "-mjpeg_port takes a value" in text, text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_yolo_export_in_a_real_shell_agrees_with_darknet(ip, tmp_path, capsys) -> None:
+    """`%yolo export` with hank-ai's darknet_onnx_export; the model passes onnx's checker and onnxruntime gives
+    darknet's detections on the same image."""
+    pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
+    pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
+    from darknet_magics import export, inference
+    from darknet_magics.report import RecordingReporter
+
+    template = ALEXEYAB.parent / "cfg" / "yolov4-tiny.cfg"
+    if not HANKAI.exists() or not template.exists():
+        pytest.skip(f"needs hank-ai at {HANKAI} (built with protobuf) and AlexeyAB's cfg/yolov4-tiny.cfg")
+    ds = make_dataset(tmp_path / "ds", images=1, size=64)
+    names = tmp_path / "ds" / "obj.names"
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes = 1\nnames = {names}\n")
+    cfg = tmp_path / "v4t.cfg"
+    cfg.write_text(make_cfg(template.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0))
+    weights = tmp_path / "v4t.weights"
+    weights.write_bytes(synthetic_weights(cfg.read_text(), objectness=0.0, noise=0.05))
+    out = tmp_path / "model out; 'x'"
+    res = run_cell(ip, f'%yolo export {cfg} {weights} names={names} out="{out}" bin={HANKAI} as onnx_model')
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is None, text[-3000:]
+    model = ip.user_ns["onnx_model"].path
+    assert model == out / "v4t.onnx" and model.is_file() and "checked by onnx" in text
+    darknet_rows = inference.detect(darknet=HANKAI, data=data, cfg=cfg, weights=weights, image=ds.images[0],
+                                    thresh=0.25, cwd=tmp_path, out=tmp_path, reporter=RecordingReporter()).detections
+    onnx_rows = export.run_onnx(model, ds.images[0], thresh=0.25, names=("red_box",))
+    assert len(darknet_rows) == len(onnx_rows) > 0
+    pairs = export.compare(darknet_rows, onnx_rows)
+    assert all(p["iou"] >= 0.9 and abs(p["darknet"] - p["onnx"]) <= 0.02 for p in pairs), pairs
+
+
+@pytest.mark.timeout(120)
+def test_yolo_export_bad_input_names_the_line_and_the_fix(ip, tmp_path, capsys) -> None:
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("[net]\n")
+    for line, said in [(f"%yolo export {cfg} {tmp_path}/missing.weights bin={DARKNET}", "missing.weights"),
+                       (f"%yolo export {cfg} {cfg} names={tmp_path}/obj.names bin={DARKNET}", "names="),
+                       (f"%yolo export {tmp_path} {cfg} bin={DARKNET}", "is a folder")]:
+        res = run_cell(ip, line)
+        text = "".join(capsys.readouterr())
+        assert res.error_in_exec is not None and "Traceback" not in text, text
+        assert "line 1, `export`" in text and said in text and "fix: " in text, text
+    if DARKNET.exists():
+        res = run_cell(ip, f"%yolo export {cfg} {cfg} bin={DARKNET}")
+        text = "".join(capsys.readouterr())
+        assert res.error_in_exec is not None and "Traceback" not in text
+        assert "pjreddie's darknet has no ONNX exporter" in text and "hank-ai" in text
