@@ -272,26 +272,69 @@ def test_checkpoint_files_are_ordered_by_iteration_then_best_last_final(tmp_path
     assert "no checkpoint" in str(info.value)
 
 
+def with_seen(weights: bytes, seen: int) -> bytes:
+    """A version-0.2 weights file whose header says `seen` images were trained on (bytes 12..20)."""
+    import struct
+
+    return weights[:12] + struct.pack("<q", seen) + weights[20:]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp_path: Path) -> None:
     ws, cfg, weights, ds = model
     if not ALEXEYAB.exists():
         pytest.skip(f"no AlexeyAB build at {ALEXEYAB} (set DARKNET_ALEXEYAB): pjreddie has no `detector map`")
-    backup = tmp_path / "my run" / "backup"
+    run_dir = tmp_path / "my run; 'x'"
+    backup = run_dir / "backup"
     backup.mkdir(parents=True)
+    (run_dir / "run.json").write_text("{}")  # a run's folder: the table and chart go there, beside run.json
     (backup / "tiny_1000.weights").write_bytes(weights.read_bytes())
-    (backup / "tiny_best.weights").write_bytes(synthetic_weights(cfg.read_text(), objectness=-8.0))  # finds nothing
+    # finds nothing; its header says 1500 images seen, and the cfg's batch is 1: iteration 1500
+    (backup / "tiny_best.weights").write_bytes(with_seen(synthetic_weights(cfg.read_text(), objectness=-8.0), 1500))
     rec = RecordingReporter()
-    report = inference.evaluate_checkpoints(ALEXEYAB, ws / "obj.data", cfg, backup.parent, cwd=ALEXEYAB.parent,
+    report = inference.evaluate_checkpoints(ALEXEYAB, ws / "obj.data", cfg, backup, cwd=ALEXEYAB.parent,
                                             reporter=rec, iou_thresh=0.1, points=0)
     table = report.table
-    assert list(table["tag"]) == ["1000", "best"] and table["iteration"].iloc[0] == 1000
+    assert list(table["tag"]) == ["1000", "best"] and list(table["iteration"]) == [1000, 1500]
     assert {"map", "precision", "recall", "f1"} <= set(table.columns)
     assert table["map"].iloc[1] == 0.0 and table["map"].iloc[0] >= 0.0
     assert report.best == Path(table.loc[table["map"].idxmax(), "path"])
     assert set(report.class_ap["checkpoint"]) == {"tiny_1000.weights", "tiny_best.weights"}
     assert "best: " in report.summary() and any(k == "progress" and "checkpoint 2/2" in p for k, p in rec.events)
+    # the chart: shown (this reporter takes HTML) and saved beside the table in the run's folder
+    names = [t["name"] for t in report.figure["data"]]
+    assert names[:4] == ["mAP@0.50", "precision", "recall", "F1"] and names[4] == f"best: {report.best.name}"
+    shown = [p for k, p in rec.events if k == "html" and p[0].startswith("darknet-checkpoints:")]
+    assert len(shown) == 1 and "Plotly.react" in shown[0][1]
+    import pandas as pd
+
+    assert report.saved.html == run_dir / "checkpoints.html" and report.saved.html.is_file()
+    saved = pd.read_csv(run_dir / "checkpoints.csv")
+    assert list(saved["iteration"]) == [1000, 1500] and list(saved["tag"].astype(str)) == ["1000", "best"]
+
+
+@pytest.mark.timeout(30)
+def test_checkpoint_chart_marks_the_best_and_leaves_out_rows_without_an_iteration() -> None:
+    import pandas as pd
+
+    from darknet_magics.live import checkpoint_figure
+
+    table = pd.DataFrame({"iteration": pd.array([2000, 1000, None, 2000], dtype="Int64"),
+                          "tag": ["2000", "1000", "final", "last"],
+                          "path": ["/r/b/y_2000.weights", "/r/b/y_1000.weights", "/r/b/y_final.weights",
+                                   "/r/b/y_last.weights"],
+                          "map": [0.5, 0.25, 0.75, 0.5], "precision": [0.6, 0.3, 0.8, 0.6],
+                          "recall": [0.4, 0.2, 0.7, 0.4], "f1": [0.48, 0.24, 0.75, 0.48]})
+    spec = checkpoint_figure(table, "/r/b/y_2000.weights", title="checkpoints of r")
+    traces = {t["name"]: t for t in spec["data"]}
+    assert list(traces["mAP@0.50"]["x"]) == [1000, 2000, 2000]  # sorted; the final without iteration left out
+    assert [round(float(v), 3) for v in traces["recall"]["y"]] == [20.0, 40.0, 40.0]
+    assert traces["mAP@0.50"]["text"] == ["y_1000.weights", "y_2000.weights", "y_last.weights"]
+    star = traces["best: y_2000.weights"]
+    assert star["x"] == [2000] and star["y"] == [50.0] and star["marker"]["symbol"] == "star"
+    assert spec["layout"]["annotations"][0]["text"] == "best: y_2000.weights (50.00%)"
+    assert spec["layout"]["title"]["text"] == "checkpoints of r"
 
 
 @pytest.mark.timeout(30)

@@ -49,14 +49,32 @@ def test_yolo_test_on_a_folder_in_a_real_shell(ip, files, capsys) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_yolo_map_on_a_backup_folder_in_a_real_shell(ip, files, capsys) -> None:
+    from IPython.utils.capture import capture_output
+
+    from darknet_magics.live import PLOTLY_MIME, png_unavailable
+    from test_inference_batch import with_seen
+
     tmp, ds, data, cfg, weights = files
     if not ALEXEYAB.exists():
         pytest.skip(f"no AlexeyAB build at {ALEXEYAB}")
-    (weights.parent / "tiny_best.weights").write_bytes(synthetic_weights(cfg.read_text(), objectness=-8))
-    res = run_cell(ip, f"%yolo map {data} {cfg} {weights.parent} points=0 iou_thresh=0.1 bin={ALEXEYAB} as ck")
-    assert res.error_in_exec is None, capsys.readouterr()
-    assert list(ip.user_ns["ck"].table["tag"]) == ["1000", "best"]
-    assert "best: " in capsys.readouterr().out
+    backup = weights.parent
+    (backup / "tiny_best.weights").write_bytes(with_seen(synthetic_weights(cfg.read_text(), objectness=-8), 700))
+    # the notebook's reporter (CellReporter), as in a kernel; outside one it displays through IPython's display()
+    ip.magics_manager.registry["DarknetMagics"].session.platform = "jupyter"
+    with capture_output() as shown:
+        res = run_cell(ip, f"%yolo map {data} {cfg} {backup} points=0 iou_thresh=0.1 bin={ALEXEYAB} as ck")
+    assert res.error_in_exec is None, shown.stdout + shown.stderr
+    ck = ip.user_ns["ck"]
+    assert list(ck.table["tag"]) == ["1000", "best"] and list(ck.table["iteration"]) == [1000, 700]
+    assert "best: " in shown.stdout
+    # the chart goes the way of the training chart: plotly's mimetype, plus a PNG where the static export works
+    charts = [o.data for o in shown.outputs if PLOTLY_MIME in o.data]
+    assert len(charts) == 1 and {t["name"] for t in charts[0][PLOTLY_MIME]["data"]} >= {"mAP@0.50", "F1"}
+    assert ("image/png" in charts[0]) == (png_unavailable() is None)
+    assert ck.saved.html == backup / "checkpoints.html" and (backup / "checkpoints.csv").is_file()
+    assert (ck.saved.png is not None) == ("image/png" in charts[0])
+    if ck.saved.png is not None:
+        assert ck.saved.png.read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.timeout(120)
