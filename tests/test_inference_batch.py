@@ -440,29 +440,35 @@ def test_show_images_and_videos_and_download_in_colab(colab_stub: Path, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path) -> None:
-    """hank-ai's darknet_onnx_export on yolov4-tiny (64x64, weights made from the cfg); onnx's checker; the model
-    run by onnxruntime on the CPU gives darknet's detections: same classes, IoU >= 0.9, confidence within 0.02."""
+@pytest.mark.parametrize("template_name", ["yolov4-tiny", "yolov3-tiny"])
+def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_name: str) -> None:
+    """hank-ai's darknet_onnx_export on yolov4-tiny and yolov3-tiny (64x64, weights made from the cfg); onnx's
+    checker; the model run by onnxruntime on the CPU gives darknet's detections: same classes, IoU >= 0.9,
+    confidence within 0.02. yolov3-tiny loads only because export_onnx repairs its maxpool padding."""
     onnx = pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
     pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
     from darknet_magics import export
     from darknet_magics.cfg import make_cfg
 
-    template = ALEXEYAB.parent / "cfg" / "yolov4-tiny.cfg"
+    template = ALEXEYAB.parent / "cfg" / f"{template_name}.cfg"
     if not HANKAI.exists() or not template.exists():
-        pytest.skip(f"needs hank-ai at {HANKAI} (built with protobuf) and AlexeyAB's cfg/yolov4-tiny.cfg")
+        pytest.skip(f"needs hank-ai at {HANKAI} (built with protobuf) and AlexeyAB's cfg/{template_name}.cfg")
     ds = make_dataset(tmp_path / "ds", images=1, size=64)
     data = tmp_path / "obj.data"
     data.write_text(f"classes = 1\nnames = {tmp_path / 'ds' / 'obj.names'}\n")
-    cfg = tmp_path / "v4t.cfg"
+    cfg = tmp_path / "tiny.cfg"
     cfg.write_text(make_cfg(template.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0))
-    weights = tmp_path / "v4t.weights"
+    weights = tmp_path / "tiny.weights"
     weights.write_bytes(synthetic_weights(cfg.read_text(), objectness=0.0, noise=0.05))
+    rec = RecordingReporter()
     result = export.export_onnx(darknet=HANKAI, cfg=cfg, weights=weights, names=tmp_path / "ds" / "obj.names",
-                                out=tmp_path / "model out", reporter=RecordingReporter())
-    assert result.path == tmp_path / "model out" / "v4t.onnx" and result.path.is_file()
-    onnx.checker.check_model(str(result.path))
+                                out=tmp_path / "model out", reporter=rec)
+    assert result.path == tmp_path / "model out" / "tiny.onnx" and result.path.is_file()
+    onnx.checker.check_model(str(result.path), full_check=True)  # full_check: shape inference too
     export.check_onnx(result.path)
+    if template_name == "yolov3-tiny":  # the size-2 stride-1 maxpool (layer 11) now pads as darknet does
+        assert any(r.startswith("N17_L11_maxpool: pads [0, 0, 0, 0] -> [0, 0, 1, 1]") for r in result.repairs)
+        assert "darknet_magics: MaxPool padding" in onnx.load(str(result.path)).doc_string
     darknet_rows = inference.detect(darknet=HANKAI, data=data, cfg=cfg, weights=weights, image=ds.images[0],
                                     thresh=0.25, cwd=tmp_path, out=tmp_path, reporter=RecordingReporter()).detections
     onnx_rows = export.run_onnx(result.path, ds.images[0], thresh=0.25, names=("red_box",))
@@ -470,8 +476,63 @@ def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path) -> None:
     pairs = export.compare(darknet_rows, onnx_rows)
     assert all(p["iou"] >= 0.9 for p in pairs), min(p["iou"] for p in pairs)
     assert all(abs(p["darknet"] - p["onnx"]) <= 0.02 for p in pairs)
-    print(f"ONNX vs darknet: {len(pairs)} detections, min IoU {min(p['iou'] for p in pairs):.4f}, "
+    print(f"{template_name} ONNX vs darknet: {len(pairs)} detections, min IoU {min(p['iou'] for p in pairs):.4f}, "
           f"max |conf diff| {max(abs(p['darknet'] - p['onnx']) for p in pairs):.6f}")
+    if template_name == "yolov3-tiny":  # the exporter's own model, unrepaired: onnxruntime refuses it, we say why
+        raw = export.export_onnx(darknet=HANKAI, cfg=cfg, weights=weights, out=tmp_path / "raw", repair=False,
+                                 reporter=RecordingReporter())
+        assert raw.repairs == ()
+        with pytest.raises(StepError) as info:
+            export.run_onnx(raw.path, ds.images[0])
+        assert "Concat" in str(info.value) and "repairs it" in str(info.value)
+
+
+@pytest.mark.timeout(30)
+def test_darknet_maxpool_padding_in_onnx_matches_darknets_loop() -> None:
+    """`repair_maxpools` on a one-node graph: onnxruntime's MaxPool with the repaired pads gives, value for value,
+    darknet's maxpool loop (maxpool_layer.cpp: window from -pad/2, pixels outside ignored), for size 2 stride 1
+    (yolov3-tiny), size 2 stride 2 on an odd size, and size 3 stride 1 (yolov4's SPP)."""
+    import numpy as np
+
+    onnx = pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
+    ort = pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
+    from onnx import TensorProto, helper
+
+    from darknet_magics import export
+
+    def darknet_maxpool(x, size, stride, pad):
+        c, h, w = x.shape
+        out_h, out_w = (h + pad - size) // stride + 1, (w + pad - size) // stride + 1
+        out = np.full((c, out_h, out_w), -np.inf, np.float32)
+        for i in range(out_h):
+            for j in range(out_w):
+                for n in range(size):
+                    for m in range(size):
+                        y, xx = -(pad // 2) + i * stride + n, -(pad // 2) + j * stride + m
+                        if 0 <= y < h and 0 <= xx < w:
+                            out[:, i, j] = np.maximum(out[:, i, j], x[:, y, xx])
+        return out
+
+    rng = np.random.default_rng(1)
+    for size, stride, side in [(2, 1, 13), (2, 2, 13), (3, 1, 9), (5, 1, 8)]:
+        # the exporter's own attributes: pads (size-1)/2 on every side
+        pad0 = (size - 1) // 2
+        node = helper.make_node("MaxPool", ["x"], ["y"], name="N17_L1_maxpool", kernel_shape=[size, size],
+                                strides=[stride, stride], pads=[pad0] * 4, ceil_mode=0, dilations=[1, 1])
+        out = (side + size - 1 - size) // stride + 1  # darknet's out_w with its default padding size-1
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, side, side])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, out, out])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
+        model.ir_version = 7
+        cfg = f"[net]\nwidth={side}\nheight={side}\n\n[convolutional]\nfilters=2\n\n[maxpool]\nsize={size}\nstride={stride}\n"
+        changes = export.repair_maxpools(model, cfg)
+        onnx.checker.check_model(model, full_check=True)  # shape inference agrees with darknet's out size
+        x = rng.standard_normal((2, side, side)).astype(np.float32)
+        got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {"x": x[None]})[0][0]
+        want = darknet_maxpool(x, size, stride, size - 1)
+        assert got.shape == want.shape and np.array_equal(got, want), (size, stride, side, changes)
+        assert bool(changes) == (size % 2 == 0)  # odd sizes: darknet pads (size-1)/2 on each side, as exported
 
 
 @pytest.mark.timeout(30)

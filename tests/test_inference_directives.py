@@ -157,17 +157,18 @@ def test_yolo_video_bad_input_names_the_line_and_the_fix(ip, files, capsys) -> N
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_yolo_export_in_a_real_shell_agrees_with_darknet(ip, tmp_path, capsys) -> None:
+@pytest.mark.parametrize("template_name", ["yolov4-tiny", "yolov3-tiny"])
+def test_yolo_export_in_a_real_shell_agrees_with_darknet(ip, tmp_path, capsys, template_name) -> None:
     """`%yolo export` with hank-ai's darknet_onnx_export; the model passes onnx's checker and onnxruntime gives
-    darknet's detections on the same image."""
+    darknet's detections on the same image (yolov3-tiny: after the maxpool padding repair)."""
     pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
     pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
     from darknet_magics import export, inference
     from darknet_magics.report import RecordingReporter
 
-    template = ALEXEYAB.parent / "cfg" / "yolov4-tiny.cfg"
+    template = ALEXEYAB.parent / "cfg" / f"{template_name}.cfg"
     if not HANKAI.exists() or not template.exists():
-        pytest.skip(f"needs hank-ai at {HANKAI} (built with protobuf) and AlexeyAB's cfg/yolov4-tiny.cfg")
+        pytest.skip(f"needs hank-ai at {HANKAI} (built with protobuf) and AlexeyAB's cfg/{template_name}.cfg")
     ds = make_dataset(tmp_path / "ds", images=1, size=64)
     names = tmp_path / "ds" / "obj.names"
     data = tmp_path / "obj.data"
@@ -182,6 +183,8 @@ def test_yolo_export_in_a_real_shell_agrees_with_darknet(ip, tmp_path, capsys) -
     assert res.error_in_exec is None, text[-3000:]
     model = ip.user_ns["onnx_model"].path
     assert model == out / "v4t.onnx" and model.is_file() and "checked by onnx" in text
+    if template_name == "yolov3-tiny":
+        assert "MaxPool node(s) given darknet's padding" in text
     darknet_rows = inference.detect(darknet=HANKAI, data=data, cfg=cfg, weights=weights, image=ds.images[0],
                                     thresh=0.25, cwd=tmp_path, out=tmp_path, reporter=RecordingReporter()).detections
     onnx_rows = export.run_onnx(model, ds.images[0], thresh=0.25, names=("red_box",))
