@@ -209,3 +209,59 @@ def test_yolo_export_bad_input_names_the_line_and_the_fix(ip, tmp_path, capsys) 
         text = "".join(capsys.readouterr())
         assert res.error_in_exec is not None and "Traceback" not in text
         assert "pjreddie's darknet has no ONNX exporter" in text and "hank-ai" in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_trained_yolov3_tiny_exported_in_a_real_shell_agrees_with_darknet(ip, tmp_path, capsys) -> None:
+    """The tutorial's path: train yolov3-tiny with AlexeyAB (`%yolo train`, 30 CPU iterations), export the
+    trained weights with hank-ai (`%yolo export`), and run the ONNX model on every image of the set: the same
+    detections as hank-ai's darknet (one process for the folder), the same classes, confidence within 0.02, IoU
+    >= 0.9 for boxes of 16 pixels or more, and every edge within 1.5 pixels (darknet prints whole pixels)."""
+    pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
+    pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
+    from darknet_magics import export, inference
+    from darknet_magics.report import RecordingReporter
+
+    template = ALEXEYAB.parent / "cfg" / "yolov3-tiny.cfg"
+    if not HANKAI.exists() or not ALEXEYAB.exists() or not template.exists():
+        pytest.skip(f"needs AlexeyAB at {ALEXEYAB} (cfg/yolov3-tiny.cfg) and hank-ai at {HANKAI} (with protobuf)")
+    ds = make_dataset(tmp_path / "ds", images=16, size=64, seed=4)
+    (tmp_path / "train.txt").write_text("".join(f"{p}\n" for p in ds.images))
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes = 1\ntrain = {tmp_path / 'train.txt'}\nvalid = {tmp_path / 'train.txt'}\n"
+                    f"names = {ds.folder / 'obj.names'}\nbackup = {tmp_path / 'backup'}\n")
+    cfg = tmp_path / "v3t.cfg"
+    cfg.write_text(make_cfg(template.read_text(), 1, width=64, height=64, batch=4, subdivisions=1, random=0,
+                            max_batches=30, steps="20,25", burn_in=2, learning_rate=0.001))
+    res = run_cell(ip, f"%yolo train {data} {cfg} bin={ALEXEYAB} stop_on_nan=off as run")
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is None, text[-3000:]
+    run = ip.user_ns["run"]
+    final = run.backup_dir / "v3t_final.weights"
+    assert run.status.ok and run.last_iteration == 30 and final.is_file(), text[-3000:]
+    res = run_cell(ip, f'%yolo export {cfg} {final} out="{tmp_path}/onnx model" bin={HANKAI} as model')
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is None and "checked by onnx" in text, text[-3000:]
+    model = ip.user_ns["model"]
+    assert any("L11_maxpool" in r for r in model.repairs)
+    found = inference.detect(darknet=HANKAI, data=data, cfg=cfg, weights=final, image=ds.folder, thresh=0.05,
+                             cwd=tmp_path, out=tmp_path / "pred", reporter=RecordingReporter()).detections
+    assert len(found) > 0, "30 iterations should find something at thresh 0.05"
+    pairs = []
+    for image in ds.images:
+        mine = found[found["image"] == str(image.resolve())]
+        theirs = export.run_onnx(model.path, image, thresh=0.05, names=("red_box",))
+        assert len(mine) == len(theirs), (image.name, mine, theirs)
+        for d, p in zip(mine.itertuples(), export.compare(mine, theirs)):
+            o = theirs.loc[(theirs["confidence"] - p["onnx"]).abs().idxmin()]  # the row compare() matched
+            edges = [abs(d.left - o.left), abs(d.top - o.top), abs(d.left + d.width - o.left - o.width),
+                     abs(d.top + d.height - o.top - o.height)]
+            assert max(edges) <= 1.5 and abs(p["darknet"] - p["onnx"]) <= 0.02, (image.name, d, o)
+            if min(d.width, d.height) >= 16:  # on a smaller box, whole pixels alone can cost 0.1 of IoU
+                assert p["iou"] >= 0.9, (image.name, d, o)
+            pairs.append({**p, "edge": max(edges), "small": min(d.width, d.height) < 16})
+    print(f"trained yolov3-tiny ONNX vs darknet: {len(pairs)} detections on {len(ds.images)} images, "
+          f"min IoU {min(p['iou'] for p in pairs if not p['small']):.4f} (boxes >= 16 px), "
+          f"{min(p['iou'] for p in pairs):.4f} (all), max edge difference {max(p['edge'] for p in pairs):.2f} px, "
+          f"max |conf diff| {max(abs(p['darknet'] - p['onnx']) for p in pairs):.2e}")
