@@ -17,6 +17,7 @@ and are tested on captured real output (tests/fixtures/detections).
 """
 from __future__ import annotations
 
+import base64
 import glob as _glob
 import os
 import re
@@ -737,13 +738,16 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     reporter.dataframe(table, title=result.summary())
     run_dir = checkpoint_run_dir(Path(folder).expanduser())
     result.figure = live.checkpoint_figure(table, str(best), title=f"checkpoints of {run_dir.name}")
-    live.show_figure(reporter, f"darknet-checkpoints:{run_dir}", result.figure, result.summary())
+    bundle = live.show_figure(reporter, f"darknet-checkpoints:{run_dir}", result.figure,
+                              f"checkpoint chart: {run_dir / 'checkpoints.html'}")
     try:
         from .fileio import atomic_write_text
 
         atomic_write_text(run_dir / "checkpoints.csv", table.to_csv(index=False))
+        png = (bundle or {}).get("image/png")
+        # the PNG where a notebook shows the chart (as the training chart's chart.png), made once for both
         result.saved = live.write_figure(result.figure, run_dir, name="checkpoints", title=result.summary(),
-                                         png=callable(getattr(reporter, "display", None)))
+                                         png=bundle is not None, png_data=base64.b64decode(png) if png else None)
     except OSError as exc:  # a read-only folder: the table and chart are still shown and returned
         reporter.warn(f"the checkpoint table and chart were not saved in {run_dir}: {exc}")
     return result

@@ -742,10 +742,10 @@ def save_chart(history: Any, folder: Path | str, *, title: Optional[str] = None,
     return write_figure(spec, folder, name=name, title=title, png=png)
 
 
-def write_figure(spec: dict, folder: Path | str, *, name: str, title: Optional[str] = None,
-                 png: bool = True) -> SavedChart:
+def write_figure(spec: dict, folder: Path | str, *, name: str, title: Optional[str] = None, png: bool = True,
+                 png_data: Optional[bytes] = None) -> SavedChart:
     """A chart spec as ``NAME.html`` (plotly.js embedded: opens offline) and, with `png`, ``NAME.png`` in
-    `folder`, atomically."""
+    `folder`, atomically. `png_data`: the PNG already made for the inline view (one browser start, not two)."""
     from .fileio import atomic_write_bytes, atomic_write_text
 
     folder = Path(folder)
@@ -757,7 +757,7 @@ def write_figure(spec: dict, folder: Path | str, *, name: str, title: Optional[s
     atomic_write_text(html_path, page)
     if not png:  # the PNG export starts a browser (seconds): only where a person will look at it
         return SavedChart(html_path, None, "not asked for")
-    data = figure_png(spec)
+    data = png_data if png_data is not None else figure_png(spec)
     if data is None:
         return SavedChart(html_path, None, png_unavailable())
     png_path = folder / f"{name}.png"
@@ -765,14 +765,18 @@ def write_figure(spec: dict, folder: Path | str, *, name: str, title: Optional[s
     return SavedChart(html_path, png_path)
 
 
-def show_figure(reporter: Any, key: str, spec: dict, text: str) -> None:
+def show_figure(reporter: Any, key: str, spec: dict, text: str) -> Optional[dict]:
     """A finished chart inline the way the training chart's final render is shown: reporters with ``display``
-    (notebooks) get `figure_bundle` (plotly's mimetype, CDN HTML in Colab, plus the PNG); others get HTML
-    through ``reporter.html`` (plotly.js from the page or its CDN; a terminal shows `text`)."""
+    (notebooks) get `figure_bundle` (plotly's mimetype, CDN HTML in Colab, plus the PNG), which is returned (its
+    PNG can be saved without a second export); others get HTML through ``reporter.html`` (plotly.js from the page
+    or its CDN; a terminal shows `text`), and None is returned."""
     if callable(getattr(reporter, "display", None)):
-        reporter.display(key, figure_bundle(spec, png=True), text)
-    else:
-        reporter.html(key, figure_html(spec, include_plotlyjs=False), text)
+        bundle = figure_bundle(spec, png=True)
+        bundle["text/plain"] = text
+        reporter.display(key, bundle, text)
+        return bundle
+    reporter.html(key, figure_html(spec, include_plotlyjs=False), text)
+    return None
 
 
 def checkpoint_figure(table: Any, best: Optional[str] = None, *, title: Optional[str] = None) -> dict:

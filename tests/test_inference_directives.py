@@ -73,8 +73,12 @@ def test_yolo_map_on_a_backup_folder_in_a_real_shell(ip, files, capsys) -> None:
     assert ("image/png" in charts[0]) == (png_unavailable() is None)
     assert ck.saved.html == backup / "checkpoints.html" and (backup / "checkpoints.csv").is_file()
     assert (ck.saved.png is not None) == ("image/png" in charts[0])
-    if ck.saved.png is not None:
+    if ck.saved.png is not None:  # the file is the inline PNG (one static export, not two)
+        import base64
+
+        assert ck.saved.png.read_bytes() == base64.b64decode(charts[0]["image/png"])
         assert ck.saved.png.read_bytes().startswith(b"\x89PNG")
+    assert charts[0]["text/plain"] == f"checkpoint chart: {backup / 'checkpoints.html'}"
 
 
 @pytest.mark.timeout(120)
