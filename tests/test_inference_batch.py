@@ -3,12 +3,11 @@
 The parsers are tested on output captured from the real binaries (tests/fixtures/detections: Debian's pjreddie,
 AlexeyAB 59596d78 built with OPENCV=1, hank-ai v5.1 built with CMake, on a yolov3-tiny 64x64 one-class model
 trained 40 iterations on the synthetic dataset). The end-to-end tests run Debian's darknet for real; AlexeyAB and
-hank-ai run when their binaries exist (DARKNET_ALEXEYAB / DARKNET_HANKAI, default: /work/cache/builds).
+hank-ai run with the builds of tests/builds.py (prebuilt, else built from ../shared, else skipped by name).
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,11 +18,11 @@ from darknet_magics.errors import StepError
 from darknet_magics.report import RecordingReporter
 from darknet_magics.synth import make_dataset
 
+from builds import alexeyab, flavor_binary, hankai  # noqa: F401 (alexeyab, hankai: fixtures)
+
 FIXTURES = Path(__file__).parent / "fixtures" / "detections"
 DARKNET = Path("/usr/bin/darknet")
 TEMPLATE = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
-ALEXEYAB = Path(os.environ.get("DARKNET_ALEXEYAB", "/work/cache/builds/alexeyab-src/darknet"))
-HANKAI = Path(os.environ.get("DARKNET_HANKAI", "/work/cache/builds/hank-ai-src/build/src-cli/darknet"))
 needs_darknet = pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists(),
                                    reason="needs Debian's darknet (apt-get install darknet)")
 
@@ -217,9 +216,9 @@ def model(tmp_path_factory):
 @pytest.mark.parametrize("flavor", ["pjreddie", "alexeyab", "hank-ai"])
 def test_one_process_for_a_folder(model, tmp_path: Path, flavor: str) -> None:
     ws, cfg, weights, ds = model
-    binary = {"pjreddie": DARKNET, "alexeyab": ALEXEYAB, "hank-ai": HANKAI}[flavor]
-    if not binary.exists():
-        pytest.skip(f"no {flavor} build at {binary} (set DARKNET_{'ALEXEYAB' if flavor == 'alexeyab' else 'HANKAI'})")
+    if flavor == "pjreddie" and not DARKNET.exists():
+        pytest.skip("needs Debian's darknet (apt-get install darknet)")
+    binary = DARKNET if flavor == "pjreddie" else flavor_binary(flavor)
     cwd = binary.parent if flavor == "alexeyab" else tmp_path  # AlexeyAB reads data/labels from its clone
     out = tmp_path / "out dir; 'x'"
     rec = RecordingReporter()
@@ -281,10 +280,9 @@ def with_seen(weights: bytes, seen: int) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp_path: Path) -> None:
+def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp_path: Path, alexeyab) -> None:
+    """AlexeyAB's `detector map` (pjreddie has none) on each checkpoint of a run's backup folder."""
     ws, cfg, weights, ds = model
-    if not ALEXEYAB.exists():
-        pytest.skip(f"no AlexeyAB build at {ALEXEYAB} (set DARKNET_ALEXEYAB): pjreddie has no `detector map`")
     run_dir = tmp_path / "my run; 'x'"
     backup = run_dir / "backup"
     backup.mkdir(parents=True)
@@ -293,7 +291,7 @@ def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp
     # finds nothing; its header says 1500 images seen, and the cfg's batch is 1: iteration 1500
     (backup / "tiny_best.weights").write_bytes(with_seen(synthetic_weights(cfg.read_text(), objectness=-8.0), 1500))
     rec = RecordingReporter()
-    report = inference.evaluate_checkpoints(ALEXEYAB, ws / "obj.data", cfg, backup, cwd=ALEXEYAB.parent,
+    report = inference.evaluate_checkpoints(alexeyab, ws / "obj.data", cfg, backup, cwd=alexeyab.parent,
                                             reporter=rec, iou_thresh=0.1, points=0)
     table = report.table
     assert list(table["tag"]) == ["1000", "best"] and list(table["iteration"]) == [1000, 1500]
@@ -366,9 +364,9 @@ def make_clip(path: Path, seconds: int = 2) -> Path:
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
 def test_video_is_annotated_with_frame_progress_and_shown(model, tmp_path: Path, flavor: str) -> None:
     ws, cfg, weights, ds = model
-    binary = ALEXEYAB if flavor == "alexeyab" else HANKAI
-    if not binary.exists() or not FFMPEG.exists():
-        pytest.skip(f"needs {binary} and Debian's ffmpeg")
+    if not FFMPEG.exists():
+        pytest.skip("needs Debian's ffmpeg (apt-get install ffmpeg)")
+    binary = flavor_binary(flavor)
     clip = make_clip(tmp_path / "my clip.mp4")
     rec = RecordingReporter()
     result = inference.detect_video(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, video=clip,
@@ -441,7 +439,7 @@ def test_show_images_and_videos_and_download_in_colab(colab_stub: Path, tmp_path
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("template_name", ["yolov4-tiny", "yolov3-tiny"])
-def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_name: str) -> None:
+def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_name: str, hankai) -> None:
     """hank-ai's darknet_onnx_export on yolov4-tiny and yolov3-tiny (64x64, weights made from the cfg); onnx's
     checker; the model run by onnxruntime on the CPU gives darknet's detections: same classes, IoU >= 0.9,
     confidence within 0.02. yolov3-tiny loads only because export_onnx repairs its maxpool padding."""
@@ -450,9 +448,7 @@ def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_nam
     from darknet_magics import export
     from darknet_magics.cfg import make_cfg
 
-    template = ALEXEYAB.parent / "cfg" / f"{template_name}.cfg"
-    if not HANKAI.exists() or not template.exists():
-        pytest.skip(f"needs hank-ai at {HANKAI} (built with protobuf) and AlexeyAB's cfg/{template_name}.cfg")
+    template = hankai.parents[2] / "cfg" / f"{template_name}.cfg"  # the source tree's own cfg/
     ds = make_dataset(tmp_path / "ds", images=1, size=64)
     data = tmp_path / "obj.data"
     data.write_text(f"classes = 1\nnames = {tmp_path / 'ds' / 'obj.names'}\n")
@@ -461,7 +457,7 @@ def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_nam
     weights = tmp_path / "tiny.weights"
     weights.write_bytes(synthetic_weights(cfg.read_text(), objectness=0.0, noise=0.05))
     rec = RecordingReporter()
-    result = export.export_onnx(darknet=HANKAI, cfg=cfg, weights=weights, names=tmp_path / "ds" / "obj.names",
+    result = export.export_onnx(darknet=hankai, cfg=cfg, weights=weights, names=tmp_path / "ds" / "obj.names",
                                 out=tmp_path / "model out", reporter=rec)
     assert result.path == tmp_path / "model out" / "tiny.onnx" and result.path.is_file()
     onnx.checker.check_model(str(result.path), full_check=True)  # full_check: shape inference too
@@ -469,7 +465,7 @@ def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_nam
     if template_name == "yolov3-tiny":  # the size-2 stride-1 maxpool (layer 11) now pads as darknet does
         assert any(r.startswith("N17_L11_maxpool: pads [0, 0, 0, 0] -> [0, 0, 1, 1]") for r in result.repairs)
         assert "darknet_magics: MaxPool padding" in onnx.load(str(result.path)).doc_string
-    darknet_rows = inference.detect(darknet=HANKAI, data=data, cfg=cfg, weights=weights, image=ds.images[0],
+    darknet_rows = inference.detect(darknet=hankai, data=data, cfg=cfg, weights=weights, image=ds.images[0],
                                     thresh=0.25, cwd=tmp_path, out=tmp_path, reporter=RecordingReporter()).detections
     onnx_rows = export.run_onnx(result.path, ds.images[0], thresh=0.25, names=("red_box",))
     assert len(darknet_rows) == len(onnx_rows) > 0
@@ -479,7 +475,7 @@ def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_nam
     print(f"{template_name} ONNX vs darknet: {len(pairs)} detections, min IoU {min(p['iou'] for p in pairs):.4f}, "
           f"max |conf diff| {max(abs(p['darknet'] - p['onnx']) for p in pairs):.6f}")
     if template_name == "yolov3-tiny":  # the exporter's own model, unrepaired: onnxruntime refuses it, we say why
-        raw = export.export_onnx(darknet=HANKAI, cfg=cfg, weights=weights, out=tmp_path / "raw", repair=False,
+        raw = export.export_onnx(darknet=hankai, cfg=cfg, weights=weights, out=tmp_path / "raw", repair=False,
                                  reporter=RecordingReporter())
         assert raw.repairs == ()
         with pytest.raises(StepError) as info:
