@@ -6,6 +6,9 @@ Only hank-ai's darknet exports: its CMake builds ``darknet_onnx_export`` when pr
 AlexeyAB and pjreddie have no exporter: their .weights (YOLOv3/v4 cfgs) load in hank-ai's tool unchanged, so the
 way is to build hank-ai (our `clone hank-ai` + `make`) and export with it.
 `onnx` and `onnxruntime` are the optional `export` extra.
+
+hank-ai 5.1 exports darknet's [maxpool] with padding of its own (yolov3-tiny's stride-1 maxpool then shrinks and
+onnxruntime refuses the model): `repair_maxpools` gives each MaxPool node darknet's padding after the export.
 """
 from __future__ import annotations
 
@@ -39,12 +42,17 @@ class ExportResult:
 
     path: Path
     output: str
+    repairs: tuple[str, ...] = ()  # what `repair_maxpools` changed in the exported graph
 
 
 def export_onnx(*, darknet: Path | str, cfg: Path, weights: Path, names: Optional[Path] = None,
                 out: Optional[Path] = None, reporter: Optional[Reporter] = None,
-                extra_args: tuple[str, ...] = ()) -> ExportResult:
-    """``darknet_onnx_export CFG [NAMES] WEIGHTS``: the ONNX model, moved to `out` (default: beside the cfg)."""
+                extra_args: tuple[str, ...] = (), repair: bool = True) -> ExportResult:
+    """``darknet_onnx_export CFG [NAMES] WEIGHTS``: the ONNX model, moved to `out` (default: beside the cfg).
+
+    With `repair` (the default), the graph's MaxPool nodes get darknet's own padding (`repair_maxpools`): without
+    it hank-ai's yolov3-tiny export does not load in onnxruntime.
+    """
     from .inference import check_weights_file, hank_tool
 
     reporter = reporter or Reporter()
@@ -72,6 +80,7 @@ def export_onnx(*, darknet: Path | str, cfg: Path, weights: Path, names: Optiona
         argv = [str(tool), str(cfg_copy)] + ([str(Path(names))] if names else []) + [str(weights_path)]
         argv += list(extra_args)
         chunks: list[str] = []
+        repairs: list[str] = []
         reporter.progress(f"export: {cfg_path.name} + {weights_path.name} -> ONNX")
         result = runner.run(argv, cwd=scratch, log_path=None, on_text=chunks.append,
                             watchdog=runner.Watchdog(silence_s=600.0))
@@ -81,11 +90,92 @@ def export_onnx(*, darknet: Path | str, cfg: Path, weights: Path, names: Optiona
             raise StepError(f"darknet_onnx_export wrote no model ({result.describe()})", details=last_output(output))
         from .fileio import atomic_write_bytes
 
-        atomic_write_bytes(target, produced[0].read_bytes())
+        model = produced[0].read_bytes()
+        if repair:
+            model, repairs = repair_model(model, cfg_path.read_text(encoding="utf-8", errors="replace"), reporter)
+        atomic_write_bytes(target, model)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     reporter.progress(f"export: {target} ({target.stat().st_size / 1e6:.1f} MB)", final=True)
-    return ExportResult(path=target, output=output)
+    return ExportResult(path=target, output=output, repairs=tuple(repairs))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Repair: darknet's maxpool padding
+
+_LAYER = re.compile(r"_L(\d+)_maxpool$")
+
+
+def darknet_maxpool_attributes(section) -> Optional[dict]:
+    """The ONNX MaxPool attributes that compute what darknet's [maxpool] `section` computes, by darknet's rules
+    (src-lib/darknet_cfg.cpp and maxpool_layer.cpp): stride default 1, size default stride, padding default
+    size-1; the window starts pad/2 before the first pixel, and out = (w + padding - size) / stride + 1. So the
+    padding is split pad//2 before and the rest after, and pixels outside count as -inf (as ONNX MaxPool pads).
+    None for the forms ONNX MaxPool does not express (maxpool_depth, antialiasing, avgpool-like)."""
+    if section.get_int("maxpool_depth", 0) or section.get_int("antialiasing", 0):
+        return None
+    stride = section.get_int("stride", 1)
+    stride_x, stride_y = section.get_int("stride_x", stride), section.get_int("stride_y", stride)
+    size = section.get_int("size", stride)
+    pad = section.get_int("padding", size - 1)
+    before, after = pad // 2, pad - pad // 2
+    return {"kernel_shape": [size, size], "strides": [stride_y, stride_x], "pads": [before, before, after, after]}
+
+
+def repair_maxpools(model, cfg_text: str) -> list[str]:
+    """Set each exported MaxPool's kernel, strides and pads to darknet's own (see `darknet_maxpool_attributes`),
+    in place on an ``onnx.ModelProto``; returns what was changed, one line per node.
+
+    Why: hank-ai 5.1's exporter writes ``pads = (size-1)/2`` on every side (0 for size 2) and its own defaults
+    (stride 2, size 3), where darknet pads size-1 after the pixels (begin pad/2). For yolov3-tiny's size-2
+    stride-1 maxpool, darknet keeps 13x13 (here 26x26 at 832) while the export shrinks it by one, and the later
+    route Concat no longer matches: onnx's checker passes, onnxruntime refuses the model (``Inferred=26
+    Declared=24``). Stride-2 maxpools of even sizes come out the same either way; odd sizes differ too.
+    The layer of a node is in its name (``N17_L11_maxpool``: cfg layer 11, [net] not counted).
+    """
+    from onnx import helper
+
+    from .cfg import Cfg
+
+    layers = Cfg.parse(cfg_text).layers
+    changes = []
+    for node in model.graph.node:
+        m = _LAYER.search(node.name)
+        if node.op_type != "MaxPool" or not m or int(m.group(1)) >= len(layers):
+            continue
+        section = layers[int(m.group(1))]
+        wanted = darknet_maxpool_attributes(section) if section.name == "maxpool" else None
+        if wanted is None:
+            continue
+        have = {a.name: list(helper.get_attribute_value(a)) for a in node.attribute if a.name in wanted}
+        if have == wanted:
+            continue
+        for attr in [a for a in node.attribute if a.name in wanted]:
+            node.attribute.remove(attr)
+        node.attribute.extend(helper.make_attribute(k, v) for k, v in wanted.items())
+        changes.append(f"{node.name}: " + ", ".join(f"{k} {have.get(k)} -> {v}" for k, v in wanted.items()
+                                                    if have.get(k) != v))
+    return changes
+
+
+def repair_model(data: bytes, cfg_text: str, reporter: Reporter) -> tuple[bytes, list[str]]:
+    """`repair_maxpools` on the exported bytes; without the onnx package the model is kept as written, with a
+    warning (a yolov3-tiny export then does not load in onnxruntime)."""
+    try:
+        import onnx
+    except ImportError:
+        reporter.warn("the onnx package is not installed: the exported model's maxpool padding is not checked "
+                      "against darknet's (pip install 'darknet_magics[export]')")
+        return data, []
+    model = onnx.load_from_string(data)
+    changes = repair_maxpools(model, cfg_text)
+    if not changes:
+        return data, []
+    model.doc_string = (model.doc_string + "\n" if model.doc_string else "") + (
+        "darknet_magics: MaxPool padding set to darknet's: " + "; ".join(changes))
+    reporter.info(f"export: {len(changes)} MaxPool node(s) given darknet's padding (`repair_maxpools`; "
+                  "result.repairs lists them)")
+    return model.SerializeToString(), changes
 
 
 def check_onnx(path: Path) -> None:
@@ -198,7 +288,8 @@ def run_onnx(path: Path, image: Path, *, thresh: float = 0.25, nms: float = 0.45
     except Exception as exc:  # onnxruntime's load errors are its own Fail/InvalidGraph classes
         raise StepError(f"onnxruntime cannot load {path}: {str(exc)[-300:]}",
                         fix="a known case: hank-ai exports yolov3-tiny's stride-1 maxpool without darknet's padding "
-                            "(Concat: Inferred=26 Declared=24); yolov4-tiny and other cfgs without it load") from None
+                            "(Concat: Inferred=26 Declared=24); %yolo export repairs it (export_onnx(repair=True)): "
+                            "export the model again with it") from None
     inp = session.get_inputs()[0]
     _, _, net_h, net_w = inp.shape
     img = read_png(image)
@@ -228,8 +319,9 @@ def run_onnx(path: Path, image: Path, *, thresh: float = 0.25, nms: float = 0.45
 
 
 def compare(darknet_rows, onnx_rows) -> list[dict]:
-    """Each darknet detection matched with the ONNX detection of the same class that overlaps it most:
-    (darknet confidence, ONNX confidence, IoU); a missing match has IoU 0."""
+    """Each darknet detection matched with the ONNX detection of the same class that overlaps it most (of equal
+    overlaps, as two whole-image boxes are, the closest in confidence): (darknet confidence, ONNX confidence, IoU);
+    a missing match has IoU 0."""
     pairs = []
     for d in darknet_rows.itertuples():
         best = None
@@ -237,7 +329,7 @@ def compare(darknet_rows, onnx_rows) -> list[dict]:
             if o.name != d.name:
                 continue
             score = iou((d.left, d.top, d.width, d.height), (o.left, o.top, o.width, o.height))
-            if best is None or score > best[0]:
+            if best is None or (score, -abs(o.confidence - d.confidence)) > (best[0], -abs(best[1] - d.confidence)):
                 best = (score, o.confidence)
         pairs.append({"name": d.name, "darknet": d.confidence, "onnx": best[1] if best else float("nan"),
                       "iou": best[0] if best else 0.0})

@@ -17,6 +17,7 @@ and are tested on captured real output (tests/fixtures/detections).
 """
 from __future__ import annotations
 
+import base64
 import glob as _glob
 import os
 import re
@@ -34,6 +35,7 @@ from .judge import diagnose
 from .logparse import strip_escapes
 from .errors import Problem, StepError
 from .report import Reporter
+from .training import RUN_JSON, weights_iteration
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga", ".ppm", ".pgm", ".pnm", ".jfif")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -660,11 +662,14 @@ def checkpoint_files(folder: Path) -> list[tuple[Optional[int], str, Path]]:
 
 @dataclass
 class CheckpointReport:
-    """`evaluate_checkpoints`: one row per weights file, and the best of them by mAP@0.50."""
+    """`evaluate_checkpoints`: one row per weights file, and the best of them by mAP@0.50; `figure` the chart's
+    spec (a plotly ``{"data", "layout"}`` dict), `saved` where the table and chart were written (None if not)."""
 
     table: Any
     class_ap: Any
     best: Optional[Path]
+    figure: Optional[dict] = None
+    saved: Optional[Any] = None
 
     def summary(self) -> str:
         if self.best is None:
@@ -679,11 +684,19 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
                          extra_args: Sequence[str] = (), env: Optional[dict] = None) -> CheckpointReport:
     """``detector map`` on every weights file of `folder` (_1000, _2000, ..., _best, _last, _final).
 
+    The iteration of ``_best``, ``_last`` and ``_final`` (not in their names) is read from the weights file's
+    header (images seen / the cfg's batch, as darknet counts it). The table is shown with a chart (mAP, precision,
+    recall, F1 by iteration, the best marked), and both are saved in the run's folder (`folder`, or its parent
+    when `folder` is a run's backup folder): ``checkpoints.csv``, ``checkpoints.html`` and, where a notebook shows
+    it, ``checkpoints.png``.
+
     Returns:
         A `CheckpointReport`: `table` has iteration, tag, path, map, precision, recall, f1 (and avg_iou where
         printed), `class_ap` one row per (checkpoint, class), and `best` the file with the highest mAP@0.50.
     """
     import pandas as pd
+
+    from . import live
 
     reporter = reporter or Reporter()
     files = checkpoint_files(Path(folder).expanduser())
@@ -693,6 +706,8 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     rows, aps = [], []
     for k, (iteration, tag, path) in enumerate(files, 1):
         reporter.progress(f"map: checkpoint {k}/{len(files)}: {path.name}")
+        if iteration is None:  # _best/_last/_final: the header says how far training was
+            iteration = weights_iteration(path, Path(cfg))
         try:
             report = evaluate_map(darknet=darknet, data=data, cfg=cfg, weights=path, cwd=cwd, reporter=reporter,
                                   flavor=flavor, env=env, iou_thresh=iou_thresh, points=points,
@@ -721,7 +736,27 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     result = CheckpointReport(table=table, class_ap=class_ap, best=best)
     reporter.progress(f"map: {len(files)} checkpoint(s) evaluated", final=True)
     reporter.dataframe(table, title=result.summary())
+    run_dir = checkpoint_run_dir(Path(folder).expanduser())
+    result.figure = live.checkpoint_figure(table, str(best), title=f"checkpoints of {run_dir.name}")
+    bundle = live.show_figure(reporter, f"darknet-checkpoints:{run_dir}", result.figure,
+                              f"checkpoint chart: {run_dir / 'checkpoints.html'}")
+    try:
+        from .fileio import atomic_write_text
+
+        atomic_write_text(run_dir / "checkpoints.csv", table.to_csv(index=False))
+        png = (bundle or {}).get("image/png")
+        # the PNG where a notebook shows the chart (as the training chart's chart.png), made once for both
+        result.saved = live.write_figure(result.figure, run_dir, name="checkpoints", title=result.summary(),
+                                         png=bundle is not None, png_data=base64.b64decode(png) if png else None)
+    except OSError as exc:  # a read-only folder: the table and chart are still shown and returned
+        reporter.warn(f"the checkpoint table and chart were not saved in {run_dir}: {exc}")
     return result
+
+
+def checkpoint_run_dir(folder: Path) -> Path:
+    """Where `evaluate_checkpoints` saves its table and chart: the run's folder (a backup folder's parent, when
+    that parent holds the run's run.json), else the folder given."""
+    return folder.parent if (folder.parent / RUN_JSON).is_file() and not (folder / RUN_JSON).is_file() else folder
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ import numpy as np
 from .logparse import strip_escapes
 
 __all__ = ["build_figure", "figure_html", "figure_png", "progress_line", "downsample_indices", "LiveView", "LIVE_KEY",
-           "PLOTLY_MIME", "GpuPoller", "figure_bundle", "SavedChart", "save_chart", "compare_runs", "best_map", "loss_cap"]
+           "PLOTLY_MIME", "GpuPoller", "figure_bundle", "SavedChart", "save_chart", "write_figure", "show_figure",
+           "checkpoint_figure", "compare_runs", "best_map", "loss_cap"]
 
 LIVE_KEY = "darknet-live"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -736,25 +737,82 @@ def save_chart(history: Any, folder: Path | str, *, title: Optional[str] = None,
                loss_scale: str = "cap", png: bool = True) -> SavedChart:
     """Write the run's chart into its run folder: ``chart.html`` (plotly.js embedded, opens offline) and
     ``chart.png`` (as users keep darknet's own chart.png), atomically."""
+    spec = _figure_dict(getattr(history, "iterations", None), getattr(history, "maps", None), max_points=4000,
+                        title=title, class_ap_df=getattr(history, "class_ap", None), loss_scale=loss_scale)
+    return write_figure(spec, folder, name=name, title=title, png=png)
+
+
+def write_figure(spec: dict, folder: Path | str, *, name: str, title: Optional[str] = None, png: bool = True,
+                 png_data: Optional[bytes] = None) -> SavedChart:
+    """A chart spec as ``NAME.html`` (plotly.js embedded: opens offline) and, with `png`, ``NAME.png`` in
+    `folder`, atomically. `png_data`: the PNG already made for the inline view (one browser start, not two)."""
     from .fileio import atomic_write_bytes, atomic_write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    spec = _figure_dict(getattr(history, "iterations", None), getattr(history, "maps", None), max_points=4000,
-                        title=title, class_ap_df=getattr(history, "class_ap", None), loss_scale=loss_scale)
     html_path = folder / f"{name}.html"
     page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" + _html.escape(title or name)
             + "</title></head><body>" + _render(_to_json(spec), div_id="chart", include_plotlyjs=True,
-                                                height=int(spec["layout"]["height"])) + "</body></html>")
+                                                height=int(spec["layout"].get("height", 420))) + "</body></html>")
     atomic_write_text(html_path, page)
     if not png:  # the PNG export starts a browser (seconds): only where a person will look at it
         return SavedChart(html_path, None, "not asked for")
-    png = figure_png(spec)
-    if png is None:
+    data = png_data if png_data is not None else figure_png(spec)
+    if data is None:
         return SavedChart(html_path, None, png_unavailable())
     png_path = folder / f"{name}.png"
-    atomic_write_bytes(png_path, png)
+    atomic_write_bytes(png_path, data)
     return SavedChart(html_path, png_path)
+
+
+def show_figure(reporter: Any, key: str, spec: dict, text: str) -> Optional[dict]:
+    """A finished chart inline the way the training chart's final render is shown: reporters with ``display``
+    (notebooks) get `figure_bundle` (plotly's mimetype, CDN HTML in Colab, plus the PNG), which is returned (its
+    PNG can be saved without a second export); others get HTML through ``reporter.html`` (plotly.js from the page
+    or its CDN; a terminal shows `text`), and None is returned."""
+    if callable(getattr(reporter, "display", None)):
+        bundle = figure_bundle(spec, png=True)
+        bundle["text/plain"] = text
+        reporter.display(key, bundle, text)
+        return bundle
+    reporter.html(key, figure_html(spec, include_plotlyjs=False), text)
+    return None
+
+
+def checkpoint_figure(table: Any, best: Optional[str] = None, *, title: Optional[str] = None) -> dict:
+    """`%yolo map DIR`'s chart: mAP@0.50, precision, recall and F1 (%) by iteration, one point per checkpoint
+    (hover: its file), the `best` file (a path in the table's ``path`` column) marked with a star.
+
+    Rows without an iteration or a mAP are left out; the spec is a plain dict (no plotly import).
+    """
+    rows = table.dropna(subset=["iteration", "map"]).sort_values("iteration", kind="stable")
+    x = rows["iteration"].to_numpy(dtype=np.int64)
+    files = [Path(p).name for p in rows["path"]]
+    data: list[dict] = []
+    for i, (column, label) in enumerate((("map", "mAP@0.50"), ("precision", "precision"), ("recall", "recall"),
+                                         ("f1", "F1"))):
+        if column not in rows:
+            continue
+        y = rows[column].to_numpy(dtype=np.float64) * 100
+        data.append({"type": "scatter", "mode": "lines+markers", "name": label, "x": x, "y": y.astype(np.float32),
+                     "text": files, "hovertemplate": "%{text}<br>iteration %{x}: %{y:.2f}%",
+                     "line": {"color": _COLORS[i], "width": 2.5 if column == "map" else 1.5,
+                              "dash": "solid" if column == "map" else "dot"}, "marker": {"size": 7}})
+    layout: dict = {"title": {"text": title or "checkpoints", "x": 0, "xanchor": "left"},
+                    "xaxis": {"title": {"text": "iteration"}},
+                    "yaxis": {"title": {"text": "%"}, **_PCT_TICKS, "range": [-3, 105]},  # whole markers at 0, 100
+                    "height": 420, "template": "plotly_white", "margin": {"l": 60, "r": 30, "t": 40, "b": 40},
+                    "legend": {"orientation": "h", "y": -0.15, "yanchor": "top", "x": 0}}
+    chosen = rows[rows["path"] == str(best)] if best is not None else rows.iloc[:0]
+    if len(chosen):
+        at, value = int(chosen["iteration"].iloc[0]), float(chosen["map"].iloc[0]) * 100
+        name = Path(str(best)).name
+        data.append({"type": "scatter", "mode": "markers", "name": f"best: {name}", "x": [at], "y": [value],
+                     "marker": {"symbol": "star", "size": 16, "color": _COLORS[0], "line": {"width": 1}},
+                     "hovertemplate": f"best: {_html.escape(name)}<br>iteration %{{x}}: mAP %{{y:.2f}}%"})
+        layout["annotations"] = [{"x": at, "y": value, "text": f"best: {_html.escape(name)} ({value:.2f}%)",
+                                  "showarrow": True, "arrowhead": 2, "ay": -30}]
+    return {"data": data, "layout": layout}
 
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",

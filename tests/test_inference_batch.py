@@ -3,12 +3,11 @@
 The parsers are tested on output captured from the real binaries (tests/fixtures/detections: Debian's pjreddie,
 AlexeyAB 59596d78 built with OPENCV=1, hank-ai v5.1 built with CMake, on a yolov3-tiny 64x64 one-class model
 trained 40 iterations on the synthetic dataset). The end-to-end tests run Debian's darknet for real; AlexeyAB and
-hank-ai run when their binaries exist (DARKNET_ALEXEYAB / DARKNET_HANKAI, default: /work/cache/builds).
+hank-ai run with the builds of tests/builds.py (prebuilt, else built from ../shared, else skipped by name).
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,11 +18,11 @@ from darknet_magics.errors import StepError
 from darknet_magics.report import RecordingReporter
 from darknet_magics.synth import make_dataset
 
+from builds import alexeyab, flavor_binary, hankai  # noqa: F401 (alexeyab, hankai: fixtures)
+
 FIXTURES = Path(__file__).parent / "fixtures" / "detections"
 DARKNET = Path("/usr/bin/darknet")
 TEMPLATE = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
-ALEXEYAB = Path(os.environ.get("DARKNET_ALEXEYAB", "/work/cache/builds/alexeyab-src/darknet"))
-HANKAI = Path(os.environ.get("DARKNET_HANKAI", "/work/cache/builds/hank-ai-src/build/src-cli/darknet"))
 needs_darknet = pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists(),
                                    reason="needs Debian's darknet (apt-get install darknet)")
 
@@ -218,9 +217,9 @@ def model(tmp_path_factory):
                                     pytest.param("hank-ai", marks=pytest.mark.once)])
 def test_one_process_for_a_folder(model, tmp_path: Path, flavor: str) -> None:
     ws, cfg, weights, ds = model
-    binary = {"pjreddie": DARKNET, "alexeyab": ALEXEYAB, "hank-ai": HANKAI}[flavor]
-    if not binary.exists():
-        pytest.skip(f"no {flavor} build at {binary} (set DARKNET_{'ALEXEYAB' if flavor == 'alexeyab' else 'HANKAI'})")
+    if flavor == "pjreddie" and not DARKNET.exists():
+        pytest.skip("needs Debian's darknet (apt-get install darknet)")
+    binary = DARKNET if flavor == "pjreddie" else flavor_binary(flavor)
     cwd = binary.parent if flavor == "alexeyab" else tmp_path  # AlexeyAB reads data/labels from its clone
     out = tmp_path / "out dir; 'x'"
     rec = RecordingReporter()
@@ -273,26 +272,68 @@ def test_checkpoint_files_are_ordered_by_iteration_then_best_last_final(tmp_path
     assert "no checkpoint" in str(info.value)
 
 
+def with_seen(weights: bytes, seen: int) -> bytes:
+    """A version-0.2 weights file whose header says `seen` images were trained on (bytes 12..20)."""
+    import struct
+
+    return weights[:12] + struct.pack("<q", seen) + weights[20:]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp_path: Path) -> None:
+def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp_path: Path, alexeyab) -> None:
+    """AlexeyAB's `detector map` (pjreddie has none) on each checkpoint of a run's backup folder."""
     ws, cfg, weights, ds = model
-    if not ALEXEYAB.exists():
-        pytest.skip(f"no AlexeyAB build at {ALEXEYAB} (set DARKNET_ALEXEYAB): pjreddie has no `detector map`")
-    backup = tmp_path / "my run" / "backup"
+    run_dir = tmp_path / "my run; 'x'"
+    backup = run_dir / "backup"
     backup.mkdir(parents=True)
+    (run_dir / "run.json").write_text("{}")  # a run's folder: the table and chart go there, beside run.json
     (backup / "tiny_1000.weights").write_bytes(weights.read_bytes())
-    (backup / "tiny_best.weights").write_bytes(synthetic_weights(cfg.read_text(), objectness=-8.0))  # finds nothing
+    # finds nothing; its header says 1500 images seen, and the cfg's batch is 1: iteration 1500
+    (backup / "tiny_best.weights").write_bytes(with_seen(synthetic_weights(cfg.read_text(), objectness=-8.0), 1500))
     rec = RecordingReporter()
-    report = inference.evaluate_checkpoints(ALEXEYAB, ws / "obj.data", cfg, backup.parent, cwd=ALEXEYAB.parent,
+    report = inference.evaluate_checkpoints(alexeyab, ws / "obj.data", cfg, backup, cwd=alexeyab.parent,
                                             reporter=rec, iou_thresh=0.1, points=0)
     table = report.table
-    assert list(table["tag"]) == ["1000", "best"] and table["iteration"].iloc[0] == 1000
+    assert list(table["tag"]) == ["1000", "best"] and list(table["iteration"]) == [1000, 1500]
     assert {"map", "precision", "recall", "f1"} <= set(table.columns)
     assert table["map"].iloc[1] == 0.0 and table["map"].iloc[0] >= 0.0
     assert report.best == Path(table.loc[table["map"].idxmax(), "path"])
     assert set(report.class_ap["checkpoint"]) == {"tiny_1000.weights", "tiny_best.weights"}
     assert "best: " in report.summary() and any(k == "progress" and "checkpoint 2/2" in p for k, p in rec.events)
+    # the chart: shown (this reporter takes HTML) and saved beside the table in the run's folder
+    names = [t["name"] for t in report.figure["data"]]
+    assert names[:4] == ["mAP@0.50", "precision", "recall", "F1"] and names[4] == f"best: {report.best.name}"
+    shown = [p for k, p in rec.events if k == "html" and p[0].startswith("darknet-checkpoints:")]
+    assert len(shown) == 1 and "Plotly.react" in shown[0][1]
+    import pandas as pd
+
+    assert report.saved.html == run_dir / "checkpoints.html" and report.saved.html.is_file()
+    saved = pd.read_csv(run_dir / "checkpoints.csv")
+    assert list(saved["iteration"]) == [1000, 1500] and list(saved["tag"].astype(str)) == ["1000", "best"]
+
+
+@pytest.mark.timeout(30)
+def test_checkpoint_chart_marks_the_best_and_leaves_out_rows_without_an_iteration() -> None:
+    import pandas as pd
+
+    from darknet_magics.live import checkpoint_figure
+
+    table = pd.DataFrame({"iteration": pd.array([2000, 1000, None, 2000], dtype="Int64"),
+                          "tag": ["2000", "1000", "final", "last"],
+                          "path": ["/r/b/y_2000.weights", "/r/b/y_1000.weights", "/r/b/y_final.weights",
+                                   "/r/b/y_last.weights"],
+                          "map": [0.5, 0.25, 0.75, 0.5], "precision": [0.6, 0.3, 0.8, 0.6],
+                          "recall": [0.4, 0.2, 0.7, 0.4], "f1": [0.48, 0.24, 0.75, 0.48]})
+    spec = checkpoint_figure(table, "/r/b/y_2000.weights", title="checkpoints of r")
+    traces = {t["name"]: t for t in spec["data"]}
+    assert list(traces["mAP@0.50"]["x"]) == [1000, 2000, 2000]  # sorted; the final without iteration left out
+    assert [round(float(v), 3) for v in traces["recall"]["y"]] == [20.0, 40.0, 40.0]
+    assert traces["mAP@0.50"]["text"] == ["y_1000.weights", "y_2000.weights", "y_last.weights"]
+    star = traces["best: y_2000.weights"]
+    assert star["x"] == [2000] and star["y"] == [50.0] and star["marker"]["symbol"] == "star"
+    assert spec["layout"]["annotations"][0]["text"] == "best: y_2000.weights (50.00%)"
+    assert spec["layout"]["title"]["text"] == "checkpoints of r"
 
 
 @pytest.mark.timeout(30)
@@ -325,9 +366,9 @@ def make_clip(path: Path, seconds: int = 2) -> Path:
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
 def test_video_is_annotated_with_frame_progress_and_shown(model, tmp_path: Path, flavor: str) -> None:
     ws, cfg, weights, ds = model
-    binary = ALEXEYAB if flavor == "alexeyab" else HANKAI
-    if not binary.exists() or not FFMPEG.exists():
-        pytest.skip(f"needs {binary} and Debian's ffmpeg")
+    if not FFMPEG.exists():
+        pytest.skip("needs Debian's ffmpeg (apt-get install ffmpeg)")
+    binary = flavor_binary(flavor)
     clip = make_clip(tmp_path / "my clip.mp4")
     rec = RecordingReporter()
     result = inference.detect_video(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, video=clip,
@@ -399,38 +440,97 @@ def test_show_images_and_videos_and_download_in_colab(colab_stub: Path, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path) -> None:
-    """hank-ai's darknet_onnx_export on yolov4-tiny (64x64, weights made from the cfg); onnx's checker; the model
-    run by onnxruntime on the CPU gives darknet's detections: same classes, IoU >= 0.9, confidence within 0.02."""
+@pytest.mark.parametrize("template_name", ["yolov4-tiny", "yolov3-tiny"])
+def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_name: str, hankai) -> None:
+    """hank-ai's darknet_onnx_export on yolov4-tiny and yolov3-tiny (64x64, weights made from the cfg); onnx's
+    checker; the model run by onnxruntime on the CPU gives darknet's detections: same classes, IoU >= 0.9,
+    confidence within 0.02. yolov3-tiny loads only because export_onnx repairs its maxpool padding."""
     onnx = pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
     pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
     from darknet_magics import export
     from darknet_magics.cfg import make_cfg
 
-    template = ALEXEYAB.parent / "cfg" / "yolov4-tiny.cfg"
-    if not HANKAI.exists() or not template.exists():
-        pytest.skip(f"needs hank-ai at {HANKAI} (built with protobuf) and AlexeyAB's cfg/yolov4-tiny.cfg")
+    template = hankai.parents[2] / "cfg" / f"{template_name}.cfg"  # the source tree's own cfg/
     ds = make_dataset(tmp_path / "ds", images=1, size=64)
     data = tmp_path / "obj.data"
     data.write_text(f"classes = 1\nnames = {tmp_path / 'ds' / 'obj.names'}\n")
-    cfg = tmp_path / "v4t.cfg"
+    cfg = tmp_path / "tiny.cfg"
     cfg.write_text(make_cfg(template.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0))
-    weights = tmp_path / "v4t.weights"
+    weights = tmp_path / "tiny.weights"
     weights.write_bytes(synthetic_weights(cfg.read_text(), objectness=0.0, noise=0.05))
-    result = export.export_onnx(darknet=HANKAI, cfg=cfg, weights=weights, names=tmp_path / "ds" / "obj.names",
-                                out=tmp_path / "model out", reporter=RecordingReporter())
-    assert result.path == tmp_path / "model out" / "v4t.onnx" and result.path.is_file()
-    onnx.checker.check_model(str(result.path))
+    rec = RecordingReporter()
+    result = export.export_onnx(darknet=hankai, cfg=cfg, weights=weights, names=tmp_path / "ds" / "obj.names",
+                                out=tmp_path / "model out", reporter=rec)
+    assert result.path == tmp_path / "model out" / "tiny.onnx" and result.path.is_file()
+    onnx.checker.check_model(str(result.path), full_check=True)  # full_check: shape inference too
     export.check_onnx(result.path)
-    darknet_rows = inference.detect(darknet=HANKAI, data=data, cfg=cfg, weights=weights, image=ds.images[0],
+    if template_name == "yolov3-tiny":  # the size-2 stride-1 maxpool (layer 11) now pads as darknet does
+        assert any(r.startswith("N17_L11_maxpool: pads [0, 0, 0, 0] -> [0, 0, 1, 1]") for r in result.repairs)
+        assert "darknet_magics: MaxPool padding" in onnx.load(str(result.path)).doc_string
+    darknet_rows = inference.detect(darknet=hankai, data=data, cfg=cfg, weights=weights, image=ds.images[0],
                                     thresh=0.25, cwd=tmp_path, out=tmp_path, reporter=RecordingReporter()).detections
     onnx_rows = export.run_onnx(result.path, ds.images[0], thresh=0.25, names=("red_box",))
     assert len(darknet_rows) == len(onnx_rows) > 0
     pairs = export.compare(darknet_rows, onnx_rows)
     assert all(p["iou"] >= 0.9 for p in pairs), min(p["iou"] for p in pairs)
     assert all(abs(p["darknet"] - p["onnx"]) <= 0.02 for p in pairs)
-    print(f"ONNX vs darknet: {len(pairs)} detections, min IoU {min(p['iou'] for p in pairs):.4f}, "
+    print(f"{template_name} ONNX vs darknet: {len(pairs)} detections, min IoU {min(p['iou'] for p in pairs):.4f}, "
           f"max |conf diff| {max(abs(p['darknet'] - p['onnx']) for p in pairs):.6f}")
+    if template_name == "yolov3-tiny":  # the exporter's own model, unrepaired: onnxruntime refuses it, we say why
+        raw = export.export_onnx(darknet=hankai, cfg=cfg, weights=weights, out=tmp_path / "raw", repair=False,
+                                 reporter=RecordingReporter())
+        assert raw.repairs == ()
+        with pytest.raises(StepError) as info:
+            export.run_onnx(raw.path, ds.images[0])
+        assert "Concat" in str(info.value) and "repairs it" in str(info.value)
+
+
+@pytest.mark.timeout(30)
+def test_darknet_maxpool_padding_in_onnx_matches_darknets_loop() -> None:
+    """`repair_maxpools` on a one-node graph: onnxruntime's MaxPool with the repaired pads gives, value for value,
+    darknet's maxpool loop (maxpool_layer.cpp: window from -pad/2, pixels outside ignored), for size 2 stride 1
+    (yolov3-tiny), size 2 stride 2 on an odd size, and size 3 stride 1 (yolov4's SPP)."""
+    import numpy as np
+
+    onnx = pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
+    ort = pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
+    from onnx import TensorProto, helper
+
+    from darknet_magics import export
+
+    def darknet_maxpool(x, size, stride, pad):
+        c, h, w = x.shape
+        out_h, out_w = (h + pad - size) // stride + 1, (w + pad - size) // stride + 1
+        out = np.full((c, out_h, out_w), -np.inf, np.float32)
+        for i in range(out_h):
+            for j in range(out_w):
+                for n in range(size):
+                    for m in range(size):
+                        y, xx = -(pad // 2) + i * stride + n, -(pad // 2) + j * stride + m
+                        if 0 <= y < h and 0 <= xx < w:
+                            out[:, i, j] = np.maximum(out[:, i, j], x[:, y, xx])
+        return out
+
+    rng = np.random.default_rng(1)
+    for size, stride, side in [(2, 1, 13), (2, 2, 13), (3, 1, 9), (5, 1, 8)]:
+        # the exporter's own attributes: pads (size-1)/2 on every side
+        pad0 = (size - 1) // 2
+        node = helper.make_node("MaxPool", ["x"], ["y"], name="N17_L1_maxpool", kernel_shape=[size, size],
+                                strides=[stride, stride], pads=[pad0] * 4, ceil_mode=0, dilations=[1, 1])
+        out = (side + size - 1 - size) // stride + 1  # darknet's out_w with its default padding size-1
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, side, side])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, out, out])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
+        model.ir_version = 7
+        cfg = f"[net]\nwidth={side}\nheight={side}\n\n[convolutional]\nfilters=2\n\n[maxpool]\nsize={size}\nstride={stride}\n"
+        changes = export.repair_maxpools(model, cfg)
+        onnx.checker.check_model(model, full_check=True)  # shape inference agrees with darknet's out size
+        x = rng.standard_normal((2, side, side)).astype(np.float32)
+        got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {"x": x[None]})[0][0]
+        want = darknet_maxpool(x, size, stride, size - 1)
+        assert got.shape == want.shape and np.array_equal(got, want), (size, stride, side, changes)
+        assert bool(changes) == (size % 2 == 0)  # odd sizes: darknet pads (size-1)/2 on each side, as exported
 
 
 @pytest.mark.timeout(30)

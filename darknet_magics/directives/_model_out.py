@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..binary import check_darknet_args, darknet_flavor
 from ..errors import StepError
+from ..inference import IMAGE_SUFFIXES
 from ..language import Step
 from ..session import Context
 
@@ -21,9 +22,47 @@ def darknet_args(step: Step, ctx: Context, command: str) -> list[str]:
     except ValueError as exc:
         raise StepError(f"args={text!r}: {exc}", fix='quote the whole value: args="-points 0"') from None
     errors = check_darknet_args(darknet_flavor(ctx.darknet_binary(step)), command, words)
-    if errors:
-        raise StepError("; ".join(errors), fix=f"fix args= of %yolo {command} (see docs/directives/yolo-{command}.md)")
+    if errors:  # the line is wrong, not the run: name the line and the directive
+        raise step.error("; ".join(errors), fix=f"fix args= of %yolo {command} (see docs/directives/yolo-{command}.md)")
     return words
+
+
+# What to do about each input a model-out line names, when it is not there.
+_FIXES = {
+    "DATA": "write it with `%yolo data` (or give the path of your obj.data)",
+    "CFG": "write it with `%yolo cfg` (or give the path of your .cfg)",
+    "WEIGHTS": "give a .weights file (or, for map, a run's backup folder); training saves them in obj.data's backup=",
+    "IN": "give the path of a video file (quote a path with spaces)",
+    "names": "give the class names file (obj.names, as obj.data's names= says)",
+}
+
+
+def require_inputs(step: Step, ctx: Context, *names: str, folder_ok: tuple[str, ...] = ()) -> dict[str, Path]:
+    """The paths of the positionals/options `names` of this line, each checked to exist before darknet starts.
+
+    A missing one is a DirectiveError naming the line, the directive and the fix (the user typed it), not a
+    StepError from deep in a run. Names in `folder_ok` may be folders (map's WEIGHTS); the others must be files.
+    """
+    paths: dict[str, Path] = {}
+    for name in names:
+        text = step.args.get(name) if name in step.args else step.get(name)
+        if text is None:
+            continue
+        path = ctx.path(text)
+        label = name if name.isupper() else f"{name}="
+        if not path.exists():
+            raise step.error(f"{label} {path} does not exist", fix=_FIXES.get(name, "check the path"))
+        if path.is_dir() and name not in folder_ok:
+            raise step.error(f"{label} {path} is a folder, not a file", fix=_FIXES.get(name, "give a file"))
+        paths[name] = path
+    return paths
+
+
+def require_video(step: Step, path: Path) -> None:
+    """An image given to %yolo video is a mistake of the line (darknet's demo would fail on it after loading)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise step.error(f"IN {path} is an image, not a video",
+                         fix="use %yolo test for images (a file, a folder, a list or a glob)")
 
 
 def results_folder(step: Step, ctx: Context, what: str) -> Path:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from .. import export as _export
+from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
+from ._model_out import require_inputs
 
 SPEC = Spec("export", "yolo", "Export CFG + WEIGHTS to ONNX with hank-ai's darknet_onnx_export and check the model.",
             positionals=(Pos("CFG", ".cfg"), Pos("WEIGHTS", ".weights")),
@@ -15,14 +17,14 @@ SPEC = Spec("export", "yolo", "Export CFG + WEIGHTS to ONNX with hank-ai's darkn
 
 
 def run(step: Step, ctx: Context) -> Done:
-    names = step.get("names")
-    result = _export.export_onnx(darknet=ctx.darknet_binary(step), cfg=ctx.path(step.args["CFG"]),
-                                 weights=ctx.path(step.args["WEIGHTS"]), names=ctx.path(names) if names else None,
+    paths = require_inputs(step, ctx, "CFG", "WEIGHTS", "names")
+    result = _export.export_onnx(darknet=ctx.darknet_binary(step), cfg=paths["CFG"], weights=paths["WEIGHTS"],
+                                 names=paths.get("names"),
                                  out=ctx.path(step.get("out")) if step.get("out") else None, reporter=ctx.reporter)
     try:
         _export.check_onnx(result.path)
         checked = "checked by onnx"
-    except Exception as exc:  # the model is written; the check's own words say why it is not verified
+    except StepError as exc:  # the model is written; the check's own words say why it is not verified
         ctx.reporter.warn(str(exc))
         checked = "not checked"
     ctx.bind(step, result)

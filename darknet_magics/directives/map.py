@@ -5,7 +5,7 @@ from ..inference import checkpoint_files, evaluate_checkpoints, evaluate_map
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
-from ._model_out import darknet_args
+from ._model_out import darknet_args, require_inputs
 
 SPEC = Spec("map", "yolo", "Compute mAP with darknet's `detector map`; WEIGHTS may be a run's (backup) folder: every "
             "checkpoint is evaluated and the best named.",
@@ -18,9 +18,10 @@ SPEC = Spec("map", "yolo", "Compute mAP with darknet's `detector map`; WEIGHTS m
 
 
 def run(step: Step, ctx: Context) -> Done:
-    weights = ctx.path(step.args["WEIGHTS"])
-    common = dict(darknet=ctx.darknet_binary(step), data=ctx.path(step.args["DATA"]), cfg=ctx.path(step.args["CFG"]),
-                  cwd=darknet_cwd(ctx), reporter=ctx.reporter, iou_thresh=step.get("iou_thresh"),
+    paths = require_inputs(step, ctx, "DATA", "CFG", "WEIGHTS", folder_ok=("WEIGHTS",))
+    weights, binary = paths["WEIGHTS"], ctx.darknet_binary(step)
+    common = dict(darknet=binary, data=paths["DATA"], cfg=paths["CFG"], cwd=darknet_cwd(ctx, binary),
+                  reporter=ctx.reporter, iou_thresh=step.get("iou_thresh"),
                   points=step.get("points"), extra_args=darknet_args(step, ctx, "map"))
     if weights.is_dir():
         report = evaluate_checkpoints(folder=weights, **common)
@@ -41,5 +42,5 @@ def preview(step: Step, ctx: Context) -> list[str]:
             argv += ["-iou_thresh", str(step.get("iou_thresh"))]
         if step.get("points") is not None:
             argv += ["-points", str(step.get("points"))]
-        lines.append(" ".join(argv) + f"   (in {darknet_cwd(ctx)})")
+        lines.append(" ".join(argv) + f"   (in {darknet_cwd(ctx, ctx.darknet_binary(step))})")
     return lines

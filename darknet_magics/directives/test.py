@@ -6,7 +6,7 @@ from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
-from ._model_out import darknet_args, results_folder
+from ._model_out import darknet_args, require_inputs, results_folder
 
 SPEC = Spec("test", "yolo", "Detect objects in an image, a folder, a list file or a glob (one darknet process); "
             "annotated images under out=, detections as one dataframe.",
@@ -21,9 +21,10 @@ SPEC = Spec("test", "yolo", "Detect objects in an image, a folder, a list file o
 
 
 def run(step: Step, ctx: Context) -> Done:
-    result = detect(darknet=ctx.darknet_binary(step), data=ctx.path(step.args["DATA"]),
-                    cfg=ctx.path(step.args["CFG"]), weights=ctx.path(step.args["WEIGHTS"]),
-                    image=ctx.path(step.args["SOURCE"]), thresh=step.get("thresh"), cwd=darknet_cwd(ctx),
+    paths = require_inputs(step, ctx, "DATA", "CFG", "WEIGHTS")  # SOURCE may be a glob: detect checks it
+    binary = ctx.darknet_binary(step)
+    result = detect(darknet=binary, data=paths["DATA"], cfg=paths["CFG"], weights=paths["WEIGHTS"],
+                    image=ctx.path(step.args["SOURCE"]), thresh=step.get("thresh"), cwd=darknet_cwd(ctx, binary),
                     out=results_folder(step, ctx, "predictions"), reporter=ctx.reporter,
                     extra_args=darknet_args(step, ctx, "test"))
     ctx.bind(step, result)
@@ -38,5 +39,6 @@ def preview(step: Step, ctx: Context) -> list[str]:
         count = "images"
     argv = [str(ctx.darknet_binary(step)), "detector", "test", str(ctx.path(step.args["DATA"])),
             str(ctx.path(step.args["CFG"])), str(ctx.path(step.args["WEIGHTS"])), "-thresh", str(step.get("thresh"))]
-    return [" ".join(argv) + f"   (one process for {count} of {source}, in {darknet_cwd(ctx)}; annotated images to "
+    return [" ".join(argv) + f"   (one process for {count} of {source}, in "
+            f"{darknet_cwd(ctx, ctx.darknet_binary(step))}; annotated images to "
             f"{results_folder(step, ctx, 'predictions')})"]

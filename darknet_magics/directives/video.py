@@ -5,7 +5,7 @@ from ..inference import detect_video
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
-from ._model_out import darknet_args, results_folder
+from ._model_out import darknet_args, require_inputs, require_video, results_folder
 
 SPEC = Spec("video", "yolo", "Detect objects in a video; write the annotated video under out= and play it inline.",
             positionals=(Pos("DATA", "obj.data"), Pos("CFG", ".cfg"), Pos("WEIGHTS", ".weights"),
@@ -19,16 +19,20 @@ SPEC = Spec("video", "yolo", "Detect objects in a video; write the annotated vid
 
 
 def run(step: Step, ctx: Context) -> Done:
-    result = detect_video(darknet=ctx.darknet_binary(step), data=ctx.path(step.args["DATA"]),
-                          cfg=ctx.path(step.args["CFG"]), weights=ctx.path(step.args["WEIGHTS"]),
-                          video=ctx.path(step.args["IN"]), out=results_folder(step, ctx, "videos"),
-                          thresh=step.get("thresh"), cwd=darknet_cwd(ctx), reporter=ctx.reporter,
+    paths = require_inputs(step, ctx, "DATA", "CFG", "WEIGHTS", "IN")
+    require_video(step, paths["IN"])
+    binary = ctx.darknet_binary(step)
+    result = detect_video(darknet=binary, data=paths["DATA"], cfg=paths["CFG"], weights=paths["WEIGHTS"],
+                          video=paths["IN"], out=results_folder(step, ctx, "videos"), thresh=step.get("thresh"),
+                          cwd=darknet_cwd(ctx, binary), reporter=ctx.reporter,
                           extra_args=darknet_args(step, ctx, "video"))
     ctx.bind(step, result)
     return Done(result.summary(), result)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
-    return [f"{ctx.darknet_binary(step)} detector demo {ctx.path(step.args['DATA'])} {ctx.path(step.args['CFG'])} "
+    binary = ctx.darknet_binary(step)
+    return [f"{binary} detector demo {ctx.path(step.args['DATA'])} {ctx.path(step.args['CFG'])} "
             f"{ctx.path(step.args['WEIGHTS'])} {ctx.path(step.args['IN'])} -dont_show -out_filename "
-            f"{results_folder(step, ctx, 'videos')}/... (hank-ai: darknet_04_process_videos)"]
+            f"{results_folder(step, ctx, 'videos')}/...   (in {darknet_cwd(ctx, binary)}; hank-ai: "
+            "darknet_04_process_videos)"]
