@@ -111,6 +111,7 @@ def test_show_puts_an_image_inline_and_refuses_what_is_no_image(ip, tmp_path, ca
 from test_inference_batch import FFMPEG, make_clip  # noqa: E402
 
 
+@pytest.mark.once
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
@@ -164,6 +165,7 @@ def test_yolo_video_bad_input_names_the_line_and_the_fix(ip, files, capsys) -> N
     assert not list(tmp.rglob("ran.txt"))
 
 
+@pytest.mark.once
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("template_name", ["yolov4-tiny", "yolov3-tiny"])
@@ -218,6 +220,7 @@ def test_yolo_export_bad_input_names_the_line_and_the_fix(ip, tmp_path, capsys) 
         assert "pjreddie's darknet has no ONNX exporter" in text and "hank-ai" in text
 
 
+@pytest.mark.once
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_trained_yolov3_tiny_exported_in_a_real_shell_agrees_with_darknet(ip, tmp_path, capsys, alexeyab,
