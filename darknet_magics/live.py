@@ -37,6 +37,13 @@ __all__ = ["build_figure", "figure_html", "figure_png", "progress_line", "downsa
 
 LIVE_KEY = "darknet-live"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+# The PNG in a notebook output: plotly's JupyterLab renderer shows it at its own pixel size (no max-width) until the
+# pointer enters it, so it must fit a narrow output area (a 1200 px window with the file browser open leaves ~770
+# px); chart.png in the run folder is a file, drawn wider. Plotly's default width.
+NOTEBOOK_PNG_WIDTH = 700
+# plotly.js config of every chart we send: `responsive` redraws it at the output's width when the window or the
+# output area changes size (JupyterLab, VS Code, Colab, the report); no plotly logo in the modebar.
+PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
 
 
 
@@ -225,6 +232,10 @@ def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Op
         "xaxis": {"title": {"text": "iteration"} if not has_lower else None, "anchor": "y"},
         "yaxis": yaxis,
         "height": height if has_lower else 420,
+        # no width: plotly sizes the chart to its output's width (and, with PLOTLY_CONFIG's `responsive`, follows
+        # it); the margins grow to fit the axes' tick labels and titles (automargin below): the right axes are
+        # inside the chart, not behind a scrollbar
+        "autosize": True,
         "margin": {"l": 60, "r": 60, "t": 40, "b": 40},
         # below the plot: plotly's modebar sits top right and covered a legend placed there
         "legend": {"orientation": "h", "y": -0.08, "yanchor": "top", "x": 0, "xanchor": "left"},
@@ -249,6 +260,9 @@ def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Op
                             "showgrid": False, "rangemode": "tozero"}
         layout["legend"]["y"] = -0.12
         layout["margin"]["b"] = 60
+    for name in ("yaxis", "yaxis2", "yaxis3", "yaxis4", "xaxis2"):
+        if name in layout:
+            layout[name]["automargin"] = True
     return {"data": data, "layout": layout}
 
 def build_figure(iterations_df: Any, maps_df: Any = None, *, max_points: int = 2000, title: Optional[str] = None,
@@ -324,7 +338,7 @@ def _render(spec_json: str, *, div_id: str, include_plotlyjs: bool, height: int 
     # plotly.js version from its CDN once; offline, say how to see the chart instead.
     script = (
         "(function(){var s=" + spec_json + ';var el=document.getElementById("' + div_id + '");'
-        "if(!el)return;function draw(){window.Plotly.react(el,s.data,s.layout,{responsive:true,displaylogo:false});}"
+        "if(!el)return;function draw(){window.Plotly.react(el,s.data,s.layout," + json.dumps(PLOTLY_CONFIG) + ");}"
         "if(window.Plotly){draw();return;}"
         'var fail=function(){el.textContent="(the chart needs plotly.js: run.figure shows it)";};'
         "if(!window.__dmPlotlyLoading){var t=document.createElement('script');"
@@ -491,9 +505,9 @@ def figure_bundle(fig: Any, *, png: bool = False, frontend: Optional[str] = None
         bundle["text/html"] = _render(spec_json, div_id="dm-" + uuid.uuid4().hex[:12], include_plotlyjs=False,
                                       height=int(spec["layout"].get("height", 420)), cdn=True)
     else:
-        bundle[PLOTLY_MIME] = json.loads(spec_json)
+        bundle[PLOTLY_MIME] = {**json.loads(spec_json), "config": PLOTLY_CONFIG}
     if png:
-        data = figure_png(spec)
+        data = figure_png(spec, width=NOTEBOOK_PNG_WIDTH)
         if data is not None:
             bundle["image/png"] = base64.b64encode(data).decode("ascii")
     return bundle
@@ -661,9 +675,9 @@ class LiveView:
             bundle["text/html"] = _render(self._spec_json, div_id=self.div_id, include_plotlyjs=False,
                                           height=int(self._spec["layout"]["height"]), cdn=True)
         else:
-            bundle[PLOTLY_MIME] = json.loads(self._spec_json)
+            bundle[PLOTLY_MIME] = {**json.loads(self._spec_json), "config": PLOTLY_CONFIG}
         if final and self.png:
-            png = figure_png(self._spec)
+            png = figure_png(self._spec, width=NOTEBOOK_PNG_WIDTH)
             if png is not None:
                 bundle["image/png"] = base64.b64encode(png).decode("ascii")
             elif not self._png_warned:
