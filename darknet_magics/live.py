@@ -120,11 +120,6 @@ def loss_cap(avg_loss: Optional[np.ndarray]) -> Optional[float]:
 def _first_extremes(values: np.ndarray, starts: np.ndarray, ufunc: Any) -> np.ndarray:
     """For each segment of `values` (segments begin at `starts`), the index of its first minimum (`np.minimum`) or
     maximum (`np.maximum`): ties go to the earlier point, which is what makes merged buckets equal fresh ones."""
-    if len(values) >= 32 * len(starts):  # few long segments (a first read of a long run): one arg-extreme each
-        find = np.argmin if ufunc is np.minimum else np.argmax
-        ends = np.append(starts[1:], len(values))
-        return np.fromiter((a + find(values[a:b]) for a, b in zip(starts.tolist(), ends.tolist())),
-                           dtype=np.int64, count=len(starts))
     ext = ufunc.reduceat(values, starts)
     seg = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(values))))
     hit = np.flatnonzero(values == ext[seg])
@@ -471,9 +466,9 @@ def build_figure(iterations_df: Any, maps_df: Any = None, *, max_points: int = 2
 
     spec = _figure_dict(iterations_df, maps_df, max_points=max_points, title=title, class_ap_df=class_ap_df,
                         loss_scale=loss_scale, gpu=gpu)
-    fig = go.Figure(spec)
-    fig.update_layout(template="plotly_white")
-    return fig
+    # the template given to the constructor: a later update_layout(template=...) validated the figure twice
+    # (half of build_figure's time at 500,000 iterations)
+    return go.Figure({"data": spec["data"], "layout": {**spec["layout"], "template": "plotly_white"}})
 
 def _without_template(layout: dict) -> dict:
     return {k: v for k, v in layout.items() if k != "template"}
