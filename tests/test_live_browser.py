@@ -164,3 +164,23 @@ def test_the_chart_fits_the_report_page(folder, tmp_path, width):
             _keep(tmp_path / "live-report.png")
         _assert_fits(measures, f"the report at {width} px")
         print(width, measures)
+
+
+@pytest.mark.timeout(300)
+def test_the_run_folders_chart_html_fits_narrow_and_wide_windows(tmp_path):
+    """chart.html is our own `_render` (the form Colab gets, there with plotly.js from its CDN)."""
+    from darknet_magics.history import History
+    from darknet_magics.live import save_chart
+    from darknet_magics.logparse import LogParser
+
+    parser, history = LogParser(), History()
+    history.add(parser.feed(LOG.read_bytes().decode("utf-8", "replace")) + parser.close())
+    saved = save_chart(history, tmp_path / "run 1", title="run 1", png=False)
+    for width in (1280, 700):
+        with Chromium(tmp_path / f"profile-{width}", width=width, height=900) as browser:
+            browser.open(saved.html.as_uri())
+            browser.wait_for("document.querySelector('#chart svg.main-svg')", 60)
+            time.sleep(0.5)
+            measures = browser.eval(fit_js("#chart", "body"))
+        _assert_fits(measures, f"chart.html at {width} px")
+        assert measures[0]["width"] >= width - 40, f"the chart spans the window: {measures}"
