@@ -135,7 +135,7 @@ FIT_JS = r"""
     if (!plot.getClientRects().length) continue;  // in a hidden tab
     const area = plot.closest(AREA) || document.body;
     const svg = plot.querySelector('svg.main-svg');
-    const img = plot.querySelector('img.plot-img');
+    const img = plot.querySelector('img');
     const shown = (svg && svg.getBoundingClientRect().width > 0) ? svg :
                   (img && img.getBoundingClientRect().width > 0 ? img : plot);
     const box = shown.getBoundingClientRect(), abox = area.getBoundingClientRect();
