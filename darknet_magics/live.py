@@ -712,11 +712,33 @@ def figure_png(fig: Any, *, width: int = 1000, height: Optional[int] = None) -> 
         import plotly.graph_objects as go
 
         figure = go.Figure(spec)
-        return pio.to_image(figure, format="png", width=width,
-                            height=height or int(spec.get("layout", {}).get("height", 420)))
+        height = height or int(spec.get("layout", {}).get("height", 420))
+        if _old_plotly_with_new_kaleido():
+            import warnings
+
+            with warnings.catch_warnings():  # kaleido>=1 warns plotly<6.1 (Colab's 5.24) users at import
+                warnings.simplefilter("ignore", UserWarning)
+                import kaleido
+            # plotly<6.1's to_image speaks kaleido 0.2's API only: kaleido's own call works with both
+            return kaleido.calc_fig_sync(figure.to_dict(), opts={"format": "png", "width": width, "height": height})
+        return pio.to_image(figure, format="png", width=width, height=height)
     except Exception as exc:  # no kaleido, no Chrome, a sandbox: the interactive chart is still there
         _PNG_STATE["failed"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         return None
+
+
+def _old_plotly_with_new_kaleido() -> bool:
+    """plotly < 6.1 (Colab ships 5.24) beside kaleido >= 1: plotly's static export refuses to run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import plotly
+
+    try:
+        kaleido_major = int(version("kaleido").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return False
+    major, minor = (int(p) for p in re.findall(r"\d+", plotly.__version__)[:2])
+    return kaleido_major >= 1 and (major, minor) < (6, 1)
 
 
 def figure_bundle(fig: Any, *, png: bool = False, frontend: Optional[str] = None) -> dict:

@@ -530,3 +530,22 @@ def test_live_view_fed_chunk_by_chunk_draws_the_chart_built_from_scratch() -> No
     assert decode(loss["x"])[-1] == 52_000
     scratch = _figure_dict(history.iterations, None, max_points=view.max_points, title=None, uirevision=view.key)
     assert spec["data"] == json.loads(live._to_json(scratch))["data"]
+
+
+@pytest.mark.timeout(120)
+def test_the_png_export_works_wherever_kaleido_and_a_chromium_exist() -> None:
+    """Colab's plotly 5.24 refuses kaleido>=1 through `to_image` (it warned and gave no PNG): kaleido's own call."""
+    import shutil
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pytest.importorskip("kaleido", reason="needs the png extra: pip install -e '.[png]'")
+    if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        pytest.skip("needs Chromium (apt-get install -y chromium)")
+    its, maps = frames(300, maps_every=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no kaleido warning in the user's cell either
+        png = live.figure_png(live._figure_dict(its, maps, max_points=400, title="png"), width=live.NOTEBOOK_PNG_WIDTH)
+    assert png is not None, live.png_unavailable()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == live.NOTEBOOK_PNG_WIDTH
