@@ -128,8 +128,9 @@ def _assert_fits(measures: list[dict], where: str) -> None:
 def test_the_chart_fits_the_output_area_in_jupyterlab(lab, folder, tmp_path, name):
     with Chromium(tmp_path / "profile", width=WIDTH, height=HEIGHT) as browser:
         browser.open(f"{lab}/lab/workspaces/{name}/tree/{name}.ipynb?reset")  # its own workspace: one tab
-        # the final output carries a PNG: plotly 6+'s JupyterLab renderer shows it until the pointer enters it,
-        # plotly 5's draws the graph at once; a JupyterLab without plotly's renderer shows the PNG itself
+        # the final output carries a PNG: plotly's JupyterLab renderer shows it until the pointer enters it (and
+        # draws the graph at once when there is no PNG: no kaleido); a JupyterLab without that renderer shows the
+        # PNG itself
         plot, what = browser.wait_for("""(() => {
             for (const [sel, what] of [['.jp-RenderedPlotly', 'img'], ['.jp-RenderedPlotly', 'svg.main-svg'],
                                        ['.jp-RenderedImage', 'img']]) {
