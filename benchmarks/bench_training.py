@@ -11,7 +11,8 @@
 2. Real overhead: the same tiny /usr/bin/darknet training (yolov3-tiny, 64 px, batch 4) bare (pexpect reading to a
    file) and under `training.train`, iterations per second side by side (target >= 0.98x). Rounds alternate.
 3. Display cost: one live update with 500,000 iterations of history: bytes of the HTML without plotly.js (target
-   < 300 KB) and the time to build the figure (target < 100 ms); also the whole LiveView.update.
+   < 300 KB), the time to build the figure from scratch (`build_figure`: a finished run's figure) and the time of
+   a LiveView.update with 1,000 new rows (targets < 100 ms).
 """
 from __future__ import annotations
 
@@ -206,9 +207,11 @@ def bench_display(n: int) -> None:
         builds.append(time.perf_counter() - t)
     html = live.figure_html(fig, include_plotlyjs=False)
     view = live.LiveView(RecordingReporter(), max_batches=n + 1000)
-    view.update(history, force=True)  # the first render embeds plotly.js
+    history.iterations = its.iloc[: n - 7000]
+    view.update(history, force=True)  # the first render embeds plotly.js and reads every row once
     for i in range(7):
-        history.iterations = its.iloc[: n - i - 1]  # new data each time: no cache
+        # as in a run: 1,000 new rows per update (the view reads only those; a shrinking history is re-read)
+        history.iterations = its.iloc[: n - 6000 + i * 1000]
         t = time.perf_counter()
         view.update(history, force=True)
         updates.append(time.perf_counter() - t)
@@ -218,10 +221,12 @@ def bench_display(n: int) -> None:
     print(f"display: {n:,} iterations of history, {len(maps)} mAP points")
     print(figure_line("figure_html(build_figure(...)) without plotly.js", len(html.encode()) / 1000, "KB"))
     print(figure_line("one LiveView update (progress + chart + tail)", size / 1000, "KB"))
-    print(figure_line("build_figure", build, "ms (median of 7)"))
-    print(figure_line("LiveView.update", update, "ms (median of 7)"))
+    print(figure_line("build_figure (from scratch: a finished run's figure, once)", build, "ms (median of 7)"))
+    print(figure_line("LiveView.update (1,000 new rows)", update, "ms (median of 7)"))
     print(ratio_line("display update size", size / 1000, 300, higher_is_better=False, unit=" KB"))
     print(ratio_line("display build time", build, 100, higher_is_better=False, unit=" ms"))
+    # issue 13's target is per update; bench_live.py times updates of a real History against a full rebuild
+    print(ratio_line("display update time", update, 100, higher_is_better=False, unit=" ms"))
 
 
 def main() -> int:

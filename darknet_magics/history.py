@@ -80,6 +80,7 @@ class History:
         self.next_map_at: Optional[int] = None
         self.finished: Optional[str] = None
         self._cache: dict[str, pd.DataFrame] = {}
+        self._revision = 0  # bumped when rows are dropped (a resume): incremental readers start over
         self.add(events)
 
     # ------------------------------------------------------------------------------------------- adding
@@ -128,6 +129,7 @@ class History:
         if its and its[-1] >= start:
             keep = [i for i, it in enumerate(its) if it < start]
             self._itcols = tuple([column[i] for i in keep] for column in self._itcols)
+        self._revision += 1
         self._maps = [r for r in self._maps if r[0] is None or r[0] < start]
         self._aps = [r for r in self._aps if r[0] is None or r[0] < start]
         self._weights = [r for r in self._weights if r[0] is None or r[0] < start]
@@ -160,6 +162,26 @@ class History:
         out.extend(previous)
         out.extend(current)
         return out
+
+    # ------------------------------------------------------------------------------------------- readers
+    @property
+    def revision(self) -> int:
+        """Changes when rows were dropped or replaced (a resume); rows are otherwise only appended. A reader that
+        keeps what it read (`iteration_columns`) starts over when it changes."""
+        return self._revision
+
+    @property
+    def row_counts(self) -> tuple[int, int, int]:
+        """The numbers of iteration, mAP and per-class AP rows, without building a dataframe."""
+        return len(self._itcols[0]), len(self._maps), len(self._aps)
+
+    def iteration_columns(self, start: int = 0) -> dict[str, np.ndarray]:
+        """The iteration rows from row `start` on, one numpy array per column (`ITERATION_COLUMNS`; iteration
+        int64, the rest float64). Why: the `iterations` frame is rebuilt from every row after each chunk (150 ms
+        at 500,000 rows); the live chart reads only the rows that arrived since its last update."""
+        return {c: np.fromiter(column[start:] if start else column,
+                               dtype=np.int64 if c == "iteration" else np.float64, count=max(0, len(column) - start))
+                for c, column in zip(ITERATION_COLUMNS, self._itcols)}
 
     # ------------------------------------------------------------------------------------------- frames
     @property

@@ -9,8 +9,10 @@ HTML form through ``reporter.html`` with plotly.js embedded only in the final re
 carries a PNG of the chart (plotly + kaleido + a system Chromium), so an untrusted notebook, GitHub and nbviewer
 show the chart too.
 
-A history of 500,000 iterations is cut down to `max_points` per series (min and max of each bucket, plus the
-first and last point), so an update stays small and builds in milliseconds.
+A history of 500,000 iterations is cut down to `max_points` per series (`Downsampler`: fixed buckets by
+iteration keep their min and max, plus the first and last point), so an update stays small. The view keeps the
+downsampled series between updates (`ChartData`) and reads only the rows that arrived since the last one
+(`History.iteration_columns`): an update costs the new rows plus the points drawn, not the whole history.
 """
 from __future__ import annotations
 
@@ -32,12 +34,20 @@ import numpy as np
 
 from .logparse import strip_escapes
 
-__all__ = ["build_figure", "figure_html", "figure_png", "progress_line", "downsample_indices", "LiveView", "LIVE_KEY",
-           "PLOTLY_MIME", "GpuPoller", "figure_bundle", "SavedChart", "save_chart", "write_figure", "show_figure",
-           "checkpoint_figure", "compare_runs", "best_map", "loss_cap"]
+__all__ = ["build_figure", "figure_html", "figure_png", "progress_line", "downsample_indices", "downsample",
+           "Downsampler", "ChartData", "LiveView", "LIVE_KEY", "PLOTLY_MIME", "GpuPoller", "figure_bundle",
+           "SavedChart", "save_chart", "write_figure", "show_figure", "checkpoint_figure", "compare_runs", "best_map",
+           "loss_cap"]
 
 LIVE_KEY = "darknet-live"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+# The PNG in a notebook output: plotly's JupyterLab renderer shows it at its own pixel size (no max-width) until the
+# pointer enters it, so it must fit a narrow output area (a 1200 px window with the file browser open leaves ~770
+# px); chart.png in the run folder is a file, drawn wider. Plotly's default width.
+NOTEBOOK_PNG_WIDTH = 700
+# plotly.js config of every chart we send: `responsive` redraws it at the output's width when the window or the
+# output area changes size (JupyterLab, VS Code, Colab, the report); no plotly logo in the modebar.
+PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
 
 
 
@@ -45,7 +55,8 @@ def downsample_indices(y: np.ndarray, max_points: int) -> np.ndarray:
     """Indices of the points that keep the shape of `y`: first, last, and min and max of each bucket.
 
     NaNs never win a bucket (a bucket of only NaNs keeps its first point). Returns all indices when `y` has at
-    most `max_points` points.
+    most `max_points` points. Buckets by index, from scratch: for the short series (mAP rows, per-class AP); the
+    iteration series, which grow by thousands of rows, go through the incremental `Downsampler`.
     """
     n = len(y)
     if n <= max_points:
@@ -66,17 +77,6 @@ def _column(df: Any, name: str) -> Optional[np.ndarray]:
     if df is None or name not in getattr(df, "columns", ()):
         return None
     return df[name].to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _series(x: np.ndarray, y: Optional[np.ndarray], max_points: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    if y is None:
-        return None
-    keep = ~np.isnan(x)
-    x, y = x[keep], y[keep]
-    if not len(x) or np.isnan(y).all():
-        return None
-    idx = downsample_indices(y, max_points)
-    return x[idx], y[idx]
 
 
 _PCT_TICKS = {"tickmode": "array", "tickvals": [0, 20, 40, 60, 80, 100], "ticksuffix": "%", "range": [0, 100]}
@@ -118,67 +118,227 @@ def loss_cap(avg_loss: Optional[np.ndarray]) -> Optional[float]:
     return top if top < float(a.max()) else None
 
 
-def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Optional[str],
-                 class_ap_df: Any = None, loss_scale: str = "cap", gpu: Optional[dict] = None,
-                 uirevision: Optional[str] = None, height: int = 560) -> dict:
-    """The figure as a plain dict (data + layout), typed arrays as numpy: cheap to build and to serialise.
+def _first_extremes(values: np.ndarray, starts: np.ndarray, ufunc: Any) -> np.ndarray:
+    """For each segment of `values` (segments begin at `starts`), the index of its first minimum (`np.minimum`) or
+    maximum (`np.maximum`): ties go to the earlier point, which is what makes merged buckets equal fresh ones."""
+    ext = ufunc.reduceat(values, starts)
+    hit = np.flatnonzero(values == np.repeat(ext, np.diff(np.append(starts, len(values)))))
+    hseg = np.searchsorted(starts, hit, side="right") - 1  # the segment of each hit
+    return hit[np.flatnonzero(np.concatenate(([True], hseg[1:] != hseg[:-1])))]
 
-    No ``template`` by name (plotly.js, which draws the mimetype and our HTML, does not know plotly.py's names):
-    a white background and light grid lines are set on the axes instead.
 
-    Top panel: loss and avg loss (left axis, capped or log scale), mAP@0.50, precision, recall, F1, per-class AP
-    and GPU utilisation/memory (right axis, 0-100 %). Bottom panel: learning rate (left) and images/s (right).
+_EMPTY = np.empty(0)
+
+
+class Downsampler:
+    """A growing series (x not decreasing, e.g. by iteration) kept in at most `max_points` points, incrementally.
+
+    Up to `max_points` points every point is kept. Beyond that the x axis is cut into fixed buckets of `width`
+    iterations (a power of two, aligned on 0) and each bucket keeps its minimum and its maximum (the first one on
+    ties), plus the series' first and last points: a loss spike is never lost. New points only touch the buckets
+    they fall in; when the buckets spanned pass ``(max_points - 2) // 2``, the width doubles and neighbouring
+    buckets merge (min of mins, max of maxes). So `extend` costs O(new points + buckets), and the points are the
+    same however the series was split into `extend` calls (`downsample` is the from-scratch form).
+
+    Non-finite y (NaN, inf) never win a bucket; a bucket of only non-finite values keeps one NaN point (a gap).
     """
-    data: list[dict] = []
-    x = _column(iterations_df, "iteration")
-    avg = None
-    has_lower = False
-    if x is not None and len(x):
-        order = None
-        if len(x) > 1 and np.any(np.diff(x) < 0):  # stitched or replayed histories may not be sorted
-            order = np.argsort(x, kind="stable")
-            x = x[order]
+
+    def __init__(self, max_points: int) -> None:
+        self.max_points = max(4, int(max_points))
+        self.buckets = (self.max_points - 2) // 2
+        self.width = 0.0  # 0: every point kept (in _x, _y)
+        self.count = 0
+        self.finite = False  # any finite y seen
+        self._x, self._y = _EMPTY, _EMPTY
+        self._first: Optional[tuple[float, float]] = None
+        self.last: Optional[tuple[float, float]] = None
+        # one entry per non-empty bucket, by id (floor(x / width)): x and y of its first min and of its first max
+        # (y with non-finite values as +inf for the min, -inf for the max)
+        self._id = _EMPTY
+        self._lx, self._ly, self._hx, self._hy = _EMPTY, _EMPTY, _EMPTY, _EMPTY
+
+    def extend(self, x: Any, y: Any) -> "Downsampler":
+        """Add points; `x` must not decrease, within the call and from the last point (ValueError otherwise)."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if not len(x):
+            return self
+        if (self.last is not None and x[0] < self.last[0]) or (len(x) > 1 and np.any(x[1:] < x[:-1])):
+            raise ValueError("x decreases: Downsampler takes points in order")
+        if self._first is None:
+            self._first = (float(x[0]), float(y[0]))
+        self.last = (float(x[-1]), float(y[-1]))
+        self.count += len(x)
+        self.finite = self.finite or bool(np.isfinite(y).any())
+        if not self.width:
+            if len(self._x):
+                x, y = np.concatenate((self._x, x)), np.concatenate((self._y, y))
+            if len(x) <= self.max_points:
+                self._x, self._y = np.array(x), np.array(y)  # copies: the caller's arrays may change
+                return self
+            self._x, self._y = _EMPTY, _EMPTY
+            self.width = 1.0
+        self._add(x, y)
+        return self
+
+    def _span(self, x_last: float) -> int:
+        return math.floor(x_last / self.width) - math.floor(self._first[0] / self.width) + 1
+
+    def _merge(self) -> None:
+        """Double the width: buckets 2k and 2k+1 become bucket k."""
+        self.width *= 2
+        if not len(self._id):
+            return
+        ids = np.floor(self._id / 2)
+        starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+        lo, hi = _first_extremes(self._ly, starts, np.minimum), _first_extremes(self._hy, starts, np.maximum)
+        self._id = ids[starts]
+        self._lx, self._ly, self._hx, self._hy = self._lx[lo], self._ly[lo], self._hx[hi], self._hy[hi]
+
+    def _add(self, x: np.ndarray, y: np.ndarray) -> None:
+        while self._span(float(x[-1])) > self.buckets:
+            self._merge()
+        w = self.width
+        # where each bucket starts: x is sorted, so a search for the bucket edges (not a bucket id per point,
+        # which np.floor makes slow on 500,000 points); empty buckets have no start
+        edges = np.arange(math.floor(x[0] / w) + 1, math.floor(x[-1] / w) + 1) * w
+        starts = np.concatenate(([0], np.searchsorted(x, edges, side="left")))
+        starts = starts[np.concatenate(([True], starts[1:] != starts[:-1]))]
+        finite = np.isfinite(y)
+        if finite.all():  # the usual case: no copies
+            low = high = y
+        else:
+            low, high = np.where(finite, y, np.inf), np.where(finite, y, -np.inf)
+        lo, hi = _first_extremes(low, starts, np.minimum), _first_extremes(high, starts, np.maximum)
+        nid = np.floor(x[starts] / w)  # float ids: exact below 2**53
+        lx, ly, hx, hy = x[lo], low[lo], x[hi], high[hi]
+        if len(self._id) and self._id[-1] == nid[0]:  # the last bucket goes on: the earlier point wins ties
+            if ly[0] < self._ly[-1]:
+                self._lx[-1], self._ly[-1] = lx[0], ly[0]
+            if hy[0] > self._hy[-1]:
+                self._hx[-1], self._hy[-1] = hx[0], hy[0]
+            nid, lx, ly, hx, hy = nid[1:], lx[1:], ly[1:], hx[1:], hy[1:]
+        self._id = np.concatenate((self._id, nid))
+        self._lx, self._ly = np.concatenate((self._lx, lx)), np.concatenate((self._ly, ly))
+        self._hx, self._hy = np.concatenate((self._hx, hx)), np.concatenate((self._hy, hy))
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """The points to draw, by x: first, each bucket's min and max in x order, last (no point twice)."""
+        if not self.width:
+            return self._x.copy(), self._y.copy()
+        empty = ~np.isfinite(self._ly)  # no finite value in the bucket: one NaN at its first point
+        lo_first = self._lx <= self._hx
+        ax, bx = np.where(lo_first, self._lx, self._hx), np.where(lo_first, self._hx, self._lx)
+        ay, by = np.where(lo_first, self._ly, self._hy), np.where(lo_first, self._hy, self._ly)
+        ay = np.where(empty, np.nan, ay)
+        xs = np.concatenate(([self._first[0]], np.column_stack((ax, bx)).ravel(), [self.last[0]]))
+        ys = np.concatenate(([self._first[1]], np.column_stack((ay, by)).ravel(), [self.last[1]]))
+        keep = np.ones(len(xs), dtype=bool)
+        keep[2:-1:2] = ~(empty | ((bx == ax) & (by == ay)))  # a bucket's second point when it is its first
+        xs, ys = xs[keep], ys[keep]
+        same = (xs[1:] == xs[:-1]) & ((ys[1:] == ys[:-1]) | (np.isnan(ys[1:]) & np.isnan(ys[:-1])))
+        keep = np.concatenate(([True], ~same))
+        return xs[keep], ys[keep]
+
+
+def downsample(x: Any, y: Any, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """`Downsampler` from scratch: the points of (x, y) that keep its shape in at most `max_points` points."""
+    return Downsampler(max_points).extend(x, y).points()
+
+
+class ChartData:
+    """The downsampled series of the chart's iteration panels, fed the new rows after each chunk (`feed`).
+
+    Loss and avg loss keep `max_points` points each, images/s half of that, the learning rate a quarter: its
+    change points only (a step function, drawn ``hv``), plus its last point. `feed` raises ValueError when the
+    iterations go back (a stitched or shuffled history): the caller starts a new one from the sorted rows.
+    """
+
+    def __init__(self, max_points: int) -> None:
+        self.max_points = max_points
+        self.loss, self.avg = Downsampler(max_points), Downsampler(max_points)
+        self.rate, self.ips = Downsampler(max(4, max_points // 4)), Downsampler(max(4, max_points // 2))
+        self.rows = 0
+        self.last_x: Optional[float] = None
+        self._rate_last: Optional[tuple[float, float]] = None
+        self._images_last = math.nan
+
+    def feed(self, cols: dict) -> None:
+        """Add rows given column by column (``iteration``, ``loss``, ``avg_loss``, ``rate``, ``images``,
+        ``seconds``; any may be missing but the iteration)."""
+        x = np.asarray(cols["iteration"], dtype=np.float64)
+        n = len(x)
+        if not n:
+            return
+        if (self.last_x is not None and x[0] < self.last_x) or (n > 1 and np.any(x[1:] < x[:-1])) \
+                or np.isnan(x).any():
+            raise ValueError("iterations go back (or are missing)")
 
         def col(name: str) -> Optional[np.ndarray]:
-            y = _column(iterations_df, name)
-            return y[order] if (y is not None and order is not None) else y
+            v = cols.get(name)
+            return None if v is None else np.asarray(v, dtype=np.float64)
 
-        for name, label, style in (("loss", "loss", {"width": 1, "color": "rgba(31,119,180,0.35)"}),
-                                   ("avg_loss", "avg loss", {"width": 2, "color": "#1f77b4"})):
+        for name, ds in (("loss", self.loss), ("avg_loss", self.avg)):
             y = col(name)
-            if name == "avg_loss":
-                avg = y
-            s = _series(x, y, max_points)
-            if s is not None:
-                data.append({"type": "scatter", "mode": "lines", "name": label, "uid": name,
-                             "x": _int_x(s[0]), "y": s[1].astype(np.float32), "line": style})
+            if y is not None:
+                ds.extend(x, y)
         rate = col("rate")
-        if rate is not None and np.isfinite(rate).any():
-            # a learning rate is a step function: its change points (and the last point) draw it exactly
+        if rate is not None:
             ok = np.isfinite(rate)
             xr, yr = x[ok], rate[ok]
-            keep = np.concatenate([[True], yr[1:] != yr[:-1]]) | np.concatenate([yr[1:] != yr[:-1], [True]])
-            xr, yr = xr[keep], yr[keep]
-            if len(xr) > max_points // 4:  # burn-in changes it every iteration: its shape needs few points
-                idx = downsample_indices(yr, max_points // 4)
-                xr, yr = xr[idx], yr[idx]
-            data.append({"type": "scatter", "mode": "lines", "name": "learning rate", "uid": "lr", "xaxis": "x2",
-                         "yaxis": "y3", "x": _int_x(xr), "y": yr.astype(np.float32),
-                         "line": {"width": 1.5, "color": "#2ca02c", "shape": "hv"}})
-            has_lower = True
+            if len(yr):
+                prev = np.concatenate(([self._rate_last[1] if self._rate_last else np.nan], yr[:-1]))
+                change = yr != prev
+                self.rate.extend(xr[change], yr[change])
+                self._rate_last = (float(xr[-1]), float(yr[-1]))
         images, secs = col("images"), col("seconds")
-        if images is not None and secs is not None and len(x) > 1:
+        if images is not None and secs is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
-                per_s = np.diff(images) / secs[1:]
+                per_s = np.diff(np.concatenate(([self._images_last], images))) / secs
             per_s[~np.isfinite(per_s) | (per_s <= 0)] = np.nan
-            s = _series(x[1:], per_s, max_points // 2)
-            if s is not None:
-                data.append({"type": "scatter", "mode": "lines", "name": "images/s", "uid": "ips", "xaxis": "x2",
-                             "yaxis": "y4", "x": _int_x(s[0]), "y": s[1].astype(np.float32),
-                             "line": {"width": 1, "color": "#9467bd"}})
-                has_lower = True
+            first = 1 if self.rows == 0 else 0  # the first row has no images/s
+            self.ips.extend(x[first:], per_s[first:])
+            self._images_last = float(images[-1])
+        self.rows += n
+        self.last_x = float(x[-1])
+
+    @classmethod
+    def from_columns(cls, cols: dict, max_points: int) -> "ChartData":
+        """A new ChartData of all `cols` (sorted by iteration first when they are not; NaN iterations dropped)."""
+        x = np.asarray(cols["iteration"], dtype=np.float64)
+        keep = ~np.isnan(x)
+        order = None
+        if not keep.all() or (len(x) > 1 and np.any(x[1:] < x[:-1])):  # stitched or replayed histories
+            order = np.flatnonzero(keep)[np.argsort(x[keep], kind="stable")]
+        data = cls(max_points)
+        data.feed({k: (np.asarray(v)[order] if order is not None else v) for k, v in cols.items() if v is not None})
+        return data
+
+    def rate_points(self) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.rate.points()
+        if self._rate_last is not None and (not len(x) or self._rate_last[0] > x[-1]):
+            x, y = np.append(x, self._rate_last[0]), np.append(y, self._rate_last[1])
+        return x, y
+
+
+def _frame_columns(df: Any, start: int = 0) -> Optional[dict]:
+    """The iteration columns of a dataframe from row `start` on (numpy), or None without an iteration column."""
+    if df is None or "iteration" not in getattr(df, "columns", ()):
+        return None
+    part = df.iloc[start:] if start else df
+    return {name: part[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            for name in ("iteration", "loss", "avg_loss", "rate", "images", "seconds") if name in df.columns}
+
+
+def _chart_data(iterations_df: Any, max_points: int) -> ChartData:
+    cols = _frame_columns(iterations_df)
+    return ChartData.from_columns(cols, max_points) if cols is not None else ChartData(max_points)
+
+
+def _percent_traces(maps_df: Any, class_ap_df: Any, gpu: Optional[dict], max_points: int) -> list[dict]:
+    """The traces of the right axis (0-100 %): mAP@0.50, precision, recall, F1, per-class AP, GPU."""
+    data: list[dict] = []
     mx = _column(maps_df, "iteration")
-    has_pct = False
     if mx is not None and len(mx):
         for name, label, style in (("map50", "mAP@0.50", {"width": 2, "color": "#d62728"}),
                                    ("precision", "precision", {"width": 1, "color": "#ff7f0e", "dash": "dot"}),
@@ -189,7 +349,6 @@ def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Op
                 continue
             keep = ~(np.isnan(mx) | np.isnan(my))
             if keep.any():
-                has_pct = True
                 data.append({"type": "scatter", "mode": "lines+markers", "name": label, "uid": name, "yaxis": "y2",
                              **_xy(mx[keep], my[keep] * 100, max(20, max_points // 4)),
                              "line": style, "marker": {"size": 6 if name == "map50" else 4}})
@@ -204,14 +363,59 @@ def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Op
                          **_xy(rows["iteration"].to_numpy(dtype=np.float64),
                                rows["ap"].to_numpy(dtype=np.float64) * 100, max(10, max_points // 10)),
                          "line": {"width": 1}, "marker": {"size": 3}})
-            has_pct = True
     if gpu and len(gpu.get("iteration", ())):
         gx = np.asarray(gpu["iteration"], dtype=np.int64)
         for key, label in (("util", "GPU util"), ("mem", "GPU memory")):
             data.append({"type": "scatter", "mode": "lines", "name": label, "uid": "gpu" + key, "yaxis": "y2",
                          "x": gx, "y": np.asarray(gpu[key], dtype=np.float32),
                          "line": {"width": 1, "color": "#7f7f7f", "dash": "dash" if key == "mem" else "solid"}})
-        has_pct = True
+    return data
+
+
+def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Optional[str],
+                 class_ap_df: Any = None, loss_scale: str = "cap", gpu: Optional[dict] = None,
+                 uirevision: Optional[str] = None, height: int = 560) -> dict:
+    """The figure of dataframes, from scratch (see `_figure_spec`)."""
+    return _figure_spec(_chart_data(iterations_df, max_points), _percent_traces(maps_df, class_ap_df, gpu, max_points),
+                        title=title, loss_scale=loss_scale, uirevision=uirevision, height=height)
+
+
+def _figure_spec(chart: ChartData, percent: list[dict], *, title: Optional[str], loss_scale: str = "cap",
+                 uirevision: Optional[str] = None, height: int = 560) -> dict:
+    """The figure as a plain dict (data + layout), typed arrays as numpy: cheap to build and to serialise.
+
+    No ``template`` by name (plotly.js, which draws the mimetype and our HTML, does not know plotly.py's names):
+    a white background and light grid lines are set on the axes instead.
+
+    Top panel: loss and avg loss (left axis, capped or log scale) and the `percent` traces (`_percent_traces`:
+    mAP@0.50, precision, recall, F1, per-class AP, GPU; right axis, 0-100 %). Bottom panel: learning rate (left)
+    and images/s (right).
+    """
+    data: list[dict] = []
+    avg = None
+    has_lower = False
+    for ds, label, uid, style in ((chart.loss, "loss", "loss", {"width": 1, "color": "rgba(31,119,180,0.35)"}),
+                                  (chart.avg, "avg loss", "avg_loss", {"width": 2, "color": "#1f77b4"})):
+        if ds.finite:
+            x, y = ds.points()
+            if uid == "avg_loss":
+                avg = y
+            data.append({"type": "scatter", "mode": "lines", "name": label, "uid": uid,
+                         "x": _int_x(x), "y": y.astype(np.float32), "line": style})
+    if chart.rate.count:
+        xr, yr = chart.rate_points()
+        data.append({"type": "scatter", "mode": "lines", "name": "learning rate", "uid": "lr", "xaxis": "x2",
+                     "yaxis": "y3", "x": _int_x(xr), "y": yr.astype(np.float32),
+                     "line": {"width": 1.5, "color": "#2ca02c", "shape": "hv"}})
+        has_lower = True
+    if chart.ips.finite:
+        x, y = chart.ips.points()
+        data.append({"type": "scatter", "mode": "lines", "name": "images/s", "uid": "ips", "xaxis": "x2",
+                     "yaxis": "y4", "x": _int_x(x), "y": y.astype(np.float32),
+                     "line": {"width": 1, "color": "#9467bd"}})
+        has_lower = True
+    data.extend(percent)
+    has_pct = bool(percent)
     top_domain = [0.42, 1.0] if has_lower else [0.0, 1.0]
     yaxis: dict = {"title": {"text": "loss"}, "domain": top_domain, "rangemode": "tozero"}
     if loss_scale == "log":
@@ -226,6 +430,10 @@ def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Op
         "xaxis": {"title": {"text": "iteration"} if not has_lower else None, "anchor": "y"},
         "yaxis": yaxis,
         "height": height if has_lower else 420,
+        # no width: plotly sizes the chart to its output's width (and, with PLOTLY_CONFIG's `responsive`, follows
+        # it); the margins grow to fit the axes' tick labels and titles (automargin below): the right axes are
+        # inside the chart, not behind a scrollbar
+        "autosize": True,
         "margin": {"l": 60, "r": 60, "t": 40, "b": 40},
         # below the plot: plotly's modebar sits top right and covered a legend placed there
         "legend": {"orientation": "h", "y": -0.08, "yanchor": "top", "x": 0, "xanchor": "left"},
@@ -250,6 +458,9 @@ def _figure_dict(iterations_df: Any, maps_df: Any, *, max_points: int, title: Op
                             "showgrid": False, "rangemode": "tozero"}
         layout["legend"]["y"] = -0.12
         layout["margin"]["b"] = 60
+    for name in ("yaxis", "yaxis2", "yaxis3", "yaxis4", "xaxis2"):
+        if name in layout:
+            layout[name]["automargin"] = True
     return {"data": data, "layout": layout}
 
 def build_figure(iterations_df: Any, maps_df: Any = None, *, max_points: int = 2000, title: Optional[str] = None,
@@ -257,15 +468,15 @@ def build_figure(iterations_df: Any, maps_df: Any = None, *, max_points: int = 2
     """A plotly Figure of the run (see `_figure_dict`): loss, mAP with precision/recall/F1, per-class AP, learning
     rate and images/s. `loss_scale` is ``"cap"`` (darknet-like capped axis), ``"log"`` or ``"linear"``.
 
-    Each series is downsampled to about `max_points` points (see `downsample_indices`).
+    Each series is downsampled to at most `max_points` points (see `Downsampler`).
     """
     import plotly.graph_objects as go
 
     spec = _figure_dict(iterations_df, maps_df, max_points=max_points, title=title, class_ap_df=class_ap_df,
                         loss_scale=loss_scale, gpu=gpu)
-    fig = go.Figure(spec)
-    fig.update_layout(template="plotly_white")
-    return fig
+    # the template given to the constructor: a later update_layout(template=...) validated the figure twice
+    # (half of build_figure's time at 500,000 iterations)
+    return go.Figure({"data": spec["data"], "layout": {**spec["layout"], "template": "plotly_white"}})
 
 def _without_template(layout: dict) -> dict:
     return {k: v for k, v in layout.items() if k != "template"}
@@ -325,7 +536,7 @@ def _render(spec_json: str, *, div_id: str, include_plotlyjs: bool, height: int 
     # plotly.js version from its CDN once; offline, say how to see the chart instead.
     script = (
         "(function(){var s=" + spec_json + ';var el=document.getElementById("' + div_id + '");'
-        "if(!el)return;function draw(){window.Plotly.react(el,s.data,s.layout,{responsive:true,displaylogo:false});}"
+        "if(!el)return;function draw(){window.Plotly.react(el,s.data,s.layout," + json.dumps(PLOTLY_CONFIG) + ");}"
         "if(window.Plotly){draw();return;}"
         'var fail=function(){el.textContent="(the chart needs plotly.js: run.figure shows it)";};'
         "if(!window.__dmPlotlyLoading){var t=document.createElement('script');"
@@ -367,6 +578,37 @@ def _last_valid(a: Optional[np.ndarray]) -> Optional[float]:
     return float(ok[-1]) if len(ok) else None
 
 
+def _counts(history: Any) -> tuple[int, int, int]:
+    """Iteration, mAP and class AP rows: a `History` counts them without building its dataframes."""
+    counts = getattr(history, "row_counts", None)
+    if counts is not None:
+        return tuple(counts)
+    frames = (getattr(history, name, None) for name in ("iterations", "maps", "class_ap"))
+    return tuple(0 if f is None else len(f) for f in frames)
+
+
+def _at(df: Any, row: int) -> Any:
+    """The iteration of a dataframe's row `row` (how `LiveView` sees that a dataframe is the one it read)."""
+    return df["iteration"].iloc[row] if "iteration" in df.columns and len(df) > row else None
+
+
+def _last_values(history: Any) -> tuple[Optional[float], Optional[float]]:
+    """The last iteration and the avg loss of that row (None, None before any), cheaply: a `History` keeps them;
+    of a dataframe only the last rows are read (the progress line is made after every update)."""
+    if hasattr(history, "last_iteration") and hasattr(history, "last_avg_loss"):
+        it = history.last_iteration
+        return (None, None) if it is None else (float(it), float(history.last_avg_loss))
+    its = getattr(history, "iterations", None)
+    if its is None or not len(its) or "iteration" not in its.columns:
+        return None, None
+    tail = its.iloc[-64:]
+    last = _last_valid(_column(tail, "iteration"))
+    if last is None:
+        last = _last_valid(_column(its, "iteration"))
+    avg = _column(tail, "avg_loss")
+    return last, (float(avg[-1]) if avg is not None and len(avg) else None)
+
+
 def best_map(maps_df: Any) -> Optional[float]:
     """The best mAP@0.50 so far (a fraction): the max of every mAP row, and of darknet's own ``best`` column."""
     values = [a for a in (_column(maps_df, "map50"), _column(maps_df, "best_map50")) if a is not None and len(a)]
@@ -384,10 +626,9 @@ def progress_line(history: Any, max_batches: Optional[int], elapsed: float, *,
     time only (darknet's own ``hours left`` disagrees with it): `rate` when given (iterations/s, see
     `LiveView`), else the iterations since `start_iteration` over `elapsed` seconds. No rate, no ETA.
     """
-    its = getattr(history, "iterations", None)
     maps = getattr(history, "maps", None)
     parts: list[str] = []
-    last_it = _last_valid(_column(its, "iteration"))
+    last_it, value = _last_values(history)
     if last_it is None:
         parts.append("waiting for the first iteration")
     else:
@@ -395,9 +636,7 @@ def progress_line(history: Any, max_batches: Optional[int], elapsed: float, *,
         if max_batches:
             text += f"/{int(max_batches):,} ({100.0 * last_it / max_batches:.1f}%)"
         parts.append(text)
-        avg = _column(its, "avg_loss")
-        if avg is not None and len(avg):
-            value = avg[-1]
+        if value is not None:
             parts.append("avg loss nan" if np.isnan(value) else f"avg loss {value:.4g}")
     best = best_map(maps)
     if best is not None:
@@ -474,11 +713,33 @@ def figure_png(fig: Any, *, width: int = 1000, height: Optional[int] = None) -> 
         import plotly.graph_objects as go
 
         figure = go.Figure(spec)
-        return pio.to_image(figure, format="png", width=width,
-                            height=height or int(spec.get("layout", {}).get("height", 420)))
+        height = height or int(spec.get("layout", {}).get("height", 420))
+        if _old_plotly_with_new_kaleido():
+            import warnings
+
+            with warnings.catch_warnings():  # kaleido>=1 warns plotly<6.1 (Colab's 5.24) users at import
+                warnings.simplefilter("ignore", UserWarning)
+                import kaleido
+            # plotly<6.1's to_image speaks kaleido 0.2's API only: kaleido's own call works with both
+            return kaleido.calc_fig_sync(figure.to_dict(), opts={"format": "png", "width": width, "height": height})
+        return pio.to_image(figure, format="png", width=width, height=height)
     except Exception as exc:  # no kaleido, no Chrome, a sandbox: the interactive chart is still there
         _PNG_STATE["failed"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         return None
+
+
+def _old_plotly_with_new_kaleido() -> bool:
+    """plotly < 6.1 (Colab ships 5.24) beside kaleido >= 1: plotly's static export refuses to run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import plotly
+
+    try:
+        kaleido_major = int(version("kaleido").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return False
+    major, minor = (int(p) for p in re.findall(r"\d+", plotly.__version__)[:2])
+    return kaleido_major >= 1 and (major, minor) < (6, 1)
 
 
 def figure_bundle(fig: Any, *, png: bool = False, frontend: Optional[str] = None) -> dict:
@@ -492,9 +753,9 @@ def figure_bundle(fig: Any, *, png: bool = False, frontend: Optional[str] = None
         bundle["text/html"] = _render(spec_json, div_id="dm-" + uuid.uuid4().hex[:12], include_plotlyjs=False,
                                       height=int(spec["layout"].get("height", 420)), cdn=True)
     else:
-        bundle[PLOTLY_MIME] = json.loads(spec_json)
+        bundle[PLOTLY_MIME] = {**json.loads(spec_json), "config": PLOTLY_CONFIG}
     if png:
-        data = figure_png(spec)
+        data = figure_png(spec, width=NOTEBOOK_PNG_WIDTH)
         if data is not None:
             bundle["image/png"] = base64.b64encode(data).decode("ascii")
     return bundle
@@ -551,7 +812,11 @@ class LiveView:
         self._last = -math.inf
         self._tail = ""
         self._plotlyjs_sent = False
-        self._shape: Optional[tuple[int, int, int]] = None
+        self._shape: Optional[tuple[int, ...]] = None
+        self._data: Optional[ChartData] = None  # the downsampled series, kept between updates
+        self._read: tuple = (None, 0, None)  # what _data was read from: (source, rows, iteration of the last row)
+        self._pct: list[dict] = []  # the right axis' traces, rebuilt only when a mAP, class AP or GPU row arrives
+        self._pct_key: Optional[tuple] = None
         self._spec: Optional[dict] = None
         self._spec_json = ""
         self._chart = ""
@@ -577,7 +842,7 @@ class LiveView:
     def rate(self, history: Any, now: Optional[float] = None) -> Optional[float]:
         """Iterations per second measured by this view's wall clock (None until one second of progress)."""
         now = time.monotonic() if now is None else now
-        last = _last_valid(_column(getattr(history, "iterations", None), "iteration"))
+        last = _last_values(history)[0]
         if last is None:
             return None
         if self._first_seen is None:
@@ -596,21 +861,52 @@ class LiveView:
     def _uses_bundles(self) -> bool:
         return callable(getattr(self.reporter, "display", None))
 
+    def _chart_data(self, history: Any) -> ChartData:
+        """The chart's series brought up to date: only the rows that arrived since the last update are read and
+        downsampled (`ChartData.feed`); all of them again when rows were replaced (a resume: the history's
+        `revision`; a dataframe whose earlier rows changed) or when the iterations went back."""
+        reader = getattr(history, "iteration_columns", None)
+        its = None if reader is not None else getattr(history, "iterations", None)
+        source, rows, last = self._read
+        n = _counts(history)[0]
+        key = (id(history), history.revision) if reader is not None else None
+        data = self._data
+        fresh = data is None or key != source or n < rows
+        if not fresh and its is not None and rows and _at(its, rows - 1) != last:
+            fresh = True  # a different dataframe (not the same rows and more)
+        if not fresh and n > rows:
+            try:
+                data.feed(reader(rows) if reader is not None else _frame_columns(its, rows))
+            except ValueError:  # iterations going back: sorted from scratch below
+                fresh = True
+        if fresh:
+            cols = reader(0) if reader is not None else _frame_columns(its)
+            data = ChartData.from_columns(cols, self.max_points) if cols is not None else ChartData(self.max_points)
+        self._data = data
+        self._read = (key, n, _at(its, n - 1) if its is not None and n else None)
+        return data
+
     def _build(self, history: Any, final: bool) -> None:
-        its = getattr(history, "iterations", None)
-        maps = getattr(history, "maps", None)
-        aps = getattr(history, "class_ap", None)
-        shape = (len(its) if its is not None else 0, len(maps) if maps is not None else 0,
-                 len(self.gpu.samples["iteration"]))
-        if shape != self._shape or self._spec is None or final:
-            self._spec = _figure_dict(its, maps, max_points=self.max_points * (2 if final else 1), title=self.title,
-                                      class_ap_df=aps, loss_scale=self.loss_scale, gpu=self.gpu.samples,
-                                      uirevision=self.key)
-            self._spec_json = _to_json(self._spec)
-            self._shape = shape
+        shape = _counts(history) + (len(self.gpu.samples["iteration"]),)
+        if shape == self._shape and self._spec is not None and not final:
+            return
+        chart = self._chart_data(history)
+        if final:  # the chart that stays in the notebook: twice the points, once
+            reader = getattr(history, "iteration_columns", None)
+            cols = reader(0) if reader is not None else _frame_columns(getattr(history, "iterations", None))
+            chart = ChartData.from_columns(cols, self.max_points * 2) if cols is not None else chart
+        pct_key = shape[1:] + (final,)
+        if pct_key != self._pct_key:
+            self._pct = _percent_traces(getattr(history, "maps", None), getattr(history, "class_ap", None),
+                                        self.gpu.samples, self.max_points * (2 if final else 1))
+            self._pct_key = pct_key
+        self._spec = _figure_spec(chart, self._pct, title=self.title, loss_scale=self.loss_scale,
+                                  uirevision=self.key)
+        self._spec_json = _to_json(self._spec)
+        self._shape = shape
 
     def _permanent_lines(self, history: Any, progress: str, final: bool) -> None:
-        last = _last_valid(_column(getattr(history, "iterations", None), "iteration"))
+        last = _last_values(history)[0]
         if last is None:
             return
         if self._next_line is None:
@@ -629,13 +925,12 @@ class LiveView:
         with plotly.js embedded) so that the last view survives a notebook reload anywhere.
         """
         now = time.monotonic()
-        maps = getattr(history, "maps", None)
-        new_map = self._shape is not None and maps is not None and len(maps) != self._shape[1]
+        new_map = self._shape is not None and _counts(history)[1] != self._shape[1]
         if not (force or final or new_map) and now - self._last < self.min_interval:
             return False
         self._last = now
-        its = getattr(history, "iterations", None)
-        self.gpu.poll(None if its is None or not len(its) else int(_last_valid(_column(its, "iteration")) or 0))
+        last = _last_values(history)[0]
+        self.gpu.poll(None if last is None else int(last))
         self._build(history, final)
         progress = self.progress(history, now)
         self._permanent_lines(history, progress, final)
@@ -662,9 +957,9 @@ class LiveView:
             bundle["text/html"] = _render(self._spec_json, div_id=self.div_id, include_plotlyjs=False,
                                           height=int(self._spec["layout"]["height"]), cdn=True)
         else:
-            bundle[PLOTLY_MIME] = json.loads(self._spec_json)
+            bundle[PLOTLY_MIME] = {**json.loads(self._spec_json), "config": PLOTLY_CONFIG}
         if final and self.png:
-            png = figure_png(self._spec)
+            png = figure_png(self._spec, width=NOTEBOOK_PNG_WIDTH)
             if png is not None:
                 bundle["image/png"] = base64.b64encode(png).decode("ascii")
             elif not self._png_warned:
@@ -701,9 +996,8 @@ class LiveView:
 
     def _end(self, message: str, history: Any, *, color: str) -> None:
         self.ended = message
-        its = getattr(history, "iterations", None) if history is not None else None
-        has_data = its is not None and len(its) > 0
-        if history is not None and has_data:
+        has_data = history is not None and _counts(history)[0] > 0
+        if has_data:
             self._build(history, True)
         if self._uses_bundles():
             self.reporter.display(self.key + ":status", {"text/html": self._status_html(message, color=color),
@@ -843,10 +1137,11 @@ def compare_runs(runs: Any, *, max_points: int = 2000, loss_scale: str = "cap") 
             order = np.argsort(x, kind="stable")
             x, avg = x[order], avg[order]
             all_avg.append(avg)
-            s = _series(x, avg, max_points)
-            if s is not None:
+            ds = ChartData.from_columns({"iteration": x, "avg_loss": avg}, max_points).avg
+            if ds.finite:
+                xs, ys = ds.points()
                 data.append({"type": "scatter", "mode": "lines", "name": f"{name} avg loss", "legendgroup": name,
-                             "x": _int_x(s[0]), "y": s[1].astype(np.float32), "line": {"color": color, "width": 2}})
+                             "x": _int_x(xs), "y": ys.astype(np.float32), "line": {"color": color, "width": 2}})
             last_it, final_loss = int(x[-1]), _last_valid(avg)
         best = best_at = None
         mx, my = _column(maps, "iteration"), _column(maps, "map50")

@@ -32,7 +32,11 @@ def plotly_output_html(figure: dict) -> str:
     """HTML that draws a plotly figure dict with the page's ``window.Plotly`` (no plotly.js, no CDN)."""
     import plotly.io as pio
 
-    return pio.to_html(figure, include_plotlyjs=False, include_mathjax=False, full_html=False,
+    # the chart's own config (live.PLOTLY_CONFIG: responsive) travels in the mimetype's payload; to_html takes it
+    # apart from the figure
+    config = figure.get("config") or {"responsive": True, "displaylogo": False}
+    figure = {k: v for k, v in figure.items() if k != "config"}
+    return pio.to_html(figure, include_plotlyjs=False, include_mathjax=False, full_html=False, config=config,
                        default_width="100%", default_height=450, validate=False)
 
 

@@ -244,3 +244,21 @@ def test_report_screenshot(demo, tmp_path):
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1280, 6000)
     print(f"screenshot: {shot}")
+
+
+@slow
+@needs_chromium
+@pytest.mark.parametrize("width", [1280, 760])
+def test_report_charts_fit_the_page_without_scrolling_sideways(demo, tmp_path, width):
+    # laid out sizes need JavaScript in the page: Chromium over the DevTools protocol (tests/browser.py)
+    from browser import Chromium, fit_js
+
+    with Chromium(tmp_path / "profile", width=width, height=1000) as browser:
+        browser.open(demo.report.as_uri())
+        browser.wait_for("document.querySelectorAll('.js-plotly-plot svg.main-svg').length >= 2", 60)
+        measures = browser.eval(fit_js(".js-plotly-plot", ".jp-OutputArea-output"))
+    assert len(measures) >= 2, "the live view and yolo_run.figure"
+    for m in measures:
+        assert m["width"] > 300 and m["right"] <= m["area_right"] + 1, m
+        assert m["labels_right"] <= m["area_right"] + 1, f"the right axes' labels stick out: {m}"
+        assert not m["scrolls"] and not m["doc_scroll"], m
