@@ -16,7 +16,7 @@ missing-labels             images without a label file: trained as negatives (in
 malformed-label            a label line that is not ``class x y w h``
 class-out-of-range         a label's class id is not in 0..classes-1
 coords-out-of-range        a label's x/y outside 0..1 or w/h outside (0, 1]
-tiny-boxes                 boxes under `TINY_BOX_PX` pixels wide or high at the cfg's network size (416 without a cfg)
+tiny-boxes                 boxes under min_box= px (`TINY_BOX_PX`) wide or high at the cfg's network size (or 416)
 line-endings               CRLF (pjreddie keeps the \\r in every value and path) or CR-only (one long line for every
                            flavor) in obj.data, the cfg or a list
 bom                        a UTF-8 byte order mark at the start of obj.data, the cfg or a list (darknet reads it as
@@ -73,6 +73,7 @@ class CheckResult:
     classes: Optional[int] = None
     tiny_boxes: int = 0
     network: tuple[int, int] = (416, 416)
+    min_box: float = TINY_BOX_PX  # boxes under this many px (wide or high) at `network` are "tiny"; 0: none
 
     @property
     def errors(self) -> list[Problem]:
@@ -144,15 +145,20 @@ class _Examples:
 
 
 def check(data_path: Path, cfg_path: Optional[Path] = None, *, weights: Optional[Path] = None,
-          max_examples: int = 5, flavor: str = "alexeyab") -> list[Problem]:
+          max_examples: int = 5, flavor: str = "alexeyab", min_box: float = TINY_BOX_PX) -> list[Problem]:
     """Everything `%yolo check` looks at; an empty list means darknet will find what it needs."""
-    return check_dataset(data_path, cfg_path, weights=weights, max_examples=max_examples, flavor=flavor).problems
+    return check_dataset(data_path, cfg_path, weights=weights, max_examples=max_examples, flavor=flavor,
+                         min_box=min_box).problems
 
 
 def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: Optional[Path] = None,
-                  max_examples: int = 5, flavor: str = "alexeyab") -> CheckResult:
-    """`check`, also returning the counts (images, boxes, negatives...)."""
-    result = CheckResult()
+                  max_examples: int = 5, flavor: str = "alexeyab", min_box: float = TINY_BOX_PX) -> CheckResult:
+    """`check`, also returning the counts (images, boxes, negatives...).
+
+    Boxes under `min_box` pixels wide or high at the cfg's network size (416x416 without a cfg) are reported as
+    ``tiny-boxes``; ``min_box=0`` reports none.
+    """
+    result = CheckResult(min_box=min_box)
     problems = result.problems
     data_path = Path(data_path)
     data_file = str(data_path)
@@ -352,9 +358,9 @@ def _check_lists(lists: Sequence[Path], data_path: Path, classes: Optional[int],
     if result.tiny_boxes:
         nw, nh = result.network
         problems.append(Problem(
-            "tiny-boxes", f"{result.tiny_boxes:,} boxes are under {TINY_BOX_PX:g} px wide or high at the network size "
+            "tiny-boxes", f"{result.tiny_boxes:,} boxes are under {result.min_box:g} px wide or high at the network size "
             f"{nw}x{nh} (e.g. {'; '.join(tiny)}): too small to learn, and they pull anchors towards 1,1",
-            fix=f"drop them when writing the labels: `%yolo data OUT images=DIR min_box={TINY_BOX_PX:g}` (or raise "
+            fix=f"drop them when writing the labels: `%yolo data OUT images=DIR min_box={result.min_box:g}` (or raise "
                 "width/height in the cfg)", severity="warning", file=tiny[0].rsplit(":", 2)[0] if tiny else None))
     unconverted = _unconverted_annotations(first_missing[0]) if first_missing is not None else None
     if n_missing_labels and first_missing is not None and unconverted is not None:
@@ -445,8 +451,8 @@ def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples:
             examples.add(Problem("class-out-of-range", f"class {cls} but classes = {classes} (ids 0..{(classes or 1) - 1})",
                                  fix="fix the label, or raise classes (in obj.data, the names file and the cfg)",
                                  file=lpath, line=i), "labels with class ids out of range")
-        if result is not None and 0 < w and 0 < h and (w * result.network[0] < TINY_BOX_PX
-                                                        or h * result.network[1] < TINY_BOX_PX):
+        if result is not None and 0 < w and 0 < h and (w * result.network[0] < result.min_box
+                                                        or h * result.network[1] < result.min_box):
             result.tiny_boxes += 1
             if tiny is not None and len(tiny) < 3:
                 tiny.append(f"{lpath}:{i} is {w * result.network[0]:.1f}x{h * result.network[1]:.1f} px")

@@ -1,0 +1,71 @@
+"""`%yolo check`, `%yolo anchors` and `%yolo data` in a real IPython shell on real files: min_box=, the dataset
+summary (shown and bound as a dataframe), and output paths whose folder cannot be written."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+
+from conftest import run_cell
+from darknet_magics.synth import make_dataset
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _ok(ip, text: str, capsys) -> str:
+    result = run_cell(ip, text)
+    captured = capsys.readouterr()
+    assert result.error_in_exec is None, captured.out + captured.err
+    return captured.out + captured.err
+
+
+def _refused(ip, text: str, capsys) -> str:
+    result = run_cell(ip, text)
+    captured = capsys.readouterr()
+    out = captured.out + captured.err + str(result.error_in_exec)
+    assert result.error_in_exec is not None, out
+    assert "Traceback" not in out
+    return out
+
+
+@pytest.fixture()
+def tiny_set(tmp_path: Path, ip, capsys) -> Path:
+    """obj.data of 20 synthetic 64x64 images (boxes 12-32 px) plus three tiny boxes: 0.64, 1.7 and 4.2 px wide at
+    416x416, in a folder whose name has a space, a quote and ';'."""
+    root = tmp_path / "my set; it's"
+    make_dataset(root / "obj", images=20, size=64, seed=3)
+    label = root / "obj" / "img_005.txt"
+    label.write_text(label.read_text() + "0 0.5 0.5 0.0015 0.3\n0 0.5 0.5 0.3 0.004\n0 0.5 0.5 0.01 0.3\n")
+    _ok(ip, f'%yolo data "{root}/obj.data" classes=1 names=box images="{root}/obj" backup="{root}/backup"', capsys)
+    return root / "obj.data"
+
+
+def test_check_min_box_sets_what_counts_as_tiny(ip, tiny_set: Path, capsys) -> None:
+    out = _ok(ip, f'%yolo check "{tiny_set}"', capsys)  # default: 3 px at 416 (no cfg)
+    assert "tiny-boxes" in out and "2 boxes are under 3 px" in out and "min_box=3" in out
+    assert "img_005.txt:" in out  # an example names the label file and line
+    out = _ok(ip, f'%yolo check "{tiny_set}" min_box=5', capsys)
+    assert "3 boxes are under 5 px" in out
+    out = _ok(ip, f'%yolo check "{tiny_set}" min_box=0', capsys)
+    assert "tiny-boxes" not in out
+    out = _ok(ip, f'%%darknet --dry-run\n%yolo check "{tiny_set}" min_box=5', capsys)
+    assert "boxes under 5 px reported" in out
+
+
+def test_check_and_anchors_refuse_a_bad_min_box(ip, tiny_set: Path, capsys) -> None:
+    for line in (f'%yolo check "{tiny_set}" min_box=-1', f'%yolo anchors "{tiny_set}" min_box=-2'):
+        assert "min_box=" in _refused(ip, line, capsys) and "0 or more" in str(run_cell(ip, line).error_in_exec)
+    result = run_cell(ip, f'%yolo anchors "{tiny_set}" min_box=big')
+    assert isinstance(result.error_in_exec, UsageError) and "expected a number" in str(result.error_in_exec)
+
+
+def test_anchors_min_box_leaves_tiny_boxes_out(ip, tiny_set: Path, capsys) -> None:
+    out = _ok(ip, f'%yolo anchors "{tiny_set}" clusters=3 width=416 height=416 as kept', capsys)
+    kept = ip.user_ns["kept"]
+    assert kept.ignored == 2 and "2 boxes under 3 px left out" in out
+    _ok(ip, f'%yolo anchors "{tiny_set}" clusters=3 min_box=0 as every', capsys)
+    every = ip.user_ns["every"]
+    assert every.ignored == 0 and every.boxes == kept.boxes + 2 and every.anchors != kept.anchors
+    _ok(ip, f'%yolo anchors "{tiny_set}" clusters=3 min_box=5 as strict', capsys)
+    assert ip.user_ns["strict"].ignored == 3
