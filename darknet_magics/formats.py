@@ -1158,13 +1158,25 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
 # A summary to look at
 
 
+SUMMARY_COLUMNS = ["image", "split", "class", "width_px", "height_px"]
+
+
+def boxes_frame(rows: Iterable[tuple[str, str, Optional[str], float, float]]):
+    """The summary's dataframe from rows ``(image, split, class name, width_px, height_px)``.
+
+    `summary_frame` makes the rows from a read dataset, `checks.check_dataset` from the label files darknet will
+    read; both are shown by `show_frame`.
+    """
+    import pandas as pd
+
+    return pd.DataFrame(list(rows), columns=SUMMARY_COLUMNS)
+
+
 def summary_frame(ds: Dataset, net: tuple[int, int] = (416, 416)):
     """One row per box: image, split, class, and its size in pixels at network size (a pandas DataFrame).
 
     Images without boxes get one row with class None, so boxes-per-image counts include negatives.
     """
-    import pandas as pd
-
     rows = []
     for im in ds.images:
         if not im.boxes:
@@ -1172,7 +1184,7 @@ def summary_frame(ds: Dataset, net: tuple[int, int] = (416, 416)):
         for b in im.boxes:
             rows.append((str(im.path), im.split or "", ds.names[b.cls] if 0 <= b.cls < len(ds.names) else str(b.cls),
                          abs(b.x1 - b.x0) / im.width * net[0], abs(b.y1 - b.y0) / im.height * net[1]))
-    return pd.DataFrame(rows, columns=["image", "split", "class", "width_px", "height_px"])
+    return boxes_frame(rows)
 
 
 def summary_figure(frame, net: tuple[int, int] = (416, 416)) -> dict:
@@ -1202,15 +1214,26 @@ def summary_figure(frame, net: tuple[int, int] = (416, 416)) -> dict:
 
 
 def show_summary(ds: Dataset, reporter, net: tuple[int, int] = (416, 416)):
-    """Render the summary through `reporter` (a table per class, the figure as HTML); returns the frame."""
+    """Render the summary of a read dataset through `reporter` (see `show_frame`); returns the frame."""
+    return show_frame(summary_frame(ds, net), reporter, net)
+
+
+def show_frame(frame, reporter, net: tuple[int, int] = (416, 416)):
+    """Render a summary frame (`boxes_frame`) through `reporter`: a table per class, the figure as HTML.
+
+    Returns the frame. An empty frame (no images) shows one line and no figure.
+    """
     import plotly.io as pio
 
-    frame = summary_frame(ds, net)
+    n_images = frame["image"].nunique()
     boxes = frame.dropna(subset=["class"])
+    if n_images == 0:
+        reporter.info("no images to summarize")
+        return frame
     table = boxes.groupby("class").agg(boxes=("image", "size"), images=("image", "nunique"),
                                        median_w_px=("width_px", "median"), median_h_px=("height_px", "median"))
-    reporter.dataframe(table.reset_index(), title=f"{len(ds.images):,} images, {len(boxes):,} boxes")
+    reporter.dataframe(table.reset_index(), title=f"{n_images:,} images, {len(boxes):,} boxes")
     fig = summary_figure(frame, net)
     reporter.html("dataset-summary", pio.to_html(fig, include_plotlyjs="cdn", full_html=False),
-                  text=f"{len(ds.images):,} images, {len(boxes):,} boxes in {len(table)} classes")
+                  text=f"{n_images:,} images, {len(boxes):,} boxes in {len(table)} classes")
     return frame

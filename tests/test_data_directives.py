@@ -69,3 +69,46 @@ def test_anchors_min_box_leaves_tiny_boxes_out(ip, tiny_set: Path, capsys) -> No
     assert every.ignored == 0 and every.boxes == kept.boxes + 2 and every.anchors != kept.anchors
     _ok(ip, f'%yolo anchors "{tiny_set}" clusters=3 min_box=5 as strict', capsys)
     assert ip.user_ns["strict"].ignored == 3
+
+
+def _label_boxes(folder: Path) -> int:
+    return sum(1 for p in folder.glob("*.txt") if p.name != "obj.names" for line in p.read_text().splitlines()
+               if line.strip())
+
+
+def test_data_and_check_show_the_dataset_and_bind_it(ip, tmp_path: Path, capsys) -> None:
+    ip.user_ns.pop("yolo_dataset", None)  # the shell is shared by the tests
+    root = tmp_path / "two -classes"
+    made = make_dataset(root / "obj", images=12, size=64, classes=2, seed=4)
+    out = _ok(ip, f'%yolo data "{root}/obj.data" images="{root}/obj" backup="{root}/backup" split=0.25 as ds',
+              capsys)
+    frame = ip.user_ns["ds"]
+    assert list(frame.columns) == ["image", "split", "class", "width_px", "height_px"]
+    assert frame["class"].notna().sum() == made.boxes == _label_boxes(root / "obj")
+    assert frame["image"].nunique() == 12 and frame["class"].isna().sum() == made.negatives
+    assert "12 images" in out and "the boxes in `ds`" in out
+    assert "yolo_dataset" not in ip.user_ns
+
+    cfg = root / "net64.cfg"
+    cfg.write_text("[net]\nbatch=4\nsubdivisions=1\nwidth=64\nheight=64\n")
+    out = _ok(ip, f'%yolo check "{root}/obj.data" "{cfg}"', capsys)
+    checked = ip.user_ns["yolo_dataset"]  # no `as NAME`: the default name
+    assert "the boxes in `yolo_dataset`" in out
+    assert checked["class"].notna().sum() == made.boxes
+    assert set(checked["split"]) == {"train", "valid"} and (checked["split"] == "valid").sum() > 0
+    assert set(checked["class"].dropna()) == set(made.names)  # names from obj.data's names file, not ids
+    # the same boxes in pixels of the cfg's 64x64 network (labels are 6-decimal relative values)
+    merged = frame.dropna(subset=["class"]).sort_values(["image", "width_px"]).reset_index(drop=True)
+    got = checked.dropna(subset=["class"]).sort_values(["image", "width_px"]).reset_index(drop=True)
+    assert ((merged["width_px"] * 64 / 416 - got["width_px"]).abs() < 1e-3).all()
+    assert ((merged["height_px"] * 64 / 416 - got["height_px"]).abs() < 1e-3).all()
+
+
+def test_check_shows_the_dataset_even_when_it_fails(ip, tmp_path: Path, capsys) -> None:
+    made = make_dataset(tmp_path / "ds", images=6, size=64)
+    _ok(ip, f"%yolo data {tmp_path}/obj.data classes=1 names=a images={tmp_path}/ds backup={tmp_path}/b", capsys)
+    (tmp_path / "ds" / "img_004.txt").write_text("3 0.5 0.5 0.2 0.2\n")  # class 3 in a 1-class set
+    out = _refused(ip, f"%yolo check {tmp_path}/obj.data as seen", capsys)
+    assert "class-out-of-range" in out
+    assert ip.user_ns["seen"]["class"].notna().sum() >= 1 and "3" in set(ip.user_ns["seen"]["class"].dropna())
+    assert made.boxes > 0

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from ..checks import TINY_BOX_PX, check_dataset, format_report
 from ..errors import StepError
+from ..formats import boxes_frame
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
+from ._dataset import show_and_bind
 
 
 def _check(step: Step) -> None:
@@ -18,6 +20,9 @@ SPEC = Spec("check", "yolo", "Check a dataset and cfg before training: files, im
                          Pos("WEIGHTS", "weights to check against the cfg", False)),
             options=(Opt("min_box", "float", "report boxes under this many pixels wide or high at the cfg's network "
                          "size (416x416 without a cfg); 0 reports none", default=TINY_BOX_PX),),
+            allows_as=True,
+            notes="Shows the dataset darknet will read (images and boxes per class, boxes per image, box sizes at the "
+                  "network size) and binds it as a dataframe, one row per box, to `as NAME` (default yolo_dataset).",
             example="%yolo check obj.data yolo-obj.cfg min_box=4", check=_check, order=230)
 
 
@@ -32,11 +37,12 @@ def run(step: Step, ctx: Context) -> Done:
     result = check_dataset(data, cfg, weights=weights, min_box=step.get("min_box"))
     problems = result.problems
     ctx.reporter.info(format_report(problems))
+    name = show_and_bind(step, ctx, boxes_frame(result.box_rows), result.network) if result.images else None
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise StepError(f"check found {len(errors)} error(s)", fix="fix them before training (each line says how)")
     warnings = sum(1 for p in problems if p.severity == "warning")
-    return Done(f"no errors, {warnings} warning(s)", problems)
+    return Done(f"no errors, {warnings} warning(s)" + (f"; the boxes in `{name}`" if name else ""), problems)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
