@@ -2,6 +2,7 @@
 summary (shown and bound as a dataframe), and output paths whose folder cannot be written."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,38 @@ def test_check_shows_the_dataset_even_when_it_fails(ip, tmp_path: Path, capsys) 
     assert "class-out-of-range" in out
     assert ip.user_ns["seen"]["class"].notna().sum() >= 1 and "3" in set(ip.user_ns["seen"]["class"].dropna())
     assert made.boxes > 0
+
+
+def test_an_out_path_that_cannot_be_written_is_refused_with_line_directive_and_fix(ip, tmp_path: Path,
+                                                                                   capsys) -> None:
+    make_dataset(tmp_path / "ds", images=4, size=64)
+    (tmp_path / "a file").write_text("not a folder")
+    lines = [f'%yolo data "{tmp_path}/a file/obj.data" classes=1 names=a images={tmp_path}/ds',
+             f'%yolo cfg yolov3-tiny "{tmp_path}/a file/sub/x.cfg" classes=1']
+    for line in lines:
+        out = _refused(ip, line, capsys)
+        assert "is a file, not a folder" in out and "line 1" in out and "fix:" in out.lower()
+    cell = f'%%darknet\nworkspace {tmp_path}/ws\n%yolo data "{tmp_path}/a file/obj.data" images={tmp_path}/ds'
+    out = _refused(ip, cell, capsys)
+    assert "line 2, `data`" in out  # the cell body's second line
+    assert not (tmp_path / "ds" / "obj.data").exists()
+
+
+def test_an_out_path_in_a_read_only_folder_is_refused(ip, tmp_path: Path, capsys) -> None:
+    from faults.fs import can_mount, tmpfs
+
+    make_dataset(tmp_path / "ds", images=4, size=64)
+    if can_mount():  # root writes through mode bits: a read-only mount refuses even root
+        ctx = tmpfs(tmp_path / "ro", readonly=True)
+    else:
+        (tmp_path / "ro").mkdir()
+        (tmp_path / "ro").chmod(0o555)
+        import contextlib
+        ctx = contextlib.nullcontext(tmp_path / "ro")
+    with ctx as ro:
+        for line in (f"%yolo data {ro}/sub/obj.data classes=1 names=a images={tmp_path}/ds backup={tmp_path}/b",
+                     f"%yolo cfg yolov3-tiny {ro}/x.cfg classes=1"):
+            out = _refused(ip, line, capsys)
+            assert f"{ro} is read-only" in out and "writable folder" in out and "line 1" in out
+        assert os.listdir(ro) == []
+    assert not (tmp_path / "b").exists()  # refused before anything was made

@@ -67,7 +67,8 @@ def run(step: Step, ctx: Context) -> Done:
     def opt_path(key: str) -> Optional[Path]:
         return ctx.path(step.options[key]) if step.options.get(key) else None
 
-    result = write_data(ctx.output(step.args["OUT"], "the obj.data"), classes=step.get("classes"), names=step.get("names"),
+    out = ctx.output(step.args["OUT"], "the obj.data", step)
+    result = write_data(out, classes=step.get("classes"), names=step.get("names"),
                         train=opt_path("train"), valid=opt_path("valid"), test=opt_path("test"),
                         images=opt_path("images"), format=step.get("format"), min_box=step.get("min_box"),
                         split=step.get("split"), seed=step.get("seed"), backup=_backup(step, ctx, warn=True),
