@@ -2,6 +2,9 @@
 vs globox, in the same run). Staging has its own benchmark: bench_staging.py.
 
 Run: ``python benchmarks/bench_datasets.py [--images 100000]``. One run, figures printed as seconds and ratios.
+``--only-coco --baseline-ref COMMIT`` also converts with formats.py as it was at COMMIT, in the same run: on a
+shared machine, times from different runs do not compare. Each line gives the CPU seconds too, and how many
+files, links and folders were made (on a slow or busy disk each one costs far more than the CPU work).
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -67,13 +71,53 @@ def make_coco(root: Path, n_images: int, n_boxes: int) -> Path:
     return root
 
 
-def bench_coco(root: Path, n_images: int, n_boxes: int) -> None:
+def _files_made(folder: Path) -> int:
+    """Files, links and folders under `folder` (what the conversion made, each one a file-system operation)."""
+    return sum(len(dirs) + len(files) for _root, dirs, files in os.walk(folder))
+
+
+def formats_at(ref: str):
+    """formats.py as it was at git `ref`, imported beside the current one (the 'before' of a before/after run)."""
+    import subprocess
+    import types
+
+    repo = Path(__file__).resolve().parent.parent
+    src = subprocess.run(["git", "show", f"{ref}:darknet_magics/formats.py"], cwd=repo, check=True,
+                         capture_output=True, text=True).stdout
+    name = "darknet_magics._formats_at_" + "".join(c if c.isalnum() else "_" for c in ref)
+    mod = types.ModuleType(name)
+    mod.__package__ = "darknet_magics"  # its relative imports (.errors) resolve to the current package
+    sys.modules[name] = mod  # dataclasses look their module up here
+    exec(compile(src, f"{ref}:darknet_magics/formats.py", "exec"), mod.__dict__)
+    return mod
+
+
+def convert_with(module, src: Path, out: Path) -> tuple[float, float, float, int]:
+    """(read s, write s, CPU s of both, boxes) converting the COCO folder `src` into `out` with `module`."""
+    cpu = time.process_time()
+    with timed() as t_read:
+        ds = module.read_dataset(src)
+    with timed() as t_write:
+        res = module.write_darknet(ds, out)
+    return t_read.seconds, t_write.seconds, time.process_time() - cpu, res.boxes
+
+
+def bench_coco(root: Path, n_images: int, n_boxes: int, baseline_ref: str = "") -> None:
+    from darknet_magics import formats
+
     src = make_coco(root / "coco", n_images, n_boxes)
-    with timed() as t_ours:
-        ds = read_dataset(src)
-        res = write_darknet(ds, root / "ours")
     print(f"COCO -> darknet, {n_images:,} images, {n_boxes:,} boxes (reads every image header, writes labels and "
-          f"image links): ours {t_ours.seconds:.2f} s ({res.boxes:,} boxes)")
+          "image links):", flush=True)
+    runs = [("ours", formats)] + ([(f"ours at {baseline_ref}", formats_at(baseline_ref))] if baseline_ref else [])
+    seconds = {}
+    for label, module in runs:
+        r, w, cpu, boxes = convert_with(module, src, root / label.replace(" ", "_"))
+        seconds[label] = r + w
+        print(f"  {label}: {r + w:.2f} s (read {r:.2f} s, write {w:.2f} s; CPU {cpu:.2f} s; "
+              f"{_files_made(root / label.replace(' ', '_')):,} files/links/folders made; {boxes:,} boxes)",
+              flush=True)
+    if baseline_ref:
+        print(f"  ratio ours / ours at {baseline_ref} = {ratio(seconds['ours'], seconds[runs[1][0]])}")
     try:
         import globox  # noqa: F401
     except ImportError:
@@ -81,12 +125,14 @@ def bench_coco(root: Path, n_images: int, n_boxes: int) -> None:
         return
     from globox import AnnotationSet
 
+    cpu = time.process_time()
     with timed() as t_gb:
         ann = AnnotationSet.from_coco(src / "annotations.json")
         ids = {f"c{c}": c - 1 for c in range(1, 6)}
         ann.save_yolo_darknet(root / "globox", label_to_id=ids)
-    print(f"  globox {t_gb.seconds:.2f} s (sizes from the json, labels only, no image links)")
-    print(f"  ratio ours / globox = {ratio(t_ours.seconds, t_gb.seconds)}")
+    print(f"  globox {t_gb.seconds:.2f} s (CPU {time.process_time() - cpu:.2f} s; sizes from the json, labels only, "
+          f"no image links; {_files_made(root / 'globox'):,} files made)")
+    print(f"  ratio ours / globox = {ratio(seconds['ours'], t_gb.seconds)}")
 
 
 def main() -> None:
@@ -96,10 +142,12 @@ def main() -> None:
     parser.add_argument("--coco-images", type=int, default=20000)
     parser.add_argument("--coco-boxes", type=int, default=150000)
     parser.add_argument("--only-coco", action="store_true", help="only the COCO conversion")
+    parser.add_argument("--baseline-ref", default="", metavar="REF",
+                        help="also convert with formats.py as it was at this git commit (before/after in one run)")
     args = parser.parse_args()
     if args.only_coco:
         with tempfile.TemporaryDirectory(prefix="bench_coco_") as tmp:
-            bench_coco(Path(tmp), args.coco_images, args.coco_boxes)
+            bench_coco(Path(tmp), args.coco_images, args.coco_boxes, args.baseline_ref)
         return
     if args.quick:
         args.images = 20000
@@ -110,7 +158,7 @@ def main() -> None:
             res = check_dataset(data, None)
         print(f"check on {args.images:,} images ({res.boxes:,} boxes): {t_check.seconds:.2f} s, "
               f"{len(res.problems)} problems")
-        bench_coco(root, args.coco_images, args.coco_boxes)
+        bench_coco(root, args.coco_images, args.coco_boxes, args.baseline_ref)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ missing-labels             images without a label file: trained as negatives (in
 malformed-label            a label line that is not ``class x y w h``
 class-out-of-range         a label's class id is not in 0..classes-1
 coords-out-of-range        a label's x/y outside 0..1 or w/h outside (0, 1]
-tiny-boxes                 boxes under `TINY_BOX_PX` pixels wide or high at the cfg's network size (416 without a cfg)
+tiny-boxes                 boxes under min_box= px (`TINY_BOX_PX`) wide or high at the cfg's network size (or 416)
 line-endings               CRLF (pjreddie keeps the \\r in every value and path) or CR-only (one long line for every
                            flavor) in obj.data, the cfg or a list
 bom                        a UTF-8 byte order mark at the start of obj.data, the cfg or a list (darknet reads it as
@@ -73,6 +73,11 @@ class CheckResult:
     classes: Optional[int] = None
     tiny_boxes: int = 0
     network: tuple[int, int] = (416, 416)
+    min_box: float = TINY_BOX_PX  # boxes under this many px (wide or high) at `network` are "tiny"; 0: none
+    names: list[str] = field(default_factory=list)  # the class names from obj.data's names file, when readable
+    # One row per box (image, split, class, width_px, height_px at `network`), one with class None per image
+    # without boxes: what `formats.boxes_frame` turns into the dataset summary's dataframe.
+    box_rows: list[tuple[str, str, Optional[str], float, float]] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -144,15 +149,20 @@ class _Examples:
 
 
 def check(data_path: Path, cfg_path: Optional[Path] = None, *, weights: Optional[Path] = None,
-          max_examples: int = 5, flavor: str = "alexeyab") -> list[Problem]:
+          max_examples: int = 5, flavor: str = "alexeyab", min_box: float = TINY_BOX_PX) -> list[Problem]:
     """Everything `%yolo check` looks at; an empty list means darknet will find what it needs."""
-    return check_dataset(data_path, cfg_path, weights=weights, max_examples=max_examples, flavor=flavor).problems
+    return check_dataset(data_path, cfg_path, weights=weights, max_examples=max_examples, flavor=flavor,
+                         min_box=min_box).problems
 
 
 def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: Optional[Path] = None,
-                  max_examples: int = 5, flavor: str = "alexeyab") -> CheckResult:
-    """`check`, also returning the counts (images, boxes, negatives...)."""
-    result = CheckResult()
+                  max_examples: int = 5, flavor: str = "alexeyab", min_box: float = TINY_BOX_PX) -> CheckResult:
+    """`check`, also returning the counts (images, boxes, negatives...).
+
+    Boxes under `min_box` pixels wide or high at the cfg's network size (416x416 without a cfg) are reported as
+    ``tiny-boxes``; ``min_box=0`` reports none.
+    """
+    result = CheckResult(min_box=min_box)
     problems = result.problems
     data_path = Path(data_path)
     data_file = str(data_path)
@@ -167,14 +177,15 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
         entries = read_data_file(data_path.read_text(encoding="utf-8-sig", errors="replace").replace("\r", "\n"))
         classes = _check_data_entries(entries, data_path, problems)
         result.classes = classes
-        lists = []
+        result.names = _names(entries, data_path)
+        lists: dict[Path, str] = {}  # list file -> its split
         for key in ("train", "valid"):
             entry = entries.get(key)
             if entry is None or (key == "valid" and "train" in entries and entry.value == entries["train"].value):
                 continue
             path = _resolve(entry.value, data_path)
             if path.is_file():
-                lists.append(path)
+                lists.setdefault(path, key)
         _check_lists(lists, data_path, classes, result, max_examples, flavor)
     cfg_text: Optional[str] = None
     if cfg_path is not None:
@@ -208,6 +219,17 @@ def _network_size(cfg_text: str) -> tuple[int, int]:
         return net.get_int("width", 416) or 416, net.get_int("height", 416) or 416
     except (DarknetMagicsError, ValueError):
         return 416, 416
+
+
+def _names(entries: dict[str, DataEntry], data_path: Path) -> list[str]:
+    entry = entries.get("names")
+    if entry is None:
+        return []
+    try:
+        text = _resolve(entry.value, data_path).read_text(encoding="utf-8-sig", errors="replace")
+    except OSError:
+        return []  # reported as missing-file by _check_data_entries
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _resolve(value: str, data_path: Path) -> Path:
@@ -267,7 +289,7 @@ def _check_data_entries(entries: dict[str, DataEntry], data_path: Path, problems
     return classes
 
 
-def _check_lists(lists: Sequence[Path], data_path: Path, classes: Optional[int], result: CheckResult,
+def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int], result: CheckResult,
                  max_examples: int, flavor: str) -> None:
     problems = result.problems
     examples = _Examples(max_examples)
@@ -308,8 +330,9 @@ def _check_lists(lists: Sequence[Path], data_path: Path, classes: Optional[int],
         return found
 
     seen: set[str] = set()
-    present: list[str] = []
+    present: list[tuple[str, str]] = []  # (image, its split)
     missing: list[tuple[str, int, str, str]] = []
+    split_of = {str(lst): split for lst, split in lists.items()}
     for entry in entries:
         absolute = entry[3]
         if absolute in seen:
@@ -317,44 +340,53 @@ def _check_lists(lists: Sequence[Path], data_path: Path, classes: Optional[int],
         seen.add(absolute)
         folder, name = os.path.split(absolute)
         if name in names_in(folder):
-            present.append(absolute)
+            present.append((absolute, split_of[entry[0]]))
         else:
             missing.append(entry)
     result.images = len(present)
     if missing:
-        _report_missing(missing, lists, data_path, names_in, examples)
+        _report_missing(missing, list(lists), data_path, names_in, examples)
 
     # Labels: where darknet will look, read once each.
     n_missing_labels = 0
     first_missing: Optional[tuple[str, str]] = None
     tiny: list[str] = []  # examples of tiny boxes
-    for image in present:
+    rows, names = result.box_rows, result.names
+    nan = float("nan")
+    nw, nh = result.network
+    for image, split in present:
         lpath = label_path(image, flavor)
         folder, name = os.path.split(lpath)
         if name not in names_in(folder) or lpath == image:
             n_missing_labels += 1
             if first_missing is None:
                 first_missing = (image, lpath)
+            rows.append((image, split, None, nan, nan))
             continue
         try:
             with open(lpath, "rb") as f:
                 data = f.read()
         except OSError:
             n_missing_labels += 1
+            rows.append((image, split, None, nan, nan))
             continue
         result.labels += 1
-        boxes = _check_label_text(data, lpath, classes, examples, result, tiny)
+        found: list[tuple[int, float, float]] = []
+        boxes = _check_label_text(data, lpath, classes, examples, result, tiny, found)
         result.boxes += boxes
         if boxes == 0:
             result.negatives += 1
+            rows.append((image, split, None, nan, nan))
+        rows.extend((image, split, names[cls] if 0 <= cls < len(names) else str(cls), w * nw, h * nh)
+                    for cls, w, h in found)
     result.missing_labels = n_missing_labels
     result.negatives += n_missing_labels
     if result.tiny_boxes:
         nw, nh = result.network
         problems.append(Problem(
-            "tiny-boxes", f"{result.tiny_boxes:,} boxes are under {TINY_BOX_PX:g} px wide or high at the network size "
+            "tiny-boxes", f"{result.tiny_boxes:,} boxes are under {result.min_box:g} px wide or high at the network size "
             f"{nw}x{nh} (e.g. {'; '.join(tiny)}): too small to learn, and they pull anchors towards 1,1",
-            fix=f"drop them when writing the labels: `%yolo data OUT images=DIR min_box={TINY_BOX_PX:g}` (or raise "
+            fix=f"drop them when writing the labels: `%yolo data OUT images=DIR min_box={result.min_box:g}` (or raise "
                 "width/height in the cfg)", severity="warning", file=tiny[0].rsplit(":", 2)[0] if tiny else None))
     unconverted = _unconverted_annotations(first_missing[0]) if first_missing is not None else None
     if n_missing_labels and first_missing is not None and unconverted is not None:
@@ -420,7 +452,9 @@ def _unconverted_annotations(image: str) -> Optional[str]:
 
 
 def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples: _Examples,
-                      result: Optional[CheckResult] = None, tiny: Optional[list[str]] = None) -> int:
+                      result: Optional[CheckResult] = None, tiny: Optional[list[str]] = None,
+                      found: Optional[list[tuple[int, float, float]]] = None) -> int:
+    """Findings of one label file into `examples`; its box count. `found` gets (class, w, h) of every box."""
     boxes = 0
     for i, raw in enumerate(data.split(b"\n"), 1):
         parts = raw.split()
@@ -441,12 +475,14 @@ def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples:
                                  file=lpath, line=i), "malformed label lines")
             continue
         boxes += 1
+        if found is not None:
+            found.append((cls, w, h))
         if cls < 0 or (classes is not None and cls >= classes):
             examples.add(Problem("class-out-of-range", f"class {cls} but classes = {classes} (ids 0..{(classes or 1) - 1})",
                                  fix="fix the label, or raise classes (in obj.data, the names file and the cfg)",
                                  file=lpath, line=i), "labels with class ids out of range")
-        if result is not None and 0 < w and 0 < h and (w * result.network[0] < TINY_BOX_PX
-                                                        or h * result.network[1] < TINY_BOX_PX):
+        if result is not None and 0 < w and 0 < h and (w * result.network[0] < result.min_box
+                                                        or h * result.network[1] < result.min_box):
             result.tiny_boxes += 1
             if tiny is not None and len(tiny) < 3:
                 tiny.append(f"{lpath}:{i} is {w * result.network[0]:.1f}x{h * result.network[1]:.1f} px")

@@ -3,7 +3,7 @@
 Space-free paths: darknet's .data reader drops every whitespace character from a line (``/My Drive/x`` becomes
 ``/MyDrive/x``), so `write_data` never writes a path with a space into obj.data. Where a path has one, the deepest
 folder with a space in its name is reached through a symlink without spaces (in ``links/`` beside obj.data, or in
-the temp folder when that path has spaces itself), and obj.data and the image lists use the link's path. The
+the per-user temp folder `environment.tmp_links_dir` when that path has spaces itself), and obj.data and the image lists use the link's path. The
 symlinks are listed in `DataResult.links`. Staging lives in staging.py, pretrained weights in weights.py.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from collections import Counter
 from typing import Optional, Sequence, Union
 
+from .environment import tmp_links_dir
 from .errors import DarknetMagicsError, Problem
 from .objdata import MARKER
 from .fileio import atomic_write_text, remove_if_exists
@@ -90,7 +91,7 @@ def space_free(path: Path, link_dir: Path, links: list[Path]) -> Path:
     target = Path(*parts[: last + 1])
     rest = parts[last + 1:]
     if _has_space(link_dir) or str(link_dir.absolute()).startswith(str(target) + os.sep):
-        link_dir = Path(tempfile.gettempdir()) / "darknet_magics_links"
+        link_dir = tmp_links_dir()  # the shared per-user fallback (environment), never a folder of another user
     link_dir.mkdir(parents=True, exist_ok=True)
     clean = re.sub(r"[^A-Za-z0-9._-]+", "_", target.name).strip("_") or "link"
     clean = clean.replace("images", "imgs").replace("JPEGImages", "JPEGImgs")

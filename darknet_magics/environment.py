@@ -341,6 +341,22 @@ def _tmp_alias_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"darknet_magics-{os.getuid()}" / "links"
 
 
+def tmp_links_dir() -> Path:
+    """The one space-free link folder in the temp folder: per user (``/tmp/darknet_magics-UID/links``), made 0700.
+
+    For the `drive` alias when the home is read-only, and for `datasets.space_free` when the folder beside obj.data
+    cannot hold links. A shared /tmp must not hand us another user's links, so a folder someone else owns is refused.
+
+    Raises:
+        DarknetMagicsError: the folder belongs to another user.
+    """
+    folder = _tmp_alias_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_uid != os.getuid():
+        raise DarknetMagicsError(f"{folder} belongs to another user", fix="set DARKNET_MAGICS_LINKS to a folder of yours")
+    return folder
+
+
 def _make_alias(target: Path, alias: Path) -> None:
     """Point symlink `alias` at `target` atomically (replaces an older link of ours, never a real folder)."""
     if path_needs_alias(alias):
@@ -439,10 +455,7 @@ def mount_drive(path: Optional[str], reporter: Reporter, *, alias_dir: Optional[
         fallback = _tmp_alias_dir() / default_alias.name
         reporter.warn(f"cannot write {default_alias.parent} ({err.strerror}): using {fallback.parent} instead "
                       "(set DARKNET_MAGICS_LINKS to choose)")
-        fallback.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if fallback.parent.stat().st_uid != os.getuid():
-            raise DarknetMagicsError(f"{fallback.parent} belongs to another user",
-                                     fix="set DARKNET_MAGICS_LINKS to a folder of yours") from None
+        tmp_links_dir()
         _make_alias(info.real_root, fallback)
         default_alias = fallback
     reporter.info(f"{info.real_root} has spaces or quotes, which darknet cannot read in obj.data paths: "

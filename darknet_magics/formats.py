@@ -36,7 +36,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, NamedTuple, Optional, Sequence
 
 from .errors import DarknetMagicsError, Problem
 
@@ -57,9 +57,11 @@ _SKIP_TXT = {"train.txt", "valid.txt", "val.txt", "test.txt", "classes.txt", "la
 # The model
 
 
-@dataclass(frozen=True)
-class Box:
-    """One box: class id and pixel corners (continuous, 0-based); `where` says which annotation it came from."""
+class Box(NamedTuple):
+    """One box: class id and pixel corners (continuous, 0-based); `where` says which annotation it came from.
+
+    A NamedTuple rather than a frozen dataclass: a COCO file makes 150,000 of them, and a tuple is made 3x faster.
+    """
 
     cls: int
     x0: float
@@ -105,56 +107,78 @@ class Dataset:
 # Image sizes from headers (no decoding)
 
 
-def image_size(path: Path) -> Optional[tuple[int, int]]:
+def image_size(path: "Path | str") -> Optional[tuple[int, int]]:
     """(width, height) from a PNG, JPEG, BMP or GIF header, or None when the file is none of these (or broken).
 
-    Reads a few bytes (a JPEG: its markers up to the frame header), never the pixels: 20,000 images take well
-    under a second. EXIF orientation is ignored, as darknet's image loader (stb_image) ignores it.
+    Reads a few bytes (a JPEG: its markers up to the frame header), never the pixels. One `os.pread` of the first
+    4 KiB holds the frame header of most JPEGs; markers past it are walked with a 4-byte read each. No Python file
+    object is made: 20,000 images take a fraction of a second. EXIF orientation is ignored, as darknet's image
+    loader (stb_image) ignores it.
     """
     try:
-        with open(path, "rb") as f:
-            head = f.read(32)
-            if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-                w, h = struct.unpack(">II", head[16:24])
-                return int(w), int(h)
-            if head[:2] == b"BM" and len(head) >= 26:
-                w, h = struct.unpack("<ii", head[18:26])
-                return abs(w), abs(h)
-            if head[:6] in (b"GIF87a", b"GIF89a"):
-                w, h = struct.unpack("<HH", head[6:10])
-                return int(w), int(h)
-            if head[:2] == b"\xff\xd8":
-                return _jpeg_size(f)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        head = os.pread(fd, _HEAD, 0)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            w, h = struct.unpack_from(">II", head, 16)
+            return int(w), int(h)
+        if head[:2] == b"BM" and len(head) >= 26:
+            w, h = struct.unpack_from("<ii", head, 18)
+            return abs(w), abs(h)
+        if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+            w, h = struct.unpack_from("<HH", head, 6)
+            return int(w), int(h)
+        if head[:2] == b"\xff\xd8":
+            return _jpeg_size(fd, head)
     except (OSError, struct.error):
         return None
+    finally:
+        os.close(fd)
     return None
 
 
-def _jpeg_size(f) -> Optional[tuple[int, int]]:
-    f.seek(2)
+_HEAD = 4096
+
+
+def _jpeg_size(fd: int, head: bytes) -> Optional[tuple[int, int]]:
+    """Walk the JPEG markers from offset 2 to the frame header (SOFn); `head` is the file's first bytes."""
+    pos = 2
+
+    def read(at: int, n: int) -> bytes:
+        if at + n <= len(head):
+            return head[at:at + n]
+        return os.pread(fd, n, at)
+
     while True:
-        byte = f.read(1)
+        # fill bytes (0xFF runs) before a marker are allowed
+        byte = read(pos, 1)
         while byte and byte != b"\xff":
-            byte = f.read(1)
+            pos += 1
+            byte = read(pos, 1)
         while byte == b"\xff":
-            byte = f.read(1)
+            pos += 1
+            byte = read(pos, 1)
         if not byte:
             return None
         marker = byte[0]
+        pos += 1
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             continue  # markers without a length
-        seg = f.read(2)
+        seg = read(pos, 7)
         if len(seg) < 2:
             return None
-        length = struct.unpack(">H", seg)[0]
+        length = (seg[0] << 8) | seg[1]
         # SOF0..SOF15 except DHT (C4), JPG (C8), DAC (CC) carry the frame size.
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            data = f.read(5)
-            if len(data) < 5:
+            if len(seg) < 7:
                 return None
-            h, w = struct.unpack(">HH", data[1:5])
+            h, w = struct.unpack_from(">HH", seg, 3)
             return int(w), int(h)
-        f.seek(length - 2, 1)
+        if length < 2:
+            return None
+        pos += length
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -166,6 +190,15 @@ def _listdir(folder: Path) -> list[str]:
         return sorted(os.listdir(folder))
     except OSError:
         return []
+
+
+def _file_names(folder: Path) -> frozenset[str]:
+    """The names of the files (and links to files) in `folder`; empty when it cannot be listed."""
+    try:
+        with os.scandir(folder) as it:
+            return frozenset(e.name for e in it if e.is_file())
+    except OSError:
+        return frozenset()
 
 
 def _is_image(name: str) -> bool:
@@ -732,42 +765,43 @@ def _read_coco(r: _Reader, root: Path) -> str:
         for a in doc.get("annotations", []):
             by_image.setdefault(int(a["image_id"]), []).append(a)
         listing = {n.lower(): n for n in _listdir(folder)}
-        img_dirs = [folder] + [folder / n for n in ("images", "train", "val", "data") if (folder / n).is_dir()]
+        # Each candidate folder is listed once: a name looked up in a set instead of a stat per image.
+        img_dirs = [(str(d), _file_names(d)) for d in
+                    [folder] + [folder / n for n in ("images", "train", "val", "data") if (folder / n).is_dir()]]
+        path_s = str(path)
         for im in doc.get("images", []):
             file_name = str(im.get("file_name", ""))
+            base = os.path.basename(file_name)
             image = None
-            for d in img_dirs:
-                p = d / file_name
-                if p.is_file():
-                    image = p
+            for d, names in img_dirs:
+                if file_name in names or (file_name != base and os.path.isfile(os.path.join(d, file_name))):
+                    image = os.path.join(d, file_name)
                     break
-                p = d / os.path.basename(file_name)
-                if p.is_file():
-                    image = p
+                if base in names:
+                    image = os.path.join(d, base)
                     break
-            if image is None:
-                base = os.path.basename(file_name).lower()
-                image = folder / listing.get(base, file_name)
+            image_path = Path(image) if image is not None else folder / listing.get(base.lower(), file_name)
             claimed = (int(im.get("width") or 0), int(im.get("height") or 0))
-            size = r.size(image, claimed)
+            size = r.size(image_path, claimed)
             if size is None:
                 continue
             boxes: list[Box] = []
-            for k, a in enumerate(by_image.get(int(im["id"]), []), 1):
-                where = f"{path} annotation id {a.get('id', k)}"
-                cls = cat_to_cls.get(int(a["category_id"]))
+            for k, a in enumerate(by_image.get(int(im["id"]), ()), 1):
+                aid = a.get("id", k)
+                cat = int(a["category_id"])
+                cls = cat_to_cls.get(cat)
                 if cls is None:
-                    if int(a["category_id"]) not in categories:
-                        r.degenerate(str(path), f"annotation id {a.get('id', k)}: category {a['category_id']} "
-                                     "is not in categories")
+                    if cat not in categories:
+                        r.degenerate(path_s, f"annotation id {aid}: category {cat} is not in categories")
                     continue
                 bbox = a.get("bbox")
                 if not bbox or len(bbox) != 4:
-                    r.degenerate(str(path), f"annotation id {a.get('id', k)}: no bbox")
+                    r.degenerate(path_s, f"annotation id {aid}: no bbox")
                     continue
-                x, y, w, h = (float(v) for v in bbox)
-                boxes.append(Box(cls, x, y, x + w, y + h, where))
-            r.add(image, size, boxes, split, claimed)
+                x, y, w, h = bbox
+                x, y = float(x), float(y)
+                boxes.append(Box(cls, x, y, x + float(w), y + float(h), f"{path_s} annotation id {aid}"))
+            r.add(image_path, size, boxes, split, claimed)
     return "coco categories by id"
 
 
@@ -1022,16 +1056,21 @@ _PJ_EXTS = (".jpg", ".png", ".JPG", ".JPEG")
 
 
 def _link_name(image: Path, used: set[str]) -> str:
+    """A whitespace-free link name for `image` whose extension pjreddie swaps for .txt, unique in `used`.
+
+    `used` holds lower-cased stems: ``a.jpg`` and ``a.png`` would share the label ``a.txt``, so the second one
+    becomes ``a_1.png``.
+    """
     stem, ext = os.path.splitext(image.name)
     stem = re.sub(r"\s+", "_", stem)
-    name = stem + ext if ext in _PJ_EXTS else stem + ext.replace(".", "_") + ".jpg"
-    base, n = name, 1
+    if ext not in _PJ_EXTS:
+        stem, ext = stem + ext.replace(".", "_"), ".jpg"
+    name, n = stem, 1
     while name.lower() in used:
-        s, e = os.path.splitext(base)
-        name = f"{s}_{n}{e}"
+        name = f"{stem}_{n}"
         n += 1
     used.add(name.lower())
-    return name
+    return name + ext
 
 
 def box_line(box: Box, width: int, height: int) -> str:
@@ -1040,42 +1079,81 @@ def box_line(box: Box, width: int, height: int) -> str:
             f"{(box.x1 - box.x0) / width:.6f} {(box.y1 - box.y0) / height:.6f}")
 
 
+def _label_text(boxes: Sequence[Box], width: int, height: int) -> bytes:
+    """The label file of these boxes: `box_line` per box, one format call each (150,000 boxes: well under 1 s)."""
+    line = "%d %.6f %.6f %.6f %.6f\n"
+    return "".join([line % (b.cls, (b.x0 + b.x1) / 2 / width, (b.y0 + b.y1) / 2 / height, (b.x1 - b.x0) / width,
+                            (b.y1 - b.y0) / height) for b in boxes]).encode()
+
+
 def clean_boxes(im: ImageRecord, *, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416)
                 ) -> tuple[list[Box], int, int, list[Box]]:
     """(boxes to write, clipped count, tiny dropped, degenerate boxes) for one image.
 
-    Boxes are clipped to the image; a box with no area left (or none to begin with) is degenerate. With
-    `min_box`, boxes whose width or height at network size `net` is under `min_box` pixels are dropped.
+    Boxes are clipped to the image; a box with no area left (or none to begin with), or with its corners swapped,
+    is degenerate. With `min_box`, boxes whose width or height at network size `net` is under `min_box` pixels
+    are dropped.
     """
     out: list[Box] = []
     clipped = tiny = 0
     bad: list[Box] = []
+    width, height = im.width, im.height
     for b in im.boxes:
-        x0, x1 = sorted((b.x0, b.x1))
-        y0, y1 = sorted((b.y0, b.y1))
-        cx0, cy0 = min(max(x0, 0.0), im.width), min(max(y0, 0.0), im.height)
-        cx1, cy1 = min(max(x1, 0.0), im.width), min(max(y1, 0.0), im.height)
-        if cx1 - cx0 <= 0 or cy1 - cy0 <= 0 or b.x1 < b.x0 or b.y1 < b.y0:
+        _, x0, y0, x1, y1, _ = b
+        if 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height and not min_box:
+            out.append(b)  # the common case: inside the image, nothing to drop
+            continue
+        if x1 < x0 or y1 < y0:
             bad.append(b)
             continue
-        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+        cx0, cy0 = min(max(x0, 0.0), width), min(max(y0, 0.0), height)
+        cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+        if cx1 - cx0 <= 0 or cy1 - cy0 <= 0:
+            bad.append(b)
+            continue
+        inside = cx0 == x0 and cy0 == y0 and cx1 == x1 and cy1 == y1
+        if not inside:
             clipped += 1
-        if min_box and ((cx1 - cx0) / im.width * net[0] < min_box or (cy1 - cy0) / im.height * net[1] < min_box):
+        if min_box and ((cx1 - cx0) / width * net[0] < min_box or (cy1 - cy0) / height * net[1] < min_box):
             tiny += 1
             continue
-        out.append(Box(b.cls, cx0, cy0, cx1, cy1, b.where))
+        out.append(b if inside else Box(b.cls, cx0, cy0, cx1, cy1, b.where))  # most boxes: no new object
     return out, clipped, tiny, bad
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """Create `path` (it must not exist: two labels never share a file) holding `data`; no fsync (see below)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416),
                   reporter=None) -> ConvertResult:
-    """Write `ds` as a darknet dataset in `folder`: per split a subfolder of image symlinks with labels beside.
+    """Write `ds` as a darknet dataset in `folder`: per split, links to the images with the labels where every
+    darknet flavor looks for them.
 
-    Why symlinks in our own folder: labels never go into the user's (drive) folder, and the listed path is one we
-    chose, so the label is where every flavor looks: beside the image (AlexeyAB, hank-ai) and at pjreddie's
-    ``images``->``labels`` rewrite of the path (written too when it differs and stays inside `folder`). Link names
-    have no whitespace and end in an extension pjreddie swaps for .txt. The folder is written beside, then
-    renamed into place, so a failed run never leaves a half-written dataset that looks complete.
+    Labels never go into the user's (drive) folder: the images are listed through links in our folder, so the
+    label path each flavor derives from a listed path is ours. Two layouts, per image:
+
+    - ``<split>/<n>/JPEGImages`` is one symlink to the n-th source folder of that split. Its images are listed
+      through it (``.../train/0/JPEGImages/a.jpg``) and their labels are ``.../train/0/labels/a.txt``, which is
+      where AlexeyAB/hank-ai (``/JPEGImages/`` -> ``/labels/``, extension -> .txt) and pjreddie (the same, after
+      its first ``images`` -> ``labels``) both look. One link per folder, not one per image: on a 20,000-image
+      dataset that halves the files made.
+    - ``<split>/a.jpg`` is a symlink per image whose name does not fit that (whitespace, an extension pjreddie
+      does not swap, two images that would share a label, a folder path that sends some flavor elsewhere), named
+      to fit (`_link_name`), with its label beside it (and at pjreddie's rewrite when that differs and stays in
+      `folder`).
+
+    Every listed path is checked with `label_path` for both flavors before it is used. The folder is written
+    beside (``.NAME.tmpPID``), then renamed into place, so a failed or interrupted run never leaves a
+    half-written dataset that looks complete; that is why single labels are plain writes, not an atomic rename
+    and fsync each (a VM that loses power loses its local disk anyway).
     """
     import shutil
 
@@ -1083,50 +1161,81 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
 
     folder = Path(os.path.abspath(folder))
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
-    if tmp.exists():
+    if tmp.exists() or os.path.islink(tmp):
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     lists: dict[str, list[str]] = {}
     problems: list[Problem] = []
     n_boxes = clipped = tiny = degenerate = 0
-    used: dict[str, set[str]] = {}
+    used: dict[str, set[str]] = {}  # per split: stems of the per-image links
+    groups: dict[tuple[str, str], str] = {}  # (split, source folder) -> "<split>/<n>" (its link made)
+    per_split: Counter[str] = Counter()  # folder links made per split
+    taken: set[str] = set()  # label files written (relative to folder)
     bad_examples: list[Box] = []
     total = len(ds.images)
     folder_s, tmp_s = str(folder) + os.sep, str(tmp) + os.sep
-    made: set[str] = set()
+    n_root = len(folder_s)
+    made: set[str] = {""}
+
+    def makedirs(rel: str) -> None:
+        if rel not in made:
+            os.makedirs(tmp_s + rel, exist_ok=True)
+            made.add(rel)
+
+    def folder_link(split: str, src_dir: str, name: str) -> Optional[tuple[str, str]]:
+        """(listed path, label path relative to folder) through the folder link of `src_dir`, or None."""
+        rel = groups.get((split, src_dir)) or f"{split}/{per_split[split]}"
+        final = f"{folder_s}{rel}/JPEGImages/{name}"
+        lp = label_path(final, "alexeyab")
+        if lp == final or lp != label_path(final, "pjreddie") or not lp.startswith(folder_s):
+            return None
+        lrel = lp[n_root:]
+        if lrel in taken:
+            return None
+        if (split, src_dir) not in groups:
+            makedirs(rel)
+            os.symlink(src_dir, f"{tmp_s}{rel}/JPEGImages")
+            groups[(split, src_dir)] = rel
+            per_split[split] += 1
+        return final, lrel
+
     for i, im in enumerate(ds.images):
         split = im.split or "all"
-        sub = tmp / split
         if split not in used:
-            sub.mkdir()
+            makedirs(split)
             used[split] = set()
-        name = _link_name(im.path, used[split])
-        link = sub / name
-        os.symlink(os.path.abspath(im.path), link)
         boxes, c, t, bad = clean_boxes(im, min_box=min_box, net=net)
         clipped += c
         tiny += t
         degenerate += len(bad)
         bad_examples.extend(bad[: max(0, 5 - len(bad_examples))])
         n_boxes += len(boxes)
-        text = "".join(box_line(b, im.width, im.height) + "\n" for b in boxes)
-        final = folder_s + split + os.sep + name
-        for lp in {label_path(final, "alexeyab"), label_path(final, "pjreddie")}:
-            if lp == final:
-                continue  # pjreddie with an unswapped extension would read the image itself: never write there
-            if lp.startswith(folder_s):
-                target = tmp_s + lp[len(folder_s):]
-                parent = os.path.dirname(target)
-                if parent not in made:
-                    os.makedirs(parent, exist_ok=True)
-                    made.add(parent)
-                with open(target, "w", encoding="utf-8", newline="\n") as f:
-                    f.write(text)
-            elif not any(p.code == "labels-outside" for p in problems):
-                problems.append(Problem("labels-outside", f"pjreddie's darknet would look for labels at {lp}, "
-                                        f"outside {folder}: only AlexeyAB/hank-ai builds find them",
-                                        fix="put OUT in a folder whose path has no 'images' or 'raw' in it",
-                                        severity="warning", file=lp))
+        data = _label_text(boxes, im.width, im.height)
+        src = os.path.abspath(im.path)
+        src_dir, name = os.path.split(src)
+        found = (folder_link(split, src_dir, name)
+                 if name.endswith(_PJ_EXTS) and not any(ch.isspace() for ch in name) else None)
+        if found is not None:
+            final, lrel = found
+            makedirs(os.path.dirname(lrel))
+            _write_new(tmp_s + lrel, data)
+            taken.add(lrel)
+        else:
+            link_name = _link_name(Path(name), used[split])
+            final = f"{folder_s}{split}{os.sep}{link_name}"
+            os.symlink(src, tmp_s + final[n_root:])
+            for lp in {label_path(final, "alexeyab"), label_path(final, "pjreddie")}:
+                if lp == final:
+                    continue  # pjreddie with an unswapped extension would read the image itself: never write there
+                if lp.startswith(folder_s) and lp[n_root:] not in taken:
+                    makedirs(os.path.dirname(lp[n_root:]))
+                    _write_new(tmp_s + lp[n_root:], data)
+                    taken.add(lp[n_root:])
+                elif not lp.startswith(folder_s) and not any(p.code == "labels-outside" for p in problems):
+                    problems.append(Problem("labels-outside", f"pjreddie's darknet would look for labels at {lp}, "
+                                            f"outside {folder}: only AlexeyAB/hank-ai builds find them",
+                                            fix="put OUT in a folder whose path has no 'images' or 'raw' in it",
+                                            severity="warning", file=lp))
         lists.setdefault(split, []).append(final)
         if reporter is not None and (i % 2000 == 0 or i + 1 == total):
             reporter.progress(f"labels: {i + 1:,}/{total:,} images", final=i + 1 == total)
@@ -1158,13 +1267,25 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
 # A summary to look at
 
 
+SUMMARY_COLUMNS = ["image", "split", "class", "width_px", "height_px"]
+
+
+def boxes_frame(rows: Iterable[tuple[str, str, Optional[str], float, float]]):
+    """The summary's dataframe from rows ``(image, split, class name, width_px, height_px)``.
+
+    `summary_frame` makes the rows from a read dataset, `checks.check_dataset` from the label files darknet will
+    read; both are shown by `show_frame`.
+    """
+    import pandas as pd
+
+    return pd.DataFrame(list(rows), columns=SUMMARY_COLUMNS)
+
+
 def summary_frame(ds: Dataset, net: tuple[int, int] = (416, 416)):
     """One row per box: image, split, class, and its size in pixels at network size (a pandas DataFrame).
 
     Images without boxes get one row with class None, so boxes-per-image counts include negatives.
     """
-    import pandas as pd
-
     rows = []
     for im in ds.images:
         if not im.boxes:
@@ -1172,7 +1293,7 @@ def summary_frame(ds: Dataset, net: tuple[int, int] = (416, 416)):
         for b in im.boxes:
             rows.append((str(im.path), im.split or "", ds.names[b.cls] if 0 <= b.cls < len(ds.names) else str(b.cls),
                          abs(b.x1 - b.x0) / im.width * net[0], abs(b.y1 - b.y0) / im.height * net[1]))
-    return pd.DataFrame(rows, columns=["image", "split", "class", "width_px", "height_px"])
+    return boxes_frame(rows)
 
 
 def summary_figure(frame, net: tuple[int, int] = (416, 416)) -> dict:
@@ -1202,15 +1323,26 @@ def summary_figure(frame, net: tuple[int, int] = (416, 416)) -> dict:
 
 
 def show_summary(ds: Dataset, reporter, net: tuple[int, int] = (416, 416)):
-    """Render the summary through `reporter` (a table per class, the figure as HTML); returns the frame."""
+    """Render the summary of a read dataset through `reporter` (see `show_frame`); returns the frame."""
+    return show_frame(summary_frame(ds, net), reporter, net)
+
+
+def show_frame(frame, reporter, net: tuple[int, int] = (416, 416)):
+    """Render a summary frame (`boxes_frame`) through `reporter`: a table per class, the figure as HTML.
+
+    Returns the frame. An empty frame (no images) shows one line and no figure.
+    """
     import plotly.io as pio
 
-    frame = summary_frame(ds, net)
+    n_images = frame["image"].nunique()
     boxes = frame.dropna(subset=["class"])
+    if n_images == 0:
+        reporter.info("no images to summarize")
+        return frame
     table = boxes.groupby("class").agg(boxes=("image", "size"), images=("image", "nunique"),
                                        median_w_px=("width_px", "median"), median_h_px=("height_px", "median"))
-    reporter.dataframe(table.reset_index(), title=f"{len(ds.images):,} images, {len(boxes):,} boxes")
+    reporter.dataframe(table.reset_index(), title=f"{n_images:,} images, {len(boxes):,} boxes")
     fig = summary_figure(frame, net)
     reporter.html("dataset-summary", pio.to_html(fig, include_plotlyjs="cdn", full_html=False),
-                  text=f"{len(ds.images):,} images, {len(boxes):,} boxes in {len(table)} classes")
+                  text=f"{n_images:,} images, {len(boxes):,} boxes in {len(table)} classes")
     return frame

@@ -114,18 +114,30 @@ class Context:
     def local(self) -> Path:
         return self.session.local()
 
-    def output(self, text: str | Path, what: str = "the file to write") -> Path:
-        """`path` for a file a step writes: an existing file where its folder should be, or a folder where the
-        file should be, is a clear error instead of NotADirectoryError/IsADirectoryError later."""
+    def output(self, text: str | Path, what: str = "the file to write", step: Optional["Step"] = None) -> Path:
+        """`path` for a file a step writes, checked before anything is written: an existing file where its folder
+        should be, a read-only folder (or disk), or a folder where the file should be, is a clear error instead of
+        NotADirectoryError/PermissionError later. With `step`, the error names its line and directive."""
         path = self.path(text)
+
+        def refuse(message: str, fix: str) -> None:
+            if step is not None:
+                raise step.error(message, fix)
+            raise StepError(message, fix=fix)
+
         for parent in [path.parent, *path.parent.parents]:
             if parent.exists():
                 if not parent.is_dir():
-                    raise StepError(f"{what} {path} cannot be written: {parent} is a file, not a folder",
-                                    fix="give a path inside a folder (or remove that file)")
+                    refuse(f"{what} {path} cannot be written: {parent} is a file, not a folder",
+                           "give a path inside a folder (or remove that file)")
+                # access() says EROFS for a read-only disk even to root, and the mode bits to everyone else
+                elif not os.access(parent, os.W_OK | os.X_OK):
+                    refuse(f"{what} {path} cannot be written: {parent} is read-only",
+                           f"give a path in a writable folder (e.g. {{workspace}}/{path.name}), or make {parent} "
+                           "writable")
                 break
         if path.is_dir():
-            raise StepError(f"{what} {path} is a folder", fix="give a file name, e.g. .../obj.data")
+            refuse(f"{what} {path} is a folder", "give a file name, e.g. .../obj.data")
         return path
 
     def workspace(self, what: str) -> Path:

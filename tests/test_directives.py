@@ -222,7 +222,7 @@ def test_unset_placeholder_names_the_directive_that_sets_it():
 def test_duplicate_option_and_bad_as_name():
     assert "given twice" in str(error_of("clone ref=a ref=b"))
     assert "not a valid Python variable" in str(error_of("log x as 1run", "yolo"))
-    assert "not accepted here" in str(error_of("check d c as x", "yolo"))
+    assert "not accepted here" in str(error_of("cfg yolov4-tiny c.cfg classes=1 as x", "yolo"))
 
 
 def test_data_rules():

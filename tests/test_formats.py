@@ -166,6 +166,47 @@ def test_clipped_and_degenerate_boxes_are_counted_with_their_file(tmp_path: Path
     assert "size-mismatch" in codes and "128x96" in codes["size-mismatch"].message
 
 
+def test_awkward_names_get_their_own_links_and_every_flavor_finds_each_label(tmp_path: Path) -> None:
+    """Images listed through one link to their folder where their names allow it; the others (a space, an
+    extension pjreddie keeps, two images that would share a label, a name pjreddie rewrites) through a link each.
+    Either way both flavors find the same, exact label, and a re-run replaces the folder."""
+    src = tmp_path / "src; it's"
+    src.mkdir()
+    names = ["plain.jpg", "UPPER.JPG", "with space.jpg", "odd.bmp", "twin.jpg", "twin.png", "double.jpg.jpg"]
+    images, anns = [], []
+    for i, name in enumerate(names):
+        w, h = 40 + 8 * i, 30 + 4 * i
+        (src / name).write_bytes(png_bytes(np.zeros((h, w, 3), np.uint8)))  # stb_image reads by content too
+        images.append({"id": i, "file_name": name, "width": w, "height": h})
+        anns.append({"id": i, "image_id": i, "category_id": 1, "bbox": [i, 2 * i, 10 + i, 12 + i]})
+    (src / "annotations.json").write_text(json.dumps({"images": images, "annotations": anns,
+                                                      "categories": [{"id": 1, "name": "thing"}]}))
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    ds = formats.read_dataset(src)
+    out = tmp_path / "work" / "x.darknet"
+    for _ in range(2):
+        res = formats.write_darknet(ds, out)
+        listed = res.lists["all"]
+        assert len(listed) == len(names)
+        for image in listed:
+            real = os.path.realpath(image)
+            assert os.path.isfile(image) and real.startswith(str(src.resolve()))
+            i = names.index(os.path.basename(real))
+            w, h = 40 + 8 * i, 30 + 4 * i
+            want = (0, (i + (10 + i) / 2) / w, (2 * i + (12 + i) / 2) / h, (10 + i) / w, (12 + i) / h)
+            texts = {Path(label_path(image, f)).read_text() for f in ("alexeyab", "pjreddie")}
+            assert len(texts) == 1, image
+            (got,) = read_labels(label_path(image))
+            assert got[0] == 0 and all(abs(a - b) < 1e-6 for a, b in zip(got[1:], want[1:])), (image, got, want)
+        via_folder = [p for p in listed if "/JPEGImages/" in p]
+        assert sorted(os.path.basename(p) for p in via_folder) == ["UPPER.JPG", "plain.jpg", "twin.jpg"]
+        links = [p for p in out.rglob("*") if p.is_symlink()]
+        assert len(links) == 1 + len(names) - 3  # one folder link, four image links
+        assert not any(" " in p for p in listed)
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # nothing written into the source
+    assert [p.name for p in out.parent.iterdir()] == ["x.darknet"]  # no temporary or old folder left
+
+
 def test_min_box_drops_boxes_small_at_network_size(tmp_path: Path) -> None:
     # at 64x64 network size the Roboflow fixture's smallest boxes are 0.2*64 = 12.8 px wide
     r = prepare_dataset(tmp_path / "m.data", images=FIXTURES / "roboflow_darknet", min_box=14, net=(64, 64),

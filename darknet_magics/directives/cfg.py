@@ -45,8 +45,8 @@ def _inputs(step: Step, ctx: Context) -> tuple[Path, dict[str, Any], Optional[li
 
 def run(step: Step, ctx: Context) -> Done:
     _, options, search = _inputs(step, ctx)
-    result = write_cfg(step.args["TEMPLATE"], ctx.output(step.args["OUT"], "the cfg"), step.options["classes"], options,
-                       search_dirs=search)
+    out = ctx.output(step.args["OUT"], "the cfg", step)
+    result = write_cfg(step.args["TEMPLATE"], out, step.options["classes"], options, search_dirs=search)
     for change in result.changes:
         ctx.reporter.info("  " + change)
     return Done(f"wrote {result.path} from {result.template} ({len(result.changes)} edits)", result)

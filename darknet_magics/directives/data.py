@@ -8,6 +8,10 @@ from ..datasets import write_data
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
+from ._dataset import show_and_bind
+
+
+NET = (416, 416)  # the network size min_box= and the summary's box sizes refer to
 
 
 def _check(step: Step) -> None:
@@ -39,8 +43,11 @@ SPEC = Spec("data", "yolo", "Write obj.data (and .names, train.txt/valid.txt) wi
                      Opt("split", "float", "validation fraction of the images the source did not split", default=0.1),
                      Opt("seed", "int", "seed of the split", default=0),
                      Opt("backup", "path", "where training saves weights (default {workspace}/backup)")),
+            allows_as=True,
             notes="Give either images=DIR (any format; classes and names from the source), or train= (and valid=, "
-                  "test=), folders or lists. Lists are named after OUT (NAME.train.txt, NAME.valid.txt).",
+                  "test=), folders or lists. Lists are named after OUT (NAME.train.txt, NAME.valid.txt). Shows the "
+                  "dataset (images and boxes per class, boxes per image, box sizes at 416x416) and binds it as a "
+                  "dataframe, one row per box, to `as NAME` (default yolo_dataset).",
             example="%yolo data obj.data images={dataset}", check=_check, order=210)
 
 
@@ -60,24 +67,28 @@ def run(step: Step, ctx: Context) -> Done:
     def opt_path(key: str) -> Optional[Path]:
         return ctx.path(step.options[key]) if step.options.get(key) else None
 
-    result = write_data(ctx.output(step.args["OUT"], "the obj.data"), classes=step.get("classes"), names=step.get("names"),
+    out = ctx.output(step.args["OUT"], "the obj.data", step)
+    result = write_data(out, classes=step.get("classes"), names=step.get("names"),
                         train=opt_path("train"), valid=opt_path("valid"), test=opt_path("test"),
                         images=opt_path("images"), format=step.get("format"), min_box=step.get("min_box"),
                         split=step.get("split"), seed=step.get("seed"), backup=_backup(step, ctx, warn=True),
-                        reporter=ctx.reporter)
+                        net=NET, reporter=ctx.reporter)
+    name = None
     if result.plan is not None:
         for line in result.plan.lines[:5]:
             ctx.reporter.info(line)
         for problem in result.problems:
             ctx.reporter.info(problem.describe())
         if result.plan.datasets:
-            from ..formats import Dataset, show_summary
+            from ..formats import Dataset, summary_frame
 
             plan = result.plan
-            show_summary(Dataset(plan.format, plan.datasets[0].root, plan.names,
-                                 [im for d in plan.datasets for im in d.images]), ctx.reporter)
+            merged = Dataset(plan.format, plan.datasets[0].root, plan.names,
+                             [im for d in plan.datasets for im in d.images])
+            name = show_and_bind(step, ctx, summary_frame(merged, NET), NET)
     return Done(f"wrote {result.data_path}: {result.n_train} train / {result.n_valid} valid"
-                + (f" / {result.n_test} test" if result.n_test else "") + f" images, backup={result.backup}", result)
+                + (f" / {result.n_test} test" if result.n_test else "") + f" images, backup={result.backup}"
+                + (f"; the boxes in `{name}`" if name else ""), result)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:

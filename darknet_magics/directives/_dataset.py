@@ -1,0 +1,16 @@
+"""What `%yolo data` and `%yolo check` share: the dataset summary, shown and bound as a dataframe."""
+from __future__ import annotations
+
+from ..formats import show_frame
+from ..language import Step
+from ..session import Context
+
+# The summary frame's name in the user's namespace when the line has no ``as NAME``.
+DEFAULT_SUMMARY_NAME = "yolo_dataset"
+
+
+def show_and_bind(step: Step, ctx: Context, frame, net: tuple[int, int]) -> str:
+    """Show `frame` (`formats.boxes_frame`: one row per box) as a table and a figure, and bind it to ``as NAME``
+    (default ``yolo_dataset``); returns the name."""
+    show_frame(frame, ctx.reporter, net)
+    return ctx.bind(step, frame, DEFAULT_SUMMARY_NAME) or DEFAULT_SUMMARY_NAME
