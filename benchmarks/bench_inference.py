@@ -32,7 +32,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--darknet", default="/usr/bin/darknet")
     parser.add_argument("--template", default="/usr/share/darknet/cfg/yolov3-tiny.cfg")
+    parser.add_argument("--quick", action="store_true", help="50 images (run_all.py --quick passes it to all)")
     args = parser.parse_args()
+    if args.quick:
+        args.images = min(args.images, 50)
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp)
         ds = make_dataset(ws / "ds", images=args.images, size=64)
