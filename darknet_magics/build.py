@@ -31,7 +31,8 @@ from .logparse import strip_escapes
 from .report import Reporter
 
 DEFAULT_URL = "https://github.com/AlexeyAB/darknet"
-CACHE_FORMAT = 1
+# 2: a CMake entry holds hank-ai's tools too (entries of format 1 have the CLI and libdarknet only: not used)
+CACHE_FORMAT = 2
 BUILD_LOG_NAME = "darknet_magics_build.log"
 
 # ============================================================================================== clone
@@ -693,7 +694,10 @@ def _products(darknet_dir: Path, system: str) -> tuple[Optional[Path], list[Path
     found = sorted(p for p in build.rglob("darknet") if p.is_file() and os.access(p, os.X_OK)) if build.is_dir() else []
     binary = found[0] if found else None
     libs = sorted(p for p in build.rglob("libdarknet.so*") if p.is_file() and not p.is_symlink()) if binary else []
-    return binary, ([binary] if binary else []) + libs
+    # hank-ai's tools beside the CLI (darknet_04_process_videos for `%yolo video`, darknet_01_inference_images for
+    # `%yolo test`, darknet_onnx_export for `%yolo export`): a VM that restores the build needs them as much.
+    tools = sorted(p for p in build.glob("src-*/darknet_*") if p.is_file() and os.access(p, os.X_OK)) if binary else []
+    return binary, ([binary] if binary else []) + libs + tools
 
 
 def _cmake_argv(darknet_dir: Path, flags: dict[str, int], caps: Optional[list[int]],

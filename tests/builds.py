@@ -3,22 +3,20 @@
 Where a build comes from, in order:
 1. ``DARKNET_ALEXEYAB`` / ``DARKNET_HANKAI`` (a binary), else the machine's shared prebuilt binaries
    (/work/cache/builds, see its README), when they exist;
-2. else built once from ../shared's darknet sources (``../shared/tools/darknet-repo FLAVOR DIR``, or
-   ``DARKNET_REPO_TOOL``) into
-   ``.cache/live-flavors/model-out-FLAVOR`` of the checkout, beside test_flavors_live's sources, so CI keeps them
-   in the same cache: AlexeyAB with ``make OPENCV=1`` (video needs it), hank-ai with CMake and
-   ``DARKNET_TRY_ONNX`` (darknet_onnx_export needs protobuf), each as /work/cache/builds/build-all.sh does;
+2. else our own `clone` + `make` (through ``python -m darknet_magics run``) of test_flavors_live's source repository
+   (``../shared/tools/darknet-repo``) into ``.cache/live-flavors/model-out-FLAVOR``, with test_flavors_live's
+   `make` line and its build cache: each flavor is built once per checkout, by whichever test needs it first, and
+   restored for the other (hank-ai's tools and ONNX exporter are in the cache entry, as a user's next VM needs);
 3. else the test skips, naming what is missing.
-
-These builds are not made with our own `make` directive because its build cache keeps the CLI and libdarknet only,
-not hank-ai's example tools (darknet_01_inference_images, darknet_04_process_videos) or its ONNX exporter.
 """
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,15 +49,12 @@ def _test_timer_paused():
             signal.setitimer(signal.ITIMER_REAL, left, interval)
 
 
-def _run(argv: list[str], cwd: Path, log: Path) -> None:
-    with open(log, "a") as out:
-        done = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, timeout=3600)
-    if done.returncode != 0:
-        pytest.fail(f"building darknet failed ({' '.join(argv)}, exit {done.returncode}): "
-                    f"{log.read_text(errors='replace')[-2000:]}")
-
-
 def _build(flavor: str) -> Path:
+    """Our own `clone` + `make` (the CLI runs the same directives as the magics) of test_flavors_live's source repo,
+    against its build cache: whichever of the two runs first builds, the other restores (CI builds each flavor
+    once, and the second environment restores both)."""
+    from test_flavors_live import make_line, source_repo
+
     tree = CACHE / f"model-out-{flavor}"
     binary = tree / BUILT[flavor]
     if binary.is_file():
@@ -72,25 +67,18 @@ def _build(flavor: str) -> Path:
     if flavor == "hank-ai" and not (shutil.which("cmake") and shutil.which("protoc")):
         pytest.skip("building hank-ai with its ONNX exporter needs cmake and protobuf: "
                     "apt-get install -y cmake libprotobuf-dev protobuf-compiler")
+    source = source_repo(flavor)
     shutil.rmtree(tree, ignore_errors=True)
-    tree.parent.mkdir(parents=True, exist_ok=True)
-    made = subprocess.run([str(TOOL), flavor, str(tree)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"darknet-repo {flavor} failed: {made.stderr.strip()[-300:]}")
-    log = tree / "model-out-build.log"
-    jobs = str(os.cpu_count() or 2)
-    with _test_timer_paused():
-        if flavor == "alexeyab":
-            _run(["make", f"-j{jobs}", "GPU=0", "CUDNN=0", "OPENCV=1", "AVX=0", "OPENMP=0"], tree, log)
-        else:
-            (tree / "build").mkdir()
-            _run(["cmake", "-DCMAKE_BUILD_TYPE=Release", "-DDARKNET_TRY_CUDA=OFF", "-DDARKNET_TRY_ROCM=OFF",
-                  "-DDARKNET_TRY_ONNX=True", ".."], tree / "build", log)
-            # the targets the tests run (darknetcli is the `darknet` CLI), not all of hank-ai's examples: CI time
-            _run(["make", f"-j{jobs}", "darknetcli", "darknet_01_inference_images", "darknet_04_process_videos",
-                  "darknet_onnx_export"], tree / "build", log)
-    if not binary.is_file():
-        pytest.fail(f"the {flavor} build made no {binary}: {log.read_text(errors='replace')[-2000:]}")
+    cell = CACHE / f"model-out-{flavor}.darknet"
+    cell.write_text(f"workspace {shlex.quote(str(CACHE))}\nclone {shlex.quote(str(source))} "
+                    f"into={shlex.quote(str(tree))}\n{make_line(flavor)}\n")
+    log = CACHE / f"model-out-{flavor}.log"
+    with _test_timer_paused(), open(log, "w") as out:
+        done = subprocess.run([sys.executable, "-m", "darknet_magics", "run", str(cell)], cwd=CACHE, stdout=out,
+                              stderr=subprocess.STDOUT, timeout=3600)
+    if done.returncode != 0 or not binary.is_file():
+        pytest.fail(f"building {flavor} with our clone + make failed (exit {done.returncode}, no {binary}): "
+                    f"{log.read_text(errors='replace')[-2000:]}")
     return binary
 
 

@@ -544,3 +544,23 @@ def test_dry_run_of_a_cmake_tree_shows_cmake_not_make(ip, tmp_path, capsys) -> N
         assert f"{{bin}} = {src}/build/src-cli/darknet" in out
     else:  # a machine without OpenCV's headers: the dry run says so, as the run would
         assert "OpenCV" in str(result.error_in_exec)
+
+
+def test_a_cmake_build_caches_hank_ais_tools_with_the_cli(tmp_path: Path) -> None:
+    # what a restored VM needs: the CLI, libdarknet, and the tools `%yolo video/test/export` run (not CMake's own
+    # scratch executables)
+    tree = tmp_path / "darknet"
+    made = {}
+    for rel in ("build/src-cli/darknet", "build/src-lib/libdarknet.so", "build/src-examples/darknet_04_process_videos",
+                "build/src-examples/darknet_01_inference_images", "build/src-onnx/darknet_onnx_export",
+                "build/CMakeFiles/3.25/CompilerIdC/a.out", "build/src-examples/README.md"):
+        path = tree / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x7fELF")
+        path.chmod(0o644 if rel.endswith((".md", ".so")) else 0o755)
+        made[rel] = path
+    binary, files = build._products(tree, "cmake")
+    assert binary == made["build/src-cli/darknet"]
+    assert sorted(str(f.relative_to(tree)) for f in files) == sorted([
+        "build/src-cli/darknet", "build/src-lib/libdarknet.so", "build/src-examples/darknet_01_inference_images",
+        "build/src-examples/darknet_04_process_videos", "build/src-onnx/darknet_onnx_export"])
