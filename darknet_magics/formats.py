@@ -639,6 +639,15 @@ def _voc_find_image(folder: Path, xml_path: Path, filename: Optional[str], listi
     return None
 
 
+def _claimed_size(width: Optional[str], height: Optional[str]) -> Optional[tuple[int, int]]:
+    """The image size an annotation claims (VOC's <size>, CVAT's width/height attributes), or None when unreadable:
+    the image's own header decides then (and also when it disagrees)."""
+    try:
+        return int(float(width or 0)), int(float(height or 0))
+    except ValueError:
+        return None
+
+
 def _read_voc_folder(r: _Reader, folder: Path, split: Optional[str]) -> None:
     ann_dir = next((folder / n for n in _listdir(folder) if n.lower() == "annotations" and (folder / n).is_dir()),
                    folder)
@@ -662,13 +671,9 @@ def _read_voc_folder(r: _Reader, folder: Path, split: Optional[str]) -> None:
             r.missing_images.append(str(xml_path.with_suffix(".jpg")))
             continue
         seen.add(str(image))
-        claimed = None
         size_el = ann.find("size")
-        if size_el is not None:
-            try:
-                claimed = (int(float(size_el.findtext("width") or 0)), int(float(size_el.findtext("height") or 0)))
-            except ValueError:
-                claimed = None
+        claimed = (_claimed_size(size_el.findtext("width"), size_el.findtext("height")) if size_el is not None
+                   else None)
         size = r.size(image, claimed)
         if size is None:
             continue
@@ -868,10 +873,7 @@ def _read_cvat(r: _Reader, root: Path) -> str:
             image = next((d / file_name for d in img_dirs if (d / file_name).is_file()),
                          next((d / os.path.basename(file_name) for d in img_dirs
                                if (d / os.path.basename(file_name)).is_file()), folder / file_name))
-            try:
-                claimed = (int(float(im.get("width", 0))), int(float(im.get("height", 0))))
-            except ValueError:
-                claimed = None
+            claimed = _claimed_size(im.get("width"), im.get("height"))
             size = r.size(image, claimed)
             if size is None:
                 continue
