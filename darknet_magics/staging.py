@@ -624,31 +624,19 @@ def _prune_empty(root: Path, folder: Path) -> None:
 
 
 def _run_cp(src: Path, dest: Path, plan: StagePlan, total: int, n_files: int, progress: TransferProgress) -> None:
-    """`cp -r` (native, no per-file Python); progress by polling the destination's size while it runs."""
+    """`cp -r` (native, no per-file Python), with a progress line while it runs."""
     cp = shutil.which("cp")
     if not cp:
         _copy_files(src, dest, _walk_files(src), 1, progress)
         return
-    # stderr into a file, not a pipe: a full disk makes cp print one error per file, and a pipe nobody reads
-    # while we wait would fill and block cp forever.
-    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errfile:
-        proc = subprocess.Popen([cp, "-r", "--preserve=timestamps", "--", str(src), str(dest)],
-                                stdout=subprocess.DEVNULL, stderr=errfile, preexec_fn=_die_with_parent())
-        try:
-            while True:
-                try:
-                    proc.wait(timeout=0.2)
-                    break
-                except subprocess.TimeoutExpired:
-                    progress.reporter.progress(f"copying {src.name}: {n_files:,} files, {total / 1e6:,.1f} MB (cp -r) ...")
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            shutil.rmtree(dest, ignore_errors=True)
-            raise
-        errfile.seek(0)
-        err = errfile.read(20000)
-    if proc.returncode != 0:
+    message = f"copying {src.name}: {n_files:,} files, {total / 1e6:,.1f} MB (cp -r) ..."
+    try:
+        code, err = _run_native([cp, "-r", "--preserve=timestamps", "--", str(src), str(dest)],
+                                lambda pid: progress.reporter.progress(message))
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    if code != 0:
         shutil.rmtree(dest, ignore_errors=True)
         if "No space left" in err or "Disk quota" in err:
             raise _full_disk(plan, total)
@@ -756,13 +744,26 @@ def _bytes_read(pid: int) -> Optional[int]:
 def _run_tar(argv: list[str], to_read: int, n_files: int, total: int,
              progress: TransferProgress) -> tuple[int, str]:
     """Run tar; progress from the bytes it has read (of `to_read`: the archive when unpacking, the files when
-    packing), polled 5 times a second; (exit code, stderr).
+    packing); (exit code, stderr).
 
     Not ``tar -v`` read line by line: on 20,000 small files, printing, piping and matching every member name cost
     a third of tar's own time. The share read stands for the share of files and bytes done.
     """
+    def tick(pid: int) -> None:
+        done = _bytes_read(pid)
+        if done is not None and to_read:
+            share = min(1.0, done / to_read)
+            progress.files, progress.bytes = int(n_files * share), int(total * share)
+        progress.add(0, 0)
+
+    return _run_native(argv, tick)
+
+
+def _run_native(argv: list[str], tick: Callable[[int], None]) -> tuple[int, str]:
+    """Run cp or tar (native speed, no per-file Python), calling `tick(pid)` 5 times a second while it runs; killed
+    with us (and on an interrupt); (exit code, stderr)."""
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errfile:
-        # stderr into a file, not a pipe nobody reads while we wait (a full disk: one error per member)
+        # stderr into a file, not a pipe nobody reads while we wait (a full disk: one error per file or member)
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errfile, preexec_fn=_die_with_parent())
         try:
             while True:
@@ -770,11 +771,7 @@ def _run_tar(argv: list[str], to_read: int, n_files: int, total: int,
                     proc.wait(timeout=0.2)
                     break
                 except subprocess.TimeoutExpired:
-                    done = _bytes_read(proc.pid)
-                    if done is not None and to_read:
-                        share = min(1.0, done / to_read)
-                        progress.files, progress.bytes = int(n_files * share), int(total * share)
-                    progress.add(0, 0)
+                    tick(proc.pid)
         except BaseException:
             proc.kill()
             proc.wait()
