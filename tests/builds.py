@@ -8,9 +8,14 @@ Where a build comes from, in order:
    `make` line and its build cache: each flavor is built once per checkout, by whichever test needs it first, and
    restored for the other (hank-ai's tools and ONNX exporter are in the cache entry, as a user's next VM needs);
 3. else the test skips, naming what is missing.
+
+One build of a flavor at a time per checkout (`build_lock`): scripts/test starts ``python tests/builds.py`` in the
+background as soon as the first environment is installed, so the builds run while the other environment installs
+and the tests that need no build run; a test that needs a build meanwhile waits for it, then restores it.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import shutil
@@ -37,6 +42,16 @@ _BUILDS: dict[str, Path] = {}
 
 
 @contextmanager
+def build_lock(flavor: str):
+    """Held while `flavor` is built or restored from the build cache in this checkout (by `_build`, the
+    background prebuild, or test_flavors_live's own clone + make): the second comes after the first and restores."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"build-{flavor}.lock", "w") as lock, _test_timer_paused():
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
 def _test_timer_paused():
     """A build (minutes on two cores, once per checkout) does not count against the timeout of the test that
     happens to need it first: pytest-timeout's SIGALRM timer is stopped during it and re-armed with what was left.
@@ -53,12 +68,15 @@ def _build(flavor: str) -> Path:
     """Our own `clone` + `make` (the CLI runs the same directives as the magics) of test_flavors_live's source repo,
     against its build cache: whichever of the two runs first builds, the other restores (CI builds each flavor
     once, and the second environment restores both)."""
-    from test_flavors_live import make_line, source_repo
-
     tree = CACHE / f"model-out-{flavor}"
     binary = tree / BUILT[flavor]
-    if binary.is_file():
-        return binary
+    with build_lock(flavor):  # a binary seen outside it may be one a running build has only begun to write
+        return binary if binary.is_file() else _clone_and_make(flavor, tree, binary)
+
+
+def _clone_and_make(flavor: str, tree: Path, binary: Path) -> Path:
+    from test_flavors_live import make_line, source_repo
+
     if not TOOL.exists():
         pytest.skip(f"no {flavor} build at {PREBUILT[flavor]} and no {TOOL} to build one from (../shared is not "
                     "beside this checkout)")
@@ -73,7 +91,7 @@ def _build(flavor: str) -> Path:
     cell.write_text(f"workspace {shlex.quote(str(CACHE))}\nclone {shlex.quote(str(source))} "
                     f"into={shlex.quote(str(tree))}\n{make_line(flavor)}\n")
     log = CACHE / f"model-out-{flavor}.log"
-    with _test_timer_paused(), open(log, "w") as out:
+    with open(log, "w") as out:
         done = subprocess.run([sys.executable, "-m", "darknet_magics", "run", str(cell)], cwd=CACHE, stdout=out,
                               stderr=subprocess.STDOUT, timeout=3600)
     if done.returncode != 0 or not binary.is_file():
@@ -100,3 +118,13 @@ def alexeyab() -> Path:
 def hankai() -> Path:
     """hank-ai's darknet CLI, its example tools and darknet_onnx_export beside it (build/src-*)."""
     return flavor_binary("hank-ai")
+
+
+if __name__ == "__main__":
+    # The background prebuild of scripts/test: both flavors into the checkout's build cache, AlexeyAB first (the
+    # first test needing one runs AlexeyAB). A skip reason (no ../shared, no OpenCV headers) is printed, not raised.
+    for name in sys.argv[1:] or ["alexeyab", "hank-ai"]:
+        try:
+            print(f"{name}: {flavor_binary(name)}", flush=True)
+        except BaseException as err:  # pytest's skip and fail are BaseExceptions
+            print(f"{name}: not built: {err}", flush=True)

@@ -40,12 +40,20 @@ def _git(*args: str, cwd: Path) -> str:
 
 
 
+def _builds_another_flavor(module) -> bool:
+    """The module runs AlexeyAB's or hank-ai's darknet, built (minutes) or restored by tests/builds.py."""
+    return module.__name__ == "test_flavors_live" or hasattr(module, "flavor_binary")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """Tests marked `once` skip (with the reason) where scripts/test has already run them in another environment."""
+    """Modules with tests that run another flavor's darknet go last (whole modules, so that their module fixtures
+    are made once): scripts/test builds those flavors in the background meanwhile. Tests marked `once` skip (with
+    the reason) where scripts/test has already run them in another environment."""
+    items.sort(key=lambda item: _builds_another_flavor(item.module))  # stable: the order inside a module is kept
     ran_in = os.environ.get("DARKNET_MAGICS_ONCE_RAN")
     if not ran_in:
         return
-    skip = pytest.mark.skip(reason=f"marked once: ran in the {ran_in} environment of this run (darknet, make or the "
+    skip = pytest.mark.skip(reason=f"marked once: runs in the {ran_in} environment of this run (darknet, make or the "
                                    "OS decide it, not the Python libraries' versions)")
     for item in items:
         if item.get_closest_marker("once"):

@@ -82,6 +82,30 @@ def test_malformed_archive_is_diagnosed_naming_archive_and_member(tmp_path: Path
     assert not (tmp_path / "evil.txt").exists()
 
 
+# Bad members AFTER thousands of good ones: tar is already unpacking them into the hidden folder while the
+# members are vetted (staging._unpack); the vetting's error must still win, kill tar and leave nothing behind.
+MANY = {f"set/f{i:05d}.jpg": bytes(1500) for i in range(3000)}
+
+
+@pytest.mark.parametrize("name,extra,words", [
+    ("late-dots.tar", [A.entry("set/../../evil.txt", tarfile.REGTYPE, size=4)], ["'set/../../evil.txt'", "outside"]),
+    ("fifo.tar", [A.entry("set/pipe", tarfile.FIFOTYPE)], ["'set/pipe'", "device or fifo"]),
+    ("device.tar", [A.entry("set/null", tarfile.CHRTYPE)], ["'set/null'", "device or fifo"]),
+    # the classic tar slip: a link to a folder outside, then a file written "into" the link
+    ("slip.tar", [A.entry("set/out", tarfile.SYMTYPE, link="OUTSIDE"),
+                  A.entry("set/out/evil.txt", tarfile.REGTYPE, size=4)], ["slip.tar", "outside the dataset folder"]),
+])
+def test_a_bad_member_after_many_good_ones_stops_the_unpack(tmp_path: Path, name, extra, words) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for e in extra:
+        e.linkname = e.linkname.replace("OUTSIDE", str(outside))
+    src = A.write(tmp_path / "drive" / name, A.tar_with(MANY, *extra))
+    _stage_fails(src, tmp_path / "local", name, *words)
+    assert os.listdir(outside) == [] and not (tmp_path / "evil.txt").exists()
+    assert not any(p.name == "evil.txt" for p in tmp_path.rglob("*")), "nothing was written through the link"
+
+
 @pytest.mark.parametrize("name,data", [("really-a-zip.tar.gz", ZIP), ("really-a-tgz.zip", TGZ),
                                        ("really-a-tar.tgz", TAR), ("noext", TAR)])
 def test_mislabelled_archive_is_read_by_its_content(tmp_path: Path, name, data) -> None:
@@ -135,7 +159,7 @@ def test_killed_unpack_never_looks_complete_and_the_rerun_finishes(tmp_path: Pat
 
 
 @needs_mount
-def test_full_disk_is_refused_before_unpacking(tmp_path: Path) -> None:
+def test_full_disk_while_unpacking_leaves_nothing(tmp_path: Path) -> None:
     big = {f"set/f{i}.jpg": os.urandom(300_000) for i in range(10)}  # 3 MB, random: gzip cannot shrink it
     src = A.write(tmp_path / "drive" / "big.tar.gz", A.tar_bytes(big, "w:gz"))
     with tmpfs(tmp_path / "small", "2m") as small:

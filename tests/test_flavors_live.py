@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from builds import build_lock
 from conftest import SHARED, run_cell
 from darknet_magics import magics
 from darknet_magics.environment import opencv_headers_present
@@ -60,12 +61,14 @@ def flavor(request):
 
 
 def test_the_loop_with_a_real_build(flavor, ip, tmp_path, capsys):
-    source = source_repo(flavor)
     ws, local = tmp_path / "drive" / "ws", tmp_path / "local"
     make_dataset(tmp_path / "drive" / "boxes", images=16, size=64, seed=4)
-    # the cache is kept in the checkout (not the test's folder), so that the next environment restores it
-    out = _ok(ip, f"%%darknet\nworkspace {CACHE}\nclone {source} into={local}/darknet\n{make_line(flavor)}\n"
-                  f"workspace {ws}\nstage {tmp_path}/drive/boxes into={local}/data\n", capsys)
+    # The cache is kept in the checkout (not the test's folder), so that the next environment restores it; when
+    # scripts/test's background build (tests/builds.py) is building this flavor, the lock waits for it: restored.
+    with build_lock(flavor):
+        source = source_repo(flavor)
+        out = _ok(ip, f"%%darknet\nworkspace {CACHE}\nclone {source} into={local}/darknet\n{make_line(flavor)}\n"
+                      f"workspace {ws}\nstage {tmp_path}/drive/boxes into={local}/data\n", capsys)
     binary = ip.magics_manager.registry["DarknetMagics"].session.binary
     assert binary.is_file(), out
     assert "built" in out or "restored" in out, out[-2000:]

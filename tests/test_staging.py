@@ -131,6 +131,31 @@ def test_threaded_copy_equals_cp_copy(tmp_path: Path) -> None:
         assert (by_threads.path / rel).stat().st_mtime_ns == (src / rel).stat().st_mtime_ns
 
 
+def test_a_first_copy_lists_while_cp_copies_and_links_become_files(tmp_path: Path) -> None:
+    """The first copy runs `cp -r` while the source is walked (staging._first_copy). A symlink found by the walk
+    (here the last of 3,000 entries, so cp is well under way) means cp would have copied a link: the copy is
+    redone file by file, following it, and the manifest lists what was copied."""
+    src = tmp_path / "drive" / ODD
+    for i in range(3000):
+        A.write(src / f"d{i // 1000}" / f"{i:05d}.jpg", bytes([i % 251]) * (500 + i % 7))
+    A.write(tmp_path / "drive" / "elsewhere" / "extra.txt", b"0 0.5 0.5 0.1 0.1\n")
+    os.symlink(tmp_path / "drive" / "elsewhere", src / "zz-linked")
+    rep = RecordingReporter()
+    result = staging.stage(src, tmp_path / "local", reporter=rep)
+    assert result.action == "copied" and result.files == 3001
+    copied = tree(result.path)
+    assert copied == {**tree(src), "zz-linked/extra.txt": b"0 0.5 0.5 0.1 0.1\n"}
+    assert not any(p.is_symlink() for p in result.path.rglob("*")), "links are copied as files"
+    assert leftovers(tmp_path / "local") == []
+    assert staging.stage(src, tmp_path / "local").action == "skipped"
+    # without links, the same copy is one cp -r, and as exact (mtimes too)
+    os.unlink(src / "zz-linked")
+    plain = staging.stage(src, tmp_path / "plain", reporter=rep)
+    assert plain.action == "copied" and tree(plain.path) == tree(src)
+    assert all((plain.path / r).stat().st_mtime_ns == (src / r).stat().st_mtime_ns for r in tree(src))
+    assert any(k == "progress" and t.startswith(f"copying {ODD}: 3,000/3,000 files") for k, t in rep.events), rep.events
+
+
 def test_is_high_latency_reads_the_mount_table() -> None:
     assert staging.is_high_latency(Path("/proc")) is False
     assert isinstance(staging.is_high_latency(Path.cwd()), bool)

@@ -23,6 +23,29 @@ def tar_bytes(members: dict[str, bytes], mode: str = "w") -> bytes:
     return buf.getvalue()
 
 
+def tar_with(members: dict[str, bytes], *extra: tarfile.TarInfo) -> bytes:
+    """A tar of `members` followed by `extra` entries (links, fifos, devices: no data of their own)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 1_700_000_000
+            tf.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tf.addfile(info, io.BytesIO(b"\0" * info.size) if info.size else None)
+    return buf.getvalue()
+
+
+def entry(name: str, kind: bytes, link: str = "", size: int = 0) -> tarfile.TarInfo:
+    """One tar entry of type `kind` (tarfile.SYMTYPE, FIFOTYPE, CHRTYPE, REGTYPE...)."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size, info.mtime = kind, link, size, 1_700_000_000
+    if kind == tarfile.CHRTYPE:
+        info.devmajor, info.devminor = 1, 3  # /dev/null's numbers
+    return info
+
+
 def zip_bytes(members: dict[str, bytes], compress: int = zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compress) as zf:
