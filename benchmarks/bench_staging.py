@@ -73,37 +73,34 @@ def main() -> None:
         # best-of over each side alone does not (one lucky round of one side decided it).
         pairs: dict[str, list[tuple[float, float]]] = {"folder": [], "archive": []}
 
-        def folder_stage(r: int) -> float:
-            with timed() as t:
-                result = staging.stage(src, root / f"s{r}")
-            assert result.action == "copied" and result.files == args.files
-            return t.seconds
+        def stage_step(source: Path, action: str):  # staging.stage(source) into a new folder per round
+            def step(r: int) -> float:
+                with timed() as t:
+                    result = staging.stage(source, root / f"{action}{r}")
+                assert result.action == action and result.files == args.files
+                return t.seconds
+            return step
 
-        def folder_cp(r: int) -> float:
-            with timed() as t:
-                subprocess.run(["cp", "-r", str(src), str(root / "cp")], check=True)
-            return t.seconds
+        def native_step(*argv: str, into: str):  # cp -r or tar -x into root/INTO
+            def step(r: int) -> float:
+                if argv[0] == "tar":
+                    (root / into).mkdir()
+                with timed() as t:
+                    subprocess.run([*argv, str(root / into)], check=True)
+                return t.seconds
+            return step
 
-        def archive_stage(r: int) -> float:
-            with timed() as t:
-                result = staging.stage(archive, root / f"a{r}")
-            assert result.action == "unpacked" and result.files == args.files
-            return t.seconds
-
-        def archive_tar(r: int) -> float:
-            (root / "x").mkdir()
-            with timed() as t:
-                subprocess.run(["tar", "-xf", str(archive), "-C", str(root / "x")], check=True)
-            return t.seconds
+        folder_stage, folder_cp = stage_step(src, "copied"), native_step("cp", "-r", str(src), into="cp")
+        archive_stage, archive_tar = stage_step(archive, "unpacked"), native_step("tar", "-xf", str(archive), "-C", into="x")
 
         for r in range(args.rounds):
-            for kind, ours, base in (("folder", folder_stage, folder_cp), ("archive", archive_stage, archive_tar)):
+            for kind, mine, base in (("folder", folder_stage, folder_cp), ("archive", archive_stage, archive_tar)):
                 times = {}
-                for which, fn in ((("ours", ours), ("base", base)) if r % 2 == 0 else (("base", base), ("ours", ours))):
+                for which, fn in ((("ours", mine), ("base", base)) if r % 2 == 0 else (("base", base), ("ours", mine))):
                     os.sync()  # before every timed step: nobody pays for the previous step's dirty pages
                     times[which] = fn(r)
                 pairs[kind].append((times["ours"], times["base"]))
-            for d in ("cp", "x", f"s{r}", f"a{r}"):
+            for d in ("cp", "x", f"copied{r}", f"unpacked{r}"):
                 _drop(root / d)
             os.sync()
         for kind, base in (("folder", "cp -r"), ("archive", "tar -x")):

@@ -491,9 +491,15 @@ def source_id(darknet_dir: Path, commit: Optional[str] = None) -> str:
 
 def cache_inputs(*, source: str, system: str, flags: dict[str, int], arch: Optional[list[int]],
                  runtime: RuntimeInfo) -> dict[str, object]:
-    """Everything the binary depends on. CUDA/cuDNN/OpenCV versions count only when that flag is on."""
+    """Everything the binary depends on. CUDA/cuDNN/OpenCV versions count only when that flag is on.
+
+    With AVX on, the binary is compiled for this CPU: hank-ai's CMake adds -march=native, AlexeyAB's Makefile
+    -mavx2 -msse4a and more. Restored on a VM whose CPU lacks one of those instructions (Colab's VMs differ: Intel
+    and AMD, with and without AVX-512) it dies of SIGILL mid-training, so the CPU's instruction sets are part of
+    the key then, and only then (a build without AVX runs on any x86-64 and stays shared between VMs).
+    """
     gpu = bool(flags.get("GPU"))
-    return {
+    inputs: dict[str, object] = {
         "format": CACHE_FORMAT,
         "source": source,
         "build_system": system,
@@ -503,6 +509,9 @@ def cache_inputs(*, source: str, system: str, flags: dict[str, int], arch: Optio
         "cudnn": runtime.cudnn_version if gpu and flags.get("CUDNN") else None,
         "opencv": runtime.opencv if flags.get("OPENCV") else None,
     }
+    if flags.get("AVX"):
+        inputs["cpu"] = runtime.cpu_isa
+    return inputs
 
 
 def cache_key(inputs: dict[str, object]) -> str:

@@ -114,6 +114,8 @@ RULES: tuple[Rule, ...] = (
     # Ctrl-C (pty echo, hank-ai's banner)
     _rule(r"^\^C|signal #2\b|\(Interrupt\)", lambda d, m, t, it: P.interrupted(t, it)),
     _rule(r"Segmentation fault|signal #11\b|SIGSEGV", lambda d, m, t, it: P.segfault(d._with_location(t), it)),
+    # a shell's "Illegal instruction (core dumped)", hank-ai's banner for signal #4
+    _rule(r"Illegal instruction|signal #4\b|SIGILL", lambda d, m, t, it: P.illegal_instruction(t, it)),
     _rule(r"l\.outputs == params\.inputs|doesn't correspond to classes|prior to \[yolo\].*does not match",
           lambda d, m, t, it: P.filters_mismatch(d._with_location(t))),
     _rule(r"expected to read|xfread", lambda d, m, t, it: P.truncated_weights(t)),

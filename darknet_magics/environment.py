@@ -87,6 +87,7 @@ class RuntimeInfo:
     opencv_headers: bool = False
     platform: str = "terminal"
     gpu_count: int = 0
+    cpu_isa: Optional[str] = None  # the CPU's instruction-set extensions (`parse_cpu_isa`): part of an AVX build's key
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -241,9 +242,36 @@ PROBE_COMMANDS: tuple[list[str], ...] = (
 )
 
 
+# x86 instruction-set extensions a compiler may use with -march=native or -mavx2 & co. (not the CPU's bugs,
+# power states or virtualisation flags, which differ between machines that run the same binary).
+_X86_ISA = re.compile(r"(mmx|sse\w*|ssse3|avx\w*|fma\w*|f16c|bmi\w*|aes|v?pclmulqdq|sha_ni|popcnt|abm|lzcnt|movbe|adx|"
+                      r"rdrand|rdseed|gfni|vaes|amx\w*|xop|tbm|3dnow\w*|cx16|xsave\w*|fsgsbase|clflushopt|clwb|prfchw|"
+                      r"rdpid|movdir\w*|serialize|cldemote|waitpkg|ptwrite|wbnoinvd|pku|sgx|rtm|hle|lwp|mwaitx|clzero|"
+                      r"enqcmd|uintr|hreset|kl|widekl|pconfig|avx512\w*)")
+
+
+def parse_cpu_isa(cpuinfo: str) -> Optional[str]:
+    """The instruction-set extensions of the first CPU in /proc/cpuinfo's text, sorted and space-separated ("avx
+    avx2 ..."), or None when it lists none. x86 lists them as `flags` (filtered to instruction sets), ARM as
+    `Features` (all of them are)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "flags":
+            return " ".join(sorted(f for f in value.split() if _X86_ISA.fullmatch(f))) or None
+        if key == "Features":
+            return " ".join(sorted(value.split())) or None
+    return None
+
+
 def probe_runtime() -> RuntimeInfo:
-    """Probe nvidia-smi, nvcc, cuDNN and OpenCV; every missing piece becomes a warning."""
+    """Probe nvidia-smi, nvcc, cuDNN and OpenCV, and the CPU's instruction sets; every missing piece becomes a
+    warning."""
     info = RuntimeInfo(platform=detect_platform())
+    try:
+        info.cpu_isa = parse_cpu_isa(Path("/proc/cpuinfo").read_text(errors="replace"))
+    except OSError:
+        info.cpu_isa = None
 
     rc, out = _run(NVIDIA_SMI_QUERY)
     if rc not in (None, 0) and "compute_cap" in out:

@@ -56,7 +56,9 @@ def diagnose(text_or_lines: Union[str, bytes, Iterable[str]], *, returncode: Opt
         signal = -returncode
     codes = {p.code for p in problems}
     serious = [p for p in problems if p.severity == "error" and p.code != "nan-loss"]
-    if signal == 9 and "killed" not in codes:
+    if signal == 4 and "illegal-instruction" not in codes:
+        problems.append(P.illegal_instruction(iteration=parser.iteration))
+    elif signal == 9 and "killed" not in codes:
         problems.append(P.killed(parser.iteration))
     elif signal == 2 and "interrupted" not in codes:
         problems.append(P.interrupted(iteration=parser.iteration))

@@ -280,6 +280,14 @@ def exit_status(returncode: int, iteration: Optional[int] = None) -> Problem:
                    iteration=iteration)
 
 
+def illegal_instruction(evidence: Optional[str] = None, iteration: Optional[int] = None) -> Problem:
+    return Problem("illegal-instruction", "darknet was killed by an illegal instruction (SIGILL): it was compiled "
+                   "for a CPU with instructions this one lacks (AVX=1: hank-ai's -march=native, AlexeyAB's -mavx2)",
+                   fix="build it on this machine: run the `make` line again (this version's build cache keys AVX "
+                       "builds by the CPU's instruction sets), or `make AVX=0` for a binary any x86-64 CPU runs",
+                   iteration=iteration, evidence=evidence)
+
+
 def sigabrt(iteration: Optional[int] = None) -> Problem:
     return Problem("fatal-error", "darknet crashed (SIGABRT)", fix="read the last lines of the log",
                    iteration=iteration)

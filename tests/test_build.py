@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from darknet_magics import build
+from darknet_magics import build, environment
 from darknet_magics.environment import RuntimeInfo, probe_runtime
 from darknet_magics.errors import DarknetMagicsError, StepError
 from darknet_magics.report import RecordingReporter
@@ -387,6 +387,29 @@ def test_cache_key_depends_on_what_changes_the_binary() -> None:
     cpu = dict(base, flags={"GPU": 0, "CUDNN": 0, "OPENCV": 0}, arch=None)
     assert build.cache_key(build.cache_inputs(**cpu)) == build.cache_key(
         build.cache_inputs(**dict(cpu, runtime=RuntimeInfo(cuda_version="13.0"))))
+
+
+def test_an_avx_build_is_restored_only_on_a_cpu_with_the_same_instruction_sets() -> None:
+    """hank-ai's CMake compiles with -march=native when AVX is on (its default), AlexeyAB's AVX=1 with -mavx2 &
+    co.: on a Colab VM with another CPU such a binary dies of SIGILL, so the key holds the CPU's instruction sets."""
+    here = environment.probe_runtime()
+    real = Path("/proc/cpuinfo").read_text()
+    assert here.cpu_isa == environment.parse_cpu_isa(real)
+    if "flags" in real:  # x86: what gcc's -march=native reads, without the CPU's bugs and virtualisation flags
+        assert "sse2" in here.cpu_isa.split() and "hypervisor" not in here.cpu_isa.split()
+    other = RuntimeInfo(cpu_isa=" ".join(f for f in here.cpu_isa.split() if not f.startswith("avx512")) + " sse4a")
+    for system, flags in (("cmake", dict(build.CMAKE_DEFAULTS, OPENCV=1)), ("make", {"GPU": 0, "AVX": 1})):
+        inputs = dict(source="c1", system=system, flags=flags, arch=None)
+        assert build.cache_key(build.cache_inputs(**inputs, runtime=here)) != build.cache_key(
+            build.cache_inputs(**inputs, runtime=other))
+    # without AVX the binary runs on any x86-64 CPU: one entry for every VM, and the same key as before this rule
+    plain = dict(source="c1", system="make", flags={"GPU": 0, "AVX": 0}, arch=None)
+    assert build.cache_key(build.cache_inputs(**plain, runtime=here)) == build.cache_key(
+        build.cache_inputs(**plain, runtime=other))
+    assert "cpu" not in build.cache_inputs(**plain, runtime=here)
+    assert environment.parse_cpu_isa("processor : 0\nFeatures : fp asimd evtstrm aes crc32\n") == \
+        "aes asimd crc32 evtstrm fp"
+    assert environment.parse_cpu_isa("processor : 0\n") is None
 
 
 @pytest.mark.slow

@@ -251,6 +251,27 @@ def test_darknet_killed_from_outside_is_reported_with_a_diagnosis(workspace: Pat
 
 @pytest.mark.slow
 @needs_darknet
+def test_darknet_dying_of_sigill_is_told_to_build_for_this_cpu(workspace: Path, runs_dir: Path) -> None:
+    """What a binary built with AVX on another CPU does on this one (the signal sent here: this CPU runs its own)."""
+    cfg = write_cfg(workspace / "long3.cfg", 500)
+    run_dir = runs_dir / "sigill run"
+
+    def ill() -> None:
+        for pid in _darknet_children():
+            os.kill(pid, signal.SIGILL)
+
+    _when_log_shows(run_dir / "train.log", 2, ill)
+    with pytest.raises(StepError) as info:
+        training.train(darknet=DARKNET, data=workspace / "obj.data", cfg=cfg, weights=None, map=False, gpus=None,
+                       backup=None, clear=False, run_dir=run_dir, reporter=RecordingReporter(), cwd=workspace)
+    run = info.value.run
+    assert run.status == "failed" and run.signal == signal.SIGILL
+    first = info.value.problems[0]
+    assert first.code == "illegal-instruction" and "AVX=0" in first.fix and "make" in first.fix
+
+
+@pytest.mark.slow
+@needs_darknet
 def test_stop_on_nan_stops_at_the_divergence(workspace: Path, runs_dir: Path) -> None:
     cfg = write_cfg(workspace / "nan.cfg", 300, learning_rate=100, burn_in=0)
     with pytest.raises(StepError) as info:
