@@ -7,8 +7,18 @@ from pathlib import Path
 from ..binary import check_darknet_args, darknet_flavor
 from ..errors import StepError
 from ..inference import IMAGE_SUFFIXES
-from ..language import Step
+from ..language import Opt, Pos, Step
 from ..session import Context
+
+
+def model_positionals(weights: str, *more: Pos) -> tuple[Pos, ...]:
+    """DATA CFG WEIGHTS, the model every model-out line runs, then what the line reads (an image, a video)."""
+    return (Pos("DATA", "obj.data"), Pos("CFG", ".cfg"), Pos("WEIGHTS", weights), *more)
+
+
+THRESH = Opt("thresh", "float", "confidence threshold", default=0.25)
+ARGS = Opt("args", "str", "darknet's own flags, checked per flavor")
+BIN = Opt("bin", "path", "the darknet binary")
 
 
 def darknet_args(step: Step, ctx: Context, command: str) -> list[str]:

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 from ..inference import checkpoint_files, evaluate_checkpoints, evaluate_map
-from ..language import Opt, Pos, Spec, Step
+from ..language import Opt, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
-from ._model_out import darknet_args, require_inputs
+from ._model_out import ARGS, BIN, darknet_args, model_positionals, require_inputs
 
 SPEC = Spec("map", "yolo", "Compute mAP with darknet's `detector map`; WEIGHTS may be a run's (backup) folder: every "
             "checkpoint is evaluated and the best named.",
-            positionals=(Pos("DATA", "obj.data"), Pos("CFG", ".cfg"), Pos("WEIGHTS", ".weights, or a folder of them")),
+            positionals=model_positionals(".weights, or a folder of them"),
             options=(Opt("iou_thresh", "float", "IoU for a true positive (darknet's -iou_thresh, default 0.5)"),
                      Opt("points", "int", "0: area under the curve, 11: VOC2007, 101: COCO (darknet's -points)"),
-                     Opt("args", "str", "darknet's own flags, checked per flavor"),
-                     Opt("bin", "path", "the darknet binary")), allows_as=True,
+                     ARGS, BIN), allows_as=True,
             example="%yolo map obj.data yolo-obj.cfg backup/ points=11", order=150)
 
 

@@ -6,16 +6,13 @@ from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
-from ._model_out import darknet_args, require_inputs, results_folder
+from ._model_out import BIN, THRESH, darknet_args, model_positionals, require_inputs, results_folder
 
 SPEC = Spec("test", "yolo", "Detect objects in an image, a folder, a list file or a glob (one darknet process); "
             "annotated images under out=, detections as one dataframe.",
-            positionals=(Pos("DATA", "obj.data"), Pos("CFG", ".cfg"), Pos("WEIGHTS", ".weights"),
-                         Pos("SOURCE", "an image, a folder, a list file (.txt) or a glob")),
-            options=(Opt("thresh", "float", "confidence threshold", default=0.25),
-                     Opt("out", "path", "folder for the annotated images (default: WORKSPACE/predictions)"),
-                     Opt("args", "str", "darknet's own flags, e.g. args=\"-letter_box\" (checked per flavor)"),
-                     Opt("bin", "path", "the darknet binary")),
+            positionals=model_positionals(".weights", Pos("SOURCE", "an image, a folder, a list file (.txt) or a glob")),
+            options=(THRESH, Opt("out", "path", "folder for the annotated images (default: WORKSPACE/predictions)"),
+                     Opt("args", "str", "darknet's own flags, e.g. args=\"-letter_box\" (checked per flavor)"), BIN),
             allows_as=True, example="%yolo test obj.data yolo-obj.cfg backup/yolo-obj_best.weights images/ thresh=0.3",
             order=160)
 

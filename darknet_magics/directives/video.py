@@ -5,15 +5,12 @@ from ..inference import detect_video
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
-from ._model_out import darknet_args, require_inputs, require_video, results_folder
+from ._model_out import (ARGS, BIN, THRESH, darknet_args, model_positionals, require_inputs, require_video,
+                         results_folder)
 
 SPEC = Spec("video", "yolo", "Detect objects in a video; write the annotated video under out= and play it inline.",
-            positionals=(Pos("DATA", "obj.data"), Pos("CFG", ".cfg"), Pos("WEIGHTS", ".weights"),
-                         Pos("IN", "a video file")),
-            options=(Opt("thresh", "float", "confidence threshold", default=0.25),
-                     Opt("out", "path", "folder for the annotated video (default: WORKSPACE/videos)"),
-                     Opt("args", "str", "darknet's own flags, checked per flavor"),
-                     Opt("bin", "path", "the darknet binary")),
+            positionals=model_positionals(".weights", Pos("IN", "a video file")),
+            options=(THRESH, Opt("out", "path", "folder for the annotated video (default: WORKSPACE/videos)"), ARGS, BIN),
             allows_as=True, example="%yolo video obj.data yolo-obj.cfg backup/yolo-obj_best.weights street.mp4",
             order=165)
 
