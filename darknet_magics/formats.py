@@ -108,7 +108,9 @@ class Dataset:
 
 
 def image_size(path: "Path | str") -> Optional[tuple[int, int]]:
-    """(width, height) from a PNG, JPEG, BMP or GIF header, or None when the file is none of these (or broken).
+    """(width, height) from a PNG, JPEG, BMP, GIF or PNM header (what darknet's stb_image reads), or None when the
+    file is none of these (or broken). It is also the check that a file is an image before darknet sees it
+    (darknet predicts on a blank picture, or exits, on a file it cannot decode).
 
     Reads a few bytes (a JPEG: its markers up to the frame header), never the pixels. One `os.pread` of the first
     4 KiB holds the frame header of most JPEGs; markers past it are walked with a 4-byte read each. No Python file
@@ -132,6 +134,9 @@ def image_size(path: "Path | str") -> Optional[tuple[int, int]]:
             return int(w), int(h)
         if head[:2] == b"\xff\xd8":
             return _jpeg_size(fd, head)
+        if head[:2] in (b"P5", b"P6", b"P3", b"P2"):  # PNM: "P6 <w> <h> <max>", '#' comments between
+            fields = re.findall(rb"\d+", re.sub(rb"#[^\n]*", b"", head[2:512]))
+            return (int(fields[0]), int(fields[1])) if len(fields) >= 2 else None
     except (OSError, struct.error):
         return None
     finally:

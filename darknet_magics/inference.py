@@ -22,7 +22,6 @@ import glob as _glob
 import os
 import re
 import shutil
-import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from .binary import darknet_flavor, last_output, require_file, resolve_darknet
 from .judge import diagnose
 from .logparse import strip_escapes
 from .errors import Problem, StepError
+from .formats import image_size  # our check that a file is an image before darknet sees it
 from .report import Reporter
 from .training import RUN_JSON, weights_iteration
 
@@ -165,48 +165,6 @@ def inference_problems(text: str) -> list[Problem]:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Images
-
-
-def image_size(path: Path) -> Optional[tuple[int, int]]:
-    """(width, height) from the file's header for PNG, JPEG, BMP, GIF and PNM; None when it is not such an image.
-
-    This is our check that a file is an image before darknet sees it (darknet predicts on a blank picture, or
-    exits, on a file it cannot decode).
-    """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(32)
-            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-                return struct.unpack(">II", head[16:24])
-            if head[:6] in (b"GIF87a", b"GIF89a"):
-                return struct.unpack("<HH", head[6:10])
-            if head[:2] == b"BM" and len(head) >= 26:
-                w, h = struct.unpack("<ii", head[18:26])
-                return abs(w), abs(h)
-            if head[:2] in (b"P5", b"P6", b"P3", b"P2"):
-                fields = re.findall(rb"\d+", re.sub(rb"#[^\n]*", b"", head[2:] + f.read(200)))
-                return (int(fields[0]), int(fields[1])) if len(fields) >= 2 else None
-            if head[:2] == b"\xff\xd8":
-                f.seek(2)
-                while True:
-                    marker = f.read(2)
-                    if len(marker) < 2 or marker[0] != 0xFF:
-                        return None
-                    kind = marker[1]
-                    if kind in (0xD8, 0x01) or 0xD0 <= kind <= 0xD7:
-                        continue
-                    length_bytes = f.read(2)
-                    if len(length_bytes) < 2:
-                        return None
-                    length = struct.unpack(">H", length_bytes)[0]
-                    if kind in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                        data = f.read(5)
-                        h, w = struct.unpack(">HH", data[1:5])
-                        return w, h
-                    f.seek(length - 2, os.SEEK_CUR)
-    except (OSError, struct.error):
-        return None
-    return None
 
 
 def resolve_images(source: Path | str, *, base: Optional[Path] = None) -> list[Path]:

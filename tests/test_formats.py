@@ -224,6 +224,9 @@ def test_image_size_from_headers(tmp_path: Path) -> None:
     assert formats.image_size(bmp) == (21, 9)
     jpg = next((FIXTURES / "voc").glob("b.jpg"))
     assert formats.image_size(jpg) == (80, 64)
+    ppm = tmp_path / "a.ppm"  # PNM, which darknet's stb_image reads too: a comment may sit in the header
+    ppm.write_bytes(b"P6\n# GIMP 2.10\n17 5\n255\n" + bytes(range(17 * 5 * 3 % 256)) * 3)
+    assert formats.image_size(ppm) == (17, 5)
     (tmp_path / "x.jpg").write_bytes(b"not an image")
     assert formats.image_size(tmp_path / "x.jpg") is None
     assert formats.image_size(tmp_path / "missing.jpg") is None
