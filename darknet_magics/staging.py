@@ -41,8 +41,9 @@ import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Literal, Optional, Sequence, Union
+from typing import BinaryIO, Callable, Iterator, Literal, Optional, Sequence, TypeVar, Union
 
 from .errors import DarknetMagicsError
 from .fileio import remove_if_exists
@@ -56,6 +57,7 @@ _REMOTE_FS = ("fuse", "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "sshfs", "ce
 
 ArchiveType = Literal["tar", "tar.gz", "tar.bz2", "tar.xz", "zip"]
 SourceKind = Literal["folder", "archive", "url", "missing", "other"]
+T = TypeVar("T")
 
 __all__ = ["ARCHIVE_SUFFIXES", "StagePlan", "StageResult", "plan_stage", "stage", "pack_folder", "sniff_archive",
            "is_high_latency", "gdrive_file_id"]
@@ -662,39 +664,27 @@ def _first_copy(plan: StagePlan, beside: Path, reporter: Reporter) -> Optional[l
     src = plan.src
     cp = shutil.which("cp")
     assert cp is not None
-    links: list[str] = []
-    listed: list[list[tuple[str, int, int]]] = []
-    progress = TransferProgress(reporter, f"copying {src.name}", 0, 0)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="walk-source")
 
-    def tick(pid: int) -> None:
-        written = _io_count(pid, b"wchar:") or 0
-        if not listed and walking.done():
-            files = walking.result()  # a symlink loop or a broken link raises here: _run_native kills cp
-            if links:
-                raise _HasLinks()
-            progress.total_files, progress.total_bytes = len(files), sum(f[1] for f in files)
-            _check_space(plan, progress.total_bytes, written=written)
-            listed.append(files)
-        if progress.total_bytes:
-            share = min(1.0, written / progress.total_bytes)
-            progress.files, progress.bytes = int(progress.total_files * share), int(progress.total_bytes * share)
-        progress.add(0, 0)
-
-    try:
-        walking = pool.submit(_walk_files, src, links)
-        code, err = _run_native([cp, "-r", "--preserve=timestamps", "--", str(src), str(beside)], tick)
-        files = listed[0] if listed else walking.result()
+    def walk() -> list[tuple[str, int, int]]:
+        links: list[str] = []
+        files = _walk_files(src, links)  # a symlink loop or a broken link raises: cp is stopped
         if links:
             raise _HasLinks()
+        return files
+
+    progress = TransferProgress(reporter, f"copying {src.name}", 0, 0)
+    def written(pid: int, total: int) -> float:  # the share of the listed bytes cp has written
+        return min(1.0, (_io_count(pid, b"wchar:") or 0) / total) if total else 0.0
+
+    try:
+        code, err, files = _run_with_listing([cp, "-r", "--preserve=timestamps", "--", str(src), str(beside)], walk,
+                                             lambda f: (len(f), sum(x[1] for x in f)), plan, progress, written)
     except _HasLinks:
         shutil.rmtree(beside, ignore_errors=True)
         return None
     except BaseException:
         shutil.rmtree(beside, ignore_errors=True)
         raise
-    finally:
-        pool.shutdown(wait=False)  # an interrupt does not wait for the walk of a large folder
     total = sum(f[1] for f in files)
     if code != 0:
         shutil.rmtree(beside, ignore_errors=True)
@@ -705,8 +695,6 @@ def _first_copy(plan: StagePlan, beside: Path, reporter: Reporter) -> Optional[l
                                      fix="stage into a writable folder (into=...)")
         raise DarknetMagicsError(f"copying {src} failed: {err.strip()[-500:]}",
                                  fix="check the source and the disk (df -h), then run the same line again")
-    if not listed:
-        _check_space(plan, 0)  # cp ended before the walk: its bytes are on the disk already
     progress.total_files = progress.files = len(files)
     progress.total_bytes = progress.bytes = total
     progress.done()
@@ -859,6 +847,36 @@ def _run_native(argv: list[str], tick: Callable[[int], None]) -> tuple[int, str]
                 os.close(pidfd)
         errfile.seek(0)
         return proc.returncode, errfile.read(20000)
+
+
+def _run_with_listing(argv: list[str], listing: Callable[[], T], sizes: Callable[[T], tuple[int, int]],
+                      plan: StagePlan, progress: TransferProgress,
+                      done: Callable[[int, int], float]) -> tuple[int, str, T]:
+    """Run `argv` (tar -x, cp -r: `_run_native`) while `listing()` (the archive's vetted members, the folder's
+    walk) runs in a thread beside it; (exit code, stderr, the listing).
+
+    The listing's error stops the process and is raised before anything the process says (it names the member or
+    the link). Once the listing is in, its `sizes` (files, bytes) are the progress totals and the room for them
+    is checked, counting what is written already; `done(pid, total_bytes)` is the share of the work done.
+    """
+    listed: list[T] = []
+    pool = ThreadPoolExecutor(1, thread_name_prefix="listing")
+    try:
+        job = pool.submit(listing)
+
+        def tick(pid: int) -> None:
+            share = done(pid, progress.total_bytes)
+            if not listed and job.done():
+                listed.append(job.result())  # its error raises here: _run_native stops the process
+                progress.total_files, progress.total_bytes = sizes(listed[0])
+                _check_space(plan, progress.total_bytes, written=int(progress.total_bytes * share))
+            progress.files, progress.bytes = int(progress.total_files * share), int(progress.total_bytes * share)
+            progress.add(0, 0)
+
+        code, err = _run_native(argv, tick)
+        return code, err, listed[0] if listed else job.result()
+    finally:
+        pool.shutdown(wait=False)  # an interrupt does not wait for the listing of a large folder or tar.gz
 
 
 # ---------------------------------------------------------------------------------------------------- archives
@@ -1235,51 +1253,39 @@ def _unpack(local: Path, plan: StagePlan, out: Path, reporter: Reporter) -> Stag
     tar_bin = shutil.which("tar") if plan.archive_type != "zip" else None
     if tar_bin is None:
         plan = _archive_plan(plan)
-        members = plan.members
-        total = sum(m.size for m in members)
+        n_files, total = _member_sizes(plan)
         _check_space(plan, total)
-        progress = TransferProgress(reporter, f"unpacking {original.name}", sum(1 for m in members if not m.is_dir),
-                                    total)
+        progress = TransferProgress(reporter, f"unpacking {original.name}", n_files, total)
         if plan.archive_type == "zip":
             _unzip(local, original, out, progress)
         else:
-            _untar_in_python(local, original, out, members, progress)
+            _untar_in_python(local, original, out, plan.members, progress)
         progress.done()
         return plan
     to_read = local.stat().st_size
     # Until the listing is in, the archive's own bytes are the measure (for a plain tar, about the content).
     progress = TransferProgress(reporter, f"unpacking {original.name}", 0, to_read)
-    vetted: list[StagePlan] = []
-    pool = ThreadPoolExecutor(1, thread_name_prefix="vet-archive")
-    try:
-        vetting = pool.submit(_archive_plan, plan)
 
-        def tick(pid: int) -> None:
-            done = _io_count(pid, b"rchar:")
-            share = min(1.0, done / to_read) if done is not None and to_read else 0.0
-            if not vetted and vetting.done():
-                vetted.append(vetting.result())  # a bad member raises here: _run_native kills tar
-                progress.total_files = sum(1 for m in vetted[0].members if not m.is_dir)
-                progress.total_bytes = sum(m.size for m in vetted[0].members)
-                _check_space(plan, progress.total_bytes, written=int(progress.total_bytes * share))
-            progress.files, progress.bytes = int(progress.total_files * share), int(progress.total_bytes * share)
-            progress.add(0, 0)
+    def read(pid: int, _total: int) -> float:  # the share of the archive tar has read
+        return min(1.0, (_io_count(pid, b"rchar:") or 0) / to_read) if to_read else 0.0
 
-        code, err = _run_native([tar_bin, "-x", "-f", str(local), "-C", str(out), "--no-same-owner",
-                                 "--no-same-permissions"], tick)
-        plan = vetted[0] if vetted else vetting.result()  # its error before tar's: it names the member
-    finally:
-        pool.shutdown(wait=False)  # an interrupt does not wait for the listing of a large tar.gz
-    members = plan.members
-    total = sum(m.size for m in members)
+    code, err, plan = _run_with_listing(
+        [tar_bin, "-x", "-f", str(local), "-C", str(out), "--no-same-owner", "--no-same-permissions"],
+        partial(_archive_plan, plan), _member_sizes, plan, progress, read)
+    n_files, total = _member_sizes(plan)
     if code != 0:
         raise _tar_failure(err, original, plan, total)
     # tar's exit status covers a truncated or corrupt archive, and the listing checked every header and that every
     # member's data lies inside the file: no second walk over the unpacked files.
-    progress.total_files = progress.files = sum(1 for m in members if not m.is_dir)
+    progress.total_files = progress.files = n_files
     progress.total_bytes = progress.bytes = total
     progress.done()
     return plan
+
+
+def _member_sizes(plan: StagePlan) -> tuple[int, int]:
+    """(files, bytes) of a vetted plan's members."""
+    return sum(1 for m in plan.members if not m.is_dir), sum(m.size for m in plan.members)
 
 
 def _unzip(local: Path, original: Path, out: Path, progress: TransferProgress) -> None:
