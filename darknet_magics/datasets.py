@@ -24,6 +24,7 @@ from .objdata import MARKER
 from .fileio import atomic_write_text, remove_if_exists
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from .report import Reporter
+from .safenames import link_unsafe, unsafe_reason
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 __all__ = ["IMAGE_EXTENSIONS", "DataResult", "DataPlan", "write_data", "prepare_dataset", "plan_dataset", "read_names", "find_images", "space_free"]
@@ -345,6 +346,11 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     if not by_split["train"] and "train" not in plan.given_lists:
         raise DarknetMagicsError(f"no training images (the source has only {', '.join(k for k, v in by_split.items() if v)})",
                                  fix="give train= a folder or list, or images= a dataset with a train split")
+    safe_dir = link_dir / "safe-names"  # images whose names darknet's `echo ... >> bad.list` would run
+    if unsafe_reason(str(safe_dir)) is not None or not labels_found_by_all(str(safe_dir / "x.jpg")):
+        safe_dir = tmp_links_dir() / f"safe-names-{hashlib.sha1(str(out).encode()).hexdigest()[:8]}"
+    for key in ("train", "valid", "test"):
+        by_split[key] = link_unsafe(by_split[key], safe_dir, with_label=True)
     written: dict[str, Path] = {}
     for key in ("train", "valid", "test"):
         if key in plan.given_lists:

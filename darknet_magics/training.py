@@ -39,6 +39,7 @@ from .errors import DarknetMagicsError, Problem, StepError
 from .fileio import atomic_write_text
 from .logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
 from .report import Reporter
+from .safenames import check_argv_paths
 
 if TYPE_CHECKING:  # pandas-backed; imported lazily at run time (import time of the magics matters)
     from .background import Keeper
@@ -436,6 +437,7 @@ def plan_train(*, darknet: Path | str, data: Path, cfg: Path, weights: Optional[
     if check_files:
         data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
         weights_path = require_file(Path(weights), "weights") if weights else None
+        check_argv_paths(data=data_path, cfg=cfg_path, weights=weights_path)
     else:
         data_path, cfg_path = _absolute(data), _absolute(cfg)
         weights_path = _absolute(weights) if weights else None
