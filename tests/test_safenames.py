@@ -1,0 +1,276 @@
+"""Issue 19: nothing from outside runs. The name rule (safenames) and every place a path or a word reaches darknet:
+image names typed at darknet's prompt and written to lists, args= flags that write the user's files, weights URLs,
+with real darknet (Debian's pjreddie; AlexeyAB's build where present) and a canary file that a command named in a
+file name would make.
+
+Debian's darknet runs ``system("echo PATH >> bad.list")`` for an image it cannot load (image_opencv.cpp:105):
+`test_debian_darknet_runs_a_command_named_in_an_image_path` shows that it does, so that the other tests' absent
+canary means something.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import run_cell
+from darknet_magics import inference, runner
+from darknet_magics.binary import check_darknet_args
+from darknet_magics.errors import DarknetMagicsError, StepError
+from darknet_magics.report import RecordingReporter
+from darknet_magics.safenames import (SHELL_METACHARACTERS, Reach, check_darknet_path, check_darknet_words,
+                                      link_unsafe, safe_file_name, safe_link, unsafe_reason)
+from darknet_magics.weights import weights_target
+
+sys.path.insert(0, str(Path(__file__).parent))
+from builds import alexeyab, flavor_binary  # noqa: E402,F401 (alexeyab: fixture)
+from test_inference_batch import DARKNET, TEMPLATE, synthetic_weights  # noqa: E402
+
+needs_darknet = pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists(),
+                                   reason="needs Debian's darknet (apt-get install darknet)")
+# Names that split darknet's prompt line or run through its `echo NAME >> bad.list`.
+HOSTILE = ["x\n$(touch CANARY).png", "u\x15v.png", "$(touch CANARY).png", "a`touch CANARY`.png",
+           "b;touch CANARY;.png", "c|touch CANARY.png", "d&&touch CANARY.png", "e>CANARY.png", "f\rg.png",
+           "h\x7fi.png", "j\x85k.png", "l\u2028m.png", "q'\"r.png"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The rule, pure
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_break_the_rule_with_a_reason(name: str) -> None:
+    reason = unsafe_reason("/data/" + name)
+    assert reason is not None
+    with pytest.raises(DarknetMagicsError) as info:
+        check_darknet_path("/data/" + name, what="image", source="list.txt line 3")
+    assert "list.txt line 3" in str(info.value) and "rename" in info.value.fix
+
+
+@pytest.mark.timeout(30)
+def test_plain_names_pass_and_argv_files_may_hold_shell_characters() -> None:
+    for ok in ("/content/drive/MyDrive/data set/img_001.JPG", "/d/ü-ñ/ø,@%+=!^.png", "rel/x.png"):
+        assert unsafe_reason(ok) is None, ok
+    # a cfg darknet only opens: "(1)" from a browser's second download is fine there, not a newline or a '-'
+    assert unsafe_reason("/d/yolov4 (1).cfg", Reach.ARGV) is None
+    assert unsafe_reason("/d/yolov4 (1).cfg") is not None
+    assert "flag" in unsafe_reason("-x.cfg", Reach.ARGV) and "^J" in unsafe_reason("/d/a\nb.cfg", Reach.ARGV)
+    assert "UTF-8" in unsafe_reason(os.fsdecode(b"/d/\xff.png"))
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=40))
+def test_the_rule_is_total_and_exact(text: str) -> None:
+    """Property: any text gets a reason or None, never an exception, and None only for text free of control
+    characters, shell metacharacters, lone surrogates and a leading '-'."""
+    reason = unsafe_reason(text)
+    import unicodedata
+
+    clean = (text and not text.startswith("-")
+             and not any(unicodedata.category(c) in ("Cc", "Cs") or c in SHELL_METACHARACTERS or c in "\u2028\u2029"
+                         for c in text))
+    assert (reason is None) == bool(clean)
+
+
+@pytest.mark.timeout(30)
+def test_safe_links_point_at_the_file_and_its_label(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    image = src / "x\n$(touch CANARY).png"
+    image.write_bytes(b"png")
+    image.with_suffix(".txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    link = safe_link(image, tmp_path / "links", 7, with_label=True)
+    assert unsafe_reason(str(link)) is None and link.name.startswith("00007-") and link.suffix == ".png"
+    assert link.resolve() == image.resolve() and link.with_suffix(".txt").read_text().startswith("0 0.5")
+    assert safe_link(image, tmp_path / "links", 7) == link  # the same name again: the mapping is stable
+    listed = link_unsafe([str(image), str(tmp_path / "ok.png")], tmp_path / "links")
+    assert listed[1] == str(tmp_path / "ok.png") and unsafe_reason(listed[0]) is None
+    with pytest.raises(DarknetMagicsError):
+        safe_link(image, tmp_path / "bad;folder", 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# args= flags and weights URLs
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("flavor, words", [
+    ("alexeyab", ["-save_labels"]), ("hank-ai", ["--SaveLabels"]), ("hank-ai", ["-save-labels"]),
+    ("pjreddie", ["-save_labels"]), (None, ["-save_labels"]), ("alexeyab", ["-out", "/data/result.json"]),
+    ("alexeyab", ["-prefix", "frames/f"]), ("alexeyab", ["-json_file_output", "x.json"]),
+    ("alexeyab", ["-chart", "/data/chart.png"]), ("hank-ai", ["-log", "/data/labels.txt"]),
+    ("pjreddie", ["-prefix", "x"]), ("alexeyab", ["-thresh", "0.5\n-save_labels"]),
+])
+def test_flags_that_write_the_users_files_are_refused(flavor, words) -> None:
+    errors = check_darknet_args(flavor, "test", words)
+    assert errors and ("refused" in errors[0] or "control character" in errors[0]), errors
+    assert check_darknet_words(flavor, ["-points", "0"]) == []
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("url", ["http://h/x/%2e%2e", "http://h/x/%2E%2E", "http://h/.", "http://h/a%0Ab.weights",
+                                 "http://h/%24%28touch%20CANARY%29.weights", "http://h/%2D%2Dx.weights"])
+def test_weights_urls_whose_name_decodes_to_a_way_out_are_refused(url: str, tmp_path: Path) -> None:
+    with pytest.raises(DarknetMagicsError) as info:
+        weights_target(url, tmp_path)
+    assert info.value.fix
+    assert weights_target("http://h/a%2F..%2F..%2Fyolov4.weights", tmp_path) == tmp_path / "yolov4.weights"
+    assert safe_file_name("yolov4.weights", what="weights") == "yolov4.weights"
+
+
+@pytest.mark.timeout(120)
+def test_weights_url_with_dotdot_in_a_real_shell(ip, tmp_path: Path, capsys) -> None:
+    res = run_cell(ip, f"%%darknet\nweights http://127.0.0.1:9/x/%2e%2e into={tmp_path / 'w'}")
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is not None and "Traceback" not in text and "'..'" in text, text
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Real darknet
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from darknet_magics.cfg import make_cfg
+    from darknet_magics.synth import make_dataset
+
+    if not DARKNET.exists() or not TEMPLATE.exists():
+        pytest.skip("needs Debian's darknet (apt-get install darknet)")
+    ws = tmp_path_factory.mktemp("names")
+    ds = make_dataset(ws / "ds", images=2, size=64)
+    (ws / "train.txt").write_text("".join(f"{p}\n" for p in ds.images))
+    (ws / "obj.data").write_text(f"classes = 1\ntrain = {ws / 'train.txt'}\nvalid = {ws / 'train.txt'}\n"
+                                 f"names = {ws / 'ds' / 'obj.names'}\nbackup = {ws / 'backup'}\n")
+    cfg = ws / "tiny.cfg"
+    cfg.write_text(make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0))
+    weights = ws / "tiny.weights"
+    weights.write_bytes(synthetic_weights(cfg.read_text()))
+    return ws, cfg, weights, ds
+
+
+def truncated(image: Path, target: Path) -> Path:
+    """A PNG with its header (our check passes it) cut short: darknet cannot load it and runs its `echo`."""
+    target.write_bytes(image.read_bytes()[:100])
+    return target
+
+
+@pytest.mark.slow
+@needs_darknet
+@pytest.mark.timeout(120)
+def test_debian_darknet_runs_a_command_named_in_an_image_path(model, tmp_path: Path) -> None:
+    """The threat, shown once: darknet itself, given the path unguarded, runs the command in it."""
+    ws, cfg, weights, ds = model
+    bad = truncated(ds.images[0], tmp_path / "x$(touch CANARY).png")
+    result = runner.run([str(DARKNET), "detector", "test", str(ws / "obj.data"), str(cfg), str(weights), str(bad),
+                         "-out", str(tmp_path / "pred")], cwd=tmp_path, log_path=None,
+                        watchdog=runner.Watchdog(silence_s=60.0))
+    assert result.returncode == 0 and (tmp_path / "CANARY").exists()
+
+
+@pytest.mark.slow
+@needs_darknet
+@pytest.mark.timeout(180)
+def test_yolo_test_on_a_folder_of_hostile_names_runs_nothing(model, tmp_path: Path) -> None:
+    """Each image whose name breaks the rule is typed as a safe link; rows and pictures carry the real names."""
+    ws, cfg, weights, ds = model
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    names = ["x\n$(touch CANARY).png", "u\x15v.png", "b;touch CANARY;.png", "plain.png"]
+    for name in names:
+        (folder / name).write_bytes(ds.images[0].read_bytes())
+    out = tmp_path / "out"
+    result = inference.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, image=folder,
+                              thresh=0.5, cwd=tmp_path, out=out, reporter=RecordingReporter())
+    assert not list(tmp_path.rglob("CANARY")) and not (Path.cwd() / "CANARY").exists()
+    assert set(result.detections["image"]) == {str((folder / n).resolve()) for n in names}
+    assert len(result.annotated) == 4 and all(unsafe_reason(str(p)) is None for p in result.annotated)
+    assert not [p for p in out.iterdir() if p.name.startswith(".detect-links-")]  # the links are gone
+
+
+@pytest.mark.slow
+@needs_darknet
+@pytest.mark.timeout(180)
+def test_yolo_test_on_a_truncated_hostile_image_runs_nothing(ip, model, tmp_path: Path, capsys) -> None:
+    """darknet cannot load it and echoes its name to bad.list: the safe link's name, never the command."""
+    ws, cfg, weights, ds = model
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    bad = truncated(ds.images[0], folder / "$(touch CANARY).png")
+    res = run_cell(ip, f"%yolo test {ws / 'obj.data'} {cfg} {weights} {folder} out={tmp_path / 'out'} "
+                       f"bin={DARKNET}")
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is not None and "Traceback" not in text
+    assert "bad-image" in text and str(bad) in text, text[-2000:]  # reported under its real name
+    assert not list(tmp_path.rglob("CANARY")) and not (Path.cwd() / "CANARY").exists()
+    bad_list = Path.cwd() / "bad.list"  # darknet's own, in its working folder: a link's name, no command
+    assert not bad_list.exists() or "touch" not in bad_list.read_text()
+
+
+@pytest.mark.timeout(120)
+def test_save_labels_is_refused_and_the_labels_stay(ip, tmp_path: Path, capsys) -> None:
+    """`args="-save_labels"` would write predictions over each image's NAME.txt: refused before darknet starts,
+    for every flavor binary at hand (Debian's pjreddie; AlexeyAB's where built)."""
+    from darknet_magics.cfg import make_cfg
+    from darknet_magics.synth import make_dataset
+
+    if not DARKNET.exists() or not TEMPLATE.exists():
+        pytest.skip("needs Debian's darknet (apt-get install darknet)")
+    ds = make_dataset(tmp_path / "ds", images=2, size=64)
+    labels = {p: p.read_bytes() for p in ds.folder.rglob("*.txt")}
+    assert labels
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0))
+    weights = tmp_path / "tiny.weights"
+    weights.write_bytes(synthetic_weights(cfg.read_text()))
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes = 1\nnames = {ds.folder / 'obj.names'}\n")
+    binaries = [DARKNET] + [b for b in (os.environ.get("DARKNET_ALEXEYAB"),) if b and Path(b).is_file()]
+    for binary in binaries:
+        for words in ("-save_labels", "-ext_output -SaVe_LaBeLs", "-out /tmp/x.json"):
+            res = run_cell(ip, f'%yolo test {data} {cfg} {weights} {ds.folder} args="{words}" bin={binary}')
+            text = "".join(capsys.readouterr())
+            assert res.error_in_exec is not None and "Traceback" not in text, text
+            assert "refused" in text or "has no flag" in text, text
+    assert {p: p.read_bytes() for p in ds.folder.rglob("*.txt")} == labels
+
+
+@pytest.mark.slow
+@needs_darknet
+@pytest.mark.timeout(240)
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(names=st.lists(st.one_of(st.text(min_size=1, max_size=12),
+                                st.sampled_from(["$(touch CANARY)", "`touch CANARY`", ";touch CANARY;", "\n", "\x15",
+                                                 "\r", "-", "..", "a b"])),
+                      min_size=1, max_size=3))
+def test_property_random_names_give_a_result_or_our_error(model, tmp_path_factory, names) -> None:
+    """Property, with real darknet: any file names in a folder given to `%yolo test` end in detections under
+    those names or in our error, never a traceback and never a command run."""
+    ws, cfg, weights, ds = model
+    tmp = tmp_path_factory.mktemp("prop")
+    folder = tmp / "imgs"
+    folder.mkdir()
+    made = set()
+    for k, raw in enumerate(names):
+        name = "".join(ch for ch in raw if ch not in "/\x00") + f"{k}.png"
+        try:
+            path = folder / name
+            path.write_bytes(ds.images[0].read_bytes())
+            made.add(str(path.resolve()))
+        except (OSError, UnicodeEncodeError):
+            continue  # a name this file system refuses is no input
+    if not made:
+        return
+    try:
+        result = inference.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, image=folder,
+                                  thresh=0.5, cwd=tmp, out=tmp / "out", reporter=RecordingReporter())
+        assert set(result.detections["image"]) == made
+    except (DarknetMagicsError, StepError) as exc:
+        assert str(exc)
+    assert not list(tmp.rglob("CANARY")) and not (Path.cwd() / "CANARY").exists()
