@@ -274,3 +274,117 @@ def test_property_random_names_give_a_result_or_our_error(model, tmp_path_factor
     except (DarknetMagicsError, StepError) as exc:
         assert str(exc)
     assert not list(tmp.rglob("CANARY")) and not (Path.cwd() / "CANARY").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Names in lists: the lists %yolo data writes link them; a user's own list is refused before training
+
+
+def _hostile_dataset(folder: Path, image: Path) -> Path:
+    """A YOLO folder holding one cut-short image named `$(touch CANARY).png` with its label: darknet cannot load
+    it, so every batch runs its `echo NAME >> bad.list`."""
+    folder.mkdir(parents=True)
+    bad = truncated(image, folder / "$(touch CANARY).png")
+    bad.with_suffix(".txt").write_text("0 0.5 0.5 0.4 0.4\n")
+    (folder / "obj.names").write_text("red_box\n")
+    return bad
+
+
+@pytest.mark.slow
+@needs_darknet
+@pytest.mark.timeout(240)
+def test_yolo_data_links_hostile_names_and_training_runs_nothing(ip, model, tmp_path: Path, capsys) -> None:
+    ws, cfg, weights, ds = model
+    _hostile_dataset(tmp_path / "set", ds.images[0])
+    res = run_cell(ip, f"%yolo data {tmp_path / 'out' / 'obj.data'} images={tmp_path / 'set'} split=0")
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is None, text[-2000:]
+    listed = (tmp_path / "out" / "obj.train.txt").read_text().splitlines()
+    assert len(listed) == 1 and unsafe_reason(listed[0]) is None and Path(listed[0]).with_suffix(".txt").is_file()
+    assert Path(listed[0]).resolve() == (tmp_path / "set" / "$(touch CANARY).png").resolve()
+    from darknet_magics.cfg import make_cfg
+
+    short = tmp_path / "short.cfg"
+    short.write_text(make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0,
+                              max_batches=2))
+    run_cell(ip, f"%yolo train {tmp_path / 'out' / 'obj.data'} {short} force bin={DARKNET}")
+    text = "".join(capsys.readouterr())
+    assert "Traceback" not in text
+    assert not list(tmp_path.rglob("CANARY")) and not (Path.cwd() / "CANARY").exists()
+    bad_list = Path.cwd() / "bad.list"
+    assert bad_list.exists() and "touch" not in bad_list.read_text(), text[-2000:]  # darknet ran: the link's name
+
+
+@pytest.mark.timeout(120)
+def test_train_refuses_a_users_list_with_a_hostile_name_even_with_force(ip, model, tmp_path: Path,
+                                                                        capsys) -> None:
+    ws, cfg, weights, ds = model
+    bad = _hostile_dataset(tmp_path / "set", ds.images[0])
+    (tmp_path / "train.txt").write_text(f"{ds.images[1]}\n{bad}\n")
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes = 1\ntrain = {tmp_path / 'train.txt'}\nvalid = {tmp_path / 'train.txt'}\n"
+                    f"names = {tmp_path / 'set' / 'obj.names'}\nbackup = {tmp_path / 'backup'}\n")
+    res = run_cell(ip, f"%yolo train {data} {cfg} force bin={DARKNET}")
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is not None and "Traceback" not in text
+    assert "unsafe-name" in text and f"{tmp_path / 'train.txt'}:2" in text and "%yolo data" in text, text
+    assert not list(tmp_path.rglob("CANARY")) and not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The smaller cases
+
+
+@pytest.mark.timeout(60)
+def test_a_bad_line_of_an_image_list_names_the_list_and_the_line(model, tmp_path: Path) -> None:
+    ws, cfg, weights, ds = model
+    cases = {b"%s\n\n/nowhere/x.png\n" % bytes(ds.images[0]): ("line 3", "does not exist"),
+             b"%s\n\xff\xfe.png\n" % bytes(ds.images[0]): ("line 2", "not UTF-8"),
+             b"# c\n%s\x15x.png\n" % bytes(ds.images[0]): ("line 2", "^U"),
+             b"%s\r\n%s\n" % (bytes(ds.images[0]), bytes(ws / "obj.data")): ("line 2", "not an image")}
+    for k, (content, (line, what)) in enumerate(cases.items()):
+        listed = tmp_path / f"list{k}.txt"
+        listed.write_bytes(content)
+        with pytest.raises(StepError) as info:
+            inference.resolve_images(listed)
+        assert f"{listed} {line}" in str(info.value) and what in str(info.value), str(info.value)
+    ok = tmp_path / "ok.txt"
+    ok.write_bytes(b"%s\r\n" % bytes(ds.images[0]))  # a CRLF list reads as darknet (AlexeyAB) reads it
+    assert inference.resolve_images(ok) == [ds.images[0].resolve()]
+
+
+@pytest.mark.timeout(60)
+def test_stage_of_a_missing_source_makes_no_folder(ip, tmp_path: Path, capsys) -> None:
+    into = tmp_path / "local" / "data"
+    res = run_cell(ip, f"%%darknet\nstage {tmp_path / 'missing'} into={into}")
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is not None and "Traceback" not in text and "nothing to stage" in text, text
+    assert not (tmp_path / "local").exists()
+
+
+@pytest.mark.timeout(60)
+def test_split_with_train_or_valid_is_a_conflict(ip, model, tmp_path: Path, capsys) -> None:
+    ws, cfg, weights, ds = model
+    out = tmp_path / "o" / "obj.data"
+    for extra in (f"valid={ds.folder}", ""):
+        res = run_cell(ip, f"%yolo data {out} train={ds.folder} {extra} split=0.2")
+        text = "".join(capsys.readouterr())
+        assert res.error_in_exec is not None and "Traceback" not in text, text
+        assert "split= conflicts with train=" in text and "drop split=" in text, text
+    assert not out.exists()
+
+
+@needs_darknet
+@pytest.mark.timeout(120)
+def test_a_crlf_cfg_is_an_error_for_pjreddie(ip, model, tmp_path: Path, capsys) -> None:
+    ws, cfg, weights, ds = model
+    crlf = tmp_path / "crlf.cfg"
+    crlf.write_bytes(cfg.read_bytes().replace(b"\n", b"\r\n"))
+    res = run_cell(ip, f"%yolo test {ws / 'obj.data'} {crlf} {weights} {ds.images[0]} bin={DARKNET}")
+    text = "".join(capsys.readouterr())
+    assert res.error_in_exec is not None and "Traceback" not in text, text
+    assert "CRLF" in text and "sed -i" in text and str(crlf) in text, text
+    from darknet_magics.checks import check
+
+    problems = check(ws / "obj.data", crlf, flavor="pjreddie")
+    assert any(p.code == "line-endings" and p.severity == "error" for p in problems)
