@@ -176,19 +176,24 @@ def test_debian_darknet_runs_a_command_named_in_an_image_path(model, tmp_path: P
 
 @pytest.mark.slow
 @needs_darknet
-@pytest.mark.timeout(180)
-def test_yolo_test_on_a_folder_of_hostile_names_runs_nothing(model, tmp_path: Path) -> None:
-    """Each image whose name breaks the rule is typed as a safe link; rows and pictures carry the real names."""
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("flavor", ["pjreddie", pytest.param("alexeyab", marks=pytest.mark.once),
+                                    pytest.param("hank-ai", marks=pytest.mark.once)])
+def test_yolo_test_on_a_folder_of_hostile_names_runs_nothing(model, tmp_path: Path, flavor: str) -> None:
+    """Each image whose name breaks the rule is typed as a safe link (pjreddie, AlexeyAB) or copied in under a
+    safe name (hank-ai's tool); rows and pictures carry the real names."""
     ws, cfg, weights, ds = model
+    binary = DARKNET if flavor == "pjreddie" else flavor_binary(flavor)
+    cwd = binary.parent if flavor == "alexeyab" else tmp_path  # AlexeyAB reads data/labels from its clone
     folder = tmp_path / "imgs"
     folder.mkdir()
     names = ["x\n$(touch CANARY).png", "u\x15v.png", "b;touch CANARY;.png", "plain.png"]
     for name in names:
         (folder / name).write_bytes(ds.images[0].read_bytes())
     out = tmp_path / "out"
-    result = inference.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, image=folder,
-                              thresh=0.5, cwd=tmp_path, out=out, reporter=RecordingReporter())
-    assert not list(tmp_path.rglob("CANARY")) and not (Path.cwd() / "CANARY").exists()
+    result = inference.detect(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, image=folder,
+                              thresh=0.5, cwd=cwd, out=out, reporter=RecordingReporter())
+    assert not list(tmp_path.rglob("CANARY")) and not (cwd / "CANARY").exists()
     assert set(result.detections["image"]) == {str((folder / n).resolve()) for n in names}
     assert len(result.annotated) == 4 and all(unsafe_reason(str(p)) is None for p in result.annotated)
     assert not [p for p in out.iterdir() if p.name.startswith(".detect-links-")]  # the links are gone
@@ -388,3 +393,37 @@ def test_a_crlf_cfg_is_an_error_for_pjreddie(ip, model, tmp_path: Path, capsys) 
 
     problems = check(ws / "obj.data", crlf, flavor="pjreddie")
     assert any(p.code == "line-endings" and p.severity == "error" for p in problems)
+
+
+@pytest.mark.slow
+@pytest.mark.once
+@pytest.mark.timeout(300)
+def test_alexeyab_echoes_a_bad_labels_path_only_as_a_safe_link(model, tmp_path: Path, alexeyab: Path) -> None:
+    """AlexeyAB's fill_truth_detection runs `echo LABELPATH "Wrong annotation ..." >> bad_label.list` (data.c:405):
+    shown with the path unguarded, then through the list `%yolo data` writes (the link's name reaches the echo)."""
+    from darknet_magics.cfg import make_cfg
+    from darknet_magics.datasets import prepare_dataset
+
+    ws, cfg, weights, ds = model
+    short = tmp_path / "short.cfg"
+    short.write_text(make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=2, subdivisions=1, random=0,
+                              max_batches=1))  # AlexeyAB refuses batch=1 for training
+    for guarded in (False, True):
+        run = tmp_path / ("guarded" if guarded else "raw")
+        folder = run / "set"
+        folder.mkdir(parents=True)
+        image = folder / "$(touch CANARY).png"
+        image.write_bytes(ds.images[0].read_bytes())
+        image.with_suffix(".txt").write_text("5 0.5 0.5 0.4 0.4\n")  # class 5 of 1: a wrong annotation
+        (folder / "obj.names").write_text("red_box\n")
+        if guarded:
+            data = prepare_dataset(run / "obj.data", images=folder, split=0, backup=run / "backup").data_path
+        else:
+            (run / "train.txt").write_text(f"{image}\n")
+            data = run / "obj.data"
+            data.write_text(f"classes = 1\ntrain = {run / 'train.txt'}\nvalid = {run / 'train.txt'}\n"
+                            f"names = {folder / 'obj.names'}\nbackup = {run}\n")
+        result = runner.run([str(alexeyab), "detector", "train", str(data), str(short), "-dont_show"], cwd=run,
+                            log_path=None, watchdog=runner.Watchdog(silence_s=120.0))
+        assert (run / "bad_label.list").exists(), result.describe()
+        assert (run / "CANARY").exists() is not guarded
