@@ -384,6 +384,15 @@ def _fail(what: str, output: str, result, flavor: Optional[str], argv: list[str]
                      details=last_output(output))
 
 
+def _model_files(darknet: Path | str, data: Path, cfg: Path, weights: Path) -> tuple[Path, Path, Path, Path]:
+    """The binary and the model's files, each checked to exist and to be a path darknet may get on its argv."""
+    darknet_path = resolve_darknet(darknet)
+    data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
+    weights_path = require_file(Path(weights), "weights")
+    check_argv_paths(data=data_path, cfg=cfg_path, weights=weights_path)
+    return darknet_path, data_path, cfg_path, weights_path
+
+
 def _result_stem(path: Path) -> str:
     """The stem our annotated picture of `path` is named after: its own, each unsafe character made '_'."""
     stem = "".join("_" if unsafe_reason(ch) else ch for ch in path.stem)
@@ -431,10 +440,7 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
     from .binary import check_darknet_args
 
     reporter = reporter or Reporter()
-    darknet_path = resolve_darknet(darknet)
-    data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
-    weights_path = require_file(Path(weights), "weights")
-    check_argv_paths(data=data_path, cfg=cfg_path, weights=weights_path)
+    darknet_path, data_path, cfg_path, weights_path = _model_files(darknet, data, cfg, weights)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
     out = Path(out).expanduser().resolve() if out else cwd
     flavor = flavor or darknet_flavor(darknet_path)
@@ -628,10 +634,7 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
     from .binary import check_darknet_args
 
     reporter = reporter or Reporter()
-    darknet_path = resolve_darknet(darknet)
-    data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
-    weights_path = require_file(Path(weights), "weights")
-    check_argv_paths(data=data_path, cfg=cfg_path, weights=weights_path)
+    darknet_path, data_path, cfg_path, weights_path = _model_files(darknet, data, cfg, weights)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
     flavor = flavor or darknet_flavor(darknet_path)
     unsupported = StepError(
@@ -875,10 +878,9 @@ def detect_video(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, v
     from .binary import check_darknet_args
 
     reporter = reporter or Reporter()
-    darknet_path = resolve_darknet(darknet)
-    data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
-    weights_path, video_path = require_file(Path(weights), "weights"), require_file(Path(video), "video")
-    check_argv_paths(data=data_path, cfg=cfg_path, weights=weights_path, video=video_path)
+    darknet_path, data_path, cfg_path, weights_path = _model_files(darknet, data, cfg, weights)
+    video_path = require_file(Path(video), "video")
+    check_argv_paths(video=video_path)
     flavor = flavor or darknet_flavor(darknet_path)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
     out = Path(out).expanduser().resolve() if out else cwd

@@ -28,7 +28,7 @@ from darknet_magics.weights import weights_target
 
 sys.path.insert(0, str(Path(__file__).parent))
 from builds import alexeyab, flavor_binary  # noqa: E402,F401 (alexeyab: fixture)
-from test_inference_batch import DARKNET, TEMPLATE, synthetic_weights  # noqa: E402
+from test_inference_batch import DARKNET, TEMPLATE, model, synthetic_weights  # noqa: E402,F401 (model: fixture)
 
 needs_darknet = pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists(),
                                    reason="needs Debian's darknet (apt-get install darknet)")
@@ -134,25 +134,6 @@ def test_weights_url_with_dotdot_in_a_real_shell(ip, tmp_path: Path, capsys) -> 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Real darknet
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from darknet_magics.cfg import make_cfg
-    from darknet_magics.synth import make_dataset
-
-    if not DARKNET.exists() or not TEMPLATE.exists():
-        pytest.skip("needs Debian's darknet (apt-get install darknet)")
-    ws = tmp_path_factory.mktemp("names")
-    ds = make_dataset(ws / "ds", images=2, size=64)
-    (ws / "train.txt").write_text("".join(f"{p}\n" for p in ds.images))
-    (ws / "obj.data").write_text(f"classes = 1\ntrain = {ws / 'train.txt'}\nvalid = {ws / 'train.txt'}\n"
-                                 f"names = {ws / 'ds' / 'obj.names'}\nbackup = {ws / 'backup'}\n")
-    cfg = ws / "tiny.cfg"
-    cfg.write_text(make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0))
-    weights = ws / "tiny.weights"
-    weights.write_bytes(synthetic_weights(cfg.read_text()))
-    return ws, cfg, weights, ds
 
 
 def truncated(image: Path, target: Path) -> Path:
