@@ -26,10 +26,10 @@ from typing import Any, Iterable, Optional, Union
 import numpy as np
 import pandas as pd
 
-from .errors import Problem
+from ..errors import Problem
 from .events import (ClassAP, Event, Finished, Iteration, MapResult, MaxBatches, NextMapAt, ProblemFound, Prompt,
                      Resumed, WeightsSaved)
-from .fileio import atomic_write_text
+from ..fileio import atomic_write_text
 
 __all__ = ["History", "TrainingLog", "IterationSink", "ITERATION_COLUMNS", "MAP_COLUMNS", "CLASS_AP_COLUMNS", "WEIGHTS_COLUMNS",
            "PROBLEM_COLUMNS"]

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple, Optional, Sequence
 
-from .errors import DarknetMagicsError, Problem
+from ..errors import DarknetMagicsError, Problem
 
 __all__ = ["FORMATS", "Box", "ImageRecord", "Dataset", "ConvertResult", "image_size", "detect_format", "read_dataset",
            "write_darknet", "label_paths", "label_path", "folder_format", "SPLIT_FOLDERS"]
@@ -1164,7 +1164,7 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     """
     import shutil
 
-    from .fileio import remove_if_exists
+    from ..fileio import remove_if_exists
 
     folder = Path(os.path.abspath(folder))
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")

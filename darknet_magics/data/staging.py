@@ -45,9 +45,9 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Literal, Optional, Sequence, TypeVar, Union
 
-from .errors import DarknetMagicsError
-from .fileio import remove_if_exists
-from .report import Reporter, TransferProgress
+from ..errors import DarknetMagicsError
+from ..fileio import remove_if_exists
+from ..report import Reporter, TransferProgress
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 _CHUNK = 1 << 20

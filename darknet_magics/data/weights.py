@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from .cfg import layer_weights, read_weights_header, resolve_template
-from .errors import DarknetMagicsError
-from .fileio import atomic_write_bytes, copy_stream, remove_if_exists
-from .report import Reporter, TransferProgress
+from ..errors import DarknetMagicsError
+from ..fileio import atomic_write_bytes, copy_stream, remove_if_exists
+from ..report import Reporter, TransferProgress
 _CHUNK = 1 << 20
 
 __all__ = ["KnownWeights", "KNOWN_WEIGHTS", "WeightsResult", "fetch_weights", "download_file", "make_partial"]

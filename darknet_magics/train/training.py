@@ -31,19 +31,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from . import objdata, problems, runner
-from .binary import darknet_flavor, last_output, require_file, resolve_darknet
-from .cfg import Cfg, check_weights, read_weights_header
-from .judge import diagnose
-from .errors import DarknetMagicsError, Problem, StepError
-from .fileio import atomic_write_text
-from .logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
-from .report import Reporter
+from ..data import objdata
+from ..output import problems
+from ..run import runner
+from ..setup.binary import darknet_flavor, last_output, require_file, resolve_darknet
+from ..data.cfg import Cfg, check_weights, read_weights_header
+from ..output.judge import diagnose
+from ..errors import DarknetMagicsError, Problem, StepError
+from ..fileio import atomic_write_text
+from ..output.logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
+from ..report import Reporter
 
 if TYPE_CHECKING:  # pandas-backed; imported lazily at run time (import time of the magics matters)
     from .background import Keeper
-    from .history import History
-    from .live import LiveView
+    from ..output.history import History
+    from ..view.live import LiveView
 
 __all__ = [
     "RunStatus", "TrainPlan", "TrainingRun", "plan_train", "train", "resume", "load_log", "status",
@@ -240,7 +242,7 @@ class TrainingRun:
 
     @property
     def figure(self):
-        from .live import build_figure
+        from ..view.live import build_figure
 
         return build_figure(self.iterations, self.maps, title=self.name)
 
@@ -288,7 +290,7 @@ class TrainingRun:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
         """The run in a notebook: its summary and its chart as plotly's own mimetype (no 4.9 MB plotly.js per
         output), with the summary as text for front ends that render neither."""
-        from .live import figure_bundle  # plotly: imported when a run is first shown
+        from ..view.live import figure_bundle  # plotly: imported when a run is first shown
 
         bundle = dict(figure_bundle(self.figure))
         bundle["text/plain"] = repr(self)
@@ -330,7 +332,7 @@ class TrainingRun:
 
 def _history_type() -> type["History"]:
     # history.py imports pandas, which costs a second at import time: loaded with the first run, not with %load_ext
-    from .history import History
+    from ..output.history import History
 
     return History
 
@@ -619,7 +621,7 @@ def make_watch(run: TrainingRun, *, data_arg: Path, max_batches: Optional[int], 
                live_interval: float = 1.0, key: str = "") -> _Watch:
     """The sinks of one darknet session's output (recorder, parser, history, live view): fed by the runner in the
     foreground, by the log follower for a background run (background.py)."""
-    from .live import LIVE_KEY, LiveView  # plotly: imported with the first run
+    from ..view.live import LIVE_KEY, LiveView  # plotly: imported with the first run
 
     live = LiveView(reporter, min_interval=live_interval, max_batches=max_batches, title=run.name,
                     start_iteration=run.last_iteration or None,
@@ -704,7 +706,7 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
 def _save_chart(run: TrainingRun, reporter: Reporter) -> None:
     """The run's chart in its folder (chart.html, and chart.png where a notebook shows the run), as users keep
     darknet's own chart.png; a failure to write it never fails the run."""
-    from .live import save_chart  # plotly
+    from ..view.live import save_chart  # plotly
 
     try:
         save_chart(run.history, run.run_dir, title=run.name, png=hasattr(reporter, "display"))
@@ -893,7 +895,7 @@ def load_log(path: Path | str, reporter: Optional[Reporter] = None, *, name: Opt
                       status=_log_status(history), max_batches=history.max_batches)
     run.args["flavor"] = parser.flavor
     if reporter is not None:
-        from .live import LIVE_KEY, LiveView  # plotly: imported when a log is first shown
+        from ..view.live import LIVE_KEY, LiveView  # plotly: imported when a log is first shown
 
         LiveView(reporter, title=run.name, max_batches=run.max_batches,
                  key=f"{LIVE_KEY}:log:{path}").update(history, final=True)

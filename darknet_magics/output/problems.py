@@ -56,7 +56,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
-from .errors import Problem
+from ..errors import Problem
 
 __all__ = ["CODES", "PRIORITY", "ordered", "missing_file", "space_in_path", "image_not_loaded", "filters_mismatch",
            "bad_label", "cuda_oom", "no_kernel_image", "cuda_driver", "no_gpu", "cudnn_error", "cuda_error",

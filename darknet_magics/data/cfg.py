@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
-from .errors import DarknetMagicsError, Problem
-from .fileio import atomic_write_text  # noqa: F401  (re-exported: cfg.atomic_write_text)
+from ..errors import DarknetMagicsError, Problem
+from ..fileio import atomic_write_text  # noqa: F401  (re-exported: cfg.atomic_write_text)
 
 __all__ = [
     "Option", "Section", "Cfg", "TEMPLATE_NAMES", "HEAD_KEYS", "HEAD_SECTIONS", "DEFAULT_TEMPLATE_DIR",

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import runner
-from .binary import darknet_flavor, last_output, require_file, resolve_darknet
-from .errors import Problem, StepError
-from .report import Reporter
+from ..run import runner
+from ..setup.binary import darknet_flavor, last_output, require_file, resolve_darknet
+from ..errors import Problem, StepError
+from ..report import Reporter
 
 NO_EXPORTER = {
     "alexeyab": "AlexeyAB's darknet has no ONNX exporter. Its .weights and cfg load in hank-ai's "
@@ -88,7 +88,7 @@ def export_onnx(*, darknet: Path | str, cfg: Path, weights: Path, names: Optiona
         produced = sorted(scratch.glob("*.onnx"))
         if result.returncode != 0 or not produced:
             raise StepError(f"darknet_onnx_export wrote no model ({result.describe()})", details=last_output(output))
-        from .fileio import atomic_write_bytes
+        from ..fileio import atomic_write_bytes
 
         model = produced[0].read_bytes()
         if repair:
@@ -135,7 +135,7 @@ def repair_maxpools(model, cfg_text: str) -> list[str]:
     """
     from onnx import helper
 
-    from .cfg import Cfg
+    from ..data.cfg import Cfg
 
     layers = Cfg.parse(cfg_text).layers
     changes = []

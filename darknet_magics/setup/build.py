@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from . import runner
+from ..run import runner
 from .environment import RuntimeInfo, install_opencv_dev, opencv_headers_present
-from .errors import DarknetMagicsError, Problem, StepError
-from .fileio import atomic_write_text
-from .logparse import strip_escapes
-from .report import Reporter
+from ..errors import DarknetMagicsError, Problem, StepError
+from ..fileio import atomic_write_text
+from ..output.logparse import strip_escapes
+from ..report import Reporter
 
 DEFAULT_URL = "https://github.com/AlexeyAB/darknet"
 # 2: a CMake entry holds hank-ai's tools too (entries of format 1 have the CLI and libdarknet only: not used)

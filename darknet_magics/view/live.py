@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .logparse import strip_escapes
+from ..output.logparse import strip_escapes
 
 __all__ = ["build_figure", "figure_html", "figure_png", "progress_line", "downsample_indices", "downsample",
            "Downsampler", "ChartData", "LiveView", "LIVE_KEY", "PLOTLY_MIME", "GpuPoller", "figure_bundle",
@@ -768,7 +768,7 @@ def png_unavailable() -> Optional[str]:
 
 def _frontend() -> str:
     """'colab', 'jupyter' (plotly's mimetype renders) or 'terminal'."""
-    from .environment import detect_platform
+    from ..setup.environment import detect_platform
 
     return detect_platform()
 
@@ -1040,7 +1040,7 @@ def write_figure(spec: dict, folder: Path | str, *, name: str, title: Optional[s
                  png_data: Optional[bytes] = None) -> SavedChart:
     """A chart spec as ``NAME.html`` (plotly.js embedded: opens offline) and, with `png`, ``NAME.png`` in
     `folder`, atomically. `png_data`: the PNG already made for the inline view (one browser start, not two)."""
-    from .fileio import atomic_write_bytes, atomic_write_text
+    from ..fileio import atomic_write_bytes, atomic_write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

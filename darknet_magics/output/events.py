@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Union
 
-from .errors import Problem
+from ..errors import Problem
 
 __all__ = ["Iteration", "MapResult", "ClassAP", "WeightsSaved", "ProblemFound", "MaxBatches", "NextMapAt",
            "Finished", "Prompt", "Resumed", "Event", "EVENT_TYPES"]
@@ -78,7 +78,7 @@ class WeightsSaved:
 
 @dataclass(frozen=True, slots=True)
 class ProblemFound:
-    """A diagnosed problem (see `darknet_magics.diagnose` for the codes)."""
+    """A diagnosed problem (see `darknet_magics.output.diagnose` for the codes)."""
 
     problem: Problem
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from collections import Counter
 from typing import Optional, Sequence, Union
 
-from .environment import tmp_links_dir
-from .errors import DarknetMagicsError, Problem
+from ..setup.environment import tmp_links_dir
+from ..errors import DarknetMagicsError, Problem
 from .objdata import MARKER
-from .fileio import atomic_write_text, remove_if_exists
+from ..fileio import atomic_write_text, remove_if_exists
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
-from .report import Reporter
+from ..report import Reporter
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 __all__ = ["IMAGE_EXTENSIONS", "DataResult", "DataPlan", "write_data", "prepare_dataset", "plan_dataset", "read_names", "find_images", "space_free"]

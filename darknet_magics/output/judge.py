@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Iterable, Optional, Union
 
 from . import problems as P
-from .errors import Problem
+from ..errors import Problem
 from .events import Finished, ProblemFound
 from .logparse import LogParser
 

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from .fileio import atomic_write_text
+from ..fileio import atomic_write_text
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 _CDN_SCRIPT = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>\s*', re.IGNORECASE)

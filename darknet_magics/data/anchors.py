@@ -14,7 +14,7 @@ import numpy as np
 
 from .cfg import set_anchors_text
 from .checks import TINY_BOX_PX, label_path, read_data_file
-from .errors import DarknetMagicsError
+from ..errors import DarknetMagicsError
 
 __all__ = ["AnchorsResult", "compute_anchors", "kmeans_anchors", "read_boxes", "anchors_line", "set_anchors", "avg_iou"]
 

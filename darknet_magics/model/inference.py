@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from . import runner
-from .binary import darknet_flavor, last_output, require_file, resolve_darknet
-from .judge import diagnose
-from .logparse import strip_escapes
-from .errors import Problem, StepError
-from .formats import image_size  # our check that a file is an image before darknet sees it
-from .report import Reporter
-from .training import RUN_JSON, weights_iteration
+from ..run import runner
+from ..setup.binary import darknet_flavor, last_output, require_file, resolve_darknet
+from ..output.judge import diagnose
+from ..output.logparse import strip_escapes
+from ..errors import Problem, StepError
+from ..data.formats import image_size  # our check that a file is an image before darknet sees it
+from ..report import Reporter
+from ..train.training import RUN_JSON, weights_iteration
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga", ".ppm", ".pgm", ".pnm", ".jfif")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -257,7 +257,7 @@ def hank_tool(darknet: Path, name: str) -> Optional[Path]:
 
 def check_weights_file(cfg: Path, weights: Path) -> None:
     """The weights checked against the cfg as training does: a truncated or mismatched file is an error here."""
-    from .cfg import check_weights
+    from ..data.cfg import check_weights
 
     problem = check_weights(cfg.read_text(errors="replace"), weights, cfg_file=str(cfg))
     if problem is not None and problem.severity == "error":
@@ -359,7 +359,7 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
     Returns:
         A `DetectResult`: `detections` has one row per box and an ``image`` column, boxes in pixels and relative.
     """
-    from .binary import check_darknet_args
+    from ..setup.binary import check_darknet_args
 
     reporter = reporter or Reporter()
     darknet_path = resolve_darknet(darknet)
@@ -518,7 +518,7 @@ def map_at_any_iou(text: str):
     into the ``map50`` column (the frame's shape is training's), with the IoU it was computed at in ``iou``."""
     import pandas as pd
 
-    from .history import MAP_COLUMNS
+    from ..output.history import MAP_COLUMNS
 
     rows = []
     for m in _MAP_ANY.finditer(text):
@@ -540,7 +540,7 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
     `iou_thresh` and `points` are darknet's ``-iou_thresh`` (0.5: mAP@0.50) and ``-points`` (0: every point, as
     VOC2010+/COCO; 11: VOC2007; 101: COCO's); `extra_args` are further darknet flags (checked per flavor).
     """
-    from .binary import check_darknet_args
+    from ..setup.binary import check_darknet_args
 
     reporter = reporter or Reporter()
     darknet_path = resolve_darknet(darknet)
@@ -565,8 +565,8 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
         raise StepError("; ".join(errors), fix="see the flags this darknet knows in docs/directives/yolo-map.md")
     argv += list(extra_args)
     check_weights_file(cfg_path, weights_path)
-    from .history import History
-    from .logparse import LogParser
+    from ..output.history import History
+    from ..output.logparse import LogParser
 
     parser = LogParser(flavor=flavor)
     history = History()
@@ -654,7 +654,7 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     """
     import pandas as pd
 
-    from . import live
+    from ..view import live
 
     reporter = reporter or Reporter()
     files = checkpoint_files(Path(folder).expanduser())
@@ -699,7 +699,7 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     bundle = live.show_figure(reporter, f"darknet-checkpoints:{run_dir}", result.figure,
                               f"checkpoint chart: {run_dir / 'checkpoints.html'}")
     try:
-        from .fileio import atomic_write_text
+        from ..fileio import atomic_write_text
 
         atomic_write_text(run_dir / "checkpoints.csv", table.to_csv(index=False))
         png = (bundle or {}).get("image/png")
@@ -786,7 +786,7 @@ def detect_video(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, v
                  extra_args: Sequence[str] = (), show_result: bool = True) -> VideoResult:
     """Annotate a video: AlexeyAB's ``detector demo ... -out_filename OUT -dont_show`` or hank-ai's
     ``darknet_04_process_videos``; frame progress through `reporter.progress`; the result shown inline."""
-    from .binary import check_darknet_args
+    from ..setup.binary import check_darknet_args
 
     reporter = reporter or Reporter()
     darknet_path = resolve_darknet(darknet)
@@ -886,7 +886,7 @@ def video_html(path: Path) -> str:
 
 def show(path: Path | str, *, reporter: Optional[Reporter] = None, download: bool = False) -> Path:
     """Show an image or a video file inline; in Colab, `download=True` also offers it for download."""
-    from . import colab
+    from ..setup import colab
 
     reporter = reporter or Reporter()
     path = Path(path).expanduser()

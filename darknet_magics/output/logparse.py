@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Union
 
 from . import problems as _problems
 from .diagnose import TRIGGER_PATTERNS, TRIGGERS, LineDiagnoser
-from .errors import Problem
+from ..errors import Problem
 if TYPE_CHECKING:  # for the annotation only: history.py does not import this module
     from .history import IterationSink
 # The event types live in events.py (the bottom layer); re-exported here, where they have always been imported from.

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from .errors import Problem, StepError
-from .logparse import strip_escapes
+from ..errors import Problem, StepError
+from ..output.logparse import strip_escapes
 
 _flavor_cache: dict[tuple[str, float], Optional[str]] = {}
 

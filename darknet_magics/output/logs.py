@@ -1,6 +1,6 @@
 """Whole darknet logs -> dataframes: `parse_log`, above both the parser and the history (no import cycle).
 
-`darknet_magics.parse_log` and `darknet_magics.logparse.parse_log` are this function.
+`darknet_magics.parse_log` and `darknet_magics.output.logparse.parse_log` are this function.
 """
 from __future__ import annotations
 

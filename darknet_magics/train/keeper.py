@@ -4,7 +4,7 @@ A pty closes when the process holding its master end dies, and the kernel then s
 run on a pty of the kernel dies with the kernel (Colab's "Restart session", a crash, Jupyter's restart). A
 background run is therefore started as::
 
-    python -m darknet_magics.keeper --run-dir RUN --log RUN/train.log --cwd CWD [--detach] -- darknet detector ...
+    python -m darknet_magics.train.keeper --run-dir RUN --log RUN/train.log --cwd CWD [--detach] -- darknet detector ...
 
 The kernel starts it in a new session (``start_new_session``); with ``--detach`` it forks once more and the first
 process exits, so the keeper is no child of the kernel (ipykernel terminates its children at shutdown) and no
@@ -31,8 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from . import runner
-from .fileio import atomic_write_text
+from ..run import runner
+from ..fileio import atomic_write_text
 
 __all__ = ["STATE_NAME", "STOP_NAME", "STOP_REASON", "boot_id", "process_start", "same_process", "read_state",
            "request_stop", "main"]
@@ -161,14 +161,14 @@ def _detach() -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m darknet_magics.keeper --run-dir RUN --log LOG --cwd CWD [--detach] -- COMMAND...``."""
+    """``python -m darknet_magics.train.keeper --run-dir RUN --log LOG --cwd CWD [--detach] -- COMMAND...``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" not in args:
-        print("usage: python -m darknet_magics.keeper --run-dir RUN --log LOG --cwd CWD [--detach] -- COMMAND...",
+        print("usage: python -m darknet_magics.train.keeper --run-dir RUN --log LOG --cwd CWD [--detach] -- COMMAND...",
               file=sys.stderr)
         return 2
     split = args.index("--")
-    parser = argparse.ArgumentParser(prog="python -m darknet_magics.keeper")
+    parser = argparse.ArgumentParser(prog="python -m darknet_magics.train.keeper")
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--log", required=True, type=Path)
     parser.add_argument("--cwd", required=True, type=Path)

@@ -3,8 +3,8 @@ the filesystem (space-in-path).
 
 darknet's exit status lies (pjreddie exits 0 after ``Couldn't open file``; AlexeyAB and hank-ai abort with a glibc
 heap error after a finished run), so a run is judged by what it printed. The codes, their severities and their
-fixes are in `darknet_magics.problems` (each built there, in one place); the whole-output judge, which adds the exit
-status, is `darknet_magics.judge.diagnose`.
+fixes are in `darknet_magics.output.problems` (each built there, in one place); the whole-output judge, which adds the exit
+status, is `darknet_magics.output.judge.diagnose`.
 
 The rules were written from darknet's own sources (AlexeyAB ``src/dark_cuda.c``: ``check_error``,
 ``check_error_extended``, ``cudnn_check_error_extended``, ``show_cuda_cudnn_info``; hank-ai
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Optional
 
 from . import problems as P
-from .errors import Problem
+from ..errors import Problem
 from .problems import CODES
 
 __all__ = ["LineDiagnoser", "TRIGGERS", "TRIGGER_PATTERNS", "RULES", "CODES", "Rule"]

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from . import colab
-from .errors import DarknetMagicsError, StepError
-from .report import Reporter
+from ..errors import DarknetMagicsError, StepError
+from ..report import Reporter
 
 # ---------------------------------------------------------------------------------------------- platform
 

@@ -1,6 +1,6 @@
 """Background training: darknet under a keeper that outlives the kernel; the kernel follows the run's log.
 
-`start` writes the run folder (training's `_start`), launches ``python -m darknet_magics.keeper`` (keeper.py: it
+`start` writes the run folder (training's `_start`), launches ``python -m darknet_magics.train.keeper`` (keeper.py: it
 holds darknet's pty and appends every byte to ``train.log``) and follows the log in a thread with the same sinks as
 a foreground run (`training.make_watch`: parser, history, live view), so the chart and the dataframes are the same;
 when the keeper says darknet has ended, the run is judged as a foreground run is (`training._finish`).
@@ -28,11 +28,11 @@ from types import SimpleNamespace
 from typing import Optional
 
 from . import keeper as _keeper
-from . import runner
-from .errors import StepError
-from .fileio import atomic_write_text, remove_if_exists
-from .logparse import LogParser
-from .report import Reporter
+from ..run import runner
+from ..errors import StepError
+from ..fileio import atomic_write_text, remove_if_exists
+from ..output.logparse import LogParser
+from ..report import Reporter
 from .training import (RUN_JSON, RunStatus, TrainingRun, TrainPlan, _finish, _history_type, _start, _Watch,
                        make_watch)
 
@@ -119,10 +119,10 @@ def _launch(argv: list[str], run_dir: Path, log: Path, cwd: Path, env: Optional[
     """Start the keeper detached from the kernel and wait until it says darknet runs (or could not start)."""
     remove_if_exists(run_dir / _keeper.STOP_NAME)   # a request left from an earlier session is not for this one
     remove_if_exists(run_dir / _keeper.STATE_NAME)  # neither is the earlier session's record
-    command = [sys.executable, "-m", "darknet_magics.keeper", f"--run-dir={run_dir}", f"--log={log}",
+    command = [sys.executable, "-m", "darknet_magics.train.keeper", f"--run-dir={run_dir}", f"--log={log}",
                f"--cwd={cwd}", "--detach", "--", *argv]  # `=`: a path that starts with "-" stays a value
     env = dict(os.environ if env is None else env)
-    here = str(Path(__file__).resolve().parents[1])  # the keeper imports this very package, installed or not
+    here = str(Path(__file__).resolve().parents[2])  # the keeper imports this very package, installed or not
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with open(run_dir / _keeper.ERR_NAME, "ab") as err:
         # a new session: the kernel's process group (signalled by Jupyter's interrupt and restart) is not ours

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from .cfg import HEAD_SECTIONS, Cfg, check_weights, head_filters
-from .errors import DarknetMagicsError, Problem
+from ..errors import DarknetMagicsError, Problem
 from .formats import folder_format, label_path  # label_path: re-exported (darknet's rule)
 from .objdata import DataEntry
 from .objdata import read_data as read_data_file  # the one obj.data reader (darknet's rules)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DarknetMagicsError, StepError
-from .fileio import atomic_write_text
+from ..errors import DarknetMagicsError, StepError
+from ..fileio import atomic_write_text
 
 #: The first line `%yolo data` writes: its backup= is a default, and training then keeps each run's weights in the
 #: run's own folder; an obj.data without it is the user's, and its backup= is where the weights go.
