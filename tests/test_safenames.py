@@ -18,13 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cell
-from darknet_magics import inference, runner
-from darknet_magics.binary import check_darknet_args
+from darknet_magics.model import inference
+from darknet_magics.run import runner
+from darknet_magics.setup.binary import check_darknet_args
 from darknet_magics.errors import DarknetMagicsError, StepError
 from darknet_magics.report import RecordingReporter
 from darknet_magics.safenames import (SHELL_METACHARACTERS, Reach, check_darknet_path, check_darknet_words,
                                       link_unsafe, safe_file_name, safe_link, unsafe_reason)
-from darknet_magics.weights import weights_target
+from darknet_magics.data.weights import weights_target
 
 sys.path.insert(0, str(Path(__file__).parent))
 from builds import alexeyab, flavor_binary  # noqa: E402,F401 (alexeyab: fixture)
@@ -203,7 +204,7 @@ def test_yolo_test_on_a_truncated_hostile_image_runs_nothing(ip, model, tmp_path
 def test_save_labels_is_refused_and_the_labels_stay(ip, tmp_path: Path, capsys) -> None:
     """`args="-save_labels"` would write predictions over each image's NAME.txt: refused before darknet starts,
     for every flavor binary at hand (Debian's pjreddie; AlexeyAB's where built)."""
-    from darknet_magics.cfg import make_cfg
+    from darknet_magics.data.cfg import make_cfg
     from darknet_magics.synth import make_dataset
 
     if not DARKNET.exists() or not TEMPLATE.exists():
@@ -288,7 +289,7 @@ def test_yolo_data_links_hostile_names_and_training_runs_nothing(ip, model, tmp_
     listed = (tmp_path / "out" / "obj.train.txt").read_text().splitlines()
     assert len(listed) == 1 and unsafe_reason(listed[0]) is None and Path(listed[0]).with_suffix(".txt").is_file()
     assert Path(listed[0]).resolve() == (tmp_path / "set" / "$(touch CANARY).png").resolve()
-    from darknet_magics.cfg import make_cfg
+    from darknet_magics.data.cfg import make_cfg
 
     short = tmp_path / "short.cfg"
     short.write_text(make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=1, subdivisions=1, random=0,
@@ -370,7 +371,7 @@ def test_a_crlf_cfg_is_an_error_for_pjreddie(ip, model, tmp_path: Path, capsys) 
     text = "".join(capsys.readouterr())
     assert res.error_in_exec is not None and "Traceback" not in text, text
     assert "CRLF" in text and "sed -i" in text and str(crlf) in text, text
-    from darknet_magics.checks import check
+    from darknet_magics.data.checks import check
 
     problems = check(ws / "obj.data", crlf, flavor="pjreddie")
     assert any(p.code == "line-endings" and p.severity == "error" for p in problems)
@@ -382,8 +383,8 @@ def test_a_crlf_cfg_is_an_error_for_pjreddie(ip, model, tmp_path: Path, capsys) 
 def test_alexeyab_echoes_a_bad_labels_path_only_as_a_safe_link(model, tmp_path: Path, alexeyab: Path) -> None:
     """AlexeyAB's fill_truth_detection runs `echo LABELPATH "Wrong annotation ..." >> bad_label.list` (data.c:405):
     shown with the path unguarded, then through the list `%yolo data` writes (the link's name reaches the echo)."""
-    from darknet_magics.cfg import make_cfg
-    from darknet_magics.datasets import prepare_dataset
+    from darknet_magics.data.cfg import make_cfg
+    from darknet_magics.data.datasets import prepare_dataset
 
     ws, cfg, weights, ds = model
     short = tmp_path / "short.cfg"
