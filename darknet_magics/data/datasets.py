@@ -24,7 +24,7 @@ from .objdata import MARKER
 from ..fileio import atomic_write_text, remove_if_exists
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from ..report import Reporter
-from ..safenames import link_unsafe, unsafe_reason
+from ..safenames import check_argv_paths, link_unsafe, unsafe_reason
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 __all__ = ["IMAGE_EXTENSIONS", "DataResult", "DataPlan", "write_data", "prepare_dataset", "plan_dataset", "read_names", "find_images", "space_free"]
@@ -374,6 +374,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     valid_w = space_free(valid_path, link_dir, links)
     names_w = space_free(names_path, link_dir, links)
     backup_w = space_free(backup_dir, link_dir, links)
+    check_argv_paths(train=train_w, valid=valid_w, names=names_w, backup=backup_w)  # one line each in obj.data
     text = (f"{MARKER}\nclasses = {len(plan.names)}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\n"
             f"backup = {backup_w}\n")
     atomic_write_text(out, text)
