@@ -409,3 +409,17 @@ def test_alexeyab_echoes_a_bad_labels_path_only_as_a_safe_link(model, tmp_path: 
                             log_path=None, watchdog=runner.Watchdog(silence_s=120.0))
         assert (run / "bad_label.list").exists(), result.describe()
         assert (run / "CANARY").exists() is not guarded
+
+
+@pytest.mark.timeout(60)
+def test_data_refuses_an_obj_data_path_with_a_control_character_before_writing(model, tmp_path: Path) -> None:
+    """obj.data holds one path a line: a newline in OUT's folder or in backup= would split it."""
+    from darknet_magics.data.datasets import prepare_dataset
+
+    ws, cfg, weights, ds = model
+    for out, backup in ((tmp_path / "a\nb" / "obj.data", tmp_path / "backup"),
+                        (tmp_path / "o" / "obj.data", tmp_path / "back\x1bup")):
+        with pytest.raises(DarknetMagicsError) as info:
+            prepare_dataset(out, images=ds.folder, split=0, backup=backup)
+        assert "control character" in str(info.value) and info.value.fix
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

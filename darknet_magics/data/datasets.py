@@ -304,6 +304,8 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
                         names=names, split=split, seed=seed, min_box=min_box)
     out = plan.out
+    # obj.data, the lists beside it and the weights folder are each one line of obj.data: checked before any write
+    check_argv_paths(**{"obj.data": out, "backup": Path(os.path.abspath(Path(backup).expanduser()))})
     out.parent.mkdir(parents=True, exist_ok=True)
     link_dir = out.parent / "links"
     links: list[Path] = []
@@ -374,7 +376,6 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     valid_w = space_free(valid_path, link_dir, links)
     names_w = space_free(names_path, link_dir, links)
     backup_w = space_free(backup_dir, link_dir, links)
-    check_argv_paths(train=train_w, valid=valid_w, names=names_w, backup=backup_w)  # one line each in obj.data
     text = (f"{MARKER}\nclasses = {len(plan.names)}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\n"
             f"backup = {backup_w}\n")
     atomic_write_text(out, text)
