@@ -443,6 +443,7 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
     darknet_path, data_path, cfg_path, weights_path = _model_files(darknet, data, cfg, weights)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
     out = Path(out).expanduser().resolve() if out else cwd
+    check_argv_paths(out=out)  # darknet writes its pictures (pjreddie: -out) or video there
     flavor = flavor or darknet_flavor(darknet_path)
     thresh = 0.25 if thresh is None else float(thresh)
     images = resolve_images(image)
@@ -884,6 +885,7 @@ def detect_video(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, v
     flavor = flavor or darknet_flavor(darknet_path)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
     out = Path(out).expanduser().resolve() if out else cwd
+    check_argv_paths(out=out)  # darknet writes its pictures (pjreddie: -out) or video there
     if flavor == "pjreddie":
         raise StepError("pjreddie's darknet writes no video file (its `detector demo` only shows a window)",
                         fix="use AlexeyAB's darknet (make OPENCV=1) or hank-ai's for %yolo video")
