@@ -304,8 +304,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
                         names=names, split=split, seed=seed, min_box=min_box)
     out = plan.out
-    # obj.data, the lists beside it and the weights folder are each one line of obj.data: checked before any write
-    check_argv_paths(**{"obj.data": out, "backup": Path(os.path.abspath(Path(backup).expanduser()))})
+    check_argv_paths(**{"obj.data": out, "backup": Path(os.path.abspath(os.path.expanduser(backup)))})  # obj.data lines
     out.parent.mkdir(parents=True, exist_ok=True)
     link_dir = out.parent / "links"
     links: list[Path] = []
@@ -348,11 +347,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     if not by_split["train"] and "train" not in plan.given_lists:
         raise DarknetMagicsError(f"no training images (the source has only {', '.join(k for k, v in by_split.items() if v)})",
                                  fix="give train= a folder or list, or images= a dataset with a train split")
-    safe_dir = link_dir / "safe-names"  # images whose names darknet's `echo ... >> bad.list` would run
-    if unsafe_reason(str(safe_dir)) is not None or not labels_found_by_all(str(safe_dir / "x.jpg")):
-        safe_dir = tmp_links_dir() / f"safe-names-{hashlib.sha1(str(out).encode()).hexdigest()[:8]}"
-    for key in ("train", "valid", "test"):
-        by_split[key] = link_unsafe(by_split[key], safe_dir, with_label=True)
+    _link_unsafe_names(by_split, link_dir, out)
     written: dict[str, Path] = {}
     for key in ("train", "valid", "test"):
         if key in plan.given_lists:
@@ -383,6 +378,16 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     return DataResult(out, names_w, train_w, valid_w, n_train, n_valid, backup_w, list(plan.names), links,
                       format=plan.format, test_path=test_w, n_test=n_test, boxes=boxes, converted=plan.convert_to
                       if plan.convert else None, problems=problems, plan=plan)
+
+
+def _link_unsafe_names(by_split: dict[str, list[str]], link_dir: Path, out: Path) -> None:
+    """Each listed image whose name darknet's own `echo NAME >> bad.list` would run (or that holds a control
+    character) listed as a safe link with its label beside it (`safenames.link_unsafe`; docs/security.md)."""
+    safe_dir = link_dir / "safe-names"
+    if unsafe_reason(str(safe_dir)) is not None or not labels_found_by_all(str(safe_dir / "x.jpg")):
+        safe_dir = tmp_links_dir() / f"safe-names-{hashlib.sha1(str(out).encode()).hexdigest()[:8]}"
+    for key in ("train", "valid", "test"):
+        by_split[key] = link_unsafe(by_split[key], safe_dir, with_label=True)
 
 
 def _space_free_cached(path: str, link_dir: Path, links: list[Path], cache: dict[str, str]) -> str:

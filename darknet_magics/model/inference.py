@@ -459,19 +459,9 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
         result, output, rows, annotated = _detect_hank(darknet_path, data_path, cfg_path, weights_path, images,
                                                        thresh, out, reporter, env, extra_args)
     else:
-        fed, links = _safe_images(images, out)
-        try:
-            result, output, rows, annotated = _detect_prompt(darknet_path, data_path, cfg_path, weights_path, fed,
-                                                             thresh, cwd, out, reporter, env, flavor, extra_args,
-                                                             stems=[_result_stem(p) for p in images])
-        finally:
-            if links is not None:
-                shutil.rmtree(links, ignore_errors=True)
-        back = {str(f): str(p) for f, p in zip(fed, images)}
-        for row in rows:  # results under the user's own names, not the links'
-            row["image"] = back.get(row["image"], row["image"])
-        for f, p in zip(fed, images):
-            output = output.replace(str(f), str(p)) if f != p else output
+        result, output, rows, annotated = _detect_prompt_linked(darknet_path, data_path, cfg_path, weights_path,
+                                                                images, thresh, cwd, out, reporter, env, flavor,
+                                                                extra_args)
     seconds = time.monotonic() - started
     problems = inference_problems(output)
     if problems and problems[0].code == "bad-image" or result.returncode not in (0, None) or result.signal:
@@ -491,6 +481,26 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
     return DetectResult(image_path=annotated[0] if annotated else None, detections=detections, output=output,
                         returncode=result.returncode, signal=result.signal, images=images, annotated=annotated,
                         seconds=seconds)
+
+
+def _detect_prompt_linked(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter,
+                          env, flavor, extra_args):
+    """`_detect_prompt` with each image that breaks the name rule typed as a safe link (`_safe_images`); the rows,
+    the pictures' names and darknet's output name the user's own files, not the links."""
+    fed, links = _safe_images(images, out)
+    try:
+        result, output, rows, annotated = _detect_prompt(darknet_path, data_path, cfg_path, weights_path, fed,
+                                                         thresh, cwd, out, reporter, env, flavor, extra_args,
+                                                         stems=[_result_stem(p) for p in images])
+    finally:
+        if links is not None:
+            shutil.rmtree(links, ignore_errors=True)
+    back = {str(f): str(p) for f, p in zip(fed, images)}
+    for row in rows:
+        row["image"] = back.get(row["image"], row["image"])
+    for f, p in zip(fed, images):
+        output = output.replace(str(f), str(p)) if f != p else output
+    return result, output, rows, annotated
 
 
 def _detect_prompt(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter, env,
