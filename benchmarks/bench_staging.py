@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ratio_line, timed  # noqa: E402
 
-from darknet_magics import staging  # noqa: E402
+from darknet_magics.data import staging  # noqa: E402
 
 
 def make_small_files(folder: Path, n: int) -> int:

@@ -16,7 +16,7 @@ import pytest
 from builds import build_lock
 from conftest import SHARED, run_cell
 from darknet_magics import magics
-from darknet_magics.environment import opencv_headers_present
+from darknet_magics.setup.environment import opencv_headers_present
 from darknet_magics.synth import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_the_loop_with_a_real_build(flavor, ip, tmp_path, capsys):
             "max_batches=12 steps=8,10 burn_in=2 learning_rate=0.0005 random=0", capsys)
     out = _ok(ip, "%yolo train {workspace}/boxes.data {workspace}/boxes.cfg map stop_on_nan=off as run", capsys)
     run = ip.user_ns["run"]
-    assert run.args["flavor"] == flavor
+    assert run.args.flavor == flavor
     assert run.status.ok, out[-3000:]
     assert run.last_iteration == 12
     assert len(run.maps) >= 1 and len(run.class_ap) >= 1  # -map: the mAP at max_batches, with its class AP

@@ -13,7 +13,7 @@ from faults import archives as A
 from faults.fs import leftovers
 from faults.httpsite import Site, serve
 
-from darknet_magics import staging
+from darknet_magics.data import staging
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.report import RecordingReporter
 from darknet_magics.synth import make_dataset
