@@ -276,7 +276,8 @@ class TrainingRun:
     def record(self) -> RunRecord:
         """The run as run.json holds it (schema 2)."""
         return RunRecord(name=self.name, status=self.status, argv=tuple(self.argv), args=self.args,
-                         max_batches=self.max_batches, sessions=self.sessions, message=self.message)
+                         max_batches=self.max_batches, sessions=self.sessions, message=self.message,
+                         run_dir=self.run_dir)
 
     def save(self) -> None:
         """Write run.json (atomically; on a full disk in place, so that it still says how the run ended)."""
@@ -900,6 +901,9 @@ def plan_resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = No
             found = shutil.which("darknet")
             darknet = confirm_binary(args.darknet, None, session_binary or (Path(found) if found else None),
                                      args.flavor, darknet_flavor)
+            if reporter is not None and str(darknet) != str(args.darknet):
+                reporter.info(f"run.json names the darknet {args.darknet}; using this session's {darknet} (the same "
+                              f"flavor, {args.flavor}); bin=PATH chooses another")
     cfg = args.cfg
     backup_dir = args.backup_dir or Path("backup")
     start = Path(weights) if weights else find_resume_weights(backup_dir, cfg)
