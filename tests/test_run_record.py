@@ -313,3 +313,154 @@ def test_random_bytes_in_a_run_folder_give_a_result_or_our_error(ip, tmp_path, c
     for line in ("%yolo status", "%yolo compare {workspace}/runs/*", f"%yolo resume {folder}", f"%yolo stop {folder}",
                  f"%yolo log {folder / 'train.log'}", f"%yolo log {folder}"):
         _clean(ip, capsys, line)  # a result or our error, never a traceback
+
+
+# ------------------------------------------------------------------------------------- real darknet, background
+
+needs_darknet = pytest.mark.skipif(not DARKNET.is_file(), reason="needs Debian's darknet (/usr/bin/darknet)")
+
+
+def _ok(ip, capsys, line: str) -> str:
+    result = run_cell(ip, line)
+    captured = capsys.readouterr()
+    assert result.error_in_exec is None, captured.out + captured.err
+    return captured.out + captured.err
+
+
+def _setup(ip, capsys, ws: Path, *cfgs: tuple[str, int]) -> None:
+    """A workspace, a tiny dataset, its obj.data and a 64 px yolov3-tiny cfg per (name, max_batches)."""
+    from darknet_magics.synth import make_dataset
+
+    make_dataset(ws / "boxes", images=8, size=64, seed=5)
+    _ok(ip, capsys, f"%%darknet\nworkspace {ws}\n")
+    _ok(ip, capsys, f"%yolo data {ws}/boxes.data classes=1 names={ws}/boxes/obj.names images={ws}/boxes")
+    for name, max_batches in cfgs:
+        _ok(ip, capsys, f"%yolo cfg yolov3-tiny {ws}/{name}.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+                        f"max_batches={max_batches} random=0")
+
+
+def _until(predicate, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _kill_leftovers(ws: Path) -> None:
+    from test_background import _stop_leftovers
+
+    _stop_leftovers(ws)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@needs_darknet
+def test_a_second_live_run_into_the_users_backup_is_refused(ip, tmp_path, capsys) -> None:
+    ws = tmp_path / "ws"
+    _setup(ip, capsys, ws, ("long", 2000), ("short", 2))
+    ours = (ws / "boxes.data").read_text().splitlines()[1:]  # the user's own obj.data: no marker, its own backup=
+    (ws / "mine.data").write_text("\n".join(l for l in ours if not l.startswith("backup")) + f"\nbackup={ws}/shared\n")
+    try:
+        _ok(ip, capsys, f"%yolo train {ws}/mine.data {ws}/long.cfg background as a")
+        a = ip.user_ns["a"]
+        _until(lambda: (a.last_iteration or 0) >= 1, 90, "the first iteration")
+        for line in (f"%yolo train {ws}/mine.data {ws}/short.cfg as b",
+                     f"%yolo train {ws}/mine.data {ws}/long.cfg background as c"):
+            error, text = _clean(ip, capsys, line)
+            assert error is not None and f"the weights folder {ws}/shared is in use by the run {a.run_dir.name}" \
+                in text and "backup=PATH" in text, text
+        assert len(list((ws / "runs").iterdir())) == 1  # the refused runs made no folder
+        assert "a: interrupted" in _ok(ip, capsys, "%yolo stop a")
+        _ok(ip, capsys, f"%yolo train {ws}/mine.data {ws}/short.cfg as d")  # the folder is free again
+        assert ip.user_ns["d"].status == "finished" and (ws / "shared" / "short_final.weights").is_file()
+    finally:
+        _kill_leftovers(ws)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@needs_darknet
+def test_a_background_runs_deleted_folder_is_made_again_and_the_run_finishes(ip, tmp_path, capsys) -> None:
+    ws = tmp_path / "ws"
+    _setup(ip, capsys, ws, ("tiny", 30))
+    try:
+        _ok(ip, capsys, f"%yolo train {ws}/boxes.data {ws}/tiny.cfg background as bg")
+        bg = ip.user_ns["bg"]
+        _until(lambda: (bg.last_iteration or 0) >= 3, 90, "three iterations")
+        shutil.rmtree(bg.run_dir)
+        bg.wait(180)
+    finally:
+        _kill_leftovers(ws)
+    text = capsys.readouterr()
+    text = text.out + text.err
+    assert bg.status == "finished" and bg.error is None, (bg.summary(), text)
+    assert f"the run folder {bg.run_dir} was deleted while darknet ran: made it again" in text
+    assert "deleted or moved while darknet ran: made it again" in text  # the keeper's log, with what it held
+    from test_background import _iterations
+
+    assert _iterations(bg.run_dir / "train.log") == list(range(1, 31))  # every byte, once
+    assert list(History.load(bg.run_dir / "history.jsonl").iterations["iteration"]) == list(range(1, 31))
+    assert read_record(bg.run_dir).status is RunStatus.FINISHED
+    assert (bg.run_dir / "backup" / "tiny_final.weights").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@needs_darknet
+def test_a_background_run_on_a_full_disk_is_judged_a_full_disk_and_recorded(ip, tmp_path, capsys) -> None:
+    from faults.fs import can_mount, tmpfs
+
+    if not can_mount():
+        pytest.skip("needs root to mount a tmpfs (a full disk)")
+    ws = tmp_path / "ws"
+    _setup(ip, capsys, ws, ("tiny", 2000))
+    with tmpfs(ws / "runs", "2m") as runs:
+        try:
+            _ok(ip, capsys, f"%yolo train {ws}/boxes.data {ws}/tiny.cfg background as bg")
+            bg = ip.user_ns["bg"]
+            _until(lambda: (bg.last_iteration or 0) >= 2, 90, "two iterations")
+            with open(runs / "filler", "wb") as filler:  # the disk fills up under the running darknet
+                try:
+                    while True:
+                        filler.write(b"\0" * 65536)
+                        filler.flush()
+                except OSError:
+                    pass
+            bg.wait(120)
+            state = keeper.read_state(bg.run_dir)
+            meta = read_record(bg.run_dir)
+        finally:
+            _kill_leftovers(ws)
+    text = capsys.readouterr()
+    assert not bg.running and bg.status == "failed" and "the disk is full" in bg.message, (bg.summary(), text)
+    assert "exit status unknown" not in bg.message
+    assert state["state"] == "ended" and "No space left on device" in state["result"]["log_error"]
+    assert meta.status is RunStatus.FAILED and "the disk is full" in meta.message  # run.json says how it ended
+    assert bg.problems_found[0].code == "disk-full"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@needs_darknet
+def test_stop_finds_the_keeper_of_a_run_whose_run_json_is_damaged_after_a_restart(tmp_path) -> None:
+    from test_background import Kernel, _darknet_state, _reload, _start_in_background, _stop_leftovers
+
+    ws = tmp_path / "My Drive"
+    kernel = Kernel(tmp_path)
+    try:
+        run_dir = _start_in_background(kernel, ws, 2000)
+        state = _darknet_state(run_dir)
+        kernel.restart(now=True)
+        (run_dir / "run.json").write_bytes((run_dir / "run.json").read_bytes()[:100])  # cut short
+        _reload(kernel, ws)
+        _, out = kernel.run("%yolo status")
+        assert f"{run_dir.name}: darknet still trains (keeper pid {state['keeper_pid']}), but " \
+               f"{run_dir / 'run.json'}:" in out and f"`%yolo stop {run_dir}` stops it" in out, out
+        _, out = kernel.run("%yolo stop bg", timeout=90)  # the name is in keeper.json
+        assert out.strip().splitlines()[-1].startswith("bg: stopped (its run.json is damaged: "), out
+        assert not keeper.same_process(state["darknet_pid"], state["darknet_start"], state["boot_id"])
+        result = keeper.read_state(run_dir)["result"]
+        assert result["stopped_by_caller"] == keeper.STOP_REASON
+    finally:
+        kernel.close()
+        _stop_leftovers(ws)

@@ -469,6 +469,7 @@ class _Watch:
         self.last_iteration: Optional[int] = None  # of this session (a resumed run's history has the earlier ones)
         self.error: Optional[BaseException] = None
         self.notices: list[str] = []
+        self.appended = False  # history.jsonl has been written to: gone later, the run folder was deleted
 
     def on_text(self, text: str) -> None:
         self.recorder.add(text)
@@ -510,12 +511,11 @@ class _Watch:
             history.save(self.run.history_path)
         else:
             history.add(events)
-            try:
-                type(history).append_to(self.run.history_path, events)
-            except FileNotFoundError:
-                if self.run.run_dir.is_dir():
-                    raise
-                self._make_folder_again()
+            if self.appended and not self.run.history_path.exists():
+                self._make_folder_again()  # deleted (the log's writer may have made the folder again already)
+                return
+            type(history).append_to(self.run.history_path, events)
+            self.appended = True
 
     def _make_folder_again(self) -> None:
         """The run folder was deleted while darknet runs: make it again with what the kernel holds (the history,
@@ -774,12 +774,13 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
     reached = watch.finished_seen or watch.final_weights is not None or (
         limit is not None and watch.last_iteration is not None and watch.last_iteration >= limit)
     clean_exit = result.returncode == 0 and result.signal is None and not result.killed_by_watchdog
-    if result.interrupted or (result.stopped_by_caller and run.stop_requested.is_set()):
+    unwritable = result.log_error or (str(watch.error) if isinstance(watch.error, OSError) else None)
+    asked = run.stop_requested.is_set()
+    if (result.interrupted or (result.stopped_by_caller and asked)) and not (unwritable and not asked):
         how = "stopped on request" if not result.interrupted else "interrupted"
         run.status, run.message = RunStatus.INTERRUPTED, f"{how} at iteration {last or 0}"
         return
-    unwritable = result.log_error or (str(watch.error) if isinstance(watch.error, OSError) else None)
-    if unwritable:
+    if unwritable:  # before an interrupt: a keeper that cannot be asked in writing is stopped with SIGINT
         problem = problems.unwritable(unwritable, str(run.run_dir))
         run.status, run.problems_found = RunStatus.FAILED, [problem]
         run.message = (f"stopped at iteration {last or 0}: {problem.message}; the log so far is kept "
