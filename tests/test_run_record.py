@@ -167,6 +167,33 @@ def test_the_planners_own_argv_passes_the_check_and_nothing_else_does(tmp_path) 
     assert "obj.data" in check_train_argv(good[:3] + ["/etc/obj.data"] + good[4:], args, run_dir)
 
 
+def _binaries() -> list:
+    from builds import PREBUILT
+
+    return [pytest.param(DARKNET, id="pjreddie")] + [pytest.param(path, id=name) for name, path in PREBUILT.items()]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("binary", _binaries())
+def test_each_flavors_planned_argv_round_trips_through_run_json(tmp_path, binary) -> None:
+    """What `plan_train` writes for a real binary of each flavor (-dont_show, -map, -gpus, args=) is what the
+    reader accepts, and reads back equal."""
+    from darknet_magics.output.history import History as _History
+    from darknet_magics.train.training import plan_train
+
+    if not Path(binary).is_file():
+        pytest.skip(f"no {binary} (set DARKNET_ALEXEYAB / DARKNET_HANKAI)")
+    (tmp_path / "o.data").write_text(f"classes=1\ntrain=/x\nvalid=/x\nnames=/x\nbackup={tmp_path}/b\n")
+    (tmp_path / "t.cfg").write_text("[net]\nbatch=4\nmax_batches=5\n")
+    plan = plan_train(darknet=binary, data=tmp_path / "o.data", cfg=tmp_path / "t.cfg", map=True, gpus="0",
+                      run_dir=tmp_path / "run", extra_args=("-points", "0") if "alexeyab" in str(binary) else ())
+    run = TrainingRun(run_dir=plan.run_dir, history=_History(), args=plan.args, argv=plan.argv,
+                      max_batches=plan.max_batches)
+    back = record_from_json(run.record().to_json(), plan.run_dir, plan.run_dir / "run.json")
+    assert back.args == plan.args and back.argv == plan.argv and isinstance(back.args.flavor, Flavor)
+    assert ("-dont_show" in plan.argv) == plan.flavor.knows_dont_show
+
+
 # ------------------------------------------------------------------------------------- history.jsonl, keeper.json
 
 
