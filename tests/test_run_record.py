@@ -310,8 +310,9 @@ def _json_mutations() -> st.SearchStrategy[bytes]:
     """A real run.json with one value replaced by random JSON (deeper than random bytes get)."""
     meta = json.loads((OLD_RUNS / BACKGROUND_RUN / "run.json").read_text())
     leaves = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                          lambda kids: st.lists(kids, min_size=1, max_size=3) | st.dictionaries(st.text(max_size=5), kids, min_size=1,
-                                                                                     max_size=3), max_leaves=8)
+                          lambda kids: (st.lists(kids, min_size=1, max_size=3)
+                                        | st.dictionaries(st.text(max_size=5), kids, min_size=1, max_size=3)),
+                          max_leaves=8)
 
     def mutate(args: tuple) -> bytes:
         key, value = args

@@ -11,6 +11,7 @@ from typing import Optional
 
 from ..errors import Problem, StepError
 from ..output.logparse import strip_escapes
+from ..safenames import check_darknet_words
 from .flavor import Flavor
 
 _flavor_cache: dict[tuple[str, float], Optional[Flavor]] = {}
@@ -130,12 +131,14 @@ def check_darknet_args(flavor: Optional[str], command: str, words: list[str]) ->
         words: the words, e.g. ``["-mAP_epochs", "2", "-points", "0"]``.
 
     Returns:
-        One message per problem: the flag, what is wrong and near matches this flavor does know.
+        One message per problem: the flag, what is wrong and near matches this flavor does know. Words that
+        `safenames.check_darknet_words` refuses (e.g. ``-save_labels``) are refused whatever the flavor.
     """
     import difflib
 
-    if flavor not in ("alexeyab", "pjreddie", "hank-ai"):
-        return []
+    refused = check_darknet_words(flavor, words)  # control characters, flags that write the user's files
+    if refused or flavor not in ("alexeyab", "pjreddie", "hank-ai"):
+        return refused
     known = {"alexeyab": ALEXEYAB_FLAGS, "pjreddie": PJREDDIE_FLAGS, "hank-ai": HANK_AI_FLAGS}[flavor]
     label = {"alexeyab": "AlexeyAB's", "pjreddie": "pjreddie's", "hank-ai": "hank-ai's"}[flavor]
     own = {(_hank_key(f) if flavor == "hank-ai" else f) for f in OWN_FLAGS.get(command, ())}
