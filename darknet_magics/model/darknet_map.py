@@ -13,7 +13,8 @@ from ..setup.binary import darknet_flavor, last_output
 from ..output.judge import diagnose
 from ..errors import Problem, StepError
 from ..report import Reporter
-from ..train.training import RUN_JSON, weights_iteration
+from ..train.record import RUN_JSON
+from ..train.runs import weights_iteration
 from .inputs import model_files, check_weights_file
 
 

@@ -12,7 +12,7 @@ from ..errors import Problem
 from .events import Finished, ProblemFound
 from .logparse import LogParser
 
-__all__ = ["diagnose"]
+__all__ = ["diagnose", "verdict"]
 
 
 def diagnose(text_or_lines: Union[str, bytes, Iterable[str]], *, returncode: Optional[int] = None,
@@ -49,6 +49,24 @@ def diagnose(text_or_lines: Union[str, bytes, Iterable[str]], *, returncode: Opt
                 problems.append(e.problem)
             elif t is Finished:
                 finished = True
+    return verdict(problems, parser, finished=finished, printed=not empty, returncode=returncode, signal=signal,
+                   command=command)
+
+
+def verdict(found: Iterable[Problem], parser: LogParser, *, finished: bool, printed: bool,
+            returncode: Optional[int], signal: Optional[int], command: Optional[Iterable[str]] = None
+            ) -> list[Problem]:
+    """The problems of a run from what its parser found (as the output passed, or read again) and how it ended:
+    the one verdict a live run and a log read later share.
+
+    Args:
+        found: the problems the parser reported (its `ProblemFound` events).
+        parser: that parser, after the whole output (its iteration, and its diagnoser's unfinished line).
+        finished: the parser saw darknet say training finished.
+        printed: darknet printed anything but white space.
+        returncode, signal, command: as `diagnose` takes them.
+    """
+    problems = list(found)
     late = parser.diagnoser.unfinished(parser.iteration)
     if late is not None:
         problems.append(late)
@@ -69,7 +87,7 @@ def diagnose(text_or_lines: Union[str, bytes, Iterable[str]], *, returncode: Opt
             problems.append(P.segfault(iteration=parser.iteration))
         else:
             problems.append(P.sigabrt(parser.iteration))
-    elif empty and not problems and returncode in (0, None) and signal is None:
+    elif not printed and not problems and returncode in (0, None) and signal is None:
         problems.append(P.unsupported_command(" ".join(list(command or [])[1:3]) or "this command"))
     elif returncode not in (0, None) and not problems:
         problems.append(P.exit_status(returncode, parser.iteration))
