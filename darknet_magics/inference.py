@@ -30,6 +30,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from . import runner
 from .binary import darknet_flavor, last_output, require_file, resolve_darknet
+from .environment import nvidia_gpu_found
 from .judge import diagnose
 from .logparse import strip_escapes
 from .errors import Problem, StepError
@@ -336,7 +337,7 @@ def _display_free_env(env: Optional[dict]) -> dict:
 
 def _fail(what: str, output: str, result, flavor: Optional[str], argv: list[str]) -> StepError:
     problems = inference_problems(output) + diagnose(output, returncode=result.returncode, signal=result.signal,
-                                                     flavor=flavor, command=argv)
+                                                     flavor=flavor, command=argv, gpu_found=nvidia_gpu_found)
     return StepError(f"{what} ({result.describe()})", fix=problems[0].fix if problems else None, problems=problems,
                      details=last_output(output))
 
@@ -587,7 +588,7 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
         maps = map_at_any_iou(output)
     if not len(maps):
         problems = diagnose(output, returncode=result.returncode, signal=result.signal, flavor=flavor,
-                            command=argv)
+                            command=argv, gpu_found=nvidia_gpu_found)
         raise StepError(f"darknet detector map gave no mAP ({result.describe()})",
                         fix=problems[0].fix if problems else None, problems=problems, details=last_output(output))
     report = MapReport(maps=maps, class_ap=history.class_ap, output=output)

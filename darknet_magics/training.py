@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from . import objdata, problems, runner
 from .binary import darknet_flavor, last_output, require_file, resolve_darknet
 from .cfg import Cfg, check_weights, read_weights_header
+from .environment import nvidia_gpu_found
 from .judge import diagnose
 from .errors import DarknetMagicsError, Problem, StepError
 from .fileio import atomic_write_text
@@ -739,7 +740,8 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
         run.problems_found = [_nan_problem(began)]
         return
     found = diagnose(watch.recorder.text(), returncode=result.returncode, signal=result.signal,
-                        flavor=run.args.get("flavor"), data_paths=watch.data_paths, command=run.argv)
+                        flavor=run.args.get("flavor"), data_paths=watch.data_paths, command=run.argv,
+                        gpu_found=nvidia_gpu_found)
     if watch.nan_iteration is not None and not any(p.code.startswith("nan") for p in found):
         found = [_nan_problem(watch.diverged_from or watch.nan_iteration, severity="warning")] + list(found)
     lost = _unsaved_weights(watch.final_weights, Path(run.args.get("cwd") or "."), Path(run.args["cfg"]))
