@@ -501,15 +501,21 @@ _ERROR_LINE = re.compile(
 _NOISE = re.compile(r"^\s*(warning:|note:|In file included|\s+\||\d+ \|)|^-- ")
 
 
+# What is surely an error, looked for before the looser `_ERROR_LINE` (CMake's indented warnings say "not found")
+_SURE_ERROR = re.compile(r"fatal error|\berror:|undefined reference|cannot find -l|Unsupported gpu architecture|"
+                         r"CMake Error", re.I)
+
+
 def first_error_lines(text: str, limit: int = 12) -> str:
     """The first lines that look like real errors (compiler, linker, nvcc, make, cmake), with a little context."""
     lines = text.splitlines()
-    for i, line in enumerate(lines):
-        # Compiler command lines echoed by make are not errors, even when a flag says "-Wfatal-errors".
-        if _ERROR_LINE.search(line) and not _NOISE.match(line) and not _COMPILE_LINE.search(line):
-            # gcc names the function on the line before the error: keep it, it is the useful context.
-            start = i - 1 if i > 0 and re.search(r": In (member )?function ", lines[i - 1]) else i
-            return "\n".join(lines[start:start + limit])
+    for pattern in (_SURE_ERROR, _ERROR_LINE):
+        for i, line in enumerate(lines):
+            # Compiler command lines echoed by make are not errors, even when a flag says "-Wfatal-errors".
+            if pattern.search(line) and not _NOISE.match(line) and not _COMPILE_LINE.search(line):
+                # gcc names the function on the line before the error: keep it, it is the useful context.
+                start = i - 1 if i > 0 and re.search(r": In (member )?function ", lines[i - 1]) else i
+                return "\n".join(lines[start:start + limit])
     return "\n".join(lines[-limit:])
 
 
@@ -976,13 +982,30 @@ def plan_build(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str],
         effective = {**CMAKE_DEFAULTS, **{k: v for k, v in flags.items() if CMAKE_OPTIONS[k] or k == "DEBUG"}}
         gpu_args = gpu_cmake_args(cuda, link_dir, cuda_root_of(runtime)) if cuda else []
         cmake = str(Path(sysconfig.get_path("scripts")) / "cmake") if tools.pip_cmake else (cmake_path() or "cmake")
-        commands = (tuple([cmake, *_cmake_argv(darknet_dir, flags, caps, runtime)[1:], *gpu_args]),
-                    (cmake, "--build", str(darknet_dir / "build"), "--parallel", str(jobs)))
+        build_dir = str(darknet_dir / "build")
+        commands = (tuple([cmake, *_cmake_argv(darknet_dir, flags, caps, runtime)[1:], *gpu_args]),)
+        if flags.get("ONNX", 1) and _generates_onnx_header(darknet_dir) and (
+                protobuf_present() or any(p in tools.apt for p in PROTOBUF_PACKAGES)):
+            # hank-ai's src-lib/darknet.cpp includes the header src-onnx generates, with no dependency on it: a
+            # parallel build may compile it first and fail (onnx.proto3.pb.h: No such file). Generate it first.
+            commands += ((cmake, "--build", build_dir, "--target", ONNX_PROTO_TARGET),)
+        commands += ((cmake, "--build", build_dir, "--parallel", str(jobs)),)
     return BuildPlan(darknet_dir=darknet_dir, system=system, flags=flags, effective=effective, caps=caps,
                      makefile=makefile, commands=commands, env=env, cache_dir=Path(cache_dir) if cache_dir else None,
                      install_opencv="libopencv-dev" in tools.apt, install_allowed=install_opencv,
                      warnings=tuple(warnings), cuda=cuda, tools=tools,
                      cuda_link_dir=link_dir if cuda else None)
+
+
+ONNX_PROTO_TARGET = "darknet_generated_proto"  # hank-ai's src-onnx/CMakeLists.txt: protoc's onnx.proto3.pb.h/.cc
+
+
+def _generates_onnx_header(darknet_dir: Path) -> bool:
+    """True when the tree's src-onnx/CMakeLists.txt defines the target that generates onnx.proto3.pb.h."""
+    try:
+        return ONNX_PROTO_TARGET in (darknet_dir / "src-onnx" / "CMakeLists.txt").read_text(errors="replace")
+    except OSError:
+        return False
 
 
 def _plan_tools(system: str, flags: dict[str, int], runtime: RuntimeInfo,

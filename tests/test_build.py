@@ -806,3 +806,80 @@ def test_gpu_build_links_for_real_and_fails_cleanly_without_a_gpu(flavor: str, i
         if environment.nvidia_gpu_found() is False:
             assert [p.code for p in problems] == ["no-gpu"], ran.stdout + ran.stderr
             assert "Runtime > Change runtime type > GPU" in (problems[0].fix or "")
+
+
+def test_gpu_plan_patches_the_makefile_and_says_the_arch_fallback(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    for rel in ("nvidia/cu13/include/cublas_v2.h", "nvidia/cu13/include/curand.h", "nvidia/cu13/lib/libcublas.so.13",
+                "nvidia/cu13/lib/libcurand.so.10", "nvidia/cudnn/include/cudnn.h", "nvidia/cudnn/lib/libcudnn.so.9"):
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text("")
+    monkeypatch.setattr(build.sys, "path", [str(site)])
+    tree = tmp_path / "darknet"
+    tree.mkdir()
+    (tree / "Makefile").write_text(ALEXEYAB)
+    g4 = _vm("NVIDIA RTX PRO 6000 Blackwell Server Edition", "13.0")
+    g4.cudnn_version = "9.28.1"
+    plan = build.plan_build(tree, flags={"GPU": 1, "CUDNN": 1, "CUDNN_HALF": 1}, arch="90", jobs=2, cache_dir=None,
+                            runtime=g4)
+    assert plan.caps == [120] and any("building for 12.0" in w for w in plan.warnings)
+    assert plan.makefile is not None and plan.makefile.rstrip().endswith(build.GPU_LIBS_END)
+    assert f"-I{site}/nvidia/cu13/include -I{site}/nvidia/cudnn/include" in plan.makefile
+    assert plan.cuda_link_dir == tree.resolve() / build.CUDA_LINK_DIR
+    assert any(line.startswith("NVIDIA libraries: cublas") for line in plan.describe())
+    # a CPU build of the same tree: no block (and one written before is taken out)
+    cpu = build.plan_build(tree, flags={"GPU": 0}, arch=None, jobs=2, cache_dir=None, runtime=g4)
+    assert cpu.makefile is not None and build.GPU_LIBS_BEGIN not in cpu.makefile and cpu.cuda is None
+
+
+def test_hank_ai_with_an_old_cmake_says_what_to_run_or_plans_pips(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    old = tmp_path / "bin" / "cmake"
+    old.parent.mkdir()
+    old.write_text("#!/bin/sh\necho 'cmake version 3.22.1'\n")  # Colab's apt cmake
+    old.chmod(0o755)
+    monkeypatch.setattr(build, "cmake_path", lambda: str(old))
+    tree = tmp_path / "hank"
+    shutil.copytree(FIXTURES / "cmake_darknet", tree)
+    vm = RuntimeInfo(opencv_headers=True)
+    with pytest.raises(StepError, match=r"needs CMake >= 3\.24, and this machine has 3\.22\.1") as err:
+        build.plan_build(tree, flags={"GPU": 0}, arch=None, jobs=2, cache_dir=None, runtime=vm)
+    assert "pip install 'cmake>=3.24'" in (err.value.fix or "")
+    colab = build.plan_build(tree, flags={"GPU": 0}, arch=None, jobs=2, cache_dir=tmp_path / "cache", runtime=vm,
+                             install_opencv=True)
+    assert colab.tools.pip_cmake and colab.commands[0][0] == str(Path(sysconfig.get_path("scripts")) / "cmake")
+    assert any("cmake>=3.24" in line for line in colab.describe())
+
+
+def test_gpu_found_is_asked_only_when_cuda_failed() -> None:
+    from darknet_magics.judge import diagnose
+
+    def no_smi() -> bool:
+        raise AssertionError("nvidia-smi asked for a run without a CUDA problem")
+
+    clean = (FIXTURES / "darknet-logs" / "alexeyab").glob("*.stdout.log")
+    for log in sorted(clean)[:3]:
+        for problem in diagnose(log.read_text(errors="replace"), returncode=0, gpu_found=no_smi):
+            assert problem.code not in {"no-gpu", "cuda-driver"}
+
+
+def test_hank_ais_onnx_header_is_generated_before_the_parallel_build(tmp_path: Path) -> None:
+    # hank-ai's src-lib/darknet.cpp includes src-onnx's generated onnx.proto3.pb.h without depending on its target:
+    # our CUDA build of it compiled darknet.cpp first and failed (the real log); the plan generates the header first
+    log = (FIXTURES / "build-logs" / "hank-ai-gpu-onnx-header-race.log").read_text()
+    assert build.first_error_lines(log).startswith(
+        "/content/darknet/src-lib/darknet.cpp:4:10: fatal error: onnx.proto3.pb.h: No such file or directory")
+    tree = tmp_path / "hank"
+    shutil.copytree(FIXTURES / "cmake_darknet", tree)
+    (tree / "src-onnx").mkdir()
+    (tree / "src-onnx" / "CMakeLists.txt").write_text("ADD_CUSTOM_TARGET (darknet_generated_proto DEPENDS x.pb.h)\n")
+    plan = build.plan_build(tree, flags={"GPU": 0}, arch=None, jobs=2, cache_dir=None,
+                            runtime=RuntimeInfo(opencv_headers=True), install_opencv=True)
+    steps = [argv[1:] for argv in plan.commands]
+    if environment.protobuf_present():
+        assert steps[1:] == [("--build", str(tree / "build"), "--target", "darknet_generated_proto"),
+                             ("--build", str(tree / "build"), "--parallel", "2")]
+    no_onnx = build.plan_build(tree, flags={"GPU": 0, "ONNX": 0}, arch=None, jobs=2, cache_dir=None,
+                               runtime=RuntimeInfo(opencv_headers=True), install_opencv=True)
+    assert all("darknet_generated_proto" not in argv for argv in no_onnx.commands)
