@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from darknet_magics import build, environment
-from darknet_magics.environment import RuntimeInfo, probe_runtime
+from darknet_magics.setup import build, environment
+from darknet_magics.setup.environment import RuntimeInfo, probe_runtime
 from darknet_magics.errors import DarknetMagicsError, StepError
 from darknet_magics.report import RecordingReporter
 
@@ -731,7 +731,7 @@ def _meta(name: str) -> dict[str, str]:
 @pytest.mark.parametrize("name", ["alexeyab-no-libcuda", "alexeyab-driver-insufficient", "hank-ai-no-libcuda",
                                   "hank-ai-driver-insufficient"])
 def test_a_gpu_build_without_a_gpu_is_diagnosed_no_gpu_with_colabs_fix(name: str) -> None:
-    from darknet_magics.judge import diagnose
+    from darknet_magics.output.judge import diagnose
 
     text, rc = (NO_DRIVER / f"{name}.log").read_text(), int(_meta(name)["exit"])
     problems = diagnose(text, returncode=rc, gpu_found=lambda: False)
@@ -776,7 +776,7 @@ def _gpu_source(flavor: str) -> Path:
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
 def test_gpu_build_links_for_real_and_fails_cleanly_without_a_gpu(flavor: str, ip, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from darknet_magics.judge import diagnose
+    from darknet_magics.output.judge import diagnose
 
     site = GPU_CACHE / "site"
     if not (site / "nvidia").is_dir() or environment.find_nvcc() is None:
@@ -853,7 +853,7 @@ def test_hank_ai_with_an_old_cmake_says_what_to_run_or_plans_pips(tmp_path: Path
 
 
 def test_gpu_found_is_asked_only_when_cuda_failed() -> None:
-    from darknet_magics.judge import diagnose
+    from darknet_magics.output.judge import diagnose
 
     def no_smi() -> bool:
         raise AssertionError("nvidia-smi asked for a run without a CUDA problem")
