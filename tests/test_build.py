@@ -769,6 +769,24 @@ def _gpu_source(flavor: str) -> Path:
     return repo
 
 
+def _restore_on_other_gpus(tree: Path, flavor: str) -> None:
+    """The entry just built (ARCH=75) is what a T4 VM restores; a G4 VM asking for ARCH=75 gets a 12.0 build."""
+    here = probe_runtime()
+    cache = GPU_CACHE / "workspace" / "cache"
+    commit = _git("rev-parse", "HEAD", cwd=tree)
+    flags = {"make": {"GPU": 1, "CUDNN": 1, "CUDNN_HALF": 1}, "cmake": {"GPU": 1, "CUDNN": 1}}[build.build_system(tree)]
+    keys = {}
+    for gpu in ("Tesla T4", "NVIDIA RTX PRO 6000 Blackwell Server Edition"):
+        vm = RuntimeInfo(gpu_name=gpu, compute_capability=COLAB_GPUS[gpu], nvcc=here.nvcc,
+                         cuda_version=here.cuda_version, nvcc_archs=here.nvcc_archs, cudnn_version=here.cudnn_version,
+                         opencv=here.opencv, opencv_headers=here.opencv_headers, cpu_isa=here.cpu_isa)
+        plan = build.plan_build(tree, flags=flags, arch="75", jobs=2, cache_dir=cache, runtime=vm)
+        keys[gpu] = build.cache_key(build.cache_inputs(source=commit, system=plan.system, flags=plan.effective,
+                                                       arch=plan.caps, runtime=vm))
+    assert (cache / keys["Tesla T4"]).is_dir(), f"{flavor}: a T4 VM does not find the ARCH=75 build"
+    assert not (cache / keys["NVIDIA RTX PRO 6000 Blackwell Server Edition"]).exists()
+
+
 @gpu_builds
 @pytest.mark.slow
 @pytest.mark.once
@@ -788,6 +806,7 @@ def test_gpu_build_links_for_real_and_fails_cleanly_without_a_gpu(flavor: str, i
     result = ip.run_cell(cell, store_history=False)
     assert result.error_in_exec is None, result.error_in_exec
     binary = tree / rel
+    _restore_on_other_gpus(tree, flavor)
     linked = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
     for lib in ("libcublas.so.", "libcurand.so.", "libcudnn.so.9"):
         # the rpath: the wheels' folder of the VM that built it (Colab's site-packages path is the same on every VM)
