@@ -991,15 +991,8 @@ def plan_build(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str],
         makefile = None
         effective = {**CMAKE_DEFAULTS, **{k: v for k, v in flags.items() if CMAKE_OPTIONS[k] or k == "DEBUG"}}
         gpu_args = gpu_cmake_args(cuda, link_dir, cuda_root_of(runtime)) if cuda else []
-        cmake = str(Path(sysconfig.get_path("scripts")) / "cmake") if tools.pip_cmake else (cmake_path() or "cmake")
-        build_dir = str(darknet_dir / "build")
-        commands = (tuple([cmake, *_cmake_argv(darknet_dir, flags, caps, runtime)[1:], *gpu_args]),)
-        if flags.get("ONNX", 1) and _generates_onnx_header(darknet_dir) and (
-                protobuf_present() or any(p in tools.apt for p in PROTOBUF_PACKAGES)):
-            # hank-ai's src-lib/darknet.cpp includes the header src-onnx generates, with no dependency on it: a
-            # parallel build may compile it first and fail (onnx.proto3.pb.h: No such file). Generate it first.
-            commands += ((cmake, "--build", build_dir, "--target", ONNX_PROTO_TARGET),)
-        commands += ((cmake, "--build", build_dir, "--parallel", str(jobs)),)
+        commands = _cmake_commands(darknet_dir, _cmake_argv(darknet_dir, flags, caps, runtime)[1:] + gpu_args,
+                                   tools=tools, onnx=bool(flags.get("ONNX", 1)), jobs=jobs)
     return BuildPlan(darknet_dir=darknet_dir, system=system, flags=flags, effective=effective, caps=caps,
                      makefile=makefile, commands=commands, env=env, cache_dir=Path(cache_dir) if cache_dir else None,
                      install_opencv="libopencv-dev" in tools.apt, install_allowed=install_opencv,
@@ -1008,6 +1001,21 @@ def plan_build(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str],
 
 
 ONNX_PROTO_TARGET = "darknet_generated_proto"  # hank-ai's src-onnx/CMakeLists.txt: protoc's onnx.proto3.pb.h/.cc
+
+
+def _cmake_commands(darknet_dir: Path, configure: list[str], *, tools: BuildTools, onnx: bool,
+                    jobs: int) -> tuple[tuple[str, ...], ...]:
+    """Configure, generate hank-ai's ONNX header where it is built, then build: argv lists with the cmake to run
+    (pip's, where the plan installs it)."""
+    cmake = str(Path(sysconfig.get_path("scripts")) / "cmake") if tools.pip_cmake else (cmake_path() or "cmake")
+    build_dir = str(darknet_dir / "build")
+    commands: tuple[tuple[str, ...], ...] = ((cmake, *configure),)
+    if onnx and _generates_onnx_header(darknet_dir) and (
+            protobuf_present() or any(p in tools.apt for p in PROTOBUF_PACKAGES)):
+        # hank-ai's src-lib/darknet.cpp includes the header src-onnx generates, with no dependency on it: a parallel
+        # build may compile it first and fail (onnx.proto3.pb.h: No such file). Generate it first.
+        commands += ((cmake, "--build", build_dir, "--target", ONNX_PROTO_TARGET),)
+    return commands + ((cmake, "--build", build_dir, "--parallel", str(jobs)),)
 
 
 def _generates_onnx_header(darknet_dir: Path) -> bool:
