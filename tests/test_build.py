@@ -817,17 +817,20 @@ def test_gpu_build_links_for_real_and_fails_cleanly_without_a_gpu(flavor: str, i
     assert result.error_in_exec is None, result.error_in_exec
     binary = tree / rel
     _restore_on_other_gpus(tree, flavor)
-    linked = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
-    for lib in ("libcublas.so.", "libcurand.so.", "libcudnn.so.9"):
-        # the rpath: the wheels' folder of the VM that built it (Colab's site-packages path is the same on every VM)
-        assert re.search(rf"{re.escape(lib)}\S* => /\S*/nvidia/", linked), linked
+    dynamic = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True).stdout
+    for lib in ("libcublas.so.", "libcurand.so.", "libcudnn.so.9", "libcuda.so.1"):
+        assert f"Shared library: [{lib}" in dynamic, dynamic
+    # the runpath: the wheels' folders on the machine that built it (Colab's site-packages is the same on every VM;
+    # an entry restored here may come from another checkout, so the run below names this cache's wheels too)
+    assert re.search(r"Library runpath: \[[^\]]*/nvidia/cu13/lib", dynamic), dynamic
+    wheel_libs = os.pathsep.join(str(d / "lib") for d in environment.nvidia_wheel_dirs([site]))
     # no driver here: the loader stops it (libcuda.so.1), and with a libcuda that has no driver behind it (Colab's
     # CPU runtime) CUDA says the driver is insufficient; both are "no GPU" with Colab's fix
     stub_dir = tmp_path / "no-driver"
     stub_dir.mkdir()
     shutil.copy(tree / build.CUDA_LINK_DIR / "libcuda.so", stub_dir / "libcuda.so.1")
     argv = [str(binary), "detector", "train", "cfg/coco.data", "cfg/yolov4-tiny.cfg", "-dont_show"]
-    for env in ({}, {"LD_LIBRARY_PATH": str(stub_dir)}):
+    for env in ({"LD_LIBRARY_PATH": wheel_libs}, {"LD_LIBRARY_PATH": f"{stub_dir}{os.pathsep}{wheel_libs}"}):
         ran = subprocess.run(argv, cwd=tree, capture_output=True, text=True, timeout=120, input="\n",
                              env={**os.environ, **env})
         problems = diagnose(ran.stdout + ran.stderr, returncode=ran.returncode,
