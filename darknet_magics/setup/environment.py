@@ -22,6 +22,7 @@ from typing import Literal, Optional, Sequence
 
 from . import colab
 from ..errors import DarknetMagicsError, StepError
+from ..fileio import atomic_write_text
 from ..report import Reporter
 
 # ---------------------------------------------------------------------------------------------- platform
@@ -490,7 +491,7 @@ def make_link_folder(paths: CudaBuildPaths, folder: Path) -> Path:
 
 def _compile_driver_stub(folder: Path) -> Path:
     source, out = folder / "libcuda_stub.c", folder / "libcuda.so"
-    source.write_text(driver_stub_source())
+    atomic_write_text(source, driver_stub_source())
     tmp = folder / f".libcuda.so.tmp{os.getpid()}"
     rc, text = _run(["cc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(tmp), str(source)], timeout=120)
     if rc != 0:
