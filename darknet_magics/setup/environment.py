@@ -376,6 +376,7 @@ class CudaBuildPaths:
 
     @property
     def include_dirs(self) -> tuple[Path, ...]:
+        """The libraries' header folders, each once, in the order found."""
         return tuple(dict.fromkeys(lib.include_dir for lib in self.libraries))
 
     @property
@@ -490,6 +491,7 @@ def make_link_folder(paths: CudaBuildPaths, folder: Path) -> Path:
 
 
 def _compile_driver_stub(folder: Path) -> Path:
+    """Compile `driver_stub_source` into folder/libcuda.so (soname libcuda.so.1) with the C compiler."""
     source, out = folder / "libcuda_stub.c", folder / "libcuda.so"
     atomic_write_text(source, driver_stub_source())
     tmp = folder / f".libcuda.so.tmp{os.getpid()}"
