@@ -12,6 +12,7 @@ from ..output import problems
 from ..run import runner
 from ..data.cfg import check_weights
 from ..output.judge import verdict
+from ..setup.environment import nvidia_gpu_found
 from ..errors import DarknetMagicsError, Problem
 from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, confirm_binary, read_record  # noqa: F401 (RUN_JSON, LOG_NAME: re-exported)
 from .runs import TrainingRun, weights_iteration
@@ -49,7 +50,8 @@ def judge_session(run: TrainingRun, watch: Watch, result: runner.ProcessResult, 
         return
     # what the live parse saw, all of it (not a second parse of the kept start and end of the output)
     found = verdict(watch.problems, watch.parser, finished=watch.finished_seen, printed=watch.saw_output,
-                    returncode=result.returncode, signal=result.signal, command=run.argv)
+                    returncode=result.returncode, signal=result.signal, command=run.argv,
+                    gpu_found=nvidia_gpu_found)
     if watch.nan_iteration is not None and not any(p.code.startswith("nan") for p in found):
         found = [_nan_problem(watch.diverged_from or watch.nan_iteration, severity="warning")] + list(found)
     lost = _unsaved_weights(watch.final_weights, run.args.cwd or Path("."), run.args.cfg or Path("x.cfg"))
