@@ -20,17 +20,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cell
 from faults import archives as A
 from faults.fs import can_mount, leftovers, tmpfs
 from faults.httpsite import Site, serve
 
-from darknet_magics.setup import build, environment
-
 from darknet_magics.data import staging
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.report import RecordingReporter
+from darknet_magics.setup.clone import clone, clone_commands
+from darknet_magics.setup.drive import mount_drive
 
 REPO = Path(__file__).resolve().parents[1]
 needs_mount = pytest.mark.skipif(not can_mount(), reason="needs root to mount a tmpfs (full/read-only disk)")
@@ -232,16 +231,16 @@ def test_stage_into_a_file_through_the_magic_is_a_clean_error(ip, tmp_path: Path
 def test_clone_into_an_existing_file(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     with pytest.raises(DarknetMagicsError, match="is a file, not a folder"):
-        build.clone(str(tmp_path / "repo"), None, tmp_path / "afile" / "darknet", RecordingReporter())
+        clone(str(tmp_path / "repo"), None, tmp_path / "afile" / "darknet", RecordingReporter())
     with pytest.raises(DarknetMagicsError, match="is a file, not a folder"):
-        build.clone_commands(None, None, tmp_path / "afile")
+        clone_commands(None, None, tmp_path / "afile")
 
 
 def test_drive_path_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     for path in (tmp_path / "afile", tmp_path / "afile" / "below"):
         with pytest.raises(DarknetMagicsError, match="is a file|a file, not a folder"):
-            environment.mount_drive(str(path), RecordingReporter())
+            mount_drive(str(path), RecordingReporter())
 
 
 # ---------------------------------------------------------------------------------------------- argv: values as options
@@ -261,24 +260,24 @@ def _git_repo(path: Path) -> Path:
 def test_clone_url_starting_with_dash_is_refused(tmp_path: Path, monkeypatch, url: str) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DarknetMagicsError, match="starts with '-'"):
-        build.clone(url.replace("PWNED", str(tmp_path / "PWNED")), None, tmp_path / "dk", RecordingReporter())
+        clone(url.replace("PWNED", str(tmp_path / "PWNED")), None, tmp_path / "dk", RecordingReporter())
     with pytest.raises(DarknetMagicsError, match="starts with '-'"):
-        build.clone_commands(url, None, tmp_path / "dk")
+        clone_commands(url, None, tmp_path / "dk")
     assert not (tmp_path / "PWNED").exists()
 
 
 def test_clone_ref_starting_with_dash_is_refused(tmp_path: Path) -> None:
     repo = _git_repo(tmp_path / "repo")
     with pytest.raises(DarknetMagicsError, match="ref="):
-        build.clone(str(repo), "--orphan=x", tmp_path / "dk", RecordingReporter())
+        clone(str(repo), "--orphan=x", tmp_path / "dk", RecordingReporter())
 
 
 def test_clone_from_a_path_named_like_an_option_works_after_double_dash(tmp_path: Path, monkeypatch) -> None:
     _git_repo(tmp_path / "-repo")
     monkeypatch.chdir(tmp_path)
-    res = build.clone("./-repo", None, tmp_path / "-dk", RecordingReporter())
+    res = clone("./-repo", None, tmp_path / "-dk", RecordingReporter())
     assert res.action == "cloned" and (tmp_path / "-dk" / "Makefile").exists()
-    assert all("--" in argv for argv in build.clone_commands("./-repo", None, tmp_path / "-other")[:1])
+    assert all("--" in argv for argv in clone_commands("./-repo", None, tmp_path / "-other")[:1])
 
 
 # ---------------------------------------------------------------------------------------------- drive links
@@ -290,14 +289,14 @@ def test_drive_link_lives_in_one_documented_place_and_is_the_same_on_a_new_vm(tm
     real = tmp_path / "My Drive"
     monkeypatch.delenv("DARKNET_MAGICS_LINKS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    first = environment.mount_drive(str(real), RecordingReporter())
+    first = mount_drive(str(real), RecordingReporter())
     assert first.alias is not None and first.alias.parent == tmp_path / "cache" / "darknet_magics" / "links"
     # "A new VM": the link is gone; the next `drive` puts the same link at the same path.
     first.alias.unlink()
-    again = environment.mount_drive(str(real), RecordingReporter())
+    again = mount_drive(str(real), RecordingReporter())
     assert again.alias == first.alias and os.path.realpath(again.alias) == str(real)
     monkeypatch.setenv("DARKNET_MAGICS_LINKS", str(tmp_path / "links"))
-    chosen = environment.mount_drive(str(real), RecordingReporter())
+    chosen = mount_drive(str(real), RecordingReporter())
     assert chosen.alias is not None and chosen.alias.parent == tmp_path / "links"
 
 
@@ -310,7 +309,7 @@ def test_drive_link_falls_back_to_a_per_user_tmp_folder_when_the_cache_is_read_o
     with tmpfs(tmp_path / "rocache", "1m", readonly=True) as ro:
         monkeypatch.setenv("XDG_CACHE_HOME", str(ro))
         rep = RecordingReporter()
-        info = environment.mount_drive(str(tmp_path / "My Drive"), rep)
+        info = mount_drive(str(tmp_path / "My Drive"), rep)
         assert info.alias is not None and f"darknet_magics-{os.getuid()}" in str(info.alias)
         assert any("DARKNET_MAGICS_LINKS" in text for _, text in rep.events)
 

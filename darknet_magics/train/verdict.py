@@ -12,7 +12,7 @@ from ..output import problems
 from ..run import runner
 from ..data.cfg import check_weights
 from ..output.judge import verdict
-from ..setup.environment import nvidia_gpu_found
+from ..setup.runtime import nvidia_gpu_found
 from ..errors import DarknetMagicsError, Problem
 from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, confirm_binary, read_record  # noqa: F401 (RUN_JSON, LOG_NAME: re-exported)
 from .runs import TrainingRun, weights_iteration

@@ -768,7 +768,7 @@ def png_unavailable() -> Optional[str]:
 
 def _frontend() -> str:
     """'colab', 'jupyter' (plotly's mimetype renders) or 'terminal'."""
-    from ..setup.environment import detect_platform
+    from ..setup.runtime import detect_platform
 
     return detect_platform()
 
