@@ -1,13 +1,15 @@
-"""Get darknet and build it: clone, Makefile patching (pure), GPU ARCH, make/CMake with progress, binary cache.
+"""Build darknet: plan the build (`plan_build`, the same plan the dry run shows), then execute it with progress
+(`execute_build`): up to date, restored from the build cache, or made.
 
 Three darknet flavours are built the same way from the caller's point of view:
 
 * pjreddie/darknet and AlexeyAB/darknet: a Makefile whose top lines (``GPU=0`` ...) and ``ARCH=`` block we
-  patch (`patch_makefile`, text in, text out), then ``make -jN``.
+  patch (`makefile.patch_makefile`, text in, text out), then ``make -jN``.
 * hank-ai/darknet: a CMake tree (CMakeLists.txt, no Makefile); flags map to ``-D`` options (`CMAKE_OPTIONS`).
 
-A build is cached under ``{cache_dir}/KEY/`` where KEY hashes everything that changes the binary
-(`cache_inputs`): a later VM restores it in seconds and proves it loads before saying so.
+The pieces live beside this module: `clone` (the source), `makefile` (pure patching), `arch` (which GPUs),
+`gpu_libs` (linking NVIDIA's libraries), `build_tools` (cmake, protobuf, OpenCV), `build_cache` (store, restore,
+prove it loads); `output.buildlog` reads a failed build's log.
 """
 from __future__ import annotations
 
@@ -413,22 +415,8 @@ def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, 
     'restored'; else build -> 'built' and store it in the cache. Raises StepError (with diagnosis) when the build
     fails; an interrupt stops the build's process group and re-raises."""
     start = time.monotonic()
-    darknet_dir, system, env = plan.darknet_dir, plan.system, dict(plan.env)
-    _install_tools(plan, runtime, reporter)
-    for warning in plan.warnings:
-        reporter.warn(warning)
-    if plan.cuda is not None and plan.cuda_link_dir is not None:
-        make_link_folder(plan.cuda, plan.cuda_link_dir)
-    if plan.makefile is not None:
-        if write_makefile(darknet_dir, plan.makefile):
-            reporter.info("Makefile: " + " ".join(f"{k}={v}" for k, v in plan.flags.items())
-                          + (f" ARCH={','.join(map(str, plan.caps))}" if plan.caps else "")
-                          + " (original kept as Makefile.orig)")
-        if plan.effective.get("OPENCV") and "opencv4" not in plan.makefile:
-            shim = _opencv_pkgconfig_shim(darknet_dir, runtime)
-            if shim:
-                env["PKG_CONFIG_PATH"] = str(shim) + os.pathsep + env.get("PKG_CONFIG_PATH", "")
-
+    darknet_dir, system = plan.darknet_dir, plan.system
+    env = _prepare_tree(plan, runtime, reporter)
     inputs = cache_inputs(source=source_id(darknet_dir, commit), system=system, flags=plan.effective, arch=plan.caps,
                           runtime=runtime)
     key = cache_key(inputs) if plan.cache_dir else None
@@ -465,10 +453,51 @@ def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, 
 
     # 3. Build.
     binary_before = binary.stat().st_mtime_ns if binary else None
+    compiled = _run_build(plan, env, log_path, reporter)
+    binary, files = _products(darknet_dir, system)
+    if binary is None:
+        raise StepError("the build finished but no darknet binary was made",
+                        details=first_error_lines(_read_log(log_path)))
+    seconds = time.monotonic() - start
+    action = "up-to-date" if compiled == 0 and binary_before == binary.stat().st_mtime_ns else "built"
+    stored = store_quietly(entry, key, darknet_dir, files, inputs, seconds, reporter)
+    reporter.info(f"darknet {action} in {seconds:.0f} s: {binary}" + (f" (cached as {key})" if stored else ""))
+    return result(action, binary, files, compiled=compiled, note=note)
+
+
+def _prepare_tree(plan: BuildPlan, runtime: RuntimeInfo, reporter: Reporter) -> dict[str, str]:
+    """What the plan does before anything is built or restored: the tools, the CUDA link folder, the patched
+    Makefile; returns the build's environment (with an OpenCV pkg-config shim where the Makefile needs one)."""
+    env = dict(plan.env)
+    _install_tools(plan, runtime, reporter)
+    for warning in plan.warnings:
+        reporter.warn(warning)
+    if plan.cuda is not None and plan.cuda_link_dir is not None:
+        make_link_folder(plan.cuda, plan.cuda_link_dir)
+    if plan.makefile is not None:
+        if write_makefile(plan.darknet_dir, plan.makefile):
+            reporter.info("Makefile: " + " ".join(f"{k}={v}" for k, v in plan.flags.items())
+                          + (f" ARCH={','.join(map(str, plan.caps))}" if plan.caps else "")
+                          + " (original kept as Makefile.orig)")
+        if plan.effective.get("OPENCV") and "opencv4" not in plan.makefile:
+            shim = _opencv_pkgconfig_shim(plan.darknet_dir, runtime)
+            if shim:
+                env["PKG_CONFIG_PATH"] = str(shim) + os.pathsep + env.get("PKG_CONFIG_PATH", "")
+    return env
+
+
+def _read_log(log_path: Path) -> str:
+    return strip_escapes(log_path.read_text(errors="replace").replace("\r\n", "\n"))
+
+
+def _run_build(plan: BuildPlan, env: dict[str, str], log_path: Path, reporter: Reporter) -> int:
+    """Run the plan's commands with progress, every byte in `log_path`; the number of files compiled. A failed
+    command raises StepError with the log's diagnosis; an interrupt is written to the log and re-raised."""
+    darknet_dir = plan.darknet_dir
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("")
-    total = _count_make_compiles(darknet_dir, env) if system == "make" else None
-    if system == "make":
+    total = _count_make_compiles(darknet_dir, env) if plan.system == "make" else None
+    if plan.system == "make":
         reporter.info(f"building darknet: make -j{plan.commands[0][1][2:]} "
                       f"({total if total is not None else '?'} files to compile, full output in {log_path})")
     else:
@@ -488,22 +517,15 @@ def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, 
         rc = ran.returncode if ran.returncode is not None else 128 + (ran.signal or 0)
         if rc != 0:
             break
-    output = strip_escapes(log_path.read_text(errors="replace").replace("\r\n", "\n"))
     if rc != 0:
+        output = _read_log(log_path)
         problems = diagnose_build(output)
         head = problems[0].message if problems else f"the build failed (exit {rc})"
         raise StepError(f"darknet did not build: {head}", fix=problems[0].fix if problems else
                         f"read the first errors below; full output in {log_path}",
                         details=first_error_lines(output), problems=problems[1:])
-    binary, files = _products(darknet_dir, system)
-    if binary is None:
-        raise StepError("the build finished but no darknet binary was made", details=first_error_lines(output))
     reporter.progress(progress.text(), final=True)
-    seconds = time.monotonic() - start
-    action = "up-to-date" if progress.count == 0 and binary_before == binary.stat().st_mtime_ns else "built"
-    stored = store_quietly(entry, key, darknet_dir, files, inputs, seconds, reporter)
-    reporter.info(f"darknet {action} in {seconds:.0f} s: {binary}" + (f" (cached as {key})" if stored else ""))
-    return result(action, binary, files, compiled=progress.count, note=note)
+    return progress.count
 
 
 def _install_tools(plan: BuildPlan, runtime: RuntimeInfo, reporter: Reporter) -> None:

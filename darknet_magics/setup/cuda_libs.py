@@ -155,7 +155,8 @@ def _compile_driver_stub(folder: Path) -> Path:
     source, out = folder / "libcuda_stub.c", folder / "libcuda.so"
     atomic_write_text(source, driver_stub_source())
     tmp = folder / f".libcuda.so.tmp{os.getpid()}"
-    rc, text = run_tool(["cc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(tmp), str(source)], timeout=120)
+    rc, text = run_tool(["cc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(tmp), str(source)],
+                        timeout=120)
     if rc != 0:
         raise StepError("cannot link a GPU build: NVIDIA's libcuda.so stub is not installed and the C compiler "
                         "could not make a stand-in", fix="install the CUDA toolkit's driver stub "

@@ -114,52 +114,62 @@ def _colab_roots(path: Optional[str]) -> tuple[Path, Optional[Path]]:
     return p, None
 
 
+def _colab_drive(path: Optional[str], reporter: Reporter,
+                 alias_dir: Optional[Path]) -> tuple[DriveInfo, Path]:
+    """Colab: mount Google Drive (unless mounted) and find its root; the drive and its default link."""
+    mountpoint, root = _colab_roots(path)
+    already = (mountpoint / "MyDrive").is_dir() or (mountpoint / "My Drive").is_dir()
+    if not already:
+        reporter.info(f"mounting Google Drive at {mountpoint}")
+        colab.mount(str(mountpoint))
+    if root is None:
+        # Colab mounts show MyDrive today; older mounts (and some docs) show "My Drive".
+        root = mountpoint / "MyDrive"
+        if not root.is_dir() and (mountpoint / "My Drive").is_dir():
+            root = mountpoint / "My Drive"
+    if not root.is_dir():
+        if root.parent.is_dir() and root.parent != mountpoint:
+            root.mkdir(parents=True, exist_ok=True)
+        else:
+            raise StepError(f"Google Drive did not mount at {mountpoint} (no MyDrive inside)",
+                            fix="run the cell again and authorize Drive access")
+    info = DriveInfo(root=root, real_root=root, alias=None, in_colab=True, mounted=True)
+    default_alias = (alias_dir or Path("/content")) / "mydrive"
+    return info, default_alias
+
+
+def _local_drive(path: Optional[str], reporter: Reporter,
+                 alias_dir: Optional[Path]) -> tuple[DriveInfo, Path]:
+    """Elsewhere: a local folder (made if missing) acts as the drive; the drive and its default link."""
+    if not path:
+        raise DarknetMagicsError(
+            "`drive` needs a folder outside Colab (there is no Google Drive to mount here)",
+            fix="write `drive /path/to/folder` (a local folder; it is created if missing)")
+    root = Path(path).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DarknetMagicsError(f"`drive {path}`: {root} is a file, not a folder",
+                                 fix="give the folder that should act as the drive")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DarknetMagicsError(f"`drive {path}`: a part of {root} is a file, not a folder",
+                                 fix="give a folder path whose parents are folders") from None
+    root = root.resolve()
+    reporter.info(f"drive: using the local folder {root}")
+    info = DriveInfo(root=root, real_root=root, alias=None, in_colab=False, mounted=False)
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", root.name).strip("_") or "drive"
+    default_alias = (alias_dir or default_alias_dir()) / f"{safe}-{digest}"
+    return info, default_alias
+
+
 def mount_drive(path: Optional[str], reporter: Reporter, *, alias_dir: Optional[Path] = None) -> DriveInfo:
     """Make `{drive}` usable: mount Google Drive in Colab, or use a local folder elsewhere.
 
     Darknet splits obj.data values at spaces, so a root with spaces ('My Drive') gets a space-free symlink
     (``/content/mydrive`` in Colab) and that link is what `root` holds.
     """
-    if colab.in_colab():
-        mountpoint, root = _colab_roots(path)
-        already = (mountpoint / "MyDrive").is_dir() or (mountpoint / "My Drive").is_dir()
-        if not already:
-            reporter.info(f"mounting Google Drive at {mountpoint}")
-            colab.mount(str(mountpoint))
-        if root is None:
-            # Colab mounts show MyDrive today; older mounts (and some docs) show "My Drive".
-            root = mountpoint / "MyDrive"
-            if not root.is_dir() and (mountpoint / "My Drive").is_dir():
-                root = mountpoint / "My Drive"
-        if not root.is_dir():
-            if root.parent.is_dir() and root.parent != mountpoint:
-                root.mkdir(parents=True, exist_ok=True)
-            else:
-                raise StepError(f"Google Drive did not mount at {mountpoint} (no MyDrive inside)",
-                                fix="run the cell again and authorize Drive access")
-        info = DriveInfo(root=root, real_root=root, alias=None, in_colab=True, mounted=True)
-        default_alias = (alias_dir or Path("/content")) / "mydrive"
-    else:
-        if not path:
-            raise DarknetMagicsError(
-                "`drive` needs a folder outside Colab (there is no Google Drive to mount here)",
-                fix="write `drive /path/to/folder` (a local folder; it is created if missing)")
-        root = Path(path).expanduser()
-        if root.exists() and not root.is_dir():
-            raise DarknetMagicsError(f"`drive {path}`: {root} is a file, not a folder",
-                                     fix="give the folder that should act as the drive")
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise DarknetMagicsError(f"`drive {path}`: a part of {root} is a file, not a folder",
-                                     fix="give a folder path whose parents are folders") from None
-        root = root.resolve()
-        reporter.info(f"drive: using the local folder {root}")
-        info = DriveInfo(root=root, real_root=root, alias=None, in_colab=False, mounted=False)
-        digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", root.name).strip("_") or "drive"
-        default_alias = (alias_dir or default_alias_dir()) / f"{safe}-{digest}"
-
+    info, default_alias = (_colab_drive if colab.in_colab() else _local_drive)(path, reporter, alias_dir)
     if not path_needs_alias(info.real_root):
         return info
     try:

@@ -289,6 +289,15 @@ def probe_runtime() -> RuntimeInfo:
     except OSError:
         info.cpu_isa = None
 
+    _probe_gpu(info)
+    _probe_nvcc(info)
+    _probe_cudnn(info)
+    _probe_opencv(info)
+    return info
+
+
+def _probe_gpu(info: RuntimeInfo) -> None:
+    """The first GPU that nvidia-smi lists, and how many there are."""
     rc, out = run_tool(NVIDIA_SMI_QUERY)
     if rc not in (None, 0) and "compute_cap" in out:
         # Drivers before 510 do not know the compute_cap field: ask without it, map the name.
@@ -305,6 +314,9 @@ def probe_runtime() -> RuntimeInfo:
         info.warnings.append(f"no GPU found ({why}): darknet will train on the CPU, very slowly. "
                              "In Colab: Runtime > Change runtime type > GPU.")
 
+
+def _probe_nvcc(info: RuntimeInfo) -> None:
+    """nvcc, its CUDA version and the architectures it builds for."""
     info.nvcc = find_nvcc()
     if info.nvcc:
         rc, out = run_tool([info.nvcc, "--version"])
@@ -316,6 +328,9 @@ def probe_runtime() -> RuntimeInfo:
     else:
         info.warnings.append("nvcc not found: GPU=1 builds need the CUDA toolkit (/usr/local/cuda/bin/nvcc)")
 
+
+def _probe_cudnn(info: RuntimeInfo) -> None:
+    """cuDNN's version from its header, else from its library's name (then a build lacks the header)."""
     # apt's or NVIDIA's tarball's cuDNN first, then PyPI's wheel in this Python (Colab's torch brings one)
     info.cudnn_version, header = find_cudnn_header(
         [*CUDNN_INCLUDE_DIRS, *(d / "include" for d in nvidia_wheel_dirs(sys.path))])
@@ -329,6 +344,9 @@ def probe_runtime() -> RuntimeInfo:
         else:
             info.warnings.append("cuDNN not found: CUDNN=1 builds need it (use the `cudnn TARBALL` step)")
 
+
+def _probe_opencv(info: RuntimeInfo) -> None:
+    """OpenCV's version from pkg-config, and whether its headers are there."""
     cflags = ""
     for pkg in ("opencv4", "opencv"):
         rc, out = run_tool(["pkg-config", "--modversion", pkg])
@@ -339,4 +357,3 @@ def probe_runtime() -> RuntimeInfo:
     info.opencv_headers = opencv_headers_present(cflags)
     if not info.opencv_headers:
         info.warnings.append("OpenCV headers not found: OPENCV=1 builds need `apt-get install -y libopencv-dev`")
-    return info
