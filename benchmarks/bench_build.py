@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ratio, timed  # noqa: E402
-from darknet_magics.setup.environment import probe_runtime  # noqa: E402
 
 from darknet_magics.report import Reporter  # noqa: E402
 from darknet_magics.setup import build  # noqa: E402
-from darknet_magics.setup.clone import clone
+from darknet_magics.setup.clone import clone  # noqa: E402
+from darknet_magics.setup.runtime import probe_runtime  # noqa: E402
 
 TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "darknet-source"
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",

@@ -1,5 +1,6 @@
-"""build.py: Makefile patching on the real pjreddie Makefile and an AlexeyAB-style fixture, ARCH, diagnosis,
-and for real: clone from a local git repo, make, cache restore, corrupt entries, Ctrl-C, nvcc, CMake."""
+"""setup/ clone, makefile, arch, gpu_libs, build_cache, build and output/buildlog: Makefile patching on the real
+pjreddie Makefile and an AlexeyAB-style fixture, ARCH, diagnosis, and for real: clone from a local git repo, make,
+cache restore, corrupt entries, Ctrl-C, nvcc, CMake."""
 from __future__ import annotations
 
 import os
@@ -13,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from darknet_magics.errors import DarknetMagicsError, StepError
 from darknet_magics.output.buildlog import diagnose_build, first_error_lines
@@ -25,33 +25,13 @@ from darknet_magics.setup.build_cache import cache_inputs, cache_key, check_entr
 from darknet_magics.setup.build_tools import protobuf_present
 from darknet_magics.setup.clone import DEFAULT_URL, clone, clone_commands
 from darknet_magics.setup.cuda_libs import CudaBuildPaths, CudaLibrary
-from darknet_magics.setup.gpu_libs import (
-    CUDA_LINK_DIR,
-    GPU_LIBS_BEGIN,
-    GPU_LIBS_END,
-    gpu_cmake_args,
-    gpu_makefile_lines,
-    with_gpu_libs,
-)
-from darknet_magics.setup.makefile import (
-    ARCH_DISABLED_NOTE,
-    arch_block,
-    makefile_flags,
-    patch_makefile,
-    read_arch,
-    write_makefile,
-)
-from darknet_magics.setup.runtime import (
-    CUDNN_INCLUDE_DIRS,
-    RuntimeInfo,
-    capability_to_int,
-    find_nvcc,
-    nvidia_gpu_found,
-    nvidia_wheel_dirs,
-    parse_cpu_isa,
-    parse_nvcc_archs,
-    probe_runtime,
-)
+from darknet_magics.setup.gpu_libs import (CUDA_LINK_DIR, GPU_LIBS_BEGIN, GPU_LIBS_END, gpu_cmake_args,
+                                           gpu_makefile_lines, with_gpu_libs)
+from darknet_magics.setup.makefile import (ARCH_DISABLED_NOTE, arch_block, makefile_flags, patch_makefile, read_arch,
+                                           write_makefile)
+from darknet_magics.setup.runtime import (CUDNN_INCLUDE_DIRS, RuntimeInfo, capability_to_int, find_nvcc,
+                                          nvidia_gpu_found, nvidia_wheel_dirs, parse_cpu_isa, parse_nvcc_archs,
+                                          probe_runtime)
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"

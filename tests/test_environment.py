@@ -1,4 +1,5 @@
-"""environment.py and colab.py: probes' parsers on real-shaped output, the probe itself, Drive, cuDNN install."""
+"""setup/ runtime, cuda_libs, drive, cudnn, build_tools and colab: probes' parsers on real-shaped output, the probe
+itself, NVIDIA's libraries, Drive, cuDNN install, build tools."""
 from __future__ import annotations
 
 import io
@@ -18,21 +19,10 @@ from darknet_magics.setup.build_tools import BuildTools, apt_install_argv, build
 from darknet_magics.setup.cuda_libs import find_cuda_build_paths, link_folder_entries, make_link_folder
 from darknet_magics.setup.cudnn import install_cudnn
 from darknet_magics.setup.drive import mount_drive, path_needs_alias
-from darknet_magics.setup.runtime import (
-    capability_to_int,
-    detect_platform,
-    find_cudnn_header,
-    find_cudnn_library,
-    gpu_from_name,
-    nvidia_gpu_found,
-    nvidia_wheel_dirs,
-    opencv_headers_present,
-    parse_cudnn_header,
-    parse_nvcc_archs,
-    parse_nvcc_version,
-    parse_nvidia_smi,
-    probe_runtime,
-)
+from darknet_magics.setup.runtime import (capability_to_int, detect_platform, find_cudnn_header, find_cudnn_library,
+                                          gpu_from_name, nvidia_gpu_found, nvidia_wheel_dirs, opencv_headers_present,
+                                          parse_cudnn_header, parse_nvcc_archs, parse_nvcc_version, parse_nvidia_smi,
+                                          probe_runtime)
 
 STUB = Path(__file__).parent / "colab_stub"
 TRICKY = ["My Drive", "it's \"quoted\"", "semi;colon dir", "plain"]

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from conftest import run_cell
 from faults import archives as A
 from faults.fs import can_mount, leftovers, tmpfs
