@@ -24,6 +24,7 @@ from .objdata import MARKER
 from .fileio import atomic_write_text, remove_if_exists
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from .report import Reporter
+from .untrusted import class_name, parse_names, read_text, writing
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 __all__ = ["IMAGE_EXTENSIONS", "DataResult", "DataPlan", "write_data", "prepare_dataset", "plan_dataset", "read_names", "find_images", "space_free"]
@@ -54,9 +55,10 @@ class DataResult:
     plan: Optional["DataPlan"] = None
 
 
-def read_names(text: str) -> list[str]:
-    """Class names from a .names file's text: one per non-empty line (darknet keeps line order)."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
+def read_names(text: str, file: str = "the names") -> list[str]:
+    """Class names from a .names file's text, one per line as darknet reads them (`untrusted.parse_names`: a
+    blank line before a name, or a name with a control character, is refused)."""
+    return parse_names(text, file)
 
 
 def find_images(folder: Path) -> list[Path]:
@@ -111,14 +113,14 @@ def _names_from(names: str, out: Path) -> tuple[list[str], Optional[Path]]:
     """(class names, existing .names file or None when they came as 'a,b,c')."""
     candidate = Path(names).expanduser()
     if candidate.is_file():
-        return read_names(candidate.read_text(encoding="utf-8", errors="replace")), candidate
+        return read_names(read_text(candidate), str(candidate)), candidate
     if "/" in names or names.endswith((".names", ".txt")):
         raise DarknetMagicsError(f"names file {names} not found",
                                  fix="give the path of your .names file, or the class names as names=cat,dog")
     parts = [p.strip() for p in names.split(",")]
     if not parts or any(not p for p in parts):
         raise DarknetMagicsError(f"names={names!r} has an empty class name", fix="write names=cat,dog (no empty entries)")
-    return parts, None
+    return [class_name(p, f"names= entry {i}") for i, p in enumerate(parts, 1)], None
 
 
 def write_data(out: Path, *, classes: Optional[int] = None, names: Optional[str] = None,
@@ -160,7 +162,7 @@ def _parse_names(names: Union[None, str, Sequence[str]], classes: Optional[int])
     if names is None:
         return None, None
     if not isinstance(names, str):
-        return [str(n) for n in names], None
+        return [class_name(n, f"names[{i}]") for i, n in enumerate(names)], None
     return _names_from(names, Path("."))
 
 
