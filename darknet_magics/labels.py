@@ -48,7 +48,8 @@ def parse_line(text: str, where: str, *, polygons: bool = False) -> Optional[Lab
     cls = int(parts[0])
     try:
         values = [float(v) for v in parts[1:]]
-        fast = all(-_ABSURD <= v <= _ABSURD for v in values)  # False for nan/inf too
+        # False for nan/inf too; Python reads 1_0 as 10, darknet's %f reads 1
+        fast = "_" not in text and all(-_ABSURD <= v <= _ABSURD for v in values)
     except ValueError:
         fast = False
     if not fast:  # the slow path only to name what is wrong
