@@ -419,7 +419,13 @@ class _Reader:
 
 def _images_under(folder: Path) -> list[Path]:
     found: list[Path] = []
+    seen: set[str] = set()  # real folders walked: a link loop (a -> .) would list every image 40 times
     for dirpath, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(dirpath) / f for f in sorted(files) if _is_image(f))
     return found

@@ -98,7 +98,9 @@ def class_name(value: Any, where: str) -> str:
     name = str(value).strip()
     if not name:
         raise BadInput(where, "the class name is empty", "give every box a class name in the labelling tool")
-    bad = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+    # Cc: control characters (\n, \r, \t, \x0c...), Zl/Zp: the line/paragraph separators Python's splitlines cuts
+    # at, Cs: a lone surrogate (from a Python variable), which cannot be written as UTF-8.
+    bad = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")), None)
     if bad is not None:
         raise BadInput(where, f"the class name {name[:40]!r} holds the control character {bad!r}: in a .names file "
                        "a line break would shift every later class", "rename the class (one line, printable)")

@@ -252,6 +252,13 @@ def test_a_linked_folder_inside_the_dataset_is_fine(tmp_path: Path) -> None:
     assert len(read_dataset(root).images) > 0
 
 
+def test_a_link_loop_lists_each_image_once(tmp_path: Path) -> None:
+    root = copy("roboflow_darknet", tmp_path)
+    n = len(read_dataset(root).images)
+    (root / "train" / "loop").symlink_to(root / "train")
+    assert len(read_dataset(root).images) == n
+
+
 def test_data_yaml_paths_outside_the_folder_are_not_read(tmp_path: Path) -> None:
     root = copy("ultralytics", tmp_path)
     other = copy("ultralytics", tmp_path / "other")
