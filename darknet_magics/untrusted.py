@@ -67,8 +67,8 @@ def number(value: Any, where: str, what: str, low: float = -math.inf, high: floa
     except (ValueError, OverflowError):
         raise BadInput(where, f"{what} is {_show(value)}, not a number", _NUMBER_FIX) from None
     if not math.isfinite(result):
-        raise BadInput(where, f"{what} is {_show(value)}: not a finite number (nan and inf make every box and "
-                       "loss they touch nan)", "write the real value, or delete the box in the labelling tool")
+        raise BadInput(where, f"{what} is {_show(value)}: not a finite number (darknet drops such a box "
+                       "without a word, or its loss turns nan)", "write the real value, or delete the box in the labelling tool")
     if not low <= result <= high:
         raise BadInput(where, f"{what} = {_show(value)} is outside {low:g}..{high:g}",
                        "fix the value in the labelling tool (is it in the right unit?)")

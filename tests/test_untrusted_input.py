@@ -456,3 +456,49 @@ def test_tally_of_variants() -> None:
     for kind, *_ in CASES:
         counts[kind] = counts.get(kind, 0) + 1
     assert counts == {"numbers": 18, "names": 10, "parse": 22}, counts
+
+
+# -- why: real darknet on the labels we now refuse
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not Path("/usr/bin/darknet").exists() or not Path("/usr/share/darknet/cfg/yolov3-tiny.cfg").exists(),
+                    reason="needs Debian's darknet (apt-get install darknet)")
+def test_darknet_drops_nan_boxes_without_a_word_which_data_and_check_refuse_first(ip, tmp_path: Path,
+                                                                                   capsys) -> None:
+    """A nan box is read by darknet's fscanf and dropped without a word ("count: 0" in every Region line: each
+    image trains as a background image, the loss looks normal). `%yolo data` refuses the label, `%yolo check`
+    reports it, and only `force` makes darknet train on it; the same images with real boxes give darknet boxes."""
+    make_dataset(tmp_path / "ds", images=8, negatives=0)
+    good = {p: p.read_text() for p in (tmp_path / "ds").glob("img_*.txt")}
+    for label in good:
+        label.write_text("0 0.5 0.5 nan 0.3\n")
+    ws = tmp_path / "ws"
+    out = _refused(ip, f'%yolo data "{ws}/obj.data" images="{tmp_path}/ds" names=box', capsys)
+    assert ".txt:1" in out and "w is 'nan'" in out and not (ws / "obj.data").exists()
+    # The obj.data a user writes by hand, around our reader:
+    ws.mkdir()
+    (ws / "train.txt").write_text("".join(f"{p}\n" for p in sorted((tmp_path / "ds").glob("*.png"))))
+    (ws / "obj.names").write_text("box\n")
+    (ws / "obj.data").write_text(f"classes = 1\ntrain = {ws}/train.txt\nvalid = {ws}/train.txt\n"
+                                 f"names = {ws}/obj.names\nbackup = {ws}/backup\n")
+    (ws / "backup").mkdir()
+    out = _refused(ip, f"%yolo check {ws}/obj.data", capsys)
+    assert "malformed-label" in out and "w is 'nan'" in out
+    assert run_cell(ip, f'%%darknet\nworkspace "{ws}"\n').error_in_exec is None
+    assert run_cell(ip, f"%yolo cfg yolov3-tiny {ws}/t.cfg classes=1 width=64 height=64 batch=4 subdivisions=1 "
+                        "max_batches=3 random=0").error_in_exec is None
+    capsys.readouterr()
+    assert "pre-flight check" in _refused(ip, f"%yolo train {ws}/obj.data {ws}/t.cfg", capsys)
+
+    def counts() -> list[int]:
+        assert run_cell(ip, f"%yolo train {ws}/obj.data {ws}/t.cfg force").error_in_exec is None
+        log = ip.user_ns["yolo_run"].log_path.read_text(errors="replace")
+        return [int(n) for n in re.findall(r"Region \d+ Avg IOU: .*count: (\d+)", log)]
+
+    nan_counts = counts()
+    assert nan_counts and set(nan_counts) == {0}  # darknet trained on no box at all, and said nothing
+    for label, text in good.items():
+        label.write_text(text)
+    assert sum(counts()) > 0
