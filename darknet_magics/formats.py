@@ -957,17 +957,8 @@ def _read_openimages(r: _Reader, root: Path) -> str:
     rows_by: list[tuple[Optional[str], Path, dict[str, list[tuple[str, tuple[float, ...], str]]]]] = []
     used: set[str] = set()
     for split, path, folder in jobs:
-        by_image: dict[str, list[tuple[str, tuple[float, ...], str]]] = {}
-        rows = _csv_rows(path)
-        header = next(rows, (1, []))[1]
-        cols = [_column(header, c, path) for c in ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")]
-        for line, row in rows:
-            where = f"{path}:{line}"
-            if len(row) < len(header):
-                raise BadInput(where, f"{len(row)} values, the header has {len(header)}", "re-export the csv")
-            coords = tuple(number(row[c], where, header[c], -1, 2) for c in cols[2:])  # relative: 0..1
-            by_image.setdefault(row[cols[0]], []).append((row[cols[1]], coords, where))
-            used.add(row[cols[1]])
+        by_image = _openimages_boxes(path)
+        used.update(mid for rows in by_image.values() for mid, _c, _w in rows)
         rows_by.append((split, folder, by_image))
     if r.fixed is None:
         for mid in [m for m in mid_order if m in used] + sorted(used - set(mid_order)):
@@ -996,6 +987,21 @@ def _read_openimages(r: _Reader, root: Path) -> str:
                     boxes.append(Box(cls, x0 * w, y0 * h, x1 * w, y1 * h, where))
             r.add(image, size, boxes, split)
     return str(desc) if desc else "label ids"
+
+
+def _openimages_boxes(path: Path) -> dict[str, list[tuple[str, tuple[float, ...], str]]]:
+    """{ImageID: [(LabelName, (XMin, XMax, YMin, YMax), "FILE:LINE")]} of a *-bbox.csv, every value checked."""
+    by_image: dict[str, list[tuple[str, tuple[float, ...], str]]] = {}
+    rows = _csv_rows(path)
+    header = next(rows, (1, []))[1]
+    cols = [_column(header, c, path) for c in ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")]
+    for line, row in rows:
+        where = f"{path}:{line}"
+        if len(row) < len(header):
+            raise BadInput(where, f"{len(row)} values, the header has {len(header)}", "re-export the csv")
+        coords = tuple(number(row[c], where, header[c], -1, 2) for c in cols[2:])  # relative: 0..1
+        by_image.setdefault(row[cols[0]], []).append((row[cols[1]], coords, where))
+    return by_image
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
