@@ -146,6 +146,8 @@ class Confined:
     def check(self, path: Union[str, Path], where: str, what: str = "image") -> Path:
         """`path` itself when `contains` it, else `BadInput` naming `where` (the annotation that named it)."""
         path = Path(path)
+        if "\0" in str(path):
+            raise BadInput(where, f"the {what} name {str(path)[-60:]!r} has a NUL byte", "re-export the annotations")
         if not self.contains(path):
             real = os.path.realpath(path)
             raise BadInput(where, f"the {what} {path} is outside the dataset folder {self.root}"

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from darknet_magics import parse_log
-from darknet_magics.diagnose import LineDiagnoser
-from darknet_magics.judge import diagnose
-from darknet_magics.problems import CODES
+from darknet_magics.output.diagnose import LineDiagnoser
+from darknet_magics.output.judge import diagnose
+from darknet_magics.output.problems import CODES
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REAL = FIXTURES / "real-logs"

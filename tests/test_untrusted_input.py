@@ -17,13 +17,13 @@ from typing import Callable
 import pytest
 
 from conftest import run_cell
-from darknet_magics.cfg import Cfg, check_weights, layer_weights, make_cfg_changes
-from darknet_magics.checks import check_cfg, check_dataset
-from darknet_magics.anchors import compute_anchors
-from darknet_magics.datasets import plan_dataset, prepare_dataset
+from darknet_magics.data.cfg import Cfg, check_weights, layer_weights, make_cfg_changes
+from darknet_magics.data.checks import check_cfg, check_dataset
+from darknet_magics.data.anchors import compute_anchors
+from darknet_magics.data.datasets import plan_dataset, prepare_dataset
 from darknet_magics.errors import DarknetMagicsError, StepError
-from darknet_magics.formats import read_dataset
-from darknet_magics.labels import parse_line
+from darknet_magics.data.formats import read_dataset
+from darknet_magics.data.labels import parse_line
 from darknet_magics.synth import make_dataset
 from darknet_magics.untrusted import BadInput, load_json
 from faults.fs import can_mount, tmpfs
@@ -257,6 +257,23 @@ def test_a_link_loop_lists_each_image_once(tmp_path: Path) -> None:
     n = len(read_dataset(root).images)
     (root / "train" / "loop").symlink_to(root / "train")
     assert len(read_dataset(root).images) == n
+
+
+@pytest.mark.parametrize("name", ["9" * 5000, "x\x00.jpg"])
+def test_names_too_long_or_with_a_nul_byte_are_no_traceback(tmp_path: Path, name: str) -> None:
+    """Found by the property test: pathlib's is_dir()/is_file() raise on these, os.path's say False."""
+    root = copy("ultralytics", tmp_path)
+    edit(root / "data.yaml", "train: ../train/images", f"train: {name}")
+    assert read_dataset(root).images  # the folder's own train/images is read
+    root = copy("labelme", tmp_path / "lm")
+    json_edit(root / "p1.json", lambda d: d.update(imagePath=name))
+    assert read_dataset(root).images
+    root = copy("cvat", tmp_path / "cv")
+    edit(root / "annotations.xml", 'name="k1.jpg"', f'name="{name.replace(chr(0), "")}"')
+    try:
+        read_dataset(root)
+    except DarknetMagicsError:
+        pass
 
 
 def test_data_yaml_paths_outside_the_folder_are_not_read(tmp_path: Path) -> None:

@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cell
-from darknet_magics.cfg import check_weights, layer_weights, make_cfg_changes
-from darknet_magics.checks import check_cfg, check_dataset
-from darknet_magics.datasets import plan_dataset
+from darknet_magics.data.cfg import check_weights, layer_weights, make_cfg_changes
+from darknet_magics.data.checks import check_cfg, check_dataset
+from darknet_magics.data.datasets import plan_dataset
 from darknet_magics.errors import DarknetMagicsError, StepError
-from darknet_magics.formats import read_dataset
-from darknet_magics.labels import parse_line
-from darknet_magics.objdata import read_data_file
+from darknet_magics.data.formats import read_dataset
+from darknet_magics.data.labels import parse_line
+from darknet_magics.data.objdata import read_data_file
 from darknet_magics.synth import make_dataset
 from darknet_magics.untrusted import parse_names
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..datasets import write_data
+from ..data.datasets import write_data
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
@@ -82,7 +82,7 @@ def run(step: Step, ctx: Context) -> Done:
         for problem in result.problems:
             ctx.reporter.info(problem.describe())
         if result.plan.datasets:
-            from ..formats import Dataset, summary_frame
+            from ..data.formats import Dataset, summary_frame
 
             plan = result.plan
             merged = Dataset(plan.format, plan.datasets[0].root, plan.names,
@@ -99,7 +99,7 @@ def preview(step: Step, ctx: Context) -> list[str]:
               if step.options.get("images") else
               f"the lists {ctx.path(step.options['train'])} and {ctx.path(step.options['valid'])}")
     try:
-        from ..datasets import plan_dataset
+        from ..data.datasets import plan_dataset
 
         def opt_path(key: str) -> Optional[Path]:
             return ctx.path(step.options[key]) if step.options.get(key) else None

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..checks import check
+from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
-from .. import background
-from ..training import TrainPlan, make_run_dir, plan_train, train
+from ..train import background
+from ..train.training import TrainPlan, make_run_dir, plan_train, train
 from ._model_out import darknet_args
 from ._runs import keep_run, keep_run_on_failure, runs_root
 

@@ -1,0 +1,1 @@
+"""Model out: detections on images, folders and videos, evaluation, export."""

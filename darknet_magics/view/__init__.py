@@ -1,0 +1,1 @@
+"""Views: the live chart, charts of runs and datasets, the HTML report."""
