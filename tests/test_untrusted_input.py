@@ -152,6 +152,12 @@ CASES: list[tuple[str, str, str, Callable[[Path], None], tuple[str, ...]]] = [
     ("parse", "roboflow_darknet", RF, lambda p: p.write_text("0 0.5 0.5 0.2\n"), (":1", "4 values")),
     ("parse", "roboflow_darknet", RF, lambda p: p.write_text("0.0 0.5 0.5 0.2 0.2\n"), (":1", "not a whole number")),
     ("parse", "roboflow_darknet", RF, lambda p: p.write_bytes(b"0 0.5 0.5 0.2 0.2\n\xff\n"), (":2", "not UTF-8")),
+    ("parse", "voc", "a.xml", lambda p: re_sub(p, r"(?s)<bndbox>.*?</bndbox>", ""),
+     ("a.xml object 1", "has no <bndbox>")),
+    ("parse", "voc", "a.xml", lambda p: re_sub(p, r"<ymin>[^<]*</ymin>", "<ymin>12px</ymin>"),
+     ("object 1 <bndbox>", "'12px', not a number")),
+    ("parse", "labelme", "p1.json", lambda p: json_edit(p, lambda d: d["shapes"][0]["points"].__setitem__(0, [1])),
+     ("shapes[0].points[0]", "not [x, y]")),
     ("parse", "ultralytics", "data.yaml", lambda p: edit(p, "names: ['cat', 'dog', 'bird']", "names:\n  a: cat"),
      ("data.yaml", "not a class number")),
 ]
@@ -472,7 +478,7 @@ def test_tally_of_variants() -> None:
     counts: dict[str, int] = {}
     for kind, *_ in CASES:
         counts[kind] = counts.get(kind, 0) + 1
-    assert counts == {"numbers": 18, "names": 10, "parse": 22}, counts
+    assert counts == {"numbers": 18, "names": 10, "parse": 25}, counts
 
 
 # -- why: real darknet on the labels we now refuse
