@@ -140,7 +140,8 @@ CASES: list[tuple[str, str, str, Callable[[Path], None], tuple[str, ...]]] = [
      ("annotations[0].bbox", "'12px', not a number")),
     ("parse", "coco", COCO, lambda p: json_edit(p, lambda d: d["images"][0].update(file_name=7)),
      ("images[0].file_name", "not a string")),
-    ("parse", "labelme", "p1.json", lambda p: json_edit(p, lambda d: d.update(shapes=5)), ("shapes", "not a json list")),
+    ("parse", "labelme", "p1.json", lambda p: json_edit(p, lambda d: d.update(shapes=5)),
+     ("shapes", "not a json list")),
     ("parse", "labelme", "p1.json", lambda p: p.write_text('{"imagePath": "p1.jpg",\n"shapes": [}'),
      ("p1.json:2", "not valid json")),
     ("parse", "openimages", OI, lambda p: p.write_bytes(p.read_bytes() + b"\xff\xfe,x\n"), ("csv:5", "not UTF-8")),
@@ -486,7 +487,8 @@ def test_tally_of_variants() -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(not Path("/usr/bin/darknet").exists() or not Path("/usr/share/darknet/cfg/yolov3-tiny.cfg").exists(),
+@pytest.mark.skipif(not Path("/usr/bin/darknet").exists()
+                    or not Path("/usr/share/darknet/cfg/yolov3-tiny.cfg").exists(),
                     reason="needs Debian's darknet (apt-get install darknet)")
 def test_darknet_drops_nan_boxes_without_a_word_which_data_and_check_refuse_first(ip, tmp_path: Path,
                                                                                    capsys) -> None:
