@@ -431,6 +431,21 @@ def test_yolo_data_on_a_full_disk_leaves_nothing(ip, tmp_path: Path, capsys) -> 
 
 
 @needs_mount
+def test_yolo_data_failing_late_takes_back_the_lists_it_wrote(ip, tmp_path: Path, capsys) -> None:
+    """The backup folder cannot be made (a read-only disk) after the lists and names are written: none of them
+    replaces an old file or is left behind (no lists beside an old obj.data), and no temp file stays."""
+    make_dataset(tmp_path / "ds", images=6)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "obj.valid.txt").write_text("an older list, kept\n")
+    with tmpfs(tmp_path / "ro", readonly=True) as ro:
+        out = _refused(ip, f'%yolo data "{tmp_path}/out/obj.data" images="{tmp_path}/ds" names=box '
+                           f'backup="{ro}/backup"', capsys)
+    assert "Read-only file system" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["obj.valid.txt"]
+    assert (tmp_path / "out" / "obj.valid.txt").read_text() == "an older list, kept\n"
+
+
+@needs_mount
 def test_yolo_cfg_and_anchors_on_a_full_disk_leave_the_old_file(ip, tmp_path: Path, capsys) -> None:
     template = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
     if not template.is_file():
