@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from IPython.core.error import UsageError
 
 from conftest import run_cell
-from darknet_magics.data.cfg import Cfg, check_weights, layer_weights, make_cfg_changes
-from darknet_magics.data.checks import check_cfg, check_dataset
+from darknet_magics.data.cfg import check_weights, layer_weights, make_cfg_changes
+from darknet_magics.data.checks import check_dataset
 from darknet_magics.data.anchors import compute_anchors
 from darknet_magics.data.datasets import plan_dataset, prepare_dataset
 from darknet_magics.errors import DarknetMagicsError, StepError
@@ -299,7 +300,7 @@ def _refused(ip, line: str, capsys) -> str:
     captured = capsys.readouterr()
     out = captured.out + captured.err + str(result.error_in_exec)
     assert result.error_in_exec is not None, out
-    assert type(result.error_in_exec).__name__ in ("UsageError", "StepError"), repr(result.error_in_exec)
+    assert isinstance(result.error_in_exec, (UsageError, StepError)), repr(result.error_in_exec)
     assert "Traceback" not in out
     return out
 

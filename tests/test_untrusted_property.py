@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from IPython.core.error import UsageError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -250,7 +251,7 @@ def test_random_obj_data_names_and_labels_for_check(data: bytes, names: bytes, l
 
 def _ours(result) -> bool:
     """The cell ended in a result or our own error (shown without a traceback)."""
-    return result.error_in_exec is None or type(result.error_in_exec).__name__ in ("UsageError", "StepError")
+    return result.error_in_exec is None or isinstance(result.error_in_exec, (UsageError, StepError))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
