@@ -255,10 +255,14 @@ def writing(what: str, path: Union[str, Path]) -> Iterator[None]:
             raise DarknetMagicsError(f"the disk is full: {what} {path} was not written ({err.strerror}{at})",
                                      fix="free space on that disk (df -h), or write to another folder; nothing "
                                          "half-written was left") from None
-        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        if err.errno == errno.EROFS:
             raise DarknetMagicsError(f"{what} {path} cannot be written: {err.strerror}{at}",
                                      fix="write to a writable folder (Drive: mount it again with `drive`); nothing "
                                          "half-written was left") from None
+        if err.errno in (errno.EACCES, errno.EPERM):  # a file read on the way (a dataset's) may be the one
+            raise DarknetMagicsError(f"{what} {path} was not written: {err.strerror}{at}",
+                                     fix="check the permissions of that file or folder; nothing half-written was "
+                                         "left") from None
         raise DarknetMagicsError(f"{what} {path} was not written: {err.strerror or err}{at}",
                                  fix="check the folder and the disk, then run the line again") from None
 
