@@ -358,6 +358,20 @@ def test_check_reports_bad_names_and_encodings_by_file_and_line(tmp_path: Path) 
     assert any("width=1e999 is not a number darknet reads" in p.message for p in problems)
 
 
+@pytest.mark.parametrize("extra", ["", "valid=/x\x00y\n", "names=/n\x00\n", "backup=/b\x00\n", "train=/t\x00\n"])
+def test_nul_bytes_in_a_list_or_obj_data_are_reported_not_raised(tmp_path: Path, extra: str) -> None:
+    """os.scandir/open/pathlib raise ValueError (not OSError) on a path with a NUL byte: found by hand after the
+    property test's lists; check reports, anchors skips or refuses."""
+    make_dataset(tmp_path / "ds", images=3)
+    (tmp_path / "list.txt").write_bytes(f"{tmp_path}/d\x00s/img_000.png\n../rel\x00/x.png\n".encode())
+    data = tmp_path / "obj.data"
+    data.write_text(f"{extra}classes=1\ntrain={tmp_path}/list.txt\nnames={tmp_path}/ds/obj.names\nbackup=/tmp\n")
+    codes = {p.code for p in check_dataset(data, tmp_path / "x\x00.cfg", weights=tmp_path / "w\x00").problems}
+    assert "missing-file" in codes
+    with pytest.raises(DarknetMagicsError):
+        compute_anchors(data, clusters=1)
+
+
 def test_anchors_refuse_a_non_finite_label(tmp_path: Path) -> None:
     make_dataset(tmp_path / "ds", images=12)
     prepare_dataset(tmp_path / "obj.data", images=tmp_path / "ds", names="box", backup=tmp_path / "b")
