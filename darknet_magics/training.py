@@ -39,6 +39,7 @@ from .errors import DarknetMagicsError, Problem, StepError
 from .fileio import atomic_write_text
 from .logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
 from .report import Reporter
+from .trackers import save_run as save_run_trackers
 
 if TYPE_CHECKING:  # pandas-backed; imported lazily at run time (import time of the magics matters)
     from .background import Keeper
@@ -677,6 +678,7 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
         reporter.warn(f"run.json could not be updated ({exc.strerror or exc}): it still says the run is running; "
                       "`%yolo status` reads such a run as interrupted")
     _save_chart(run, reporter)
+    save_run_trackers(run.history, run.run_dir, reporter)  # results.csv, TensorBoard events (trackers.py)
     if interrupted is not None:
         line = (f"interrupted at iteration {run.last_iteration or 0}: darknet stopped ({result.describe()}); "
                 f"the log and the dataframes are kept ({run.log_path})")

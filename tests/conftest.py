@@ -102,3 +102,34 @@ def origin_repo(debian_source: Path, tmp_path_factory: pytest.TempPathFactory) -
     _git("commit", "-qm", "debian source", cwd=repo)
     _git("tag", "v0", cwd=repo)
     return repo
+
+
+# The trained model of `trained_model`: the demo's easy recipe (synth.DEMO_*), so the tests see what the demo shows.
+from darknet_magics.synth import DEMO_CFG as TRAINED_CFG, DEMO_DATASET as TRAINED_DATASET  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory):
+    """A yolov3-tiny trained once per session by Debian's darknet on the generated boxes (64 px, 1 class) long
+    enough to find them: (folder, obj.data, cfg, weights). The validation list is the 8 images not trained on."""
+    from darknet_magics.cfg import make_cfg
+    from darknet_magics.synth import make_dataset
+
+    darknet, template = Path("/usr/bin/darknet"), Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
+    if not darknet.exists() or not template.exists():
+        pytest.skip("needs Debian's darknet (apt-get install darknet)")
+    root = tmp_path_factory.mktemp("trained")
+    ds = make_dataset(root / "ds", **TRAINED_DATASET)
+    (root / "train.txt").write_text("".join(f"{p}\n" for p in ds.images[:-8]))
+    (root / "valid.txt").write_text("".join(f"{p}\n" for p in ds.images[-8:]))
+    (root / "backup").mkdir()
+    data = root / "obj.data"
+    data.write_text(f"classes=1\ntrain={root}/train.txt\nvalid={root}/valid.txt\nnames={ds.folder}/obj.names\n"
+                    f"backup={root}/backup\n")
+    cfg = root / "tiny.cfg"
+    cfg.write_text(make_cfg(template.read_text(), 1, **TRAINED_CFG))
+    proc = subprocess.run([str(darknet), "detector", "train", str(data), str(cfg)], cwd=root, capture_output=True,
+                          text=True, timeout=900)
+    weights = root / "backup" / "tiny_final.weights"
+    assert weights.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    return root, data, cfg, weights

@@ -1,0 +1,215 @@
+"""`%yolo eval`: our matching against pycocotools and darknet's own `detector map`, the readers' checks, the views,
+the trackers' files (read back by TensorBoard), with a model trained by the real darknet."""
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cell
+from darknet_magics.errors import StepError
+from darknet_magics.model import metrics
+from darknet_magics.model.evaluate import parse_json_detections, parse_labels, parse_voc_results, read_ground_truth
+from darknet_magics.trackers import crc32c, write_scalars
+
+sys.path.insert(0, str(Path(__file__).parent))
+from builds import alexeyab, flavor_binary  # noqa: E402,F401 (alexeyab: a fixture)
+
+
+def random_boxes(seed: int, images: int = 30, classes: int = 3) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Ground truth and detections near it (some of another class, some false alarms), relative corners."""
+    rng = np.random.default_rng(seed)
+    truths, dets = [], []
+    for _ in range(images):
+        gt = []
+        for _ in range(rng.integers(0, 5)):
+            x0, y0 = rng.uniform(0, 0.7, 2)
+            w, h = rng.uniform(0.05, 0.3, 2)
+            gt.append((rng.integers(0, classes), x0, y0, x0 + w, y0 + h))
+        gt_a = np.array(gt, float).reshape(-1, 5)
+        det = []
+        for row in gt_a:
+            for _ in range(rng.integers(0, 3)):
+                cls = row[0] if rng.random() < 0.8 else rng.integers(0, classes)
+                det.append((cls, rng.uniform(0.005, 1), *(row[1:] + rng.normal(0, 0.01, 4))))
+        for _ in range(rng.integers(0, 4)):
+            x0, y0 = rng.uniform(0, 0.7, 2)
+            w, h = rng.uniform(0.05, 0.3, 2)
+            det.append((rng.integers(0, classes), rng.uniform(0.005, 1), x0, y0, x0 + w, y0 + h))
+        truths.append(gt_a)
+        dets.append(np.array(det, float).reshape(-1, 6))
+    return truths, dets
+
+
+def pycocotools_map(truths, dets, sizes, classes: int) -> tuple[float, float]:
+    """(mAP@0.50:0.95, mAP@0.50) by pycocotools' COCOeval on the same boxes, in pixels."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = {"images": [{"id": k + 1, "width": w, "height": h} for k, (w, h) in enumerate(sizes)],
+          "categories": [{"id": c} for c in range(classes)], "annotations": []}
+    found = []
+    for k, (boxes, (w, h)) in enumerate(zip(truths, sizes)):
+        for c, x0, y0, x1, y1 in boxes:
+            bw, bh = (x1 - x0) * w, (y1 - y0) * h
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": k + 1, "category_id": int(c),
+                                      "bbox": [x0 * w, y0 * h, bw, bh], "area": bw * bh, "iscrowd": 0})
+    for k, (boxes, (w, h)) in enumerate(zip(dets, sizes)):
+        for c, s, x0, y0, x1, y1 in boxes:
+            found.append({"image_id": k + 1, "category_id": int(c), "score": float(s),
+                          "bbox": [x0 * w, y0 * h, (x1 - x0) * w, (y1 - y0) * h]})
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = gt
+        coco.createIndex()
+        run = COCOeval(coco, coco.loadRes(found) if found else COCO(), "bbox")
+        run.evaluate()
+        run.accumulate()
+        run.summarize()
+    return float(run.stats[0]), float(run.stats[1])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_coco_ap_agrees_with_pycocotools(seed: int) -> None:
+    pytest.importorskip("pycocotools")
+    truths, dets = random_boxes(seed)
+    ours = metrics.coco_ap(truths, dets, 3)
+    theirs, theirs50 = pycocotools_map(truths, dets, [(640, 480)] * len(truths), 3)
+    assert abs(np.nanmean(ours) - theirs) < 0.005 and abs(np.nanmean(ours[:, 0]) - theirs50) < 0.005
+
+
+@pytest.mark.timeout(30)
+def test_darknet_ap_is_the_area_under_the_precision_envelope() -> None:
+    # one class, two truths in one image; ranked: a hit (0.9), a miss (0.8), a second hit (0.7) and a duplicate
+    # of the first truth (0.6, a false positive: a truth counts once)
+    gt = np.array([[0, 0.1, 0.1, 0.3, 0.3], [0, 0.6, 0.6, 0.9, 0.9]])
+    det = np.array([[0, 0.9, 0.1, 0.1, 0.3, 0.3], [0, 0.8, 0.4, 0.0, 0.5, 0.1], [0, 0.7, 0.6, 0.6, 0.9, 0.9],
+                    [0, 0.6, 0.11, 0.1, 0.3, 0.3]])
+    ranked = metrics.rank_darknet([gt], [det], 1, 0.5)
+    assert list(ranked.tp) == [True, False, True, False]
+    # precision 1, 1/2, 2/3, 1/2 at recall 1/2, 1/2, 1, 1: the envelope is 1 up to 1/2, then 2/3
+    assert metrics.darknet_ap(ranked, 1)[0] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert metrics.darknet_ap(ranked, 1, points=11)[0] == pytest.approx((6 * 1 + 5 * 2 / 3) / 11)
+
+
+@pytest.mark.timeout(30)
+def test_label_and_detection_readers_name_the_file_and_line(tmp_path: Path) -> None:
+    good = parse_labels("0 0.5 0.5 0.2 0.4\n\n", tmp_path / "a.txt", 1)
+    assert good.tolist() == [[0, 0.4, 0.3, 0.6, 0.7]]
+    for text, words in (("0 0.5 0.5 0.2\n", "4 fields"), ("0 0.5 nan 0.2 0.2\n", "not finite"),
+                        ("0 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.2 0.2\n", "class 3"), ("x 0.5 0.5 0.2 0.2\n", "numbers")):
+        with pytest.raises(StepError) as info:
+            parse_labels(text, tmp_path / "a.txt", 2)
+        assert words in str(info.value) and info.value.problems[0].code == "bad-label"
+    image = tmp_path / "img.png"
+    image.write_bytes(b"")
+    (tmp_path / "img.txt").write_bytes(b"0 0.5 0.5 0.2 0.2\n0 \xff\xfe 0.5\n")
+    with pytest.raises(StepError) as info:
+        read_ground_truth([image], 1)
+    assert f"{tmp_path / 'img.txt'}:2:" in str(info.value) and "UTF-8" in str(info.value)
+    assert read_ground_truth([tmp_path / "other.png"], 1)[0].shape == (0, 5)  # no label file: a negative
+    with pytest.raises(StepError, match="not finite"):
+        parse_json_detections('[{"frame_id":1, "objects": [{"class_id":0, "relative_coordinates":{"center_x":'
+                              '0.5, "center_y":0.5, "width":0.1, "height":NaN}, "confidence":0.9}]}]', 1, 1)
+    with pytest.raises(StepError, match="class_id 4"):
+        parse_json_detections('[{"frame_id":1, "objects": [{"class_id":4, "relative_coordinates":{"center_x":'
+                              '0.5, "center_y":0.5, "width":0.1, "height":0.1}, "confidence":0.9}]}]', 1, 1)
+    (tmp_path / "det_red.txt").write_text("000000 0.9 1 1 33 33\n000001 inf 1 1 2 2\n")
+    with pytest.raises(StepError, match=r"det_red.txt:2"):
+        parse_voc_results(tmp_path, "det_", ["red"], [(64, 64), (64, 64)])
+
+
+@pytest.mark.timeout(60)
+def test_event_files_are_read_back_by_tensorboard(tmp_path: Path) -> None:
+    assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    ea_module = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    path = write_scalars(tmp_path, [("val/mAP50", 100, 0.25), ("val/mAP50", 200, 0.5), ("train/loss", 100,
+                                                                                         float("nan")),
+                                    ("eval/ap50/red\x07box", 0, 1.0)])
+    assert path is not None and path.parent == tmp_path and path.name.startswith("events.out.tfevents.")
+    acc = ea_module.EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert sorted(acc.Tags()["scalars"]) == ["eval/ap50/red_box", "val/mAP50"]  # nan left out, BEL replaced
+    assert [(e.step, e.value) for e in acc.Scalars("val/mAP50")] == [(100, 0.25), (200, 0.5)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_yolo_eval_in_a_real_shell(ip, trained_model, capsys) -> None:
+    """pjreddie (which has no `detector map`): the metrics, the views and the trackers' files of a trained model."""
+    root, data, cfg, weights = trained_model
+    res = run_cell(ip, f"%yolo eval {data} {cfg} {weights} bin=/usr/bin/darknet out={root}/evals")
+    out = capsys.readouterr()
+    assert res.error_in_exec is None, out.out + out.err
+    ev = ip.user_ns["yolo_eval"]
+    assert list(ev.per_class.columns) == ["class", "images", "gt", "tp", "fp", "fn", "precision", "recall", "f1",
+                                          "ap50", "ap50_95"]
+    assert ev.map50 > 0.3 and 0 < ev.map50_95 <= ev.map50  # the trained model finds the boxes
+    assert ev.per_class["gt"].sum() == sum(len(t) for t in ev.truths) and len(ev.images) == 8
+    errors = (ev.images["fp"] + ev.images["fn"]).tolist()
+    assert errors == sorted(errors, reverse=True)  # worst first
+    assert list(ev.confusion.index) == ["red_box", "background"] and ev.confusion.to_numpy().sum() > 0
+    assert ev.confusion.loc["red_box", "red_box"] == ev.per_class["tp"].iloc[0]
+    assert set(ev.curves.columns) == {"class", "confidence", "precision", "recall", "f1"}
+    assert ev.folder == root / "evals" / "tiny_final" and "mAP@0.50" in out.out
+    for name in ("confusion.html", "curves.html", "mosaic.html", "per_class.csv", "confusion.csv", "images.csv"):
+        assert (ev.folder / name).is_file(), name
+    assert len(list(ev.folder.glob("events.out.tfevents.*"))) == 1
+    # the same line again: a new folder, nothing of the first overwritten
+    res = run_cell(ip, f"%yolo eval {data} {cfg} {weights} bin=/usr/bin/darknet out={root}/evals as again")
+    assert res.error_in_exec is None and ip.user_ns["again"].folder == root / "evals" / "tiny_final_1"
+    assert ip.user_ns["again"].map50 == ev.map50  # darknet is deterministic on the CPU
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_eval_agrees_with_alexeyab_detector_map_and_pycocotools(trained_model, alexeyab) -> None:
+    from darknet_magics.formats import image_size
+    from darknet_magics.inference import evaluate_map
+    from darknet_magics.model.evaluate import evaluate
+
+    pytest.importorskip("pycocotools")
+    root, data, cfg, weights = trained_model
+    ours = evaluate(darknet=alexeyab, data=data, cfg=cfg, weights=weights, cwd=alexeyab.parent)
+    theirs = evaluate_map(darknet=alexeyab, data=data, cfg=cfg, weights=weights, cwd=alexeyab.parent, show=False)
+    coco, _ = pycocotools_map(ours.truths, [_dets(ours, p) for p in ours.paths],
+                              [image_size(p) for p in ours.paths], 1)
+    print(f"mAP@0.50 ours {ours.map50:.4f} darknet {theirs.map50:.4f}; "
+          f"mAP@0.50:0.95 ours {ours.map50_95:.4f} pycocotools {coco:.4f}")
+    assert ours.map50 > 0.3 and abs(ours.map50 - theirs.map50) <= 0.01
+    assert abs(ours.map50_95 - coco) <= 0.005
+
+
+def _dets(evaluation, path: Path) -> np.ndarray:
+    rows = evaluation.detections[evaluation.detections["image"] == str(path)]
+    return rows[["class", "confidence", "x0", "y0", "x1", "y1"]].to_numpy(float).reshape(-1, 6)
+
+
+@pytest.mark.timeout(120)
+def test_yolo_eval_bad_input_names_the_line_and_the_fix(ip, tmp_path, capsys) -> None:
+    from darknet_magics.synth import make_dataset
+
+    ds = make_dataset(tmp_path / "ds", images=3, size=64)
+    (tmp_path / "valid.txt").write_text("".join(f"{p}\n" for p in ds.images))
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes=1\nvalid={tmp_path / 'valid.txt'}\nnames={ds.folder / 'obj.names'}\n")
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text("[net]\nwidth=64\nheight=64\n")
+    res = run_cell(ip, f"%yolo eval {data} {cfg} {tmp_path / 'none.weights'}")
+    err = capsys.readouterr().err
+    assert res.error_in_exec is not None and "WEIGHTS" in err and "does not exist" in err and "Traceback" not in err
+    res = run_cell(ip, f"%yolo eval {data} {cfg} {tmp_path / 'none.weights'} thresh=high")
+    err = capsys.readouterr().err
+    assert res.error_in_exec is not None and "thresh" in err and "Traceback" not in err
+    (tmp_path / "w.weights").write_bytes(b"\0" * 64)
+    ds.images[2].with_suffix(".txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.5 0.5 inf 0.2\n")
+    res = run_cell(ip, f"%yolo eval {data} {cfg} {tmp_path / 'w.weights'} bin=/usr/bin/darknet")
+    out = capsys.readouterr()
+    err = out.out + out.err
+    assert res.error_in_exec is not None and "Traceback" not in err
+    assert f"{ds.images[2].with_suffix('.txt')}:2:" in err and "not finite" in err
