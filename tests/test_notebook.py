@@ -101,7 +101,8 @@ slow = pytest.mark.slow
 
 @pytest.mark.parametrize("marker", ["%load_ext darknet_magics", "%%darknet", "drive {DRIVE}", "clone {DARKNET_SOURCE}",
                                     "make ", "stage {drive}", "%yolo data", "%yolo cfg", "%yolo check",
-                                    "%yolo train", "map", "yolo_run.iterations", "yolo_run.figure", "%yolo test"])
+                                    "%yolo train", "map", "yolo_run.iterations", "yolo_run.figure", "%yolo eval", "yolo_eval.per_class",
+                                    "%yolo test"])
 def test_quickstart_has_every_step(marker):
     import nbformat
 
