@@ -17,7 +17,7 @@ from darknet_magics.model.evaluate import parse_json_detections, parse_labels, p
 from darknet_magics.trackers import crc32c, write_scalars
 
 sys.path.insert(0, str(Path(__file__).parent))
-from builds import alexeyab, flavor_binary  # noqa: E402,F401 (alexeyab: a fixture)
+from builds import flavor_binary  # noqa: E402
 
 
 def random_boxes(seed: int, images: int = 30, classes: int = 3) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -168,18 +168,22 @@ def test_yolo_eval_in_a_real_shell(ip, trained_model, capsys) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_eval_agrees_with_alexeyab_detector_map_and_pycocotools(trained_model, alexeyab) -> None:
+@pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
+def test_eval_agrees_with_detector_map_and_pycocotools(trained_model, flavor) -> None:
+    """The same weights: our mAP@0.50 against the flavor's own `detector map`, our mAP@0.50:0.95 against
+    pycocotools on our detections."""
     from darknet_magics.formats import image_size
     from darknet_magics.inference import evaluate_map
     from darknet_magics.model.evaluate import evaluate
 
     pytest.importorskip("pycocotools")
+    binary = flavor_binary(flavor)
     root, data, cfg, weights = trained_model
-    ours = evaluate(darknet=alexeyab, data=data, cfg=cfg, weights=weights, cwd=alexeyab.parent)
-    theirs = evaluate_map(darknet=alexeyab, data=data, cfg=cfg, weights=weights, cwd=alexeyab.parent, show=False)
+    ours = evaluate(darknet=binary, data=data, cfg=cfg, weights=weights, cwd=binary.parent)
+    theirs = evaluate_map(darknet=binary, data=data, cfg=cfg, weights=weights, cwd=binary.parent, show=False)
     coco, _ = pycocotools_map(ours.truths, [_dets(ours, p) for p in ours.paths],
                               [image_size(p) for p in ours.paths], 1)
-    print(f"mAP@0.50 ours {ours.map50:.4f} darknet {theirs.map50:.4f}; "
+    print(f"{flavor}: mAP@0.50 ours {ours.map50:.4f} darknet {theirs.map50:.4f}; "
           f"mAP@0.50:0.95 ours {ours.map50_95:.4f} pycocotools {coco:.4f}")
     assert ours.map50 > 0.3 and abs(ours.map50 - theirs.map50) <= 0.01
     assert abs(ours.map50_95 - coco) <= 0.005
@@ -213,3 +217,27 @@ def test_yolo_eval_bad_input_names_the_line_and_the_fix(ip, tmp_path, capsys) ->
     err = out.out + out.err
     assert res.error_in_exec is not None and "Traceback" not in err
     assert f"{ds.images[2].with_suffix('.txt')}:2:" in err and "not finite" in err
+
+
+@pytest.mark.timeout(120)
+def test_a_run_s_results_csv_and_events_come_from_its_history(tmp_path: Path) -> None:
+    """The training sink on a real AlexeyAB log with mAP: one row per iteration, the mAP beside its iteration,
+    and TensorBoard reads the chart's scalars back."""
+    import pandas as pd
+
+    from conftest import FIXTURES
+    from darknet_magics.logs import parse_log
+    from darknet_magics.trackers import save_run
+
+    history = parse_log(FIXTURES / "logs" / "alexeyab-train-map.pty.log")
+    assert len(history.maps)  # the fixture has mAP lines
+    save_run(history, tmp_path)
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert list(table["iteration"]) == list(history.iterations["iteration"])
+    at = history.maps.dropna(subset=["iteration"]).iloc[-1]
+    assert table.loc[table["iteration"] == at["iteration"], "map50"].iloc[0] == pytest.approx(at["map50"])
+    ea_module = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    acc = ea_module.EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert {"train/loss", "train/avg_loss", "val/mAP50"} <= set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Scalars("train/avg_loss")] == list(history.iterations["iteration"])
