@@ -628,18 +628,22 @@ class CheckpointReport:
     best: Optional[Path]
     figure: Optional[dict] = None
     saved: Optional[Any] = None
+    metric: str = "map"  # the column `best` is the highest of: map (mAP@0.50) or map50_95
 
     def summary(self) -> str:
         if self.best is None:
             return "no checkpoint gave a mAP"
         row = self.table.loc[self.table["path"] == str(self.best)].iloc[0]
-        return (f"best: {self.best.name} (mAP@0.50 {100 * row['map']:.2f}%) of {len(self.table)} checkpoint(s)")
+        label = "mAP@0.50:0.95" if self.metric == "map50_95" else "mAP@0.50"
+        return (f"best: {self.best.name} ({label} {100 * row[self.metric]:.2f}%) of {len(self.table)} "
+                "checkpoint(s)")
 
 
 def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Path, *, cwd: Optional[Path] = None,
                          reporter: Optional[Reporter] = None, flavor: Optional[str] = None,
                          iou_thresh: Optional[float] = None, points: Optional[int] = None,
-                         extra_args: Sequence[str] = (), env: Optional[dict] = None) -> CheckpointReport:
+                         extra_args: Sequence[str] = (), env: Optional[dict] = None,
+                         metric: str = "map50") -> CheckpointReport:
     """``detector map`` on every weights file of `folder` (_1000, _2000, ..., _best, _last, _final).
 
     The iteration of ``_best``, ``_last`` and ``_final`` (not in their names) is read from the weights file's
@@ -648,9 +652,13 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     when `folder` is a run's backup folder): ``checkpoints.csv``, ``checkpoints.html`` and, where a notebook shows
     it, ``checkpoints.png``.
 
+    `metric="map50_95"` evaluates each checkpoint with `%yolo eval`'s matching instead (model/evaluate.py: one
+    darknet process on the validation list, any flavor, pjreddie included): the table gains ``map50_95`` and the
+    best is the file with the highest mAP@0.50:0.95.
+
     Returns:
         A `CheckpointReport`: `table` has iteration, tag, path, map, precision, recall, f1 (and avg_iou where
-        printed), `class_ap` one row per (checkpoint, class), and `best` the file with the highest mAP@0.50.
+        printed), `class_ap` one row per (checkpoint, class), and `best` the file with the highest `metric`.
     """
     import pandas as pd
 
@@ -667,6 +675,11 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
         if iteration is None:  # _best/_last/_final: the header says how far training was
             iteration = weights_iteration(path, Path(cfg))
         try:
+            if metric == "map50_95":
+                row, ap = _checkpoint_by_eval(darknet, data, cfg, path, cwd, reporter, flavor, env)
+                rows.append({"iteration": iteration, "tag": tag, "path": str(path), **row})
+                aps.append(ap)
+                continue
             report = evaluate_map(darknet=darknet, data=data, cfg=cfg, weights=path, cwd=cwd, reporter=reporter,
                                   flavor=flavor, env=env, iou_thresh=iou_thresh, points=points,
                                   extra_args=extra_args, show=False)
@@ -690,8 +703,9 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     if not len(scored):
         raise StepError(f"no checkpoint in {folder} gave a mAP ({len(files)} tried)",
                         fix="see the warnings above: each names its file and darknet's error")
-    best = Path(scored.loc[scored["map"].idxmax(), "path"])
-    result = CheckpointReport(table=table, class_ap=class_ap, best=best)
+    key = "map50_95" if metric == "map50_95" else "map"
+    best = Path(scored.loc[scored[key].idxmax(), "path"])
+    result = CheckpointReport(table=table, class_ap=class_ap, best=best, metric=key)
     reporter.progress(f"map: {len(files)} checkpoint(s) evaluated", final=True)
     reporter.dataframe(table, title=result.summary())
     run_dir = checkpoint_run_dir(Path(folder).expanduser())
@@ -709,6 +723,24 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     except OSError as exc:  # a read-only folder: the table and chart are still shown and returned
         reporter.warn(f"the checkpoint table and chart were not saved in {run_dir}: {exc}")
     return result
+
+
+def _checkpoint_by_eval(darknet, data, cfg, weights, cwd, reporter, flavor, env) -> tuple[dict, Any]:
+    """One checkpoint scored by `%yolo eval`'s matching: its table row and its per-class AP rows."""
+    from .model.evaluate import evaluate  # model/ sits above this module: imported where it is used
+
+    ev = evaluate(darknet=darknet, data=data, cfg=cfg, weights=weights, cwd=cwd, reporter=reporter, flavor=flavor,
+                  env=env)
+    tp, fp, fn = (int(ev.per_class[k].sum()) for k in ("tp", "fp", "fn"))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    row = {"map": ev.map50, "map50_95": ev.map50_95, "precision": precision, "recall": recall,
+           "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+           "tp": tp, "fp": fp, "fn": fn}
+    ap = ev.per_class.rename(columns={"class": "name", "ap50": "ap"})[["name", "ap", "ap50_95", "tp", "fp", "fn",
+                                                                       "gt"]]
+    ap.insert(0, "checkpoint", Path(weights).name)
+    return row, ap
 
 
 def checkpoint_run_dir(folder: Path) -> Path:

@@ -164,6 +164,15 @@ def test_yolo_eval_in_a_real_shell(ip, trained_model, capsys) -> None:
     res = run_cell(ip, f"%yolo eval {data} {cfg} {weights} bin=/usr/bin/darknet out={root}/evals as again")
     assert res.error_in_exec is None and ip.user_ns["again"].folder == root / "evals" / "tiny_final_1"
     assert ip.user_ns["again"].map50 == ev.map50  # darknet is deterministic on the CPU
+    # the checkpoints of the run ranked by mAP@0.50:0.95, on pjreddie, which has no `detector map`
+    res = run_cell(ip, f"%yolo map {data} {cfg} {weights.parent} metric=map50_95 bin=/usr/bin/darknet as ck")
+    out = capsys.readouterr()
+    assert res.error_in_exec is None, out.out + out.err
+    ck = ip.user_ns["ck"]
+    assert ck.metric == "map50_95" and ck.table["map50_95"].notna().all()
+    assert ck.table.loc[ck.table["path"] == str(ck.best), "map50_95"].iloc[0] == ck.table["map50_95"].max()
+    assert ck.table.loc[ck.table["path"] == str(weights), "map50_95"].iloc[0] == pytest.approx(ev.map50_95)
+    assert "mAP@0.50:0.95" in out.out
 
 
 @pytest.mark.slow

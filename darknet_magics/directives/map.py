@@ -12,6 +12,9 @@ SPEC = Spec("map", "yolo", "Compute mAP with darknet's `detector map`; WEIGHTS m
             positionals=model_positionals(".weights, or a folder of them"),
             options=(Opt("iou_thresh", "float", "IoU for a true positive (darknet's -iou_thresh, default 0.5)"),
                      Opt("points", "int", "0: area under the curve, 11: VOC2007, 101: COCO (darknet's -points)"),
+                     Opt("metric", "str", "what names the best checkpoint of a folder: map50 (darknet's detector "
+                         "map) or map50_95 (%yolo eval's matching, on any flavor)", choices=("map50", "map50_95"),
+                         default="map50"),
                      ARGS, BIN), allows_as=True,
             example="%yolo map obj.data yolo-obj.cfg backup/ points=11", order=150)
 
@@ -23,7 +26,7 @@ def run(step: Step, ctx: Context) -> Done:
                   reporter=ctx.reporter, iou_thresh=step.get("iou_thresh"),
                   points=step.get("points"), extra_args=darknet_args(step, ctx, "map"))
     if weights.is_dir():
-        report = evaluate_checkpoints(folder=weights, **common)
+        report = evaluate_checkpoints(folder=weights, metric=step.get("metric"), **common)
     else:
         report = evaluate_map(weights=weights, **common)
     ctx.bind(step, report)
