@@ -139,7 +139,7 @@ def test_event_files_are_read_back_by_tensorboard(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)  # the first test of a checkout trains the model (minutes)
 def test_yolo_eval_in_a_real_shell(ip, trained_model, capsys) -> None:
     """pjreddie (which has no `detector map`): the metrics, the views and the trackers' files of a trained model."""
     root, data, cfg, weights = trained_model
@@ -176,7 +176,7 @@ def test_yolo_eval_in_a_real_shell(ip, trained_model, capsys) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)  # the first test of a checkout trains the model (minutes)
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
 def test_eval_agrees_with_detector_map_and_pycocotools(trained_model, flavor) -> None:
     """The same weights: our mAP@0.50 against the flavor's own `detector map`, our mAP@0.50:0.95 against
