@@ -8,6 +8,7 @@ from ..inference import _unique, checkpoint_run_dir
 from ..language import Opt, Spec, Step
 from ..model.evaluate import DETECT_THRESH, Evaluation, evaluate
 from ..session import Context, Done
+from ..trackers import save_evaluation
 from ..view.evaluation import show_evaluation
 from ._darknet import darknet_cwd
 from ._model_out import BIN, model_positionals, require_inputs, results_folder
@@ -51,9 +52,7 @@ def run(step: Step, ctx: Context) -> Done:
     result.folder = folder
     ctx.reporter.dataframe(result.per_class, title=result.summary())
     result.saved = show_evaluation(result, folder, ctx.reporter)
-    from ..trackers import save_evaluation
-
-    save_evaluation(result, folder, reporter=ctx.reporter)
+    save_evaluation(result, folder, reporter=ctx.reporter)  # the tables as CSV, the metrics for TensorBoard
     ctx.bind(step, result, DEFAULT_NAME)
     return Done(result.summary(), result)
 
@@ -66,10 +65,11 @@ def preview(step: Step, ctx: Context) -> list[str]:
     except OSError:
         flavor = None
     if flavor == "pjreddie":
-        argv = [str(binary), "detector", "valid", "(our copy of " + data + ")", cfg, weights]
+        argv = [str(binary), "detector", "valid", "eval.data", cfg, weights, "-out", "det_"]
     else:
-        argv = [str(binary), "detector", "test", data, cfg, weights, "-thresh", str(DETECT_THRESH), "-dont_show",
-                "-ext_output", "-out", "dets.json"]
-    return [" ".join(argv) + f"   (one process for obj.data's valid= images, in {darknet_cwd(ctx, binary)}; "
+        argv = [str(binary), "detector", "test", "eval.data", cfg, weights, "-thresh", str(DETECT_THRESH),
+                "-dont_show", "-ext_output", "-out", "dets.json"]
+    return [" ".join(argv) + f"   (one process for {data}'s valid= images, through our eval.data in a scratch "
+            f"folder, in {darknet_cwd(ctx, binary)}; "
             f"matched to their labels at IoU {step.get('iou')}, thresh {step.get('thresh')}; views to "
             f"{eval_folder(step, ctx, ctx.path(step.args['WEIGHTS']))})"]

@@ -1,15 +1,15 @@
 """`%yolo eval`: darknet's detections on the validation list, matched to the ground truth by us, on every flavor.
 
 One darknet process predicts every validation image at a low threshold (0.005, as ``detector map``), with the
-non-maximum suppression (0.45) and letterboxing that ``detector map`` uses:
+non-maximum suppression (0.45) and letterboxing that ``detector map`` uses, on an obj.data of our own (the images
+linked into a scratch folder as ``000000.png``, ``000001.jpg``, ...; the classes named ``c0``, ``c1``, ...), so that
+darknet's image ids, its JSON and its file names never depend on the user's names:
 
 * AlexeyAB and hank-ai: ``detector test ... -thresh 0.005 -dont_show -ext_output -out dets.json`` with the paths
   typed at its prompt (`inference`'s batch form); the JSON has each box with its full-precision confidence.
 * pjreddie (whose ``detector test`` prints no boxes and which has no ``detector map``): ``detector valid``, which
-  writes ``comp4_det_test_CLASS.txt`` files (``id score x0 y0 x1 y1`` in pixels, 1-based) into ``results=``.
+  writes ``det_cK.txt`` files (``id score x0 y0 x1 y1`` in pixels, 1-based) into ``results=``.
 
-The images are linked into a scratch folder as ``000000.png``, ``000001.jpg``, ... so that darknet's image ids
-(``basecfg``: the name up to its first dot) and the JSON's ``filename`` never depend on the user's names.
 The metrics are `metrics`' (pure); this module reads what darknet and the label files say, and checks it.
 """
 from __future__ import annotations
@@ -153,14 +153,28 @@ def _link_images(images: Sequence[Path], scratch: Path) -> list[Path]:
     return links
 
 
-def predict_all(*, darknet: Path, data: Path, cfg: Path, weights: Path, images: Sequence[Path], names: list[str],
-                cwd: Path, reporter: Reporter, flavor: str, env: Optional[dict] = None) -> list[np.ndarray]:
+def _scratch_data(scratch: Path, links: Sequence[Path], classes: int) -> Path:
+    """An obj.data of our own for darknet: valid= the links, results= the scratch folder, and names ``c0``, ``c1``,
+    ...: the user's class names never reach darknet's JSON (AlexeyAB writes a name's quote unescaped) or
+    pjreddie's results file names."""
+    (scratch / "results").mkdir()
+    (scratch / "valid.txt").write_text("".join(f"{p}\n" for p in links))
+    (scratch / "names.txt").write_text("".join(f"c{k}\n" for k in range(classes)))
+    data = scratch / "eval.data"
+    data.write_text(f"classes={classes}\nvalid={scratch / 'valid.txt'}\nnames={scratch / 'names.txt'}\n"
+                    f"results={scratch / 'results'}\n")
+    return data
+
+
+def predict_all(*, darknet: Path, cfg: Path, weights: Path, images: Sequence[Path], classes: int, cwd: Path,
+                reporter: Reporter, flavor: str, env: Optional[dict] = None) -> list[np.ndarray]:
     """darknet's detections (score >= 0.005) on `images`, one process: per-image arrays ``class score x0 y0 x1 y1``."""
     scratch = Path(tempfile.mkdtemp(prefix="darknet-eval-"))
     try:
         links = _link_images(images, scratch)
+        data = _scratch_data(scratch, links, classes)
         if flavor == "pjreddie":
-            return _predict_pjreddie(darknet, cfg, weights, links, names, scratch, cwd, reporter, env)
+            return _predict_pjreddie(darknet, data, cfg, weights, links, classes, cwd, reporter, env)
         out = scratch / "dets.json"
         (scratch / "annotated").mkdir()
         result, output, _, _ = _detect_prompt(darknet, data, cfg, weights, links, DETECT_THRESH, cwd,
@@ -168,19 +182,14 @@ def predict_all(*, darknet: Path, data: Path, cfg: Path, weights: Path, images: 
         if result.returncode not in (0, None) or result.signal or not out.is_file():
             raise _fail("darknet's detections for the evaluation failed", output, result, flavor,
                         [str(darknet), "detector", "test"])
-        return parse_json_detections(out.read_text(errors="replace"), len(links), len(names))
+        return parse_json_detections(out.read_text(errors="replace"), len(links), classes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _predict_pjreddie(darknet, cfg, weights, links, names, scratch, cwd, reporter, env) -> list[np.ndarray]:
-    """pjreddie's ``detector valid`` with an obj.data of our own (valid= our links, results= the scratch folder)."""
-    (scratch / "results").mkdir()
-    (scratch / "valid.txt").write_text("".join(f"{p}\n" for p in links))
-    (scratch / "names.txt").write_text("".join(f"{n}\n" for n in names))
-    (scratch / "eval.data").write_text(f"classes={len(names)}\nvalid={scratch / 'valid.txt'}\n"
-                                       f"names={scratch / 'names.txt'}\nresults={scratch / 'results'}\n")
-    argv = [str(darknet), "detector", "valid", str(scratch / "eval.data"), str(cfg), str(weights), "-out", "det_"]
+def _predict_pjreddie(darknet, data, cfg, weights, links, classes, cwd, reporter, env) -> list[np.ndarray]:
+    """pjreddie's ``detector valid`` on our obj.data: ``results/det_cK.txt`` per class."""
+    argv = [str(darknet), "detector", "valid", str(data), str(cfg), str(weights), "-out", "det_"]
     chunks: list[str] = []
 
     def on_text(text: str) -> None:
@@ -193,7 +202,7 @@ def _predict_pjreddie(darknet, cfg, weights, links, names, scratch, cwd, reporte
     if result.returncode not in (0, None) or result.signal:
         raise _fail("darknet detector valid failed", output, result, "pjreddie", argv)
     sizes = [image_size(p) or (1, 1) for p in links]
-    return parse_voc_results(scratch / "results", "det_", names, sizes)
+    return parse_voc_results(data.parent / "results", "det_", [f"c{k}" for k in range(classes)], sizes)
 
 
 @dataclass
@@ -254,8 +263,7 @@ def score(truths: Sequence[np.ndarray], dets: Sequence[np.ndarray], names: Seque
     ranked50 = metrics.rank_darknet(truths, dets, classes, 0.5)
     ap50 = metrics.darknet_ap(ranked50, classes, points)
     coco = metrics.coco_ap(truths, dets, classes)
-    kept = [d[np.argsort(-d[:, 1], kind="stable")][d[np.argsort(-d[:, 1], kind="stable"), 1] >= thresh]
-            for d in dets]
+    kept = [d[d[:, 1] >= thresh] for d in (d[np.argsort(-d[:, 1], kind="stable")] for d in dets)]
     image_rows, counts = _per_image(truths, kept, iou)
     per_class = []
     for c, name in enumerate(names):
@@ -327,8 +335,8 @@ def evaluate(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, thres
     truths = read_ground_truth(images, len(names), flavor)
     check_weights_file(cfg_path, weights_path)
     started = time.monotonic()
-    dets = predict_all(darknet=darknet_path, data=data_path, cfg=cfg_path, weights=weights_path, images=images,
-                       names=names, cwd=Path(cwd).expanduser().resolve() if cwd else Path.cwd(),
+    dets = predict_all(darknet=darknet_path, cfg=cfg_path, weights=weights_path, images=images,
+                       classes=len(names), cwd=Path(cwd).expanduser().resolve() if cwd else Path.cwd(),
                        reporter=reporter, flavor=flavor, env=env)
     result = score(truths, dets, names, images, thresh=thresh, iou=iou)
     result.seconds = time.monotonic() - started
