@@ -240,11 +240,15 @@ class Evaluation:
                 f"{len(self.images)} validation image(s), {len(self.names)} class(es)"
                 + (f"; views in {self.folder}" if self.folder else ""))
 
+    def __repr__(self) -> str:  # the tables are attributes to look at one by one, not a wall of text
+        return f"Evaluation({self.summary()})"
 
-def _per_image(truths, kept, iou) -> tuple[list[dict], np.ndarray]:
+
+def _per_image(truths, kept, iou) -> tuple[list[dict], dict[int, tuple[int, int]]]:
     """Per-image counts at the confidence threshold, and the per-class (tp, fp) sums."""
-    rows, counts = [], {}
-    for k, (gt, det) in enumerate(zip(truths, kept)):
+    rows: list[dict] = []
+    counts: dict[int, tuple[int, int]] = {}
+    for gt, det in zip(truths, kept):
         taken = metrics.match_image(gt, det, iou)
         for cls, t in zip(det[:, 0].astype(int), taken):
             tp, fp = counts.get(cls, (0, 0))
