@@ -85,10 +85,11 @@ def _clean_tag(tag: str) -> str:
 
 
 def write_scalars(folder: Path, points: Iterable[tuple[str, int, float]], *, wall_time: Optional[float] = None,
-                  suffix: str = "") -> Optional[Path]:
-    """Write ``(tag, step, value)`` points as a new event file in `folder` (atomically; its name is unique to this
-    writer: time, host, pid). Non-finite values are left out (TensorBoard would plot nothing sensible). Returns
-    the file, or None when no point was finite."""
+                  suffix: str = "", name: Optional[str] = None) -> Optional[Path]:
+    """Write ``(tag, step, value)`` points as an event file in `folder`, atomically: a new one whose name is unique
+    to this writer (time, host, pid, then `suffix`), or `name` (``events.out.tfevents.`` + it), replaced whole.
+    Non-finite values are left out (TensorBoard would plot nothing sensible). Returns the file, or None when no
+    point was finite."""
     now = time.time() if wall_time is None else wall_time
     by_step: dict[int, list[tuple[str, float]]] = {}
     for tag, step, value in points:
@@ -98,8 +99,8 @@ def write_scalars(folder: Path, points: Iterable[tuple[str, int, float]], *, wal
         return None
     data = record(event(now, 0, file_version="brain.Event:2"))
     data += b"".join(record(event(now, step, scalars=values)) for step, values in sorted(by_step.items()))
-    name = f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.{time.monotonic_ns()}{suffix}"
-    path = Path(folder) / name
+    unique = f"{int(now)}.{socket.gethostname()}.{os.getpid()}.{time.monotonic_ns()}{suffix}"
+    path = Path(folder) / f"events.out.tfevents.{name or unique}"
     atomic_write_bytes(path, data)
     return path
 
@@ -124,7 +125,8 @@ def save_run(history: Any, run_dir: Path, reporter: Any = None) -> None:
                   if col in iterations for row in iterations[["iteration", col]].to_dict("records")]
         points += [(tag, int(row["iteration"]), row[col]) for col, tag in _MAP_SCALARS.items()
                    if col in maps for row in maps[["iteration", col]].dropna(subset=["iteration"]).to_dict("records")]
-        write_scalars(Path(run_dir), points, suffix=".train")
+        # one file per run, rewritten whole when a resumed run ends: the history holds every session's points
+        write_scalars(Path(run_dir), points, name="darknet_magics.train")
     except (OSError, KeyError, ValueError) as exc:
         if reporter is not None:
             reporter.warn(f"results.csv and the TensorBoard events were not written in {run_dir}: {exc}")

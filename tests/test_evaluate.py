@@ -250,3 +250,5 @@ def test_a_run_s_results_csv_and_events_come_from_its_history(tmp_path: Path) ->
     acc.Reload()
     assert {"train/loss", "train/avg_loss", "val/mAP50"} <= set(acc.Tags()["scalars"])
     assert [e.step for e in acc.Scalars("train/avg_loss")] == list(history.iterations["iteration"])
+    save_run(history, tmp_path)  # a resumed run ends again: the same file, rewritten, not a second copy
+    assert [p.name for p in tmp_path.glob("events.out.tfevents.*")] == ["events.out.tfevents.darknet_magics.train"]
