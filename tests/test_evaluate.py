@@ -252,3 +252,32 @@ def test_a_run_s_results_csv_and_events_come_from_its_history(tmp_path: Path) ->
     assert [e.step for e in acc.Scalars("train/avg_loss")] == list(history.iterations["iteration"])
     save_run(history, tmp_path)  # a resumed run ends again: the same file, rewritten, not a second copy
     assert [p.name for p in tmp_path.glob("events.out.tfevents.*")] == ["events.out.tfevents.darknet_magics.train"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_real_training_run_leaves_results_csv_and_events_in_its_folder(tmp_path: Path) -> None:
+    """The sink wired into training's end: 3 real iterations of Debian's darknet."""
+    from darknet_magics import training
+    from darknet_magics.cfg import make_cfg
+    from darknet_magics.report import RecordingReporter
+    from darknet_magics.synth import make_dataset
+
+    template = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
+    if not Path("/usr/bin/darknet").exists() or not template.exists():
+        pytest.skip("needs Debian's darknet (apt-get install darknet)")
+    ds = make_dataset(tmp_path / "ds", images=4, size=64)
+    (tmp_path / "train.txt").write_text("".join(f"{p}\n" for p in ds.images))
+    (tmp_path / "obj.data").write_text(f"classes=1\ntrain={tmp_path}/train.txt\nvalid={tmp_path}/train.txt\n"
+                                       f"names={ds.folder}/obj.names\nbackup={tmp_path}/backup\n")
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(make_cfg(template.read_text(), 1, width=64, height=64, batch=2, subdivisions=1, max_batches=3,
+                            random=0))
+    run = training.train(darknet="/usr/bin/darknet", data=tmp_path / "obj.data", cfg=cfg, weights=None, map=False,
+                         gpus=None, backup=None, clear=False, run_dir=tmp_path / "run", reporter=RecordingReporter(),
+                         cwd=tmp_path)
+    import pandas as pd
+
+    table = pd.read_csv(run.run_dir / "results.csv")
+    assert list(table["iteration"]) == [1, 2, 3] and table["avg_loss"].notna().all()
+    assert (run.run_dir / "events.out.tfevents.darknet_magics.train").stat().st_size > 0
