@@ -281,3 +281,21 @@ def test_a_real_training_run_leaves_results_csv_and_events_in_its_folder(tmp_pat
     table = pd.read_csv(run.run_dir / "results.csv")
     assert list(table["iteration"]) == [1, 2, 3] and table["avg_loss"].notna().all()
     assert (run.run_dir / "events.out.tfevents.darknet_magics.train").stat().st_size > 0
+
+
+@pytest.mark.timeout(120)
+def test_yolo_eval_dry_run_shows_darknet_s_line_and_runs_nothing(tmp_path) -> None:
+    import os
+    import subprocess
+
+    if not Path("/usr/bin/darknet").exists():
+        pytest.skip("needs Debian's darknet (its flavor picks the line)")
+    weights = tmp_path / "run" / "backup" / "tiny_final.weights"
+    plan = tmp_path / "eval.darknet"
+    plan.write_text(f"%yolo eval {tmp_path}/obj.data {tmp_path}/tiny.cfg {weights} iou=0.6 bin=/usr/bin/darknet\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-m", "darknet_magics", "run", str(plan), "--dry-run"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "/usr/bin/darknet detector valid eval.data" in proc.stdout and "IoU 0.6" in proc.stdout
+    assert f"views to {tmp_path}/evaluations/tiny_final" in proc.stdout and not (tmp_path / "run").exists()
