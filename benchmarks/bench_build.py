@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ratio, timed  # noqa: E402
 
-from darknet_magics import build  # noqa: E402
-from darknet_magics.environment import probe_runtime  # noqa: E402
+from darknet_magics.setup import build  # noqa: E402
+from darknet_magics.setup.environment import probe_runtime  # noqa: E402
 from darknet_magics.report import Reporter  # noqa: E402
 
 TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "darknet-source"

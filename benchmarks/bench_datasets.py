@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ratio, timed  # noqa: E402
 
-from darknet_magics.checks import check_dataset  # noqa: E402
-from darknet_magics.formats import read_dataset, write_darknet  # noqa: E402
+from darknet_magics.data.checks import check_dataset  # noqa: E402
+from darknet_magics.data.formats import read_dataset, write_darknet  # noqa: E402
 from darknet_magics.synth import png_bytes  # noqa: E402
 
 
@@ -82,13 +82,13 @@ def formats_at(ref: str):
     import types
 
     repo = Path(__file__).resolve().parent.parent
-    src = subprocess.run(["git", "show", f"{ref}:darknet_magics/formats.py"], cwd=repo, check=True,
+    src = subprocess.run(["git", "show", f"{ref}:darknet_magics/data/formats.py"], cwd=repo, check=True,
                          capture_output=True, text=True).stdout
     name = "darknet_magics._formats_at_" + "".join(c if c.isalnum() else "_" for c in ref)
     mod = types.ModuleType(name)
     mod.__package__ = "darknet_magics"  # its relative imports (.errors) resolve to the current package
     sys.modules[name] = mod  # dataclasses look their module up here
-    exec(compile(src, f"{ref}:darknet_magics/formats.py", "exec"), mod.__dict__)
+    exec(compile(src, f"{ref}:darknet_magics/data/formats.py", "exec"), mod.__dict__)
     return mod
 
 
@@ -103,7 +103,7 @@ def convert_with(module, src: Path, out: Path) -> tuple[float, float, float, int
 
 
 def bench_coco(root: Path, n_images: int, n_boxes: int, baseline_ref: str = "") -> None:
-    from darknet_magics import formats
+    from darknet_magics.data import formats
 
     src = make_coco(root / "coco", n_images, n_boxes)
     print(f"COCO -> darknet, {n_images:,} images, {n_boxes:,} boxes (reads every image header, writes labels and "

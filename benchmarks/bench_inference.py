@@ -20,8 +20,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from _common import figure_line, ratio, timed  # noqa: E402
 
-from darknet_magics import inference  # noqa: E402
-from darknet_magics.cfg import make_cfg  # noqa: E402
+from darknet_magics.model import inference  # noqa: E402
+from darknet_magics.data.cfg import make_cfg  # noqa: E402
 from darknet_magics.report import RecordingReporter  # noqa: E402
 from darknet_magics.synth import make_dataset  # noqa: E402
 from test_inference_batch import synthetic_weights  # noqa: E402

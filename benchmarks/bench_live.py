@@ -34,9 +34,9 @@ PER_CELL_TARGET, PER_UPDATE_TARGET, UPDATE_MS_TARGET = 300_000, 20_000, 100.0
 SETUP = r'''
 import json, numpy as np, pandas as pd
 from types import SimpleNamespace
-from darknet_magics.history import History
-from darknet_magics.logparse import LogParser
-from darknet_magics.live import LiveView
+from darknet_magics.output.history import History
+from darknet_magics.output.logparse import LogParser
+from darknet_magics.view.live import LiveView
 from darknet_magics.notebook import NotebookReporter
 RAW = open(LOG_PATH, "rb").read()
 
@@ -105,10 +105,10 @@ def update_times(n: int, rounds: int) -> tuple[list[float], list[float], int]:
     import dataclasses
     import time
 
-    from darknet_magics.events import Iteration, MapResult
-    from darknet_magics.history import History
-    from darknet_magics.live import LiveView, _figure_dict, _to_json, progress_line
-    from darknet_magics.logs import parse_log
+    from darknet_magics.output.events import Iteration, MapResult
+    from darknet_magics.output.history import History
+    from darknet_magics.view.live import LiveView, _figure_dict, _to_json, progress_line
+    from darknet_magics.output.logs import parse_log
     from darknet_magics.report import RecordingReporter
 
     class Bundles(RecordingReporter):
@@ -148,8 +148,8 @@ def _map_events() -> list:
     """The real log's mAP results, repeated (cycled) for the long history."""
     import itertools
 
-    from darknet_magics.events import MapResult
-    from darknet_magics.logparse import LogParser
+    from darknet_magics.output.events import MapResult
+    from darknet_magics.output.logparse import LogParser
 
     parser = LogParser()
     events = parser.feed(LOG.read_bytes().decode("utf-8", "replace")) + parser.close()

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import figure_line, ratio_line  # noqa: E402
 
-from darknet_magics.logparse import LogParser  # noqa: E402
-from darknet_magics.logs import parse_log  # noqa: E402
+from darknet_magics.output.logparse import LogParser  # noqa: E402
+from darknet_magics.output.logs import parse_log  # noqa: E402
 
 LOGS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "darknet-logs"  # copies of ../shared/darknet-logs
 SOURCES = {

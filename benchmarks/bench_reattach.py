@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import figure_line, mb, ratio_line, timed  # noqa: E402
 from bench_parser import build_log  # noqa: E402
 
-from darknet_magics import background, keeper, training  # noqa: E402
+from darknet_magics.train import background, keeper, training  # noqa: E402
 from darknet_magics.report import Reporter  # noqa: E402
 
 

@@ -89,10 +89,11 @@ def bare_pexpect(argv: list[str], log: Path) -> tuple[float, int]:
 
 
 def ours_stream(argv: list[str], folder: Path) -> tuple[float, int, int, int]:
-    from darknet_magics import runner, training
-    from darknet_magics.history import History
-    from darknet_magics.live import LiveView
-    from darknet_magics.logparse import LogParser
+    from darknet_magics.run import runner
+    from darknet_magics.train import training
+    from darknet_magics.output.history import History
+    from darknet_magics.view.live import LiveView
+    from darknet_magics.output.logparse import LogParser
     from darknet_magics.report import RecordingReporter
 
     run = training.TrainingRun(run_dir=folder, history=History(), name="bench")
@@ -135,7 +136,7 @@ def bench_streaming(size_mb: float, rounds: int, tmp: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ overhead
 def make_workspace(tmp: Path, iterations: int) -> tuple[Path, Path]:
-    from darknet_magics.cfg import make_cfg
+    from darknet_magics.data.cfg import make_cfg
     from darknet_magics.synth import make_dataset
 
     ws = tmp / "ws"  # `tmp` has no space: darknet strips spaces from obj.data paths
@@ -156,7 +157,7 @@ def count_iterations(log: Path) -> int:
 
 
 def bench_overhead(iterations: int, rounds: int, tmp: Path, ws_root: Path) -> None:
-    from darknet_magics import training
+    from darknet_magics.train import training
     from darknet_magics.report import RecordingReporter
 
     if not DARKNET.exists():
@@ -189,7 +190,7 @@ def bench_display(n: int) -> None:
     import numpy as np
     import pandas as pd
 
-    from darknet_magics import live
+    from darknet_magics.view import live
     from darknet_magics.report import RecordingReporter
 
     rng = np.random.default_rng(0)

@@ -34,15 +34,15 @@ def unload_ipython_extension(ipython: Any) -> None:
 def __getattr__(name: str) -> Any:
     # Lazy public API: `from darknet_magics import parse_log` imports the parser (and pandas) only then.
     if name == "parse_log":
-        from .logs import parse_log
+        from .output.logs import parse_log
 
         return parse_log
     if name == "TrainingLog":
-        from .history import TrainingLog
+        from .output.history import TrainingLog
 
         return TrainingLog
     if name == "LogParser":
-        from .logparse import LogParser
+        from .output.logparse import LogParser
 
         return LogParser
     raise AttributeError(f"module 'darknet_magics' has no attribute {name!r}")

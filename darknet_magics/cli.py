@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .directives import GRAMMAR
-from .environment import detect_platform
+from .setup.environment import detect_platform
 from .errors import DarknetMagicsError
 from .executor import Executor
 from .language import parse_cell
-from .logs import parse_log
+from .output.logs import parse_log
 from .report import ConsoleReporter
 from .session import Session
 from .synth import DEMO_CFG

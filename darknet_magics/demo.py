@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import DarknetMagicsError
-from .logs import parse_log
-from .report_html import write_report
+from .output.logs import parse_log
+from .view.report_html import write_report
 from .synth import DEMO_CFG, DEMO_DATASET, make_dataset
 
 NOTEBOOK_NAME = "quickstart.ipynb"

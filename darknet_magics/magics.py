@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older IPython
         return func
 
 from .directives import GRAMMAR
-from .environment import detect_platform
+from .setup.environment import detect_platform
 from .errors import DarknetMagicsError, StepError
 from .executor import Executor
 from .language import overview, parse_cell, parse_yolo

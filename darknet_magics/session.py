@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, MutableMapping, Optional
 
-from .environment import RuntimeInfo, probe_runtime
+from .setup.environment import RuntimeInfo, probe_runtime
 from .errors import StepError
 from .report import Reporter
 
 if TYPE_CHECKING:  # the rich results; only for annotations (those modules do not import this one)
-    from .build import BuildResult, CloneResult
-    from .environment import DriveInfo
+    from .setup.build import BuildResult, CloneResult
+    from .setup.environment import DriveInfo
     from .language import Step
-    from .training import TrainingRun
+    from .train.training import TrainingRun
 
 __all__ = ["Session", "Context", "Done", "DEFAULT_RUN_NAME"]
 

@@ -125,7 +125,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory):
     import hashlib
     import json
 
-    from darknet_magics.cfg import make_cfg
+    from darknet_magics.data.cfg import make_cfg
     from darknet_magics.synth import make_dataset
 
     darknet, template = Path("/usr/bin/darknet"), Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")

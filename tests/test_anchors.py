@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from darknet_magics.anchors import (anchors_line, avg_iou, compute_anchors, kmeans_anchors, read_boxes, set_anchors)
-from darknet_magics.cfg import Cfg
+from darknet_magics.data.anchors import (anchors_line, avg_iou, compute_anchors, kmeans_anchors, read_boxes, set_anchors)
+from darknet_magics.data.cfg import Cfg
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.synth import make_dataset
 

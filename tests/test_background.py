@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics import keeper
-from darknet_magics.background import Keeper, _LogTail, find_live
+from darknet_magics.train import keeper
+from darknet_magics.train.background import Keeper, _LogTail, find_live
 from darknet_magics.synth import make_dataset
 
 DARKNET = Path("/usr/bin/darknet")
@@ -221,7 +221,7 @@ def test_a_resumed_run_reattached_after_a_restart_keeps_its_stitched_history(tmp
         kernel.close()
         _stop_leftovers(ws)
     assert _iterations(run_dir / "train.log") == list(range(1, 21))
-    from darknet_magics.history import History
+    from darknet_magics.output.history import History
 
     saved = History.load(run_dir / "history.jsonl")  # rewritten at the re-attach, appended since
     assert list(saved.iterations["iteration"]) == list(range(1, 21))
@@ -295,7 +295,7 @@ def test_stop_in_a_new_kernel_stops_the_run_a_restarted_kernel_left(tmp_path) ->
 def test_keeper_records_a_darknet_that_cannot_start(tmp_path) -> None:
     run_dir = tmp_path / "run; -x 'q'"
     run_dir.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "darknet_magics.keeper", "--run-dir", str(run_dir), "--log",
+    proc = subprocess.run([sys.executable, "-m", "darknet_magics.train.keeper", "--run-dir", str(run_dir), "--log",
                            str(run_dir / "train.log"), "--cwd", str(tmp_path), "--", str(tmp_path / "no-darknet")],
                           capture_output=True, text=True, timeout=50)
     state = keeper.read_state(run_dir)
@@ -309,7 +309,7 @@ def test_keeper_keeps_a_child_and_its_log_and_stops_it_on_request(tmp_path) -> N
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     script = "import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)\n"
-    subprocess.run([sys.executable, "-m", "darknet_magics.keeper", "--run-dir", str(run_dir), "--log",
+    subprocess.run([sys.executable, "-m", "darknet_magics.train.keeper", "--run-dir", str(run_dir), "--log",
                     str(run_dir / "train.log"), "--cwd", str(tmp_path), "--detach", "--", sys.executable, "-c",
                     script], timeout=30, check=True, start_new_session=True)
     _wait_for(lambda: (keeper.read_state(run_dir) or {}).get("state") == "running", 20, "the child to start")
@@ -382,7 +382,7 @@ def test_a_keeper_killed_while_the_kernel_follows_is_judged_from_the_log(ip, tmp
 def test_only_a_run_whose_last_session_ran_under_a_keeper_is_left_to_reattach(tmp_path) -> None:
     """A foreground resume of an earlier background run says "running" in run.json and still has the earlier
     session's keeper.json: another kernel's `%yolo status` must not judge it as ended unwatched."""
-    from darknet_magics.background import live_run
+    from darknet_magics.train.background import live_run
 
     folder = tmp_path / "runs" / "tiny-20261202-010000"
     folder.mkdir(parents=True)
@@ -407,7 +407,7 @@ def test_only_a_run_whose_last_session_ran_under_a_keeper_is_left_to_reattach(tm
 def test_a_run_left_running_on_another_boot_is_judged_from_its_log(tmp_path) -> None:
     """A VM reset: keeper.json names pids of another boot (they name nothing now). The run is judged from its
     (real, pjreddie) log, and the verdict says that nothing recorded how darknet ended."""
-    from darknet_magics.background import live_run, reattach
+    from darknet_magics.train.background import live_run, reattach
     from darknet_magics.report import RecordingReporter
 
     folder = tmp_path / "runs" / "tiny-20261202-010000"

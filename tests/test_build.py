@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from darknet_magics import build, environment
-from darknet_magics.environment import RuntimeInfo, probe_runtime
+from darknet_magics.setup import build, environment
+from darknet_magics.setup.environment import RuntimeInfo, probe_runtime
 from darknet_magics.errors import DarknetMagicsError, StepError
 from darknet_magics.report import RecordingReporter
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics.cfg import make_cfg
-from darknet_magics.checks import check, check_dataset, format_report, label_path
-from darknet_magics.datasets import write_data
+from darknet_magics.data.cfg import make_cfg
+from darknet_magics.data.checks import check, check_dataset, format_report, label_path
+from darknet_magics.data.datasets import write_data
 from darknet_magics.synth import make_dataset
 
 STOCK = Path("/usr/share/darknet/cfg")

@@ -14,10 +14,10 @@ from typing import Iterator
 
 import pytest
 
-from darknet_magics.cfg import make_cfg
-from darknet_magics.datasets import find_images, write_data
-from darknet_magics.staging import stage
-from darknet_magics.weights import KNOWN_WEIGHTS, fetch_weights, make_partial
+from darknet_magics.data.cfg import make_cfg
+from darknet_magics.data.datasets import find_images, write_data
+from darknet_magics.data.staging import stage
+from darknet_magics.data.weights import KNOWN_WEIGHTS, fetch_weights, make_partial
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.report import RecordingReporter
 from darknet_magics.synth import make_dataset

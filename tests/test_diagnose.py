@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics.diagnose import CODES, LineDiagnoser
-from darknet_magics.judge import diagnose
-from darknet_magics.logparse import LogParser, ProblemFound
+from darknet_magics.output.diagnose import CODES, LineDiagnoser
+from darknet_magics.output.judge import diagnose
+from darknet_magics.output.logparse import LogParser, ProblemFound
 
 LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 

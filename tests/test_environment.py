@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics import colab, environment as env
+from darknet_magics.setup import colab, environment as env
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.report import RecordingReporter
 

@@ -14,7 +14,7 @@ from conftest import run_cell
 from darknet_magics.errors import StepError
 from darknet_magics.model import metrics
 from darknet_magics.model.evaluate import parse_json_detections, parse_labels, parse_voc_results, read_ground_truth
-from darknet_magics.trackers import crc32c, write_scalars
+from darknet_magics.output.trackers import crc32c, write_scalars
 
 sys.path.insert(0, str(Path(__file__).parent))
 from builds import flavor_binary  # noqa: E402
@@ -181,8 +181,8 @@ def test_yolo_eval_in_a_real_shell(ip, trained_model, capsys) -> None:
 def test_eval_agrees_with_detector_map_and_pycocotools(trained_model, flavor) -> None:
     """The same weights: our mAP@0.50 against the flavor's own `detector map`, our mAP@0.50:0.95 against
     pycocotools on our detections."""
-    from darknet_magics.formats import image_size
-    from darknet_magics.inference import evaluate_map
+    from darknet_magics.data.formats import image_size
+    from darknet_magics.model.inference import evaluate_map
     from darknet_magics.model.evaluate import evaluate
 
     pytest.importorskip("pycocotools")
@@ -235,8 +235,8 @@ def test_a_run_s_results_csv_and_events_come_from_its_history(tmp_path: Path) ->
     import pandas as pd
 
     from conftest import FIXTURES
-    from darknet_magics.logs import parse_log
-    from darknet_magics.trackers import save_run
+    from darknet_magics.output.logs import parse_log
+    from darknet_magics.output.trackers import save_run
 
     history = parse_log(FIXTURES / "logs" / "alexeyab-train-map.pty.log")
     assert len(history.maps)  # the fixture has mAP lines
@@ -258,8 +258,8 @@ def test_a_run_s_results_csv_and_events_come_from_its_history(tmp_path: Path) ->
 @pytest.mark.timeout(300)
 def test_a_real_training_run_leaves_results_csv_and_events_in_its_folder(tmp_path: Path) -> None:
     """The sink wired into training's end: 3 real iterations of Debian's darknet."""
-    from darknet_magics import training
-    from darknet_magics.cfg import make_cfg
+    from darknet_magics.train import training
+    from darknet_magics.data.cfg import make_cfg
     from darknet_magics.report import RecordingReporter
     from darknet_magics.synth import make_dataset
 

@@ -26,7 +26,9 @@ from faults import archives as A
 from faults.fs import can_mount, leftovers, tmpfs
 from faults.httpsite import Site, serve
 
-from darknet_magics import build, environment, staging
+from darknet_magics.setup import build, environment
+
+from darknet_magics.data import staging
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.report import RecordingReporter
 
@@ -83,7 +85,7 @@ def test_malformed_archive_is_diagnosed_naming_archive_and_member(tmp_path: Path
 
 
 # Bad members AFTER thousands of good ones: tar is already unpacking them into the hidden folder while the
-# members are vetted (staging._unpack); the vetting's error must still win, kill tar and leave nothing behind.
+# members are vetted (staging_archives._unpack); the vetting's error must still win, kill tar and leave nothing behind.
 MANY = {f"set/f{i:05d}.jpg": bytes(1500) for i in range(3000)}
 
 
@@ -140,7 +142,7 @@ def test_killed_unpack_never_looks_complete_and_the_rerun_finishes(tmp_path: Pat
     src = A.write(tmp_path / "drive" / "big.tar", A.tar_bytes(big))
     into = tmp_path / "local"
     into.mkdir()
-    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from darknet_magics.staging import stage; "
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from darknet_magics.data.staging import stage; "
             f"stage({str(src)!r}, {str(into)!r})")
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.monotonic() + 60
@@ -346,7 +348,7 @@ needs_darknet = pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists()
 
 
 def _train_setup(ws: Path, iterations: int) -> str:
-    from darknet_magics.cfg import make_cfg
+    from darknet_magics.data.cfg import make_cfg
     from darknet_magics.synth import make_dataset
 
     ds = make_dataset(ws / "ds", images=12, size=64)

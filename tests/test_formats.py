@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics import formats
-from darknet_magics.checks import check_dataset, label_path
-from darknet_magics.datasets import plan_dataset, prepare_dataset
+from darknet_magics.data import formats
+from darknet_magics.data.checks import check_dataset, label_path
+from darknet_magics.data.datasets import plan_dataset, prepare_dataset
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.synth import png_bytes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cell
-from darknet_magics.datasets import prepare_dataset
+from darknet_magics.data.datasets import prepare_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300),
               pytest.mark.skipif(not Path("/usr/bin/darknet").exists()

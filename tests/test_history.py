@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from darknet_magics.history import History, TrainingLog
-from darknet_magics.logparse import Iteration, LogParser, ProblemFound, Prompt, Resumed
+from darknet_magics.output.history import History, TrainingLog
+from darknet_magics.output.logparse import Iteration, LogParser, ProblemFound, Prompt, Resumed
 
 LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 
@@ -156,7 +156,7 @@ def test_infinite_loss_round_trips_through_save_and_append(tmp_path: Path) -> No
 
 
 def test_iteration_lines_are_the_generic_encoding(tmp_path: Path) -> None:
-    from darknet_magics.history import _dumps, _lines
+    from darknet_magics.output.history import _dumps, _lines
 
     evs = events("alexeyab/train-map-noise.pty.log") + [Iteration(3, 1.0, float("inf"), images=7.0)]
     fast = _lines(evs)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics import inference
-from darknet_magics.binary import check_darknet_args
+from darknet_magics.model import inference
+from darknet_magics.setup.binary import check_darknet_args
 from darknet_magics.errors import StepError
 from darknet_magics.report import RecordingReporter
 from darknet_magics.synth import make_dataset
@@ -138,7 +138,9 @@ def test_darknet_flags_are_checked_per_flavor() -> None:
     errors = check_darknet_args("hank-ai", "train", ["-mAP_epochs", "2"])
     assert errors == ["hank-ai's darknet has no flag -mAP_epochs"]
     assert check_darknet_args("hank-ai", "test", ["-points", "11", "-verbose"]) == []
-    assert check_darknet_args("hank-ai", "test", ["-save_labels"]) == []  # hank-ai ignores '_' and case
+    assert check_darknet_args("hank-ai", "test", ["-Letter_Box"]) == []  # hank-ai ignores '_' and case
+    # issue 19: it would write predictions over the dataset's labels (tests/test_safenames.py has the others)
+    assert "refused" in check_darknet_args("hank-ai", "test", ["-save_labels"])[0]
     errors = check_darknet_args("pjreddie", "train", ["-mjpeg_port", "8090"])
     assert errors == ["pjreddie's darknet has no flag -mjpeg_port"]
     assert "takes a int value" in check_darknet_args("alexeyab", "map", ["-mAP_epochs", "x"])[0]
@@ -162,7 +164,7 @@ def synthetic_weights(cfg_text: str, objectness: float = 6.0, noise: float = 0.0
 
     import numpy as np
 
-    from darknet_magics.cfg import Cfg, layer_weights
+    from darknet_magics.data.cfg import Cfg, layer_weights
 
     cfg = Cfg.parse(cfg_text)
     sections = cfg.layers
@@ -194,7 +196,7 @@ def synthetic_weights(cfg_text: str, objectness: float = 6.0, noise: float = 0.0
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A yolov3-tiny 64x64 one-class cfg with `synthetic_weights`, and a synthetic dataset."""
-    from darknet_magics.cfg import check_weights, make_cfg
+    from darknet_magics.data.cfg import check_weights, make_cfg
 
     if not TEMPLATE.exists():
         pytest.skip("needs Debian's darknet cfgs (apt-get install darknet)")
@@ -317,7 +319,7 @@ def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp
 def test_checkpoint_chart_marks_the_best_and_leaves_out_rows_without_an_iteration() -> None:
     import pandas as pd
 
-    from darknet_magics.live import checkpoint_figure
+    from darknet_magics.view.live import checkpoint_figure
 
     table = pd.DataFrame({"iteration": pd.array([2000, 1000, None, 2000], dtype="Int64"),
                           "tag": ["2000", "1000", "final", "last"],
@@ -417,7 +419,7 @@ def colab_stub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 @pytest.mark.timeout(60)
 def test_show_images_and_videos_and_download_in_colab(colab_stub: Path, tmp_path: Path) -> None:
-    from darknet_magics import colab
+    from darknet_magics.setup import colab
 
     ds = make_dataset(tmp_path / "ds", images=1, size=32)
     rec = RecordingReporter()
@@ -447,8 +449,8 @@ def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_nam
     confidence within 0.02. yolov3-tiny loads only because export_onnx repairs its maxpool padding."""
     onnx = pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
     pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
-    from darknet_magics import export
-    from darknet_magics.cfg import make_cfg
+    from darknet_magics.model import export
+    from darknet_magics.data.cfg import make_cfg
 
     template = hankai.parents[2] / "cfg" / f"{template_name}.cfg"  # the source tree's own cfg/
     ds = make_dataset(tmp_path / "ds", images=1, size=64)
@@ -496,7 +498,7 @@ def test_darknet_maxpool_padding_in_onnx_matches_darknets_loop() -> None:
     ort = pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
     from onnx import TensorProto, helper
 
-    from darknet_magics import export
+    from darknet_magics.model import export
 
     def darknet_maxpool(x, size, stride, pad):
         c, h, w = x.shape
@@ -535,7 +537,7 @@ def test_darknet_maxpool_padding_in_onnx_matches_darknets_loop() -> None:
 
 @pytest.mark.timeout(30)
 def test_export_says_what_to_do_for_alexeyab_and_pjreddie(tmp_path: Path) -> None:
-    from darknet_magics import export
+    from darknet_magics.model import export
 
     if not DARKNET.exists():
         pytest.skip("needs Debian's darknet")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cell
-from darknet_magics.cfg import make_cfg
+from darknet_magics.data.cfg import make_cfg
 from darknet_magics.synth import make_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -52,7 +52,7 @@ def test_yolo_test_on_a_folder_in_a_real_shell(ip, files, capsys) -> None:
 def test_yolo_map_on_a_backup_folder_in_a_real_shell(ip, files, capsys, alexeyab) -> None:
     from IPython.utils.capture import capture_output
 
-    from darknet_magics.live import PLOTLY_MIME, png_unavailable
+    from darknet_magics.view.live import PLOTLY_MIME, png_unavailable
     from test_inference_batch import with_seen
 
     tmp, ds, data, cfg, weights = files
@@ -116,7 +116,7 @@ from test_inference_batch import FFMPEG, make_clip  # noqa: E402
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
 def test_yolo_video_in_a_real_shell(ip, files, capsys, flavor) -> None:
-    from darknet_magics.inference import video_frames
+    from darknet_magics.model.inference import video_frames
 
     tmp, ds, data, cfg, weights = files
     if not FFMPEG.exists():
@@ -174,7 +174,7 @@ def test_yolo_export_in_a_real_shell_agrees_with_darknet(ip, tmp_path, capsys, t
     darknet's detections on the same image (yolov3-tiny: after the maxpool padding repair)."""
     pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
     pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
-    from darknet_magics import export, inference
+    from darknet_magics.model import export, inference
     from darknet_magics.report import RecordingReporter
 
     template = hankai.parents[2] / "cfg" / f"{template_name}.cfg"  # the source tree's own cfg/
@@ -231,7 +231,7 @@ def test_a_trained_yolov3_tiny_exported_in_a_real_shell_agrees_with_darknet(ip, 
     >= 0.9 for boxes of 40 pixels or more, and every edge within 1.5 pixels (darknet prints whole pixels)."""
     pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
     pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
-    from darknet_magics import export, inference
+    from darknet_magics.model import export, inference
     from darknet_magics.report import RecordingReporter
 
     template = alexeyab.parent / "cfg" / "yolov3-tiny.cfg"

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darknet_magics import live
-from darknet_magics.live import (LIVE_KEY, PLOTLY_MIME, Downsampler, GpuPoller, LiveView, build_figure, compare_runs,
+from darknet_magics.view import live
+from darknet_magics.view.live import (LIVE_KEY, PLOTLY_MIME, Downsampler, GpuPoller, LiveView, build_figure, compare_runs,
                                  downsample, downsample_indices, figure_html, progress_line)
 from darknet_magics.report import RecordingReporter
 
@@ -323,7 +323,7 @@ import threading, time
 import numpy as np, pandas as pd
 from types import SimpleNamespace
 from darknet_magics.notebook import CellReporter
-from darknet_magics.live import LiveView
+from darknet_magics.view.live import LiveView
 reporter = CellReporter()
 view = LiveView(reporter, min_interval=0, max_batches=30, png=False, frontend="jupyter", every=10)
 first = threading.Event()
@@ -406,7 +406,7 @@ def test_bench_live_meets_the_byte_targets_in_a_real_kernel() -> None:
 
 @pytest.mark.timeout(120)
 def test_save_chart_writes_html_and_png_into_the_run_folder(tmp_path) -> None:
-    from darknet_magics.live import save_chart
+    from darknet_magics.view.live import save_chart
 
     its, maps = frames(300, maps_every=100)
     saved = save_chart(SimpleNamespace(iterations=its, maps=maps, class_ap=None), tmp_path / "run 1", title="run 1")
@@ -428,7 +428,7 @@ LOG = Path(__file__).resolve().parent / "fixtures" / "logs" / "alexeyab-train-ma
 def real_looking(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(iterations, loss, spike positions): the real log's 200 losses tiled to `n` iterations on a slow decay, with
     loss spikes (what people look for in the chart) and a diverged stretch of NaN."""
-    from darknet_magics.logs import parse_log
+    from darknet_magics.output.logs import parse_log
 
     real = parse_log(LOG).iterations["loss"].to_numpy()
     rng = np.random.default_rng(seed)
@@ -508,9 +508,9 @@ def test_downsampler_property(values: list[float], max_points: int, chunks: list
 
 
 def test_live_view_fed_chunk_by_chunk_draws_the_chart_built_from_scratch() -> None:
-    from darknet_magics.events import Iteration, Resumed
-    from darknet_magics.history import History
-    from darknet_magics.live import _figure_dict
+    from darknet_magics.output.events import Iteration, Resumed
+    from darknet_magics.output.history import History
+    from darknet_magics.view.live import _figure_dict
 
     x, y, _ = real_looking(60_000, seed=3)
     rows = [Iteration(int(i), float(v), 1.0 + 1 / i, 0.001 if i > 1000 else 0.001 * (i / 1000) ** 4, 0.5,

@@ -32,9 +32,9 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install -y chromium); CI installs it"),
 ]
 
-CELL = f'''from darknet_magics.history import History
-from darknet_magics.logparse import LogParser
-from darknet_magics.live import LiveView
+CELL = f'''from darknet_magics.output.history import History
+from darknet_magics.output.logparse import LogParser
+from darknet_magics.view.live import LiveView
 from darknet_magics.notebook import NotebookReporter
 raw = open({str(LOG)!r}, "rb").read().decode("utf-8", "replace")
 history, parser, rep = History(), LogParser(), NotebookReporter()
@@ -50,7 +50,7 @@ def folder(tmp_path_factory) -> Path:
     """untrusted.ipynb (as executed and saved), trusted.ipynb (`jupyter trust`) and report.html."""
     nbformat = pytest.importorskip("nbformat", reason="needs the test extra: pip install -e '.[test]'")
     nbclient = pytest.importorskip("nbclient", reason="needs the test extra: pip install -e '.[test]'")
-    from darknet_magics.report_html import write_report
+    from darknet_magics.view.report_html import write_report
 
     folder = tmp_path_factory.mktemp("live browser")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])
@@ -178,9 +178,9 @@ def test_the_chart_fits_the_report_page(folder, tmp_path, width):
 @pytest.mark.timeout(300)
 def test_the_run_folders_chart_html_fits_narrow_and_wide_windows(tmp_path):
     """chart.html is our own `_render` (the form Colab gets, there with plotly.js from its CDN)."""
-    from darknet_magics.history import History
-    from darknet_magics.live import save_chart
-    from darknet_magics.logparse import LogParser
+    from darknet_magics.output.history import History
+    from darknet_magics.view.live import save_chart
+    from darknet_magics.output.logparse import LogParser
 
     parser, history = LogParser(), History()
     history.add(parser.feed(LOG.read_bytes().decode("utf-8", "replace")) + parser.close())

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from darknet_magics.logparse import (ClassAP, Finished, Iteration, LogParser, MapResult, MaxBatches, NextMapAt,
+from darknet_magics.output.logparse import (ClassAP, Finished, Iteration, LogParser, MapResult, MaxBatches, NextMapAt,
                                      ProblemFound, Prompt, Resumed, WeightsSaved, strip_escapes)
-from darknet_magics.logs import parse_log
+from darknet_magics.output.logs import parse_log
 
 LOGS = Path(__file__).resolve().parent / "fixtures" / "darknet-logs"
 ALL_LOGS = sorted(p for p in LOGS.glob("*/*.log"))
@@ -327,7 +327,7 @@ def events_via(text, bulk: bool, chunks=None) -> list:
 
 
 def frames_of_events(events: list):
-    from darknet_magics.history import History
+    from darknet_magics.output.history import History
 
     return History(events)
 
@@ -387,8 +387,8 @@ def test_iteration_is_a_named_tuple_with_the_event_fields() -> None:
 
 def test_keyword_gate_is_the_plain_alternation_factored() -> None:
     """The gate groups the keywords by first character; the plain alternation must match the same lines."""
-    from darknet_magics import diagnose
-    from darknet_magics import logparse as lp
+    from darknet_magics.output import diagnose
+    from darknet_magics.output import logparse as lp
 
     diag = [*map(re.escape, diagnose.TRIGGERS), *diagnose.TRIGGER_PATTERNS]
     keywords = [(n, h, rx if n != "diag" else "(?:" + "|".join(diag) + ")") for n, h, rx in lp._KEYWORDS]
@@ -611,7 +611,7 @@ def test_a_10000_digit_number_never_raises(line: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=1, max_size=4000))
 def test_random_bytes_are_not_diagnosed(raw: bytes) -> None:
-    from darknet_magics.judge import diagnose
+    from darknet_magics.output.judge import diagnose
 
     codes = [p.code for p in diagnose(raw)]
     assert "interrupted" not in codes or any(w in raw for w in (b"^C", b"signal #2", b"(Interrupt)"))

@@ -92,8 +92,8 @@ def test_dry_run_of_an_archive_names_the_folder_the_real_unpack_makes(tmp_path, 
 @needs_darknet
 @pytest.mark.slow
 def test_train_dry_run_prints_the_argv_the_real_run_gives_darknet(tmp_path, monkeypatch):
-    from darknet_magics.cfg import make_cfg
-    from darknet_magics.datasets import write_data
+    from darknet_magics.data.cfg import make_cfg
+    from darknet_magics.data.datasets import write_data
 
     monkeypatch.chdir(tmp_path)
     ws = tmp_path / "ws"

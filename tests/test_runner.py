@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics.runner import ProcessResult, RunInterrupted, Watchdog, group_alive, processes, run
+from darknet_magics.run.runner import ProcessResult, RunInterrupted, Watchdog, group_alive, processes, run
 
 FAKE = Path(__file__).parent / "fakes" / "fake_darknet.py"
 

@@ -20,10 +20,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from darknet_magics import inference, training
+from darknet_magics.model import inference
+
+from darknet_magics.train import training
 from darknet_magics.errors import StepError
 from darknet_magics.report import RecordingReporter
-from darknet_magics.runner import group_alive, processes
+from darknet_magics.run.runner import group_alive, processes
 from darknet_magics.synth import make_dataset
 
 DARKNET = Path("/usr/bin/darknet")
@@ -49,7 +51,7 @@ def saving_lines(log: Path) -> list[str]:
 
 
 def write_cfg(path: Path, max_batches: int, **extra) -> Path:
-    from darknet_magics.cfg import make_cfg
+    from darknet_magics.data.cfg import make_cfg
 
     text = make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=4, subdivisions=1,
                     max_batches=max_batches, random=0, **extra)

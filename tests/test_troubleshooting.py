@@ -59,7 +59,7 @@ def test_the_scan_still_finds_the_codes():
 
 
 def test_diagnose_codes_table_is_in_the_scan():
-    from darknet_magics.diagnose import CODES
+    from darknet_magics.output.diagnose import CODES
 
     assert set(CODES) <= set(source_codes())
 

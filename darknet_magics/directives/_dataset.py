@@ -1,7 +1,7 @@
 """What `%yolo data` and `%yolo check` share: the dataset summary, shown and bound as a dataframe."""
 from __future__ import annotations
 
-from ..formats import show_frame
+from ..data.formats import show_frame
 from ..language import Step
 from ..session import Context
 

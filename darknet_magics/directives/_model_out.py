@@ -4,9 +4,9 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from ..binary import check_darknet_args, darknet_flavor
+from ..setup.binary import check_darknet_args, darknet_flavor
 from ..errors import StepError
-from ..inference import IMAGE_SUFFIXES
+from ..model.inference import IMAGE_SUFFIXES
 from ..language import Opt, Pos, Step
 from ..session import Context
 

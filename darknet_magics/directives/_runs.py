@@ -10,7 +10,7 @@ from typing import Iterator, Optional
 from ..errors import StepError
 from ..language import Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
-from ..training import TrainingRun, latest_run_dir
+from ..train.training import TrainingRun, latest_run_dir
 
 
 def keep_run(step: Step, ctx: Context, run: TrainingRun) -> Done:

@@ -1,8 +1,8 @@
 """`%yolo anchors`: k-means anchors from the label boxes, optionally written into a cfg."""
 from __future__ import annotations
 
-from ..anchors import anchors_line, compute_anchors, set_anchors
-from ..checks import TINY_BOX_PX
+from ..data.anchors import anchors_line, compute_anchors, set_anchors
+from ..data.checks import TINY_BOX_PX
 from ..fileio import atomic_write_text
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done

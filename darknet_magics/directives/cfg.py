@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from ..cfg import make_cfg_changes, resolve_template, write_cfg
+from ..data.cfg import make_cfg_changes, resolve_template, write_cfg
 from ..language import Opt, Pos, Spec, Step
-from ..objdata import train_images
+from ..data.objdata import train_images
 from ..session import Context, Done
 
 

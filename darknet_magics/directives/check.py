@@ -1,9 +1,9 @@
 """`%yolo check`: the dataset and cfg read for the classic mistakes before training."""
 from __future__ import annotations
 
-from ..checks import TINY_BOX_PX, check_dataset, format_report
+from ..data.checks import TINY_BOX_PX, check_dataset, format_report
 from ..errors import StepError
-from ..formats import boxes_frame
+from ..data.formats import boxes_frame
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._dataset import show_and_bind

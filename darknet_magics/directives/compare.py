@@ -6,9 +6,9 @@ from pathlib import Path
 
 from ..errors import StepError
 from ..language import Pos, Spec, Step
-from ..live import compare_runs
+from ..view.live import compare_runs
 from ..session import Context, Done
-from ..training import RUN_JSON, TrainingRun
+from ..train.training import RUN_JSON, TrainingRun
 from ._runs import find_run
 
 SPEC = Spec("compare", "yolo", "Compare runs: their avg loss and mAP on one chart by iteration, and a table (best mAP "

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..datasets import write_data
+from ..data.datasets import write_data
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
@@ -25,6 +25,10 @@ def _check(step: Step) -> None:
     if has_lists and "train" not in opts:
         raise step.error("missing train=", "add train=DIR or train=FILE (a folder of images, or a list)")
     split = opts.get("split")
+    if split is not None and has_lists:  # train=/valid= ARE the split: every image keeps the one it is given
+        given = "/".join(k + "=" for k in ("train", "valid", "test") if k in opts)
+        raise step.error(f"split= conflicts with {given}: those already say which images validate, so split= "
+                         "would be ignored", "drop split=, or give images=DIR (split= splits its unsplit images)")
     if split is not None and "{" not in split and not 0.0 <= float(split) < 1.0:
         raise step.error(f"split={split} must be at least 0 and below 1", "write e.g. split=0.1")
 
@@ -80,7 +84,7 @@ def run(step: Step, ctx: Context) -> Done:
         for problem in result.problems:
             ctx.reporter.info(problem.describe())
         if result.plan.datasets:
-            from ..formats import Dataset, summary_frame
+            from ..data.formats import Dataset, summary_frame
 
             plan = result.plan
             merged = Dataset(plan.format, plan.datasets[0].root, plan.names,
@@ -97,7 +101,7 @@ def preview(step: Step, ctx: Context) -> list[str]:
               if step.options.get("images") else
               f"the lists {ctx.path(step.options['train'])} and {ctx.path(step.options['valid'])}")
     try:
-        from ..datasets import plan_dataset
+        from ..data.datasets import plan_dataset
 
         def opt_path(key: str) -> Optional[Path]:
             return ctx.path(step.options[key]) if step.options.get(key) else None

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..binary import darknet_flavor
-from ..inference import _unique, checkpoint_run_dir
+from ..model.inference import _unique, checkpoint_run_dir
 from ..language import Opt, Spec, Step
 from ..model.evaluate import DETECT_THRESH, Evaluation, evaluate
 from ..session import Context, Done
-from ..trackers import save_evaluation
+from ..output.trackers import save_evaluation
+from ..setup.binary import darknet_flavor
 from ..view.evaluation import show_evaluation
 from ._darknet import darknet_cwd
 from ._model_out import BIN, model_positionals, require_inputs, results_folder

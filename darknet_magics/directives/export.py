@@ -1,7 +1,7 @@
 """`%yolo export`: the ONNX model through hank-ai's darknet_onnx_export, checked with onnx's checker."""
 from __future__ import annotations
 
-from .. import export as _export
+from ..model import export as _export
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done

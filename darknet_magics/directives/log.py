@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..language import Pos, Spec, Step
 from ..session import Context, Done
-from ..training import load_log
+from ..train.training import load_log
 from ._runs import keep_run
 
 SPEC = Spec("log", "yolo", "Parse an existing darknet log into the same run object and chart.",

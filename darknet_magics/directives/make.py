@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..build import BuildPlan, execute_build, plan_build
+from ..setup.build import BuildPlan, execute_build, plan_build
 from ..errors import DarknetMagicsError, StepError
 from ..language import Opt, Spec, Step
 from ..session import Context, Done

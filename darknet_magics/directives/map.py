@@ -1,7 +1,8 @@
 """`%yolo map`: darknet's `detector map` on one weights file, or on every checkpoint of a folder (the best named)."""
 from __future__ import annotations
 
-from ..inference import checkpoint_files, evaluate_checkpoints, evaluate_map
+from ..model.evaluate import checkpoint_scorer
+from ..model.inference import checkpoint_files, evaluate_checkpoints, evaluate_map
 from ..language import Opt, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
@@ -26,7 +27,11 @@ def run(step: Step, ctx: Context) -> Done:
                   reporter=ctx.reporter, iou_thresh=step.get("iou_thresh"),
                   points=step.get("points"), extra_args=darknet_args(step, ctx, "map"))
     if weights.is_dir():
-        report = evaluate_checkpoints(folder=weights, metric=step.get("metric"), **common)
+        scorer = None
+        if step.get("metric") == "map50_95":  # %yolo eval's matching, on any flavor (pjreddie has no detector map)
+            scorer = checkpoint_scorer(darknet=binary, data=paths["DATA"], cfg=paths["CFG"],
+                                       cwd=darknet_cwd(ctx, binary), reporter=ctx.reporter)
+        report = evaluate_checkpoints(folder=weights, scorer=scorer, **common)
     else:
         report = evaluate_map(weights=weights, **common)
     ctx.bind(step, report)

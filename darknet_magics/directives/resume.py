@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
-from ..training import find_resume_weights, resume
+from ..train.training import find_resume_weights, resume
 from ._runs import find_run, keep_run, keep_run_on_failure
 
 SPEC = Spec("resume", "yolo", "Continue a run from its backup/*_last.weights, with the history stitched.",

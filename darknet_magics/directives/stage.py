@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
-from ..staging import plan_stage, stage
+from ..data.staging import plan_stage, stage
 
 SPEC = Spec("stage", "darknet",
             "Copy (or unpack) a dataset from the drive onto fast local disk; skipped when the local copy is complete.",

@@ -1,11 +1,11 @@
 """`%yolo status`: the current or last training run; after a kernel restart, re-attaches to a run still training."""
 from __future__ import annotations
 
-from .. import background
+from ..train import background
 from ..errors import StepError
 from ..language import Spec, Step
 from ..session import Context, Done
-from ..training import status
+from ..train.training import status
 from ._runs import bind_found, find_run, runs_root
 
 SPEC = Spec("status", "yolo", "Report the current or last training run; re-attach to a background run that a "

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import background
+from ..train import background
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
-from ..training import TrainingRun, find_resume_weights
+from ..train.training import TrainingRun, find_resume_weights
 from ._runs import bind_found, find_run
 
 SPEC = Spec("stop", "yolo", "Stop a training run started with `background`, also one a restarted kernel left "

@@ -6,7 +6,7 @@ from pathlib import Path
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
-from ..weights import fetch_weights, weights_target
+from ..data.weights import fetch_weights, weights_target
 
 SPEC = Spec("weights", "darknet", "Fetch pretrained weights once into the workspace and reuse them on later VMs.",
             positionals=(Pos("NAME", "a known name (yolov4-tiny.conv.29, yolov4.conv.137, darknet53.conv.74, ...) "

@@ -1,1 +1,1 @@
-"""The model stage: what a trained model does on images (detections) and how good it is (evaluation)."""
+"""Model out: detections on images, folders and videos, evaluation, export."""

@@ -22,19 +22,19 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .. import runner
-from ..binary import darknet_flavor, require_file, resolve_darknet
+from ..data.formats import image_size, label_path
+from ..data.objdata import values as objdata_values
 from ..errors import Problem, StepError
-from ..formats import image_size, label_path
-from ..inference import _detect_prompt, _display_free_env, _fail, _names_from_data, check_weights_file, \
-    resolve_images
-from ..objdata import values as objdata_values
 from ..report import Reporter
+from ..run import runner
+from ..setup.binary import darknet_flavor
 from . import metrics
+from .inference import _detect_prompt, _display_free_env, _fail, _model_files, _names_from_data, \
+    check_weights_file, resolve_images
 
 DETECT_THRESH = 0.005  # detector map's own threshold: the same detections, so the same AP
 _MAX_LABEL_BYTES = 10 * 1024 * 1024  # a label file this big is no label file
@@ -178,7 +178,8 @@ def predict_all(*, darknet: Path, cfg: Path, weights: Path, images: Sequence[Pat
         out = scratch / "dets.json"
         (scratch / "annotated").mkdir()
         result, output, _, _ = _detect_prompt(darknet, data, cfg, weights, links, DETECT_THRESH, cwd,
-                                              scratch / "annotated", reporter, env, flavor, ["-out", str(out)])
+                                              scratch / "annotated", reporter, env, flavor, ["-out", str(out)],
+                                              stems=[p.stem for p in links])
         if result.returncode not in (0, None) or result.signal or not out.is_file():
             raise _fail("darknet's detections for the evaluation failed", output, result, flavor,
                         [str(darknet), "detector", "test"])
@@ -323,9 +324,7 @@ def evaluate(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, thres
         iou: the IoU a detection needs to count as a true positive there (AP50 and mAP@0.50 are always at 0.50).
     """
     reporter = reporter or Reporter()
-    darknet_path = resolve_darknet(darknet)
-    data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
-    weights_path = require_file(Path(weights), "weights")
+    darknet_path, data_path, cfg_path, weights_path = _model_files(darknet, data, cfg, weights)
     flavor = flavor or darknet_flavor(darknet_path)
     for name, value in (("thresh", thresh), ("iou", iou)):
         if not (math.isfinite(value) and 0.0 <= value <= 1.0):
@@ -348,9 +347,31 @@ def evaluate(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, thres
     return result
 
 
+def checkpoint_scorer(**model: Any) -> Callable[[Path], tuple[dict, Any]]:
+    """For `inference.evaluate_checkpoints`: a function that scores one weights file with `evaluate` (`model`: its
+    other arguments: darknet, data, cfg, cwd, reporter), returning the checkpoint table's row (with ``map50_95``)
+    and the per-class AP rows."""
+    return lambda weights: _checkpoint_row(evaluate(weights=weights, **model), Path(weights))
+
+
+def _checkpoint_row(ev: "Evaluation", weights: Path) -> tuple[dict, Any]:
+    """The checkpoint table's row of one evaluation (counts summed over the classes) and its per-class AP rows."""
+    tp, fp, fn = (int(ev.per_class[k].sum()) for k in ("tp", "fp", "fn"))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    row = {"map": ev.map50, "map50_95": ev.map50_95, "precision": precision, "recall": recall,
+           "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+           "tp": tp, "fp": fp, "fn": fn}
+    ap = ev.per_class.rename(columns={"class": "name", "ap50": "ap"})[["name", "ap", "ap50_95", "tp", "fp", "fn",
+                                                                       "gt"]]
+    ap.insert(0, "checkpoint", weights.name)
+    return row, ap
+
+
 def _check_names(names: Sequence[str]) -> None:
-    """Class names become file names (pjreddie's results files) and labels: no control characters, no '/'."""
+    """Class names go into the tables, the views and TensorBoard's tags (never to darknet: it gets c0, c1, ...):
+    a control character in one is refused."""
     for k, name in enumerate(names, 1):
-        if any(ord(ch) < 32 or ch == "\x7f" for ch in name) or "/" in name or name in (".", ".."):
-            raise StepError(f"class name {k} {name!r} has a control character or '/'",
+        if any(ord(ch) < 32 or ch == "\x7f" for ch in name):
+            raise StepError(f"class name {k} {name!r} has a control character",
                             fix="rename the class in the names file (letters, digits, '_' and '-' are safe)")

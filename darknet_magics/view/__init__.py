@@ -1,1 +1,1 @@
-"""The view stage: charts and pictures of what the other stages produced (plotly specs, PNGs in run folders)."""
+"""Views: the live chart, charts of runs and datasets, the HTML report."""

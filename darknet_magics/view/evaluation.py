@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import live
+from . import live
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jfif": "image/jpeg",
          ".bmp": "image/bmp", ".gif": "image/gif"}
@@ -85,7 +85,7 @@ def _panel(suffix: str, boxes: list[tuple], width: int, height: int, colors: dic
 def mosaic_figure(evaluation: Any, count: int = MOSAIC_IMAGES) -> dict:
     """The `count` worst validation images (as `Evaluation.images` orders them), each as two panels: its ground
     truth and the detections at the evaluation's threshold, boxes coloured by class."""
-    from ..formats import image_size
+    from ..data.formats import image_size
 
     names = evaluation.names
     colors = {c: live._COLORS[c % len(live._COLORS)] for c in range(len(names))}

@@ -1,0 +1,594 @@
+"""`%yolo check`: an obj.data, its image lists and labels, and a cfg (and weights) read for the classic mistakes.
+
+Every finding is an `errors.Problem` with a stable code, the file and line it is about, and the fix. Codes:
+
+=========================  ====================================================================================
+missing-file               obj.data, cfg, a list, the names file or the weights file does not exist
+data-missing-key           obj.data lacks train/names/backup/classes (darknet falls back to paths that do not exist)
+path-with-space            a path in obj.data has whitespace (darknet deletes it and opens another path)
+relative-path              a relative path in obj.data or a list (darknet resolves it from where it runs)
+missing-backup             the backup folder does not exist (darknet trains, then fails to save the weights)
+names-count-mismatch       obj.data classes= differs from the number of names
+empty-list                 an image list has no entries
+missing-images             list entries whose files do not exist (a few shown, the rest counted)
+wrong-folder               missing list entries whose file names do exist in another folder we know
+missing-labels             images without a label file: trained as negatives (info; warning when most are)
+malformed-label            a label line that is not ``class x y w h``
+class-out-of-range         a label's class id is not in 0..classes-1
+coords-out-of-range        a label's x/y outside 0..1 or w/h outside (0, 1]
+tiny-boxes                 boxes under min_box= px (`TINY_BOX_PX`) wide or high at the cfg's network size (or 416)
+line-endings               CRLF (pjreddie keeps the \\r in every value and path) or CR-only (one long line for every
+                           flavor) in obj.data, the cfg or a list
+bom                        a UTF-8 byte order mark at the start of obj.data, the cfg or a list (darknet reads it as
+                           part of the first key, section or path: obj.data's classes= is then ignored)
+annotations-not-converted  images without .txt labels beside VOC .xml / COCO, LabelMe, CVAT or Open Images files
+classes-mismatch           a [yolo]/[region] classes= differs from obj.data's classes
+filters-mismatch           the convolution before a head has the wrong filters= for its classes and masks
+size-not-multiple-of-32    width/height in [net] not a multiple of 32
+batch-subdivisions         batch not divisible by subdivisions (or subdivisions > batch)
+testing-batch              batch=1 in [net]: the cfg is in testing mode
+steps-beyond-max-batches   a learning-rate step after max_batches never happens
+mask-out-of-range          a [yolo] mask index has no anchor
+anchors-count              anchors= does not hold num pairs
+truncated-weights          the weights file ends inside a layer (see `cfg.check_weights`)
+weights-size-mismatch      the weights file is longer than the cfg's weights
+=========================  ====================================================================================
+
+Speed: each image folder is listed once with `os.scandir` (no `os.path.exists` per image), and each label file
+is read once; 100,000 images check in a few seconds.
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from .cfg import HEAD_SECTIONS, Cfg, check_weights, head_filters
+from ..errors import DarknetMagicsError, Problem
+from .formats import folder_format, label_path  # label_path: re-exported (darknet's rule)
+from .objdata import DataEntry
+from .objdata import read_data as read_data_file  # the one obj.data reader (darknet's rules)
+from ..safenames import unsafe_reason
+
+__all__ = ["CheckResult", "check", "check_dataset", "check_cfg", "format_report", "label_path", "read_data_file",
+           "text_file_problems", "TINY_BOX_PX"]
+
+# Boxes narrower or lower than this at network size are "tiny": a few pixels carry no features after the first
+# stride-2 layers, and k-means turns them into a 1,1 anchor.
+TINY_BOX_PX = 3.0
+
+
+
+@dataclass
+class CheckResult:
+    """Problems plus the counts a report shows (images, boxes, negatives...)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    images: int = 0
+    labels: int = 0
+    boxes: int = 0
+    negatives: int = 0
+    missing_labels: int = 0
+    classes: Optional[int] = None
+    tiny_boxes: int = 0
+    network: tuple[int, int] = (416, 416)
+    min_box: float = TINY_BOX_PX  # boxes under this many px (wide or high) at `network` are "tiny"; 0: none
+    names: list[str] = field(default_factory=list)  # the class names from obj.data's names file, when readable
+    # One row per box (image, split, class, width_px, height_px at `network`), one with class None per image
+    # without boxes: what `formats.boxes_frame` turns into the dataset summary's dataframe.
+    box_rows: list[tuple[str, str, Optional[str], float, float]] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Problems that should stop a training run."""
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def text_file_problems(head: bytes, file: str, what: str, flavor: str = "alexeyab") -> list[Problem]:
+    """BOM and line-ending findings for the first bytes of a text file darknet reads (pure).
+
+    darknet reads these files with its own fgetl: pjreddie's keeps a CRLF's \\r (a path ``x.jpg\\r`` cannot be
+    opened, ``[net]\\r`` is no section); AlexeyAB/hank-ai drop it. A CR-only file is one line for every flavor. A
+    BOM becomes part of the first key, section or path.
+    """
+    problems: list[Problem] = []
+    if head.startswith(b"\xef\xbb\xbf"):
+        problems.append(Problem("bom", f"{what} starts with a UTF-8 byte order mark: darknet reads it as part of the "
+                                "first line", fix=f"save it without BOM (sed -i '1s/^\\xEF\\xBB\\xBF//' {file})",
+                                file=file, line=1))
+    crlf = head.count(b"\r\n")
+    cr = head.count(b"\r") - crlf
+    if cr > 0 and head.count(b"\n") == crlf:
+        problems.append(Problem("line-endings", f"{what} has old Mac (CR-only) line endings: darknet reads the whole "
+                                "file as one line", fix=f"convert them to \\n (tr '\\r' '\\n' < {file} > fixed && mv "
+                                f"fixed {file})", file=file))
+    elif crlf:
+        first = head[: head.index(b"\r\n")].count(b"\n") + 1
+        pj = flavor == "pjreddie"
+        problems.append(Problem("line-endings", f"{what} has Windows (CRLF) line endings: "
+                                + ("this darknet keeps the \\r in every line (paths and values end in it)" if pj else
+                                   "AlexeyAB/hank-ai drop the \\r, pjreddie's darknet keeps it in every line"),
+                                fix=f"convert to \\n line endings (sed -i 's/\\r$//' {file})",
+                                severity="error" if pj else "warning", file=file, line=first))
+    return problems
+
+
+def _head(path: Path, n: int = 1 << 16) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
+class _Examples:
+    """Collects up to `limit` Problems per code and counts the rest into one summary Problem."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.shown: dict[str, list[Problem]] = defaultdict(list)
+        self.extra: dict[str, int] = defaultdict(int)
+        self.summary: dict[str, tuple[str, str, str, Optional[str]]] = {}
+
+    def add(self, problem: Problem, summary: str, *, summary_file: Optional[str] = None) -> None:
+        if len(self.shown[problem.code]) < self.limit:
+            self.shown[problem.code].append(problem)
+        else:
+            self.extra[problem.code] += 1
+            self.summary[problem.code] = (summary, problem.fix, problem.severity, summary_file)
+
+    def problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        for code, shown in self.shown.items():
+            out.extend(shown)
+            if self.extra.get(code):
+                text, fix, severity, file = self.summary[code]
+                out.append(Problem(code, f"... and {self.extra[code]:,} more: {text}", fix, severity, file))  # type: ignore[arg-type]
+        return out
+
+
+def check(data_path: Path, cfg_path: Optional[Path] = None, *, weights: Optional[Path] = None,
+          max_examples: int = 5, flavor: str = "alexeyab", min_box: float = TINY_BOX_PX) -> list[Problem]:
+    """Everything `%yolo check` looks at; an empty list means darknet will find what it needs."""
+    return check_dataset(data_path, cfg_path, weights=weights, max_examples=max_examples, flavor=flavor,
+                         min_box=min_box).problems
+
+
+def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: Optional[Path] = None,
+                  max_examples: int = 5, flavor: str = "alexeyab", min_box: float = TINY_BOX_PX) -> CheckResult:
+    """`check`, also returning the counts (images, boxes, negatives...).
+
+    Boxes under `min_box` pixels wide or high at the cfg's network size (416x416 without a cfg) are reported as
+    ``tiny-boxes``; ``min_box=0`` reports none.
+    """
+    result = CheckResult(min_box=min_box)
+    problems = result.problems
+    data_path = Path(data_path)
+    data_file = str(data_path)
+    classes: Optional[int] = None
+    if cfg_path is not None and Path(cfg_path).is_file():
+        result.network = _network_size(Path(cfg_path).read_text(encoding="utf-8", errors="replace"))
+    if not data_path.is_file():
+        problems.append(Problem("missing-file", f"data file {data_path} not found", fix="write it with `%yolo data`",
+                                file=data_file))
+    else:
+        problems.extend(text_file_problems(_head(data_path), data_file, "obj.data", flavor))
+        entries = read_data_file(data_path.read_text(encoding="utf-8-sig", errors="replace").replace("\r", "\n"))
+        classes = _check_data_entries(entries, data_path, problems)
+        result.classes = classes
+        result.names = _names(entries, data_path)
+        lists: dict[Path, str] = {}  # list file -> its split
+        for key in ("train", "valid"):
+            entry = entries.get(key)
+            if entry is None or (key == "valid" and "train" in entries and entry.value == entries["train"].value):
+                continue
+            path = _resolve(entry.value, data_path)
+            if path.is_file():
+                lists.setdefault(path, key)
+        _check_lists(lists, data_path, classes, result, max_examples, flavor)
+    cfg_text: Optional[str] = None
+    if cfg_path is not None:
+        cfg_path = Path(cfg_path)
+        if not cfg_path.is_file():
+            problems.append(Problem("missing-file", f"cfg file {cfg_path} not found",
+                                    fix="make one with `%yolo cfg TEMPLATE OUT classes=N`", file=str(cfg_path)))
+        else:
+            cfg_text = cfg_path.read_text(encoding="utf-8", errors="replace")
+            problems.extend(text_file_problems(_head(cfg_path), str(cfg_path), "the cfg", flavor))
+            problems.extend(check_cfg(cfg_text, classes, cfg_file=str(cfg_path)))
+    if weights is not None:
+        weights = Path(weights)
+        if not weights.is_file():
+            problems.append(Problem("missing-file", f"weights file {weights} not found",
+                                    fix="fetch it with `weights NAME` or give the right path", file=str(weights)))
+        elif cfg_text is not None:
+            try:
+                found = check_weights(cfg_text, weights)
+            except DarknetMagicsError as err:
+                found = Problem("weights-unchecked", f"weights not checked: {err.message}", severity="info",
+                                file=str(weights))
+            if found is not None:
+                problems.append(found)
+    return result
+
+
+def _network_size(cfg_text: str) -> tuple[int, int]:
+    try:
+        net = Cfg.parse(cfg_text).net
+        return net.get_int("width", 416) or 416, net.get_int("height", 416) or 416
+    except (DarknetMagicsError, ValueError):
+        return 416, 416
+
+
+def _names(entries: dict[str, DataEntry], data_path: Path) -> list[str]:
+    entry = entries.get("names")
+    if entry is None:
+        return []
+    try:
+        text = _resolve(entry.value, data_path).read_text(encoding="utf-8-sig", errors="replace")
+    except OSError:
+        return []  # reported as missing-file by _check_data_entries
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _resolve(value: str, data_path: Path) -> Path:
+    # Relative paths are darknet's cwd's business; the obj.data's folder is our best guess at it.
+    path = Path(value)
+    return path if path.is_absolute() else data_path.parent / path
+
+
+def _check_data_entries(entries: dict[str, DataEntry], data_path: Path, problems: list[Problem]) -> Optional[int]:
+    data_file = str(data_path)
+    classes: Optional[int] = None
+    for key, default in (("classes", "20"), ("train", "data/train.list"), ("names", "data/names.list"),
+                         ("backup", "/backup/")):
+        if key not in entries:
+            problems.append(Problem("data-missing-key", f"no {key}= line: darknet would use {default}",
+                                    fix=f"add `{key} = ...` (or rewrite the file with `%yolo data`)", file=data_file))
+    if "classes" in entries:
+        try:
+            classes = int(entries["classes"].value)
+        except ValueError:
+            problems.append(Problem("data-missing-key", f"classes={entries['classes'].value} is not a number",
+                                    fix="write classes = N", file=data_file, line=entries["classes"].line))
+    for entry in entries.values():
+        if entry.key not in ("train", "valid", "names", "backup", "eval", "results", "map", "labels"):
+            continue
+        if any(ch.isspace() for ch in entry.raw_value):
+            problems.append(Problem(
+                "path-with-space", f"{entry.key} = {entry.raw_value}: darknet removes the spaces and opens {entry.value}",
+                fix="rewrite obj.data with `%yolo data` (it links space-free paths), or move the files to a folder "
+                    "without spaces", file=data_file, line=entry.line))
+            continue
+        if not os.path.isabs(entry.value):
+            problems.append(Problem(
+                "relative-path", f"{entry.key} = {entry.value} is relative: darknet resolves it from the folder it runs in",
+                fix="use an absolute path", severity="warning", file=data_file, line=entry.line))
+        path = _resolve(entry.value, data_path)
+        if entry.key == "backup":
+            if not path.is_dir():
+                problems.append(Problem("missing-backup", f"backup folder {entry.value} does not exist: darknet "
+                                        "trains, then cannot save the weights",
+                                        fix=f"create it (mkdir -p {entry.value}) or let `%yolo data` do it",
+                                        file=data_file, line=entry.line))
+        elif entry.key in ("train", "valid", "names") and not path.is_file():
+            problems.append(Problem("missing-file", f"{entry.key} = {entry.value}: no such file",
+                                    fix="write the lists with `%yolo data OUT images=DIR`, or correct the path",
+                                    file=data_file, line=entry.line))
+    names = entries.get("names")
+    if names is not None and classes is not None and not any(ch.isspace() for ch in names.raw_value):
+        path = _resolve(names.value, data_path)
+        if path.is_file():
+            count = sum(1 for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
+            if count != classes:
+                problems.append(Problem("names-count-mismatch",
+                                        f"classes = {classes} but {names.value} has {count} names",
+                                        fix=f"make them agree (classes = {count}, or {classes} names, one a line)",
+                                        file=data_file, line=entries["classes"].line))
+    return classes
+
+
+def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int], result: CheckResult,
+                 max_examples: int, flavor: str) -> None:
+    problems = result.problems
+    examples = _Examples(max_examples)
+    # (list file, line number, path as written, absolute path) of every entry, in order.
+    entries: list[tuple[str, int, str, str]] = []
+    for lst in lists:
+        n_before = len(entries)
+        problems.extend(text_file_problems(_head(lst), str(lst), "the image list", flavor))
+        with open(lst, "r", encoding="utf-8-sig", errors="replace") as f:
+            for i, line in enumerate(f, 1):
+                text = line.strip()
+                if not text:
+                    continue
+                absolute = text if os.path.isabs(text) else os.path.join(os.path.dirname(os.path.abspath(lst)), text)
+                entries.append((str(lst), i, text, absolute))
+        bad = [e for e in entries[n_before:] if unsafe_reason(e[3])]
+        if bad:  # darknet would echo such a path through a shell: refused even with `force` (docs/security.md)
+            problems.append(Problem("unsafe-name", f"{lst} names {len(bad)} image(s) that darknet may not get: "
+                                    f"{bad[0][2]!r}: {unsafe_reason(bad[0][3])}",
+                                    fix="rename them, or write the list with `%yolo data OUT images=DIR` (it links "
+                                        "such images under safe names)", file=str(lst), line=bad[0][1]))
+        if len(entries) == n_before:
+            problems.append(Problem("empty-list", f"{lst} lists no images",
+                                    fix="write it with `%yolo data OUT images=DIR`", file=str(lst)))
+        relative = next((e for e in entries[n_before:] if not os.path.isabs(e[2])), None)
+        if relative is not None:
+            problems.append(Problem("relative-path",
+                                    f"{lst} has relative paths ({relative[2]}): darknet opens them from where it runs",
+                                    fix="write absolute paths (`%yolo data OUT images=DIR` does)", severity="warning",
+                                    file=str(lst), line=relative[1]))
+
+    # One listing per folder: the names in it. Folders that do not exist list as empty.
+    listings: dict[str, frozenset[str]] = {}
+
+    def names_in(folder: str) -> frozenset[str]:
+        found = listings.get(folder)
+        if found is None:
+            try:
+                with os.scandir(folder) as it:
+                    found = frozenset(e.name for e in it)
+            except OSError:
+                found = frozenset()
+            listings[folder] = found
+        return found
+
+    seen: set[str] = set()
+    present: list[tuple[str, str]] = []  # (image, its split)
+    missing: list[tuple[str, int, str, str]] = []
+    split_of = {str(lst): split for lst, split in lists.items()}
+    for entry in entries:
+        absolute = entry[3]
+        if absolute in seen:
+            continue
+        seen.add(absolute)
+        folder, name = os.path.split(absolute)
+        if name in names_in(folder):
+            present.append((absolute, split_of[entry[0]]))
+        else:
+            missing.append(entry)
+    result.images = len(present)
+    if missing:
+        _report_missing(missing, list(lists), data_path, names_in, examples)
+
+    # Labels: where darknet will look, read once each.
+    n_missing_labels = 0
+    first_missing: Optional[tuple[str, str]] = None
+    tiny: list[str] = []  # examples of tiny boxes
+    rows, names = result.box_rows, result.names
+    nan = float("nan")
+    nw, nh = result.network
+    for image, split in present:
+        lpath = label_path(image, flavor)
+        folder, name = os.path.split(lpath)
+        if name not in names_in(folder) or lpath == image:
+            n_missing_labels += 1
+            if first_missing is None:
+                first_missing = (image, lpath)
+            rows.append((image, split, None, nan, nan))
+            continue
+        try:
+            with open(lpath, "rb") as f:
+                data = f.read()
+        except OSError:
+            n_missing_labels += 1
+            rows.append((image, split, None, nan, nan))
+            continue
+        result.labels += 1
+        found: list[tuple[int, float, float]] = []
+        boxes = _check_label_text(data, lpath, classes, examples, result, tiny, found)
+        result.boxes += boxes
+        if boxes == 0:
+            result.negatives += 1
+            rows.append((image, split, None, nan, nan))
+        rows.extend((image, split, names[cls] if 0 <= cls < len(names) else str(cls), w * nw, h * nh)
+                    for cls, w, h in found)
+    result.missing_labels = n_missing_labels
+    result.negatives += n_missing_labels
+    if result.tiny_boxes:
+        nw, nh = result.network
+        problems.append(Problem(
+            "tiny-boxes", f"{result.tiny_boxes:,} boxes are under {result.min_box:g} px wide or high at the network size "
+            f"{nw}x{nh} (e.g. {'; '.join(tiny)}): too small to learn, and they pull anchors towards 1,1",
+            fix=f"drop them when writing the labels: `%yolo data OUT images=DIR min_box={result.min_box:g}` (or raise "
+                "width/height in the cfg)", severity="warning", file=tiny[0].rsplit(":", 2)[0] if tiny else None))
+    unconverted = _unconverted_annotations(first_missing[0]) if first_missing is not None else None
+    if n_missing_labels and first_missing is not None and unconverted is not None:
+        image, lpath = first_missing
+        problems.append(Problem(
+            "annotations-not-converted", f"{n_missing_labels:,} of {len(present):,} images have no darknet .txt label "
+            f"(e.g. {lpath}), but {os.path.dirname(image)} holds {unconverted} annotations: darknet reads only .txt",
+            fix=f"convert them: `%yolo data OUT images={os.path.dirname(image)}` reads {unconverted} and writes the "
+                "labels", file=lpath))
+    elif n_missing_labels and first_missing is not None:
+        image, lpath = first_missing
+        most = n_missing_labels * 2 > len(present)
+        problems.append(Problem(
+            "missing-labels",
+            f"{n_missing_labels:,} of {len(present):,} images have no label file (e.g. {lpath} for {image}): darknet "
+            "trains them as negatives (nothing to detect)",
+            fix="put a CLASS X Y W H .txt beside each image with the same name (an empty .txt marks a deliberate "
+                "negative)" + ("; the pjreddie build looks in a 'labels' folder instead of 'images'" if flavor == "pjreddie" else ""),
+            severity="warning" if most else "info", file=lpath))
+    problems.extend(examples.problems())
+
+
+def _report_missing(missing: list[tuple[str, int, str, str]], lists: Sequence[Path], data_path: Path,
+                    names_in, examples: _Examples) -> None:
+    # A list written on another machine: the files are here, under another folder. Look beside the lists, the
+    # obj.data, and in the folders the present entries live in.
+    candidates = {os.path.dirname(os.path.abspath(p)) for p in lists} | {str(data_path.parent.absolute())}
+    extra = set()
+    for c in list(candidates):
+        try:
+            with os.scandir(c) as it:
+                extra.update(e.path for e in it if e.is_dir())
+        except OSError:
+            pass
+    candidates |= extra
+    wrong_folder: dict[str, int] = defaultdict(int)
+    for list_file, line, text, absolute in missing:
+        name = os.path.basename(absolute)
+        found_in = next((c for c in sorted(candidates) if name in names_in(c)), None)
+        if found_in is not None:
+            wrong_folder[found_in] += 1
+            examples.add(Problem(
+                "wrong-folder", f"{text} does not exist, but {os.path.join(found_in, name)} does",
+                fix=f"the list points at another machine's folder: rewrite it (`%yolo data OUT images={found_in}`)",
+                file=list_file, line=line), "list entries found in another folder", summary_file=list_file)
+        else:
+            examples.add(Problem(
+                "missing-images", f"{text}: no such image",
+                fix="stage the dataset first, or rewrite the list from the images you have (`%yolo data OUT images=DIR`)",
+                file=list_file, line=line), "list entries with no image", summary_file=list_file)
+
+
+def _unconverted_annotations(image: str) -> Optional[str]:
+    """The annotation format found beside an image (or one folder up), when it is not darknet's own."""
+
+    folder = Path(os.path.dirname(image))
+    for f in (folder, folder.parent):
+        kind = folder_format(f)
+        if kind not in (None, "yolo", "ultralytics"):
+            return {"voc": "Pascal VOC .xml", "coco": "COCO json", "labelme": "LabelMe json",
+                    "cvat": "CVAT xml", "openimages": "Open Images csv"}[kind]
+    return None
+
+
+def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples: _Examples,
+                      result: Optional[CheckResult] = None, tiny: Optional[list[str]] = None,
+                      found: Optional[list[tuple[int, float, float]]] = None) -> int:
+    """Findings of one label file into `examples`; its box count. `found` gets (class, w, h) of every box."""
+    boxes = 0
+    for i, raw in enumerate(data.split(b"\n"), 1):
+        parts = raw.split()
+        if not parts:
+            continue
+        if len(parts) != 5:
+            examples.add(Problem("malformed-label", f"{len(parts)} values, expected 5 (class x y w h): "
+                                 f"{raw.decode(errors='replace').strip()[:60]}",
+                                 fix="each line is CLASS X_CENTER Y_CENTER WIDTH HEIGHT (YOLO format, relative 0..1)",
+                                 file=lpath, line=i), "malformed label lines")
+            continue
+        try:
+            cls = int(parts[0])
+            x, y, w, h = (float(v) for v in parts[1:])
+        except ValueError:
+            examples.add(Problem("malformed-label", f"not numbers: {raw.decode(errors='replace').strip()[:60]}",
+                                 fix="each line is CLASS X_CENTER Y_CENTER WIDTH HEIGHT; class a whole number",
+                                 file=lpath, line=i), "malformed label lines")
+            continue
+        boxes += 1
+        if found is not None:
+            found.append((cls, w, h))
+        if cls < 0 or (classes is not None and cls >= classes):
+            examples.add(Problem("class-out-of-range", f"class {cls} but classes = {classes} (ids 0..{(classes or 1) - 1})",
+                                 fix="fix the label, or raise classes (in obj.data, the names file and the cfg)",
+                                 file=lpath, line=i), "labels with class ids out of range")
+        if result is not None and 0 < w and 0 < h and (w * result.network[0] < result.min_box
+                                                        or h * result.network[1] < result.min_box):
+            result.tiny_boxes += 1
+            if tiny is not None and len(tiny) < 3:
+                tiny.append(f"{lpath}:{i} is {w * result.network[0]:.1f}x{h * result.network[1]:.1f} px")
+        if not (0 <= x <= 1 and 0 <= y <= 1 and 0 < w <= 1 and 0 < h <= 1):
+            examples.add(Problem("coords-out-of-range", f"x={x:g} y={y:g} w={w:g} h={h:g} not in 0..1",
+                                 fix="YOLO labels are relative to the image size: divide pixel values by its width/height",
+                                 file=lpath, line=i), "labels with coordinates outside 0..1")
+    return boxes
+
+
+def check_cfg(cfg_text: str, classes: Optional[int] = None, *, cfg_file: Optional[str] = None) -> list[Problem]:
+    """The cfg findings alone (pure): classes/filters per head, size, batch, schedule, masks and anchors."""
+    problems: list[Problem] = []
+    try:
+        cfg = Cfg.parse(cfg_text)
+        net = cfg.net
+    except DarknetMagicsError as err:
+        return [Problem("cfg-invalid", err.message, fix=err.fix or "", file=cfg_file)]
+    try:
+        for key in ("width", "height"):
+            value = net.get_int(key, 0)
+            if value % 32:
+                opt = net.option(key)
+                problems.append(Problem("size-not-multiple-of-32", f"{key}={value} is not a multiple of 32",
+                                        fix=f"use {key}={max(32, round(value / 32) * 32)}", file=cfg_file,
+                                        line=opt.line if opt else net.line))
+        batch, subdiv = net.get_int("batch", 1), net.get_int("subdivisions", 1)
+        if subdiv < 1 or batch % subdiv:
+            opt = net.option("subdivisions") or net.option("batch")
+            problems.append(Problem("batch-subdivisions", f"batch={batch} is not divisible by subdivisions={subdiv}",
+                                    fix="use a subdivisions that divides batch (e.g. batch=64 subdivisions=16)",
+                                    file=cfg_file, line=opt.line if opt else net.line))
+        if batch == 1:
+            opt = net.option("batch")
+            problems.append(Problem("testing-batch", "batch=1: this cfg is in testing mode, training would take one "
+                                    "image per step", fix="set batch=64 subdivisions=16 (make the cfg with `%yolo cfg`)",
+                                    severity="warning", file=cfg_file, line=opt.line if opt else net.line))
+        max_batches = net.get_int("max_batches", 0)
+        steps = net.get_ints("steps")
+        if max_batches and any(s > max_batches for s in steps):
+            problems.append(Problem("steps-beyond-max-batches",
+                                    f"steps={net.get('steps')} go past max_batches={max_batches}: the learning rate never drops",
+                                    fix=f"use steps={int(max_batches * .8)},{int(max_batches * .9)}", severity="warning",
+                                    file=cfg_file, line=net.option("steps").line))  # type: ignore[union-attr]
+        heads = cfg.find(*HEAD_SECTIONS)
+        for head in heads:
+            head_classes = head.get_int("classes", 20)
+            opt = head.option("classes")
+            if classes is not None and head_classes != classes:
+                problems.append(Problem("classes-mismatch", f"[{head.name}] classes={head_classes} but obj.data has classes={classes}",
+                                        fix=f"set classes={classes} in every [{head.name}] (and filters to match), "
+                                            "or remake the cfg with `%yolo cfg`",
+                                        file=cfg_file, line=opt.line if opt else head.line))
+            num = head.get_int("num", 1)
+            anchors = [a for a in (head.get("anchors") or "").split(",") if a]
+            if anchors and len(anchors) != 2 * num:
+                problems.append(Problem("anchors-count", f"[{head.name}] has {len(anchors) // 2} anchor pairs but num={num}",
+                                        fix=f"set num={len(anchors) // 2}", file=cfg_file,
+                                        line=(head.option("num") or head.option("anchors") or head).line))  # type: ignore[union-attr]
+            bad_mask = [m for m in head.get_ints("mask") if not 0 <= m < num]
+            if bad_mask:
+                problems.append(Problem("mask-out-of-range", f"[{head.name}] mask uses {bad_mask} but num={num}",
+                                        fix=f"mask indexes go 0..{num - 1}", file=cfg_file,
+                                        line=head.option("mask").line))  # type: ignore[union-attr]
+            prev = cfg.sections[head.index - 1] if head.index > 0 else None
+            if prev is None or prev.name not in ("convolutional", "conv"):
+                continue
+            # darknet checks filters against the head's own classes (an assertion that aborts it).
+            want = head_filters(cfg, head, head_classes)
+            have = prev.get_int("filters", 1)
+            if have != want:
+                fopt = prev.option("filters")
+                n_masks = len(head.get_ints("mask")) or num
+                formula = (f"(classes + 5) * {n_masks}" if head.name == "yolo" else
+                           f"(classes + 9) * {n_masks}" if head.name == "Gaussian_yolo" else f"(classes + 5) * num={num}")
+                problems.append(Problem("filters-mismatch",
+                                        f"filters={have} before the [{head.name}] at line {head.line} (classes={head_classes}); "
+                                        f"it needs {formula} = {want}",
+                                        fix=f"set filters={want} (or remake the cfg with `%yolo cfg`)", file=cfg_file,
+                                        line=fopt.line if fopt else prev.line))
+    except DarknetMagicsError as err:
+        problems.append(Problem("cfg-invalid", err.message, fix=err.fix or "", file=cfg_file))
+    return problems
+
+
+def format_report(problems: Iterable[Problem], result: Optional[CheckResult] = None) -> str:
+    """A plain-text report: errors, then warnings, then notes; a one-line verdict at the end."""
+    problems = list(problems)
+    order = {"error": 0, "warning": 1, "info": 2}
+    lines = []
+    if result is not None:
+        lines.append(f"{result.images:,} images, {result.labels:,} label files, {result.boxes:,} boxes, "
+                     f"{result.negatives:,} negatives")
+    for p in sorted(problems, key=lambda p: order.get(p.severity, 3)):
+        lines.append(p.describe())
+    n_err = sum(p.severity == "error" for p in problems)
+    n_warn = sum(p.severity == "warning" for p in problems)
+    if not problems:
+        lines.append("no problems found")
+    else:
+        lines.append(f"{n_err} error{'s' * (n_err != 1)}, {n_warn} warning{'s' * (n_warn != 1)}")
+    return "\n".join(lines)

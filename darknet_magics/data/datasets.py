@@ -1,0 +1,403 @@
+"""obj.data, .names and the image lists, written with paths darknet can read.
+
+Space-free paths: darknet's .data reader drops every whitespace character from a line (``/My Drive/x`` becomes
+``/MyDrive/x``), so `write_data` never writes a path with a space into obj.data. Where a path has one, the deepest
+folder with a space in its name is reached through a symlink without spaces (in ``links/`` beside obj.data, or in
+the per-user temp folder `environment.tmp_links_dir` when that path has spaces itself), and obj.data and the image lists use the link's path. The
+symlinks are listed in `DataResult.links`. Staging lives in staging.py, pretrained weights in weights.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections import Counter
+from typing import Optional, Sequence, Union
+
+from ..setup.environment import tmp_links_dir
+from ..errors import DarknetMagicsError, Problem
+from .objdata import MARKER
+from ..fileio import atomic_write_text, remove_if_exists
+from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
+from ..report import Reporter
+from ..safenames import check_argv_paths, link_unsafe, unsafe_reason
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+__all__ = ["IMAGE_EXTENSIONS", "DataResult", "DataPlan", "write_data", "prepare_dataset", "plan_dataset", "read_names", "find_images", "space_free"]
+
+# ----------------------------------------------------------------------------------------------------------------
+# obj.data, .names, train/valid lists
+
+
+@dataclass(frozen=True)
+class DataResult:
+    """What `write_data` wrote; paths are the ones written into obj.data (absolute, space-free)."""
+
+    data_path: Path
+    names_path: Path
+    train_path: Path
+    valid_path: Path
+    n_train: int
+    n_valid: int
+    backup: Path
+    names: list[str] = field(default_factory=list)
+    links: list[Path] = field(default_factory=list)
+    format: str = "yolo"
+    test_path: Optional[Path] = None
+    n_test: int = 0
+    boxes: int = 0
+    converted: Optional[Path] = None  # the folder of converted labels (and image links), when one was written
+    problems: list[Problem] = field(default_factory=list)
+    plan: Optional["DataPlan"] = None
+
+
+def read_names(text: str) -> list[str]:
+    """Class names from a .names file's text: one per non-empty line (darknet keeps line order)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files (jpg/jpeg/png/bmp, any case) under `folder`, recursively, sorted."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs.sort()
+        for name in files:
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(Path(root) / name)
+    found.sort()
+    return found
+
+
+def _has_space(path: Union[str, Path]) -> bool:
+    return any(ch.isspace() for ch in str(path))
+
+
+def space_free(path: Path, link_dir: Path, links: list[Path]) -> Path:
+    """`path` itself when it has no whitespace, else the same path through a symlink in a space-free `link_dir`.
+
+    The link replaces the deepest folder whose name has whitespace, so what lies below keeps its layout (labels
+    in a sibling ``labels/`` folder still resolve). Its name is the cleaned folder name plus a short hash of the
+    full path (two folders named alike never share a link), and never contains ``images``: pjreddie's darknet
+    swaps the first ``images`` in an image path for ``labels`` to find the label file.
+    """
+    path = Path(os.path.abspath(path))
+    if not _has_space(path):
+        return path
+    parts = path.parts
+    last = max(i for i, part in enumerate(parts) if _has_space(part))
+    target = Path(*parts[: last + 1])
+    rest = parts[last + 1:]
+    if _has_space(link_dir) or str(link_dir.absolute()).startswith(str(target) + os.sep):
+        link_dir = tmp_links_dir()  # the shared per-user fallback (environment), never a folder of another user
+    link_dir.mkdir(parents=True, exist_ok=True)
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", target.name).strip("_") or "link"
+    clean = clean.replace("images", "imgs").replace("JPEGImages", "JPEGImgs")
+    digest = hashlib.sha1(str(target).encode()).hexdigest()[:8]
+    link = link_dir / f"{clean}-{digest}"
+    if not (os.path.islink(link) and os.readlink(link) == str(target)):
+        tmp = link_dir / f".{clean}-{digest}.tmp{os.getpid()}"
+        remove_if_exists(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    if link not in links:
+        links.append(link)
+    return link.joinpath(*rest)
+
+
+def _names_from(names: str, out: Path) -> tuple[list[str], Optional[Path]]:
+    """(class names, existing .names file or None when they came as 'a,b,c')."""
+    candidate = Path(names).expanduser()
+    if candidate.is_file():
+        return read_names(candidate.read_text(encoding="utf-8", errors="replace")), candidate
+    if "/" in names or names.endswith((".names", ".txt")):
+        raise DarknetMagicsError(f"names file {names} not found",
+                                 fix="give the path of your .names file, or the class names as names=cat,dog")
+    parts = [p.strip() for p in names.split(",")]
+    if not parts or any(not p for p in parts):
+        raise DarknetMagicsError(f"names={names!r} has an empty class name", fix="write names=cat,dog (no empty entries)")
+    return parts, None
+
+
+def write_data(out: Path, *, classes: Optional[int] = None, names: Optional[str] = None,
+               train: Optional[Path] = None, valid: Optional[Path] = None, images: Optional[Path] = None,
+               test: Optional[Path] = None, format: Optional[str] = None, split: float = 0.1, seed: int = 0,
+               min_box: Optional[float] = None, net: tuple[int, int] = (416, 416), backup: Path,
+               reporter: Optional[Reporter] = None) -> "DataResult":
+    """`prepare_dataset` under its old name (the `%yolo data` directive calls it)."""
+    return prepare_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
+                           names=names, split=split, seed=seed, min_box=min_box, net=net, backup=backup,
+                           reporter=reporter)
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """What `prepare_dataset` will do, found without writing anything (the dry run prints `lines`)."""
+
+    out: Path
+    names: list[str]
+    names_source: str
+    format: str
+    # per split ("train", "valid", "test"): the images in it; the converted folder when labels must be written
+    datasets: list[Dataset]
+    convert: bool
+    convert_to: Optional[Path]
+    lists: dict[str, Path]
+    given_lists: dict[str, Path]
+    problems: list[Problem]
+    split_note: str
+    lines: list[str]
+
+
+def _is_drive(path: Path) -> bool:
+    text = str(path)
+    return _has_space(text) or text.startswith("/content/drive") or "/MyDrive/" in text + "/"
+
+
+def _parse_names(names: Union[None, str, Sequence[str]], classes: Optional[int]) -> tuple[Optional[list[str]], Optional[Path]]:
+    if names is None:
+        return None, None
+    if not isinstance(names, str):
+        return [str(n) for n in names], None
+    return _names_from(names, Path("."))
+
+
+def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Path] = None,
+                 valid: Optional[Path] = None, test: Optional[Path] = None, format: Optional[str] = None,
+                 classes: Optional[int] = None, names: Union[None, str, Sequence[str]] = None, split: float = 0.1,
+                 seed: int = 0, min_box: Optional[float] = None) -> DataPlan:
+    """Read the dataset(s) and decide what `prepare_dataset` writes, writing nothing.
+
+    Sources: ``images=DIR`` (any format `formats.detect_format` knows; its own train/valid/test split kept), or
+    ``train=``/``valid=``/``test=``, each a folder (read as that split) or an image list file (used as is).
+
+    Raises:
+        DarknetMagicsError: conflicting or missing sources, names not matching classes, unreadable datasets.
+    """
+    out = Path(os.path.abspath(Path(out).expanduser()))
+    if classes is not None:
+        try:
+            classes = int(classes)
+        except (TypeError, ValueError):
+            raise DarknetMagicsError(f"classes={classes} is not a number", fix="write classes=N") from None
+    given_names, names_file = _parse_names(names, classes)
+    if given_names is not None and classes is not None and (classes < 1 or classes != len(given_names)):
+        raise DarknetMagicsError(f"classes={classes} but {len(given_names)} names given ({', '.join(given_names[:8])})",
+                                 fix=f"use classes={len(given_names)} or list {classes} names")
+    if not 0 <= split < 1:
+        raise DarknetMagicsError(f"split={split} must be a fraction in [0, 1)", fix="e.g. split=0.1 for 10 % validation")
+    if images is not None and train is not None:
+        raise DarknetMagicsError("give either images=DIR or train=, not both",
+                                 fix="images=DIR reads the dataset and its splits; train=/valid= name each split")
+    if images is None and train is None:
+        raise DarknetMagicsError("no training images given",
+                                 fix="add images=DIR (a dataset folder) or train=DIR/FILE (a folder or a list)")
+    sources: list[tuple[Optional[str], Path]] = []
+    given_lists: dict[str, Path] = {}
+    if images is not None:
+        folder = Path(images).expanduser()
+        if not folder.is_dir():
+            raise DarknetMagicsError(f"image folder {folder} not found", fix="give the folder that holds the images and labels")
+        sources.append((None, folder))
+    for key, value in (("train", train), ("valid", valid), ("test", test)):
+        if value is None:
+            continue
+        p = Path(value).expanduser()
+        if p.is_dir():
+            sources.append((key, p))
+        elif p.is_file():
+            given_lists[key] = p
+        else:
+            raise DarknetMagicsError(f"{key}={value}: no such folder or list file",
+                                     fix=f"give {key}= a folder of images (with labels) or an image list file")
+    datasets: list[Dataset] = []
+    problems: list[Problem] = []
+    fixed = given_names
+    for force, folder in sources:
+        ds = read_dataset(folder, format, fixed)
+        if fixed is None:
+            fixed = ds.names  # the next folders are read with the first one's ids
+        if force is not None:
+            ds.images = [ImageRecord(im.path, im.width, im.height, im.boxes, force, im.claimed) for im in ds.images]
+        datasets.append(ds)
+        problems.extend(ds.problems)
+    if fixed is None:
+        # Only list files given: names must come from the user, as before.
+        if given_names is None:
+            raise DarknetMagicsError("train=/valid= are list files, so the class names cannot be read from a dataset",
+                                     fix="add names=cat,dog (or names=FILE)")
+        fixed = given_names
+    if classes is not None and classes != len(fixed):
+        raise DarknetMagicsError(f"classes={classes} but the dataset has {len(fixed)} classes ({', '.join(fixed[:8])})",
+                                 fix=f"use classes={len(fixed)}, or leave classes= out")
+    names_source = (str(names_file) if names_file else "names=" if given_names is not None
+                    else datasets[0].names_source if datasets else "names=")
+    fmt = ",".join(sorted({d.format for d in datasets})) or "lists"
+    # Convert unless every image is already where all flavors find its label (YOLO txt beside, plain extension).
+    convert = bool(min_box) or any(d.format != "yolo" for d in datasets)
+    if not convert:
+        for d in datasets:
+            for im in d.images:
+                listed = str(im.path)
+                if labels_found_by_all(listed) is False:
+                    convert = True
+                    break
+            if convert:
+                break
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", out.stem).replace("images", "imgs").replace("raw", "rw") or "data"
+    convert_to: Optional[Path] = None
+    if convert and datasets:
+        if not _is_drive(out.parent):
+            convert_to = out.parent / f"{stem}.darknet"
+        elif not _is_drive(datasets[0].root):
+            convert_to = datasets[0].root.parent / f"{datasets[0].root.name}.{stem}.darknet"
+        else:
+            convert_to = Path(tempfile.gettempdir()) / "darknet_magics" / f"{stem}.darknet"
+    lists = {k: out.parent / f"{out.stem}.{k}.txt" for k in ("train", "valid", "test")}
+    n = Counter(im.split or "" for d in datasets for im in d.images)
+    has = {k for k in ("train", "valid", "test") if n.get(k) or k in given_lists}
+    if "valid" in has:
+        split_note = "the source's own split"
+    elif "test" in has:
+        split_note = "valid = the source's test split (no valid split in the source)"
+    elif split > 0:
+        split_note = f"split={split:g} of the unsplit images to valid (seed={seed})"
+    else:
+        split_note = "split=0: validating on the training images"
+    lines = [f"format: {fmt} ({len(datasets)} folder{'s' * (len(datasets) != 1)})" if datasets else "format: lists",
+             f"classes: {len(fixed)} from {names_source}: {', '.join(fixed[:20])}{' ...' if len(fixed) > 20 else ''}",
+             "images: " + ", ".join(f"{k or 'unsplit'} {v:,}" for k, v in sorted(n.items())) if n else "images: lists",
+             f"split: {split_note}",
+             f"labels: {'written to ' + str(convert_to) if convert_to else 'used where they are (YOLO txt beside the images)'}"
+             + (f", boxes under {min_box:g} px at network size dropped" if min_box else ""),
+             f"lists: {', '.join(str(lists[k]) for k in ('train', 'valid', 'test') if k in has or k == 'train')}",
+             f"writes: {out}"]
+    return DataPlan(out, list(fixed), names_source, fmt, datasets, convert, convert_to, lists, given_lists, problems,
+                    split_note, lines)
+
+
+def labels_found_by_all(image: str) -> bool:
+    """Whether every darknet flavor looks for `image`'s label at the same place: the .txt beside it."""
+    beside = os.path.splitext(image)[0] + ".txt"
+    return label_paths(image) == {beside}
+
+
+def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Path] = None,
+                    valid: Optional[Path] = None, test: Optional[Path] = None, format: Optional[str] = None,
+                    classes: Optional[int] = None, names: Union[None, str, Sequence[str]] = None, split: float = 0.1,
+                    seed: int = 0, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416),
+                    backup: Path, reporter: Optional[Reporter] = None) -> DataResult:
+    """Turn a dataset into a checked darknet dataset: labels (converted when needed), lists, names, obj.data.
+
+    Lists are named after OUT (``NAME.train.txt``, ``NAME.valid.txt``, ``NAME.test.txt`` beside it) so that two
+    datasets in one folder never overwrite each other's. A source split is kept; `split` splits only the images
+    that have none (seeded). Class names come from the source unless `names` is given. Converted labels go into a
+    folder of symlinks (`formats.write_darknet`) next to OUT, or beside the dataset when OUT is on a drive; never
+    into the source folder. Paths in obj.data are absolute and space-free (module docstring).
+
+    Raises:
+        DarknetMagicsError: see `plan_dataset`; no images at all.
+    """
+    plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
+                        names=names, split=split, seed=seed, min_box=min_box)
+    out = plan.out
+    check_argv_paths(**{"obj.data": out, "backup": Path(os.path.abspath(os.path.expanduser(backup)))})  # obj.data lines
+    out.parent.mkdir(parents=True, exist_ok=True)
+    link_dir = out.parent / "links"
+    links: list[Path] = []
+    problems = list(plan.problems)
+    by_split: dict[str, list[str]] = {"train": [], "valid": [], "test": [], "": []}
+    boxes = 0
+    merged = Dataset(plan.format, plan.datasets[0].root if plan.datasets else out.parent, plan.names,
+                     [im for d in plan.datasets for im in d.images])
+    if plan.convert and plan.convert_to is not None:
+        conv = write_darknet(merged, plan.convert_to, min_box=min_box, net=net, reporter=reporter)
+        problems.extend(conv.problems)
+        boxes = conv.boxes
+        for key, paths in conv.lists.items():
+            by_split["" if key == "all" else key].extend(space_free(Path(p), link_dir, links).as_posix()
+                                                         for p in paths)
+    else:
+        roots = {}
+        for im in merged.images:
+            boxes += len(im.boxes)
+            by_split[im.split or ""].append(str(im.path))
+        # The folder is linked once, then listed through the link, so the lists have no spaces either.
+        for key in by_split:
+            by_split[key] = [_space_free_cached(p, link_dir, links, roots) for p in by_split[key]]
+    unsplit = sorted(by_split.pop(""))
+    if unsplit:
+        if by_split["valid"] or by_split["test"]:
+            by_split["train"] += unsplit  # a source split exists: images outside it train
+        else:
+            order = list(unsplit)
+            random.Random(seed).shuffle(order)
+            n_valid = round(len(order) * split)
+            if split > 0 and len(order) >= 2:
+                n_valid = min(max(1, n_valid), len(order) - 1)
+            by_split["valid"] += order[:n_valid]
+            by_split["train"] += order[n_valid:]
+    for key, p in plan.given_lists.items():
+        by_split[key] = []  # a list file is used as is
+    if not by_split["valid"] and not plan.given_lists.get("valid") and by_split["test"]:
+        by_split["valid"] = list(by_split["test"])
+    if not by_split["train"] and "train" not in plan.given_lists:
+        raise DarknetMagicsError(f"no training images (the source has only {', '.join(k for k, v in by_split.items() if v)})",
+                                 fix="give train= a folder or list, or images= a dataset with a train split")
+    _link_unsafe_names(by_split, link_dir, out)
+    written: dict[str, Path] = {}
+    for key in ("train", "valid", "test"):
+        if key in plan.given_lists:
+            written[key] = plan.given_lists[key]
+        elif by_split[key]:
+            atomic_write_text(plan.lists[key], "".join(p + "\n" for p in sorted(by_split[key])))
+            written[key] = plan.lists[key]
+    train_path = written["train"]
+    valid_path = written.get("valid", train_path)
+    n_train, n_valid = _count_lines(train_path), _count_lines(valid_path)
+    n_test = _count_lines(written["test"]) if "test" in written else 0
+    names_file = Path(names).expanduser() if isinstance(names, str) and Path(names).expanduser().is_file() else None
+    if names_file is not None:
+        names_path = Path(os.path.abspath(names_file))
+    else:
+        names_path = out.with_suffix(".names")
+        atomic_write_text(names_path, "".join(n + "\n" for n in plan.names))
+    backup_dir = Path(os.path.abspath(Path(backup).expanduser()))
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    train_w = space_free(train_path, link_dir, links)
+    valid_w = space_free(valid_path, link_dir, links)
+    names_w = space_free(names_path, link_dir, links)
+    backup_w = space_free(backup_dir, link_dir, links)
+    text = (f"{MARKER}\nclasses = {len(plan.names)}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\n"
+            f"backup = {backup_w}\n")
+    atomic_write_text(out, text)
+    test_w = space_free(written["test"], link_dir, links) if "test" in written else None
+    return DataResult(out, names_w, train_w, valid_w, n_train, n_valid, backup_w, list(plan.names), links,
+                      format=plan.format, test_path=test_w, n_test=n_test, boxes=boxes, converted=plan.convert_to
+                      if plan.convert else None, problems=problems, plan=plan)
+
+
+def _link_unsafe_names(by_split: dict[str, list[str]], link_dir: Path, out: Path) -> None:
+    """Each listed image whose name darknet's own `echo NAME >> bad.list` would run (or that holds a control
+    character) listed as a safe link with its label beside it (`safenames.link_unsafe`; docs/security.md)."""
+    safe_dir = link_dir / "safe-names"
+    if unsafe_reason(str(safe_dir)) is not None or not labels_found_by_all(str(safe_dir / "x.jpg")):
+        safe_dir = tmp_links_dir() / f"safe-names-{hashlib.sha1(str(out).encode()).hexdigest()[:8]}"
+    for key in ("train", "valid", "test"):
+        by_split[key] = link_unsafe(by_split[key], safe_dir, with_label=True)
+
+
+def _space_free_cached(path: str, link_dir: Path, links: list[Path], cache: dict[str, str]) -> str:
+    folder, name = os.path.split(path)
+    mapped = cache.get(folder)
+    if mapped is None:
+        mapped = cache[folder] = str(space_free(Path(folder), link_dir, links))
+    return os.path.join(mapped, name)
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())

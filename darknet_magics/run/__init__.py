@@ -1,0 +1,1 @@
+"""Process running: the pty runner with its watchdog."""

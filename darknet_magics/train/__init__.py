@@ -1,0 +1,1 @@
+"""Training: a run's plan, its start, watch and finish in the foreground, and background runs under a keeper."""
