@@ -3,6 +3,7 @@ the trackers' files (read back by TensorBoard), with a model trained by the real
 from __future__ import annotations
 
 import contextlib
+import json
 import io
 import sys
 from pathlib import Path
@@ -299,3 +300,29 @@ def test_yolo_eval_dry_run_shows_darknet_s_line_and_runs_nothing(tmp_path) -> No
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "/usr/bin/darknet detector valid eval.data" in proc.stdout and "IoU 0.6" in proc.stdout
     assert f"views to {tmp_path}/evaluations/tiny_final" in proc.stdout and not (tmp_path / "run").exists()
+
+
+@pytest.mark.timeout(60)
+def test_views_are_valid_plotly_figures_that_the_report_exports(tmp_path: Path) -> None:
+    """The three views of an evaluation of generated images: plotly accepts each spec, the HTML report's exporter
+    renders it, and the mosaic shows each image twice with its truth and its detections drawn."""
+    import plotly.graph_objects as go
+
+    from darknet_magics.model.evaluate import score
+    from darknet_magics.synth import make_dataset
+    from darknet_magics.view.evaluation import confusion_figure, curves_figure, mosaic_figure
+    from darknet_magics.view.report_html import plotly_output_html
+
+    ds = make_dataset(tmp_path / "ds", images=4, size=64, negatives=1)
+    truths = read_ground_truth(ds.images, 1)
+    dets = [np.column_stack([t[:, :1], np.full(len(t), 0.9), t[:, 1:] + 0.01]) for t in truths]
+    dets[0] = np.array([[0, 0.8, 0.1, 0.1, 0.3, 0.3]])  # a false alarm on the negative image
+    ev = score(truths, dets, ds.names, ds.images)
+    assert ev.images["image"].iloc[0] == str(ds.images[0]) and ev.per_class["fp"].iloc[0] == 1
+    mosaic = mosaic_figure(ev)
+    for spec in (confusion_figure(ev.confusion), curves_figure(ev.curves), mosaic):
+        go.Figure(spec)  # raises on a property plotly does not know
+        assert "<div" in plotly_output_html(json.loads(json.dumps(spec, default=lambda a: a.tolist())))
+    assert len(mosaic["layout"]["images"]) == 8
+    assert all(i["source"].startswith("data:image/png;base64,") for i in mosaic["layout"]["images"])
+    assert len(mosaic["layout"]["shapes"]) == sum(len(t) for t in truths) + sum(len(d) for d in dets)

@@ -21,7 +21,8 @@ _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jfi
          ".bmp": "image/bmp", ".gif": "image/gif"}
 MOSAIC_IMAGES = 8  # the worst validation images shown, each twice (truth, prediction)
 _MOSAIC_MAX_BYTES = 2 * 1024 * 1024  # a larger picture is left out of the mosaic (it would bloat the notebook)
-_LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 30, "t": 50, "b": 40}}
+# white, without naming a template: the report's exporter (plotly's to_html) takes a template as a dict only
+_LAYOUT = {"plot_bgcolor": "white", "paper_bgcolor": "white", "margin": {"l": 60, "r": 30, "t": 50, "b": 40}}
 
 
 def confusion_figure(confusion: Any, *, title: str = "confusion matrix") -> dict:
