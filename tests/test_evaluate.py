@@ -183,7 +183,7 @@ def test_eval_agrees_with_detector_map_and_pycocotools(trained_model, flavor) ->
     """The same weights: our mAP@0.50 against the flavor's own `detector map`, our mAP@0.50:0.95 against
     pycocotools on our detections."""
     from darknet_magics.data.formats import image_size
-    from darknet_magics.model.inference import evaluate_map
+    from darknet_magics.model.darknet_map import evaluate_map
     from darknet_magics.model.evaluate import evaluate
 
     pytest.importorskip("pycocotools")

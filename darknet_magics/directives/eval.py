@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..model.inference import _unique, checkpoint_run_dir
+from ..model.darknet_map import checkpoint_run_dir
+from ..model.inputs import unique_path
 from ..language import Opt, Spec, Step
 from ..model.evaluate import DETECT_THRESH, Evaluation, evaluate
 from ..session import Context, Done
@@ -38,7 +39,7 @@ def eval_folder(step: Step, ctx: Context, weights: Path) -> Path:
     else:
         run_dir = checkpoint_run_dir(weights.parent)
         base = run_dir / "eval" if run_dir != weights.parent else results_folder(step, ctx, "evaluations")
-    return _unique(base / weights.stem)
+    return unique_path(base / weights.stem)
 
 
 def run(step: Step, ctx: Context) -> Done:

@@ -33,8 +33,8 @@ from ..report import Reporter
 from ..run import runner
 from ..setup.binary import darknet_flavor
 from . import metrics
-from .inference import _detect_prompt, _display_free_env, _fail, _model_files, _names_from_data, \
-    check_weights_file, resolve_images
+from .detect import _detect_prompt, darknet_failure, display_free_env
+from .inputs import check_weights_file, model_files, names_from_data, resolve_images
 
 DETECT_THRESH = 0.005  # detector map's own threshold: the same detections, so the same AP
 _MAX_LABEL_BYTES = 10 * 1024 * 1024  # a label file this big is no label file
@@ -181,7 +181,7 @@ def predict_all(*, darknet: Path, cfg: Path, weights: Path, images: Sequence[Pat
                                               scratch / "annotated", reporter, env, flavor, ["-out", str(out)],
                                               stems=[p.stem for p in links])
         if result.returncode not in (0, None) or result.signal or not out.is_file():
-            raise _fail("darknet's detections for the evaluation failed", output, result, flavor,
+            raise darknet_failure("darknet's detections for the evaluation failed", output, result, flavor,
                         [str(darknet), "detector", "test"])
         return parse_json_detections(out.read_text(errors="replace"), len(links), classes)
     finally:
@@ -198,10 +198,10 @@ def _predict_pjreddie(darknet, data, cfg, weights, links, classes, cwd, reporter
         reporter.progress(f"eval: predicting {len(links)} images")
 
     result = runner.run(argv, cwd=cwd, log_path=None, on_text=on_text, watchdog=runner.Watchdog(silence_s=600.0),
-                        env=_display_free_env(env))
+                        env=display_free_env(env))
     output = "".join(chunks)
     if result.returncode not in (0, None) or result.signal:
-        raise _fail("darknet detector valid failed", output, result, "pjreddie", argv)
+        raise darknet_failure("darknet detector valid failed", output, result, "pjreddie", argv)
     sizes = [image_size(p) or (1, 1) for p in links]
     return parse_voc_results(data.parent / "results", "det_", [f"c{k}" for k in range(classes)], sizes)
 
@@ -324,12 +324,12 @@ def evaluate(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, thres
         iou: the IoU a detection needs to count as a true positive there (AP50 and mAP@0.50 are always at 0.50).
     """
     reporter = reporter or Reporter()
-    darknet_path, data_path, cfg_path, weights_path = _model_files(darknet, data, cfg, weights)
+    darknet_path, data_path, cfg_path, weights_path = model_files(darknet, data, cfg, weights)
     flavor = flavor or darknet_flavor(darknet_path)
     for name, value in (("thresh", thresh), ("iou", iou)):
         if not (math.isfinite(value) and 0.0 <= value <= 1.0):
             raise StepError(f"{name}={value} is not a number in 0..1", fix=f"e.g. {name}=0.5")
-    names = _names_from_data(data_path)
+    names = names_from_data(data_path)
     if not names:
         raise StepError(f"{data_path} names no class names file that exists (names=)",
                         fix="give obj.data a names= file with one class per line")
