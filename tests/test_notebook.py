@@ -197,6 +197,14 @@ def test_detection_shows_the_predictions_image(demo):
     assert "detection(s)" in stream_text(cell)
 
 
+@slow
+def test_eval_shows_the_metrics_and_its_three_views(demo):
+    cell = code_cell(demo.nb, "%yolo eval")
+    assert re.search(r"mAP@0\.50 [\d.]+%, mAP@0\.50:0\.95 [\d.]+% on \d+ validation image", stream_text(cell))
+    views = [o for o in cell.outputs if o.output_type == "display_data" and "application/vnd.plotly.v1+json" in o.data]
+    assert [o.data["text/plain"].split(":")[0] for o in views] == ["confusion", "curves", "mosaic"]
+
+
 # ---------------------------------------------------------------------------------------------- the HTML report
 
 
