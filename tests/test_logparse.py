@@ -388,18 +388,18 @@ def test_iteration_is_a_named_tuple_with_the_event_fields() -> None:
 def test_keyword_gate_is_the_plain_alternation_factored() -> None:
     """The gate groups the keywords by first character; the plain alternation must match the same lines."""
     from darknet_magics.output import diagnose
-    from darknet_magics.output import logparse as lp
+    from darknet_magics.output import patterns as lp
 
     diag = [*map(re.escape, diagnose.TRIGGERS), *diagnose.TRIGGER_PATTERNS]
-    keywords = [(n, h, rx if n != "diag" else "(?:" + "|".join(diag) + ")") for n, h, rx in lp._KEYWORDS]
+    keywords = [(n, h, rx if n != "diag" else "(?:" + "|".join(diag) + ")") for n, h, rx in lp.KEYWORDS]
     plain = "|".join(f"{rx}(?P<k_{name}>)" for name, _, rx in keywords)
     plain_handlers = {f"k_{name}": handler for name, handler, _ in keywords}
-    gate = re.compile(r"\n(?:" + lp._IT_PJ_AB + "|" + lp._IT_HANK + "|" + lp._SEG_START + "(?:" + plain + "))")
-    assert len(lp._KW_HANDLERS) == len(lp._KEYWORDS) - 1 + len(diagnose.TRIGGERS) + len(diagnose.TRIGGER_PATTERNS)
+    gate = re.compile(r"\n(?:" + lp.IT_PJ_AB + "|" + lp.IT_HANK + "|" + lp.SEG_START + "(?:" + plain + "))")
+    assert len(lp.KW_HANDLERS) == len(lp.KEYWORDS) - 1 + len(diagnose.TRIGGERS) + len(diagnose.TRIGGER_PATTERNS)
     for path in ALL_LOGS:
         buf = "\n" + text_of(path)
         want = [(m.start(), m.end(), plain_handlers.get(m.lastgroup)) for m in gate.finditer(buf)]
-        got = [(m.start(), m.end(), lp._KW_HANDLERS.get(m.lastgroup)) for m in lp._GATE_NL.finditer(buf)]
+        got = [(m.start(), m.end(), lp.KW_HANDLERS.get(m.lastgroup)) for m in lp.GATE_NL.finditer(buf)]
         assert got == want, path
 
 
