@@ -23,8 +23,8 @@ import re
 
 from .diagnose import TRIGGER_PATTERNS, TRIGGERS
 
-__all__ = ["IT_PJ_AB", "IT_HANK", "IT_HANK_FAST", "KEYWORDS", "KW", "KW_HANDLERS", "SEG_START", "GATE_NL", "GATE_CR",
-           "G_PJAB", "G_SPEC", "G_FAST", "G_HANK", "PJAB_PAD", "gate_for", "segment_end", "strip_escapes",
+__all__ = ["IT_PJ_AB", "IT_HANK", "IT_HANK_FAST", "IT_HANK_PLAIN", "KEYWORDS", "KW", "KW_HANDLERS", "SEG_START", "GATE_NL", "GATE_CR",
+           "G_PJAB", "G_SPEC", "G_FAST", "G_HANK", "G_HANK_PLAIN", "gate_for", "segment_end", "strip_escapes",
            "keyword_alternation"]
 
 
@@ -47,6 +47,11 @@ IT_HANK = (r"\x1b(?:\[0m\x1b|)(?:\]2;\d+/(\d{1,18}):[^\x07\n]*\x07\x1b|)\[[0-9;]
             + r"([^\x1b,\s]+)" + _C + r", avg loss=" + _C + r"([^\x1b,\s]+)" + _C + r", last=[^,\n]*, best=[^,\n]*,"
             r" mAP=" + _C + r"(\w+)" + _C + r", rate=([^,\s]+), load [^,\n]*, train=([^,\s]+) ?([a-z]*), (\d{1,18}) images"
             r"(?:, time remaining=([^,\s]+) ?([a-z]*))?")
+# The same line without colours or window title (a log with its escapes stripped, hank-ai's colours turned off, a
+# paste): all the fields but max_batches, which only the title has (the parser puts None before them).
+IT_HANK_PLAIN = (r"(\d{1,18}): loss=([^\x1b,\s]+), avg loss=([^\x1b,\s]+), last=[^,\n]*, best=[^,\n]*, mAP=(\w+),"
+                 r" rate=([^,\s]+), load [^,\n]*, train=([^,\s]+) ?([a-z]*), (\d{1,18}) images"
+                 r"(?:, time remaining=([^,\s]+) ?([a-z]*))?")
 # The same line as hank-ai's own build prints it (the window title, then exactly one colour code where it puts one),
 # tried first: ~40% cheaper than the general pattern above, which takes any other arrangement. Where this one
 # matches, the general one matches the same text into the same fields (each of its colour slots takes the one code).
@@ -153,12 +158,12 @@ KW, KW_HANDLERS = keyword_alternation()
 SEG_START = (r"[ \t\x07]*(?:\x1b(?:\[[0-9;?]*[A-Za-z]|\][^\x07\n]*(?:\x07|\x1b\\))" + _ESCANY + r"[ \t]*|)"
               r"(?:-> |\* |)")
 # The newline gate: iteration lines (fields captured here: this is the hot path) or a keyword segment. Its
-# unnamed groups, in this order: pjreddie/AlexeyAB, hank-ai specialised, hank-ai usual, hank-ai general; the keyword
-# groups are all named. The group numbers of each part are computed from the patterns (below the gate).
+# unnamed groups, in this order: pjreddie/AlexeyAB, hank-ai specialised, hank-ai usual, hank-ai general, hank-ai
+# plain; the keyword groups are all named. The group numbers of each part are computed from the patterns (below the gate).
 
 
 def _gate_nl(spec: str) -> re.Pattern:
-    return re.compile(r"\n(?:" + IT_PJ_AB + "|" + spec + "|" + IT_HANK_FAST + "|" + IT_HANK + "|" + SEG_START
+    return re.compile(r"\n(?:" + IT_PJ_AB + "|" + spec + "|" + IT_HANK_FAST + "|" + IT_HANK + "|" + IT_HANK_PLAIN + "|" + SEG_START
                       + "(?:" + KW + "))")
 
 
@@ -174,8 +179,8 @@ G_PJAB = _span(1, IT_PJ_AB)
 G_SPEC = _span(G_PJAB[-1] + 1, _hank_spec("1"))
 G_FAST = _span(G_SPEC[-1] + 1, IT_HANK_FAST)
 G_HANK = _span(G_FAST[-1] + 1, IT_HANK)
-PJAB_PAD = (None,) * len(G_PJAB)  # where a hank-ai row's fields start in a row shaped like the gate's groups
-if re.compile(_NO_SPEC).groups != len(G_SPEC) or GATE_NL.groups != G_HANK[-1] + len(GATE_NL.groupindex):
+G_HANK_PLAIN = _span(G_HANK[-1] + 1, IT_HANK_PLAIN)
+if re.compile(_NO_SPEC).groups != len(G_SPEC) or GATE_NL.groups != G_HANK_PLAIN[-1] + len(GATE_NL.groupindex):
     raise AssertionError("the gate's group numbering drifted from its patterns")
 _GATES: dict[str, re.Pattern] = {}  # specialised gates by max_batches text
 # The lone-\r gate (progress overwritten by an event on the same line); keywords only.
@@ -203,7 +208,6 @@ RX_ROW = re.compile(r"\s*(\d{1,18})\s+(.+?)\s+" + _NUM + r"\s+(\d{1,18})\s+(\d{1
 # N layers from weights-file" on the same line or the next).
 RX_LOADED = re.compile(r"Loading weights from (.+?)\s*(?:\.{3}.*)?$|Done! Loaded (\d{1,18}) layers|Detection layer: ?(\d{1,18})")
 RX_LOADED_COUNT = re.compile(r"Loaded (\d{1,18}) layers")
-LONE_CR = re.compile(r"\r(?!\n)")
 # A segment's end: the first \n, or the last \r of the first run of \r (a \r\n ends at its \r).
 _SEPARATOR = re.compile(r"[\n\r]\r*")
 
