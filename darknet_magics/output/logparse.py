@@ -49,7 +49,7 @@ from . import problems as _problems
 from .diagnose import LineDiagnoser
 from ..errors import Problem
 from .patterns import (G_FAST, G_HANK, G_HANK_PLAIN, G_PJAB, G_SPEC, GATE_CR, GATE_NL, HANK_LENIENT, KW_HANDLERS,
-                       RX_CLASSID, RX_DETS, RX_IT_LOOSE, RX_LIMIT, RX_LOADED, RX_LOADED_COUNT, RX_MAP, RX_PREC,
+                       LONE_CR, RX_CLASSID, RX_DETS, RX_IT_LOOSE, RX_LIMIT, RX_LOADED, RX_LOADED_COUNT, RX_MAP, RX_PREC,
                        RX_PROMPT, RX_ROW, RX_TITLE, RX_TPFP, gate_for, segment_end, strip_escapes)
 from .values import hank_columns, hank_iteration, num, pjab_columns, pjab_iteration
 if TYPE_CHECKING:  # for the annotation only: history.py does not import this module
@@ -194,23 +194,16 @@ class LogParser:
         their local names are what keeps it at the speed of a one-regex-per-line parser; a method call per match
         costs ~10%. The cold keywords go to their `_on_*` handler.
         """
-        if "\r" in buf:
-            # A pty's \r\n line ends as \n (C speed, ~1 ms a MB): the lone \r below are then found by a memchr
-            # instead of a regex attempt at every line end. The segments and their events are the same: a segment
-            # ends at the \r of a \r\n. Every \n at or before `end` is the end of a whole line (the rest of `buf`
-            # has none), so the pairs removed all lie before `end`.
-            n = len(buf)
-            buf = buf.replace("\r\n", "\n")
-            end -= n - len(buf)
-        # A lone \r is rare: one search finds the first, and the \r gate runs from there. Its
+        # A lone \r (not part of \r\n) is rare: one search finds the first, and the \r gate runs from there. Its
         # matches are taken one at a time (a list of them all would hold one Match object per \r of the buffer:
         # hundreds of MB for a few MB of progress output).
         cr_rest: Iterator[re.Match] = iter(())
         cr: Optional[re.Match] = None
-        first = buf.find("\r", 0, end)
-        if first >= 0:
-            cr_rest = GATE_CR.finditer(buf, first, end)
-            cr = next(cr_rest, None)
+        if "\r" in buf:
+            first = LONE_CR.search(buf, 0, end)
+            if first is not None:
+                cr_rest = GATE_CR.finditer(buf, first.start(), end)
+                cr = next(cr_rest, None)
         gate = self._gate()
         rows: list[tuple] = []  # captured text of the iteration lines not yet turned into events
         add_row = rows.append
