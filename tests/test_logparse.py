@@ -672,3 +672,81 @@ def test_an_iteration_line_re_spaced_by_a_paste_is_read(line: str) -> None:
         its = parse_log("Loaded: 0.000021 seconds\n" + line + ending).iterations
         assert list(its["iteration"]) == [1234]
         assert its["avg_loss"].iloc[0] == 3.180630 and its["images"].iloc[0] == 78976
+
+
+# ---------------------------------------------------------------------------------------------- the whole-log reader
+def plain_text(text: str) -> str:
+    """A pty capture as a user's ``tee``'d file holds it: no escapes, no \\r (this file's own escape pattern)."""
+    return re.sub(r"\x1b\][^\x07\n]*(?:\x07|\x1b\\)?|\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r\n", "\n").replace(
+        "\r", "\n")
+
+
+def frames_equal(a, b) -> None:
+    for name in ("iterations", "maps", "class_ap", "weights"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.equals(y), (name, x.compare(y) if x.shape == y.shape else (x.shape, y.shape))
+    assert list(a.problems["code"]) == list(b.problems["code"])
+
+
+TRAINING_LOGS = [p for p in ALL_LOGS if p.name.startswith(("train", "resume", "sigint")) and ".pty." in p.name]
+
+
+@pytest.mark.parametrize("path", TRAINING_LOGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_a_plain_text_log_reads_as_its_pty_capture(path: Path) -> None:
+    pty = text_of(path)
+    plain = plain_text(pty)
+    assert "\r" not in plain and "\x1b" not in plain
+    a, b = parse_log(pty), parse_log(plain)
+    assert len(a.iterations) == expected_counts(pty)["iterations"] > 0
+    frames_equal(a, b)
+    assert a.flavor == b.flavor
+
+
+def test_read_log_reads_a_path_its_text_bytes_and_lines_alike(tmp_path: Path) -> None:
+    from darknet_magics.output.logs import read_log
+
+    path = LOGS / "alexeyab" / "train-map-noise.pty.log"
+    raw = path.read_bytes()
+    whole = read_log(path)
+    assert whole.flavor == "alexeyab" and whole.last_iteration == int(whole.history.iterations["iteration"].iloc[-1])
+    for other in (read_log(str(path)), read_log(raw), read_log(raw.decode("utf-8", errors="replace")),
+                  read_log(raw.decode("utf-8", errors="replace").splitlines())):
+        frames_equal(whole.frames(), other.frames())
+        assert other.last_iteration == whole.last_iteration
+
+
+def test_read_log_reads_one_session_of_a_log_by_its_byte_range(tmp_path: Path) -> None:
+    from darknet_magics.output.logs import read_log
+
+    first = (LOGS / "alexeyab" / "train-map-noise.pty.log").read_bytes()
+    second = (LOGS / "alexeyab" / "resume.pty.log").read_bytes()
+    log = tmp_path / "train.log"
+    log.write_bytes(first + second)  # a resumed run appends its session to the log
+    one = read_log(log, start=0, stop=len(first))
+    two = read_log(log, start=len(first))
+    frames_equal(one.frames(), read_log(first).frames())
+    frames_equal(two.frames(), read_log(second).frames())
+    # read whole, the second session supersedes the first's rows from its first iteration on
+    whole = read_log(log).history.iterations["iteration"]
+    start = int(two.history.iterations["iteration"].iloc[0])
+    assert list(whole) == [i for i in one.history.iterations["iteration"] if i < start] + list(
+        two.history.iterations["iteration"])
+
+
+@pytest.mark.parametrize("kind,name,kwargs,words", [
+    ("str", "runs/train.log", {}, "no darknet log at"),  # a path that is not there: never parsed as text
+    ("path", "", {}, "a log file, not a folder"),
+    ("path", "t.log", {"start": 5, "stop": 2}, "no byte range"),
+    ("path", "t.log", {"start": -1}, "no byte range"),
+    ("text", "1: 2.0, 3.0 avg, 0.1 rate, 1.0 seconds, 64 images\n", {"start": 3}, "only be read from a log file"),
+])
+def test_read_log_refuses_what_is_no_log_with_our_error(tmp_path: Path, kind: str, name: str, kwargs: dict,
+                                                        words: str) -> None:
+    from darknet_magics.errors import DarknetMagicsError
+    from darknet_magics.output.logs import read_log
+
+    (tmp_path / "t.log").write_bytes(b"1: 2.0, 3.0 avg, 0.1 rate, 1.0 seconds, 64 images\n")
+    source = {"str": str(tmp_path / name), "path": tmp_path / name, "text": name}[kind]
+    with pytest.raises(DarknetMagicsError, match=words) as e:
+        read_log(source, **kwargs)
+    assert e.value.fix

@@ -45,6 +45,7 @@ from ..report import Reporter
 if TYPE_CHECKING:  # pandas-backed; imported lazily at run time (import time of the magics matters)
     from .background import Keeper
     from ..output.history import History
+    from ..output.logs import ParsedLog
     from ..view.live import LiveView
 
 __all__ = [
@@ -347,18 +348,12 @@ def _load_history(history_path: Path, log_path: Path) -> "History":
     return History()
 
 
-def _history_from_log(log_path: Path, flavor: Optional[str] = None) -> tuple["History", LogParser]:
-    """(History, LogParser) of a whole log file, read in big chunks."""
-    parser = LogParser(flavor=flavor)
-    history = _history_type()()
-    with open(log_path, "rb") as f:
-        while True:
-            block = f.read(16 << 20)
-            if not block:
-                break
-            history.add(parser.feed(block))
-    history.add(parser.close())
-    return history, parser
+def _history_from_log(log_path: Path, flavor: Optional[str] = None) -> tuple["History", "ParsedLog"]:
+    """(History, ParsedLog: its flavor) of a whole log file: the one whole-log reader, `logs.read_log`."""
+    from ..output.logs import read_log  # pandas (history): loaded with the first run, not with %load_ext
+
+    parsed = read_log(Path(log_path), flavor=flavor)
+    return parsed.history, parsed
 
 
 # ------------------------------------------------------------------------------------------------- train
