@@ -394,7 +394,8 @@ def test_keyword_gate_is_the_plain_alternation_factored() -> None:
     keywords = [(n, h, rx if n != "diag" else "(?:" + "|".join(diag) + ")") for n, h, rx in lp.KEYWORDS]
     plain = "|".join(f"{rx}(?P<k_{name}>)" for name, _, rx in keywords)
     plain_handlers = {f"k_{name}": handler for name, handler, _ in keywords}
-    gate = re.compile(r"\n(?:" + lp.IT_PJ_AB + "|" + lp.IT_HANK + "|" + lp.IT_HANK_PLAIN + "|" + lp.SEG_START + "(?:" + plain + "))")
+    gate = re.compile(r"\n(?:" + lp.IT_PJ_AB + "|" + lp.IT_HANK + "|" + lp.IT_HANK_PLAIN + "|" + lp.SEG_START
+                      + "(?:" + plain + "))")
     assert len(lp.KW_HANDLERS) == len(lp.KEYWORDS) - 1 + len(diagnose.TRIGGERS) + len(diagnose.TRIGGER_PATTERNS)
     for path in ALL_LOGS:
         buf = "\n" + text_of(path)

@@ -23,9 +23,9 @@ import re
 
 from .diagnose import TRIGGER_PATTERNS, TRIGGERS
 
-__all__ = ["IT_PJ_AB", "IT_HANK", "IT_HANK_FAST", "IT_HANK_PLAIN", "KEYWORDS", "KW", "KW_HANDLERS", "SEG_START", "GATE_NL", "GATE_CR",
-           "G_PJAB", "G_SPEC", "G_FAST", "G_HANK", "G_HANK_PLAIN", "gate_for", "segment_end", "strip_escapes",
-           "keyword_alternation"]
+__all__ = ["IT_PJ_AB", "IT_HANK", "IT_HANK_FAST", "IT_HANK_PLAIN", "KEYWORDS", "KW", "KW_HANDLERS", "SEG_START",
+           "GATE_NL", "GATE_CR", "G_PJAB", "G_SPEC", "G_FAST", "G_HANK", "G_HANK_PLAIN", "gate_for", "segment_end",
+           "strip_escapes", "keyword_alternation"]
 
 
 # ------------------------------------------------------------------------------------------------- regexes
@@ -161,7 +161,8 @@ SEG_START = (r"[ \t\x07]*(?:\x1b(?:\[[0-9;?]*[A-Za-z]|\][^\x07\n]*(?:\x07|\x1b\\
 # The newline gate: iteration lines (fields captured here: this is the hot path) or a keyword segment. Its
 # unnamed groups, in this order: pjreddie/AlexeyAB, hank-ai specialised, hank-ai usual, hank-ai general, hank-ai
 # plain (behind a lookahead of its first character: without it, this alternative made the gate ~40% slower on
-# every log, measured on CPython 3.11); the keyword groups are all named. The group numbers of each part are computed from the patterns (below the gate).
+# every log, measured on CPython 3.11); the keyword groups are all named. The group numbers of each part are
+# computed from the patterns (below the gate).
 
 
 # What a line that the gate takes may start with: a blank, a bell or an escape (SEG_START; pjreddie/AlexeyAB's
