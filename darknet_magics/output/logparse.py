@@ -41,8 +41,6 @@ import codecs
 import math
 import re
 from dataclasses import dataclass, field
-from itertools import count, groupby, islice, repeat
-from operator import ge
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Union
 
 from . import problems as _problems
@@ -51,7 +49,8 @@ from ..errors import Problem
 from .patterns import (G_FAST, G_HANK, G_HANK_PLAIN, G_PJAB, G_SPEC, GATE_CR, GATE_NL, HANK_LENIENT, KW_HANDLERS,
                        LONE_CR, RX_CLASSID, RX_DETS, RX_IT_LOOSE, RX_LIMIT, RX_LOADED, RX_LOADED_COUNT, RX_MAP, RX_PREC,
                        RX_PROMPT, RX_ROW, RX_TITLE, RX_TPFP, gate_for, segment_end, strip_escapes)
-from .values import hank_columns, hank_iteration, num, pjab_columns, pjab_iteration
+from .rows import IterationRows
+from .values import num
 if TYPE_CHECKING:  # for the annotation only: history.py does not import this module
     from .history import IterationSink
 # The event types live in events.py (the bottom layer); re-exported here, where they have always been imported from.
@@ -67,10 +66,8 @@ NAN = math.nan
 FLAVORS = ("pjreddie", "alexeyab", "hank-ai")
 _FEED_MAX = 4 << 20  # characters parsed in one scan (memory: the queued rows of a scan are ~0.5 KB a line)
 _MAX_PENDING = 1 << 20  # a "line" longer than this (binary garbage, no newline) is parsed as it stands
-_BULK_MIN = 8  # fewer queued iteration rows than this go through the per-row path (a live chunk has one or two)
 # Keywords the scan handles inline (the hot ones: AlexeyAB prints them every iteration), with no handler method.
 _INLINE = frozenset({"nextmap", "lastacc", "title"})
-_tuple_new = tuple.__new__
 
 
 @dataclass
@@ -82,7 +79,7 @@ class _MapBlock:
     iteration: Optional[int] = None  # ... at this training iteration (a new iteration means a new calculation)
 
 
-class LogParser:
+class LogParser(IterationRows):
     """Streaming darknet output parser: `feed()` chunks, get events; `close()` at the end.
 
     Args:
@@ -97,38 +94,27 @@ class LogParser:
         iteration: the last training iteration seen (None before any).
         max_batches, next_map_at, best_map50, finished: what the output said so far.
         bulk: turn queued iteration lines into events column by column (True, the default) or line by line
-            (the reference path; both give the same events, which the tests check).
+            (the reference path; both give the same events, which the tests check). See `rows.IterationRows`.
     """
-
-    bulk: bool = True
 
     def __init__(self, flavor: Optional[str] = None, *, data_paths: Optional[Iterable[str]] = None,
                  iteration_sink: Optional["IterationSink"] = None) -> None:
         if flavor is not None and flavor not in FLAVORS:
             raise ValueError(f"unknown darknet flavor {flavor!r}; expected one of {', '.join(FLAVORS)}")
-        self.flavor = flavor
-        self.iteration: Optional[int] = None
-        self.max_batches: Optional[int] = None
-        self.next_map_at: Optional[int] = None
+        super().__init__(flavor, iteration_sink)
         self.best_map50 = NAN
         self.finished: Optional[str] = None
         self._buf = "\n"  # always starts with the newline that ended the previous line (the gate's anchor)
         self._decoder: Optional[codecs.IncrementalDecoder] = None
         self._map = _MapBlock()
         self._in_table = False
-        self._nan_reported = False
         self._prompted = False
         self._diag = LineDiagnoser(data_paths)
         self._loaded_layers: Optional[int] = None
         self._weights_file: Optional[str] = None
-        self._next_map_text: Optional[str] = None
-        self._max_text: Optional[str] = None
         self._lastacc_text: Optional[str] = None  # the value text of the last "Last accuracy" line
         self._last_map50: Optional[float] = None  # the last mAP reported (a calculation or a "Last accuracy")
-        # parse_log: the iterations go straight into the history's columns instead of events
-        self._sink = iteration_sink
         self._hank_seen: Optional[str] = None  # the max_batches text of the last hank-ai line (window title)
-        self._spec: Optional[str] = None  # ... that the gate of the current scan has as a literal
         self._handlers: dict[str, Callable[[str, list], None]] = {
             group: getattr(self, "_on_" + handler) for group, handler in KW_HANDLERS.items()
             if handler not in _INLINE}
@@ -318,187 +304,6 @@ class LogParser:
                 self._handlers[name](buf[m.start() + 1:segment_end(buf, m.end(), end)], out)
             m = next(rest, None)
         return m
-
-    # ------------------------------------------------------------------------------------------- iterations
-    def _flush(self, rows: list[tuple], out: list) -> None:
-        """Turn the queued iteration rows into events (in bulk when there are enough of them); empties `rows`.
-
-        The bulk path converts column by column in C (``map(float, column)``) and builds the `Iteration` tuples
-        with ``tuple.__new__`` (or, for `parse_log`, hands the columns to the history without any tuple); it
-        gives exactly the events of the per-row path (`_row_pjab` / `_row_hank`, the reference), which is also
-        taken for a short queue, for a row with a field that does not convert strictly (hank-ai's first
-        ``time remaining=unknown``, garbage), and when `bulk` is off.
-        """
-        if len(rows) < _BULK_MIN or not self.bulk:
-            self._rows(rows, out)
-        else:
-            widths = set(map(len, rows))  # 7: pjreddie/AlexeyAB, 11: hank-ai, 10: hank-ai, specialised gate
-            if len(widths) > 1:  # more than one format in a queue: one run at a time, in order
-                for _, run in groupby(rows, key=len):
-                    self._flush(list(run), out)
-            elif 7 in widths:
-                self._bulk_pjab(rows, out)
-            else:
-                self._bulk_hank(rows, out)
-        rows.clear()
-
-    def _rows(self, rows: list[tuple], out: list) -> None:
-        for g in rows:
-            if len(g) == 7:
-                self._row_pjab(g, out)
-            else:
-                self._row_hank(self._hank_row(g), out)
-
-    def _hank_row(self, g: tuple) -> tuple:
-        """A hank-ai row with all 11 fields (a row of the specialised gate lacks max_batches, its literal)."""
-        return g if len(g) == 11 else (self._spec,) + g
-
-    def _bulk_pjab(self, rows: list[tuple], out: list) -> None:
-        n = len(rows)
-        data, bad = pjab_columns(rows)  # bad: rows that do not convert strictly; the per-row path takes them
-        a = 0
-        for k in (*sorted(bad), n) if bad else (n,):
-            if k > a:
-                self._emit(data, a, k, out)
-                if self.flavor is None:
-                    self.flavor = "pjreddie" if rows[a][6] is None else "alexeyab"
-            if k < n:
-                self._row_pjab(rows[k], out)
-            a = k + 1
-
-    def _bulk_hank(self, rows: list[tuple], out: list) -> None:
-        n = len(rows)
-        if len(rows[0]) == 10:  # through the specialised gate: max_batches is its literal
-            itc, lo, av, nm, ra, tv, tu, im, rv, ru = zip(*rows)
-            mb = (self._spec,) * n
-        else:
-            mb, itc, lo, av, nm, ra, tv, tu, im, rv, ru = zip(*rows)
-        data, bad = hank_columns(itc, lo, av, ra, tv, tu, im, rv, ru)
-        a = 0
-        for k in (*sorted(bad), n) if bad else (n,):
-            if k > a:
-                self._emit_hank(data, mb, nm, a, k, out)
-            if k < n:
-                self._row_hank(self._hank_row(rows[k]), out)
-            a = k + 1
-
-    def _emit_hank(self, data: tuple, mb: tuple, nm: tuple, a: int, b: int, out: list) -> None:
-        # max_batches (window title) and the next mAP iteration change rarely: events only where they do, before
-        # the iteration of the line that changed them
-        mbs = set(mb[a:b])
-        mbs.discard(None)
-        mbs.discard(self._max_text)
-        if not mbs and not any(x != self._next_map_text and x.isdigit() for x in set(nm[a:b])):
-            self._emit(data, a, b, out)
-        else:
-            for (m, k), run in groupby(zip(mb[a:b], nm[a:b])):
-                end = a + len(list(run))
-                if m is not None and m != self._max_text:
-                    self._max_text = m
-                    self._set_max_batches(int(m), out)
-                if k != self._next_map_text and k.isdigit():
-                    self._next_map_text = k
-                    self._set_next_map(int(k), out)
-                self._emit(data, a, end, out)
-                a = end
-        if self.flavor is None:
-            self.flavor = "hank-ai"
-
-    def _emit(self, data: tuple, a: int, b: int, out: list) -> None:
-        """Rows a..b-1 of the converted columns `data` as iterations; `Resumed` where the iterations go back (a
-        later session of the same log), checked in C (one ``map(ge, ..)`` pass) before any row is looked at."""
-        its = data[0]
-        last = self.iteration
-        if (last is None or its[a] > last) and (b - a < 2 or not any(map(ge, islice(its, a, b - 1),
-                                                                           islice(its, a + 1, b)))):
-            self._emit_run(data, a, b, out)
-            return
-        k = a
-        while k < b:
-            if self.iteration is not None and its[k] <= self.iteration:
-                self._resumed(its[k], out)
-            j = next((i for i in range(k + 1, b) if its[i] <= its[i - 1]), b)
-            self._emit_run(data, k, j, out)
-            k = j
-
-    def _resumed(self, iteration: int, out: list) -> None:
-        if self._sink is not None:
-            self._sink.resumed(iteration, out)  # the events so far go in first, then the later rows are dropped
-        else:
-            out.append(Resumed(iteration))
-
-    def _emit_run(self, data: tuple, a: int, b: int, out: list) -> None:
-        """Rows a..b-1 of the converted columns `data` as iterations, the nan-loss problem after the first NaN."""
-        cols = data if a == 0 and b == len(data[0]) else tuple(c[a:b] for c in data)
-        nan_at = -1
-        if not self._nan_reported:
-            loss, avg = cols[1], cols[2]
-            total = sum(loss) + sum(avg)  # NaN iff a NaN is in there (or inf - inf: then the loop finds none)
-            if total != total:
-                nan_at = next((i for i, x, y in zip(count(), loss, avg) if x != x or y != y), -1)
-        sink = self._sink
-        if sink is not None:  # parse_log: the columns go straight into the history
-            sink.extend(cols)
-        if nan_at >= 0:
-            it = _tuple_new(Iteration, tuple(c[nan_at] for c in cols))
-            if sink is None:
-                objs = list(map(_tuple_new, repeat(Iteration, b - a), zip(*cols)))
-                out += objs[:nan_at + 1]
-                self._nan(it, out)
-                out += objs[nan_at + 1:]
-            else:
-                self._nan(it, out)
-        elif sink is None:
-            out += map(_tuple_new, repeat(Iteration, b - a), zip(*cols))
-        self.iteration = cols[0][-1]
-
-    def _row_pjab(self, g: tuple, out: list) -> None:
-        """One pjreddie/AlexeyAB iteration row (the gate's groups `G_PJAB`)."""
-        self._iteration(pjab_iteration(g), out)
-        if self.flavor is None:
-            self.flavor = "pjreddie" if g[6] is None else "alexeyab"
-
-    def _row_hank(self, h: tuple, out: list) -> None:
-        """One hank-ai iteration row of 11 fields (`values.hank_iteration`): max_batches (window title) and the
-        next mAP iteration first, where they change, then the iteration."""
-        it = hank_iteration(h)
-        if h[0] is not None and h[0] != self._max_text:
-            self._max_text = h[0]
-            self._set_max_batches(int(h[0]), out)
-        nm = h[4]
-        if nm != self._next_map_text and nm.isdigit():
-            self._next_map_text = nm
-            self._set_next_map(int(nm), out)
-        if self.flavor is None:
-            self.flavor = "hank-ai"
-        self._iteration(it, out)
-
-    def _nan(self, it: Iteration, out: list) -> None:
-        if not self._nan_reported:
-            self._nan_reported = True
-            out.append(ProblemFound(_problems.nan_loss(it.iteration, f"{it.iteration}: loss={it.loss}, "
-                                                                      f"avg loss={it.avg_loss}")))
-
-    def _iteration(self, it: Iteration, out: list) -> None:
-        if self.iteration is not None and it.iteration <= self.iteration:
-            self._resumed(it.iteration, out)
-        self.iteration = it.iteration
-        if self._sink is None:
-            out.append(it)
-        else:
-            self._sink.extend([[value] for value in it])
-        if it.loss != it.loss or it.avg_loss != it.avg_loss:
-            self._nan(it, out)
-
-    def _set_max_batches(self, n: int, out: list) -> None:
-        if n != self.max_batches:
-            self.max_batches = n
-            out.append(MaxBatches(n))
-
-    def _set_next_map(self, n: int, out: list) -> None:
-        if n != self.next_map_at:
-            self.next_map_at = n
-            out.append(NextMapAt(n))
 
     def _check_prompt(self, tail: str, out: list, *, partial: bool = False) -> None:
         # A prompt has no newline until it is answered: look at the partial line itself.
