@@ -215,7 +215,10 @@ class LogParser(IterationRows):
                     name = m.lastgroup  # keyword groups are named; the iteration groups are not
                     if name is None:  # an iteration line: the hot path
                         i = m.lastindex  # which part of the gate matched: see G_PJAB, ..
-                        if i <= pjab[-1]:
+                        if i <= plain[-1]:  # no window title, no max_batches
+                            add_row((None,) + m.group(*plain))
+                            hank_q = True
+                        elif i <= pjab[-1]:
                             add_row(m.group(*pjab))
                         elif i <= spec[-1]:
                             add_row(m.group(*spec))
@@ -230,11 +233,8 @@ class LogParser(IterationRows):
                                 gate = self._gate()
                                 pos = m.end()
                                 break
-                        elif i <= hank[-1]:
+                        else:
                             add_row(m.group(*hank))
-                            hank_q = True
-                        else:  # no window title, no max_batches
-                            add_row((None,) + m.group(*plain))
                             hank_q = True
                     elif name == "k_nextmap":  # AlexeyAB prints this every iteration: keep it cheap
                         at = m.group("nm_at")

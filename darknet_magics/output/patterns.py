@@ -159,9 +159,10 @@ KW, KW_HANDLERS, _KW_FIRST = keyword_alternation()
 SEG_START = (r"[ \t\x07]*(?:\x1b(?:\[[0-9;?]*[A-Za-z]|\][^\x07\n]*(?:\x07|\x1b\\))" + _ESCANY + r"[ \t]*|)"
               r"(?:-> |\* |)")
 # The newline gate: iteration lines (fields captured here: this is the hot path) or a keyword segment. Its
-# unnamed groups, in this order: pjreddie/AlexeyAB, hank-ai specialised, hank-ai usual, hank-ai general, hank-ai
-# plain (behind a lookahead of its first character: without it, this alternative made the gate ~40% slower on
-# every log, measured on CPython 3.11); the keyword groups are all named. The group numbers of each part are
+# unnamed groups, in this order: hank-ai plain (first, behind a lookahead of its first character: after the
+# pjreddie/AlexeyAB pattern, which backtracks over its "loss=..", it cost hank-ai ~20% more; without the lookahead,
+# this alternative made the gate ~40% slower on every log, measured on CPython 3.11), pjreddie/AlexeyAB, hank-ai
+# specialised, hank-ai usual, hank-ai general; the keyword groups are all named. The group numbers of each part are
 # computed from the patterns (below the gate).
 
 
@@ -173,8 +174,8 @@ _LINE_FIRST = r"(?=[ \t\x07\x1b\-*\d" + _KW_FIRST + "])"
 
 
 def _gate_nl(spec: str) -> re.Pattern:
-    return re.compile(r"\n" + _LINE_FIRST + "(?:" + IT_PJ_AB + "|" + spec + "|" + IT_HANK_FAST + "|" + IT_HANK
-                      + r"|(?=\d)" + IT_HANK_PLAIN + "|" + SEG_START + "(?:" + KW + "))")
+    return re.compile(r"\n" + _LINE_FIRST + r"(?:(?=\d)" + IT_HANK_PLAIN + "|" + IT_PJ_AB + "|" + spec + "|"
+                      + IT_HANK_FAST + "|" + IT_HANK + "|" + SEG_START + "(?:" + KW + "))")
 
 
 GATE_NL = _gate_nl(_NO_SPEC)
@@ -185,12 +186,12 @@ def _span(start: int, pattern: str) -> tuple[int, ...]:
     return tuple(range(start, start + re.compile(pattern).groups))
 
 
-G_PJAB = _span(1, IT_PJ_AB)
+G_HANK_PLAIN = _span(1, IT_HANK_PLAIN)
+G_PJAB = _span(G_HANK_PLAIN[-1] + 1, IT_PJ_AB)
 G_SPEC = _span(G_PJAB[-1] + 1, _hank_spec("1"))
 G_FAST = _span(G_SPEC[-1] + 1, IT_HANK_FAST)
 G_HANK = _span(G_FAST[-1] + 1, IT_HANK)
-G_HANK_PLAIN = _span(G_HANK[-1] + 1, IT_HANK_PLAIN)
-if re.compile(_NO_SPEC).groups != len(G_SPEC) or GATE_NL.groups != G_HANK_PLAIN[-1] + len(GATE_NL.groupindex):
+if re.compile(_NO_SPEC).groups != len(G_SPEC) or GATE_NL.groups != G_HANK[-1] + len(GATE_NL.groupindex):
     raise AssertionError("the gate's group numbering drifted from its patterns")
 _GATES: dict[str, re.Pattern] = {}  # specialised gates by max_batches text
 # The lone-\r gate (progress overwritten by an event on the same line); keywords only.
