@@ -1,9 +1,9 @@
 """The one whole-log reader: a darknet log (a file, a byte range of one, its text, or chunks) -> `ParsedLog`.
 
 Every place that reads a whole log calls `read_log`: `parse_log` (its dataframes: the public
-``darknet_magics.parse_log``), `%yolo log` and a run loaded without its history (`training.load_log`,
-`training._load_history`), and a re-attached background run rebuilding its earlier sessions (a byte range per
-session). Above both the parser and the history (no import cycle). A live run feeds a `LogParser` itself.
+``darknet_magics.parse_log``), `%yolo log` and a run loaded without its history (`train.runs.history_from_log`),
+and a re-attached background run rebuilding its earlier sessions (a byte range per session). Above both the parser
+and the history (no import cycle). A live run feeds a `LogParser` itself.
 """
 from __future__ import annotations
 
