@@ -41,6 +41,9 @@ def run(step: Step, ctx: Context) -> Done:
 def preview(step: Step, ctx: Context) -> list[str]:
     weights = ctx.path(step.args["WEIGHTS"])
     files = [p for _, _, p in checkpoint_files(weights)] if weights.is_dir() else [weights]
+    if weights.is_dir() and step.get("metric") == "map50_95":
+        return [f"%yolo eval's matching on each of {len(files)} checkpoint(s) of {weights} (one darknet process "
+                "each on the validation list), the best named by mAP@0.50:0.95"]
     lines = []
     for path in files or [weights]:
         argv = [str(ctx.darknet_binary(step)), "detector", "map", str(ctx.path(step.args["DATA"])),
