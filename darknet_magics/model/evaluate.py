@@ -33,7 +33,7 @@ from ..report import Reporter
 from ..run import runner
 from ..setup.binary import darknet_flavor
 from . import metrics
-from .detect import _detect_prompt, darknet_failure, display_free_env
+from .detect import detect_prompt, darknet_failure, display_free_env
 from .inputs import check_weights_file, model_files, names_from_data, resolve_images
 
 DETECT_THRESH = 0.005  # detector map's own threshold: the same detections, so the same AP
@@ -177,7 +177,7 @@ def predict_all(*, darknet: Path, cfg: Path, weights: Path, images: Sequence[Pat
             return _predict_pjreddie(darknet, data, cfg, weights, links, classes, cwd, reporter, env)
         out = scratch / "dets.json"
         (scratch / "annotated").mkdir()
-        result, output, _, _ = _detect_prompt(darknet, data, cfg, weights, links, DETECT_THRESH, cwd,
+        result, output, _, _ = detect_prompt(darknet, data, cfg, weights, links, DETECT_THRESH, cwd,
                                               scratch / "annotated", reporter, env, flavor, ["-out", str(out)],
                                               stems=[p.stem for p in links])
         if result.returncode not in (0, None) or result.signal or not out.is_file():
