@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -984,7 +984,22 @@ class LiveView:
         self.last_html = html
         self.reporter.html(self.key, html, progress)
 
+    @classmethod
+    def maker(cls, reporter: Any, **options: Any) -> Callable[..., "LiveView"]:
+        """A `train.watch.ViewMaker`: each session a run's watch starts gets its own live view, drawn through
+        `reporter` (`options` as the constructor takes them)."""
+        def make(*, title: str, key: str, max_batches: Optional[int], start_iteration: Optional[int]) -> "LiveView":
+            return cls(reporter, title=title, key=f"{LIVE_KEY}:{key}", max_batches=max_batches,
+                       start_iteration=start_iteration, **options)
+
+        return make
+
     # ---------------------------------------------------------------------------------------------- endings
+    def save(self, history: Any, folder: Path, *, title: str) -> None:
+        """The run's chart kept in its folder when a session ends (chart.html; chart.png where a notebook shows
+        it), as users keep darknet's own chart.png."""
+        save_chart(history, folder, title=title, png=hasattr(self.reporter, "display"))
+
     def fail(self, message: str, history: Any = None) -> None:
         """A failed run: the status line becomes `message` (say the fix once, here or in the error, not both);
         the chart gives way to it when there is nothing to draw, else it stays with its final data."""
@@ -1084,14 +1099,14 @@ def checkpoint_figure(table: Any, best: Optional[str] = None, *, title: Optional
     files = [Path(p).name for p in rows["path"]]
     data: list[dict] = []
     for i, (column, label) in enumerate((("map", "mAP@0.50"), ("precision", "precision"), ("recall", "recall"),
-                                         ("f1", "F1"))):
+                                         ("f1", "F1"), ("map50_95", "mAP@0.50:0.95"))):
         if column not in rows:
             continue
         y = rows[column].to_numpy(dtype=np.float64) * 100
         data.append({"type": "scatter", "mode": "lines+markers", "name": label, "x": x, "y": y.astype(np.float32),
                      "text": files, "hovertemplate": "%{text}<br>iteration %{x}: %{y:.2f}%",
-                     "line": {"color": _COLORS[i], "width": 2.5 if column == "map" else 1.5,
-                              "dash": "solid" if column == "map" else "dot"}, "marker": {"size": 7}})
+                     "line": {"color": _COLORS[i], "width": 2.5 if column.startswith("map") else 1.5,
+                              "dash": "solid" if column.startswith("map") else "dot"}, "marker": {"size": 7}})
     layout: dict = {"title": {"text": title or "checkpoints", "x": 0, "xanchor": "left"},
                     "xaxis": {"title": {"text": "iteration"}},
                     "yaxis": {"title": {"text": "%"}, **_PCT_TICKS, "range": [-3, 105]},  # whole markers at 0, 100
