@@ -7,7 +7,8 @@ import re
 
 from ..errors import Problem
 
-COMPILE_LINE = re.compile(r"^\[\s*\d+%\]\s+Building \w+ object|(?:^|\s)-c\s.*\s-o\s+\S+\.o\b|(?:^|\s)-o\s+\S+\.o\s.*\s-c\s")  # a compiler's command line or CMake's 'Building' line
+# A compiler's command line or CMake's "Building ... object" line: progress counts these, errors never quote them.
+COMPILE_LINE = re.compile(r"^\[\s*\d+%\]\s+Building \w+ object|(?:^|\s)-c\s.*\s-o\s+\S+\.o\b|(?:^|\s)-o\s+\S+\.o\s.*\s-c\s")
 _ERROR_LINE = re.compile(
     r"(\berror\b|\bfatal\b|undefined reference|No such file or directory|not found|cannot find -l|"
     r"\*\*\*|Unsupported gpu architecture|was not declared|CMake Error)", re.I)

@@ -1,4 +1,5 @@
-"""Installing cuDNN from NVIDIA's tarball into the CUDA toolkit, members vetted before anything is extracted.
+"""Installing cuDNN from NVIDIA's tarball into the CUDA toolkit, each member vetted as it is extracted (no absolute
+path, no '..', no device file).
 """
 from __future__ import annotations
 
