@@ -33,7 +33,7 @@ FLOORS = ["faces", "loop", "directives", "state", "model", "train", "view", "dat
 TOP_LEVEL = {
     "__init__": "faces", "__main__": "faces", "magics": "faces", "cli": "faces", "demo": "faces",
     "notebook": "faces", "executor": "loop", "session": "state", "errors": "ground", "report": "ground",
-    "fileio": "ground", "synth": "ground",
+    "fileio": "ground", "synth": "ground", "jsonread": "ground",
 }
 # Pairs of floors that never import each other even where the order would allow it.
 FORBIDDEN = {("train", "view")}

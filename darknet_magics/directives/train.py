@@ -6,7 +6,7 @@ from pathlib import Path
 from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
-from ..session import Context, Done
+from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background
 from ..train.training import TrainPlan, make_run_dir, plan_train, train
 from ._model_out import darknet_args
@@ -58,7 +58,7 @@ def run(step: Step, ctx: Context) -> Done:
     _preflight(step, ctx)
     plan = _plan(step, ctx, make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem))
     if "background" in step.flags:
-        started = background.start(plan=plan, reporter=ctx.reporter)
+        started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME)
         done = keep_run(step, ctx, started)
         started.save()  # run.json names the variable, so that `%yolo status` in a new kernel binds it again
         return Done(f"training in the background: {' '.join(plan.argv)} (bound to `{started.name}`; "
