@@ -42,7 +42,7 @@ def run(step: Step, ctx: Context) -> Done:
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
-    previous = find_run(step.args.get("NAME"), ctx)
+    previous = find_run(step.args.get("NAME"), ctx, restore=False)
     backup = previous.args.backup_dir or Path("backup")
     start = find_resume_weights(backup, previous.args.cfg or Path("x"))
     lines = [f"continue {previous.name} ({previous.run_dir}) from {start or 'its newest weights in ' + str(backup)}"]

@@ -1,13 +1,14 @@
 """`%yolo train`: darknet trains with a live chart, dataframes, and every byte logged in the run folder."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
-from ..train import background
+from ..train import background, guard
 from ..train.training import TrainPlan, make_run_dir, plan_train, train
 from ._model_out import darknet_args
 from ._runs import keep_run, keep_run_on_failure, runs_root
@@ -21,7 +22,17 @@ SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes 
                      Opt("bin", "path", "the darknet binary (default: the last make, else darknet on PATH)"),
                      Opt("stop_on_nan", "onoff", "stop darknet when the loss turns nan", default="on"),
                      Opt("args", "str", "darknet's own flags, e.g. args=\"-mAP_epochs 2 -points 0\" (checked per "
-                                        "flavor, passed as argv words)")),
+                                        "flavor, passed as argv words)"),
+                     Opt("sync", "int", "seconds between copies of the run to the drive (default 60 when the "
+                                        "workspace is on Colab's Drive; darknet writes on local disk); 0: off"),
+                     Opt("save_every", "int", "keep a numbered checkpoint every N iterations (and _last)"),
+                     Opt("keep", "int", "how many numbered checkpoints stay (the newest)"),
+                     Opt("time", "str", "a time budget, e.g. time=11h30m: darknet stops in time with its last "
+                                        "weights saved and synced"),
+                     Opt("until", "str", "stop by this time of day (HH:MM, UTC), as time="),
+                     Opt("patience", "int", "stop when mAP has not improved for K evaluations (needs `map`)"),
+                     Opt("subdivisions", "str", "auto: when CUDA runs out of memory at start, retry with "
+                                                "subdivisions doubled until it fits")),
             flags=(("map", "compute mAP during training (-map)"), ("clear", "reset the iteration counter (-clear)"),
                    ("force", "start even when the pre-flight check finds errors"),
                    ("background", "return at once; the chart keeps updating in this cell (%yolo stop, run.wait()); "
@@ -29,14 +40,15 @@ SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes 
             allows_as=True, example="%yolo train {workspace}/obj.data yolo-obj.cfg {weights} map", order=110)
 
 
-def _plan(step: Step, ctx: Context, run_dir: Path, *, check_files: bool = True) -> TrainPlan:
+def _plan(step: Step, ctx: Context, run_dir: Path, *, check_files: bool = True, extra: tuple[str, ...] = ()
+          ) -> TrainPlan:
     weights = step.args.get("WEIGHTS")
     return plan_train(darknet=ctx.darknet_binary(step), data=ctx.path(step.args["DATA"]),
                       cfg=ctx.path(step.args["CFG"]), weights=ctx.path(weights) if weights else None,
                       map="map" in step.flags, gpus=step.get("gpus"),
                       backup=ctx.path(step.get("backup")) if step.get("backup") else None,
                       clear="clear" in step.flags, run_dir=run_dir, stop_on_nan=step.get("stop_on_nan", True),
-                      check_files=check_files, extra_args=tuple(darknet_args(step, ctx, "train")))
+                      check_files=check_files, extra_args=tuple(darknet_args(step, ctx, "train")) + extra)
 
 
 def _preflight(step: Step, ctx: Context) -> None:
@@ -54,9 +66,45 @@ def _preflight(step: Step, ctx: Context) -> None:
                         fix="fix them (see `%yolo check`), or add `force` to start anyway", problems=errors)
 
 
+def _guarded_plan(step: Step, ctx: Context) -> TrainPlan:
+    """Issue 24: the run folder on the drive and, when it is mirrored, its local twin darknet writes in; the plan;
+    the guard's options (guard.json) for the drive mirror, checkpoints, the time budget and patience."""
+    drive_dir = make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem)
+    drive = ctx.session.drive
+    on_drive = bool(drive and drive.in_colab and drive.mounted and _under(drive_dir, drive.real_root, drive.root))
+    twin = guard.local_twin(drive_dir, ctx.session.local(), sync=step.get("sync"), on_drive=on_drive)
+    run_dir = twin or drive_dir
+    plan = _plan(step, ctx, run_dir)
+    if step.get("save_every") and plan.flavor == "hank-ai":  # hank-ai's own flag: it saves _N.weights itself
+        plan = _plan(step, ctx, run_dir, extra=("-saveweights", str(step.get("save_every"))))
+    options = guard.plan_options(
+        backup_dir=plan.backup_dir, cfg=plan.cfg, flavor=plan.flavor.value if plan.flavor else None,
+        drive=drive_dir if twin else None, sync=step.get("sync"), save_every=step.get("save_every"),
+        keep=step.get("keep"), time_budget=step.get("time"), until=step.get("until"), patience=step.get("patience"),
+        map_on="map" in step.flags, now=datetime.now(timezone.utc))
+    if options.active:
+        guard.write_options(run_dir, options)
+        for line in options.describe():
+            ctx.reporter.info(line)
+    if ctx.session.platform == "colab" and not (options.budget_s or options.deadline):
+        ctx.reporter.warn(guard.vm_left_warning(_uptime()))
+    return plan
+
+
+def _under(path: Path, *roots: Path) -> bool:
+    return any(root is not None and (path == root or root in path.parents) for root in roots)
+
+
+def _uptime() -> float:
+    try:
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def run(step: Step, ctx: Context) -> Done:
     _preflight(step, ctx)
-    plan = _plan(step, ctx, make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem))
+    plan = _guarded_plan(step, ctx)
     if "background" in step.flags:
         started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME)
         done = keep_run(step, ctx, started)

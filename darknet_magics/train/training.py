@@ -41,6 +41,7 @@ from ..data.cfg import Cfg, check_weights, read_weights_header
 from ..output.judge import diagnose
 from ..errors import DarknetMagicsError, Problem, StepError
 from ..fileio import atomic_write_text
+from . import guard
 from .keeper import Keeper, StopReason, boot_id, process_start, read_state, same_process, save_json, training_watchdog
 from ..output.logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
 from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, confirm_binary, read_record  # noqa: F401 (RUN_JSON, LOG_NAME: re-exported)
@@ -591,7 +592,10 @@ def train(*, reporter: Optional[Reporter] = None, previous: Optional[TrainingRun
     refuse_shared_backup(plan, previous)
     run, session_info = _start(plan, previous, reporter)
     watch, result, interrupted = _watch(plan, run, previous is not None, reporter, watchdog, live_interval, env)
-    return _finish(plan, run, watch, result, interrupted, session_info, reporter)
+    try:
+        return _finish(plan, run, watch, result, interrupted, session_info, reporter)
+    finally:
+        guard.after_verdict(run.run_dir, reporter)  # issue 24 hook: the verdict reaches the drive
 
 
 def refuse_shared_backup(plan: TrainPlan, previous: Optional[TrainingRun]) -> None:
@@ -696,13 +700,18 @@ def _watch(plan: TrainPlan, run: TrainingRun, resumed: bool, reporter: Reporter,
     reporter.info(f"log: {run.log_path}")
     watch.live.update(run.history, force=True)
     interrupted: Optional[runner.RunInterrupted] = None
+    guarded = guard.open_guard(run.run_dir)  # issue 24 hook: drive mirror, checkpoints, budget, patience
+    on_text, should_stop = guard.wrap(guarded, watch.on_text, watch.should_stop)
     try:
-        result = runner.run(list(plan.argv), cwd=plan.cwd, log_path=run.log_path, on_text=watch.on_text,
-                            watchdog=watchdog or training_watchdog(), env=env, should_stop=watch.should_stop)
+        result = runner.run(list(plan.argv), cwd=plan.cwd, log_path=run.log_path, on_text=on_text,
+                            watchdog=watchdog or training_watchdog(), env=env, should_stop=should_stop)
     except runner.RunInterrupted as exc:
         interrupted, result = exc, exc.result
     except FileNotFoundError as exc:
         raise StepError(f"cannot start darknet: {exc}", fix="check the binary path (bin=PATH)") from exc
+    finally:
+        if guarded is not None:
+            guarded.finish()
     try:
         watch.close()
     except Exception as exc:  # the log is complete whatever went wrong in our reading of it
@@ -773,6 +782,11 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
     reached = watch.finished_seen or watch.final_weights is not None or (
         limit is not None and watch.last_iteration is not None and watch.last_iteration >= limit)
     clean_exit = result.returncode == 0 and result.signal is None and not result.killed_by_watchdog
+    stopped = guard.verdict(result.stopped_by_caller, last)  # issue 24 hook: the time budget, patience
+    if stopped is not None:
+        run.status = RunStatus.FINISHED if stopped[0] else RunStatus.INTERRUPTED
+        run.message = stopped[1]
+        return
     if result.interrupted or (result.stopped_by_caller and run.stop_requested.is_set()):
         how = "stopped on request" if not result.interrupted else "interrupted"
         run.status, run.message = RunStatus.INTERRUPTED, f"{how} at iteration {last or 0}"
