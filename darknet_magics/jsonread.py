@@ -146,12 +146,12 @@ class Fields:
             raise self.fail(key, f"true or false expected, got {value!r:.80}")
         return value
 
-    def strs(self, key: str, *, limit: int = 256) -> tuple[str, ...]:
+    def strs(self, key: str, *, limit: int = 256, lines: bool = False) -> tuple[str, ...]:
         value = self.obj.get(key) or []
         if not isinstance(value, list) or len(value) > limit or not all(isinstance(v, str) for v in value):
             raise self.fail(key, f"a list of at most {limit} strings expected")
         for v in value:
-            if _LINE_BREAKS.search(v):
+            if not lines and _LINE_BREAKS.search(v):
                 raise self.fail(key, f"a line break or tab in {v[:80]!r}")
         return tuple(value)
 

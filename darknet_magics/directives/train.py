@@ -9,7 +9,7 @@ from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background, guard
-from ..train.training import TrainPlan, make_run_dir, plan_train, train
+from ..train.training import TrainPlan, make_run_dir, plan_train, refuse_shared_backup, train
 from ._model_out import darknet_args
 from ._runs import keep_run, keep_run_on_failure, runs_root
 
@@ -72,16 +72,27 @@ def _guarded_plan(step: Step, ctx: Context) -> TrainPlan:
     drive_dir = make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem)
     drive = ctx.session.drive
     on_drive = bool(drive and drive.in_colab and drive.mounted and _under(drive_dir, drive.real_root, drive.root))
-    twin = guard.local_twin(drive_dir, ctx.session.local(), sync=step.get("sync"), on_drive=on_drive)
-    run_dir = twin or drive_dir
-    plan = _plan(step, ctx, run_dir)
-    if step.get("save_every") and plan.flavor == "hank-ai":  # hank-ai's own flag: it saves _N.weights itself
-        plan = _plan(step, ctx, run_dir, extra=("-saveweights", str(step.get("save_every"))))
-    options = guard.plan_options(
-        backup_dir=plan.backup_dir, cfg=plan.cfg, flavor=plan.flavor.value if plan.flavor else None,
-        drive=drive_dir if twin else None, sync=step.get("sync"), save_every=step.get("save_every"),
-        keep=step.get("keep"), time_budget=step.get("time"), until=step.get("until"), patience=step.get("patience"),
-        map_on="map" in step.flags, now=datetime.now(timezone.utc))
+    twin = None
+    try:
+        twin = guard.local_twin(drive_dir, ctx.session.local(), sync=step.get("sync"), on_drive=on_drive)
+        run_dir = twin or drive_dir
+        plan = _plan(step, ctx, run_dir)
+        if step.get("save_every") and plan.flavor == "hank-ai":  # hank-ai's own flag: it saves _N.weights itself
+            plan = _plan(step, ctx, run_dir, extra=("-saveweights", str(step.get("save_every"))))
+        refuse_shared_backup(plan, None)
+        options = guard.plan_options(
+            backup_dir=plan.backup_dir, cfg=plan.cfg, flavor=plan.flavor.value if plan.flavor else None,
+            drive=drive_dir if twin else None, sync=step.get("sync"), save_every=step.get("save_every"),
+            keep=step.get("keep"), time_budget=step.get("time"), until=step.get("until"),
+            patience=step.get("patience"), map_on="map" in step.flags, now=datetime.now(timezone.utc))
+    except BaseException:
+        for folder in (twin, drive_dir):
+            try:
+                if folder is not None:
+                    folder.rmdir()  # still empty: a refused run leaves no folder behind
+            except OSError:
+                pass
+        raise
     if options.active:
         guard.write_options(run_dir, options)
         for line in options.describe():

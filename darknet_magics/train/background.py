@@ -37,7 +37,8 @@ from .keeper import Keeper, KeeperState, StopReason
 from .record import RunRecord, RunStatus, read_record
 from ..output.logparse import LogParser
 from ..report import Reporter
-from .training import TrainingRun, TrainPlan, _finish, _history_type, _start, _Watch, make_watch
+from .training import (TrainingRun, TrainPlan, _finish, _history_type, _start, _Watch, make_watch,
+                       refuse_shared_backup)
 
 __all__ = ["Keeper", "start", "find_live", "live_run", "reattach", "LiveRun"]
 

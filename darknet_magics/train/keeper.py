@@ -184,7 +184,7 @@ def check_state(run_dir: Path) -> dict:
         raise f.fail("state", f"{word!r:.40} is no keeper state") from None
     out: dict[str, Any] = {
         "version": f.int_("version"), "state": state.value, "boot_id": f.str_("boot_id"),
-        "started": f.str_("started"), "ended": f.str_("ended"), "argv": list(f.strs("argv")), "log": f.str_("log"),
+        "started": f.str_("started"), "ended": f.str_("ended"), "argv": list(f.strs("argv", lines=True)), "log": f.str_("log"),
         "error": f.str_("error", lines=True), "name": f.str_("name"), "stop_reason": _stop_word(f)}
     for key in ("keeper_pid", "darknet_pid", "darknet_pgid"):
         out[key] = f.int_(key, low=2)  # never 0 or 1: killpg(0) is our own group, 1 is init
@@ -207,9 +207,9 @@ def _result_values(f: Fields) -> dict:
     f.unknown(_RESULT_KEYS)
     return {"returncode": f.int_("returncode", low=-(1 << 31)), "signal": f.int_("signal", low=1),
             "interrupted": f.bool_("interrupted"), "killed_by_watchdog": f.str_("killed_by_watchdog", lines=True),
-            "seconds": f.number("seconds", 0.0), "pid": f.int_("pid", 0), "answered": list(f.strs("answered")),
+            "seconds": f.number("seconds", 0.0), "pid": f.int_("pid", 0), "answered": list(f.strs("answered", lines=True)),
             "stopped_by_caller": f.str_("stopped_by_caller", lines=True), "bytes_read": f.int_("bytes_read", 0),
-            "log_error": f.str_("log_error", lines=True), "notices": list(f.strs("notices"))}
+            "log_error": f.str_("log_error", lines=True), "notices": list(f.strs("notices", lines=True))}
 
 
 def request_stop(run_dir: Path, reason: StopReason = StopReason.REQUEST, detail: Optional[str] = None) -> None:

@@ -9,6 +9,7 @@ writer writes schema 2. The binary a record names is not run on its say-so: `con
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,14 +157,17 @@ class RunRecord:
     sessions: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
     schema: int = SCHEMA
+    run_dir: Optional[Path] = None  # where it is written (a copy elsewhere moves its own files along)
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "name": self.name, "status": self.status.value, "argv": list(self.argv),
+        return {"schema": SCHEMA, "run_dir": str(self.run_dir) if self.run_dir else None, "name": self.name,
+                "status": self.status.value, "argv": list(self.argv),
                 "args": self.args.to_json(), "max_batches": self.max_batches, "log": LOG_NAME,
                 "sessions": self.sessions, "message": self.message}
 
 
-_TOP = {"schema", "version", "name", "status", "argv", "args", "max_batches", "log", "sessions", "message"}
+_TOP = {"schema", "version", "name", "status", "argv", "args", "max_batches", "log", "sessions", "message",
+        "run_dir"}
 
 
 def record_from_json(value: Any, run_dir: Path, file: Path, text: str = "") -> RunRecord:
@@ -177,15 +181,18 @@ def record_from_json(value: Any, run_dir: Path, file: Path, text: str = "") -> R
     name = f.str_("name") or Path(run_dir).name
     if not name.isprintable() or len(name) > 200:
         raise f.fail("name", f"{name[:80]!r} is no run name")
-    _check_log(f, run_dir)
+    old_dir = _written_in(f, Path(run_dir))
     args_fields = f.obj_("args")
-    args = RunArgs.from_fields(args_fields) if args_fields is not None else RunArgs()
-    argv = f.strs("argv")
+    args = _relocate(RunArgs.from_fields(args_fields) if args_fields is not None else RunArgs(), old_dir,
+                     Path(run_dir))
+    argv = _moved_argv(f.strs("argv"), old_dir, Path(run_dir))
     problem = check_train_argv(argv, args, run_dir) if argv or args.resumable else None
     if problem:
         raise f.fail("argv", problem)
     sessions = [_session(s) for s in f.objs("sessions")]
     for s in sessions:
+        if s.get("argv"):
+            s["argv"] = list(_moved_argv(tuple(s["argv"]), old_dir, Path(run_dir)))
         problem = check_train_argv(s.get("argv") or (), args, run_dir, any_darknet=True) if s.get("argv") else None
         if problem:
             raise f.fail("argv", f"a session's argv: {problem}")
@@ -194,16 +201,31 @@ def record_from_json(value: Any, run_dir: Path, file: Path, text: str = "") -> R
                      message=f.str_("message", "", lines=True) or "", schema=schema)
 
 
-def _check_log(f: Fields, run_dir: Path) -> None:
-    """The log is the run folder's own ``train.log`` (schema 1 wrote its absolute path: a folder copied from
-    elsewhere names its old place, whose last two parts must still be this folder's name and train.log)."""
+def _relocate(args: RunArgs, old_dir: Path, run_dir: Path) -> RunArgs:
+    """A run's own weights folder is its folder's ``backup/``: a run folder copied, moved or renamed (Drive) uses
+    its own, not the one at the place it was written."""
+    if args.backup == old_dir / "backup" and args.backup_dir == old_dir / "backup":
+        return dataclasses.replace(args, backup=run_dir / "backup", backup_dir=run_dir / "backup")
+    return args
+
+
+def _moved_argv(argv: tuple[str, ...], old_dir: Path, run_dir: Path) -> tuple[str, ...]:
+    """The argv with the run's own obj.data copy at its folder's present place."""
+    if len(argv) > 3 and argv[3] == str(old_dir / "obj.data"):
+        return argv[:3] + (str(run_dir / "obj.data"),) + argv[4:]
+    return argv
+
+
+def _written_in(f: Fields, run_dir: Path) -> Path:
+    """The folder the run was written in: schema 2 records it (``run_dir``); schema 1 wrote the log's absolute
+    path, which must be a ``train.log`` (the log a run reads is always its present folder's own)."""
+    recorded = f.str_("run_dir")
     log = f.str_("log")
-    if log is None or log == LOG_NAME:
-        return
-    path = Path(log)
-    if path.name == LOG_NAME and (path.parent.name == Path(run_dir).name or path.parent == Path(run_dir)):
-        return
-    raise f.fail("log", f"{log[:120]!r} is not this run folder's {LOG_NAME} (a run's log never leaves its folder)")
+    if log is not None and log != LOG_NAME and Path(log).name != LOG_NAME:
+        raise f.fail("log", f"{log[:120]!r} is not a run folder's {LOG_NAME} (a run's log never leaves its folder)")
+    if recorded:
+        return Path(recorded)
+    return Path(log).parent if log and Path(log).is_absolute() else run_dir
 
 
 def read_record(run_dir: Path) -> RunRecord:
@@ -238,13 +260,15 @@ def check_train_argv(argv: Sequence[str], args: RunArgs, run_dir: Path, *, any_d
         return f"not a `darknet detector train DATA CFG` command: {' '.join(argv)[:200]!r}"
     if not any_darknet and args.darknet is not None and argv[0] != str(args.darknet):
         return f"its darknet {argv[0][:120]!r} is not the run's ({args.darknet})"
-    own_data = Path(argv[3]).name == "obj.data" and Path(argv[3]).parent.name == Path(run_dir).name
+    own_data = argv[3] == str(Path(run_dir) / "obj.data")
     if args.data is not None and argv[3] != str(args.data) and not own_data:
         return f"its obj.data {argv[3][:120]!r} is neither the run's ({args.data}) nor the run folder's copy"
     if args.cfg is not None and argv[4] != str(args.cfg):
         return f"its cfg {argv[4][:120]!r} is not the run's ({args.cfg})"
     rest = argv[5:]
     if rest and not rest[0].startswith("-"):
+        if not rest[0].endswith((".weights", ".backup")):
+            return f"an argv word the planner never writes: {rest[0][:80]!r} (weights end in .weights or .backup)"
         rest = rest[1:]  # the weights it starts from
     extra = list(args.extra_args)
     while rest and rest != extra:

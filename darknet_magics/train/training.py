@@ -277,7 +277,8 @@ class TrainingRun:
     def record(self) -> RunRecord:
         """The run as run.json holds it (schema 2)."""
         return RunRecord(name=self.name, status=self.status, argv=tuple(self.argv), args=self.args,
-                         max_batches=self.max_batches, sessions=self.sessions, message=self.message)
+                         max_batches=self.max_batches, sessions=self.sessions, message=self.message,
+                         run_dir=self.run_dir)
 
     def save(self) -> None:
         """Write run.json (atomically; on a full disk in place, so that it still says how the run ended)."""
@@ -469,6 +470,7 @@ class _Watch:
         self.last_iteration: Optional[int] = None  # of this session (a resumed run's history has the earlier ones)
         self.error: Optional[BaseException] = None
         self.notices: list[str] = []
+        self.appended = False  # history.jsonl has been written to: gone later, the run folder was deleted
 
     def on_text(self, text: str) -> None:
         self.recorder.add(text)
@@ -510,12 +512,11 @@ class _Watch:
             history.save(self.run.history_path)
         else:
             history.add(events)
-            try:
-                type(history).append_to(self.run.history_path, events)
-            except FileNotFoundError:
-                if self.run.run_dir.is_dir():
-                    raise
-                self._make_folder_again()
+            if self.appended and not self.run.history_path.exists():
+                self._make_folder_again()  # deleted (the log's writer may have made the folder again already)
+                return
+            type(history).append_to(self.run.history_path, events)
+            self.appended = True
 
     def _make_folder_again(self) -> None:
         """The run folder was deleted while darknet runs: make it again with what the kernel holds (the history,
@@ -787,12 +788,13 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
         run.status = RunStatus.FINISHED if stopped[0] else RunStatus.INTERRUPTED
         run.message = stopped[1]
         return
-    if result.interrupted or (result.stopped_by_caller and run.stop_requested.is_set()):
+    unwritable = result.log_error or (str(watch.error) if isinstance(watch.error, OSError) else None)
+    asked = run.stop_requested.is_set()
+    if (result.interrupted or (result.stopped_by_caller and asked)) and not (unwritable and not asked):
         how = "stopped on request" if not result.interrupted else "interrupted"
         run.status, run.message = RunStatus.INTERRUPTED, f"{how} at iteration {last or 0}"
         return
-    unwritable = result.log_error or (str(watch.error) if isinstance(watch.error, OSError) else None)
-    if unwritable:
+    if unwritable:  # before an interrupt: a keeper that cannot be asked in writing is stopped with SIGINT
         problem = problems.unwritable(unwritable, str(run.run_dir))
         run.status, run.problems_found = RunStatus.FAILED, [problem]
         run.message = (f"stopped at iteration {last or 0}: {problem.message}; the log so far is kept "
@@ -914,6 +916,9 @@ def plan_resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = No
             found = shutil.which("darknet")
             darknet = confirm_binary(args.darknet, None, session_binary or (Path(found) if found else None),
                                      args.flavor, darknet_flavor)
+            if reporter is not None and str(darknet) != str(args.darknet):
+                reporter.info(f"run.json names the darknet {args.darknet}; using this session's {darknet} (the same "
+                              f"flavor, {args.flavor}); bin=PATH chooses another")
     cfg = args.cfg
     backup_dir = args.backup_dir or Path("backup")
     start = Path(weights) if weights else find_resume_weights(backup_dir, cfg)
