@@ -373,7 +373,6 @@ def test_a_drive_that_fails_for_a_while_never_stops_darknet_and_a_vm_death_then_
         assert run.status.ok and out["missing"] == [] and max(out["iterations"]) == 300
         print(f"REPORT pjreddie drive-failing: read-only from ~{at - 90} to {at}, died at {out['reached']}, "
               f"drive log to {out['drive_last']}, files lost open {out['lost_files']}, missing {out['missing']}")
-    capsys.readouterr()
 
 
 @pytest.mark.slow
@@ -416,3 +415,88 @@ def test_a_time_budget_stops_darknet_with_its_last_weights_saved_and_synced(ip, 
     backup = run.run_dir / "backup" / "mini.backup"
     assert manifest.files["backup/mini.backup"].size == backup.stat().st_size
     assert (drive_run / "backup" / "mini.backup").read_bytes() == backup.read_bytes()
+
+
+# ------------------------------------------------------------------------------------------------ CUDA out of memory
+
+REAL_LOGS = HERE / "fixtures" / "real-logs" / "cases"
+
+
+def test_the_oom_retry_decision_on_real_captured_output() -> None:
+    from darknet_magics.train.oom import next_subdivisions
+
+    at_start = (REAL_LOGS / "003.log").read_text(encoding="utf-8", errors="replace")  # AlexeyAB#514: layer 6
+    assert next_subdivisions(at_start, iterations_seen=False, batch=64, subdivisions=16) == 32
+    assert next_subdivisions(at_start, iterations_seen=False, batch=64, subdivisions=48) == 64  # at most batch
+    assert next_subdivisions(at_start, iterations_seen=False, batch=64, subdivisions=64) is None  # nothing left
+    before_layers = (REAL_LOGS / "005.log").read_text(encoding="utf-8", errors="replace")
+    assert next_subdivisions(before_layers, iterations_seen=False, batch=64, subdivisions=8) == 16
+    resized = (REAL_LOGS / "001.log").read_text(encoding="utf-8", errors="replace")  # after 10,514 iterations
+    assert next_subdivisions(resized, iterations_seen=True, batch=64, subdivisions=16) is None
+    hank = [line.split("\t")[0] for line in (HERE / "fixtures" / "gpu-messages.tsv").read_text().splitlines()
+            if "\tcuda-oom\t" in line and "hank-ai" in line]
+    assert hank and next_subdivisions(hank[0] + "\n", iterations_seen=False, batch=64, subdivisions=2) == 4
+    ok = (HERE / "fixtures" / "real-logs" / "cases").glob("*.log")
+    clean = [p for p in ok if "out of memory" not in p.read_text(errors="replace").lower()
+             and "cudaMalloc" not in p.read_text(errors="replace")]
+    assert clean and all(next_subdivisions(p.read_text(errors="replace"), iterations_seen=False, batch=64,
+                                           subdivisions=1) is None for p in clean[:5])
+
+
+_REPLAYER = """#!{python}
+# A recorded-output replayer, not a fake darknet: while the cfg's subdivisions are below {fits}, it prints darknet's
+# real captured out-of-memory output (AlexeyAB#514) and exits as darknet does; from {fits} on it runs the real
+# darknet with the same arguments.
+import os, re, sys
+cfg = open(sys.argv[4]).read()
+subdivisions = int(re.search(r"(?m)^subdivisions\\s*=\\s*(\\d+)", cfg).group(1))
+if subdivisions < {fits}:
+    sys.stdout.write(open({log!r}, encoding="utf-8", errors="replace").read())
+    sys.stdout.flush()
+    sys.exit(1)
+os.execv({darknet!r}, ["darknet"] + sys.argv[1:])
+"""
+
+
+def _replayer(tmp_path: Path, fits: int) -> Path:
+    path = tmp_path / "bin" / "replay-darknet"
+    path.parent.mkdir()
+    path.write_text(_REPLAYER.format(python=sys.executable, fits=fits, log=str(REAL_LOGS / "003.log"),
+                                     darknet=str(DARKNET)))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@needs_darknet
+def test_subdivisions_auto_retries_an_oom_at_start_until_it_fits(ip, tmp_path: Path, capsys) -> None:
+    """The loop, with a real subprocess printing real captured OOM output (see `_REPLAYER`), then real darknet."""
+    drive = _workspace(tmp_path, 20)
+    cfg = drive / "mini.cfg"
+    cfg.write_text(cfg.read_text().replace("batch=2\n", "batch=8\n"))
+    fake = _replayer(tmp_path, fits=4)
+    for cell in _setup_lines(drive):
+        assert run_cell(ip, cell).error_in_exec is None
+    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg bin={fake} subdivisions=auto")
+    assert result.error_in_exec is None, result.error_in_exec
+    out = capsys.readouterr().out + capsys.readouterr().err
+    assert "retrying with subdivisions=2" in out and "retrying with subdivisions=4" in out
+    assert "subdivisions=4 fits in GPU memory" in out
+    assert re.search(r"(?m)^subdivisions=4$", cfg.read_text())
+    run = ip.user_ns["yolo_run"]
+    assert run.status.ok and run.last_iteration == 20 and len(run.sessions) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+@needs_darknet
+def test_an_oom_without_auto_asks_for_it_once_in_the_error(ip, tmp_path: Path) -> None:
+    drive = _workspace(tmp_path, 20)
+    fake = _replayer(tmp_path, fits=4)
+    for cell in _setup_lines(drive):
+        assert run_cell(ip, cell).error_in_exec is None
+    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg bin={fake}")
+    error = result.error_in_exec
+    assert error is not None and "subdivisions=auto" in str(error) and "out of memory" in str(error)
+    assert re.search(r"(?m)^subdivisions=1$", (drive / "mini.cfg").read_text())  # untouched without auto

@@ -8,8 +8,8 @@ from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
-from ..train import background, guard
-from ..train.training import TrainPlan, make_run_dir, plan_train, refuse_shared_backup, train
+from ..train import background, guard, oom
+from ..train.training import TrainingRun, TrainPlan, make_run_dir, plan_train, refuse_shared_backup, train
 from ._model_out import darknet_args
 from ._runs import keep_run, keep_run_on_failure, runs_root
 
@@ -123,8 +123,38 @@ def run(step: Step, ctx: Context) -> Done:
         return Done(f"training in the background: {' '.join(plan.argv)} (bound to `{started.name}`; "
                     f"`%yolo stop {started.name}` or `{started.name}.wait()`)", done.result)
     with keep_run_on_failure(step, ctx):
-        result = train(plan=plan, reporter=ctx.reporter)
+        result = _train_fitting(step, ctx, plan)
     return keep_run(step, ctx, result)
+
+
+def _train_fitting(step: Step, ctx: Context, plan: TrainPlan) -> TrainingRun:
+    """Issue 24: with subdivisions=auto, a CUDA out-of-memory at start is retried with subdivisions doubled; without
+    it, the error asks for it once."""
+    def once(previous):
+        return train(plan=plan, reporter=ctx.reporter, previous=previous)
+
+    if step.get("subdivisions") is not None:
+        if step.get("subdivisions") != "auto":
+            raise StepError(f"subdivisions={step.get('subdivisions')}: only `auto` is known here",
+                            fix="write subdivisions=auto, or set a number in the cfg (%yolo cfg ... subdivisions=N)")
+        return oom.train_fitting(once, plan.cfg, ctx.reporter, session_output=_session_output)
+    try:
+        return once(None)
+    except StepError as exc:
+        if any(p.code == "cuda-oom" for p in exc.problems) and oom.ASK not in (exc.fix or ""):
+            exc.fix = f"{exc.fix}; or {oom.ASK}" if exc.fix else oom.ASK
+        raise
+
+
+def _session_output(run: TrainingRun) -> str:
+    """What darknet printed in the run's last session (its log from that session's offset)."""
+    offset = int(run.sessions[-1].get("log_offset") or 0) if run.sessions else 0
+    try:
+        with open(run.log_path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(4 << 20).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
