@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cell
-from faults.drive import vm_death
+from faults.drive import kill_all, vm_death
 from faults.fs import can_mount
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.jsonread import RecordError
@@ -25,7 +25,6 @@ from darknet_magics.train.drivesync import Mirror, copy_verified, read_manifest,
 
 DARKNET = Path("/usr/bin/darknet")
 needs_darknet = pytest.mark.skipif(not DARKNET.is_file(), reason="needs Debian's darknet (/usr/bin/darknet)")
-ITERATION = re.compile(rb"^\s*(\d+): [\d.na-]+, [\d.na-]+ avg", re.M)
 HERE = Path(__file__).resolve().parent
 
 # A net that trains ~40 iterations a second on a shared CPU: pjreddie saves .backup every 100 iterations, so a
@@ -274,22 +273,40 @@ def _start_vm(vm: Path, cells: list[str]) -> tuple[subprocess.Popen, Path]:
     pytest.fail("the VM's cells failed:\n" + "".join(out[-40:]))
 
 
-def _wait_iteration(log: Path, at_least: int, timeout: float = 120) -> int:
+def _wait_iteration(log: Path, at_least: int, timeout: float = 150) -> int:
+    """Follow `log` (any flavor's format: our parser) until darknet has logged iteration `at_least`."""
+    from darknet_magics.output.logparse import Iteration, LogParser
+
+    parser, offset, last = LogParser(), 0, 0
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        found = ITERATION.findall(log.read_bytes()) if log.is_file() else []
-        if found and int(found[-1]) >= at_least:
-            return int(found[-1])
+        with open(log, "rb") if log.is_file() else open(os.devnull, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+        offset += len(data)
+        its = [e.iteration for e in parser.feed(data) if isinstance(e, Iteration)]
+        last = max([last, *its])
+        if last >= at_least:
+            return last
         time.sleep(0.02)
-    pytest.fail(f"darknet did not reach iteration {at_least} in {timeout} s")
+    pytest.fail(f"darknet did not reach iteration {at_least} in {timeout} s (last {last})")
 
 
 def _iterations(history) -> list[int]:
     return [int(i) for i in history.iterations["iteration"]] if len(history.iterations) else []
 
 
+def _binary(flavor: str) -> Path:
+    """Debian's pjreddie, else the AlexeyAB or hank-ai build (DARKNET_ALEXEYAB / DARKNET_HANKAI, tests/builds.py)."""
+    if flavor == "pjreddie":
+        return DARKNET
+    from builds import flavor_binary
+
+    return flavor_binary(flavor)
+
+
 def _die_and_resume(ip, tmp_path: Path, drive: Path, vm_proc: subprocess.Popen, local_run: Path, *,
-                    death_at: int, during=None) -> dict:
+                    death_at: int, during=None, resume: str = "%yolo resume") -> dict:
     """Let the run reach `death_at`, kill the VM (lazy drive), then on a new VM: the set-up cell, `%yolo status`,
     `%yolo resume`. Returns what was lost and how the resumed run ended."""
     reached = _wait_iteration(local_run / "train.log", death_at)
@@ -306,7 +323,7 @@ def _die_and_resume(ip, tmp_path: Path, drive: Path, vm_proc: subprocess.Popen, 
 
     before = TrainingRun.load(drive_run)  # what the drive has, read in place
     drive_last = before.last_iteration or 0
-    result = run_cell(ip, "%yolo resume")
+    result = run_cell(ip, resume)
     assert result.error_in_exec is None, result.error_in_exec
     run = ip.user_ns["yolo_run"]
     its = _iterations(run.history)
@@ -316,27 +333,36 @@ def _die_and_resume(ip, tmp_path: Path, drive: Path, vm_proc: subprocess.Popen, 
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(280)
 @needs_darknet
-def test_a_vm_death_at_230_of_300_resumes_on_a_new_vm_with_nothing_lost(ip, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("flavor", ["pjreddie", "alexeyab", "hank-ai"])
+def test_a_vm_death_at_230_of_300_resumes_on_a_new_vm_with_nothing_lost(ip, tmp_path: Path, capsys,
+                                                                         flavor: str) -> None:
     """The issue's case: a background run killed with its VM at iteration ~230 of 300. The drive holds the log,
-    history, run.json and the .backup of iteration 200 as closed, verified files; a new VM (a new shell) runs the
-    set-up cell, `%yolo status` says how far the run got, `%yolo resume` continues from iteration 200 and the
-    history is whole."""
+    history, run.json and the resume point of iteration 200 (pjreddie's .backup, the others' _last.weights) as
+    closed, verified files; a new VM (a new shell) runs the set-up cell, `%yolo status` says how far the run got,
+    `%yolo resume` continues from iteration 200 and the history is whole."""
+    binary = _binary(flavor)
     drive = _workspace(tmp_path, 300)
-    cells = _setup_lines(drive) + ["%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=1 background"]
+    cells = _setup_lines(drive) + [f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg sync=1 bin={binary} "
+                                   "background"]
     proc, local_run = _start_vm(tmp_path / "vm", cells)
     assert local_run.is_relative_to(tmp_path / "vm")  # darknet writes on the VM's local disk
-    out = _die_and_resume(ip, tmp_path, drive, proc, local_run, death_at=230)
+    try:
+        out = _die_and_resume(ip, tmp_path, drive, proc, local_run, death_at=230,
+                              resume=f"%yolo resume bin={binary}")
+    finally:
+        kill_all([proc.pid])
     printed = capsys.readouterr().out
-    assert "ended with its VM" in printed and "resume point backup/mini.backup (iteration 200)" in printed, printed
+    assert "ended with its VM" in printed, printed
+    assert re.search(r"resume point backup/mini(\.backup|_last\.weights) \(iteration 200\)", printed), printed
     assert "restored" in printed
     run = out["run"]
     assert run.status.ok, run.summary()
     assert out["missing"] == [] and max(out["iterations"]) == 300  # the stitched history is whole
     assert out["drive_last"] >= 200  # the drive had the log to at least the resume point
     # the loss: the iterations trained again are those after the last weights the drive had (200)
-    print(f"REPORT pjreddie vm-death: reached {out['reached']}, drive log to {out['drive_last']}, "
+    print(f"REPORT {flavor} vm-death: reached {out['reached']}, drive log to {out['drive_last']}, "
           f"files lost open {out['lost_files']}, retrained {out['reached'] - 200}, missing {out['missing']}")
     drive_run = tmp_path / "My Drive" / "darknet" / "runs" / local_run.name
     final = read_manifest(drive_run)
@@ -349,7 +375,7 @@ def test_a_vm_death_at_230_of_300_resumes_on_a_new_vm_with_nothing_lost(ip, tmp_
 @needs_darknet
 @pytest.mark.skipif(not can_mount(), reason="needs root to mount a tmpfs as the drive")
 def test_a_drive_that_fails_for_a_while_never_stops_darknet_and_a_vm_death_then_loses_only_since_the_last_sync(
-        ip, tmp_path: Path, capsys) -> None:
+        ip, tmp_path: Path, request) -> None:
     """The drive turns read-only mid-run (a disconnected Drive): darknet trains on, the mirror fails and catches up
     when the drive is back; the VM then dies and a new VM resumes from what the drive verified."""
     from faults.fs import tmpfs
@@ -358,6 +384,7 @@ def test_a_drive_that_fails_for_a_while_never_stops_darknet_and_a_vm_death_then_
         drive = _workspace(mnt, 300)
         cells = _setup_lines(drive) + ["%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=1 background"]
         proc, local_run = _start_vm(tmp_path / "vm", cells)
+        request.addfinalizer(lambda: kill_all([proc.pid]))
         _wait_iteration(local_run / "train.log", 60)
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         try:

@@ -191,16 +191,17 @@ class Mirror:
             if path.is_file():
                 yield name, stat
 
-    def pending(self, now: Optional[float] = None, *, force: bool = False) -> list[tuple[str, int]]:
-        """(name, bytes to copy) for each file that changed since its verified copy and is stable now (`force`:
-        darknet has ended, every file is)."""
+    def pending(self, now: Optional[float] = None, *, force: bool = False, whole: frozenset[str] | set[str] = frozenset()
+                ) -> list[tuple[str, int]]:
+        """(name, bytes to copy) for each file that changed since its verified copy and is stable now: untouched for
+        a second, or in `whole` (darknet has gone on past its save), or `force` (darknet has ended)."""
         now = self.clock() if now is None else now
         out = []
         for name, stat in self._files():
             known = self.manifest.files.get(name)
             if known is not None and known.mtime_ns == stat.st_mtime_ns and known.size == stat.st_size:
                 continue
-            if not force and name not in _APPEND_ONLY and now - stat.st_mtime < _STABLE_S:
+            if not force and name not in _APPEND_ONLY and name not in whole and now - stat.st_mtime < _STABLE_S:
                 continue  # darknet may be writing it (weights are written in place): next round
             out.append((name, stat.st_size))
         return out
@@ -215,13 +216,13 @@ class Mirror:
             return True
         return now - self.last_try >= 1.0 and self.weights_waiting()
 
-    def sync(self, *, force: bool = False) -> SyncReport:
+    def sync(self, *, force: bool = False, whole: frozenset[str] | set[str] = frozenset()) -> SyncReport:
         """Copy every changed, stable file and then ``sync.json``; the report says what reached the drive."""
         now = self.clock()
         self.last_try = now
         copied = []
         try:
-            for name, size in self.pending(now, force=force):
+            for name, size in self.pending(now, force=force, whole=whole):
                 source = self.local / name
                 before = source.stat()
                 sig = copy_verified(source, self.drive / name, size=None if name not in _APPEND_ONLY else size)

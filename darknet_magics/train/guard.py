@@ -25,7 +25,7 @@ from ..setup import colab
 from ..errors import DarknetMagicsError
 from ..fileio import atomic_write_text, remove_if_exists
 from ..jsonread import Fields, RecordError, load_json
-from ..output.events import MapResult
+from ..output.events import Iteration, MapResult, WeightsSaved
 from ..output.logparse import LogParser
 from .drivesync import Mirror, ago, copy_verified
 from .keeper import StopReason
@@ -174,7 +174,10 @@ class Guard:
     def __init__(self, options: GuardOptions, run_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.options, self.run_dir, self.clock = options, Path(run_dir), clock
         self.mirror = Mirror(run_dir, options.drive, every=options.sync_s, clock=clock) if options.drive else None
-        self.parser = LogParser(flavor=options.flavor) if options.patience else None
+        # darknet prints "Saving weights to P" before it writes P: P is whole once the next iteration is printed
+        self.parser = LogParser(flavor=options.flavor)
+        self.saving: list[str] = []
+        self.whole: set[str] = set()
         self.best: Optional[float] = None
         self.since_best = 0
         self.last_copied: Optional[int] = None
@@ -192,11 +195,14 @@ class Guard:
 
     # ---------------------------------------------------------------------------------------------- output
     def feed(self, text: str) -> None:
-        """darknet's output: mAP results count towards patience."""
-        if self.parser is None:
-            return
+        """darknet's output: weights saves (whole at the next iteration), mAP results (patience)."""
         for ev in self.parser.feed(text):
-            if isinstance(ev, MapResult) and ev.map50 == ev.map50:  # nan never improves
+            if isinstance(ev, WeightsSaved):
+                self.saving.append(os.path.basename(ev.path))
+            elif isinstance(ev, Iteration) and self.saving:
+                self.whole.update(self.saving)
+                self.saving = []
+            elif isinstance(ev, MapResult) and ev.map50 == ev.map50:  # nan never improves
                 if self.best is None or ev.map50 > self.best:
                     self.best, self.since_best = ev.map50, 0
                 else:
@@ -208,9 +214,10 @@ class Guard:
         if now - self._polled < _POLL_S:
             return None
         self._polled = now
-        saved = self._checkpoints(stable_s=1.0)
+        whole, self.whole = self.whole, set()  # each "it is whole" is used once: darknet rewrites _last in place
+        saved = self._checkpoints(stable_s=1.0, whole=whole)
         if self.mirror is not None and (saved or self.mirror.due()):
-            self._sync()
+            self._sync(whole=whole)
         o = self.options
         if o.patience and self.since_best >= o.patience:
             return "patience", f"{o.patience} mAP evaluations without a better mAP (best {100 * (self.best or 0):.2f}%)"
@@ -226,7 +233,7 @@ class Guard:
         found = [p for p in (folder / f"{stem}_last.weights", folder / f"{stem}.backup") if p.is_file()]
         return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
-    def _checkpoints(self, stable_s: float) -> bool:
+    def _checkpoints(self, stable_s: float, whole: frozenset[str] | set[str] = frozenset()) -> bool:
         """Copy out a numbered checkpoint when `_last` (``.backup``) crossed the cadence; prune beyond `keep`.
         True when darknet saved weights since the last look."""
         latest = self._resume_file()
@@ -236,8 +243,10 @@ class Guard:
             stat = latest.stat()
         except OSError:
             return False
-        if self.clock() - stat.st_mtime < stable_s or self._seen.get(latest.name) == stat.st_mtime_ns:
+        if self._seen.get(latest.name) == stat.st_mtime_ns:
             return False
+        if latest.name not in whole and self.clock() - stat.st_mtime < stable_s:
+            return False  # not yet known whole: darknet may still be writing it
         self._seen[latest.name] = stat.st_mtime_ns
         o = self.options
         if o.save_every and o.flavor != "hank-ai":  # hank-ai saves them itself (-saveweights N)
@@ -270,9 +279,10 @@ class Guard:
             if self.mirror is not None:
                 self.mirror.forget(f"{os.path.relpath(o.backup_dir / name, self.run_dir)}")
 
-    def _sync(self, force: bool = False) -> None:
+    def _sync(self, force: bool = False, whole: frozenset[str] | set[str] = frozenset()) -> None:
         assert self.mirror is not None
-        self.mirror.sync(force=force)
+        self.mirror.sync(force=force, whole={os.path.relpath(self.options.backup_dir / n, self.run_dir)
+                                             for n in whole})
         try:
             atomic_write_text(self.run_dir / STATE_NAME, json.dumps(
                 {"last_ok": self.mirror.last_ok, "failing": self.mirror.failing,

@@ -59,6 +59,17 @@ def open_for_writing(pids: Iterable[int], under: Path) -> set[Path]:
     return held
 
 
+def kill_all(pids: Iterable[int]) -> None:
+    """SIGKILL `pids` and all below them (a failed test must not leave a VM's keeper and darknet training)."""
+    everyone = descendants(pids)
+    for pid in everyone:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _wait_gone(everyone)
+
+
 def vm_death(pids: Iterable[int], *, drive: Path, local: Path) -> list[str]:
     """The VM dies: its processes are frozen, their files open for writing under `drive` are noted, they are killed,
     those files are removed from `drive` (never uploaded) and `local` (the VM's disk) is wiped. Returns the drive
