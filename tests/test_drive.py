@@ -214,7 +214,8 @@ def test_a_drive_that_fails_is_a_warning_with_the_fix_then_catches_up(tmp_path: 
                 f.write("2: 1.0, 1.5 avg\n")
             g._sync()
             line = guard.sync_status(local)
-            assert line.startswith("drive: failing for") and "Read-only" in line and "Fix:" in line
+            assert line.startswith("drive: failing") and "drive-sync-failing" in line and "Read-only" in line
+            assert "fix: free space on the drive" in line
         finally:
             subprocess.run(["mount", "-o", "remount,rw", str(drive)], check=True)
         g._sync()

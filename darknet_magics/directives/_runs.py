@@ -52,7 +52,7 @@ def load_run(folder: Path, ctx: Context, *, restore: bool = True) -> TrainingRun
     in its local twin, which a new VM first gets back from the drive's verified copy (`restore`)."""
     working, lines = working_folder(folder, restore_missing=restore)
     for line in lines:
-        (ctx.reporter.warn if line.startswith("not restored") else ctx.reporter.info)(line)
+        (ctx.reporter.warn if "drive-copy-unverified" in line else ctx.reporter.info)(line)
     return TrainingRun.load(working)
 
 

@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Optional
 
 from ..errors import DarknetMagicsError
 from ..fileio import atomic_write_text, remove_if_exists
+from ..output.problems import drive_copy_unverified
 from ..jsonread import Fields, RecordError, load_json
 
 __all__ = ["SYNC_NAME", "FileSig", "Manifest", "Mirror", "SyncReport", "copy_verified", "read_manifest",
@@ -264,12 +265,13 @@ def restore(drive_dir: Path, manifest: Manifest, *, into: Optional[Path] = None)
         source = Path(drive_dir) / name
         try:
             if _hash(source) != (sig.size, sig.sha256):
-                skipped.append(f"{name}: on the drive it differs from what was verified (an unfinished upload)")
+                skipped.append(drive_copy_unverified(name, "its size or SHA-256 differ: an unfinished upload")
+                               .describe())
                 continue
             copy_verified(source, into / name)
             restored.append(name)
         except OSError as exc:
-            skipped.append(f"{name}: {exc.strerror or exc}")
+            skipped.append(drive_copy_unverified(name, exc.strerror or str(exc)).describe())
     return restored, skipped
 
 
@@ -297,4 +299,4 @@ def working_folder(folder: Path, *, restore_missing: bool = False) -> tuple[Path
     os.replace(staging, manifest.local)
     lines = [f"restored {len(restored)} file(s) of {Path(folder).name} from the drive ({folder}) into "
              f"{manifest.local} (synced {manifest.synced_at})"]
-    return manifest.local, lines + [f"not restored: {s}" for s in skipped]
+    return manifest.local, lines + skipped

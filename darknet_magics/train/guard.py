@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..data.cfg import read_weights_header
+from ..output import problems
 from ..report import Reporter
 from ..setup import colab
 from ..errors import DarknetMagicsError
@@ -28,7 +29,6 @@ from ..jsonread import Fields, RecordError, load_json
 from ..output.events import Iteration, MapResult, WeightsSaved
 from ..output.logparse import LogParser
 from .drivesync import Mirror, ago, copy_verified
-from .keeper import StopReason
 
 __all__ = ["GUARD_NAME", "GuardOptions", "Guard", "parse_budget", "parse_until", "numbered_to_prune",
            "checkpoint_due", "read_options"]
@@ -311,8 +311,7 @@ def sync_status(run_dir: Path, clock: Callable[[], float] = time.time) -> Option
     if isinstance(failing, str) and failing:
         when = f"last synced {ago(now - last)} ago" if isinstance(last, (int, float)) else "nothing synced yet"
         lag = ago(now - since) if isinstance(since, (int, float)) else "a while"
-        return (f"drive: failing for {lag} ({failing[:120]}); {when}; darknet goes on on local disk. Fix: free "
-                "space on the drive or mount it again (the drive line of the set-up cell)")
+        return "drive: failing: " + problems.drive_sync_failing(failing[:120], lag, when).describe()
     if isinstance(last, (int, float)):
         return f"drive: synced {ago(now - last)} ago"
     return "drive: not synced yet"
@@ -361,7 +360,7 @@ def after_verdict(run_dir: Path, reporter: Reporter) -> None:
     line = final_sync(run_dir)
     if line is None:
         return
-    (reporter.warn if "failing" in line else reporter.info)(line)
+    (reporter.warn if line.startswith("drive: failing") else reporter.info)(line)
     if colab.in_colab():
         try:
             colab.flush_and_unmount()
@@ -369,26 +368,6 @@ def after_verdict(run_dir: Path, reporter: Reporter) -> None:
                           "cell's drive line again to mount it")
         except Exception as exc:  # Colab's own failure: the verified copies are on the drive's cache already
             reporter.warn(f"drive.flush_and_unmount failed ({exc}); the files are synced, their upload may lag")
-
-
-def wrap(guard: Optional[Guard], on_text: Callable[[str], None], should_stop: Callable[[], Optional[str]]
-         ) -> tuple[Callable[[str], None], Callable[[], Optional[str]]]:
-    """The runner's callbacks of a foreground run with the guard in them (the keeper does the same itself)."""
-    if guard is None:
-        return on_text, should_stop
-
-    def text(chunk: str) -> None:
-        on_text(chunk)
-        guard.feed(chunk)
-
-    def stop() -> Optional[str]:
-        asked = should_stop()
-        if asked is not None:
-            return asked
-        word = guard.should_stop()
-        return StopReason(word[0]).describe(word[1]) if word else None
-
-    return text, stop
 
 
 LOCAL_RUNS = "local-runs"  # under the session's fast local disk (/content in Colab)

@@ -33,7 +33,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..run import runner
 from ..fileio import atomic_write_text
@@ -360,26 +360,18 @@ class _Keeper:
         self.state["stop_reason"] = reason.value
         return reason.describe(detail)
 
-    def _guarded_stop(self) -> Optional[str]:
-        """A stop request, else the guard's (issue 24: time budget, patience; it also syncs the drive)."""
-        asked = self.should_stop()
-        if asked is not None or self.guard is None:
-            return asked
-        word = self.guard.should_stop()
-        if word is None:
-            return None
-        self.state["stop_reason"] = word[0]
-        return StopReason(word[0]).describe(word[1])
+    def _noted(self, reason: StopReason) -> None:
+        self.state["stop_reason"] = reason.value
 
     def run(self) -> int:
         self.save()
         from .guard import open_guard  # issue 24 hook: the drive mirror, checkpoints, budget, patience
 
         self.guard = open_guard(self.run_dir)
+        on_text, should_stop = guarded_callbacks(self.guard, None, self.should_stop, self._noted)
         try:
             result = runner.run(self.argv, cwd=self.cwd, log_path=self.log, watchdog=training_watchdog(),
-                                should_stop=self._guarded_stop, on_spawn=self.spawned,
-                                on_text=self.guard.feed if self.guard else None)
+                                should_stop=should_stop, on_spawn=self.spawned, on_text=on_text)
         except runner.RunInterrupted as exc:  # SIGINT/SIGTERM to the keeper: darknet was stopped as runner does
             result = exc.result
         except (FileNotFoundError, OSError) as exc:
@@ -391,6 +383,33 @@ class _Keeper:
         self.state.update(state=KeeperState.ENDED.value, ended=_now(), result=dataclasses.asdict(result))
         self.save()
         return 0 if self.unsaved is None else 3
+
+
+def guarded_callbacks(guard: Any, on_text: Optional[Callable[[str], None]], should_stop: Callable[[], Optional[str]],
+                      noted: Callable[[StopReason], None] = lambda reason: None
+                      ) -> tuple[Optional[Callable[[str], None]], Callable[[], Optional[str]]]:
+    """The runner's callbacks with a run's guard (train/guard.py: the drive mirror, checkpoints, time budget,
+    patience) in them: it reads darknet's output after `on_text`, and is asked after `should_stop`."""
+    if guard is None:
+        return on_text, should_stop
+
+    def text(chunk: str) -> None:
+        if on_text is not None:
+            on_text(chunk)
+        guard.feed(chunk)
+
+    def stop() -> Optional[str]:
+        asked = should_stop()
+        if asked is not None:
+            return asked
+        word = guard.should_stop()
+        if word is None:
+            return None
+        reason = StopReason(word[0])
+        noted(reason)
+        return reason.describe(word[1])
+
+    return text, stop
 
 
 def _ignore(signum: int, frame: Any) -> None:

@@ -42,7 +42,7 @@ from ..output.judge import diagnose
 from ..errors import DarknetMagicsError, Problem, StepError
 from ..fileio import atomic_write_text
 from . import guard
-from .keeper import Keeper, StopReason, boot_id, process_start, read_state, same_process, save_json, training_watchdog
+from .keeper import guarded_callbacks, Keeper, StopReason, boot_id, process_start, read_state, same_process, save_json, training_watchdog
 from ..output.logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
 from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, confirm_binary, read_record  # noqa: F401 (RUN_JSON, LOG_NAME: re-exported)
 from ..report import Reporter
@@ -702,7 +702,7 @@ def _watch(plan: TrainPlan, run: TrainingRun, resumed: bool, reporter: Reporter,
     watch.live.update(run.history, force=True)
     interrupted: Optional[runner.RunInterrupted] = None
     guarded = guard.open_guard(run.run_dir)  # issue 24 hook: drive mirror, checkpoints, budget, patience
-    on_text, should_stop = guard.wrap(guarded, watch.on_text, watch.should_stop)
+    on_text, should_stop = guarded_callbacks(guarded, watch.on_text, watch.should_stop)
     try:
         result = runner.run(list(plan.argv), cwd=plan.cwd, log_path=run.log_path, on_text=on_text,
                             watchdog=watchdog or training_watchdog(), env=env, should_stop=should_stop)
