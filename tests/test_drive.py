@@ -293,6 +293,15 @@ def _wait_iteration(log: Path, at_least: int, timeout: float = 150) -> int:
     pytest.fail(f"darknet did not reach iteration {at_least} in {timeout} s (last {last})")
 
 
+def _last_logged(log: Path) -> int:
+    from darknet_magics.output.logparse import Iteration, LogParser
+
+    if not log.is_file():
+        return 0
+    parser = LogParser()
+    return max([0, *(e.iteration for e in parser.feed(log.read_bytes()) + parser.close() if isinstance(e, Iteration))])
+
+
 def _iterations(history) -> list[int]:
     return [int(i) for i in history.iterations["iteration"]] if len(history.iterations) else []
 
@@ -307,14 +316,14 @@ def _binary(flavor: str) -> Path:
 
 
 def _die_and_resume(ip, tmp_path: Path, drive: Path, vm_proc: subprocess.Popen, local_run: Path, *,
-                    death_at: int, during=None, resume: str = "%yolo resume") -> dict:
+                    death_at: int, after_death=None, resume: str = "%yolo resume", capsys=None) -> dict:
     """Let the run reach `death_at`, kill the VM (lazy drive), then on a new VM: the set-up cell, `%yolo status`,
     `%yolo resume`. Returns what was lost and how the resumed run ended."""
     reached = _wait_iteration(local_run / "train.log", death_at)
-    if during is not None:
-        during()
     drive_run = drive / "darknet" / "runs" / local_run.name
     lost_files = vm_death([vm_proc.pid], drive=drive, local=tmp_path / "vm")
+    if after_death is not None:
+        after_death()
     on_drive = read_manifest(drive_run)
     for cell in _setup_lines(drive):
         assert run_cell(ip, cell).error_in_exec is None
@@ -323,14 +332,16 @@ def _die_and_resume(ip, tmp_path: Path, drive: Path, vm_proc: subprocess.Popen, 
     from darknet_magics.train.training import TrainingRun
 
     before = TrainingRun.load(drive_run)  # what the drive has, read in place
-    drive_last = before.last_iteration or 0
+    drive_last = before.last_iteration or 0  # its history.jsonl, as far as the VM's kernel had parsed the log
+    drive_log = _last_logged(drive_run / "train.log")
     result = run_cell(ip, resume)
     assert result.error_in_exec is None, result.error_in_exec
     run = ip.user_ns["yolo_run"]
     its = _iterations(run.history)
     return {"reached": reached, "lost_files": lost_files, "manifest": on_drive, "status": capture,
-            "drive_last": drive_last, "run": run, "iterations": its,
-            "missing": sorted(set(range(1, max(its) + 1)) - set(its)) if its else None}
+            "drive_last": drive_last, "drive_log": drive_log, "run": run, "iterations": its,
+            "missing": sorted(set(range(1, max(its) + 1)) - set(its)) if its else None,
+            "printed": capsys.readouterr().out if capsys is not None else ""}
 
 
 @pytest.mark.slow
@@ -351,20 +362,21 @@ def test_a_vm_death_at_230_of_300_resumes_on_a_new_vm_with_nothing_lost(ip, tmp_
     assert local_run.is_relative_to(tmp_path / "vm")  # darknet writes on the VM's local disk
     try:
         out = _die_and_resume(ip, tmp_path, drive, proc, local_run, death_at=230,
-                              resume=f"%yolo resume bin={binary}")
+                              resume=f"%yolo resume bin={binary}", capsys=capsys)
     finally:
         kill_all([proc.pid])
-    printed = capsys.readouterr().out
+    printed = out["printed"]
     assert "ended with its VM" in printed, printed
     assert re.search(r"resume point backup/mini(\.backup|_last\.weights) \(iteration 200\)", printed), printed
     assert "restored" in printed
     run = out["run"]
     assert run.status.ok, run.summary()
     assert out["missing"] == [] and max(out["iterations"]) == 300  # the stitched history is whole
-    assert out["drive_last"] >= 200  # the drive had the log to at least the resume point
+    assert out["drive_log"] >= 200  # the drive had the log to at least the resume point
     # the loss: the iterations trained again are those after the last weights the drive had (200)
-    print(f"REPORT {flavor} vm-death: reached {out['reached']}, drive log to {out['drive_last']}, "
-          f"files lost open {out['lost_files']}, retrained {out['reached'] - 200}, missing {out['missing']}")
+    print(f"REPORT {flavor} vm-death: reached {out['reached']}, drive log to {out['drive_log']}, drive history to "
+          f"{out['drive_last']}, files lost open {out['lost_files']}, retrained {out['reached'] - 200}, "
+          f"missing from the stitched history {out['missing']}")
     drive_run = tmp_path / "My Drive" / "darknet" / "runs" / local_run.name
     final = read_manifest(drive_run)
     assert "backup/mini_final.weights" in final.files  # the finished run reached the drive, verified
@@ -375,10 +387,13 @@ def test_a_vm_death_at_230_of_300_resumes_on_a_new_vm_with_nothing_lost(ip, tmp_
 @pytest.mark.timeout(240)
 @needs_darknet
 @pytest.mark.skipif(not can_mount(), reason="needs root to mount a tmpfs as the drive")
-def test_a_drive_that_fails_for_a_while_never_stops_darknet_and_a_vm_death_then_loses_only_since_the_last_sync(
-        ip, tmp_path: Path, request) -> None:
-    """The drive turns read-only mid-run (a disconnected Drive): darknet trains on, the mirror fails and catches up
-    when the drive is back; the VM then dies and a new VM resumes from what the drive verified."""
+@pytest.mark.parametrize("back_before_death", [True, False], ids=["drive-back", "drive-still-failing"])
+def test_a_drive_that_fails_for_a_while_never_stops_darknet_and_a_vm_death_loses_only_since_the_last_sync(
+        ip, tmp_path: Path, request, capsys, back_before_death: bool) -> None:
+    """The drive turns read-only mid-run (a disconnected Drive) once iteration 100's .backup is on it: darknet
+    trains on and the mirror says it fails. Either the drive comes back (the mirror catches up) and the VM dies at
+    240, or the VM dies at 230 while the drive still fails; a new VM (with a working drive) resumes from what the
+    drive verified: iteration 200, or 100."""
     from faults.fs import tmpfs
 
     with tmpfs(tmp_path / "mnt", size="64m") as mnt:
@@ -386,21 +401,40 @@ def test_a_drive_that_fails_for_a_while_never_stops_darknet_and_a_vm_death_then_
         cells = _setup_lines(drive) + ["%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=1 background"]
         proc, local_run = _start_vm(tmp_path / "vm", cells)
         request.addfinalizer(lambda: kill_all([proc.pid]))
-        _wait_iteration(local_run / "train.log", 60)
+        drive_run = drive / "darknet" / "runs" / local_run.name
+        end = time.monotonic() + 120
+        while not _has(drive_run, "backup/mini.backup") and time.monotonic() < end:
+            time.sleep(0.02)
+        failed_from = _last_logged(local_run / "train.log")
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
-        try:
-            at = _wait_iteration(local_run / "train.log", 150)
-            time.sleep(1.5)
-            state = json.loads((local_run / "sync-state.json").read_text())
-            assert state["failing"] and "Read-only" in state["failing"]  # seen as failing, darknet goes on
-            assert proc.poll() is None
-        finally:
-            subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
-        out = _die_and_resume(ip, tmp_path, drive, proc, local_run, death_at=240)
+        remount = lambda: subprocess.run(["mount", "-o", "remount,rw", str(mnt)], capture_output=True)  # noqa: E731
+        request.addfinalizer(remount)
+        at = _wait_iteration(local_run / "train.log", 170)
+        time.sleep(1.5)
+        state = json.loads((local_run / "sync-state.json").read_text())
+        assert state["failing"] and "Read-only" in state["failing"]  # seen as failing, darknet goes on
+        assert proc.poll() is None
+        if back_before_death:
+            remount()
+        out = _die_and_resume(ip, tmp_path, drive, proc, local_run, death_at=240 if back_before_death else 230,
+                              after_death=None if back_before_death else remount, capsys=capsys)
         run = out["run"]
         assert run.status.ok and out["missing"] == [] and max(out["iterations"]) == 300
-        print(f"REPORT pjreddie drive-failing: read-only from ~{at - 90} to {at}, died at {out['reached']}, "
-              f"drive log to {out['drive_last']}, files lost open {out['lost_files']}, missing {out['missing']}")
+        resumed_at = 200 if back_before_death else 100
+        assert f"from {run.run_dir}/backup/mini.backup at iteration {resumed_at}" in out["printed"]
+        print(f"REPORT pjreddie {'drive-back' if back_before_death else 'drive-still-failing'}: read-only from "
+              f"iteration {failed_from} to {at if back_before_death else 'the death'}, died at {out['reached']}, "
+              f"drive log to {out['drive_log']}, drive history to {out['drive_last']}, resumed from {resumed_at}, "
+              f"retrained {out['reached'] - resumed_at}, files lost open {out['lost_files']}, missing from the "
+              f"stitched history {out['missing']}")
+
+
+def _has(drive_run: Path, name: str) -> bool:
+    try:
+        manifest = read_manifest(drive_run)
+    except RecordError:
+        return False
+    return manifest is not None and name in manifest.files
 
 
 @pytest.mark.slow
@@ -528,3 +562,22 @@ def test_an_oom_without_auto_asks_for_it_once_in_the_error(ip, tmp_path: Path) -
     error = result.error_in_exec
     assert error is not None and "subdivisions=auto" in str(error) and "out of memory" in str(error)
     assert re.search(r"(?m)^subdivisions=1$", (drive / "mini.cfg").read_text())  # untouched without auto
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@needs_darknet
+def test_patience_stops_alexeyab_when_map_has_not_improved(ip, tmp_path: Path) -> None:
+    """AlexeyAB computes mAP every 100 iterations here (its least); patience=2 stops darknet two evaluations after
+    the best one, long before max_batches, and the run counts as finished (early)."""
+    binary = _binary("alexeyab")
+    drive = _workspace(tmp_path, 3000)
+    for cell in _setup_lines(drive):
+        assert run_cell(ip, cell).error_in_exec is None
+    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg bin={binary} map patience=2")
+    assert result.error_in_exec is None, result.error_in_exec
+    run = ip.user_ns["yolo_run"]
+    maps = [float(m) for m in run.maps["map50"]]
+    assert run.status.ok and "stopped early" in run.message and run.last_iteration < 3000, run.summary()
+    best = maps.index(max(maps))
+    assert len(maps) - 1 - best == 2  # two evaluations after the best (ties are no improvement)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
 from ..data.checks import check
 from ..errors import StepError
@@ -80,11 +81,7 @@ def _guarded_plan(step: Step, ctx: Context) -> TrainPlan:
         if step.get("save_every") and plan.flavor == "hank-ai":  # hank-ai's own flag: it saves _N.weights itself
             plan = _plan(step, ctx, run_dir, extra=("-saveweights", str(step.get("save_every"))))
         refuse_shared_backup(plan, None)
-        options = guard.plan_options(
-            backup_dir=plan.backup_dir, cfg=plan.cfg, flavor=plan.flavor.value if plan.flavor else None,
-            drive=drive_dir if twin else None, sync=step.get("sync"), save_every=step.get("save_every"),
-            keep=step.get("keep"), time_budget=step.get("time"), until=step.get("until"),
-            patience=step.get("patience"), map_on="map" in step.flags, now=datetime.now(timezone.utc))
+        options = _guard_options(step, plan, drive_dir if twin else None)
     except BaseException:
         for folder in (twin, drive_dir):
             try:
@@ -100,6 +97,14 @@ def _guarded_plan(step: Step, ctx: Context) -> TrainPlan:
     if ctx.session.platform == "colab" and not (options.budget_s or options.deadline):
         ctx.reporter.warn(guard.vm_left_warning(_uptime()))
     return plan
+
+
+def _guard_options(step: Step, plan: TrainPlan, drive: Optional[Path]) -> guard.GuardOptions:
+    return guard.plan_options(
+        backup_dir=plan.backup_dir, cfg=plan.cfg, flavor=plan.flavor.value if plan.flavor else None, drive=drive,
+        sync=step.get("sync"), save_every=step.get("save_every"), keep=step.get("keep"),
+        time_budget=step.get("time"), until=step.get("until"), patience=step.get("patience"),
+        map_on="map" in step.flags, now=datetime.now(timezone.utc))
 
 
 def _under(path: Path, *roots: Path) -> bool:
@@ -160,4 +165,7 @@ def _session_output(run: TrainingRun) -> str:
 def preview(step: Step, ctx: Context) -> list[str]:
     folder = runs_root(ctx) / f"{Path(step.args['CFG']).stem}-YYYYmmdd-HHMMSS"
     plan = _plan(step, ctx, folder, check_files=False)
-    return ["pre-flight check of the obj.data, its lists and labels, and the cfg"] + plan.describe()
+    lines = ["pre-flight check of the obj.data, its lists and labels, and the cfg"] + plan.describe()
+    if any(step.get(k) is not None for k in ("sync", "save_every", "keep", "time", "until", "patience")):
+        lines += _guard_options(step, plan, folder if step.get("sync") else None).describe()
+    return lines

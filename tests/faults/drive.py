@@ -91,7 +91,7 @@ def vm_death(pids: Iterable[int], *, drive: Path, local: Path) -> list[str]:
     for path in lost:
         try:
             path.unlink()
-        except FileNotFoundError:
+        except OSError:  # gone, or a read-only drive: then nothing was written there either
             pass
     shutil.rmtree(local, ignore_errors=True)
     real = Path(os.path.realpath(drive))
