@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cell
+from test_environment import colab_stub  # noqa: F401 (a fixture: google.colab's stand-in, as in Colab)
 from faults.drive import kill_all, vm_death
 from faults.fs import can_mount
 from darknet_magics.errors import DarknetMagicsError
@@ -221,6 +222,27 @@ def test_a_drive_that_fails_is_a_warning_with_the_fix_then_catches_up(tmp_path: 
         g._sync()
         assert guard.sync_status(local).startswith("drive: synced")
         assert (drive / "r" / "train.log").read_text().endswith("2: 1.0, 1.5 avg\n")
+
+
+def test_after_a_run_in_colab_the_drive_gets_the_verdict_and_is_flushed_and_unmounted(tmp_path: Path,
+                                                                                       colab_stub) -> None:
+    """The end of a mirrored run in Colab (google.colab is the stand-in of tests/colab_stub)."""
+    from google.colab import drive as colab_drive
+
+    from darknet_magics.report import RecordingReporter
+
+    local, drive = tmp_path / "local", tmp_path / "drive" / "r"
+    local.mkdir()
+    (local / "run.json").write_text("{}\n")
+    guard.write_options(local, guard.GuardOptions(backup_dir=local / "backup", stem="m", drive=drive, sync_s=60))
+    rec = RecordingReporter()
+    guard.after_verdict(local, rec)
+    assert ("info", "drive: synced 0 s ago") in rec.events
+    assert colab_drive.flushed and any("flushed and unmounted" in text for _, text in rec.events)
+    assert (drive / "run.json").read_text() == "{}\n" and "run.json" in read_manifest(drive).files
+    flushed = len(colab_drive.flushed)
+    guard.after_verdict(tmp_path, rec)  # a run without guard.json: nothing is copied, the drive stays mounted
+    assert len(colab_drive.flushed) == flushed
 
 
 # ------------------------------------------------------------------------------------------------ real runs

@@ -6,6 +6,7 @@ from ..errors import DarknetMagicsError, StepError
 from ..language import Spec, Step
 from ..session import Context, Done
 from ..train.drivesync import read_manifest
+from ..train.guard import sync_status
 from ..train.record import RUN_JSON, RunStatus, read_record
 from ..train.training import TrainingRun, status, weights_iteration
 from ._runs import bind_found, find_run, first_line, run_folders, runs_root
@@ -78,7 +79,8 @@ def run(step: Step, ctx: Context) -> Done:
         found = find_run(None, ctx, restore=False)
     except StepError:
         return Done("\n".join(found_lines + ["no training run in this session or under {workspace}/runs"]))
-    return Done("\n".join(found_lines + [status(found)]), found)
+    drive_line = sync_status(found.run_dir)  # issue 24: when the drive last got everything
+    return Done("\n".join(found_lines + [status(found)] + ([f"  {drive_line}"] if drive_line else [])), found)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
