@@ -138,7 +138,9 @@ def test_darknet_flags_are_checked_per_flavor() -> None:
     errors = check_darknet_args("hank-ai", "train", ["-mAP_epochs", "2"])
     assert errors == ["hank-ai's darknet has no flag -mAP_epochs"]
     assert check_darknet_args("hank-ai", "test", ["-points", "11", "-verbose"]) == []
-    assert check_darknet_args("hank-ai", "test", ["-save_labels"]) == []  # hank-ai ignores '_' and case
+    assert check_darknet_args("hank-ai", "test", ["-Letter_Box"]) == []  # hank-ai ignores '_' and case
+    # issue 19: it would write predictions over the dataset's labels (tests/test_safenames.py has the others)
+    assert "refused" in check_darknet_args("hank-ai", "test", ["-save_labels"])[0]
     errors = check_darknet_args("pjreddie", "train", ["-mjpeg_port", "8090"])
     assert errors == ["pjreddie's darknet has no flag -mjpeg_port"]
     assert "takes a int value" in check_darknet_args("alexeyab", "map", ["-mAP_epochs", "x"])[0]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from conftest import FIXTURES, run_cell
+from test_background import _iterations, _stop_leftovers
 from darknet_magics.errors import StepError
 from darknet_magics.jsonread import RecordError
 from darknet_magics.output.history import History
@@ -166,6 +167,33 @@ def test_the_planners_own_argv_passes_the_check_and_nothing_else_does(tmp_path) 
     assert "obj.data" in check_train_argv(good[:3] + ["/etc/obj.data"] + good[4:], args, run_dir)
 
 
+def _binaries() -> list:
+    from builds import PREBUILT
+
+    return [pytest.param(DARKNET, id="pjreddie")] + [pytest.param(path, id=name) for name, path in PREBUILT.items()]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("binary", _binaries())
+def test_each_flavors_planned_argv_round_trips_through_run_json(tmp_path, binary) -> None:
+    """What `plan_train` writes for a real binary of each flavor (-dont_show, -map, -gpus, args=) is what the
+    reader accepts, and reads back equal."""
+    from darknet_magics.output.history import History as _History
+    from darknet_magics.train.training import plan_train
+
+    if not Path(binary).is_file():
+        pytest.skip(f"no {binary} (set DARKNET_ALEXEYAB / DARKNET_HANKAI)")
+    (tmp_path / "o.data").write_text(f"classes=1\ntrain=/x\nvalid=/x\nnames=/x\nbackup={tmp_path}/b\n")
+    (tmp_path / "t.cfg").write_text("[net]\nbatch=4\nmax_batches=5\n")
+    plan = plan_train(darknet=binary, data=tmp_path / "o.data", cfg=tmp_path / "t.cfg", map=True, gpus="0",
+                      run_dir=tmp_path / "run", extra_args=("-points", "0") if "alexeyab" in str(binary) else ())
+    run = TrainingRun(run_dir=plan.run_dir, history=_History(), args=plan.args, argv=plan.argv,
+                      max_batches=plan.max_batches)
+    back = record_from_json(run.record().to_json(), plan.run_dir, plan.run_dir / "run.json")
+    assert back.args == plan.args and back.argv == plan.argv and isinstance(back.args.flavor, Flavor)
+    assert ("-dont_show" in plan.argv) == plan.flavor.knows_dont_show
+
+
 # ------------------------------------------------------------------------------------- history.jsonl, keeper.json
 
 
@@ -282,8 +310,9 @@ def _json_mutations() -> st.SearchStrategy[bytes]:
     """A real run.json with one value replaced by random JSON (deeper than random bytes get)."""
     meta = json.loads((OLD_RUNS / BACKGROUND_RUN / "run.json").read_text())
     leaves = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                          lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids,
-                                                                                     max_size=3), max_leaves=8)
+                          lambda kids: (st.lists(kids, min_size=1, max_size=3)
+                                        | st.dictionaries(st.text(max_size=5), kids, min_size=1, max_size=3)),
+                          max_leaves=8)
 
     def mutate(args: tuple) -> bytes:
         key, value = args
@@ -346,15 +375,12 @@ def _until(predicate, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def _kill_leftovers(ws: Path) -> None:
-    from test_background import _stop_leftovers
+def live(test):
+    """A test that trains with real darknet in the background (slow, bounded)."""
+    return pytest.mark.slow(pytest.mark.timeout(240)(needs_darknet(test)))
 
-    _stop_leftovers(ws)
 
-
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-@needs_darknet
+@live
 def test_a_second_live_run_into_the_users_backup_is_refused(ip, tmp_path, capsys) -> None:
     ws = tmp_path / "ws"
     _setup(ip, capsys, ws, ("long", 2000), ("short", 2))
@@ -374,12 +400,10 @@ def test_a_second_live_run_into_the_users_backup_is_refused(ip, tmp_path, capsys
         _ok(ip, capsys, f"%yolo train {ws}/mine.data {ws}/short.cfg as d")  # the folder is free again
         assert ip.user_ns["d"].status == "finished" and (ws / "shared" / "short_final.weights").is_file()
     finally:
-        _kill_leftovers(ws)
+        _stop_leftovers(ws)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-@needs_darknet
+@live
 def test_a_background_runs_deleted_folder_is_made_again_and_the_run_finishes(ip, tmp_path, capsys) -> None:
     ws = tmp_path / "ws"
     _setup(ip, capsys, ws, ("tiny", 30))
@@ -390,23 +414,19 @@ def test_a_background_runs_deleted_folder_is_made_again_and_the_run_finishes(ip,
         shutil.rmtree(bg.run_dir)
         bg.wait(180)
     finally:
-        _kill_leftovers(ws)
+        _stop_leftovers(ws)
     text = capsys.readouterr()
     text = text.out + text.err
     assert bg.status == "finished" and bg.error is None, (bg.summary(), text)
     assert f"the run folder {bg.run_dir} was deleted while darknet ran: made it again" in text
     assert "deleted or moved while darknet ran: made it again" in text  # the keeper's log, with what it held
-    from test_background import _iterations
-
     assert _iterations(bg.run_dir / "train.log") == list(range(1, 31))  # every byte, once
     assert list(History.load(bg.run_dir / "history.jsonl").iterations["iteration"]) == list(range(1, 31))
     assert read_record(bg.run_dir).status is RunStatus.FINISHED
     assert (bg.run_dir / "backup" / "tiny_final.weights").stat().st_size > 0
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-@needs_darknet
+@live
 def test_a_background_run_on_a_full_disk_is_judged_a_full_disk_and_recorded(ip, tmp_path, capsys) -> None:
     from faults.fs import can_mount, tmpfs
 
@@ -430,37 +450,10 @@ def test_a_background_run_on_a_full_disk_is_judged_a_full_disk_and_recorded(ip, 
             state = keeper.read_state(bg.run_dir)
             meta = read_record(bg.run_dir)
         finally:
-            _kill_leftovers(ws)
+            _stop_leftovers(ws)
     text = capsys.readouterr()
     assert not bg.running and bg.status == "failed" and "the disk is full" in bg.message, (bg.summary(), text)
     assert "exit status unknown" not in bg.message
     assert state["state"] == "ended" and "No space left on device" in state["result"]["log_error"]
     assert meta.status is RunStatus.FAILED and "the disk is full" in meta.message  # run.json says how it ended
     assert bg.problems_found[0].code == "disk-full"
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-@needs_darknet
-def test_stop_finds_the_keeper_of_a_run_whose_run_json_is_damaged_after_a_restart(tmp_path) -> None:
-    from test_background import Kernel, _darknet_state, _reload, _start_in_background, _stop_leftovers
-
-    ws = tmp_path / "My Drive"
-    kernel = Kernel(tmp_path)
-    try:
-        run_dir = _start_in_background(kernel, ws, 2000)
-        state = _darknet_state(run_dir)
-        kernel.restart(now=True)
-        (run_dir / "run.json").write_bytes((run_dir / "run.json").read_bytes()[:100])  # cut short
-        _reload(kernel, ws)
-        _, out = kernel.run("%yolo status")
-        assert f"{run_dir.name}: darknet still trains (keeper pid {state['keeper_pid']}), but " \
-               f"{run_dir / 'run.json'}:" in out and f"`%yolo stop {run_dir}` stops it" in out, out
-        _, out = kernel.run("%yolo stop bg", timeout=90)  # the name is in keeper.json
-        assert out.strip().splitlines()[-1].startswith("bg: stopped (its run.json is damaged: "), out
-        assert not keeper.same_process(state["darknet_pid"], state["darknet_start"], state["boot_id"])
-        result = keeper.read_state(run_dir)["result"]
-        assert result["stopped_by_caller"] == keeper.STOP_REASON
-    finally:
-        kernel.close()
-        _stop_leftovers(ws)

@@ -71,6 +71,14 @@ def stage(src: Union[str, Path], into: Union[str, Path], *, pack: bool = False, 
     plan = _plan_source(src, into, pack=pack, downloads=downloads)
     if plan.note and plan.kind == "archive":
         reporter.info(plan.note)
+    # a source that is not there is refused before into= is made: a failed stage leaves no empty folder
+    if plan.kind == "missing":
+        raise DarknetMagicsError(f"nothing to stage at {plan.src}",
+                                 fix="check the path (on Colab, mount the drive first: drive is under /content/drive/MyDrive)")
+    if plan.kind == "other":
+        raise DarknetMagicsError(f"{plan.src} is neither a folder nor a tar, tar.gz, tar.bz2, tar.xz or zip archive"
+                                 + (f": {plan.note}" if plan.note else ""),
+                                 fix="stage the folder that holds the images, or an archive of it")
     _ensure_folder(plan.into, "the stage folder (into=)")
     downloaded = False
     if plan.kind == "url":
@@ -81,13 +89,6 @@ def stage(src: Union[str, Path], into: Union[str, Path], *, pack: bool = False, 
             raise DarknetMagicsError(f"{plan.url} gave {plan.src.name}, whose content is no tar, gzip/bz2/xz tar or zip",
                                      fix="give the URL of the archive itself")
         plan = replace(plan, kind="archive", archive_type=kind, high_latency=is_high_latency(plan.src), note="")
-    if plan.kind == "missing":
-        raise DarknetMagicsError(f"nothing to stage at {plan.src}",
-                                 fix="check the path (on Colab, mount the drive first: drive is under /content/drive/MyDrive)")
-    if plan.kind == "other":
-        raise DarknetMagicsError(f"{plan.src} is neither a folder nor a tar, tar.gz, tar.bz2, tar.xz or zip archive"
-                                 + (f": {plan.note}" if plan.note else ""),
-                                 fix="stage the folder that holds the images, or an archive of it")
     try:
         if plan.kind == "folder" and plan.pack:
             archive = plan.src.parent / f"{plan.target.name}.tar"

@@ -12,7 +12,9 @@ from ._runs import find_run, keep_run, keep_run_on_failure
 
 SPEC = Spec("resume", "yolo", "Continue a run from its backup/*_last.weights, with the history stitched.",
             positionals=(Pos("NAME", "the run's variable (default yolo_run) or its run folder", False),),
-            options=(Opt("bin", "path", "the darknet binary"),
+            options=(Opt("bin", "path", "the darknet binary (a run folder's run.json never chooses it alone: without bin=, "
+                                         "the darknet it names runs only when this session's is that file or of "
+                                         "its flavor)"),
                      Opt("max_batches", "int", "train on to this many iterations (rewrites max_batches in the cfg)")),
             flags=(("background", "return at once, as `%yolo train ... background` (darknet survives a kernel "
                                   "restart)"),),

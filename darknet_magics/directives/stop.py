@@ -47,8 +47,8 @@ def run(step: Step, ctx: Context) -> Done:
     if not target.running:
         left = background.live_run(target.run_dir)
         if left is None or not left.alive:
-            other = _left_by_keeper(ref, ctx) if ref else None
-            if other is not None:  # an older run has the name; the live one's run.json is damaged
+            other = _left_by_keeper(ref, ctx)
+            if other is not None:  # an older run has the name (or is the newest readable); the live one is damaged
                 return Done(background.stop_left(other))
             return Done(f"{target.name} is not running ({target.status})", target)
         if left.follower is not None:  # another kernel follows it: that kernel sees it end and judges it

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from ..setup.binary import darknet_flavor
 from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
@@ -56,9 +57,15 @@ def _preflight(step: Step, ctx: Context) -> None:
     """`%yolo check` before darknet starts: errors refuse to start (unless `force`), warnings are shown."""
     data, cfg = ctx.path(step.args["DATA"]), ctx.path(step.args["CFG"])
     weights = ctx.path(step.args["WEIGHTS"]) if step.args.get("WEIGHTS") else None
-    problems = check(data, cfg, weights=weights)
+    # the binary's flavor: a CRLF cfg or list is an error for pjreddie (it keeps each \r), a warning for the others
+    flavor = darknet_flavor(ctx.darknet_binary(step)) or "alexeyab"
+    problems = check(data, cfg, weights=weights, flavor=flavor)
     problems = [p for p in problems if p.code != "missing-backup"]  # the run makes its weights folder itself
     errors = [p for p in problems if p.severity == "error"]
+    unsafe = [p for p in errors if p.code == "unsafe-name"]
+    if unsafe:  # `force` never starts darknet on names its own shell commands would run (docs/security.md)
+        raise StepError("the image lists name files darknet may not get; training was not started",
+                        fix=unsafe[0].fix, problems=unsafe)
     for p in problems:
         if p.severity != "error" or "force" in step.flags:
             ctx.reporter.warn(p.describe())

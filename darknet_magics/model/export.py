@@ -25,6 +25,7 @@ from ..run import runner
 from ..setup.binary import darknet_flavor, last_output, require_file, resolve_darknet
 from ..errors import Problem, StepError
 from ..report import Reporter
+from ..safenames import check_argv_paths
 
 NO_EXPORTER = {
     "alexeyab": "AlexeyAB's darknet has no ONNX exporter. Its .weights and cfg load in hank-ai's "
@@ -58,6 +59,7 @@ def export_onnx(*, darknet: Path | str, cfg: Path, weights: Path, names: Optiona
     reporter = reporter or Reporter()
     darknet_path = resolve_darknet(darknet)
     cfg_path, weights_path = require_file(Path(cfg), "cfg"), require_file(Path(weights), "weights")
+    check_argv_paths(cfg=cfg_path, weights=weights_path, names=Path(names) if names else None)
     flavor = darknet_flavor(darknet_path)
     if flavor in NO_EXPORTER:
         raise StepError(NO_EXPORTER[flavor], fix="build hank-ai's darknet with protobuf and give its binary",

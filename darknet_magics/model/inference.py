@@ -36,6 +36,7 @@ from ..errors import Problem, StepError
 from ..data.formats import image_size  # our check that a file is an image before darknet sees it
 from ..report import Reporter
 from ..train.training import RUN_JSON, weights_iteration
+from ..safenames import Reach, check_argv_paths, check_darknet_path, safe_link, unsafe_reason
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tga", ".ppm", ".pgm", ".pnm", ".jfif")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -167,44 +168,71 @@ def inference_problems(text: str) -> list[Problem]:
 # Images
 
 
-def resolve_images(source: Path | str, *, base: Optional[Path] = None) -> list[Path]:
-    """The images of SOURCE: one image, a folder (its images, sorted), a list file (one path a line, relative ones
-    to the list's folder, as darknet's train.txt) or a glob. Every one is checked to be an image."""
-    text = str(source)
-    path = Path(text).expanduser()
-    if base is not None and not path.is_absolute():
-        path = base / path
+def read_image_list(path: Path) -> list[tuple[Path, str]]:
+    """The images a list file names, each with where it was named (``LIST line N``), read as darknet reads
+    train.txt: one path a line (``\\n`` only; a trailing ``\\r`` dropped), blank and ``#`` lines skipped, relative
+    paths taken from the list's folder. A line that is not UTF-8 or holds a control character is an error
+    naming the list and the line (darknet would read it as another path)."""
+    found: list[tuple[Path, str]] = []
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        where = f"{path} line {number}"
+        try:
+            line = raw.decode("utf-8").removesuffix("\r").strip(" \t")
+        except UnicodeDecodeError as exc:
+            raise StepError(f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})",
+                            fix="save the list as UTF-8, one image path a line") from None
+        if not line or line.startswith("#"):
+            continue
+        reason = unsafe_reason(line, Reach.ARGV)
+        if reason is not None:
+            raise StepError(f"{where}: {reason}", fix="one image path a line, with no control characters",
+                            problems=[Problem("bad-image", f"unreadable list line: {line!r}", file=str(path),
+                                              line=number)])
+        item = Path(line).expanduser()
+        found.append((item if item.is_absolute() else path.parent / item, where))
+    if not found:
+        raise StepError(f"the list file {path} names no images", fix="write one image path per line")
+    return found
+
+
+def _source_files(path: Path, text: str) -> list[tuple[Path, Optional[str]]]:
+    """The files of an image source (folder, list, one file or glob), each with where a list named it."""
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
             raise StepError(f"the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES[:4])}, ...)",
                             fix="give a folder of images, one image, a list file or a glob")
-    elif path.is_file() and path.suffix.lower() == ".txt":
-        found = []
-        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                item = Path(line).expanduser()
-                found.append(item if item.is_absolute() else path.parent / item)
-        if not found:
-            raise StepError(f"the list file {path} names no images", fix="write one image path per line")
-    elif path.is_file():
-        found = [path]
-    elif any(ch in text for ch in "*?["):
+        return [(p, None) for p in found]
+    if path.is_file() and path.suffix.lower() == ".txt":
+        return list(read_image_list(path))
+    if path.is_file():
+        return [(path, None)]
+    if any(ch in text for ch in "*?["):
         found = sorted(Path(p) for p in _glob.glob(str(path), recursive=True) if Path(p).is_file())
         if not found:
             raise StepError(f"the pattern {text} matches no file", fix="check the glob (e.g. images/*.jpg)")
-    else:
-        raise StepError(f"the image source {path} does not exist",
-                        fix="give an image, a folder of images, a list file (.txt) or a glob",
-                        problems=[Problem("missing-file", f"image source not found: {path}", file=str(path))])
+        return [(p, None) for p in found]
+    raise StepError(f"the image source {path} does not exist",
+                    fix="give an image, a folder of images, a list file (.txt) or a glob",
+                    problems=[Problem("missing-file", f"image source not found: {path}", file=str(path))])
+
+
+def resolve_images(source: Path | str, *, base: Optional[Path] = None) -> list[Path]:
+    """The images of SOURCE: one image, a folder (its images, sorted), a list file (one path a line, relative ones
+    to the list's folder, as darknet's train.txt) or a glob. Every one is checked to be an image; an error about
+    a list's entry names the list and the line."""
+    text = str(source)
+    path = Path(text).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
     images = []
-    for item in found:
+    for item, where in _source_files(path, text):
+        at = f"{where}: " if where else ""
         if not item.is_file():
-            raise StepError(f"the image {item} does not exist", fix="fix the path (in the list file)",
+            raise StepError(f"{at}the image {item} does not exist", fix="fix the path (in the list file)",
                             problems=[Problem("missing-file", f"image not found: {item}", file=str(item))])
         if image_size(item) is None:
-            raise StepError(f"{item} is not an image darknet can read (no JPEG/PNG/BMP/GIF/PNM header)",
+            raise StepError(f"{at}{item} is not an image darknet can read (no JPEG/PNG/BMP/GIF/PNM header)",
                             fix="remove it from the source, or convert it to JPEG or PNG",
                             problems=[Problem("bad-image", f"not an image: {item}", file=str(item))])
         images.append(item.resolve())
@@ -263,6 +291,21 @@ def check_weights_file(cfg: Path, weights: Path) -> None:
     if problem is not None and problem.severity == "error":
         raise StepError(f"the weights {weights} do not fit {cfg.name}: {problem.message}", fix=problem.fix,
                         problems=[problem])
+
+
+def check_line_endings(flavor: Optional[str], **files: Path) -> None:
+    """A StepError for a file this flavor cannot read for its line endings (pjreddie keeps a CRLF's \\r: ``[net]\\r``
+    is no section, every value ends in it), naming the file, the line and the fix; other flavors pass."""
+    from ..data.checks import text_file_problems
+
+    for what, path in files.items():
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        errors = [p for p in text_file_problems(head, str(path), f"the {what}", flavor or "alexeyab")
+                  if p.severity == "error"]
+        if errors:
+            raise StepError(f"{path} cannot be read by this darknet: {errors[0].message}", fix=errors[0].fix,
+                            problems=errors)
 
 
 def _frame(rows: list[dict], sizes: dict[str, tuple[int, int]]):
@@ -341,6 +384,41 @@ def _fail(what: str, output: str, result, flavor: Optional[str], argv: list[str]
                      details=last_output(output))
 
 
+def _model_files(darknet: Path | str, data: Path, cfg: Path, weights: Path) -> tuple[Path, Path, Path, Path]:
+    """The binary and the model's files, each checked to exist and to be a path darknet may get on its argv."""
+    darknet_path = resolve_darknet(darknet)
+    data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
+    weights_path = require_file(Path(weights), "weights")
+    check_argv_paths(data=data_path, cfg=cfg_path, weights=weights_path)
+    return darknet_path, data_path, cfg_path, weights_path
+
+
+def _result_stem(path: Path) -> str:
+    """The stem our annotated picture of `path` is named after: its own, each unsafe character made '_'."""
+    stem = "".join("_" if unsafe_reason(ch) else ch for ch in path.stem)
+    return stem if stem and not stem.startswith("-") else "_" + stem
+
+
+def _link_folder(out: Path) -> Path:
+    """A new folder of ours for the safe links of one run: in `out` when its path passes the rule, else in the
+    system's temporary folder (two runs never share one)."""
+    for parent in (out, Path(tempfile.gettempdir()), Path("/tmp")):
+        if unsafe_reason(str(parent)) is None and parent.is_dir():
+            return Path(tempfile.mkdtemp(prefix=".detect-links-", dir=parent))
+    raise StepError(f"no folder with a safe path for the image links (out={out})",
+                    fix="give out= a folder whose path has no shell characters")
+
+
+def _safe_images(images: list[Path], out: Path) -> tuple[list[Path], Optional[Path]]:
+    """The paths darknet gets for `images`: each one that breaks the name rule (`safenames.unsafe_reason`:
+    a newline, a control character, ``$(...)``, ...) as a safe symlink in a run-local folder, the others as they
+    are; and that folder (None when no link was needed), which the caller removes after the run."""
+    if not any(unsafe_reason(str(p)) for p in images):
+        return list(images), None
+    folder = _link_folder(out)
+    return [safe_link(p, folder, k) if unsafe_reason(str(p)) else p for k, p in enumerate(images)], folder
+
+
 def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: Path | str,
            thresh: Optional[float] = 0.25, cwd: Optional[Path] = None, out: Optional[Path] = None,
            reporter: Optional[Reporter] = None, flavor: Optional[str] = None, env: Optional[dict] = None,
@@ -362,11 +440,10 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
     from ..setup.binary import check_darknet_args
 
     reporter = reporter or Reporter()
-    darknet_path = resolve_darknet(darknet)
-    data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
-    weights_path = require_file(Path(weights), "weights")
+    darknet_path, data_path, cfg_path, weights_path = _model_files(darknet, data, cfg, weights)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
     out = Path(out).expanduser().resolve() if out else cwd
+    check_argv_paths(out=out)  # darknet writes its pictures (pjreddie: -out) or video there
     flavor = flavor or darknet_flavor(darknet_path)
     thresh = 0.25 if thresh is None else float(thresh)
     images = resolve_images(image)
@@ -374,6 +451,7 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
     if errors:
         raise StepError("; ".join(errors), fix="see the flags this darknet knows in docs/directives/yolo-test.md")
     check_weights_file(cfg_path, weights_path)
+    check_line_endings(flavor, cfg=cfg_path, data=data_path)
     out.mkdir(parents=True, exist_ok=True)
     sizes = {str(p): image_size(p) for p in images}
     started = time.monotonic()
@@ -381,8 +459,9 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
         result, output, rows, annotated = _detect_hank(darknet_path, data_path, cfg_path, weights_path, images,
                                                        thresh, out, reporter, env, extra_args)
     else:
-        result, output, rows, annotated = _detect_prompt(darknet_path, data_path, cfg_path, weights_path, images,
-                                                         thresh, cwd, out, reporter, env, flavor, extra_args)
+        result, output, rows, annotated = _detect_prompt_linked(darknet_path, data_path, cfg_path, weights_path,
+                                                                images, thresh, cwd, out, reporter, env, flavor,
+                                                                extra_args)
     seconds = time.monotonic() - started
     problems = inference_problems(output)
     if problems and problems[0].code == "bad-image" or result.returncode not in (0, None) or result.signal:
@@ -404,10 +483,32 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
                         seconds=seconds)
 
 
+def _detect_prompt_linked(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter,
+                          env, flavor, extra_args):
+    """`_detect_prompt` with each image that breaks the name rule typed as a safe link (`_safe_images`); the rows,
+    the pictures' names and darknet's output name the user's own files, not the links."""
+    fed, links = _safe_images(images, out)
+    try:
+        result, output, rows, annotated = _detect_prompt(darknet_path, data_path, cfg_path, weights_path, fed,
+                                                         thresh, cwd, out, reporter, env, flavor, extra_args,
+                                                         stems=[_result_stem(p) for p in images])
+    finally:
+        if links is not None:
+            shutil.rmtree(links, ignore_errors=True)
+    back = {str(f): str(p) for f, p in zip(fed, images)}
+    for row in rows:
+        row["image"] = back.get(row["image"], row["image"])
+    for f, p in zip(fed, images):
+        output = output.replace(str(f), str(p)) if f != p else output
+    return result, output, rows, annotated
+
+
 def _detect_prompt(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter, env,
-                   flavor, extra_args):
-    """pjreddie / AlexeyAB: type each path at ``Enter Image Path:``; collect each annotated picture at the next."""
-    for item in images:
+                   flavor, extra_args, stems):
+    """pjreddie / AlexeyAB: type each path at ``Enter Image Path:``; collect each annotated picture at the next
+    (named after `stems`, the user's own names)."""
+    for item in images:  # typed at a pty: no control character, nothing darknet's `echo` could run
+        check_darknet_path(item, what="image")
         if len(str(item)) > 250:  # both read the path with fgets(input, 256, stdin)
             raise StepError(f"the image path {item} is longer than the 255 characters darknet reads",
                             fix="move the images to a shorter folder")
@@ -428,7 +529,7 @@ def _detect_prompt(darknet_path, data_path, cfg_path, weights_path, images, thre
         for suffix in (".jpg", ".png"):
             produced = produced_base.with_name(produced_base.name + suffix)
             if produced.is_file():
-                target = _unique(out / f"{images[index].stem}_predictions{suffix}")
+                target = _unique(out / f"{stems[index]}_predictions{suffix}")
                 shutil.move(str(produced), str(target))
                 annotated.append(target)
                 return
@@ -460,14 +561,15 @@ def _detect_hank(darknet_path, data_path, cfg_path, weights_path, images, thresh
     """hank-ai: ``darknet_01_inference_images CFG NAMES WEIGHTS IMAGE...`` in a scratch folder.
 
     The tool resolves each path and writes ``STEM_output.jpg`` into its working folder; when two images share a
-    stem (or a name starts with '-', which it would read as a flag) they are copied in as 00000.png, 00001.jpg, ...
+    stem (or a name starts with '-', which it would read as a flag, or breaks `safenames`' rule) they are copied
+    in as 00000.png, 00001.jpg, ...
     """
     tool = hank_tool(darknet_path, "darknet_01_inference_images")
     names = _names_from_data(data_path)
     names_file = _names_file(data_path)
     scratch = Path(tempfile.mkdtemp(prefix=".detect-", dir=out))
     stems = [p.stem for p in images]
-    if len(set(stems)) == len(stems) and not any(p.name.startswith("-") for p in images):
+    if len(set(stems)) == len(stems) and not any(p.name.startswith("-") or unsafe_reason(str(p)) for p in images):
         links = list(images)
     else:
         links = []
@@ -492,7 +594,7 @@ def _detect_hank(darknet_path, data_path, cfg_path, weights_path, images, thresh
         for link, item in zip(links, images):
             produced = scratch / f"{Path(link).stem}_output.jpg"
             if produced.is_file():
-                target = _unique(out / f"{item.stem}_predictions.jpg")
+                target = _unique(out / f"{_result_stem(item)}_predictions.jpg")
                 shutil.move(str(produced), str(target))
                 annotated.append(target)
     finally:
@@ -543,9 +645,7 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
     from ..setup.binary import check_darknet_args
 
     reporter = reporter or Reporter()
-    darknet_path = resolve_darknet(darknet)
-    data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
-    weights_path = require_file(Path(weights), "weights")
+    darknet_path, data_path, cfg_path, weights_path = _model_files(darknet, data, cfg, weights)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
     flavor = flavor or darknet_flavor(darknet_path)
     unsupported = StepError(
@@ -789,12 +889,13 @@ def detect_video(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, v
     from ..setup.binary import check_darknet_args
 
     reporter = reporter or Reporter()
-    darknet_path = resolve_darknet(darknet)
-    data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
-    weights_path, video_path = require_file(Path(weights), "weights"), require_file(Path(video), "video")
+    darknet_path, data_path, cfg_path, weights_path = _model_files(darknet, data, cfg, weights)
+    video_path = require_file(Path(video), "video")
+    check_argv_paths(video=video_path)
     flavor = flavor or darknet_flavor(darknet_path)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
     out = Path(out).expanduser().resolve() if out else cwd
+    check_argv_paths(out=out)  # darknet writes its pictures (pjreddie: -out) or video there
     if flavor == "pjreddie":
         raise StepError("pjreddie's darknet writes no video file (its `detector demo` only shows a window)",
                         fix="use AlexeyAB's darknet (make OPENCV=1) or hank-ai's for %yolo video")

@@ -413,20 +413,31 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} (our writer writes null, \"inf\" or \"-inf\")")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads(..., kw) builds one a call
+_PLAIN = frozenset((int, bool, type(None)))
+_INFINITIES = frozenset(("inf", "-inf"))
+
+
 def _load_line(raw: bytes) -> Event:
     """One history line as its event; RecordError (no file yet) says what is wrong with it."""
     try:
-        d = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        d = _DECODER.decode(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise RecordError("", None, f"not UTF-8 (byte {exc.start})") from None
     except (ValueError, RecursionError) as exc:
         raise RecordError("", None, f"not JSON: {str(exc)[:120]}") from None
-    if not isinstance(d, dict) or d.get("kind") not in _FROM_KIND or d.get("kind") == "prompt":
+    if type(d) is not dict or d.get("kind") not in _FROM_KIND or d["kind"] == "prompt":
         raise RecordError("", None, "not an event of ours (an object with a known \"kind\")")
+    texts_free = d["kind"] == "problem"
     for key, value in d.items():
-        bad = isinstance(value, (dict, list)) or (isinstance(value, float) and not math.isfinite(value))
-        if bad or (isinstance(value, str) and key not in _TEXT_FIELDS and key != "kind" and d["kind"] != "problem"
-                   and value not in ("inf", "-inf")):
+        t = type(value)
+        if t is float:
+            ok = _isfinite(value)
+        elif t is str:
+            ok = texts_free or key in _TEXT_FIELDS or key == "kind" or value in _INFINITIES
+        else:
+            ok = t in _PLAIN
+        if not ok:
             raise RecordError("", None, f"{key}: {str(value)[:60]!r} is no value of ours")
     try:
         return _loads(d)

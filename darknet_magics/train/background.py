@@ -432,7 +432,7 @@ def reattach(live: LiveRun, reporter: Reporter, *, live_interval: float = 1.0) -
     run.history.save(run.history_path)  # the current session's rows come again from the log below
     keeper = live.keeper
     run.keeper = keeper
-    data_arg = Path(run.argv[3]) if len(run.argv) > 3 else (run.args.data or Path("."))  # argv validated on read
+    data_arg = run.args.data_arg(run.run_dir) or Path(".")
     watch = make_watch(run, data_arg=data_arg, max_batches=run.max_batches, resumed=len(run.sessions) > 1,
                        reporter=reporter, live_interval=live_interval, key=":reattached")
     follower = _Follower(run, keeper, watch, offset)

@@ -77,6 +77,11 @@ class RunArgs:
     cwd: Optional[Path] = None
     flavor: Optional[Flavor] = None
 
+    def data_arg(self, run_dir: Path) -> Optional[Path]:
+        """The obj.data darknet was given: the run folder's copy when the run keeps its own weights folder (it names
+        that folder), else the user's own file (`plan_train`'s rule)."""
+        return Path(run_dir) / "obj.data" if self.backup is not None else self.data
+
     @property
     def resumable(self) -> bool:
         """A run planned by `%yolo train` (a log read back with `%yolo log` has no darknet arguments)."""

@@ -46,6 +46,7 @@ from .keeper import guarded_callbacks, Keeper, StopReason, boot_id, process_star
 from ..output.logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
 from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, confirm_binary, read_record  # noqa: F401 (RUN_JSON, LOG_NAME: re-exported)
 from ..report import Reporter
+from ..safenames import check_argv_paths
 
 if TYPE_CHECKING:  # pandas-backed; imported lazily at run time (import time of the magics matters)
     from ..output.history import History
@@ -419,6 +420,7 @@ def plan_train(*, darknet: Path | str, data: Path, cfg: Path, weights: Optional[
     if check_files:
         data_path, cfg_path = require_file(Path(data), "data"), require_file(Path(cfg), "cfg")
         weights_path = require_file(Path(weights), "weights") if weights else None
+        check_argv_paths(data=data_path, cfg=cfg_path, weights=weights_path)
     else:
         data_path, cfg_path = _absolute(data), _absolute(cfg)
         weights_path = _absolute(weights) if weights else None
