@@ -258,6 +258,14 @@ def _workspace(root: Path, max_batches: int) -> Path:
     return drive
 
 
+def _set_up(ip, tmp_path: Path, max_batches: int) -> Path:
+    """The user's set-up cell and data line, in the test's shell; the drive."""
+    drive = _workspace(tmp_path, max_batches)
+    for cell in _setup_lines(drive):
+        assert run_cell(ip, cell).error_in_exec is None
+    return drive
+
+
 def _setup_lines(drive: Path) -> list[str]:
     return [f'%%darknet\ndrive "{drive}"\nstage {{drive}}/datasets/boxes\n',
             "%yolo data {workspace}/boxes.data classes=1 names={dataset}/obj.names images={dataset}"]
@@ -467,9 +475,7 @@ def _has(drive_run: Path, name: str) -> bool:
 @pytest.mark.timeout(180)
 @needs_darknet
 def test_save_every_and_keep_bound_the_numbered_checkpoints_here_and_on_the_drive(ip, tmp_path: Path) -> None:
-    drive = _workspace(tmp_path, 300)
-    for cell in _setup_lines(drive):
-        assert run_cell(ip, cell).error_in_exec is None
+    drive = _set_up(ip, tmp_path, 300)
     result = run_cell(ip, "%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=1 save_every=150 keep=2")
     assert result.error_in_exec is None
     run = ip.user_ns["yolo_run"]
@@ -488,9 +494,7 @@ def test_save_every_and_keep_bound_the_numbered_checkpoints_here_and_on_the_driv
 @pytest.mark.timeout(180)
 @needs_darknet
 def test_a_time_budget_stops_darknet_with_its_last_weights_saved_and_synced(ip, tmp_path: Path) -> None:
-    drive = _workspace(tmp_path, 100000)
-    for cell in _setup_lines(drive):
-        assert run_cell(ip, cell).error_in_exec is None
+    drive = _set_up(ip, tmp_path, 100000)
     started = time.monotonic()
     result = run_cell(ip, "%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=1 time=6s")
     took = time.monotonic() - started
@@ -597,9 +601,7 @@ def test_patience_stops_alexeyab_when_map_has_not_improved(ip, tmp_path: Path) -
     """AlexeyAB computes mAP every 100 iterations here (its least); patience=2 stops darknet two evaluations after
     the best one, long before max_batches, and the run counts as finished (early)."""
     binary = _binary("alexeyab")
-    drive = _workspace(tmp_path, 3000)
-    for cell in _setup_lines(drive):
-        assert run_cell(ip, cell).error_in_exec is None
+    drive = _set_up(ip, tmp_path, 3000)
     result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg bin={binary} map patience=2")
     assert result.error_in_exec is None, result.error_in_exec
     run = ip.user_ns["yolo_run"]

@@ -26,7 +26,7 @@ from ..fileio import atomic_write_text, remove_if_exists
 from ..output.problems import drive_copy_unverified
 from ..jsonread import Fields, RecordError, load_json
 
-__all__ = ["SYNC_NAME", "FileSig", "Manifest", "Mirror", "SyncReport", "copy_verified", "read_manifest",
+__all__ = ["SYNC_NAME", "FileSig", "Manifest", "Mirror", "SyncReport", "copy_verified", "read_fields", "read_manifest",
            "restore", "working_folder", "ago"]
 
 SYNC_NAME = "sync.json"
@@ -60,18 +60,26 @@ class Manifest:
                           indent=1) + "\n"
 
 
-def read_manifest(drive_dir: Path) -> Optional[Manifest]:
-    """The drive folder's ``sync.json``, or None when there is none. A damaged one is a RecordError (file, line):
-    its names must stay inside the folder, its sizes be whole numbers, its hashes be hex."""
-    path = Path(drive_dir) / SYNC_NAME
+def read_fields(path: Path, known: set[str]) -> Optional[Fields]:
+    """A small JSON file of a run folder (sync.json, guard.json) as Fields with only `known` keys; None when it is
+    not there; RecordError (file, line) when it cannot be read or is not ours."""
     try:
         value, text = load_json(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise RecordError(path, None, f"cannot be read ({exc.strerror or exc})") from None
-    f = Fields(value, path, SYNC_NAME, text)
-    f.unknown({"version", "local", "synced_at", "files"})
+    f = Fields(value, path, path.name, text)
+    f.unknown(known)
+    return f
+
+
+def read_manifest(drive_dir: Path) -> Optional[Manifest]:
+    """The drive folder's ``sync.json``, or None when there is none. A damaged one is a RecordError (file, line):
+    its names must stay inside the folder, its sizes be whole numbers, its hashes be hex."""
+    f = read_fields(Path(drive_dir) / SYNC_NAME, {"version", "local", "synced_at", "files"})
+    if f is None:
+        return None
     local = f.str_("local")
     if not local or not Path(local).is_absolute():
         raise f.fail("local", f"an absolute folder expected, got {local!r:.80}")

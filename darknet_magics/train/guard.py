@@ -25,10 +25,10 @@ from ..report import Reporter
 from ..setup import colab
 from ..errors import DarknetMagicsError
 from ..fileio import atomic_write_text, remove_if_exists
-from ..jsonread import Fields, RecordError, load_json
+from ..jsonread import load_json
 from ..output.events import Iteration, MapResult, WeightsSaved
 from ..output.logparse import LogParser
-from .drivesync import Mirror, ago, copy_verified
+from .drivesync import Mirror, ago, copy_verified, read_fields
 
 __all__ = ["GUARD_NAME", "GuardOptions", "Guard", "parse_budget", "parse_until", "numbered_to_prune",
            "checkpoint_due", "read_options"]
@@ -136,16 +136,10 @@ class GuardOptions:
 def read_options(run_dir: Path) -> Optional[GuardOptions]:
     """RUN/guard.json, or None when the run has none. A damaged one is a RecordError (file, line): it is data
     from the drive, so paths must be absolute and numbers finite and in range."""
-    path = Path(run_dir) / GUARD_NAME
-    try:
-        value, text = load_json(path)
-    except FileNotFoundError:
+    f = read_fields(Path(run_dir) / GUARD_NAME, {"version", "backup_dir", "stem", "batch", "drive", "sync_s",
+                                                 "save_every", "keep", "budget_s", "deadline", "patience", "flavor"})
+    if f is None:
         return None
-    except OSError as exc:
-        raise RecordError(path, None, f"cannot be read ({exc.strerror or exc})") from None
-    f = Fields(value, path, GUARD_NAME, text)
-    f.unknown({"version", "backup_dir", "stem", "batch", "drive", "sync_s", "save_every", "keep", "budget_s",
-               "deadline", "patience", "flavor"})
     backup, drive, stem = f.str_("backup_dir") or "", f.str_("drive"), f.str_("stem") or ""
     if not Path(backup).is_absolute() or (drive is not None and not Path(drive).is_absolute()):
         raise f.fail("backup_dir" if not Path(backup).is_absolute() else "drive", "an absolute folder expected")

@@ -59,14 +59,18 @@ def open_for_writing(pids: Iterable[int], under: Path) -> set[Path]:
     return held
 
 
+def _signal_all(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def kill_all(pids: Iterable[int]) -> None:
     """SIGKILL `pids` and all below them (a failed test must not leave a VM's keeper and darknet training)."""
     everyone = descendants(pids)
-    for pid in everyone:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    _signal_all(everyone, signal.SIGKILL)
     _wait_gone(everyone)
 
 
@@ -75,18 +79,10 @@ def vm_death(pids: Iterable[int], *, drive: Path, local: Path) -> list[str]:
     those files are removed from `drive` (never uploaded) and `local` (the VM's disk) is wiped. Returns the drive
     files that were lost, relative to `drive`."""
     everyone = descendants(pids)
-    for pid in everyone:
-        try:
-            os.kill(pid, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass
+    _signal_all(everyone, signal.SIGSTOP)
     everyone = descendants(everyone)  # a child forked meanwhile
     lost = open_for_writing(everyone, drive)
-    for pid in everyone:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    _signal_all(everyone, signal.SIGKILL)
     _wait_gone(everyone)
     for path in lost:
         try:
