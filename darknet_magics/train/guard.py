@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -186,6 +187,7 @@ class Guard:
         self.soft = self.deadline - min(900.0, 0.1 * max(0.0, self.deadline - started)) if self.deadline else None
         self.saved_after_soft = False
         self.notes: list[str] = []
+        self._worker: Optional[threading.Thread] = None
 
     # ---------------------------------------------------------------------------------------------- output
     def feed(self, text: str) -> None:
@@ -209,14 +211,14 @@ class Guard:
             return None
         self._polled = now
         whole, self.whole = self.whole, set()  # each "it is whole" is used once: darknet rewrites _last in place
-        saved = self._checkpoints(stable_s=1.0, whole=whole)
-        if self.mirror is not None and (saved or self.mirror.due()):
-            self._sync(whole=whole)
+        saved = self._new_save(stable_s=1.0, whole=whole)
+        if saved is not None or (self.mirror is not None and self.mirror.due()):
+            self._in_background(saved, whole)
         o = self.options
         if o.patience and self.since_best >= o.patience:
             return "patience", f"{o.patience} mAP evaluations without a better mAP (best {100 * (self.best or 0):.2f}%)"
         if self.deadline is not None and self.soft is not None:
-            if saved and now >= self.soft:
+            if saved is not None and now >= self.soft:
                 self.saved_after_soft = True
             if self.saved_after_soft or now >= self.deadline:
                 return "budget", datetime.fromtimestamp(self.deadline, timezone.utc).strftime("%H:%M:%S UTC")
@@ -227,21 +229,40 @@ class Guard:
         found = [p for p in (folder / f"{stem}_last.weights", folder / f"{stem}.backup") if p.is_file()]
         return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
-    def _checkpoints(self, stable_s: float, whole: frozenset[str] | set[str] = frozenset()) -> bool:
-        """Copy out a numbered checkpoint when `_last` (``.backup``) crossed the cadence; prune beyond `keep`.
-        True when darknet saved weights since the last look."""
+    def _in_background(self, saved: Optional[Path], whole: set[str]) -> None:
+        """The copies (checkpoint, drive) in a thread: a slow or hung Drive must not keep the runner from reading
+        darknet's output (a full pty stops darknet). A round still running skips this one; the next catches up."""
+        if self._worker is not None and self._worker.is_alive():
+            if saved is not None:
+                self._seen.pop(saved.name, None)  # not handled: seen again at the next look
+            return
+        self._worker = threading.Thread(target=self._work, args=(saved, whole), name="guard", daemon=True)
+        self._worker.start()
+
+    def _work(self, saved: Optional[Path], whole: set[str]) -> None:
+        if saved is not None:
+            self._checkpoint(saved)
+        if self.mirror is not None:
+            self._sync(whole=whole)
+
+    def _new_save(self, stable_s: float, whole: frozenset[str] | set[str] = frozenset()) -> Optional[Path]:
+        """The resume file (`_last`, ``.backup``) when darknet saved it since the last look and it is whole."""
         latest = self._resume_file()
         if latest is None:
-            return False
+            return None
         try:
             stat = latest.stat()
         except OSError:
-            return False
+            return None
         if self._seen.get(latest.name) == stat.st_mtime_ns:
-            return False
+            return None
         if latest.name not in whole and self.clock() - stat.st_mtime < stable_s:
-            return False  # not yet known whole: darknet may still be writing it
+            return None  # not yet known whole: darknet may still be writing it
         self._seen[latest.name] = stat.st_mtime_ns
+        return latest
+
+    def _checkpoint(self, latest: Path) -> None:
+        """Copy out a numbered checkpoint when `latest` crossed the cadence; prune beyond `keep`."""
         o = self.options
         if o.save_every and o.flavor != "hank-ai":  # hank-ai saves them itself (-saveweights N)
             at = self._iteration(latest)
@@ -252,7 +273,6 @@ class Guard:
                 except OSError as exc:
                     self.notes.append(f"checkpoint {o.stem}_{at}.weights not written: {exc.strerror or exc}")
         self._prune()
-        return True
 
     def _iteration(self, weights: Path) -> Optional[int]:
         try:
@@ -286,7 +306,11 @@ class Guard:
 
     def finish(self) -> None:
         """darknet has ended: the last checkpoint and a last sync of everything (nothing is being written now)."""
-        self._checkpoints(stable_s=0.0)
+        if self._worker is not None:
+            self._worker.join()
+        saved = self._new_save(stable_s=0.0)
+        if saved is not None:
+            self._checkpoint(saved)
         if self.mirror is not None:
             self._sync(force=True)
 
