@@ -224,6 +224,17 @@ def test_a_drive_that_fails_is_a_warning_with_the_fix_then_catches_up(tmp_path: 
         assert (drive / "r" / "train.log").read_text().endswith("2: 1.0, 1.5 avg\n")
 
 
+def test_which_runs_are_mirrored_and_where_their_local_twin_is(tmp_path: Path) -> None:
+    drive_dir = tmp_path / "drive" / "runs" / "tiny-1"
+    assert guard.local_twin(drive_dir, tmp_path / "content", sync=None, on_drive=False) is None  # local workspace
+    assert guard.local_twin(drive_dir, tmp_path / "content", sync=0, on_drive=True) is None  # turned off
+    twin = guard.local_twin(drive_dir, tmp_path / "content", sync=None, on_drive=True)  # Colab's Drive
+    assert twin == tmp_path / "content" / "local-runs" / "tiny-1" and twin.is_dir()
+    with pytest.raises(FileExistsError):  # two runs never share a folder
+        guard.local_twin(drive_dir, tmp_path / "content", sync=5, on_drive=False)
+    assert "12 h" in guard.vm_left_warning(3 * 3600) and "time=" in guard.vm_left_warning(0)
+
+
 def test_after_a_run_in_colab_the_drive_gets_the_verdict_and_is_flushed_and_unmounted(tmp_path: Path,
                                                                                        colab_stub) -> None:
     """The end of a mirrored run in Colab (google.colab is the stand-in of tests/colab_stub)."""

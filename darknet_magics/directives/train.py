@@ -101,7 +101,9 @@ def _guarded_plan(step: Step, ctx: Context) -> TrainPlan:
         guard.write_options(run_dir, options)
         for line in options.describe():
             ctx.reporter.info(line)
-    if ctx.session.platform == "colab" and not (options.budget_s or options.deadline):
+    if ctx.session.platform == "colab" and not (options.budget_s or options.deadline) \
+            and id(ctx.session) not in _WARNED:
+        _WARNED.add(id(ctx.session))  # once per session: the user has read it
         ctx.reporter.warn(guard.vm_left_warning(_uptime()))
     return plan
 
@@ -112,6 +114,9 @@ def _guard_options(step: Step, plan: TrainPlan, drive: Optional[Path]) -> guard.
         sync=step.get("sync"), save_every=step.get("save_every"), keep=step.get("keep"),
         time_budget=step.get("time"), until=step.get("until"), patience=step.get("patience"),
         map_on="map" in step.flags, now=datetime.now(timezone.utc))
+
+
+_WARNED: set[int] = set()  # the sessions told how long their VM has left
 
 
 def _under(path: Path, *roots: Path) -> bool:
