@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -186,7 +187,6 @@ class Guard:
         # stop at the first weights save in the budget's last tenth (at most 15 min), else at the deadline itself
         self.soft = self.deadline - min(900.0, 0.1 * max(0.0, self.deadline - started)) if self.deadline else None
         self.saved_after_soft = False
-        self.notes: list[str] = []
         self._worker: Optional[threading.Thread] = None
 
     # ---------------------------------------------------------------------------------------------- output
@@ -270,8 +270,9 @@ class Guard:
                 try:
                     copy_verified(latest, o.backup_dir / f"{o.stem}_{at}.weights")
                     self.last_copied = at
-                except OSError as exc:
-                    self.notes.append(f"checkpoint {o.stem}_{at}.weights not written: {exc.strerror or exc}")
+                except OSError as exc:  # the local disk is full: darknet's own save fails too and says so
+                    print(f"guard: checkpoint {o.stem}_{at}.weights not written: {exc.strerror or exc}",
+                          file=sys.stderr, flush=True)
         self._prune()
 
     def _iteration(self, weights: Path) -> Optional[int]:
@@ -341,8 +342,6 @@ def open_guard(run_dir: Path) -> Optional[Guard]:
     try:
         options = read_options(run_dir)
     except DarknetMagicsError as exc:
-        import sys
-
         print(f"guard: {exc}", file=sys.stderr, flush=True)
         return None
     return Guard(options, run_dir) if options is not None and options.active else None
