@@ -483,15 +483,23 @@ def _has(drive_run: Path, name: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(280)
 @needs_darknet
-def test_save_every_and_keep_bound_the_numbered_checkpoints_here_and_on_the_drive(ip, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flavor, numbered", [
+    ("pjreddie", ["mini_200.weights", "mini_300.weights"]),  # the .backup copied out at 200 and 300 (and darknet's own)
+    ("alexeyab", ["mini_200.weights", "mini_300.weights"]),  # _last copied out at 200 and 300
+    ("hank-ai", ["mini_150.weights", "mini_300.weights"]),   # its own -saveweights 150
+])
+def test_save_every_and_keep_bound_the_numbered_checkpoints_here_and_on_the_drive(ip, tmp_path: Path, flavor: str,
+                                                                                  numbered: list[str]) -> None:
+    binary = _binary(flavor)
     drive = _set_up(ip, tmp_path, 300)
-    result = run_cell(ip, "%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=1 save_every=150 keep=2")
-    assert result.error_in_exec is None
+    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg sync=1 save_every=150 keep=2 "
+                          f"bin={binary}")
+    assert result.error_in_exec is None, result.error_in_exec
     run = ip.user_ns["yolo_run"]
     local_numbered = sorted(p.name for p in (run.run_dir / "backup").glob("mini_[0-9]*.weights"))
-    assert local_numbered == ["mini_200.weights", "mini_300.weights"]
+    assert local_numbered == numbered
     drive_run = drive / "darknet" / "runs" / run.run_dir.name
     on_drive = sorted(p.name for p in (drive_run / "backup").glob("mini_[0-9]*.weights"))
     assert on_drive == local_numbered
