@@ -200,8 +200,8 @@ class Mirror:
             if path.is_file():
                 yield name, stat
 
-    def pending(self, now: Optional[float] = None, *, force: bool = False, whole: frozenset[str] | set[str] = frozenset()
-                ) -> list[tuple[str, int]]:
+    def pending(self, now: Optional[float] = None, *, force: bool = False,
+                whole: frozenset[str] | set[str] = frozenset()) -> list[tuple[str, int]]:
         """(name, bytes to copy) for each file that changed since its verified copy and is stable now: untouched for
         a second, or in `whole` (darknet has gone on past its save), or `force` (darknet has ended)."""
         now = self.clock() if now is None else now
@@ -277,6 +277,8 @@ def restore(drive_dir: Path, manifest: Manifest, *, into: Optional[Path] = None)
                                .describe())
                 continue
             copy_verified(source, into / name)
+            if sig.mtime_ns:  # as it was on the old VM: the mirror knows it is on the drive already
+                os.utime(into / name, ns=(sig.mtime_ns, sig.mtime_ns))
             restored.append(name)
         except OSError as exc:
             skipped.append(drive_copy_unverified(name, exc.strerror or str(exc)).describe())

@@ -113,7 +113,8 @@ class GuardOptions:
     def to_json(self) -> str:
         return json.dumps({"version": 1, "backup_dir": str(self.backup_dir), "stem": self.stem, "batch": self.batch,
                            "drive": str(self.drive) if self.drive else None, "sync_s": self.sync_s,
-                           "save_every": self.save_every, "keep": self.keep, "budget_s": self.budget_s, "deadline": self.deadline,
+                           "save_every": self.save_every, "keep": self.keep, "budget_s": self.budget_s,
+                           "deadline": self.deadline,
                            "patience": self.patience, "flavor": self.flavor}, indent=1) + "\n"
 
     def describe(self) -> list[str]:

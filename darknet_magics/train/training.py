@@ -42,7 +42,8 @@ from ..output.judge import diagnose
 from ..errors import DarknetMagicsError, Problem, StepError
 from ..fileio import atomic_write_text
 from . import guard
-from .keeper import guarded_callbacks, Keeper, StopReason, boot_id, process_start, read_state, same_process, save_json, training_watchdog
+from .keeper import guarded_callbacks  # issue 24 hook: the guard in the runner's callbacks
+from .keeper import Keeper, StopReason, boot_id, process_start, read_state, same_process, save_json, training_watchdog
 from ..output.logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
 from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, confirm_binary, read_record  # noqa: F401 (RUN_JSON, LOG_NAME: re-exported)
 from ..report import Reporter
