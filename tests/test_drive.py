@@ -405,7 +405,7 @@ def test_a_vm_death_at_230_of_300_resumes_on_a_new_vm_with_nothing_lost(ip, tmp_
         out = _die_and_resume(ip, tmp_path, drive, proc, local_run, death_at=230,
                               resume=f"%yolo resume bin={binary}", capsys=capsys)
     finally:
-        kill_all([proc.pid])
+        kill_all([proc.pid], tmp_path / "vm")
     printed = out["printed"]
     assert "ended with its VM" in printed, printed
     assert re.search(r"resume point backup/mini(\.backup|_last\.weights) \(iteration 200\)", printed), printed
@@ -425,6 +425,26 @@ def test_a_vm_death_at_230_of_300_resumes_on_a_new_vm_with_nothing_lost(ip, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)
+@needs_darknet
+def test_without_the_mirror_the_lazy_drive_loses_the_log_that_was_open(tmp_path: Path) -> None:
+    """The control case (the issue's report): a run written straight onto the drive (a local workspace's layout,
+    `sync=0`) loses its train.log when the VM dies: the keeper held it open for writing the whole run."""
+    drive = _workspace(tmp_path, 300)
+    cells = _setup_lines(drive) + ["%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=0 background"]
+    proc, run_dir = _start_vm(tmp_path / "vm", cells)
+    try:
+        assert run_dir.is_relative_to(drive) or "darknet_magics/links" in str(run_dir)  # on the drive itself
+        _wait_iteration(run_dir / "train.log", 150)
+        lost = vm_death([proc.pid], drive=drive, local=tmp_path / "vm")
+    finally:
+        kill_all([proc.pid], tmp_path / "vm")
+    assert any(name.endswith("/train.log") for name in lost), lost
+    assert not (run_dir / "train.log").exists()
+    print(f"REPORT pjreddie no-mirror control: files lost open {lost}")
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 @needs_darknet
 @pytest.mark.skipif(not can_mount(), reason="needs root to mount a tmpfs as the drive")
@@ -441,7 +461,7 @@ def test_a_drive_that_fails_for_a_while_never_stops_darknet_and_a_vm_death_loses
         drive = _workspace(mnt, 300)
         cells = _setup_lines(drive) + ["%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=1 background"]
         proc, local_run = _start_vm(tmp_path / "vm", cells)
-        request.addfinalizer(lambda: kill_all([proc.pid]))
+        request.addfinalizer(lambda: kill_all([proc.pid], tmp_path / "vm"))
         drive_run = drive / "darknet" / "runs" / local_run.name
         end = time.monotonic() + 120
         while not _has(drive_run, "backup/mini.backup") and time.monotonic() < end:

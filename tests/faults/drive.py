@@ -13,7 +13,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 _WRITE_MODES = (os.O_WRONLY, os.O_RDWR)
 
@@ -35,6 +35,24 @@ def descendants(pids: Iterable[int]) -> set[int]:
         more = {child for child, parent in parents.items() if parent in found} - found
         found |= more
         grew = bool(more)
+    return found
+
+
+def on_vm(root: Path) -> set[int]:
+    """The processes working in the VM's folder `root` (their cwd under it, or it in their command line): a
+    background run's keeper and darknet detach from the shell that started them, and die with the VM all the same."""
+    root = Path(os.path.realpath(root))
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+            cmdline = (entry / "cmdline").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if cwd == root or root in cwd.parents or str(root) in cmdline:
+            found.add(int(entry.name))
     return found
 
 
@@ -67,9 +85,10 @@ def _signal_all(pids: Iterable[int], sig: int) -> None:
             pass
 
 
-def kill_all(pids: Iterable[int]) -> None:
-    """SIGKILL `pids` and all below them (a failed test must not leave a VM's keeper and darknet training)."""
-    everyone = descendants(pids)
+def kill_all(pids: Iterable[int], vm: Optional[Path] = None) -> None:
+    """SIGKILL `pids`, all below them and all working in the VM's folder `vm` (a failed test must not leave a VM's
+    keeper and darknet training)."""
+    everyone = descendants(set(pids) | (on_vm(vm) if vm else set()))
     _signal_all(everyone, signal.SIGKILL)
     _wait_gone(everyone)
 
@@ -78,7 +97,7 @@ def vm_death(pids: Iterable[int], *, drive: Path, local: Path) -> list[str]:
     """The VM dies: its processes are frozen, their files open for writing under `drive` are noted, they are killed,
     those files are removed from `drive` (never uploaded) and `local` (the VM's disk) is wiped. Returns the drive
     files that were lost, relative to `drive`."""
-    everyone = descendants(pids)
+    everyone = descendants(set(pids) | on_vm(local))
     _signal_all(everyone, signal.SIGSTOP)
     everyone = descendants(everyone)  # a child forked meanwhile
     lost = open_for_writing(everyone, drive)
