@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import json
 import math
 import os
 import shutil
