@@ -546,6 +546,12 @@ def test_a_time_budget_stops_darknet_with_its_last_weights_saved_and_synced(ip, 
     backup = run.run_dir / "backup" / "mini.backup"
     assert manifest.files["backup/mini.backup"].size == backup.stat().st_size
     assert (drive_run / "backup" / "mini.backup").read_bytes() == backup.read_bytes()
+    # what the message says: resume, with a new budget for the new session
+    first = run.last_iteration
+    result = run_cell(ip, "%yolo resume time=5s")
+    run = ip.user_ns["yolo_run"]
+    assert "time budget reached" in run.message and len(run.sessions) == 2 and run.last_iteration > first
+    assert guard.read_options(run.run_dir).budget_s == 5
 
 
 # ------------------------------------------------------------------------------------------------ CUDA out of memory
