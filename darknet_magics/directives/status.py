@@ -8,8 +8,8 @@ from ..session import Context, Done
 from ..train.drivesync import read_manifest
 from ..train.guard import sync_status
 from ..train.record import RUN_JSON, RunStatus, read_record
-from ..train.training import TrainingRun, status, weights_iteration
-from ._runs import bind_found, find_run, first_line, run_folders, runs_root
+from ..train.runs import TrainingRun, status, weights_iteration
+from ._runs import bind_found, find_run, first_line, live_view, run_folders, runs_root
 
 SPEC = Spec("status", "yolo", "Report the current or last training run; re-attach to a background run that a "
             "restarted kernel left training.", example="%yolo status", order=140)
@@ -32,7 +32,7 @@ def reattach_left_runs(ctx: Context) -> list[str]:
                          f"its log: {left.run_dir / 'train.log'}")
         else:
             try:
-                run, line = background.reattach(left, ctx.reporter)
+                run, line = background.reattach(left, ctx.reporter, view=live_view(ctx))
             except DarknetMagicsError as exc:
                 lines.append(f"{left.run_dir.name}: not re-attached: {first_line(exc)}")
                 continue

@@ -11,9 +11,11 @@ from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background, guard, oom
-from ..train.training import TrainingRun, TrainPlan, make_run_dir, plan_train, refuse_shared_backup, train
+from ..train.plan import TrainPlan, plan_train, refuse_shared_backup
+from ..train.runs import TrainingRun, make_run_dir
+from ..train.training import train
 from ._model_out import darknet_args
-from ._runs import keep_run, keep_run_on_failure, runs_root
+from ._runs import keep_run, keep_run_on_failure, live_view, runs_root
 
 SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes and a log on the drive.",
             positionals=(Pos("DATA", "obj.data"), Pos("CFG", "the training .cfg"),
@@ -134,7 +136,8 @@ def run(step: Step, ctx: Context) -> Done:
     _preflight(step, ctx)
     plan = _guarded_plan(step, ctx)
     if "background" in step.flags:
-        started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME)
+        started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME,
+                                   view=live_view(ctx))
         done = keep_run(step, ctx, started)
         started.save()  # run.json names the variable, so that `%yolo status` in a new kernel binds it again
         return Done(f"training in the background: {' '.join(plan.argv)} (bound to `{started.name}`; "
@@ -148,7 +151,7 @@ def _train_fitting(step: Step, ctx: Context, plan: TrainPlan) -> TrainingRun:
     """Issue 24: with subdivisions=auto, a CUDA out-of-memory at start is retried with subdivisions doubled; without
     it, the error asks for it once."""
     def once(previous):
-        return train(plan=plan, reporter=ctx.reporter, previous=previous)
+        return train(plan=plan, reporter=ctx.reporter, previous=previous, view=live_view(ctx))
 
     if step.get("subdivisions") is not None:
         if step.get("subdivisions") != "auto":
