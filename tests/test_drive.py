@@ -370,7 +370,7 @@ def _die_and_resume(ip, tmp_path: Path, drive: Path, vm_proc: subprocess.Popen, 
         assert run_cell(ip, cell).error_in_exec is None
     rec = ip.run_line_magic("yolo", "status")
     capture = str(rec) if rec is not None else ""
-    from darknet_magics.train.training import TrainingRun
+    from darknet_magics.train.runs import TrainingRun
 
     before = TrainingRun.load(drive_run)  # what the drive has, read in place
     drive_last = before.last_iteration or 0  # its history.jsonl, as far as the VM's kernel had parsed the log
