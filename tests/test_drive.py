@@ -29,7 +29,8 @@ needs_darknet = pytest.mark.skipif(not DARKNET.is_file(), reason="needs Debian's
 HERE = Path(__file__).resolve().parent
 
 # A net that trains ~40 iterations a second on a shared CPU: pjreddie saves .backup every 100 iterations, so a
-# 300-iteration run has three resume points within seconds.
+# 300-iteration run has three resume points within seconds. Its loss may turn nan on 8 images (AlexeyAB): the
+# tests train with stop_on_nan=off, as they are about the files, not the loss.
 MINI_CFG = """[net]
 batch=2
 subdivisions=1
@@ -397,8 +398,8 @@ def test_a_vm_death_at_230_of_300_resumes_on_a_new_vm_with_nothing_lost(ip, tmp_
     `%yolo resume` continues from iteration 200 and the history is whole."""
     binary = _binary(flavor)
     drive = _workspace(tmp_path, 300)
-    cells = _setup_lines(drive) + [f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg sync=1 bin={binary} "
-                                   "background"]
+    cells = _setup_lines(drive) + [f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg stop_on_nan=off sync=1 "
+                                   f"bin={binary} background"]
     proc, local_run = _start_vm(tmp_path / "vm", cells)
     assert local_run.is_relative_to(tmp_path / "vm")  # darknet writes on the VM's local disk
     try:
@@ -408,16 +409,20 @@ def test_a_vm_death_at_230_of_300_resumes_on_a_new_vm_with_nothing_lost(ip, tmp_
         kill_all([proc.pid], tmp_path / "vm")
     printed = out["printed"]
     assert "ended with its VM" in printed, printed
-    assert re.search(r"resume point backup/mini(\.backup|_last\.weights) \(iteration 200\)", printed), printed
+    point = re.search(r"resume point backup/mini(?:\.backup|_last\.weights) \(iteration (\d+)\)", printed)
+    # at most one checkpoint interval is lost: 200 when the drive got it before the VM died (within a second of
+    # the save here, minutes apart on a real run), else 100
+    assert point and int(point.group(1)) in (100, 200), printed
+    resumed_at = int(point.group(1))
     assert "restored" in printed
     run = out["run"]
     assert run.status.ok, run.summary()
     assert out["missing"] == [] and max(out["iterations"]) == 300  # the stitched history is whole
-    assert out["drive_log"] >= 200  # the drive had the log to at least the resume point
-    # the loss: the iterations trained again are those after the last weights the drive had (200)
+    assert out["drive_log"] >= resumed_at  # the drive had the log to at least the resume point
+    # the loss: the iterations trained again are those after the last weights the drive had
     print(f"REPORT {flavor} vm-death: reached {out['reached']}, drive log to {out['drive_log']}, drive history to "
-          f"{out['drive_last']}, files lost open {out['lost_files']}, retrained {out['reached'] - 200}, "
-          f"missing from the stitched history {out['missing']}")
+          f"{out['drive_last']}, resumed from {resumed_at}, files lost open {out['lost_files']}, retrained "
+          f"{out['reached'] - resumed_at}, missing from the stitched history {out['missing']}")
     drive_run = tmp_path / "My Drive" / "darknet" / "runs" / local_run.name
     final = read_manifest(drive_run)
     assert "backup/mini_final.weights" in final.files  # the finished run reached the drive, verified
@@ -431,7 +436,8 @@ def test_without_the_mirror_the_lazy_drive_loses_the_log_that_was_open(tmp_path:
     """The control case (the issue's report): a run written straight onto the drive (a local workspace's layout,
     `sync=0`) loses its train.log when the VM dies: the keeper held it open for writing the whole run."""
     drive = _workspace(tmp_path, 300)
-    cells = _setup_lines(drive) + ["%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=0 background"]
+    cells = _setup_lines(drive) + ["%yolo train {workspace}/boxes.data {drive}/mini.cfg stop_on_nan=off sync=0 "
+                                   "background"]
     proc, run_dir = _start_vm(tmp_path / "vm", cells)
     try:
         assert run_dir.is_relative_to(drive) or "darknet_magics/links" in str(run_dir)  # on the drive itself
@@ -459,7 +465,8 @@ def test_a_drive_that_fails_for_a_while_never_stops_darknet_and_a_vm_death_loses
 
     with tmpfs(tmp_path / "mnt", size="64m") as mnt:
         drive = _workspace(mnt, 300)
-        cells = _setup_lines(drive) + ["%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=1 background"]
+        cells = _setup_lines(drive) + ["%yolo train {workspace}/boxes.data {drive}/mini.cfg stop_on_nan=off sync=1 "
+                                       "background"]
         proc, local_run = _start_vm(tmp_path / "vm", cells)
         request.addfinalizer(lambda: kill_all([proc.pid], tmp_path / "vm"))
         drive_run = drive / "darknet" / "runs" / local_run.name
@@ -514,8 +521,8 @@ def test_save_every_and_keep_bound_the_numbered_checkpoints_here_and_on_the_driv
                                                                                   numbered: list[str]) -> None:
     binary = _binary(flavor)
     drive = _set_up(ip, tmp_path, 300)
-    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg sync=1 save_every=150 keep=2 "
-                          f"bin={binary}")
+    result = run_cell(ip, "%yolo train {workspace}/boxes.data {drive}/mini.cfg stop_on_nan=off sync=1 save_every=150 "
+                          f"keep=2 bin={binary}")
     assert result.error_in_exec is None, result.error_in_exec
     run = ip.user_ns["yolo_run"]
     local_numbered = sorted(p.name for p in (run.run_dir / "backup").glob("mini_[0-9]*.weights"))
@@ -535,7 +542,7 @@ def test_save_every_and_keep_bound_the_numbered_checkpoints_here_and_on_the_driv
 def test_a_time_budget_stops_darknet_with_its_last_weights_saved_and_synced(ip, tmp_path: Path) -> None:
     drive = _set_up(ip, tmp_path, 100000)
     started = time.monotonic()
-    result = run_cell(ip, "%yolo train {workspace}/boxes.data {drive}/mini.cfg sync=1 time=6s")
+    result = run_cell(ip, "%yolo train {workspace}/boxes.data {drive}/mini.cfg stop_on_nan=off sync=1 time=6s")
     took = time.monotonic() - started
     run = ip.user_ns["yolo_run"]
     assert result.error_in_exec is not None  # an interrupted run is an error: the cells after it do not run on
@@ -615,7 +622,8 @@ def test_subdivisions_auto_retries_an_oom_at_start_until_it_fits(ip, tmp_path: P
     fake = _replayer(tmp_path, fits=4)
     for cell in _setup_lines(drive):
         assert run_cell(ip, cell).error_in_exec is None
-    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg bin={fake} subdivisions=auto")
+    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg stop_on_nan=off bin={fake} "
+                          "subdivisions=auto")
     assert result.error_in_exec is None, result.error_in_exec
     out = capsys.readouterr().out + capsys.readouterr().err
     assert "retrying with subdivisions=2" in out and "retrying with subdivisions=4" in out
@@ -633,7 +641,7 @@ def test_an_oom_without_auto_asks_for_it_once_in_the_error(ip, tmp_path: Path) -
     fake = _replayer(tmp_path, fits=4)
     for cell in _setup_lines(drive):
         assert run_cell(ip, cell).error_in_exec is None
-    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg bin={fake}")
+    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg stop_on_nan=off bin={fake}")
     error = result.error_in_exec
     assert error is not None and "subdivisions=auto" in str(error) and "out of memory" in str(error)
     assert re.search(r"(?m)^subdivisions=1$", (drive / "mini.cfg").read_text())  # untouched without auto
@@ -647,7 +655,8 @@ def test_patience_stops_alexeyab_when_map_has_not_improved(ip, tmp_path: Path) -
     the best one, long before max_batches, and the run counts as finished (early)."""
     binary = _binary("alexeyab")
     drive = _set_up(ip, tmp_path, 3000)
-    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg bin={binary} map patience=2")
+    result = run_cell(ip, f"%yolo train {{workspace}}/boxes.data {{drive}}/mini.cfg stop_on_nan=off bin={binary} "
+                          "map patience=2")
     assert result.error_in_exec is None, result.error_in_exec
     run = ip.user_ns["yolo_run"]
     maps = [float(m) for m in run.maps["map50"]]

@@ -236,6 +236,7 @@ class Guard:
         if self._worker is not None and self._worker.is_alive():
             if saved is not None:
                 self._seen.pop(saved.name, None)  # not handled: seen again at the next look
+            self.whole |= whole  # and still known whole then
             return
         self._worker = threading.Thread(target=self._work, args=(saved, whole), name="guard", daemon=True)
         self._worker.start()
