@@ -162,6 +162,33 @@ def test_a_sync_manifest_from_the_drive_is_data_never_trusted(tmp_path: Path) ->
         read_manifest(tmp_path)
 
 
+@pytest.mark.timeout(60)
+def test_random_bytes_in_sync_json_or_guard_json_end_in_our_error_never_a_traceback() -> None:
+    """Both files come from the drive: whatever they hold, the readers answer or raise RecordError (file, line)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    good = json.dumps({"version": 1, "local": "/content/local-runs/r", "synced_at": None,
+                       "files": {"train.log": {"size": 3, "sha256": "a" * 64, "mtime_ns": 1}}})
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.one_of(st.binary(max_size=300),
+                     st.tuples(st.integers(0, len(good)), st.text(max_size=8)).map(
+                         lambda t: (good[:t[0]] + t[1] + good[t[0]:]).encode("utf-8", "surrogatepass"))))
+    def check(data: bytes) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            for name, read in (("sync.json", read_manifest), (guard.GUARD_NAME, guard.read_options)):
+                (Path(folder) / name).write_bytes(data)
+                try:
+                    read(Path(folder))
+                except RecordError as exc:
+                    assert name in str(exc)
+
+    check()
+
+
 def test_copies_are_verified_and_restore_skips_what_the_drive_lost(tmp_path: Path) -> None:
     local, drive = tmp_path / "local", tmp_path / "drive"
     (local / "backup").mkdir(parents=True)
