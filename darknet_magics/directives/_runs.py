@@ -11,7 +11,7 @@ from ..language import Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train.record import RUN_JSON, read_record
 from ..train.drivesync import working_folder
-from ..train.runs import TrainingRun
+from ..train.runs import TrainingRun, history_from_log
 from ..train.watch import RunView
 
 
@@ -79,7 +79,15 @@ def load_run(folder: Path, ctx: Context, *, restore: bool = True) -> TrainingRun
     working, lines = working_folder(folder, restore_missing=restore)
     for line in lines:
         (ctx.reporter.warn if "drive-copy-unverified" in line else ctx.reporter.info)(line)
-    return TrainingRun.load(working)
+    run = TrainingRun.load(working)
+    if lines:  # restored: the dead VM's kernel may have parsed less of the log than the keeper's mirror synced
+        from_log = history_from_log(run.log_path, run.args.flavor)[0]
+        if (from_log.last_iteration or 0) > (run.last_iteration or 0):
+            ctx.reporter.info(f"the history is rebuilt from the drive's train.log (to iteration "
+                              f"{from_log.last_iteration:,}; history.jsonl reached {run.last_iteration or 0:,})")
+            run.history = from_log
+            run.history.save(run.history_path)
+    return run
 
 
 def find_run(ref: Optional[str], ctx: Context, *, restore: bool = True) -> TrainingRun:
