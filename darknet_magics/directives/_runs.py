@@ -10,7 +10,8 @@ from ..errors import DarknetMagicsError, StepError
 from ..language import Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train.record import RUN_JSON, read_record
-from ..train.runs import TrainingRun
+from ..train.drivesync import working_folder
+from ..train.runs import TrainingRun, history_from_log
 from ..train.watch import RunView
 
 
@@ -72,7 +73,24 @@ def keep_run_on_failure(step: Step, ctx: Context) -> Iterator[None]:
         raise
 
 
-def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
+def load_run(folder: Path, ctx: Context, *, restore: bool = True) -> TrainingRun:
+    """A run folder as a run. A folder mirrored from local disk (issue 24: a ``sync.json`` on the drive) is worked on
+    in its local twin, which a new VM first gets back from the drive's verified copy (`restore`)."""
+    working, lines = working_folder(folder, restore_missing=restore)
+    for line in lines:
+        (ctx.reporter.warn if "drive-copy-unverified" in line else ctx.reporter.info)(line)
+    run = TrainingRun.load(working)
+    if lines:  # restored: the dead VM's kernel may have parsed less of the log than the keeper's mirror synced
+        from_log = history_from_log(run.log_path, run.args.flavor)[0]
+        if (from_log.last_iteration or 0) > (run.last_iteration or 0):
+            ctx.reporter.info(f"the history is rebuilt from the drive's train.log (to iteration "
+                              f"{from_log.last_iteration:,}; history.jsonl reached {run.last_iteration or 0:,})")
+            run.history = from_log
+            run.history.save(run.history_path)
+    return run
+
+
+def find_run(ref: Optional[str], ctx: Context, *, restore: bool = True) -> TrainingRun:
     """The run `ref` names (a variable, a session run name, or a run folder); else the session's last run; else the
     newest run folder under {workspace}/runs (after a VM reset)."""
     if ref:
@@ -81,10 +99,10 @@ def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
             return obj
         path = ctx.path(ref)
         if path.is_dir():
-            return TrainingRun.load(path)
+            return load_run(path, ctx, restore=restore)
         named = _run_dir_named(runs_root(ctx), ref)
         if named is not None:  # a new kernel: the run folder whose run.json has that name
-            return TrainingRun.load(named)
+            return load_run(named, ctx, restore=restore)
         raise StepError(f"no run named {ref!r} and no run folder at {path}",
                         fix="give the run's variable name, or its folder under {workspace}/runs")
     last = ctx.session.runs.get(ctx.session.last_run or "")
@@ -92,7 +110,7 @@ def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
         return last
     for folder in run_folders(ctx.session.workspace / "runs") if ctx.session.workspace else ():
         try:
-            run = TrainingRun.load(folder)
+            run = load_run(folder, ctx, restore=restore)
         except DarknetMagicsError as exc:  # a damaged folder is one line; the one before it is the last run
             ctx.reporter.warn(f"skipped {folder.name}: {first_line(exc)}")
             continue

@@ -35,7 +35,7 @@ def _runs(step: Step, ctx: Context) -> list[TrainingRun]:
                     skipped.append(f"{Path(m).name}: {first_line(exc)}")
                     ctx.reporter.warn(f"skipped {skipped[-1]}")
         else:
-            found.append(find_run(word, ctx))
+            found.append(find_run(word, ctx, restore=False))
     if len(found) < 1:
         raise StepError(f"no runs match {step.args['RUNS']!r}" + (f" that can be read ({len(skipped)} damaged: "
                                                                    f"{'; '.join(skipped)[:600]})" if skipped else ""),

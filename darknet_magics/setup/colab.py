@@ -47,6 +47,14 @@ def mount(mountpoint: str) -> None:
     drive.mount(mountpoint)
 
 
+def flush_and_unmount() -> None:
+    """Push Colab's Drive upload cache to Drive and unmount it (``drive.flush_and_unmount``): closed files on the
+    mounted Drive are otherwise uploaded lazily, and lost with the VM."""
+    from google.colab import drive
+
+    drive.flush_and_unmount()
+
+
 def download(path: str) -> None:
     """Offer `path` for download in the browser (Colab's ``files.download``); only meaningful in Colab.
 

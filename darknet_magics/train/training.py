@@ -22,7 +22,8 @@ from ..output import problems
 from ..run import runner
 from ..setup.binary import last_output
 from ..errors import StepError
-from .keeper import boot_id, process_start, training_watchdog
+from . import guard
+from .keeper import boot_id, guarded_callbacks, process_start, training_watchdog
 from .record import RunStatus
 from ..report import Reporter
 from .plan import TrainPlan, plan_resume, plan_train, refuse_shared_backup
@@ -61,7 +62,10 @@ def train(*, reporter: Optional[Reporter] = None, previous: Optional[TrainingRun
     refuse_shared_backup(plan, previous)
     run, session_info = start_session(plan, previous, reporter)
     watch, result, interrupted = _watch(plan, run, previous is not None, reporter, watchdog, view, env)
-    return finish_session(plan, run, watch, result, interrupted, session_info, reporter)
+    try:
+        return finish_session(plan, run, watch, result, interrupted, session_info, reporter)
+    finally:
+        guard.after_verdict(run.run_dir, reporter)  # issue 24 hook: the verdict reaches the drive
 
 
 def start_session(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Reporter) -> tuple[TrainingRun, dict]:
@@ -106,13 +110,18 @@ def _watch(plan: TrainPlan, run: TrainingRun, resumed: bool, reporter: Reporter,
     reporter.info(f"log: {run.log_path}")
     watch.live.update(run.history, force=True)
     interrupted: Optional[runner.RunInterrupted] = None
+    guarded = guard.open_guard(run.run_dir)  # issue 24 hook: drive mirror, checkpoints, budget, patience
+    on_text, should_stop = guarded_callbacks(guarded, watch.on_text, watch.should_stop)
     try:
-        result = runner.run(list(plan.argv), cwd=plan.cwd, log_path=run.log_path, on_text=watch.on_text,
-                            watchdog=watchdog or training_watchdog(), env=env, should_stop=watch.should_stop)
+        result = runner.run(list(plan.argv), cwd=plan.cwd, log_path=run.log_path, on_text=on_text,
+                            watchdog=watchdog or training_watchdog(), env=env, should_stop=should_stop)
     except runner.RunInterrupted as exc:
         interrupted, result = exc, exc.result
     except FileNotFoundError as exc:
         raise StepError(f"cannot start darknet: {exc}", fix="check the binary path (bin=PATH)") from exc
+    finally:
+        if guarded is not None:
+            guarded.finish()
     try:
         watch.close()
     except Exception as exc:  # the log is complete whatever went wrong in our reading of it
