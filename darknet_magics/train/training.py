@@ -623,8 +623,10 @@ def make_watch(run: TrainingRun, *, data_arg: Path, max_batches: Optional[int], 
     foreground, by the log follower for a background run (background.py)."""
     from ..view.live import LIVE_KEY, LiveView  # plotly: imported with the first run
 
+    from ..setup.gpu import GpuPoller
+
     live = LiveView(reporter, min_interval=live_interval, max_batches=max_batches, title=run.name,
-                    start_iteration=run.last_iteration or None,
+                    start_iteration=run.last_iteration or None, gpu=GpuPoller(),
                     key=f"{LIVE_KEY}:{run.run_dir.name}:{len(run.sessions)}{key}")
     try:
         written = objdata.values(data_arg, as_written=True)
