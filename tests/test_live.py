@@ -586,3 +586,73 @@ def test_the_png_export_works_wherever_kaleido_and_a_chromium_exist() -> None:
         png = live.figure_png(live._figure_dict(its, maps, max_points=400, title="png"), width=live.NOTEBOOK_PNG_WIDTH)
     assert png is not None, live.png_unavailable()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == live.NOTEBOOK_PNG_WIDTH
+
+
+@pytest.mark.timeout(150)
+def test_the_end_of_a_run_does_not_wait_for_the_png(tmp_path) -> None:
+    """Ctrl-C, `%yolo stop`, a finished run, `%yolo log`: the view's last frame and the run folder's chart return
+    at once (kaleido starting a Chromium took 8-13 s there); the PNGs follow from the worker."""
+    from darknet_magics.view.live import save_chart
+
+    its, maps = frames(2000, maps_every=500)
+    h = SimpleNamespace(iterations=its, maps=maps, class_ap=None)
+    rec = BundleReporter()
+    view = LiveView(rec, min_interval=0, max_batches=4000, png=True)
+    view.update(h, force=True)
+    start = time.monotonic()
+    saved = save_chart(h, tmp_path / "run", title="run")  # what training's end does, then the view's last frame
+    view.interrupted("interrupted at iteration 2000: the log and the weights are kept", h)
+    took = time.monotonic() - start
+    print(f"interrupt to prompt (view and run folder): {took:.3f} s")
+    assert took < 1.0
+    final = shown(rec, LIVE_KEY)[-1]
+    assert PLOTLY_MIME in final and "image/png" not in final
+    if view.png_pending is None:  # no PNG export in this process (it failed once)
+        assert live.png_unavailable()
+        return
+    png = view.png_pending.result(120)
+    if png is None:  # no kaleido/Chromium here
+        assert live.png_unavailable() and saved.wait(120) is None
+        return
+    assert shown(rec, LIVE_KEY)[-1]["image/png"] == base64.b64encode(png).decode("ascii")  # added where it can be
+    assert saved.wait(120).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+from test_training import DARKNET, TEMPLATE, log_iterations, workspace, write_cfg  # noqa: E402,F401 (a fixture)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists(), reason="needs Debian's darknet (/usr/bin/darknet)")
+def test_ctrl_c_to_prompt_with_real_darknet_and_a_notebook_reporter(workspace, tmp_path) -> None:
+    """A real pjreddie darknet trains with a reporter that shows mime bundles (so the PNG path is taken, as in a
+    notebook); a kernel interrupt at iteration 3: the time from it to the KeyboardInterrupt the cell sees."""
+    import _thread
+    import threading
+
+    from darknet_magics.train import training
+
+    cfg = write_cfg(workspace / "long-ctrl-c.cfg", 500)
+    run_dir = tmp_path / "ctrl-c"
+    sent: list[float] = []
+
+    def interrupt() -> None:
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            log = run_dir / "train.log"
+            if log.exists() and any(i >= 3 for i in log_iterations(log)):
+                sent.append(time.monotonic())
+                _thread.interrupt_main()  # what a kernel interrupt does
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    rec = BundleReporter()
+    with pytest.raises(KeyboardInterrupt):
+        training.train(darknet=DARKNET, data=workspace / "obj.data", cfg=cfg, weights=None, map=False, gpus=None,
+                       backup=workspace / "backup-ctrl-c", clear=False, run_dir=run_dir, reporter=rec, cwd=workspace)
+    took = time.monotonic() - sent[0]
+    print(f"Ctrl-C to prompt, real darknet, notebook reporter: {took:.2f} s")
+    assert took < 1.5, "no wait for the PNG between the interrupt and the prompt"
+    charts = [p[1] for kind, p in rec.events if kind == "display" and PLOTLY_MIME in p[1]]
+    assert (run_dir / "chart.html").is_file() and charts and "image/png" not in charts[0]
