@@ -78,37 +78,18 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def lab(folder, tmp_path_factory):
     """A JupyterLab server on `folder` (no token, no news pop-up); its base URL."""
-    pytest.importorskip("jupyterlab", reason="needs JupyterLab (pip install jupyterlab)")
-    settings = tmp_path_factory.mktemp("lab settings")
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("lab log") / "lab.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-                             "--ServerApp.ip=127.0.0.1", "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=",
-                             f"--ServerApp.root_dir={folder}", f"--LabApp.user_settings_dir={settings}",
-                             f"--LabApp.workspaces_dir={settings / 'workspaces'}"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url + "/api/status", timeout=5)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("JupyterLab did not start: " + Path(log.name).read_text()[-2000:])
-            time.sleep(0.5)
+    settings = _settings(tmp_path_factory.mktemp("lab settings"))
+    proc, url = _start_server("lab", folder, settings, tmp_path_factory.mktemp("lab log") / "lab.log")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-    log.close()
+    _stop(proc)
+
+
+def _settings(folder: Path) -> Path:
+    """A user settings folder that turns JupyterLab's news pop-up off."""
+    (folder / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (folder / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return folder
 
 
 def _keep(shot: Path) -> None:
@@ -229,17 +210,22 @@ CHART_STATE = """(() => {
 })()"""
 
 
+def _zoom(browser: Chromium) -> dict:
+    """A box zoom over the main plot, dragged with the mouse; the chart's state once plotly applied it."""
+    left, top, width, height = browser.eval("""(() => {
+        const r = document.querySelector('.dm-chart .nsewdrag').getBoundingClientRect();
+        return [r.left, r.top, r.width, r.height]; })()""")
+    drag(browser, left + 0.15 * width, top + 0.2 * height, left + 0.5 * width, top + 0.8 * height)
+    return browser.wait_for(f"(() => {{ const s = {CHART_STATE}; return s && s.autorange === false ? s : null; }})()",
+                            10)
+
+
 def _zoom_mid_run(browser: Chromium, where: str) -> dict:
     """Sample the chart, zoom it with the mouse, wait for the next update: the points grew, the zoom stayed."""
     first = browser.wait_for(CHART_STATE, 150)
     browser.eval("document.querySelector('.dm-chart[data-dm-rev]').scrollIntoView({block: 'center'})")
     time.sleep(0.3)
-    box = browser.eval("""(() => { const r = document.querySelector('.dm-chart .nsewdrag').getBoundingClientRect();
-                                   return [r.left, r.top, r.width, r.height]; })()""")
-    left, top, width, height = box
-    drag(browser, left + 0.15 * width, top + 0.2 * height, left + 0.5 * width, top + 0.8 * height)
-    zoomed = browser.wait_for(f"(() => {{ const s = {CHART_STATE}; return s && s.autorange === false ? s : null; }})()",
-                              10)
+    zoomed = _zoom(browser)
     later = browser.wait_for(f"(() => {{ const s = {CHART_STATE}; return s && s.rev > {zoomed['rev']} "
                              f"&& s.points > {zoomed['points']} ? s : null; }})()", 60)
     print(where, "mid-run samples", first, zoomed, later)
@@ -305,11 +291,7 @@ KERNEL_IDLE = """(() => { const w = window.jupyterapp && [...jupyterapp.shell.wi
 @pytest.mark.parametrize("app", ["lab", "notebook"])
 def test_the_chart_moves_during_a_run_keeps_the_zoom_and_is_saved(app, live_folder, tmp_path):
     nbformat = pytest.importorskip("nbformat")
-    settings = tmp_path / "settings"
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    proc, url = _start_server(app, live_folder, settings, tmp_path / "server.log")
+    proc, url = _start_server(app, live_folder, _settings(tmp_path / "settings"), tmp_path / "server.log")
     name = f"live-{app}.ipynb"
     try:
         with Chromium(tmp_path / "profile", width=WIDTH, height=HEIGHT) as browser:
@@ -410,12 +392,7 @@ def test_colabs_output_path_moves_and_keeps_the_zoom(tmp_path):
 def _zoom_mid_run_replaying(browser: Chromium, msgs: list, done: int) -> dict:
     """`_zoom_mid_run` where the updates come from the replay: zoom, then replay messages until the next one."""
     first = browser.wait_for(CHART_STATE, 60)
-    box = browser.eval("""(() => { const r = document.querySelector('.dm-chart .nsewdrag').getBoundingClientRect();
-                                   return [r.left, r.top, r.width, r.height]; })()""")
-    left, top, width, height = box
-    drag(browser, left + 0.15 * width, top + 0.2 * height, left + 0.5 * width, top + 0.8 * height)
-    zoomed = browser.wait_for(f"(() => {{ const s = {CHART_STATE}; return s && s.autorange === false ? s : null; }})()",
-                              10)
+    zoomed = _zoom(browser)
     for _, msg in msgs[done + 1:]:
         browser.call("Runtime.evaluate", {"expression": f"window.__show({json.dumps(msg)})"}, timeout=60)
         state = browser.eval(CHART_STATE)

@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .media import PLOTLY_CONFIG, PLOTLY_MIME, _plotlyjs, _plotlyjs_version, _to_json
+from .media import PLOTLY_CONFIG, PLOTLY_MIME, _plotlyjs, _plotlyjs_version, _to_json, _typed
 
 # The runtime: defines window.__dmHost (draw a chart's first spec, then apply what waited) and window.__dmFeed
 # (apply a message, or keep it until the host has drawn). Plain ES5: Colab and VS Code run it as it is.
@@ -120,8 +120,14 @@ class _Sent:
     y: Optional[np.ndarray]
 
 
+def _key(obj: Any) -> str:
+    """A comparable text of a spec part (plain json: plotly's encoder costs milliseconds a call, and this is
+    called for every trace on every update)."""
+    return json.dumps(_typed(obj), default=repr)
+
+
 def _style(trace: dict) -> str:
-    return _to_json({k: v for k, v in trace.items() if k not in ("x", "y")})
+    return _key({k: v for k, v in trace.items() if k not in ("x", "y")})
 
 
 def _same_prefix(old: np.ndarray, new: np.ndarray) -> int:
@@ -154,7 +160,7 @@ class TraceFeed:
         for trace in spec["data"]:
             self._trace_message(trace)
         self._order = [t["uid"] for t in spec["data"]]
-        self._layout = _to_json(spec["layout"])
+        self._layout = _key(spec["layout"])
 
     def message(self, spec: dict) -> Optional[dict]:
         """The message that turns what the browser holds into `spec` (None when nothing changed); then it holds
@@ -173,7 +179,7 @@ class TraceFeed:
             self._order = order
             for gone in set(self._sent) - set(order):
                 del self._sent[gone]
-        layout = _to_json(spec["layout"])
+        layout = _key(spec["layout"])
         if layout != self._layout:
             msg["layout"] = spec["layout"]
             self._layout = layout
@@ -182,7 +188,7 @@ class TraceFeed:
     def _trace_message(self, trace: dict) -> Optional[dict]:
         uid, x, y = trace["uid"], _points(trace, "x"), _points(trace, "y")
         # a trace without x and y arrays (x0/dx: mAP every N iterations) is compared whole: it has a few points
-        style = _style(trace) if x is not None and y is not None else _to_json(trace)
+        style = _style(trace) if x is not None and y is not None else _key(trace)
         old = self._sent.get(uid)
         self._sent[uid] = _Sent(style, x, y)
         if old is not None and old.style == style and (x is None or y is None):
