@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import CHROMIUM, Chromium, drag, fit_js
+from browser import CHROMIUM, BrowserError, Chromium, drag, fit_js
 
 REPO = Path(__file__).resolve().parents[1]
 LOG = REPO / "tests" / "fixtures" / "logs" / "alexeyab-train-map.pty.log"
@@ -200,6 +200,10 @@ history.add(parser.close())
 view.update(history, final=True)
 print(f"feed bytes per update: max {{max(sizes)}}, mean {{sum(sizes) // len(sizes)}}, updates {{len(sizes)}}")'''
 
+REOPENED = """(() => {
+  const gd = document.querySelector('.jp-RenderedPlotly.js-plotly-plot, .jp-RenderedPlotly .js-plotly-plot');
+  return gd && gd.querySelector('svg.main-svg') && !document.querySelector('.dm-chart[data-dm-rev]')
+         ? gd.data.length : null; })()"""
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CHART_STATE = """(() => {
   const gd = document.querySelector('.dm-chart[data-dm-rev]');
@@ -318,9 +322,19 @@ def test_the_chart_moves_during_a_run_keeps_the_zoom_and_is_saved(app, live_fold
             nbformat.write(nb, str(live_folder / f"reopened-{app}.ipynb"))
             browser.open(f"{url}/lab/tree/reopened-{app}.ipynb?reset" if app == "lab"
                          else f"{url}/notebooks/reopened-{app}.ipynb")
-            traces = browser.wait_for("""(() => { const gd = document.querySelector('.jp-RenderedPlotly.js-plotly-plot, .jp-RenderedPlotly .js-plotly-plot');
-                return gd && gd.querySelector('svg.main-svg') && !document.querySelector('.dm-chart[data-dm-rev]')
-                       ? gd.data.length : null; })()""", 150)
+            # plotly's renderer saved a PNG of the graph it drew into the notebook: it shows that first, and the
+            # graph when the pointer enters it
+            browser.wait_for("!!document.querySelector('.jp-RenderedPlotly img.plot-img[src^=\"data:image/png\"], "
+                             ".jp-RenderedPlotly svg.main-svg')", 150)
+            browser.eval("""(() => { const img = document.querySelector('.jp-RenderedPlotly img.plot-img');
+                if (img) img.dispatchEvent(new MouseEvent('mouseenter')); return true; })()""")
+            try:
+                traces = browser.wait_for(REOPENED, 60)
+            except BrowserError:  # what the page shows instead, for the report
+                browser.screenshot(tmp_path / f"live-{app}-reopened-failed.png")
+                print(browser.eval("""[location.href, ...[...document.querySelectorAll('.jp-OutputArea-output, .jp-Dialog')]
+                    .map(e => e.className + ': ' + e.innerHTML.slice(0, 300))]"""))
+                raise
             assert traces >= 4, "the finished chart (loss, avg loss, lr, images/s, mAP...) shows when reopened"
             browser.screenshot(tmp_path / f"live-{app}-reopened.png")
         print(app, text.strip().splitlines()[-1], samples)
