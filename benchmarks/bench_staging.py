@@ -7,7 +7,7 @@ goes first), since a shared machine's disk stalls now and then and a pair mostly
 
 How the latency is simulated: Drive's FUSE mount costs a round trip per file open. A FUSE or NFS mount is not
 available on this machine, and an LD_PRELOAD shim would be heavier than the thing it measures, so the benchmark
-wraps `staging._open_source` (the one function the threaded copy opens source files with) in a
+wraps `staging_folders._open_source` (the one function the threaded copy opens source files with) in a
 ``time.sleep(latency)``: the sleep releases the GIL like a blocking network read does. Threads (8) against one
 thread under the same delay is the gain shown.
 """
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ratio_line, timed  # noqa: E402
 
-from darknet_magics.data import staging  # noqa: E402
+from darknet_magics.data import staging, staging_folders  # noqa: E402
 
 
 def make_small_files(folder: Path, n: int) -> int:
@@ -120,20 +120,20 @@ def main() -> None:
         lat = args.latency_ms / 1000
         few = root / "drive" / "few"
         make_small_files(few, args.latency_files)
-        real_open = staging._open_source
+        real_open = staging_folders._open_source
 
         def slow_open(path: str):  # type: ignore[no-untyped-def]
             time.sleep(lat)
             return real_open(path)
 
-        staging._open_source = slow_open
+        staging_folders._open_source = slow_open
         try:
             with timed() as one:
                 staging.stage(few, root / "l1", threads=1)
             with timed() as eight:
                 staging.stage(few, root / "l8", threads=8)
         finally:
-            staging._open_source = real_open
+            staging_folders._open_source = real_open
         print(f"{args.latency_files} files with {args.latency_ms:g} ms per file open: 1 thread {one.seconds:.2f} s, "
               f"8 threads {eight.seconds:.2f} s")
         print(ratio_line("threaded gain under per-file latency (1 thread / 8 threads)", one.seconds / eight.seconds,

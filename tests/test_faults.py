@@ -85,7 +85,7 @@ def test_malformed_archive_is_diagnosed_naming_archive_and_member(tmp_path: Path
 
 
 # Bad members AFTER thousands of good ones: tar is already unpacking them into the hidden folder while the
-# members are vetted (staging._unpack); the vetting's error must still win, kill tar and leave nothing behind.
+# members are vetted (staging_archives._unpack); the vetting's error must still win, kill tar and leave nothing behind.
 MANY = {f"set/f{i:05d}.jpg": bytes(1500) for i in range(3000)}
 
 

@@ -38,7 +38,7 @@ VERDICT_CODES = {
     "nan-loss": "nan-loss", "killed": "killed", "segfault": "segfault", "opencv-missing": "opencv-missing",
     # the "other:SHORT" verdicts seen so far; an unknown one gets no code assertion
     "other:driver-insufficient": "cuda-driver", "other:bad-weights-file": "truncated-weights",
-    "other:loss-explosion-crash": "fatal-error",
+    "other:loss-explosion-crash": "fatal-error", "other:opencv-image": "opencv-image",
 }
 HEALTHY = {"healthy-training", "finished", "other:healthy-inference", "other:one-class-ap-zero"}
 EXIT_SIGNAL = {"segfault": 11, "killed": 9}
@@ -177,3 +177,27 @@ def test_shell_job_lines() -> None:
     assert [p.code for p in diagnose(seg)] == ["segfault"]
     killed = "bash: line 1:  4242 Killed                  ./darknet detector train obj.data\n"
     assert [p.code for p in diagnose(killed)] == ["killed"]
+
+
+@pytest.mark.parametrize("case_id, signal", [("191", 6), ("191", None), ("192", 6)])
+def test_cuda_oom_glued_to_a_layer_index_is_out_of_memory(case_id: str, signal) -> None:
+    """issue 19: pjreddie prints the layer's index, then builds it, so the CUDA error shares its line ("    0 CUDA
+    Error: out of memory"); it was read as the generic assertion after it. At layer 0 the GPU was full before the
+    network: the fix is to free it, not to raise subdivisions."""
+    case = next(c for c in CASES if c["id"] == case_id)
+    problems = diagnose(_raw(case), signal=signal)
+    assert problems[0].code == "cuda-oom" and [p.code for p in problems].count("fatal-error") == 0
+    if case_id == "191":
+        assert "first layer" in problems[0].message and "nvidia-smi" in problems[0].fix
+    else:
+        assert "layer 29" in problems[0].message and "subdivisions" in problems[0].fix
+
+
+@pytest.mark.parametrize("case_id", ["193", "194"])
+def test_a_segfault_after_an_opencv_exception_names_the_image_cause(case_id: str) -> None:
+    """issue 19: AlexeyAB's ``OpenCV exception: load_image_mat_cv`` before a segfault is the cause (an image
+    OpenCV cannot read), said first; the segfault is its consequence and is not a second headline."""
+    case = next(c for c in CASES if c["id"] == case_id)
+    problems = diagnose(_raw(case), signal=11)
+    assert [p.code for p in problems] == ["opencv-image"]
+    assert "%yolo check" in problems[0].fix

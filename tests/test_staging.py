@@ -132,7 +132,7 @@ def test_threaded_copy_equals_cp_copy(tmp_path: Path) -> None:
 
 
 def test_a_first_copy_lists_while_cp_copies_and_links_become_files(tmp_path: Path) -> None:
-    """The first copy runs `cp -r` while the source is walked (staging._first_copy). A symlink found by the walk
+    """The first copy runs `cp -r` while the source is walked (staging_folders._first_copy). A symlink found by the walk
     (here the last of 3,000 entries, so cp is well under way) means cp would have copied a link: the copy is
     redone file by file, following it, and the manifest lists what was copied."""
     src = tmp_path / "drive" / ODD

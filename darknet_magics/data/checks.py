@@ -50,6 +50,7 @@ from ..errors import DarknetMagicsError, Problem
 from .formats import folder_format, label_path  # label_path: re-exported (darknet's rule)
 from .objdata import DataEntry
 from .objdata import read_data as read_data_file  # the one obj.data reader (darknet's rules)
+from ..safenames import unsafe_reason
 
 __all__ = ["CheckResult", "check", "check_dataset", "check_cfg", "format_report", "label_path", "read_data_file",
            "text_file_problems", "TINY_BOX_PX"]
@@ -305,6 +306,12 @@ def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int]
                     continue
                 absolute = text if os.path.isabs(text) else os.path.join(os.path.dirname(os.path.abspath(lst)), text)
                 entries.append((str(lst), i, text, absolute))
+        bad = [e for e in entries[n_before:] if unsafe_reason(e[3])]
+        if bad:  # darknet would echo such a path through a shell: refused even with `force` (docs/security.md)
+            problems.append(Problem("unsafe-name", f"{lst} names {len(bad)} image(s) that darknet may not get: "
+                                    f"{bad[0][2]!r}: {unsafe_reason(bad[0][3])}",
+                                    fix="rename them, or write the list with `%yolo data OUT images=DIR` (it links "
+                                        "such images under safe names)", file=str(lst), line=bad[0][1]))
         if len(entries) == n_before:
             problems.append(Problem("empty-list", f"{lst} lists no images",
                                     fix="write it with `%yolo data OUT images=DIR`", file=str(lst)))

@@ -24,6 +24,7 @@ from .objdata import MARKER
 from ..fileio import atomic_write_text, remove_if_exists
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from ..report import Reporter
+from ..safenames import check_argv_paths, link_unsafe, unsafe_reason
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 __all__ = ["IMAGE_EXTENSIONS", "DataResult", "DataPlan", "write_data", "prepare_dataset", "plan_dataset", "read_names", "find_images", "space_free"]
@@ -303,6 +304,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
                         names=names, split=split, seed=seed, min_box=min_box)
     out = plan.out
+    check_argv_paths(**{"obj.data": out, "backup": Path(os.path.abspath(os.path.expanduser(backup)))})  # obj.data lines
     out.parent.mkdir(parents=True, exist_ok=True)
     link_dir = out.parent / "links"
     links: list[Path] = []
@@ -345,6 +347,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     if not by_split["train"] and "train" not in plan.given_lists:
         raise DarknetMagicsError(f"no training images (the source has only {', '.join(k for k, v in by_split.items() if v)})",
                                  fix="give train= a folder or list, or images= a dataset with a train split")
+    _link_unsafe_names(by_split, link_dir, out)
     written: dict[str, Path] = {}
     for key in ("train", "valid", "test"):
         if key in plan.given_lists:
@@ -375,6 +378,16 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     return DataResult(out, names_w, train_w, valid_w, n_train, n_valid, backup_w, list(plan.names), links,
                       format=plan.format, test_path=test_w, n_test=n_test, boxes=boxes, converted=plan.convert_to
                       if plan.convert else None, problems=problems, plan=plan)
+
+
+def _link_unsafe_names(by_split: dict[str, list[str]], link_dir: Path, out: Path) -> None:
+    """Each listed image whose name darknet's own `echo NAME >> bad.list` would run (or that holds a control
+    character) listed as a safe link with its label beside it (`safenames.link_unsafe`; docs/security.md)."""
+    safe_dir = link_dir / "safe-names"
+    if unsafe_reason(str(safe_dir)) is not None or not labels_found_by_all(str(safe_dir / "x.jpg")):
+        safe_dir = tmp_links_dir() / f"safe-names-{hashlib.sha1(str(out).encode()).hexdigest()[:8]}"
+    for key in ("train", "valid", "test"):
+        by_split[key] = link_unsafe(by_split[key], safe_dir, with_label=True)
 
 
 def _space_free_cached(path: str, link_dir: Path, links: list[Path], cache: dict[str, str]) -> str:

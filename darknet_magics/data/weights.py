@@ -22,6 +22,7 @@ from .cfg import layer_weights, read_weights_header, resolve_template
 from ..errors import DarknetMagicsError
 from ..fileio import atomic_write_bytes, copy_stream, remove_if_exists
 from ..report import Reporter, TransferProgress
+from ..safenames import safe_file_name
 _CHUNK = 1 << 20
 
 __all__ = ["KnownWeights", "KNOWN_WEIGHTS", "WeightsResult", "fetch_weights", "download_file", "make_partial"]
@@ -79,10 +80,12 @@ class WeightsResult:
 
 
 def _file_name_from_url(url: str) -> str:
+    """The file name a URL's path ends in, decoded: one safe name in the weights folder, never '..' (which
+    `%2e%2e` decodes to) nor a name with control or shell characters (darknet gets this path)."""
     name = os.path.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path))
     if not name:
         raise DarknetMagicsError(f"cannot tell a file name from {url}", fix="give a URL that ends in the file name")
-    return name
+    return safe_file_name(name, what=f"weights file (from {url!r})")
 
 
 def fetch_weights(name_or_url: str, into: Path, reporter: Optional[Reporter] = None, *,

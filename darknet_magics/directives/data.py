@@ -25,6 +25,10 @@ def _check(step: Step) -> None:
     if has_lists and "train" not in opts:
         raise step.error("missing train=", "add train=DIR or train=FILE (a folder of images, or a list)")
     split = opts.get("split")
+    if split is not None and has_lists:  # train=/valid= ARE the split: every image keeps the one it is given
+        given = "/".join(k + "=" for k in ("train", "valid", "test") if k in opts)
+        raise step.error(f"split= conflicts with {given}: those already say which images validate, so split= "
+                         "would be ignored", "drop split=, or give images=DIR (split= splits its unsplit images)")
     if split is not None and "{" not in split and not 0.0 <= float(split) < 1.0:
         raise step.error(f"split={split} must be at least 0 and below 1", "write e.g. split=0.1")
 

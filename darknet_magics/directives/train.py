@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..setup.binary import darknet_flavor
 from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
-from ..session import Context, Done
+from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background
-from ..train.training import TrainPlan, make_run_dir, plan_train, train
+from ..train.training import TrainPlan, make_run_dir, plan_train, refuse_shared_backup, train
 from ._model_out import darknet_args
 from ._runs import keep_run, keep_run_on_failure, runs_root
 
@@ -43,9 +44,15 @@ def _preflight(step: Step, ctx: Context) -> None:
     """`%yolo check` before darknet starts: errors refuse to start (unless `force`), warnings are shown."""
     data, cfg = ctx.path(step.args["DATA"]), ctx.path(step.args["CFG"])
     weights = ctx.path(step.args["WEIGHTS"]) if step.args.get("WEIGHTS") else None
-    problems = check(data, cfg, weights=weights)
+    # the binary's flavor: a CRLF cfg or list is an error for pjreddie (it keeps each \r), a warning for the others
+    flavor = darknet_flavor(ctx.darknet_binary(step)) or "alexeyab"
+    problems = check(data, cfg, weights=weights, flavor=flavor)
     problems = [p for p in problems if p.code != "missing-backup"]  # the run makes its weights folder itself
     errors = [p for p in problems if p.severity == "error"]
+    unsafe = [p for p in errors if p.code == "unsafe-name"]
+    if unsafe:  # `force` never starts darknet on names its own shell commands would run (docs/security.md)
+        raise StepError("the image lists name files darknet may not get; training was not started",
+                        fix=unsafe[0].fix, problems=unsafe)
     for p in problems:
         if p.severity != "error" or "force" in step.flags:
             ctx.reporter.warn(p.describe())
@@ -56,9 +63,18 @@ def _preflight(step: Step, ctx: Context) -> None:
 
 def run(step: Step, ctx: Context) -> Done:
     _preflight(step, ctx)
-    plan = _plan(step, ctx, make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem))
+    run_dir = make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem)
+    try:
+        plan = _plan(step, ctx, run_dir)
+        refuse_shared_backup(plan, None)
+    except BaseException:
+        try:
+            run_dir.rmdir()  # still empty: a refused run leaves no folder behind
+        except OSError:
+            pass
+        raise
     if "background" in step.flags:
-        started = background.start(plan=plan, reporter=ctx.reporter)
+        started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME)
         done = keep_run(step, ctx, started)
         started.save()  # run.json names the variable, so that `%yolo status` in a new kernel binds it again
         return Done(f"training in the background: {' '.join(plan.argv)} (bound to `{started.name}`; "

@@ -25,6 +25,7 @@ from ..run import runner
 from ..setup.binary import darknet_flavor, last_output, require_file, resolve_darknet
 from ..errors import Problem, StepError
 from ..report import Reporter
+from ..safenames import check_argv_paths
 
 NO_EXPORTER = {
     "alexeyab": "AlexeyAB's darknet has no ONNX exporter. Its .weights and cfg load in hank-ai's "
@@ -53,11 +54,12 @@ def export_onnx(*, darknet: Path | str, cfg: Path, weights: Path, names: Optiona
     With `repair` (the default), the graph's MaxPool nodes get darknet's own padding (`repair_maxpools`): without
     it hank-ai's yolov3-tiny export does not load in onnxruntime.
     """
-    from .inference import check_weights_file, hank_tool
+    from ..model.inputs import check_weights_file, hank_tool
 
     reporter = reporter or Reporter()
     darknet_path = resolve_darknet(darknet)
     cfg_path, weights_path = require_file(Path(cfg), "cfg"), require_file(Path(weights), "weights")
+    check_argv_paths(cfg=cfg_path, weights=weights_path, names=Path(names) if names else None)
     flavor = darknet_flavor(darknet_path)
     if flavor in NO_EXPORTER:
         raise StepError(NO_EXPORTER[flavor], fix="build hank-ai's darknet with protobuf and give its binary",
@@ -274,7 +276,7 @@ def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, floa
 
 
 def run_onnx(path: Path, image: Path, *, thresh: float = 0.25, nms: float = 0.45, names: tuple[str, ...] = ()):
-    """Run the model with onnxruntime on the CPU: a frame like `inference.detect`'s (name, confidence, boxes in
+    """Run the model with onnxruntime on the CPU: a frame like `detect.detect`'s (name, confidence, boxes in
     pixels), after the same thresholding and per-class NMS darknet applies."""
     import numpy as np
     import pandas as pd

@@ -35,7 +35,8 @@ TRIGGERS: tuple[str, ...] = (
     "double free", "free(): ", "munmap_chunk", "malloc(): ", "corrupted ", "*** Error in", "*** buffer overflow",
     "*** stack smashing", "qt.qpa.xcb", "(darknet", "^C", "Segmentation fault", "Killed", "terminate called",
     "Floating point exception", "Aborted", "Wrong annotation", "Cannot load image", "calling Darknet's fatal error",
-    "failed to set the GPU", "=> no CUDA",
+    "failed to set the GPU", "=> no CUDA", "OpenCV exception: load_image_mat_cv",
+    " Error in load_data_detection() - OpenCV",
 )
 # Regex starts (each begins with a plain character, as the gate's factoring needs) for lines whose first word is
 # a path or a shell's prefix: the loader's "./darknet: error while loading shared libraries: ..." and the shell's
@@ -45,6 +46,9 @@ TRIGGER_PATTERNS: tuple[str, ...] = (
     r"/[^\n\r:]*: error while loading shared libraries",
     r"/bin/(?:ba|z|)sh: line \d+: ",
     r"bash: line \d+: ",
+    # pjreddie prints a layer's index, then builds it: a CUDA failure there lands on the same line ("    0 CUDA
+    # Error: out of memory", pjreddie#499)
+    r"\d+ CUDA Error",
 )
 
 _HEAP = re.compile(r"double free|free\(\): |munmap_chunk|malloc\(\): |corrupted (?:size|double-linked)|\*\*\* Error in")
@@ -108,6 +112,9 @@ RULES: tuple[Rule, ...] = (
     _rule(r'failed to open (?:the |annotation |)file "([^"]+)"|file (.+?) does not seem to exist',
           lambda d, m, t, it: d.missing((m.group(1) or m.group(2)).strip(), t)),
     _rule(r"^Cannot load image\s*(.*)$", lambda d, m, t, it: P.image_not_loaded(_path(m.group(1)), t, it)),
+    # AlexeyAB: OpenCV threw while reading an image of the list; the segfault that often follows is its consequence
+    _rule(r"OpenCV exception: load_image_mat_cv|Error in load_data_detection\(\) - OpenCV",
+          lambda d, m, t, it: P.opencv_image(t, it)),
     _rule(r"^Wrong annotation", lambda d, m, t, it: P.bad_label(t, file=_after(t, "file: "))),
     # the loader: a library of the build is not on this machine
     _rule(r"error while loading shared libraries: ([^:\s]+)", lambda d, m, t, it: P.missing_library(m.group(1), t)),
@@ -122,7 +129,8 @@ RULES: tuple[Rule, ...] = (
     _rule(r"Unexpected end of w[ei]+ghts-file", lambda d, m, t, it: P.truncated_weights_file(d.weights, t)),
     # the GPU, from the specific to the generic
     _rule(r"out of memory|cudaErrorMemoryAllocation|^Try to set subdivisions|try to set subdivisions|"
-          r"CUDA memory allocation failed|CUDA malloc failed|^cudaMalloc", lambda d, m, t, it: P.cuda_oom(t, it),
+          r"CUDA memory allocation failed|CUDA malloc failed|^cudaMalloc",
+          lambda d, m, t, it: P.cuda_oom(t, it, layer=_layer_index(t)),
           re.I),
     _rule(r"no kernel image is available|cudaErrorNoKernelImageForDevice",
           lambda d, m, t, it: P.no_kernel_image(d._with_location(t))),
@@ -152,6 +160,15 @@ RULES: tuple[Rule, ...] = (
 # Which rule matches, in which order, and the match that builds the problem stay the rules' own.
 _ANY_RULE = re.compile("|".join(
     f"(?i:{r.pattern.pattern})" if r.pattern.flags & re.IGNORECASE else f"(?:{r.pattern.pattern})" for r in RULES))
+
+
+_LAYER_INDEX = re.compile(r"^\s*(\d+)\s+CUDA Error")
+
+
+def _layer_index(text: str) -> Optional[int]:
+    """The layer pjreddie was building when a CUDA error came (its index starts the line), or None."""
+    m = _LAYER_INDEX.match(text)
+    return int(m.group(1)) if m else None
 
 
 def _after(text: str, key: str) -> Optional[str]:

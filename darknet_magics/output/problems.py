@@ -18,6 +18,8 @@ space-in-path         error     a missing file whose path is a real path with it
 filters-mismatch      error     pjreddie ``Assertion `l.outputs == params.inputs'``; AlexeyAB ``filters= in the
                                 [convolutional]-layer doesn't correspond to classes=``; hank-ai ``filters in
                                 convolutional layer prior to [yolo] ... does not match``
+opencv-image          error     AlexeyAB ``OpenCV exception: load_image_mat_cv`` / ``Error in
+                                load_data_detection() - OpenCV`` (an image OpenCV cannot read; a segfault follows)
 bad-label             error     AlexeyAB ``Wrong annotation: class_id = 3. But class_id should be [from 0 to 1]``
                                 and the x/y/w/h variants
 cuda-oom              error     ``CUDA Error: out of memory``, ``Try to set subdivisions``, hank-ai ``CUDA memory
@@ -58,7 +60,7 @@ from typing import Iterable, Optional
 
 from ..errors import Problem
 
-__all__ = ["CODES", "PRIORITY", "ordered", "missing_file", "space_in_path", "image_not_loaded", "filters_mismatch",
+__all__ = ["CODES", "PRIORITY", "ordered", "missing_file", "space_in_path", "image_not_loaded", "opencv_image", "filters_mismatch",
            "bad_label", "cuda_oom", "no_kernel_image", "cuda_driver", "no_gpu", "cudnn_error", "cuda_error",
            "missing_library", "truncated_weights", "truncated_weights_loaded", "truncated_weights_file", "nan_loss",
            "already_trained", "crash_on_exit", "segfault", "fatal_error", "heap_error", "interrupted", "no_display",
@@ -71,6 +73,7 @@ PRIORITY: dict[str, int] = {
     "opencv-missing": 0, "missing-library": 0, "no-gpu": 0, "cuda-driver": 0, "no-kernel-image": 0, "cuda-oom": 0,
     # the inputs
     "missing-file": 1, "space-in-path": 1, "filters-mismatch": 1, "bad-label": 1, "truncated-weights": 1,
+    "opencv-image": 1,
     "no-display": 1, "unsupported-command": 1,
     # training went wrong (a later SIGKILL or crash is its consequence)
     "nan-loss": 2,
@@ -113,6 +116,16 @@ def image_not_loaded(path: str, evidence: Optional[str] = None, iteration: Optio
                    fix="check that the image exists and is a readable image (a typo such as .jpgg, Windows "
                        "backslashes or CRLF line ends in train.txt/valid.txt)", severity="warning", file=path,
                    iteration=iteration, evidence=evidence)
+
+
+def opencv_image(evidence: Optional[str] = None, iteration: Optional[int] = None) -> Problem:
+    """AlexeyAB's ``OpenCV exception: load_image_mat_cv``: OpenCV threw reading an image of the list (a segfault
+    often follows, as in AlexeyAB#5469)."""
+    return Problem("opencv-image", "OpenCV could not read an image of the list (OpenCV exception: "
+                   "load_image_mat_cv): a file that is not an image, a damaged one, or a wrong path",
+                   fix="run `%yolo check` on the obj.data (it opens every image and names the bad ones), remove or "
+                       "re-save them; if every image fails, reinstall OpenCV (apt-get install libopencv-dev) and "
+                       "rebuild darknet", iteration=iteration, evidence=evidence)
 
 
 _FIX_FILTERS = ("set filters=(classes + 5) * masks in the [convolutional] layer just before each [yolo] layer "
@@ -173,8 +186,15 @@ def unsupported_command(command: str) -> Problem:
 
 
 # --------------------------------------------------------------------------------------------- the GPU
-def cuda_oom(evidence: Optional[str] = None, iteration: Optional[int] = None) -> Problem:
-    return Problem("cuda-oom", "the GPU ran out of memory",
+def cuda_oom(evidence: Optional[str] = None, iteration: Optional[int] = None, layer: Optional[int] = None) -> Problem:
+    """The GPU ran out of memory; at `layer` 0 (the first layer being built) nothing of the network was on it yet."""
+    if layer == 0:
+        return Problem("cuda-oom", "the GPU ran out of memory while darknet built the network's first layer: "
+                       "its memory was already taken",
+                       fix="free the GPU (another process holds it: a training run or another notebook; see "
+                           "`!nvidia-smi`), or give a cfg made for detection (batch=1, subdivisions=1)",
+                       iteration=iteration, evidence=evidence)
+    return Problem("cuda-oom", "the GPU ran out of memory" + (f" while building layer {layer}" if layer else ""),
                    fix="raise subdivisions= in the cfg (e.g. 16 -> 32 -> 64), or lower width/height or batch",
                    iteration=iteration, evidence=evidence)
 
@@ -302,6 +322,10 @@ def interrupted(evidence: Optional[str] = None, iteration: Optional[int] = None)
 def unwritable(reason: str, path: Optional[str] = None) -> Problem:
     """A file of the run (its log, history, run.json, weights) could not be written: a full disk or a read-only
     folder. `reason` is the system's message."""
+    if "no such file or directory" in reason.lower():  # ENOENT on a write: the folder itself is gone
+        return Problem("run-folder-deleted", f"the run folder was deleted while darknet ran: {reason}",
+                       fix="keep the run folder while it trains (Drive: do not move it to the bin); "
+                           "`%yolo resume` continues from the weights saved before", file=path)
     if "space" in reason.lower() or "quota" in reason.lower():
         return Problem("disk-full", f"the disk is full: {reason}",
                        fix="free space on the drive (old runs' weights under {workspace}/runs, the cache), then "

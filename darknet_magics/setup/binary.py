@@ -11,12 +11,15 @@ from typing import Optional
 
 from ..errors import Problem, StepError
 from ..output.logparse import strip_escapes
+from ..safenames import check_darknet_words
+from .flavor import Flavor
 
-_flavor_cache: dict[tuple[str, float], Optional[str]] = {}
+_flavor_cache: dict[tuple[str, float], Optional[Flavor]] = {}
 
 
-def darknet_flavor(binary: Path | str) -> Optional[str]:
-    """'pjreddie', 'alexeyab' or 'hank-ai', guessed from the binary's bytes; None if it cannot be read.
+def darknet_flavor(binary: Path | str) -> Optional[Flavor]:
+    """`Flavor` ('pjreddie', 'alexeyab' or 'hank-ai': a str), guessed from the binary's bytes; None if it cannot be
+    read.
 
     AlexeyAB's and hank-ai's binaries know ``-dont_show`` (hank-ai's CLI links ``libdarknet.so``, where the
     option lives); pjreddie's does not, and treats an unknown ``-dont_show`` after the cfg as the weights file.
@@ -33,11 +36,11 @@ def darknet_flavor(binary: Path | str) -> Optional[str]:
     except OSError:
         return None
     if b"libdarknet" in data or b"Hank.ai" in data or b"hank-ai" in data or b"darknet_cli" in data:
-        flavor: Optional[str] = "hank-ai"
+        flavor: Optional[Flavor] = Flavor.HANK_AI
     elif b"dont_show" in data:
-        flavor = "alexeyab"
+        flavor = Flavor.ALEXEYAB
     else:
-        flavor = "pjreddie"
+        flavor = Flavor.PJREDDIE
     _flavor_cache[key] = flavor
     return flavor
 
@@ -128,12 +131,14 @@ def check_darknet_args(flavor: Optional[str], command: str, words: list[str]) ->
         words: the words, e.g. ``["-mAP_epochs", "2", "-points", "0"]``.
 
     Returns:
-        One message per problem: the flag, what is wrong and near matches this flavor does know.
+        One message per problem: the flag, what is wrong and near matches this flavor does know. Words that
+        `safenames.check_darknet_words` refuses (e.g. ``-save_labels``) are refused whatever the flavor.
     """
     import difflib
 
-    if flavor not in ("alexeyab", "pjreddie", "hank-ai"):
-        return []
+    refused = check_darknet_words(flavor, words)  # control characters, flags that write the user's files
+    if refused or flavor not in ("alexeyab", "pjreddie", "hank-ai"):
+        return refused
     known = {"alexeyab": ALEXEYAB_FLAGS, "pjreddie": PJREDDIE_FLAGS, "hank-ai": HANK_AI_FLAGS}[flavor]
     label = {"alexeyab": "AlexeyAB's", "pjreddie": "pjreddie's", "hank-ai": "hank-ai's"}[flavor]
     own = {(_hank_key(f) if flavor == "hank-ai" else f) for f in OWN_FLAGS.get(command, ())}
