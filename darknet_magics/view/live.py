@@ -305,15 +305,6 @@ class LiveView:
 
             self.png_pending = CHART_SAVER.png(spec, width=NOTEBOOK_PNG_WIDTH, then=add_png)
 
-    def chart_bundle(self, final: bool = False) -> dict:
-        """The chart's mime bundle as it stands: the finished chart (`figure_bundle`) when `final`, else the
-        host of the live chart."""
-        spec = self._spec
-        if final:
-            return figure_bundle(spec, text=f"<training chart: {self.title or 'training'}>")
-        return {"text/html": host_html(self.div_id, _to_json(spec), height=int(spec["layout"]["height"])),
-                "text/plain": f"<training chart: {self.title or 'training'}>"}
-
     def _send_html(self, progress: str, final: bool) -> None:
         embed = final or not self._plotlyjs_sent
         chart = _render(_to_json(self._spec), div_id=self.div_id, include_plotlyjs=embed,
