@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the package of this checkout, not an installed one
 from _common import figure_line, ratio, timed  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
