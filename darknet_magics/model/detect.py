@@ -29,6 +29,7 @@ from typing import Any, Optional, Sequence
 from ..run import runner
 from ..setup.binary import darknet_flavor, last_output
 from ..output.judge import diagnose
+from ..setup.environment import nvidia_gpu_found
 from ..errors import Problem, StepError
 from ..data.formats import image_size  # our check that a file is an image before darknet sees it
 from ..report import Reporter
@@ -89,7 +90,7 @@ def display_free_env(env: Optional[dict]) -> dict:
 
 def darknet_failure(what: str, output: str, result, flavor: Optional[str], argv: list[str]) -> StepError:
     problems = inference_problems(output) + diagnose(output, returncode=result.returncode, signal=result.signal,
-                                                     flavor=flavor, command=argv)
+                                                     flavor=flavor, command=argv, gpu_found=nvidia_gpu_found)
     return StepError(f"{what} ({result.describe()})", fix=problems[0].fix if problems else None, problems=problems,
                      details=last_output(output))
 
@@ -187,11 +188,11 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
 
 def _detect_prompt_linked(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter,
                           env, flavor, extra_args):
-    """`_detect_prompt` with each image that breaks the name rule typed as a safe link (`_safe_images`); the rows,
+    """`detect_prompt` with each image that breaks the name rule typed as a safe link (`_safe_images`); the rows,
     the pictures' names and darknet's output name the user's own files, not the links."""
     fed, links = _safe_images(images, out)
     try:
-        result, output, rows, annotated = _detect_prompt(darknet_path, data_path, cfg_path, weights_path, fed,
+        result, output, rows, annotated = detect_prompt(darknet_path, data_path, cfg_path, weights_path, fed,
                                                          thresh, cwd, out, reporter, env, flavor, extra_args,
                                                          stems=[_result_stem(p) for p in images])
     finally:
@@ -205,7 +206,7 @@ def _detect_prompt_linked(darknet_path, data_path, cfg_path, weights_path, image
     return result, output, rows, annotated
 
 
-def _detect_prompt(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter, env,
+def detect_prompt(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter, env,
                    flavor, extra_args, stems):
     """pjreddie / AlexeyAB: type each path at ``Enter Image Path:``; collect each annotated picture at the next
     (named after `stems`, the user's own names)."""

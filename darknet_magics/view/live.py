@@ -20,7 +20,8 @@ import json
 import math
 import time
 import uuid
-from typing import Any, Optional, Protocol
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol
 
 from ..output.logparse import strip_escapes
 from .chart import _figure_dict, _figure_spec, _percent_traces, build_figure
@@ -314,7 +315,24 @@ class LiveView:
         self.last_html = html
         self.reporter.html(self.key, html, progress)
 
+    @classmethod
+    def maker(cls, reporter: LiveReporter, *, gpu: Optional[Callable[[], GpuReadings]] = None,
+              **options: Any) -> Callable[..., "LiveView"]:
+        """A `train.watch.ViewMaker`: each session a run's watch starts gets its own live view, drawn through
+        `reporter` (`options` as the constructor takes them; `gpu` makes each session's GPU poller, e.g.
+        ``setup.gpu.GpuPoller``)."""
+        def make(*, title: str, key: str, max_batches: Optional[int], start_iteration: Optional[int]) -> "LiveView":
+            return cls(reporter, title=title, key=f"{LIVE_KEY}:{key}", max_batches=max_batches,
+                       start_iteration=start_iteration, gpu=gpu() if gpu is not None else None, **options)
+
+        return make
+
     # ---------------------------------------------------------------------------------------------- endings
+    def save(self, history: Any, folder: Path, *, title: str) -> None:
+        """The run's chart kept in its folder when a session ends: chart.html now; chart.png (where a notebook
+        shows the run) made afterwards by `CHART_SAVER`, so the prompt does not wait for it."""
+        save_chart(history, folder, title=title, png=self._bundles)
+
     def fail(self, message: str, history: Any = None) -> None:
         """A failed run: the status line becomes `message` (say the fix once, here or in the error, not both);
         the chart gives way to it when there is nothing to draw, else it stays with its final data."""
