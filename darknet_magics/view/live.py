@@ -11,7 +11,7 @@ chart.py's; the progress line progress.py's.
 This module also re-exports what other packages imported from it before the view was split (issue 21):
 `build_figure`, `figure_bundle`, `save_chart`, `checkpoint_figure`, `compare_runs`, `show_figure`, `write_figure`,
 `figure_png`, `png_unavailable`, `PLOTLY_MIME`, `PLOTLY_CONFIG`, `NOTEBOOK_PNG_WIDTH`, `_figure_dict`, `_to_json`,
-`progress_line`; new code imports them from their own modules.
+`progress_line`, `_COLORS` (view/evaluation.py); new code imports them from their own modules.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from ..output.logparse import strip_escapes
-from .chart import _figure_dict, _figure_spec, _percent_traces, build_figure
+from .chart import _COLORS, _figure_dict, _figure_spec, _percent_traces, build_figure
 from .checkpoints import checkpoint_figure
 from .compare import compare_runs
 from .media import (NOTEBOOK_PNG_WIDTH, PLOTLY_CONFIG, PLOTLY_MIME, _render, _to_json, figure_html, figure_png,
@@ -37,7 +37,7 @@ from .series import ChartData, Downsampler, _at, _counts, _frame_columns, _last_
 __all__ = ["LiveView", "LIVE_KEY", "GpuReadings", "HistoryLike", "LiveReporter", "build_figure", "figure_bundle",
            "figure_html", "figure_png", "png_unavailable", "save_chart", "write_figure", "show_figure", "SavedChart",
            "checkpoint_figure", "compare_runs", "progress_line", "Downsampler", "ChartData", "downsample",
-           "PLOTLY_MIME", "PLOTLY_CONFIG", "NOTEBOOK_PNG_WIDTH", "_figure_dict", "_to_json"]
+           "PLOTLY_MIME", "PLOTLY_CONFIG", "NOTEBOOK_PNG_WIDTH", "_figure_dict", "_to_json", "_COLORS"]
 
 LIVE_KEY = "darknet-live"
 # A status line not replaced for this long gets a "detached" mark (in the browser, by a timer the next update
