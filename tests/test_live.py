@@ -651,7 +651,8 @@ def test_ctrl_c_to_prompt_with_real_darknet_and_a_notebook_reporter(workspace, t
     rec = BundleReporter()
     with pytest.raises(KeyboardInterrupt):
         training.train(darknet=DARKNET, data=workspace / "obj.data", cfg=cfg, weights=None, map=False, gpus=None,
-                       backup=workspace / "backup-ctrl-c", clear=False, run_dir=run_dir, reporter=rec, cwd=workspace)
+                       backup=workspace / "backup-ctrl-c", clear=False, run_dir=run_dir, reporter=rec, cwd=workspace,
+                       view=LiveView.maker(rec))
     took = time.monotonic() - sent[0]
     print(f"Ctrl-C to prompt, real darknet, notebook reporter: {took:.2f} s")
     assert took < 1.5, "no wait for the PNG between the interrupt and the prompt"
