@@ -12,5 +12,8 @@ DEFAULT_SUMMARY_NAME = "yolo_dataset"
 def show_and_bind(step: Step, ctx: Context, frame, net: tuple[int, int]) -> str:
     """Show `frame` (`formats.boxes_frame`: one row per box) as a table and a figure, and bind it to ``as NAME``
     (default ``yolo_dataset``); returns the name."""
-    show_frame(frame, ctx.reporter, net)
+    from ..view.saved import show_figure  # plotly: imported with the first summary
+
+    show_frame(frame, ctx.reporter, net,
+               show_figure=lambda figure, text: show_figure(ctx.reporter, "dataset-summary", figure, text))
     return ctx.bind(step, frame, DEFAULT_SUMMARY_NAME) or DEFAULT_SUMMARY_NAME

@@ -17,9 +17,10 @@ from ..train.watch import RunView
 
 def live_view(ctx: Context) -> Callable[..., RunView]:
     """The `ViewMaker` of a run started from a cell: the notebook's live chart (a terminal prints its lines)."""
+    from ..setup.gpu import GpuPoller
     from ..view.live import LiveView  # plotly: imported with the first run, not with %load_ext
 
-    return LiveView.maker(ctx.reporter)
+    return LiveView.maker(ctx.reporter, gpu=GpuPoller)  # each session polls nvidia-smi (rarely) for the chart
 
 
 def _run_chart(iterations: Any, maps: Any, *, title: str) -> Any:
