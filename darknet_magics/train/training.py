@@ -84,6 +84,9 @@ def start_files(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Repo
         run.args = dataclasses.replace(plan.args, weights=run.args.weights)  # the weights it first started from
         run.argv, run.max_batches, run.status = list(plan.argv), plan.max_batches, RunStatus.RUNNING
         run.message, run.result, run.problems_found = "", None, []
+        # `%yolo stop` set it for the session that ended: left set, the new darknet is stopped as it starts
+        run.stop_requested.clear()
+        run.error = None
     else:
         run = TrainingRun(run_dir=plan.run_dir, history=history_class()(), args=plan.args, argv=plan.argv,
                           name=plan.run_dir.name, max_batches=plan.max_batches)
@@ -147,8 +150,8 @@ def finish_session(plan: TrainPlan, run: TrainingRun, watch: Watch, result: runn
         raise interrupted
     if run.status.ok:
         watch.live.update(run.history, final=True)
-    else:  # the chart gives way to the diagnosis; the fix is stated once, in the error below
-        watch.live.fail(run.message, run.history)
+    else:  # the view says how darknet ended; the diagnosis and its fix are stated once, in the error below
+        watch.live.fail(_ending(run), run.history)
     if run.status.ok:
         if run.status is RunStatus.FINISHED_CRASHED:
             reporter.warn(f"training finished, then darknet crashed on exit ({result.describe()}); "
@@ -161,6 +164,15 @@ def finish_session(plan: TrainPlan, run: TrainingRun, watch: Watch, result: runn
                       problems=run.problems_found, details=last_output(watch.recorder.text()))
     error.run = run  # type: ignore[attr-defined]
     raise error
+
+
+def _ending(run: TrainingRun) -> str:
+    """A failed run's line in the view: its message without the diagnosis the error states (the judge puts the
+    first problem's message after a colon)."""
+    errors = [p.message for p in run.problems_found if p.severity == "error"]
+    tail = ": " + errors[0] if errors else ""
+    head = run.message[:-len(tail)] if tail and run.message.endswith(tail) else run.message
+    return f"{head}; the diagnosis follows" if head != run.message else head
 
 
 def _save_chart(run: TrainingRun, watch: Watch, reporter: Reporter) -> None:
