@@ -25,7 +25,7 @@ from ..errors import StepError
 from .keeper import boot_id, process_start, training_watchdog
 from .record import RunStatus
 from ..report import Reporter
-from .plan import TrainPlan, plan_resume, plan_train, refuse_shared_backup
+from .plan import TrainPlan, live_run_warnings, plan_resume, plan_train, refuse_shared_backup
 from .runs import TrainingRun, history_class
 from .verdict import judge_session
 from .watch import ViewMaker, Watch, make_watch, no_view
@@ -65,6 +65,8 @@ def train(*, reporter: Optional[Reporter] = None, previous: Optional[TrainingRun
 
 def start_session(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Reporter) -> tuple[TrainingRun, dict]:
     """The run folder, the weights folder, the per-run obj.data and run.json; the run object (new, or continued)."""
+    for warning in live_run_warnings(plan, previous):
+        reporter.warn(warning)
     try:
         return start_files(plan, previous, reporter)
     except OSError as exc:
