@@ -24,11 +24,11 @@ from ..setup.flavor import Flavor, flavor_of
 from ..data.cfg import Cfg, read_weights_header
 from ..errors import DarknetMagicsError, Problem, StepError
 from .keeper import Keeper, save_json
-from ..output.logparse import LogParser
 from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, read_record
 
 if TYPE_CHECKING:
     from ..output.history import History
+    from ..output.logs import ParsedLog
 
 __all__ = ["TrainingRun", "HISTORY_NAME", "make_run_dir", "latest_run_dir", "find_resume_weights", "weights_iteration",
            "load_log", "status"]
@@ -270,18 +270,12 @@ def load_history(history_path: Path, log_path: Path) -> "History":
     return History()
 
 
-def history_from_log(log_path: Path, flavor: Optional[Flavor] = None) -> tuple["History", LogParser]:
-    """(History, LogParser) of a whole log file, read in big chunks."""
-    parser = LogParser(flavor=flavor)
-    history = history_class()()
-    with open(log_path, "rb") as f:
-        while True:
-            block = f.read(16 << 20)
-            if not block:
-                break
-            history.add(parser.feed(block))
-    history.add(parser.close())
-    return history, parser
+def history_from_log(log_path: Path, flavor: Optional[Flavor] = None) -> tuple["History", "ParsedLog"]:
+    """(History, ParsedLog: its flavor) of a whole log file: the one whole-log reader, `logs.read_log`."""
+    from ..output.logs import read_log  # pandas (history): loaded with the first run, not with %load_ext
+
+    parsed = read_log(Path(log_path), flavor=flavor)
+    return parsed.history, parsed
 
 
 def weights_iteration(weights: Path, cfg: Path) -> Optional[int]:
