@@ -51,14 +51,18 @@ def _workspace(ip, tmp_path: Path, capsys, images: int = 8) -> Path:
     return ws
 
 
+def _tiny_cfg(ip, ws: Path, name: str, max_batches: int, capsys) -> None:
+    _ok(ip, f"%yolo cfg yolov3-tiny {ws}/{name}.cfg {TINY} max_batches={max_batches}", capsys)
+
+
 # --------------------------------------------------------------------------------------------- 1 and 5: two runs
 @pytest.mark.slow
 @needs_darknet
 @pytest.mark.timeout(240)
 def test_a_second_training_warns_and_a_stopped_run_resumes(ip, tmp_path, capsys):
     ws = _workspace(ip, tmp_path, capsys)
-    _ok(ip, f"%yolo cfg yolov3-tiny {ws}/long.cfg {TINY} max_batches=2000", capsys)
-    _ok(ip, f"%yolo cfg yolov3-tiny {ws}/short.cfg {TINY} max_batches=2", capsys)
+    _tiny_cfg(ip, ws, "long", 2000, capsys)
+    _tiny_cfg(ip, ws, "short", 2, capsys)
     _ok(ip, f"%yolo train {ws}/boxes.data {ws}/long.cfg background as bg", capsys)
     bg = ip.user_ns["bg"]
     deadline = time.monotonic() + 60
@@ -93,7 +97,7 @@ def test_a_second_training_warns_and_a_stopped_run_resumes(ip, tmp_path, capsys)
 @pytest.mark.timeout(120)
 def test_a_failed_run_says_its_diagnosis_once_and_its_fix_once(ip, tmp_path, capsys):
     ws = _workspace(ip, tmp_path, capsys)
-    _ok(ip, f"%yolo cfg yolov3-tiny {ws}/t.cfg {TINY} max_batches=3", capsys)
+    _tiny_cfg(ip, ws, "t", 3, capsys)
     train_list = re.search(r"^train\s*=\s*(\S+)", (ws / "boxes.data").read_text(), re.M).group(1)
     Path(train_list).unlink()  # pjreddie prints "Couldn't open file" and exits 0
     shown, error = _fails(ip, f"%yolo train {ws}/boxes.data {ws}/t.cfg force", capsys)
@@ -186,7 +190,7 @@ def test_data_train_and_test_agree_on_the_weights_folder(ip, tmp_path, capsys):
     shown = _ok(ip, "%yolo data {workspace}/boxes.data classes=1 names={workspace}/boxes/obj.names "
                     "images={workspace}/boxes", capsys)
     assert f"`%yolo train` saves each run's weights in {ws}/runs/NAME/backup" in shown
-    _ok(ip, f"%yolo cfg yolov3-tiny {ws}/t.cfg {TINY} max_batches=2", capsys)
+    _tiny_cfg(ip, ws, "t", 2, capsys)
     test_line = "%yolo test {workspace}/boxes.data {workspace}/t.cfg {workspace}/backup/t_final.weights {workspace}/boxes"
     _, error = _fails(ip, test_line, capsys)
     assert f"{ws}/runs/NAME/backup (no run there yet)" in str(error)
