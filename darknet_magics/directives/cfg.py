@@ -9,6 +9,7 @@ from ..data.cfg_keys import NET_KEYS, sections_reading, unknown_keys
 from ..language import Opt, Pos, Spec, Step
 from ..data.objdata import train_images
 from ..session import Context, Done
+from ..untrusted import read_text
 
 
 # What `%yolo cfg` writes where darknet reads it: [net] keys, the per-head keys it sets in every head, anchors.
@@ -91,6 +92,5 @@ def run(step: Step, ctx: Context) -> Done:
 
 def preview(step: Step, ctx: Context) -> list[str]:
     template, options, _ = _inputs(step, ctx)
-    _, changes = make_cfg_changes(template.read_text(encoding="utf-8", errors="replace"), step.options["classes"],
-                                  **options)
+    _, changes = make_cfg_changes(read_text(template), step.options["classes"], **options)
     return [f"write {ctx.path(step.args['OUT'])} from {template}:"] + ["  " + c for c in changes]
