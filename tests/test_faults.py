@@ -347,13 +347,16 @@ TEMPLATE = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
 needs_darknet = pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists(), reason="needs Debian's darknet")
 
 
-def _train_setup(ws: Path, iterations: int) -> str:
+def _train_setup(ws: Path, iterations: int, *, backup: bool = True) -> str:
+    from darknet_magics.data import objdata
     from darknet_magics.data.cfg import make_cfg
     from darknet_magics.synth import make_dataset
 
     ds = make_dataset(ws / "ds", images=12, size=64)
     (ws / "train.txt").write_text("".join(f"{p}\n" for p in ds.images))
-    (ws / "obj.data").write_text(f"classes = 1\ntrain = {ws}/train.txt\nvalid = {ws}/train.txt\n"
+    # backup=False: an obj.data as `%yolo data` writes it (its marker line): each run keeps its own weights folder
+    (ws / "obj.data").write_text(("" if backup else f"{objdata.MARKER}\n")
+                                 + f"classes = 1\ntrain = {ws}/train.txt\nvalid = {ws}/train.txt\n"
                                  f"names = {ds.folder}/obj.names\nbackup = {ws}/backup\n")
     (ws / "backup").mkdir()
     (ws / "tiny.cfg").write_text(make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=2, subdivisions=1,
@@ -375,17 +378,25 @@ def _two_kernels_train(ws: Path) -> list[subprocess.Popen]:
 @pytest.mark.once
 @pytest.mark.slow
 @needs_darknet
-def test_two_trainings_in_one_workspace_never_share_a_run_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shared_backup", [False, True], ids=["own-backups", "users-backup"])
+def test_two_trainings_in_one_workspace_never_share_a_run_folder(tmp_path: Path, shared_backup: bool) -> None:
+    """Two kernels start `%yolo train` in one workspace at the same second: each gets its own run folder, and when
+    the user's obj.data names one backup= for both, the second is refused (both would write <cfg>_last.weights)
+    and leaves no folder behind; the start is serialised, so the two never both see no other run."""
     ws = tmp_path / "ws"
     ws.mkdir()
-    _train_setup(ws, 4)
+    _train_setup(ws, 4, backup=shared_backup)
     procs = _two_kernels_train(ws)
-    for p in procs:
-        p.communicate(timeout=600)
+    outputs = [p.communicate(timeout=600)[0].decode(errors="replace") for p in procs]
     runs = sorted(p for p in (ws / "runs").iterdir() if p.is_dir())
-    assert len(runs) == 2, runs
     for run in runs:
         assert (run / "run.json").exists() and (run / "train.log").exists()
+    refused = [out for out in outputs if "is in use by the run" in out]
+    if shared_backup:
+        assert len(runs) == 1 and len(refused) == 1, outputs
+        assert "backup=PATH" in refused[0] and "Traceback" not in refused[0]
+    else:
+        assert len(runs) == 2 and not refused, outputs
 
 
 @pytest.mark.once

@@ -11,7 +11,7 @@ from ..language import Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train.record import RUN_JSON, read_record
 from ..train.drivesync import working_folder
-from ..train.runs import TrainingRun, history_from_log
+from ..train.runs import TrainingRun, find_resume_weights, history_from_log
 from ..train.watch import RunView
 
 
@@ -136,6 +136,27 @@ def run_folders(root: Path) -> list[Path]:
         except OSError:  # no run.json (or no folder): not a run
             continue
     return [folder for _, folder in sorted(found, reverse=True)]
+
+
+def newest_weights(ctx: Context) -> tuple[Optional[Path], Optional[Path]]:
+    """(the weights folder, the weights in it to use) of the newest run under `runs_root` that saved weights: its
+    ``<cfg>_best.weights``, else the newest of last/backup/final; (the newest run's folder, None) when no run saved
+    any; (None, None) without runs. `%yolo train` saves each run's weights in its own folder, so this is where
+    `%yolo data`, `train` and `test` agree they are."""
+    first: Optional[Path] = None
+    for folder in run_folders(runs_root(ctx)):
+        try:
+            record = read_record(folder)
+        except DarknetMagicsError:  # a damaged run.json names nothing
+            continue
+        backup = record.args.backup_dir or folder / "backup"
+        cfg = record.args.cfg or Path("x.cfg")
+        best = backup / f"{cfg.stem}_best.weights"
+        weights = best if best.is_file() and best.stat().st_size else find_resume_weights(backup, cfg)
+        if weights is not None:
+            return backup, weights
+        first = first or backup
+    return first, None
 
 
 def first_line(exc: BaseException) -> str:

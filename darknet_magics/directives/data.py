@@ -4,12 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..data.datasets import write_data
+from ..data.datasets import DataResult, write_data
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ..untrusted import writing
 from ._dataset import show_and_bind
+from ._runs import runs_root
 
 
 NET = (416, 416)  # the network size min_box= and the summary's box sizes refer to
@@ -47,7 +48,9 @@ SPEC = Spec("data", "yolo", "Write obj.data (and .names, train.txt/valid.txt) wi
                      Opt("min_box", "float", "drop boxes under this many pixels at 416x416"),
                      Opt("split", "float", "validation fraction of the images the source did not split", default=0.1),
                      Opt("seed", "int", "seed of the split", default=0),
-                     Opt("backup", "path", "where training saves weights (default {workspace}/backup)")),
+                     Opt("backup", "path", "obj.data's backup= (default {workspace}/backup), where darknet run by "
+                                           "hand saves weights; `%yolo train` keeps each run's in "
+                                           "{workspace}/runs/NAME/backup")),
             allows_as=True,
             notes="Give either images=DIR (any format; classes and names from the source), or train= (and valid=, "
                   "test=), folders or lists. Lists are named after OUT (NAME.train.txt, NAME.valid.txt). Shows the "
@@ -66,6 +69,13 @@ def _backup(step: Step, ctx: Context, *, warn: bool) -> Path:
         ctx.reporter.warn(f"no workspace: weights will be saved to {backup}, which a new VM loses; "
                           "set `workspace` (or `drive`) first, or backup=DIR")
     return backup
+
+
+def _weights_line(ctx: Context, result: DataResult) -> str:
+    """Where the weights of a training on this obj.data go: each `%yolo train` run's own folder (the obj.data's
+    backup= is only darknet's when it runs by hand, as plan_train reads an obj.data `%yolo data` wrote)."""
+    return (f"`%yolo train` saves each run's weights in {runs_root(ctx)}/NAME/backup "
+            f"(backup={result.backup} is for darknet run by hand)")
 
 
 def run(step: Step, ctx: Context) -> Done:
@@ -93,7 +103,7 @@ def run(step: Step, ctx: Context) -> Done:
                              [im for d in plan.datasets for im in d.images])
             name = show_and_bind(step, ctx, summary_frame(merged, NET), NET)
     return Done(f"wrote {result.data_path}: {result.n_train} train / {result.n_valid} valid"
-                + (f" / {result.n_test} test" if result.n_test else "") + f" images, backup={result.backup}"
+                + (f" / {result.n_test} test" if result.n_test else "") + f" images; {_weights_line(ctx, result)}"
                 + (f"; the boxes in `{name}`" if name else ""), result)
 
 

@@ -36,7 +36,7 @@ from .keeper import Keeper, KeeperState, StopReason
 from .record import RunRecord, RunStatus, read_record
 from ..output.logs import read_log
 from ..report import Reporter
-from .plan import TrainPlan, refuse_shared_backup
+from .plan import TrainPlan, refuse_shared_backup, starting
 from .runs import TrainingRun, history_class
 from .training import finish_session, start_session
 from .watch import ViewMaker, Watch, make_watch, no_view
@@ -258,8 +258,9 @@ def start(*, plan: TrainPlan, reporter: Reporter, previous: Optional[TrainingRun
     `run.status` (and `run.error` for a failure's diagnosis). Interrupting a cell, or restarting the kernel, does
     not stop it: only `run.stop()` / `%yolo stop` does. `name` (the variable it is bound to) goes into keeper.json,
     so that `%yolo stop NAME` finds the keeper even when run.json is damaged."""
-    refuse_shared_backup(plan, previous)
-    run, session_info = start_session(plan, previous, reporter)
+    with starting(plan):  # the check and this session's run.json, one kernel at a time
+        refuse_shared_backup(plan, previous)
+        run, session_info = start_session(plan, previous, reporter)
     offset = int(session_info.get("log_offset") or 0)
     try:
         keeper = _launch(list(plan.argv), run.run_dir, run.log_path, plan.cwd, env, name)
