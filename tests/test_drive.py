@@ -263,8 +263,8 @@ def test_which_runs_are_mirrored_and_where_their_local_twin_is(tmp_path: Path) -
     assert "12 h" in guard.vm_left_warning(3 * 3600) and "time=" in guard.vm_left_warning(0)
 
 
-def test_after_a_run_in_colab_the_drive_gets_the_verdict_and_is_flushed_and_unmounted(tmp_path: Path,
-                                                                                       colab_stub) -> None:
+def test_after_a_run_in_colab_the_drive_gets_the_verdict_and_is_flushed_and_stays_mounted(tmp_path: Path,
+                                                                                         colab_stub) -> None:
     """The end of a mirrored run in Colab (google.colab is the stand-in of tests/colab_stub)."""
     from google.colab import drive as colab_drive
 
@@ -275,9 +275,11 @@ def test_after_a_run_in_colab_the_drive_gets_the_verdict_and_is_flushed_and_unmo
     (local / "run.json").write_text("{}\n")
     guard.write_options(local, guard.GuardOptions(backup_dir=local / "backup", stem="m", drive=drive, sync_s=60))
     rec = RecordingReporter()
+    mounts = len(colab_drive.mounted)
     guard.after_verdict(local, rec)
     assert ("info", "drive: synced 0 s ago") in rec.events
-    assert colab_drive.flushed and any("flushed and unmounted" in text for _, text in rec.events)
+    assert colab_drive.flushed and any("flushed" in text and "stays mounted" in text for _, text in rec.events)
+    assert len(colab_drive.mounted) == mounts + 1  # flush_drive mounted it again: the next cell may read the drive
     assert (drive / "run.json").read_text() == "{}\n" and "run.json" in read_manifest(drive).files
     flushed = len(colab_drive.flushed)
     guard.after_verdict(tmp_path, rec)  # a run without guard.json: nothing is copied, the drive stays mounted

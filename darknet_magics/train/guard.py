@@ -374,19 +374,19 @@ def verdict(stopped_by: Optional[str], last: Optional[int]) -> Optional[tuple[bo
 
 def after_verdict(run_dir: Path, reporter: Reporter) -> None:
     """The hook training and background call once a session is judged: the verdict reaches the drive, the status
-    line is shown (a warning with the fix when the drive failed), and in Colab the drive is flushed and unmounted
-    (`drive.flush_and_unmount`: Colab's only way to push its upload cache before the VM goes)."""
+    line is shown (a warning with the fix when the drive failed), and in Colab the drive's upload cache is flushed
+    (`colab.flush_drive`: Colab's only way to push it before the VM goes) and the drive mounted again."""
     line = final_sync(run_dir)
     if line is None:
         return
     (reporter.warn if line.startswith("drive: failing") else reporter.info)(line)
     if colab.in_colab():
         try:
-            colab.flush_and_unmount()
-            reporter.info("the drive was flushed and unmounted (Colab uploads lazily otherwise); run the set-up "
-                          "cell's drive line again to mount it")
+            colab.flush_drive()
+            reporter.info("the drive's upload cache was flushed (Colab uploads lazily otherwise); it stays mounted")
         except Exception as exc:  # Colab's own failure: the verified copies are on the drive's cache already
-            reporter.warn(f"drive.flush_and_unmount failed ({exc}); the files are synced, their upload may lag")
+            reporter.warn(f"flushing the drive failed ({exc}); the files are synced, their upload may lag: run the "
+                          "set-up cell's `drive` line again if the drive is no longer mounted")
 
 
 LOCAL_RUNS = "local-runs"  # under the session's fast local disk (/content in Colab)
