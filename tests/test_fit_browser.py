@@ -1,0 +1,108 @@
+"""Every chart fits the output width it is shown in (issue 20): a 1024 px window with JupyterLab's file browser
+open leaves about 600 px to an output, narrower than a PNG made for a wider one.
+
+A notebook is executed by nbclient in a real kernel: `%yolo log` of a real AlexeyAB log (its chart),
+``yolo_run.figure`` and the live chart replaying the same log (`LiveView`, which adds a PNG made by kaleido), then
+saved; a JupyterLab server opens it in a headless Chromium (tests/browser.py) and every chart is measured against
+its output area: first as the saved notebook shows it (plotly's JupyterLab renderer shows a saved PNG until the
+pointer enters it), then as the interactive graph, then after the window was narrowed from 1400 to 1024 px (the
+graph must follow the output's width, not keep the width it was first drawn at).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from browser import CHROMIUM, Chromium, fit_js
+from test_live_browser import CELL, LOG, KERNELSPEC, _assert_fits, _settings, _start_server, _stop
+
+NARROW, WIDE, HEIGHT = 1024, 1400, 900
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install -y chromium); CI installs it"),
+]
+
+# the live chart's PNG (made by kaleido after the final render) is waited for in the cell, so that the saved
+# notebook holds it, as a front end that took the update saves it
+CELLS = ["%load_ext darknet_magics", f"%yolo log {LOG} as yolo_run", "yolo_run.figure",
+         CELL + "\nassert view.png_pending is not None and view.png_pending.result(120) is not None"]
+PLOTS = ".jp-RenderedPlotly, .dm-chart"
+SHOWN = """(() => { const n = [...document.querySelectorAll('.jp-RenderedPlotly')].filter(p =>
+  [...p.querySelectorAll('img.plot-img, svg.main-svg')].some(e => e.getBoundingClientRect().width > 0)).length;
+  return n >= COUNT ? n : null; })()"""
+HOVER = """(() => { let n = 0; for (const img of document.querySelectorAll('.jp-RenderedPlotly img.plot-img')) {
+  if (img.getBoundingClientRect().width > 0) { img.dispatchEvent(new MouseEvent('mouseenter')); n++; } }
+  return n; })()"""
+DRAWN = """(() => { const all = [...document.querySelectorAll('.jp-RenderedPlotly')];
+  return all.length >= COUNT && all.every(p => { const s = p.querySelector('svg.main-svg');
+    return s && s.getBoundingClientRect().width > 0; }); })()"""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """charts.ipynb, executed and saved as a user's run leaves it."""
+    nbformat = pytest.importorskip("nbformat", reason="needs the test extra: pip install -e '.[test]'")
+    nbclient = pytest.importorskip("nbclient", reason="needs the test extra: pip install -e '.[test]'")
+    folder = tmp_path_factory.mktemp("fit browser")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nbclient.NotebookClient(nb, timeout=240, kernel_name="python3").execute()
+    errors = [o for c in nb.cells for o in c.outputs if o.get("output_type") == "error"]
+    assert not errors, errors
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[3].outputs), "the live chart's PNG is saved"
+    nbformat.write(nb, str(folder / "charts.ipynb"))
+    return folder
+
+
+def _measure(browser: Chromium, where: str) -> list[dict]:
+    measures = browser.eval(fit_js(PLOTS, ".jp-Cell-outputWrapper"))
+    print(where, measures)
+    _assert_fits(measures, where)
+    return measures
+
+
+@pytest.mark.timeout(420)
+def test_every_chart_fits_a_1024_px_window_with_the_file_browser_open(folder, tmp_path):
+    proc, url = _start_server("lab", folder, _settings(tmp_path / "settings"), tmp_path / "server.log")
+    try:
+        with Chromium(tmp_path / "profile", width=NARROW, height=HEIGHT) as browser:
+            browser.open(f"{url}/lab/workspaces/fit/tree/charts.ipynb?reset")
+            count = browser.wait_for(SHOWN.replace("COUNT", "3"), 120)
+            assert browser.eval("document.querySelector('.jp-FileBrowser').getBoundingClientRect().width") > 150
+            time.sleep(1.0)  # the layout settles (the file browser, the cell toolbar)
+            browser.screenshot(tmp_path / "saved.png")
+            saved = _measure(browser, f"{NARROW} px, as saved")
+            assert any(m["kind"] == "IMG" for m in saved), f"the saved PNG is shown until hovered: {saved}"
+            browser.eval(HOVER)
+            browser.wait_for(DRAWN.replace("COUNT", str(count)), 60)
+            time.sleep(1.0)
+            browser.screenshot(tmp_path / "interactive.png")
+            interactive = _measure(browser, f"{NARROW} px, interactive")
+            assert all(m["kind"] == "svg" for m in interactive), interactive
+            assert saved[0]["area_width"] < 720, f"the file browser leaves a narrow output: {saved}"
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.timeout(420)
+def test_a_graph_drawn_wide_follows_the_window_when_it_narrows(folder, tmp_path):
+    proc, url = _start_server("lab", folder, _settings(tmp_path / "settings"), tmp_path / "server.log")
+    try:
+        with Chromium(tmp_path / "profile", width=WIDE, height=HEIGHT) as browser:
+            browser.open(f"{url}/lab/workspaces/wide/tree/charts.ipynb?reset")
+            count = browser.wait_for(SHOWN.replace("COUNT", "3"), 120)
+            browser.eval(HOVER)
+            browser.wait_for(DRAWN.replace("COUNT", str(count)), 60)
+            time.sleep(1.0)
+            wide = _measure(browser, f"{WIDE} px")
+            browser.call("Emulation.setDeviceMetricsOverride",
+                         {"width": NARROW, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+            time.sleep(2.0)  # plotly's resize is debounced
+            browser.screenshot(tmp_path / "narrowed.png")
+            narrowed = _measure(browser, f"narrowed from {WIDE} to {NARROW} px")
+            assert narrowed[0]["width"] < wide[0]["width"], (wide, narrowed)
+    finally:
+        _stop(proc)
