@@ -12,10 +12,12 @@ from typing import Any, Optional
 import numpy as np
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-# The PNG in a notebook output: plotly's JupyterLab renderer shows it at its own pixel size (no max-width) until the
-# pointer enters it, so it must fit a narrow output area (a 1200 px window with the file browser open leaves ~770
-# px); chart.png in the run folder is a file, drawn wider. Plotly's default width.
-NOTEBOOK_PNG_WIDTH = 700
+# The PNG in a notebook output: plotly's JupyterLab renderer shows it at its own pixel size (no max-width, its
+# output clips it) until the pointer enters it, so it must fit a narrow output area: a 1024 px window with the file
+# browser open leaves 592 px to the graph (tests/test_fit_browser.py), where plotly's default 700 px lost the last
+# iterations and the right axis. Every other place scales it down (our HTML's max-width:100%, GitHub); chart.png in
+# the run folder is a file, drawn wider.
+NOTEBOOK_PNG_WIDTH = 560
 # plotly.js config of every chart we send: `responsive` redraws it at the output's width when the window or the
 # output area changes size (JupyterLab, VS Code, Colab, the report); no plotly logo in the modebar.
 PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
