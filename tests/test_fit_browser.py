@@ -106,3 +106,32 @@ def test_a_graph_drawn_wide_follows_the_window_when_it_narrows(folder, tmp_path)
             assert narrowed[0]["width"] < wide[0]["width"], (wide, narrowed)
     finally:
         _stop(proc)
+
+
+@pytest.mark.timeout(120)
+def test_the_live_host_follows_its_output_when_only_the_output_narrows(tmp_path):
+    """The host of a live chart (our renderer's HTML, drawn while a run goes on) in a page whose output narrows with
+    no window resize (JupyterLab's file browser opened mid-run): plotly's `responsive` listens to the window only."""
+    from darknet_magics.output.history import History
+    from darknet_magics.output.logparse import LogParser
+    from darknet_magics.view.chart import _figure_dict
+    from darknet_magics.view.media import _to_json
+    from darknet_magics.view.renderer import host_html
+
+    parser, history = LogParser(), History()
+    history.add(parser.feed(LOG.read_bytes().decode("utf-8", "replace")) + parser.close())
+    spec = _figure_dict(history.iterations, history.maps, max_points=2000, title="host")
+    page = tmp_path / "host.html"
+    page.write_text('<!DOCTYPE html><html><body style="margin:0"><div id="area" style="width:1000px">'
+                    + host_html("dm-host", _to_json(spec), height=560) + "</div></body></html>")
+    with Chromium(tmp_path / "profile", width=1200, height=800) as browser:
+        browser.open(page.as_uri())
+        browser.wait_for("document.querySelector('#dm-host[data-dm-rev] svg.main-svg')", 60)
+        wide = browser.eval(fit_js("#dm-host", "#area"))
+        browser.eval("document.getElementById('area').style.width = '560px'")
+        narrowed = browser.wait_for("(() => { const s = document.querySelector('#dm-host svg.main-svg');"
+                                    " return s.getBoundingClientRect().width <= 560 ? 1 : null; })()", 10) \
+            and browser.eval(fit_js("#dm-host", "#area"))
+    print(wide, narrowed)
+    assert wide[0]["width"] == pytest.approx(1000, abs=2), wide
+    _assert_fits(narrowed, "the live host after its output narrowed to 560 px")

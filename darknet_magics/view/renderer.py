@@ -16,7 +16,9 @@ So a live chart is two outputs of the same cell:
 
 The runtime keeps the axes the user zoomed or panned (a ``plotly_relayout`` from the user marks them) and hidden
 traces (their trace objects are kept) across updates, and counts the points drawn (``data-dm-points``) and the
-updates applied (``data-dm-rev``) on the graph's div, which is what the browser tests read. At the end of a run
+updates applied (``data-dm-rev``) on the graph's div, which is what the browser tests read. A ResizeObserver on the div
+redraws the graph at its output's new width (`Plotly.Plots.resize`): plotly's `responsive` follows the window only,
+and JupyterLab's file browser or a side panel opened mid-run narrows the output with no window resize. At the end of a run
 the host becomes a plain chart (`media.figure_bundle`: plotly's mimetype, the same HTML, a PNG where one is
 ready) and the feed is emptied, so the saved notebook holds one finished chart and no scripts that need a kernel.
 """
@@ -62,10 +64,13 @@ function drain(c){var p=Promise.resolve();c.queue.splice(0).forEach(function(m){
  return p;}
 function listen(c){c.gd.on('plotly_relayout',function(e){if(c.busy||!e)return;for(var k in e){
  var m=/^([xy]axis\d*)\.(range|autorange)/.exec(k);if(m)c.user[m[1]]=(m[2]==='range');}});}
+function follow(c){if(!W.ResizeObserver)return;var w=c.gd.offsetWidth,t=null;
+ new W.ResizeObserver(function(){var n=c.gd.offsetWidth;if(t||!n||n===w)return;
+  t=W.requestAnimationFrame(function(){t=null;w=c.gd.offsetWidth;W.Plotly.Plots.resize(c.gd);});}).observe(c.gd);}
 W.__dmHost=function(id,spec,config){var el=document.getElementById(id);if(!el||!W.Plotly)return;var c=chart(id);
  c.config=config;c.busy=true;el.innerHTML='';
  W.Plotly.newPlot(el,dec(spec.data),dec(spec.layout),config).then(function(){c.gd=el;c.busy=false;mark(c);
-  listen(c);return drain(c);});};
+  listen(c);follow(c);return drain(c);});};
 W.__dmFeed=function(id,msg){var c=chart(id);c.queue.push(msg);if(c.gd&&!c.busy)drain(c);};
 })();
 """
