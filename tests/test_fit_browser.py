@@ -7,6 +7,7 @@ saved; a JupyterLab server opens it in a headless Chromium (tests/browser.py) an
 its output area: first as the saved notebook shows it (plotly's JupyterLab renderer shows a saved PNG until the
 pointer enters it), then as the interactive graph, then after the window was narrowed from 1400 to 1024 px (the
 graph must follow the output's width, not keep the width it was first drawn at).
+``DM_SCREENSHOTS=docs/images pytest tests/test_fit_browser.py`` makes docs/images/fit-jupyterlab-1024.png.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from browser import CHROMIUM, Chromium, fit_js
-from test_live_browser import CELL, LOG, KERNELSPEC, _assert_fits, _settings, _start_server, _stop
+from test_live_browser import CELL, LOG, KERNELSPEC, _assert_fits, _keep, _settings, _start_server, _stop
 
 NARROW, WIDE, HEIGHT = 1024, 1400, 900
 
@@ -73,8 +74,8 @@ def test_every_chart_fits_a_1024_px_window_with_the_file_browser_open(folder, tm
             count = browser.wait_for(SHOWN.replace("COUNT", "3"), 120)
             assert browser.eval("document.querySelector('.jp-FileBrowser').getBoundingClientRect().width") > 150
             time.sleep(1.0)  # the layout settles (the file browser, the cell toolbar)
-            browser.screenshot(tmp_path / "saved.png")
             saved = _measure(browser, f"{NARROW} px, as saved")
+            _keep(browser.screenshot(tmp_path / "fit-jupyterlab-1024.png"))
             assert any(m["kind"] == "IMG" for m in saved), f"the saved PNG is shown until hovered: {saved}"
             browser.eval(HOVER)
             browser.wait_for(DRAWN.replace("COUNT", str(count)), 60)
