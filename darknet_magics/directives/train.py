@@ -9,13 +9,14 @@ from ..setup.binary import darknet_flavor
 from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
+from ..output.track_remote import TrackState, parse_track, write_state
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background, guard, oom
 from ..train.plan import TrainPlan, plan_train, refuse_shared_backup
 from ..train.runs import TrainingRun, make_run_dir
 from ..train.training import train
 from ._model_out import darknet_args
-from ._runs import keep_run, keep_run_on_failure, live_view, runs_root
+from ._runs import TRACK, keep_run, keep_run_on_failure, live_view, runs_root
 
 SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes and a log on the drive.",
             positionals=(Pos("DATA", "obj.data"), Pos("CFG", "the training .cfg"),
@@ -36,7 +37,8 @@ SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes 
                      Opt("until", "str", "stop by this time of day (HH:MM, UTC), as time="),
                      Opt("patience", "int", "stop when mAP has not improved for K evaluations (needs `map`)"),
                      Opt("subdivisions", "str", "auto: when CUDA runs out of memory at start, retry with "
-                                                "subdivisions doubled until it fits")),
+                                                "subdivisions doubled until it fits"),
+                     TRACK),
             flags=(("map", "compute mAP during training (-map)"), ("clear", "reset the iteration counter (-clear)"),
                    ("force", "start even when the pre-flight check finds errors"),
                    ("background", "return at once; the chart keeps updating in this cell (%yolo stop, run.wait()); "
@@ -134,7 +136,10 @@ def _uptime() -> float:
 
 def run(step: Step, ctx: Context) -> Done:
     _preflight(step, ctx)
+    tracker = parse_track(step.get("track"))  # a missing package stops here, before any folder or darknet
     plan = _guarded_plan(step, ctx)
+    if tracker is not None:
+        write_state(plan.run_dir, TrackState(tracker))
     if "background" in step.flags:
         started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME,
                                    view=live_view(ctx))
