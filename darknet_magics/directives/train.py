@@ -135,8 +135,8 @@ def _uptime() -> float:
 
 
 def run(step: Step, ctx: Context) -> Done:
-    _preflight(step, ctx)
     tracker = parse_track(step.get("track"))  # a missing package stops here, before any folder or darknet
+    _preflight(step, ctx)
     plan = _guarded_plan(step, ctx)
     if tracker is not None:
         write_state(plan.run_dir, TrackState(tracker))
