@@ -173,7 +173,7 @@ def test_train_resume_and_eval_with_track_mlflow_in_a_real_shell(ip, tmp_path: P
 
     if not Path("/usr/bin/darknet").exists():
         pytest.skip("needs Debian's darknet (apt-get install darknet)")
-    make_dataset(tmp_path / "ds", images=8, size=64)
+    make_dataset(tmp_path / "ds", images=16, size=64)
     for line in (f"%yolo data {tmp_path}/obj.data classes=1 names=box images={tmp_path}/ds backup={tmp_path}/b",
                  f"%yolo cfg yolov3-tiny {tmp_path}/t.cfg classes=1 width=64 height=64 batch=2 subdivisions=1 "
                  "max_batches=3 random=0",
