@@ -173,12 +173,17 @@ def test_train_resume_and_eval_with_track_mlflow_in_a_real_shell(ip, tmp_path: P
 
     if not Path("/usr/bin/darknet").exists():
         pytest.skip("needs Debian's darknet (apt-get install darknet)")
-    make_dataset(tmp_path / "ds", images=16, size=64)
-    for line in (f"%yolo data {tmp_path}/obj.data classes=1 names=box images={tmp_path}/ds backup={tmp_path}/b",
-                 f"%yolo cfg yolov3-tiny {tmp_path}/t.cfg classes=1 width=64 height=64 batch=2 subdivisions=1 "
-                 "max_batches=3 random=0",
-                 f"%yolo train {tmp_path}/obj.data {tmp_path}/t.cfg track=mlflow",
-                 "%yolo resume max_batches=5"):
+    from darknet_magics.data.cfg import make_cfg
+
+    template = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
+    make_dataset(tmp_path / "ds", images=40, size=64)  # 4+ validation images: Debian's `detector valid` needs 4
+    result = run_cell(ip, f"%yolo data {tmp_path}/obj.data classes=1 names={tmp_path}/ds/obj.names "
+                          f"images={tmp_path}/ds")  # its obj.data: the run keeps its weights in its own folder
+    assert result.error_in_exec is None, capsys.readouterr()
+    (tmp_path / "t.cfg").write_text(make_cfg(template.read_text(), 1, width=64, height=64, batch=2, subdivisions=1,
+                                             max_batches=3, random=0))
+    for line in (f"%yolo train {tmp_path}/obj.data {tmp_path}/t.cfg bin=/usr/bin/darknet track=mlflow",
+                 "%yolo resume max_batches=5 bin=/usr/bin/darknet"):
         result = run_cell(ip, line)
         out = capsys.readouterr()
         assert result.error_in_exec is None, line + out.out + out.err
