@@ -196,3 +196,20 @@ def test_train_resume_and_eval_with_track_mlflow_in_a_real_shell(ip, tmp_path: P
     train = runs[f"{run_dir.name}-train"]
     assert [step for step, _ in train["train/avg_loss"]] == [1, 2, 3, 4, 5]  # both sessions, one series
     assert runs[f"{run_dir.name}-eval"]["eval/mAP50"][0][1] == pytest.approx(ip.user_ns["yolo_eval"].map50)
+
+
+@pytest.mark.timeout(120)
+def test_the_dry_run_says_where_the_rows_go_and_refuses_an_unknown_tracker(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for tracker, expected in (("mlflow", "rows also to mlflow, offline in the run folder (mlruns)"),
+                              ("comet", "fix: write track=mlflow or track=wandb")):
+        plan = tmp_path / f"{tracker}.darknet"
+        plan.write_text(f"%yolo train obj.data t.cfg bin=/bin/true track={tracker}\n")
+        proc = subprocess.run([sys.executable, "-m", "darknet_magics", "run", str(plan), "--dry-run"], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=100)
+        assert expected in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        assert (proc.returncode == 0) == (tracker == "mlflow") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()

@@ -9,7 +9,7 @@ from ..setup.binary import darknet_flavor
 from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
-from ..output.track_remote import TrackState, parse_track, write_state
+from ..output.track_remote import TRACK_FOLDERS, TrackState, parse_track, write_state
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background, guard, oom
 from ..train.plan import TrainPlan, plan_train, refuse_shared_backup
@@ -186,6 +186,10 @@ def preview(step: Step, ctx: Context) -> list[str]:
     folder = runs_root(ctx) / f"{Path(step.args['CFG']).stem}-YYYYmmdd-HHMMSS"
     plan = _plan(step, ctx, folder, check_files=False)
     lines = ["pre-flight check of the obj.data, its lists and labels, and the cfg"] + plan.describe()
+    tracker = parse_track(step.get("track"))
+    if tracker is not None:
+        lines.append(f"rows also to {tracker.value}, offline in the run folder ({TRACK_FOLDERS[tracker]}), "
+                     "when each session ends")
     if any(step.get(k) is not None for k in ("sync", "save_every", "keep", "time", "until", "patience")):
         lines += _guard_options(step, plan, folder if step.get("sync") else None).describe()
     return lines

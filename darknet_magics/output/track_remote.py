@@ -33,7 +33,9 @@ class Tracker(enum.Enum):
 
 # what to import, and what the error tells the user to install (mlflow-skinny: the client without the server)
 _PACKAGES = {Tracker.MLFLOW: ("mlflow", "pip install mlflow-skinny"), Tracker.WANDB: ("wandb", "pip install wandb")}
-assert set(_PACKAGES) == set(Tracker)
+# where each writes in the run folder (MLflow's file store, W&B's offline runs)
+TRACK_FOLDERS = {Tracker.MLFLOW: "mlruns", Tracker.WANDB: "wandb"}
+assert set(_PACKAGES) == set(Tracker) == set(TRACK_FOLDERS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +126,7 @@ def _send(state: TrackState, run_dir: Path, rows: dict[int, dict[str, float]], *
 
 def mlflow_uri(run_dir: Path) -> str:
     """The run folder's own MLflow store (``mlflow ui --backend-store-uri`` this)."""
-    return (Path(run_dir).resolve() / "mlruns").as_uri()
+    return (Path(run_dir).resolve() / TRACK_FOLDERS[Tracker.MLFLOW]).as_uri()
 
 
 def _send_mlflow(run_id: Optional[str], run_dir: Path, rows: dict[int, dict[str, float]], *, name: str,
