@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from browser import CHROMIUM, Chromium, fit_js
-from test_live_browser import CELL, KERNEL_IDLE, KERNELSPEC, LOG, _assert_fits, _keep, _settings, _start_server, _stop
+from test_live_browser import CELL, KERNEL_IDLE, KERNELSPEC, LOG, _assert_fits, _keep
+from test_live_browser import lab  # noqa: F401  (its JupyterLab server, on this module's `folder`)
 
 NARROW, WIDE, HEIGHT = 1024, 1400, 900
 
@@ -67,48 +68,68 @@ def _measure(browser: Chromium, where: str) -> list[dict]:
     return measures
 
 
-@pytest.mark.timeout(420)
-def test_every_chart_fits_a_1024_px_window_with_the_file_browser_open(folder, tmp_path):
-    proc, url = _start_server("lab", folder, _settings(tmp_path / "settings"), tmp_path / "server.log")
-    try:
-        with Chromium(tmp_path / "profile", width=NARROW, height=HEIGHT) as browser:
-            browser.open(f"{url}/lab/workspaces/fit/tree/charts.ipynb?reset")
-            count = browser.wait_for(SHOWN.replace("COUNT", "3"), 120)
-            assert browser.eval("document.querySelector('.jp-FileBrowser').getBoundingClientRect().width") > 150
-            time.sleep(1.0)  # the layout settles (the file browser, the cell toolbar)
-            saved = _measure(browser, f"{NARROW} px, as saved")
-            _keep(browser.screenshot(tmp_path / "fit-jupyterlab-1024.png"))
-            assert any(m["kind"] == "IMG" for m in saved), f"the saved PNG is shown until hovered: {saved}"
-            browser.eval(HOVER)
-            browser.wait_for(DRAWN.replace("COUNT", str(count)), 60)
-            time.sleep(1.0)
-            browser.screenshot(tmp_path / "interactive.png")
-            interactive = _measure(browser, f"{NARROW} px, interactive")
-            assert all(m["kind"] == "svg" for m in interactive), interactive
-            assert saved[0]["area_width"] < 720, f"the file browser leaves a narrow output: {saved}"
-    finally:
-        _stop(proc)
+def _open(browser: Chromium, url: str, workspace: str, notebook: str = "charts.ipynb") -> int:
+    """Open `notebook` in its own workspace (one tab); how many charts it shows, once shown."""
+    browser.open(f"{url}/lab/workspaces/{workspace}/tree/{notebook}?reset")
+    return browser.wait_for(SHOWN.replace("COUNT", "3"), 120)
+
+
+def _draw(browser: Chromium, count: int) -> None:
+    """The pointer enters each saved PNG: plotly's renderer draws the graph in its place."""
+    browser.eval(HOVER)
+    browser.wait_for(DRAWN.replace("COUNT", str(count)), 60)
+    time.sleep(1.0)
 
 
 @pytest.mark.timeout(420)
-def test_a_graph_drawn_wide_follows_the_window_when_it_narrows(folder, tmp_path):
-    proc, url = _start_server("lab", folder, _settings(tmp_path / "settings"), tmp_path / "server.log")
-    try:
-        with Chromium(tmp_path / "profile", width=WIDE, height=HEIGHT) as browser:
-            browser.open(f"{url}/lab/workspaces/wide/tree/charts.ipynb?reset")
-            count = browser.wait_for(SHOWN.replace("COUNT", "3"), 120)
-            browser.eval(HOVER)
-            browser.wait_for(DRAWN.replace("COUNT", str(count)), 60)
-            time.sleep(1.0)
-            wide = _measure(browser, f"{WIDE} px")
-            browser.call("Emulation.setDeviceMetricsOverride",
-                         {"width": NARROW, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
-            time.sleep(2.0)  # plotly's resize is debounced
-            browser.screenshot(tmp_path / "narrowed.png")
-            narrowed = _measure(browser, f"narrowed from {WIDE} to {NARROW} px")
-            assert narrowed[0]["width"] < wide[0]["width"], (wide, narrowed)
-    finally:
-        _stop(proc)
+def test_every_chart_fits_a_1024_px_window_with_the_file_browser_open(lab, tmp_path):
+    with Chromium(tmp_path / "profile", width=NARROW, height=HEIGHT) as browser:
+        count = _open(browser, lab, "fit")
+        assert browser.eval("document.querySelector('.jp-FileBrowser').getBoundingClientRect().width") > 150
+        time.sleep(1.0)  # the layout settles (the file browser, the cell toolbar)
+        saved = _measure(browser, f"{NARROW} px, as saved")
+        _keep(browser.screenshot(tmp_path / "fit-jupyterlab-1024.png"))
+        assert any(m["kind"] == "IMG" for m in saved), f"the saved PNG is shown until hovered: {saved}"
+        _draw(browser, count)
+        browser.screenshot(tmp_path / "interactive.png")
+        interactive = _measure(browser, f"{NARROW} px, interactive")
+        assert all(m["kind"] == "svg" for m in interactive), interactive
+        assert saved[0]["area_width"] < 720, f"the file browser leaves a narrow output: {saved}"
+
+
+@pytest.mark.timeout(420)
+def test_a_graph_drawn_wide_follows_the_window_when_it_narrows(lab, tmp_path):
+    with Chromium(tmp_path / "profile", width=WIDE, height=HEIGHT) as browser:
+        _draw(browser, _open(browser, lab, "wide"))
+        wide = _measure(browser, f"{WIDE} px")
+        browser.call("Emulation.setDeviceMetricsOverride",
+                     {"width": NARROW, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+        time.sleep(2.0)  # plotly's resize is debounced
+        browser.screenshot(tmp_path / "narrowed.png")
+        narrowed = _measure(browser, f"narrowed from {WIDE} to {NARROW} px")
+        assert narrowed[0]["width"] < wide[0]["width"], (wide, narrowed)
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.xfail(strict=True, reason="plotly's JupyterLab renderer saves a PNG of the graph at the width it was "
+                   "drawn at and shows it unscaled, clipped, when the notebook is reopened (until hovered): its own "
+                   "code, which an output cannot style")
+def test_a_notebook_saved_wide_and_reopened_narrow_shows_its_charts_whole(lab, folder, tmp_path):
+    shutil.copy(folder / "charts.ipynb", folder / "wide.ipynb")  # the other tests keep the notebook as executed
+    with Chromium(tmp_path / "wide", width=WIDE, height=HEIGHT) as browser:
+        _draw(browser, _open(browser, lab, "save", "wide.ipynb"))
+        browser.wait_for(KERNEL_IDLE, 120)
+        time.sleep(1.0)  # the renderer's own PNG is made after drawing
+        browser.eval("[...jupyterapp.shell.widgets('main')].find(w => w.context).context.save().then(() => true)")
+        time.sleep(1.0)
+    saved = json.loads((folder / "wide.ipynb").read_text())
+    pngs = sum("image/png" in o.get("data", {}) for c in saved["cells"] for o in c.get("outputs", []))
+    assert pngs >= 3, "the renderer saved a PNG of each graph"
+    with Chromium(tmp_path / "narrow", width=NARROW, height=HEIGHT) as browser:
+        _open(browser, lab, "reopen", "wide.ipynb")
+        time.sleep(1.0)
+        browser.screenshot(tmp_path / "reopened.png")
+        _measure(browser, f"saved at {WIDE} px, reopened at {NARROW} px")
 
 
 @pytest.mark.timeout(120)
@@ -138,33 +159,3 @@ def test_the_live_host_follows_its_output_when_only_the_output_narrows(tmp_path)
     print(wide, narrowed)
     assert wide[0]["width"] == pytest.approx(1000, abs=2), wide
     _assert_fits(narrowed, "the live host after its output narrowed to 560 px")
-
-
-@pytest.mark.timeout(420)
-@pytest.mark.xfail(strict=True, reason="plotly's JupyterLab renderer saves a PNG of the graph at the width it was "
-                   "drawn at and shows it unscaled, clipped, when the notebook is reopened (until hovered): its own "
-                   "code, which an output cannot style")
-def test_a_notebook_saved_wide_and_reopened_narrow_shows_its_charts_whole(folder, tmp_path):
-    shutil.copy(folder / "charts.ipynb", folder / "wide.ipynb")  # the other tests keep the notebook as executed
-    proc, url = _start_server("lab", folder, _settings(tmp_path / "settings"), tmp_path / "server.log")
-    try:
-        with Chromium(tmp_path / "wide", width=WIDE, height=HEIGHT) as browser:
-            browser.open(f"{url}/lab/workspaces/save/tree/wide.ipynb?reset")
-            count = browser.wait_for(SHOWN.replace("COUNT", "3"), 120)
-            browser.eval(HOVER)
-            browser.wait_for(DRAWN.replace("COUNT", str(count)), 60)
-            browser.wait_for(KERNEL_IDLE, 120)
-            time.sleep(2.0)  # the renderer's own PNG is made after drawing
-            browser.eval("[...jupyterapp.shell.widgets('main')].find(w => w.context).context.save().then(() => true)")
-            time.sleep(1.0)
-        saved = json.loads((folder / "wide.ipynb").read_text())
-        pngs = sum("image/png" in o.get("data", {}) for c in saved["cells"] for o in c.get("outputs", []))
-        assert pngs >= 3, "the renderer saved a PNG of each graph"
-        with Chromium(tmp_path / "narrow", width=NARROW, height=HEIGHT) as browser:
-            browser.open(f"{url}/lab/workspaces/reopen/tree/wide.ipynb?reset")
-            browser.wait_for(SHOWN.replace("COUNT", "3"), 120)
-            time.sleep(1.0)
-            browser.screenshot(tmp_path / "reopened.png")
-            _measure(browser, f"saved at {WIDE} px, reopened at {NARROW} px")
-    finally:
-        _stop(proc)
