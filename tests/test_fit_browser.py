@@ -111,9 +111,9 @@ def test_a_graph_drawn_wide_follows_the_window_when_it_narrows(lab, tmp_path):
 
 
 @pytest.mark.timeout(420)
-@pytest.mark.xfail(strict=True, reason="plotly's JupyterLab renderer (5.24 and 7.1) saves a PNG of the graph at the width it was "
-                   "drawn at and shows it unscaled, clipped, when the notebook is reopened (until hovered): its own "
-                   "code, which an output cannot style")
+@pytest.mark.xfail(strict=True, reason="plotly's JupyterLab renderer (5.24 and 7.1) saves a PNG of the graph at "
+                   "the width it was drawn at and shows it unscaled, clipped, when the notebook is reopened (until "
+                   "hovered): its own code, which an output cannot style")
 def test_a_notebook_saved_wide_and_reopened_narrow_shows_its_charts_whole(lab, folder, tmp_path):
     shutil.copy(folder / "charts.ipynb", folder / "wide.ipynb")  # the other tests keep the notebook as executed
     with Chromium(tmp_path / "wide", width=WIDE, height=HEIGHT) as browser:
