@@ -15,6 +15,8 @@ import numpy as np
 from .cfg import set_anchors_text
 from .checks import TINY_BOX_PX, label_path, read_data_file
 from ..errors import DarknetMagicsError
+from ..untrusted import decode, read_text
+from .labels import parse_line
 
 __all__ = ["AnchorsResult", "compute_anchors", "kmeans_anchors", "read_boxes", "anchors_line", "set_anchors", "avg_iou"]
 
@@ -98,15 +100,14 @@ def read_boxes(data_path: Path) -> np.ndarray:
             label_files.extend(os.path.join(root, f) for f in files
                                if f.endswith(".txt") and f not in ("train.txt", "valid.txt", "test.txt", "classes.txt"))
     else:
-        entries = read_data_file(data_path.read_text(encoding="utf-8", errors="replace"))
+        entries = read_data_file(read_text(data_path))
         train = entries.get("train")
         if train is None:
             raise DarknetMagicsError(f"{data_path} has no train= line", fix="write it with `%yolo data`")
         lst = Path(train.value) if os.path.isabs(train.value) else data_path.parent / train.value
         if not lst.is_file():
             raise DarknetMagicsError(f"image list {lst} not found", fix="check obj.data's train= (run `%yolo check`)")
-        with open(lst, encoding="utf-8", errors="replace") as f:
-            label_files = [label_path(line.strip()) for line in f if line.strip()]
+        label_files = [label_path(line.strip()) for line in read_text(lst).split("\n") if line.strip()]
     wh: list[tuple[float, float]] = []
     for path in label_files:
         try:
@@ -114,16 +115,11 @@ def read_boxes(data_path: Path) -> np.ndarray:
                 data = f.read()
         except OSError:
             continue  # a negative sample, or a missing label that `%yolo check` reports
-        for line in data.split(b"\n"):
-            parts = line.split()
-            if len(parts) != 5:
-                continue
-            try:
-                w, h = float(parts[3]), float(parts[4])
-            except ValueError:
-                continue
-            if w > 0 and h > 0:
-                wh.append((w, h))
+        # The lines as `%yolo check` reads them: one darknet would misread stops here with its file and line.
+        for i, line in enumerate(decode(data, path).split("\n"), 1):
+            box = parse_line(line, f"{path}:{i}")
+            if box is not None and 0 < box.w <= 1 and 0 < box.h <= 1:
+                wh.append((box.w, box.h))
     return np.array(wh, dtype=float).reshape(-1, 2)
 
 

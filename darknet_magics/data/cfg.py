@@ -9,6 +9,7 @@ same way, so what we see is what darknet sees.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
@@ -18,6 +19,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 from ..errors import DarknetMagicsError, Problem
 from ..fileio import atomic_write_text  # noqa: F401  (re-exported: cfg.atomic_write_text)
+from ..untrusted import number, read_text, writing
 
 __all__ = [
     "Option", "Section", "Cfg", "TEMPLATE_NAMES", "HEAD_KEYS", "HEAD_SECTIONS", "DEFAULT_TEMPLATE_DIR",
@@ -83,26 +85,32 @@ class Section:
         return None
 
     def get_int(self, key: str, default: int) -> int:
-        """Like darknet's ``option_find_int``: `default` when absent; error when not a number."""
+        """Like darknet's ``option_find_int``: `default` when absent; error when not a number darknet's int holds
+        (nan, inf, 1e999 and 99999999999 included)."""
         value = self.get(key)
         if value is None or value == "":
             return default
-        try:
-            return int(float(value)) if "." in value else int(value)
-        except ValueError:
-            raise DarknetMagicsError(f"[{self.name}] line {self.line}: {key}={value} is not a number",
-                                     fix=f"write a whole number, e.g. {key}={default}") from None
+        return self._int(key, value, value, f"write a whole number, e.g. {key}={default}")
 
     def get_ints(self, key: str) -> list[int]:
         """A comma-separated list of ints (``mask = 3,4,5``); empty when absent."""
         value = self.get(key)
         if not value:
             return []
+        fix = f"write {key} as whole numbers separated by commas"
+        return [self._int(key, v, value, fix) for v in value.split(",") if v != ""]
+
+    def _int(self, key: str, text: str, value: str, fix: str) -> int:
+        opt = self.option(key)
+        where = f"[{self.name}] line {opt.line if opt else self.line}"
         try:
-            return [int(float(v)) for v in value.split(",") if v != ""]
-        except ValueError:
-            raise DarknetMagicsError(f"[{self.name}] line {self.line}: {key}={value} is not a list of numbers",
-                                     fix=f"write {key} as numbers separated by commas") from None
+            number = float(text) if "." in text or "e" in text.lower() else int(text)
+            if "_" in text or not math.isfinite(number) or abs(number) >= 2 ** 31:
+                raise ValueError
+            return int(number)
+        except (ValueError, OverflowError):
+            raise DarknetMagicsError(f"{where}: {key}={value[:40]} is not a number darknet reads (a whole number "
+                                     "under 2^31)", fix=fix) from None
 
 
 def _parse_line(raw: str) -> tuple[str, Optional[str], Optional[str]]:
@@ -354,9 +362,13 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
     """`make_cfg`, also returning the human-readable list of edits ("[yolo] line 177: classes 80 -> 1")."""
     classes = _as_int("classes", classes, 1)
     opts = {k: v for k, v in options.items() if v is not None}
-    for key in opts:
+    for key, value in opts.items():
         if not _KEY_RE.match(key):
             raise DarknetMagicsError(f"{key!r} is not a cfg key", fix="keys are letters, digits and '_' (e.g. learning_rate)")
+        text = _format_value(value)
+        if any(not ch.isprintable() for ch in text) or any(ch in text for ch in "=[#;"):
+            raise DarknetMagicsError(f"{key}={text[:40]!r}: a cfg value is one line without = [ # ;",
+                                     fix=f"write {key}=VALUE (a number, or numbers separated by commas)")
     cfg = Cfg.parse(template_text)
     net = cfg.net
     heads = cfg.find(*HEAD_SECTIONS)
@@ -451,10 +463,7 @@ def _parse_anchors(anchors: Any) -> list[tuple[float, float]]:
         nums = []
         for a in anchors:
             nums.extend(a if isinstance(a, (list, tuple)) else [a])
-    try:
-        values = [float(v) for v in nums]
-    except ValueError:
-        raise DarknetMagicsError(f"anchors={anchors} are not numbers", fix="write anchors = w1,h1, w2,h2, ...") from None
+    values = [number(v, "anchors", f"anchor value {i}", 0, 100_000) for i, v in enumerate(nums, 1)]
     if not values or len(values) % 2:
         raise DarknetMagicsError("anchors need an even count of numbers (width,height pairs)",
                                  fix="write anchors = w1,h1, w2,h2, ...")
@@ -518,10 +527,11 @@ def write_cfg(template: Union[str, Path], out: Path, classes: int, options: Opti
               search_dirs: Optional[Sequence[Path]] = None) -> CfgResult:
     """Resolve `template`, `make_cfg` it for `classes` with `options`, write it atomically to `out`."""
     path = resolve_template(template, search_dirs)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path)  # broken UTF-8 is refused, not written back with replacement characters
     new_text, changes = make_cfg_changes(text, classes, **(options or {}))
     out = Path(out)
-    atomic_write_text(out, new_text)
+    with writing("the cfg", out):
+        atomic_write_text(out, new_text)
     return CfgResult(path=out, template=path, changes=changes)
 
 
@@ -642,7 +652,14 @@ def layer_weights(cfg_text: str) -> list[LayerWeights]:
         if size_of is None:
             raise DarknetMagicsError(f"cannot size the weights of a [{sec.name}] layer (line {sec.line})",
                                      fix="the weights check knows YOLO v2/v3/v4 layers only; skip it for this cfg")
-        nbytes, shape = size_of(sec, shape, shapes, i)
+        try:
+            nbytes, shape = size_of(sec, shape, shapes, i)
+        except (ZeroDivisionError, ValueError, IndexError):  # stride=0, layers=a, a route to a layer's own output
+            raise DarknetMagicsError(f"[{sec.name}] at line {sec.line}: its values make no layer darknet can build",
+                                     fix="check stride/size/layers against a stock cfg") from None
+        if min(shape) <= 0 and sec.name not in ("route",) or max(shape) > 2 ** 31:
+            raise DarknetMagicsError(f"[{sec.name}] at line {sec.line}: its output would be {shape[1]}x{shape[0]}x"
+                                     f"{shape[2]}", fix="check width/height in [net] and the layer's stride/size")
         shapes.append(shape)
         result.append(LayerWeights(index=i, name=sec.name, line=sec.line, nbytes=nbytes, out_shape=shape))
     return result

@@ -47,6 +47,8 @@ from typing import Iterable, Optional, Sequence
 
 from .cfg import HEAD_SECTIONS, Cfg, check_weights, head_filters
 from ..errors import DarknetMagicsError, Problem
+from ..untrusted import BadInput, decode, parse_names, read_text
+from .labels import MALFORMED_FIX, RANGE_FIX, out_of_range, parse_line
 from .formats import folder_format, label_path  # label_path: re-exported (darknet's rule)
 from .objdata import DataEntry
 from .objdata import read_data as read_data_file  # the one obj.data reader (darknet's rules)
@@ -175,10 +177,12 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
                                 file=data_file))
     else:
         problems.extend(text_file_problems(_head(data_path), data_file, "obj.data", flavor))
-        entries = read_data_file(data_path.read_text(encoding="utf-8-sig", errors="replace").replace("\r", "\n"))
-        classes = _check_data_entries(entries, data_path, problems)
+        entries = read_data_file(_text(data_path, "obj.data", problems).replace("\r", "\n"))
+        names, bad_names = _names(entries, data_path)
+        problems.extend([bad_names] if bad_names else [])
+        classes = _check_data_entries(entries, data_path, problems, None if bad_names else names)
         result.classes = classes
-        result.names = _names(entries, data_path)
+        result.names = names
         lists: dict[Path, str] = {}  # list file -> its split
         for key in ("train", "valid"):
             entry = entries.get(key)
@@ -195,7 +199,7 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
             problems.append(Problem("missing-file", f"cfg file {cfg_path} not found",
                                     fix="make one with `%yolo cfg TEMPLATE OUT classes=N`", file=str(cfg_path)))
         else:
-            cfg_text = cfg_path.read_text(encoding="utf-8", errors="replace")
+            cfg_text = _text(cfg_path, "the cfg", problems)
             problems.extend(text_file_problems(_head(cfg_path), str(cfg_path), "the cfg", flavor))
             problems.extend(check_cfg(cfg_text, classes, cfg_file=str(cfg_path)))
     if weights is not None:
@@ -222,15 +226,17 @@ def _network_size(cfg_text: str) -> tuple[int, int]:
         return 416, 416
 
 
-def _names(entries: dict[str, DataEntry], data_path: Path) -> list[str]:
+def _names(entries: dict[str, DataEntry], data_path: Path) -> tuple[list[str], Optional[Problem]]:
+    """The class names of obj.data's names file as darknet counts them, or the problem that makes it unreadable
+    (a missing file is reported as missing-file by `_check_data_entries`)."""
     entry = entries.get("names")
-    if entry is None:
-        return []
+    path = _resolve(entry.value, data_path) if entry is not None else None
+    if path is None or not path.is_file():
+        return [], None
     try:
-        text = _resolve(entry.value, data_path).read_text(encoding="utf-8-sig", errors="replace")
-    except OSError:
-        return []  # reported as missing-file by _check_data_entries
-    return [line.strip() for line in text.splitlines() if line.strip()]
+        return parse_names(read_text(path), str(path)), None
+    except BadInput as err:
+        return [], Problem("bad-names", err.detail, fix=err.fix or "", file=str(path), line=err.line)
 
 
 def _resolve(value: str, data_path: Path) -> Path:
@@ -239,7 +245,25 @@ def _resolve(value: str, data_path: Path) -> Path:
     return path if path.is_absolute() else data_path.parent / path
 
 
-def _check_data_entries(entries: dict[str, DataEntry], data_path: Path, problems: list[Problem]) -> Optional[int]:
+def _text(path: Path, what: str, problems: list[Problem]) -> str:
+    """A text file darknet reads (obj.data, a cfg): broken UTF-8 is a ``bad-encoding`` error (darknet would read
+    the bytes as they are: a path or key with them is not the one shown), the text read on with replacements."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        problems.append(Problem("missing-file", f"{what} {path} cannot be read: {err.strerror}",
+                                fix="check the file's permissions", file=str(path)))
+        return ""
+    try:
+        return decode(data, str(path))
+    except BadInput as err:
+        problems.append(Problem("bad-encoding", f"{what}: {err.detail}", fix=err.fix or "", file=str(path),
+                                line=err.line))
+        return data.decode("utf-8", "replace")
+
+
+def _check_data_entries(entries: dict[str, DataEntry], data_path: Path, problems: list[Problem],
+                        names: Optional[list[str]]) -> Optional[int]:
     data_file = str(data_path)
     classes: Optional[int] = None
     for key, default in (("classes", "20"), ("train", "data/train.list"), ("names", "data/names.list"),
@@ -277,16 +301,15 @@ def _check_data_entries(entries: dict[str, DataEntry], data_path: Path, problems
             problems.append(Problem("missing-file", f"{entry.key} = {entry.value}: no such file",
                                     fix="write the lists with `%yolo data OUT images=DIR`, or correct the path",
                                     file=data_file, line=entry.line))
-    names = entries.get("names")
-    if names is not None and classes is not None and not any(ch.isspace() for ch in names.raw_value):
-        path = _resolve(names.value, data_path)
-        if path.is_file():
-            count = sum(1 for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
-            if count != classes:
-                problems.append(Problem("names-count-mismatch",
-                                        f"classes = {classes} but {names.value} has {count} names",
-                                        fix=f"make them agree (classes = {count}, or {classes} names, one a line)",
-                                        file=data_file, line=entries["classes"].line))
+    entry = entries.get("names")
+    if entry is not None and names is not None and classes is not None and not any(
+            ch.isspace() for ch in entry.raw_value) and _resolve(entry.value, data_path).is_file():
+        count = len(names)
+        if count != classes:
+            problems.append(Problem("names-count-mismatch",
+                                    f"classes = {classes} but {entry.value} has {count} names",
+                                    fix=f"make them agree (classes = {count}, or {classes} names, one a line)",
+                                    file=data_file, line=entries["classes"].line))
     return classes
 
 
@@ -299,13 +322,13 @@ def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int]
     for lst in lists:
         n_before = len(entries)
         problems.extend(text_file_problems(_head(lst), str(lst), "the image list", flavor))
-        with open(lst, "r", encoding="utf-8-sig", errors="replace") as f:
-            for i, line in enumerate(f, 1):
-                text = line.strip()
-                if not text:
-                    continue
-                absolute = text if os.path.isabs(text) else os.path.join(os.path.dirname(os.path.abspath(lst)), text)
-                entries.append((str(lst), i, text, absolute))
+        text = _text(lst, "the image list", problems).replace("\r\n", "\n").replace("\r", "\n")
+        for i, line in enumerate(text.split("\n"), 1):
+            line = line.strip()
+            if not line:
+                continue
+            absolute = line if os.path.isabs(line) else os.path.join(os.path.dirname(os.path.abspath(lst)), line)
+            entries.append((str(lst), i, line, absolute))
         bad = [e for e in entries[n_before:] if unsafe_reason(e[3])]
         if bad:  # darknet would echo such a path through a shell: refused even with `force` (docs/security.md)
             problems.append(Problem("unsafe-name", f"{lst} names {len(bad)} image(s) that darknet may not get: "
@@ -461,26 +484,27 @@ def _unconverted_annotations(image: str) -> Optional[str]:
 def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples: _Examples,
                       result: Optional[CheckResult] = None, tiny: Optional[list[str]] = None,
                       found: Optional[list[tuple[int, float, float]]] = None) -> int:
-    """Findings of one label file into `examples`; its box count. `found` gets (class, w, h) of every box."""
+    """Findings of one label file into `examples`; its box count. `found` gets (class, w, h) of every box.
+
+    Lines are read by `labels.parse_line`, the reader `%yolo data` uses too.
+    """
     boxes = 0
-    for i, raw in enumerate(data.split(b"\n"), 1):
-        parts = raw.split()
-        if not parts:
-            continue
-        if len(parts) != 5:
-            examples.add(Problem("malformed-label", f"{len(parts)} values, expected 5 (class x y w h): "
-                                 f"{raw.decode(errors='replace').strip()[:60]}",
-                                 fix="each line is CLASS X_CENTER Y_CENTER WIDTH HEIGHT (YOLO format, relative 0..1)",
-                                 file=lpath, line=i), "malformed label lines")
-            continue
+    try:
+        text = decode(data, lpath)
+    except BadInput as err:
+        examples.add(Problem("malformed-label", err.detail, fix=err.fix or "", file=lpath, line=err.line),
+                     "malformed label lines")
+        return 0
+    for i, raw in enumerate(text.split("\n"), 1):
         try:
-            cls = int(parts[0])
-            x, y, w, h = (float(v) for v in parts[1:])
-        except ValueError:
-            examples.add(Problem("malformed-label", f"not numbers: {raw.decode(errors='replace').strip()[:60]}",
-                                 fix="each line is CLASS X_CENTER Y_CENTER WIDTH HEIGHT; class a whole number",
-                                 file=lpath, line=i), "malformed label lines")
+            box = parse_line(raw, "")
+        except BadInput as err:
+            examples.add(Problem("malformed-label", err.detail, fix=err.fix or MALFORMED_FIX, file=lpath, line=i),
+                         "malformed label lines")
             continue
+        if box is None:
+            continue
+        cls, x, y, w, h = box
         boxes += 1
         if found is not None:
             found.append((cls, w, h))
@@ -493,10 +517,9 @@ def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples:
             result.tiny_boxes += 1
             if tiny is not None and len(tiny) < 3:
                 tiny.append(f"{lpath}:{i} is {w * result.network[0]:.1f}x{h * result.network[1]:.1f} px")
-        if not (0 <= x <= 1 and 0 <= y <= 1 and 0 < w <= 1 and 0 < h <= 1):
+        if out_of_range(box):
             examples.add(Problem("coords-out-of-range", f"x={x:g} y={y:g} w={w:g} h={h:g} not in 0..1",
-                                 fix="YOLO labels are relative to the image size: divide pixel values by its width/height",
-                                 file=lpath, line=i), "labels with coordinates outside 0..1")
+                                 fix=RANGE_FIX, file=lpath, line=i), "labels with coordinates outside 0..1")
     return boxes
 
 

@@ -25,6 +25,7 @@ from ..fileio import atomic_write_text, remove_if_exists
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from ..report import Reporter
 from ..safenames import check_argv_paths, link_unsafe, unsafe_reason
+from ..untrusted import class_name, parse_names, read_text, writing
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 __all__ = ["IMAGE_EXTENSIONS", "DataResult", "DataPlan", "write_data", "prepare_dataset", "plan_dataset", "read_names", "find_images", "space_free"]
@@ -55,9 +56,10 @@ class DataResult:
     plan: Optional["DataPlan"] = None
 
 
-def read_names(text: str) -> list[str]:
-    """Class names from a .names file's text: one per non-empty line (darknet keeps line order)."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
+def read_names(text: str, file: str = "the names") -> list[str]:
+    """Class names from a .names file's text, one per line as darknet reads them (`untrusted.parse_names`: a
+    blank line before a name, or a name with a control character, is refused)."""
+    return parse_names(text, file)
 
 
 def find_images(folder: Path) -> list[Path]:
@@ -111,15 +113,15 @@ def space_free(path: Path, link_dir: Path, links: list[Path]) -> Path:
 def _names_from(names: str, out: Path) -> tuple[list[str], Optional[Path]]:
     """(class names, existing .names file or None when they came as 'a,b,c')."""
     candidate = Path(names).expanduser()
-    if candidate.is_file():
-        return read_names(candidate.read_text(encoding="utf-8", errors="replace")), candidate
+    if os.path.isfile(candidate):  # os.path: False (not ValueError) for a name with a NUL byte
+        return read_names(read_text(candidate), str(candidate)), candidate
     if "/" in names or names.endswith((".names", ".txt")):
         raise DarknetMagicsError(f"names file {names} not found",
                                  fix="give the path of your .names file, or the class names as names=cat,dog")
     parts = [p.strip() for p in names.split(",")]
     if not parts or any(not p for p in parts):
         raise DarknetMagicsError(f"names={names!r} has an empty class name", fix="write names=cat,dog (no empty entries)")
-    return parts, None
+    return [class_name(p, f"names= entry {i}") for i, p in enumerate(parts, 1)], None
 
 
 def write_data(out: Path, *, classes: Optional[int] = None, names: Optional[str] = None,
@@ -161,7 +163,7 @@ def _parse_names(names: Union[None, str, Sequence[str]], classes: Optional[int])
     if names is None:
         return None, None
     if not isinstance(names, str):
-        return [str(n) for n in names], None
+        return [class_name(n, f"names[{i}]") for i, n in enumerate(names)], None
     return _names_from(names, Path("."))
 
 
@@ -199,16 +201,16 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
     given_lists: dict[str, Path] = {}
     if images is not None:
         folder = Path(images).expanduser()
-        if not folder.is_dir():
+        if not os.path.isdir(folder):
             raise DarknetMagicsError(f"image folder {folder} not found", fix="give the folder that holds the images and labels")
         sources.append((None, folder))
     for key, value in (("train", train), ("valid", valid), ("test", test)):
         if value is None:
             continue
         p = Path(value).expanduser()
-        if p.is_dir():
+        if os.path.isdir(p):
             sources.append((key, p))
-        elif p.is_file():
+        elif os.path.isfile(p):
             given_lists[key] = p
         else:
             raise DarknetMagicsError(f"{key}={value}: no such folder or list file",
@@ -359,7 +361,8 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     valid_path = written.get("valid", train_path)
     n_train, n_valid = _count_lines(train_path), _count_lines(valid_path)
     n_test = _count_lines(written["test"]) if "test" in written else 0
-    names_file = Path(names).expanduser() if isinstance(names, str) and Path(names).expanduser().is_file() else None
+    names_file = (Path(names).expanduser() if isinstance(names, str) and os.path.isfile(Path(names).expanduser())
+                  else None)
     if names_file is not None:
         names_path = Path(os.path.abspath(names_file))
     else:

@@ -28,6 +28,7 @@ labels into an output folder of symlinks (see its docstring for why every darkne
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -36,9 +37,12 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, NamedTuple, Optional, Sequence
+from typing import Iterable, Iterator, NamedTuple, Optional, Sequence
 
 from ..errors import DarknetMagicsError, Problem
+from ..untrusted import (BadInput, Confined, class_name, claimed_size, decode, get, load_json, number, parse_names,
+                         is_inside, parse_xml, pixel, read_text, MAX_PX)
+from .labels import RANGE_FIX, out_of_range, parse_line
 
 __all__ = ["FORMATS", "Box", "ImageRecord", "Dataset", "ConvertResult", "image_size", "detect_format", "read_dataset",
            "write_darknet", "label_paths", "label_path", "folder_format", "SPLIT_FOLDERS"]
@@ -323,6 +327,7 @@ class _Reader:
 
     def __init__(self, root: Path, names: Optional[Sequence[str]], fmt: str) -> None:
         self.root = root
+        self.confined = Confined(root)
         self.fmt = fmt
         self.fixed = list(names) if names is not None else None
         self.index: dict[str, int] = {n: i for i, n in enumerate(self.fixed or [])}
@@ -333,8 +338,10 @@ class _Reader:
         self.unreadable: list[str] = []
         self.missing_images: list[str] = []
 
-    def class_id(self, name: str) -> Optional[int]:
-        """The id of a class name; new names are added unless names were given (then they are counted)."""
+    def class_id(self, name: object, where: str) -> Optional[int]:
+        """The id of a class name (checked: `untrusted.class_name`); new names are added unless names were given
+        (then they are counted)."""
+        name = class_name(name, where)
         idx = self.index.get(name)
         if idx is None:
             if self.fixed is not None:
@@ -343,13 +350,19 @@ class _Reader:
             idx = self.index[name] = len(self.index)
         return idx
 
-    def size(self, path: Path, claimed: Optional[tuple[int, int]] = None) -> Optional[tuple[int, int]]:
+    def size(self, path: Path, claimed: Optional[tuple[int, int]] = None, where: str = "") -> Optional[tuple[int, int]]:
+        """The image's real size (None: missing or unreadable, counted); `BadInput` when `path` (named by the
+        annotation at `where`) leads out of the dataset's folder or the image claims an absurd size."""
+        self.confined.check(path, where or str(path))
         size = image_size(path)
         if size is None:
-            if not path.exists():
+            if not os.path.lexists(path):
                 self.missing_images.append(str(path))
             else:
                 self.unreadable.append(str(path))
+            return None
+        if not (0 < size[0] <= MAX_PX and 0 < size[1] <= MAX_PX):
+            self.unreadable.append(str(path))  # a header saying 0 or 70,000,000 px wide: broken, as darknet finds
             return None
         if claimed is not None and claimed[0] > 0 and claimed[1] > 0 and tuple(claimed) != size:
             self.size_mismatch.append((str(path), tuple(claimed), size))  # type: ignore[arg-type]
@@ -404,24 +417,23 @@ class _Reader:
                                      severity="warning", file=where))
 
 
-def _float(value: Optional[str]) -> float:
-    if value is None:
-        raise ValueError("missing")
-    return float(value.strip())
-
-
 def _images_under(folder: Path) -> list[Path]:
     found: list[Path] = []
+    seen: set[str] = set()  # real folders walked: a link loop (a -> .) would list every image 40 times
     for dirpath, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(dirpath) / f for f in sorted(files) if _is_image(f))
     return found
 
 
 def read_names_file(path: Path) -> list[str]:
-    """Class names from a .names/.labels/classes.txt file: one per non-empty line."""
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    """Class names from a .names/.labels/classes.txt file, one per line (checked: `untrusted.parse_names`)."""
+    return parse_names(read_text(path), str(path))
 
 
 def _find_names_file(folders: Iterable[Path]) -> Optional[Path]:
@@ -436,48 +448,44 @@ def _find_names_file(folders: Iterable[Path]) -> Optional[Path]:
 
 
 def _read_yolo_folder(r: _Reader, folder: Path, split: Optional[str], labels_for) -> None:
-    """YOLO labels for every image under `folder`; `labels_for(image)` says where its .txt is."""
+    """YOLO labels for every image under `folder`; `labels_for(image)` says where its .txt is.
+
+    Each line goes through `labels.parse_line` (as `%yolo check` reads them): a line darknet would misread, or
+    one with values outside 0..1 (pixel coordinates), stops the reading with its file and line.
+    """
     for image in _images_under(folder):
         label = labels_for(image)
         size = r.size(image)
         if size is None:
             continue
-        boxes: list[Box] = []
         try:
             data = label.read_bytes()
         except OSError:
             data = b""  # no label file: a negative, as darknet trains it
-        w, h = size
-        for i, raw in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-            parts = raw.split()
-            if not parts:
-                continue
-            where = f"{label}:{i}"
-            try:
-                if len(parts) < 5:
-                    raise ValueError
-                cls = int(float(parts[0]))
-                cx, cy, bw, bh = (float(v) for v in parts[1:5])
-            except ValueError:
-                r.degenerate(str(label), f"line {i}: not CLASS X Y W H: {raw.strip()[:60]}")
-                continue
-            if len(parts) > 5:
-                # Ultralytics segmentation labels: class then polygon points; take their bounding box.
-                try:
-                    pts = [float(v) for v in parts[1:]]
-                except ValueError:
-                    pts = []
-                if len(pts) >= 6 and len(pts) % 2 == 0:
-                    xs, ys = pts[0::2], pts[1::2]
-                    cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
-                    bw, bh = max(xs) - min(xs), max(ys) - min(ys)
-            if cls < 0 or (r.fixed is not None and cls >= len(r.fixed)):
-                r.problems.append(Problem("class-out-of-range", f"line {i}: class {cls} but there are "
-                                          f"{len(r.fixed or [])} names", fix="fix the label or the names",
-                                          file=str(label), line=i))
-                continue
-            boxes.append(Box(cls, (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h, where))
-        r.add(image, size, boxes, split)
+        else:
+            r.confined.check(label, str(label), "label file")
+        r.add(image, size, _yolo_boxes(r, decode(data, str(label)), str(label), size), split)
+
+
+def _yolo_boxes(r: _Reader, text: str, label: str, size: tuple[int, int]) -> list[Box]:
+    """The boxes of one YOLO label file's text, in pixels of an image of `size`."""
+    w, h = size
+    boxes: list[Box] = []
+    for i, raw in enumerate(text.split("\n"), 1):
+        where = f"{label}:{i}"
+        box = parse_line(raw, where, polygons=True)  # Ultralytics segmentation lines: their bounding box
+        if box is None:
+            continue
+        if out_of_range(box):
+            raise BadInput(where, f"x={box.x:g} y={box.y:g} w={box.w:g} h={box.h:g} not in 0..1", RANGE_FIX)
+        cls, cx, cy, bw, bh = box
+        if cls < 0 or (r.fixed is not None and cls >= len(r.fixed)):
+            r.problems.append(Problem("class-out-of-range", f"line {i}: class {cls} but there are "
+                                      f"{len(r.fixed or [])} names", fix="fix the label or the names",
+                                      file=label, line=i))
+            continue
+        boxes.append(Box(cls, (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h, where))
+    return boxes
 
 
 def _beside(image: Path) -> Path:
@@ -577,7 +585,7 @@ def _ultra_split_dirs(root: Path, keys: dict[str, str]) -> dict[str, tuple[Path,
             cands += [root / n / "images", root / "images" / n]
         for c in cands:
             c = Path(os.path.normpath(c))
-            if c.is_dir():
+            if os.path.isdir(c) and is_inside(c, root):  # data.yaml's paths may point anywhere: only root is read
                 labels = _ultra_labels_dir(c)
                 out[split] = (c, labels)
                 break
@@ -603,7 +611,12 @@ def _read_ultralytics(r: _Reader, root: Path) -> str:
     keys: dict[str, str] = {}
     source = "names="
     if yaml is not None:
-        names, keys = _parse_yaml_names(yaml.read_text(encoding="utf-8-sig", errors="replace"))
+        try:
+            names, keys = _parse_yaml_names(read_text(yaml))
+        except ValueError:
+            raise BadInput(str(yaml), "names: has a key that is not a class number (0: cat, 1: dog)",
+                           "write names as a list ([cat, dog]) or numbered 0: cat") from None
+        names = [class_name(n, f"{yaml} names[{i}]") for i, n in enumerate(names or [])]
         if r.fixed is None and names:
             r.fixed = names
             r.index = {n: i for i, n in enumerate(names)}
@@ -644,15 +657,6 @@ def _voc_find_image(folder: Path, xml_path: Path, filename: Optional[str], listi
     return None
 
 
-def _claimed_size(width: Optional[str], height: Optional[str]) -> Optional[tuple[int, int]]:
-    """The image size an annotation claims (VOC's <size>, CVAT's width/height attributes), or None when unreadable:
-    the image's own header decides then (and also when it disagrees)."""
-    try:
-        return int(float(width or 0)), int(float(height or 0))
-    except ValueError:
-        return None
-
-
 def _read_voc_folder(r: _Reader, folder: Path, split: Optional[str]) -> None:
     ann_dir = next((folder / n for n in _listdir(folder) if n.lower() == "annotations" and (folder / n).is_dir()),
                    folder)
@@ -663,38 +667,28 @@ def _read_voc_folder(r: _Reader, folder: Path, split: Optional[str]) -> None:
     xmls = [ann_dir / n for n in _listdir(ann_dir) if n.lower().endswith(".xml")]
     seen: set[str] = set()
     for xml_path in xmls:
-        try:
-            tree = ET.parse(xml_path)
-        except (ET.ParseError, OSError) as err:
-            r.problems.append(Problem("bad-annotation", f"not a readable VOC xml: {err}",
-                                      fix="re-save it from the annotation tool", severity="warning",
-                                      file=str(xml_path)))
-            continue
-        ann = tree.getroot()
+        # An unreadable xml is an error: skipping it would train its image as a background image.
+        ann = parse_xml(xml_path, "VOC xml")
         image = _voc_find_image(folder, xml_path, ann.findtext("filename"), listing, image_dirs)
         if image is None:
             r.missing_images.append(str(xml_path.with_suffix(".jpg")))
             continue
         seen.add(str(image))
         size_el = ann.find("size")
-        claimed = (_claimed_size(size_el.findtext("width"), size_el.findtext("height")) if size_el is not None
-                   else None)
-        size = r.size(image, claimed)
+        claimed = (claimed_size(size_el.findtext("width"), size_el.findtext("height"), f"{xml_path} <size>")
+                   if size_el is not None else None)
+        size = r.size(image, claimed, str(xml_path))
         if size is None:
             continue
         boxes: list[Box] = []
         for k, obj in enumerate(ann.iter("object"), 1):
-            name = (obj.findtext("name") or "").strip()
-            bb = obj.find("bndbox")
             where = f"{xml_path} object {k}"
-            try:
-                if bb is None:
-                    raise ValueError
-                xmin, ymin, xmax, ymax = (_float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
-            except ValueError:
-                r.degenerate(str(xml_path), f"object {k} ({name}): no numeric bndbox")
-                continue
-            cls = r.class_id(name)
+            bb = obj.find("bndbox")
+            if bb is None:
+                raise BadInput(where, "has no <bndbox>", "re-save it from the labelling tool")
+            xmin, ymin, xmax, ymax = (pixel(bb.findtext(t), f"{where} <bndbox>", t)
+                                      for t in ("xmin", "ymin", "xmax", "ymax"))
+            cls = r.class_id(obj.findtext("name"), f"{where} <name>")
             if cls is None:
                 continue
             # 1-based pixel indexes, as darknet's voc_label.py reads them
@@ -751,68 +745,97 @@ def _read_coco(r: _Reader, root: Path) -> str:
             jobs += [(split, f, folder) for f in files]
     if not jobs:
         raise DarknetMagicsError(f"no COCO json under {root}", fix="format=coco needs a json with images/annotations")
+    docs = [(split, path, folder, _coco_doc(path)) for split, path, folder in jobs]
     categories: dict[int, str] = {}
-    docs = []
-    for split, path, folder in jobs:
-        try:
-            with open(path, "rb") as f:
-                doc = json.load(f)
-        except (OSError, ValueError) as err:
-            raise DarknetMagicsError(f"{path} is not readable json: {err}", fix="re-export the COCO file") from None
-        docs.append((split, path, folder, doc))
-        for cat in doc.get("categories", []):
-            categories.setdefault(int(cat["id"]), str(cat["name"]))
+    for _s, _p, _f, (cats, _a, _i) in docs:
+        categories.update((cid, name) for cid, name in cats.items() if cid not in categories)
     # Classes in category-id order. Roboflow's COCO export adds a category 0 that is the dataset's own name and is
     # never used by a box (its supercategory is "none"): it is dropped when no annotation has it.
-    used = {int(a["category_id"]) for _s, _p, _f, d in docs for a in d.get("annotations", [])}
+    used = {a.category for _s, _p, _f, (_c, anns, _i) in docs for a in anns}
     cat_ids = [c for c in sorted(categories) if c in used or r.fixed is not None]
     if r.fixed is None:
         for c in cat_ids:
-            r.class_id(categories[c])
-    cat_to_cls = {c: r.class_id(categories[c]) for c in cat_ids}
-    for split, path, folder, doc in docs:
-        by_image: dict[int, list[dict]] = {}
-        for a in doc.get("annotations", []):
-            by_image.setdefault(int(a["image_id"]), []).append(a)
+            r.class_id(categories[c], "categories")
+    cat_to_cls = {c: r.class_id(categories[c], "categories") for c in cat_ids}
+    for split, path, folder, (_c, anns, images) in docs:
+        by_image: dict[int, list[_CocoAnn]] = {}
+        for a in anns:
+            by_image.setdefault(a.image, []).append(a)
         listing = {n.lower(): n for n in _listdir(folder)}
         # Each candidate folder is listed once: a name looked up in a set instead of a stat per image.
         img_dirs = [(str(d), _file_names(d)) for d in
                     [folder] + [folder / n for n in ("images", "train", "val", "data") if (folder / n).is_dir()]]
         path_s = str(path)
-        for im in doc.get("images", []):
-            file_name = str(im.get("file_name", ""))
+        for image_id, file_name, claimed, at in images:
             base = os.path.basename(file_name)
             image = None
             for d, names in img_dirs:
                 if file_name in names or (file_name != base and os.path.isfile(os.path.join(d, file_name))):
-                    image = os.path.join(d, file_name)
+                    image = os.path.join(d, file_name)  # a path that leaves `folder` is refused by r.size
                     break
                 if base in names:
                     image = os.path.join(d, base)
                     break
-            image_path = Path(image) if image is not None else folder / listing.get(base.lower(), file_name)
-            claimed = (int(im.get("width") or 0), int(im.get("height") or 0))
-            size = r.size(image_path, claimed)
+            image_path = Path(image) if image is not None else folder / listing.get(base.lower(), base)
+            size = r.size(image_path, claimed, at)
             if size is None:
                 continue
             boxes: list[Box] = []
-            for k, a in enumerate(by_image.get(int(im["id"]), ()), 1):
-                aid = a.get("id", k)
-                cat = int(a["category_id"])
-                cls = cat_to_cls.get(cat)
+            for a in by_image.get(image_id, ()):
+                cls = cat_to_cls.get(a.category)
                 if cls is None:
-                    if cat not in categories:
-                        r.degenerate(path_s, f"annotation id {aid}: category {cat} is not in categories")
+                    if a.category not in categories:
+                        r.degenerate(path_s, f"{a.where}: category {a.category} is not in categories")
                     continue
-                bbox = a.get("bbox")
-                if not bbox or len(bbox) != 4:
-                    r.degenerate(path_s, f"annotation id {aid}: no bbox")
-                    continue
-                x, y, w, h = bbox
-                x, y = float(x), float(y)
-                boxes.append(Box(cls, x, y, x + float(w), y + float(h), f"{path_s} annotation id {aid}"))
+                x, y, w, h = a.bbox
+                boxes.append(Box(cls, x, y, x + w, y + h, f"{path_s} {a.where}"))
             r.add(image_path, size, boxes, split, claimed)
     return "coco categories by id"
+
+
+class _CocoAnn(NamedTuple):
+    """One COCO annotation, checked: its image and category ids, bbox ``x y w h`` in pixels, json path."""
+
+    image: int
+    category: int
+    bbox: tuple[float, float, float, float]
+    where: str
+
+
+def _coco_id(value: object, where: str) -> int:
+    number_ = number(value, where, "id", -2.0 ** 63, 2.0 ** 63)
+    if not number_.is_integer():
+        raise BadInput(where, f"id {number_:g} is not a whole number", "re-export the COCO file")
+    return int(number_)
+
+
+def _coco_doc(path: Path) -> tuple[dict[int, str], list[_CocoAnn], list[tuple[int, str, Optional[tuple[int, int]], str]]]:
+    """A COCO json's categories {id: name}, annotations and images (id, file_name, claimed size, json path), every
+    value checked (`untrusted`), so that the reading after it meets no surprise."""
+    doc = load_json(path)
+    if not isinstance(doc, dict):
+        raise BadInput(str(path), "is not a json object with images/annotations/categories", "re-export the COCO file")
+    cats: dict[int, str] = {}
+    for i, cat in enumerate(get(doc, "categories", str(path), list, [])):
+        at = f"{path} categories[{i}]"
+        cats.setdefault(_coco_id(get(cat, "id", at), f"{at}.id"), class_name(get(cat, "name", at), f"{at}.name"))
+    anns = []
+    for i, a in enumerate(get(doc, "annotations", str(path), list, [])):
+        at = f"annotations[{i}]"
+        bbox = get(a, "bbox", f"{path} {at}", list)
+        if len(bbox) != 4:
+            raise BadInput(f"{path} {at}.bbox", f"has {len(bbox)} values, not x, y, w, h", "re-export the COCO file")
+        x, y = (pixel(v, f"{path} {at}.bbox", n) for v, n in zip(bbox[:2], "xy"))
+        w, h = (number(v, f"{path} {at}.bbox", n, 0, MAX_PX) for v, n in zip(bbox[2:], "wh"))
+        anns.append(_CocoAnn(_coco_id(get(a, "image_id", f"{path} {at}"), f"{path} {at}.image_id"),
+                             _coco_id(get(a, "category_id", f"{path} {at}"), f"{path} {at}.category_id"),
+                             (x, y, w, h), f"{at} (id {a.get('id')!r:.20})"))
+    images = []
+    for i, im in enumerate(get(doc, "images", str(path), list, [])):
+        at = f"{path} images[{i}]"
+        images.append((_coco_id(get(im, "id", at), f"{at}.id"), get(im, "file_name", at, str),
+                       claimed_size(im.get("width"), im.get("height"), at), at))
+    return cats, anns, images
 
 
 def _read_labelme(r: _Reader, root: Path) -> str:
@@ -820,39 +843,47 @@ def _read_labelme(r: _Reader, root: Path) -> str:
         for dirpath, dirs, files in os.walk(folder):
             dirs.sort()
             for name in sorted(files):
-                if not name.lower().endswith(".json"):
-                    continue
-                path = Path(dirpath) / name
-                try:
-                    doc = json.loads(path.read_text(encoding="utf-8-sig"))
-                except (OSError, ValueError):
-                    continue
-                if not isinstance(doc, dict) or "shapes" not in doc:
-                    continue
-                image = (path.parent / str(doc.get("imagePath") or "")).resolve() if doc.get("imagePath") else None
-                if image is None or not image.is_file():
-                    image = next((path.with_suffix(e) for e in IMAGE_EXTENSIONS if path.with_suffix(e).is_file()),
-                                 path.with_suffix(".jpg"))
-                else:
-                    image = path.parent / os.path.relpath(image, path.parent)
-                claimed = (int(doc.get("imageWidth") or 0), int(doc.get("imageHeight") or 0))
-                size = r.size(image, claimed)
-                if size is None:
-                    continue
-                boxes: list[Box] = []
-                for k, shape in enumerate(doc.get("shapes", []), 1):
-                    pts = shape.get("points") or []
-                    kind = shape.get("shape_type") or "polygon"
-                    if kind not in ("rectangle", "polygon") or len(pts) < 2:
-                        continue  # points, lines, circles: not boxes
-                    cls = r.class_id(str(shape.get("label", "")))
-                    if cls is None:
-                        continue
-                    xs = [float(p[0]) for p in pts]
-                    ys = [float(p[1]) for p in pts]
-                    boxes.append(Box(cls, min(xs), min(ys), max(xs), max(ys), f"{path} shape {k}"))
-                r.add(image, size, boxes, split, claimed)
+                if name.lower().endswith(".json"):
+                    _read_labelme_file(r, Path(dirpath) / name, split)
     return "sorted"
+
+
+def _read_labelme_file(r: _Reader, path: Path, split: Optional[str]) -> None:
+    """One LabelMe json (a json without ``shapes`` is some other file, left alone; a broken one is an error)."""
+    doc = load_json(path)
+    if not isinstance(doc, dict) or "shapes" not in doc:
+        return
+    at = str(path)
+    named = get(doc, "imagePath", at, str, "")
+    image = Path(os.path.normpath(path.parent / named)) if named else None  # a path out of the folder: refused
+    if image is None or not os.path.isfile(image):  # os.path: False for a name too long or with a NUL byte
+        image = next((path.with_suffix(e) for e in IMAGE_EXTENSIONS if path.with_suffix(e).is_file()),
+                     path.with_suffix(".jpg"))
+    claimed = claimed_size(doc.get("imageWidth"), doc.get("imageHeight"), at)
+    size = r.size(image, claimed, f"{at} imagePath")
+    if size is None:
+        return
+    boxes: list[Box] = []
+    for k, shape in enumerate(get(doc, "shapes", at, list), 1):
+        where = f"{at} shapes[{k - 1}]"
+        pts = get(shape, "points", where, list, [])
+        kind = get(shape, "shape_type", where, str, "polygon")
+        if kind not in ("rectangle", "polygon") or len(pts) < 2:
+            continue  # points, lines, circles: not boxes
+        cls = r.class_id(get(shape, "label", where), f"{where}.label")
+        xy = [_point(p, f"{where}.points[{i}]") for i, p in enumerate(pts)]
+        if cls is None:
+            continue
+        xs, ys = [p[0] for p in xy], [p[1] for p in xy]
+        boxes.append(Box(cls, min(xs), min(ys), max(xs), max(ys), f"{path} shape {k}"))
+    r.add(image, size, boxes, split, claimed)
+
+
+def _point(value: object, where: str) -> tuple[float, float]:
+    """An ``[x, y]`` point of a LabelMe shape, in pixels."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise BadInput(where, f"is {str(value)[:40]}, not [x, y]", "re-save it from LabelMe")
+    return pixel(value[0], where, "x"), pixel(value[1], where, "y")
 
 
 def _read_cvat(r: _Reader, root: Path) -> str:
@@ -861,49 +892,45 @@ def _read_cvat(r: _Reader, root: Path) -> str:
         for n in _listdir(folder):
             if n.lower() == "annotations.xml":
                 files.append((split, folder / n, folder))
-    source = "cvat labels"
     for split, path, folder in files:
-        try:
-            doc = ET.parse(path).getroot()
-        except (ET.ParseError, OSError) as err:
-            raise DarknetMagicsError(f"{path} is not readable CVAT xml: {err}", fix="re-export it") from None
+        doc = parse_xml(path, "CVAT xml")
         if r.fixed is None:
-            for lab in doc.iter("label"):
-                name = lab.findtext("name")
-                if name:
-                    r.class_id(name.strip())
+            for k, lab in enumerate(doc.iter("label"), 1):
+                if lab.find("name") is not None:
+                    r.class_id(lab.findtext("name"), f"{path} label {k}")
         img_dirs = [folder] + [folder / n for n in ("images", "Images") if (folder / n).is_dir()]
         for im in doc.iter("image"):
             file_name = im.get("name", "")
-            image = next((d / file_name for d in img_dirs if (d / file_name).is_file()),
+            at = f"{path} image {im.get('id')!r:.20} ({file_name[:60]})"
+            # d / an absolute name is that name: found there, it is refused by r.size as outside the folder
+            image = next((d / file_name for d in img_dirs if os.path.isfile(d / file_name)),
                          next((d / os.path.basename(file_name) for d in img_dirs
-                               if (d / os.path.basename(file_name)).is_file()), folder / file_name))
-            claimed = _claimed_size(im.get("width"), im.get("height"))
-            size = r.size(image, claimed)
+                               if os.path.isfile(d / os.path.basename(file_name))), folder / os.path.basename(file_name)))
+            claimed = claimed_size(im.get("width"), im.get("height"), at)
+            size = r.size(image, claimed, at)
             if size is None:
                 continue
-            boxes: list[Box] = []
-            for k, el in enumerate(list(im), 1):
-                label = (el.get("label") or "").strip()
-                where = f"{path} image {im.get('id')} {el.tag} {k}"
-                try:
-                    if el.tag == "box":
-                        x0, y0, x1, y1 = (_float(el.get(a)) for a in ("xtl", "ytl", "xbr", "ybr"))
-                    elif el.tag in ("polygon", "polyline"):
-                        pts = [tuple(float(v) for v in p.split(",")) for p in (el.get("points") or "").split(";") if p]
-                        x0, y0 = min(p[0] for p in pts), min(p[1] for p in pts)
-                        x1, y1 = max(p[0] for p in pts), max(p[1] for p in pts)
-                    else:
-                        continue
-                except (ValueError, IndexError):
-                    r.degenerate(str(path), f"image {im.get('name')} {el.tag} {k}: coordinates not numbers")
-                    continue
-                cls = r.class_id(label)
-                if cls is None:
-                    continue
-                boxes.append(Box(cls, x0, y0, x1, y1, where))
+            boxes = [box for k, el in enumerate(list(im), 1) if (box := _cvat_box(r, el, f"{at} {el.tag} {k}"))]
             r.add(image, size, boxes, split, claimed)
-    return source
+    return "cvat labels"
+
+
+def _cvat_box(r: _Reader, el: ET.Element, where: str) -> Optional[Box]:
+    """The box of a CVAT <box>, <polygon> or <polyline> (None for other shapes, or a class not in names=)."""
+    if el.tag == "box":
+        x0, y0, x1, y1 = (pixel(el.get(a), where, a) for a in ("xtl", "ytl", "xbr", "ybr"))
+    elif el.tag in ("polygon", "polyline"):
+        pts = [p.split(",") for p in (el.get("points") or "").split(";") if p]
+        if not pts or any(len(p) != 2 for p in pts):
+            raise BadInput(where, f"points={(el.get('points') or '')[:40]!r} are not x,y;x,y;...",
+                           "re-export it from CVAT")
+        xs = [pixel(p[0], where, "x") for p in pts]
+        ys = [pixel(p[1], where, "y") for p in pts]
+        x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+    else:
+        return None
+    cls = r.class_id(el.get("label"), where)
+    return None if cls is None else Box(cls, x0, y0, x1, y1, where)
 
 
 def _read_openimages(r: _Reader, root: Path) -> str:
@@ -923,23 +950,19 @@ def _read_openimages(r: _Reader, root: Path) -> str:
     mid_names: dict[str, str] = {}
     mid_order: list[str] = []
     if desc is not None:
-        with open(desc, newline="", encoding="utf-8-sig") as f:
-            for row in csv.reader(f):
-                if len(row) >= 2 and row[0] != "LabelName":
-                    mid_names[row[0]] = row[1]
-                    mid_order.append(row[0])
-    rows_by: list[tuple[Optional[str], Path, dict[str, list[dict]]]] = []
+        for line, row in _csv_rows(desc):
+            if len(row) >= 2 and row[0] != "LabelName":
+                mid_names[row[0]] = class_name(row[1], f"{desc}:{line}")
+                mid_order.append(row[0])
+    rows_by: list[tuple[Optional[str], Path, dict[str, list[tuple[str, tuple[float, ...], str]]]]] = []
     used: set[str] = set()
     for split, path, folder in jobs:
-        by_image: dict[str, list[dict]] = {}
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            for row in csv.DictReader(f):
-                by_image.setdefault(row["ImageID"], []).append(row)
-                used.add(row["LabelName"])
+        by_image = _openimages_boxes(path)
+        used.update(mid for rows in by_image.values() for mid, _c, _w in rows)
         rows_by.append((split, folder, by_image))
     if r.fixed is None:
         for mid in [m for m in mid_order if m in used] + sorted(used - set(mid_order)):
-            r.class_id(mid_names.get(mid, mid))
+            r.class_id(mid_names.get(mid, mid), str(desc or jobs[0][1]))
     seen_dirs: dict[str, dict[str, str]] = {}
     for split, folder, by_image in rows_by:
         img_dirs = [folder] + [folder / n for n in ("images", "data") if (folder / n).is_dir()]
@@ -958,18 +981,44 @@ def _read_openimages(r: _Reader, root: Path) -> str:
                 continue
             w, h = size
             boxes: list[Box] = []
-            for k, row in enumerate(rows, 1):
-                try:
-                    x0, x1, y0, y1 = (_float(row[c]) for c in ("XMin", "XMax", "YMin", "YMax"))
-                except (ValueError, KeyError):
-                    r.degenerate(str(image), f"row {k} of {image_id}: XMin/XMax/YMin/YMax not numbers")
-                    continue
-                cls = r.class_id(mid_names.get(row["LabelName"], row["LabelName"]))
-                if cls is None:
-                    continue
-                boxes.append(Box(cls, x0 * w, y0 * h, x1 * w, y1 * h, f"{image_id} row {k}"))
+            for mid, (x0, x1, y0, y1), where in rows:
+                cls = r.class_id(mid_names.get(mid, mid), where)
+                if cls is not None:
+                    boxes.append(Box(cls, x0 * w, y0 * h, x1 * w, y1 * h, where))
             r.add(image, size, boxes, split)
     return str(desc) if desc else "label ids"
+
+
+def _openimages_boxes(path: Path) -> dict[str, list[tuple[str, tuple[float, ...], str]]]:
+    """{ImageID: [(LabelName, (XMin, XMax, YMin, YMax), "FILE:LINE")]} of a *-bbox.csv, every value checked."""
+    by_image: dict[str, list[tuple[str, tuple[float, ...], str]]] = {}
+    rows = _csv_rows(path)
+    header = next(rows, (1, []))[1]
+    cols = [_column(header, c, path) for c in ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")]
+    for line, row in rows:
+        where = f"{path}:{line}"
+        if len(row) < len(header):
+            raise BadInput(where, f"{len(row)} values, the header has {len(header)}", "re-export the csv")
+        coords = tuple(number(row[c], where, header[c], -1, 2) for c in cols[2:])  # relative: 0..1
+        by_image.setdefault(row[cols[0]], []).append((row[cols[1]], coords, where))
+    return by_image
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, values) of a UTF-8 csv file; a broken one (NUL bytes, a field over csv's limit) is `BadInput`."""
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as err:
+        raise BadInput(f"{path}:{reader.line_num}", f"not a readable csv: {err}", "re-export the csv") from None
+
+
+def _column(header: list[str], name: str, path: Path) -> int:
+    if name not in header:
+        raise BadInput(f"{path}:1", f"the header has no {name} column ({', '.join(header)[:80]})",
+                       "use Open Images' own *-annotations-bbox.csv (ImageID, LabelName, XMin, XMax, YMin, YMax)")
+    return header.index(name)
 
 
 _READERS = {"yolo": _read_yolo, "ultralytics": _read_ultralytics, "voc": _read_voc, "coco": _read_coco,
@@ -1206,46 +1255,50 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
             per_split[split] += 1
         return final, lrel
 
-    for i, im in enumerate(ds.images):
-        split = im.split or "all"
-        if split not in used:
-            makedirs(split)
-            used[split] = set()
-        boxes, c, t, bad = clean_boxes(im, min_box=min_box, net=net)
-        clipped += c
-        tiny += t
-        degenerate += len(bad)
-        bad_examples.extend(bad[: max(0, 5 - len(bad_examples))])
-        n_boxes += len(boxes)
-        data = _label_text(boxes, im.width, im.height)
-        src = os.path.abspath(im.path)
-        src_dir, name = os.path.split(src)
-        found = (folder_link(split, src_dir, name)
-                 if name.endswith(_PJ_EXTS) and not any(ch.isspace() for ch in name) else None)
-        if found is not None:
-            final, lrel = found
-            makedirs(os.path.dirname(lrel))
-            _write_new(tmp_s + lrel, data)
-            taken.add(lrel)
-        else:
-            link_name = _link_name(Path(name), used[split])
-            final = f"{folder_s}{split}{os.sep}{link_name}"
-            os.symlink(src, tmp_s + final[n_root:])
-            for lp in {label_path(final, "alexeyab"), label_path(final, "pjreddie")}:
-                if lp == final:
-                    continue  # pjreddie with an unswapped extension would read the image itself: never write there
-                if lp.startswith(folder_s) and lp[n_root:] not in taken:
-                    makedirs(os.path.dirname(lp[n_root:]))
-                    _write_new(tmp_s + lp[n_root:], data)
-                    taken.add(lp[n_root:])
-                elif not lp.startswith(folder_s) and not any(p.code == "labels-outside" for p in problems):
-                    problems.append(Problem("labels-outside", f"pjreddie's darknet would look for labels at {lp}, "
-                                            f"outside {folder}: only AlexeyAB/hank-ai builds find them",
-                                            fix="put OUT in a folder whose path has no 'images' or 'raw' in it",
-                                            severity="warning", file=lp))
-        lists.setdefault(split, []).append(final)
-        if reporter is not None and (i % 2000 == 0 or i + 1 == total):
-            reporter.progress(f"labels: {i + 1:,}/{total:,} images", final=i + 1 == total)
+    try:
+        for i, im in enumerate(ds.images):
+            split = im.split or "all"
+            if split not in used:
+                makedirs(split)
+                used[split] = set()
+            boxes, c, t, bad = clean_boxes(im, min_box=min_box, net=net)
+            clipped += c
+            tiny += t
+            degenerate += len(bad)
+            bad_examples.extend(bad[: max(0, 5 - len(bad_examples))])
+            n_boxes += len(boxes)
+            data = _label_text(boxes, im.width, im.height)
+            src = os.path.abspath(im.path)
+            src_dir, name = os.path.split(src)
+            found = (folder_link(split, src_dir, name)
+                     if name.endswith(_PJ_EXTS) and not any(ch.isspace() for ch in name) else None)
+            if found is not None:
+                final, lrel = found
+                makedirs(os.path.dirname(lrel))
+                _write_new(tmp_s + lrel, data)
+                taken.add(lrel)
+            else:
+                link_name = _link_name(Path(name), used[split])
+                final = f"{folder_s}{split}{os.sep}{link_name}"
+                os.symlink(src, tmp_s + final[n_root:])
+                for lp in {label_path(final, "alexeyab"), label_path(final, "pjreddie")}:
+                    if lp == final:
+                        continue  # pjreddie with an unswapped extension would read the image itself: never write there
+                    if lp.startswith(folder_s) and lp[n_root:] not in taken:
+                        makedirs(os.path.dirname(lp[n_root:]))
+                        _write_new(tmp_s + lp[n_root:], data)
+                        taken.add(lp[n_root:])
+                    elif not lp.startswith(folder_s) and not any(p.code == "labels-outside" for p in problems):
+                        problems.append(Problem("labels-outside", f"pjreddie's darknet would look for labels at {lp}, "
+                                                f"outside {folder}: only AlexeyAB/hank-ai builds find them",
+                                                fix="put OUT in a folder whose path has no 'images' or 'raw' in it",
+                                                severity="warning", file=lp))
+            lists.setdefault(split, []).append(final)
+            if reporter is not None and (i % 2000 == 0 or i + 1 == total):
+                reporter.progress(f"labels: {i + 1:,}/{total:,} images", final=i + 1 == total)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk or an interrupt: no half-written folder stays behind
+        raise
     for b in bad_examples:
         problems.append(Problem("degenerate-box", f"{b.where}: box {b.x0:g},{b.y0:g} to {b.x1:g},{b.y1:g} has no "
                                 "area inside the image: left out", fix="fix or delete it in the annotation tool",

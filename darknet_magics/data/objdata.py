@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import DarknetMagicsError, StepError
 from ..fileio import atomic_write_text
+from ..untrusted import read_text
 
 #: The first line `%yolo data` writes: its backup= is a default, and training then keeps each run's weights in the
 #: run's own folder; an obj.data without it is the user's, and its backup= is where the weights go.
@@ -43,8 +44,9 @@ def read_data(text: str) -> dict[str, DataEntry]:
 
 
 def read_data_file(path: Path) -> dict[str, DataEntry]:
-    """`read_data` of a file (undecodable bytes replaced, as darknet would read them as bytes)."""
-    return read_data(Path(path).read_text(encoding="utf-8", errors="replace"))
+    """`read_data` of a file; one that is not UTF-8 is refused with its line (`untrusted.BadInput`): a path with
+    such bytes is not the one we would show or check."""
+    return read_data(read_text(path))
 
 
 def values(path: Path, *, as_written: bool = False) -> dict[str, str]:
@@ -54,7 +56,7 @@ def values(path: Path, *, as_written: bool = False) -> dict[str, str]:
 
 def with_backup(text: str, backup: Path) -> str:
     """`text` with its ``backup=`` lines replaced by one naming `backup` (every other line kept as it is)."""
-    if any(c.isspace() for c in str(backup)):
+    if any(c.isspace() or not c.isprintable() for c in str(backup)):
         raise DarknetMagicsError(f"backup folder {backup} contains a space, which darknet strips from obj.data",
                                  fix="choose a backup folder whose path has no spaces")
     kept = [ln for ln in text.splitlines() if "".join(ln.split()).split("=", 1)[0] != "backup"]
@@ -81,5 +83,9 @@ def train_images(data: Path) -> int:
     entry = read_data_file(data).get("train")
     if entry is None:
         raise StepError(f"{data} has no train= line", fix="write it with %yolo data first")
-    with open(entry.value, encoding="utf-8", errors="replace") as handle:
-        return sum(1 for line in handle if line.strip())
+    try:
+        with open(entry.value, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError as err:
+        raise StepError(f"{data} line {entry.line}: its train list {entry.value} cannot be read ({err.strerror})",
+                        fix="write the lists with `%yolo data` first (or correct train=)") from None

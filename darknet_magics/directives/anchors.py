@@ -6,6 +6,7 @@ from ..data.checks import TINY_BOX_PX
 from ..fileio import atomic_write_text
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
+from ..untrusted import read_text, writing
 
 
 def _check(step: Step) -> None:
@@ -38,7 +39,9 @@ def run(step: Step, ctx: Context) -> Done:
                       + (f" ({result.ignored} boxes under {step.get('min_box'):g} px left out)" if result.ignored else ""))
     if step.get("cfg"):
         cfg_path = ctx.path(step.get("cfg"))
-        atomic_write_text(cfg_path, set_anchors(cfg_path.read_text(), result))
+        text = set_anchors(read_text(cfg_path), result)
+        with writing("the cfg", cfg_path):
+            atomic_write_text(cfg_path, text)
         ctx.reporter.info(f"wrote the anchors into {cfg_path}")
     ctx.bind(step, result)
     return Done(f"{len(result.anchors)} anchors, avg IoU {result.avg_iou * 100:.2f} %", result)

@@ -8,6 +8,7 @@ from ..data.cfg import make_cfg_changes, resolve_template, write_cfg
 from ..language import Opt, Pos, Spec, Step
 from ..data.objdata import train_images
 from ..session import Context, Done
+from ..untrusted import read_text
 
 
 def _check(step: Step) -> None:
@@ -54,6 +55,5 @@ def run(step: Step, ctx: Context) -> Done:
 
 def preview(step: Step, ctx: Context) -> list[str]:
     template, options, _ = _inputs(step, ctx)
-    _, changes = make_cfg_changes(template.read_text(encoding="utf-8", errors="replace"), step.options["classes"],
-                                  **options)
+    _, changes = make_cfg_changes(read_text(template), step.options["classes"], **options)
     return [f"write {ctx.path(step.args['OUT'])} from {template}:"] + ["  " + c for c in changes]

@@ -8,6 +8,7 @@ from ..data.datasets import write_data
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
+from ..untrusted import writing
 from ._dataset import show_and_bind
 
 
@@ -72,11 +73,12 @@ def run(step: Step, ctx: Context) -> Done:
         return ctx.path(step.options[key]) if step.options.get(key) else None
 
     out = ctx.output(step.args["OUT"], "the obj.data", step)
-    result = write_data(out, classes=step.get("classes"), names=step.get("names"),
-                        train=opt_path("train"), valid=opt_path("valid"), test=opt_path("test"),
-                        images=opt_path("images"), format=step.get("format"), min_box=step.get("min_box"),
-                        split=step.get("split"), seed=step.get("seed"), backup=_backup(step, ctx, warn=True),
-                        net=NET, reporter=ctx.reporter)
+    with writing("the dataset", out):  # a full or read-only disk: a clear error; every file is written atomically
+        result = write_data(out, classes=step.get("classes"), names=step.get("names"),
+                            train=opt_path("train"), valid=opt_path("valid"), test=opt_path("test"),
+                            images=opt_path("images"), format=step.get("format"), min_box=step.get("min_box"),
+                            split=step.get("split"), seed=step.get("seed"), backup=_backup(step, ctx, warn=True),
+                            net=NET, reporter=ctx.reporter)
     name = None
     if result.plan is not None:
         for line in result.plan.lines[:5]:

@@ -5,6 +5,7 @@ from ..model.inference import detect, resolve_images
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
+from ..untrusted import writing
 from ._darknet import darknet_cwd
 from ._model_out import BIN, THRESH, darknet_args, model_positionals, require_inputs, results_folder
 
@@ -20,10 +21,12 @@ SPEC = Spec("test", "yolo", "Detect objects in an image, a folder, a list file o
 def run(step: Step, ctx: Context) -> Done:
     paths = require_inputs(step, ctx, "DATA", "CFG", "WEIGHTS")  # SOURCE may be a glob: detect checks it
     binary = ctx.darknet_binary(step)
-    result = detect(darknet=binary, data=paths["DATA"], cfg=paths["CFG"], weights=paths["WEIGHTS"],
-                    image=ctx.path(step.args["SOURCE"]), thresh=step.get("thresh"), cwd=darknet_cwd(ctx, binary),
-                    out=results_folder(step, ctx, "predictions"), reporter=ctx.reporter,
-                    extra_args=darknet_args(step, ctx, "test"))
+    out = results_folder(step, ctx, "predictions")
+    with writing("the annotated images", out):  # a full or read-only disk: a clear error, the scratch folder gone
+        result = detect(darknet=binary, data=paths["DATA"], cfg=paths["CFG"], weights=paths["WEIGHTS"],
+                        image=ctx.path(step.args["SOURCE"]), thresh=step.get("thresh"),
+                        cwd=darknet_cwd(ctx, binary), out=out, reporter=ctx.reporter,
+                        extra_args=darknet_args(step, ctx, "test"))
     ctx.bind(step, result)
     return Done(result.summary(), result)
 

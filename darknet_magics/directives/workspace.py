@@ -6,6 +6,7 @@ from pathlib import Path
 from ..errors import StepError
 from ..language import Pos, Spec, Step
 from ..session import Context, Done
+from ..untrusted import writing
 
 SPEC = Spec("workspace", "darknet", "The persistent folder for the build cache, weights, logs and runs.",
             positionals=(Pos("PATH", "the folder (default {drive}/darknet)"),), establishes=("workspace",),
@@ -21,7 +22,8 @@ def _target(step: Step, ctx: Context) -> Path:
 
 def run(step: Step, ctx: Context) -> Done:
     path = _target(step, ctx)
-    path.mkdir(parents=True, exist_ok=True)
+    with writing("the workspace", path):
+        path.mkdir(parents=True, exist_ok=True)
     ctx.session.workspace = path
     if any(c.isspace() for c in str(path)):
         ctx.reporter.warn(f"the workspace path {str(path)!r} has spaces: darknet cannot read such paths in "
