@@ -22,6 +22,7 @@ from ..setup.environment import tmp_links_dir
 from ..errors import DarknetMagicsError, Problem
 from .objdata import MARKER
 from ..fileio import atomic_write_text, remove_if_exists
+from .labelpaths import rewrites
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from ..report import Reporter
 from ..safenames import check_argv_paths, link_unsafe, unsafe_reason
@@ -257,7 +258,10 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
         elif not _is_drive(datasets[0].root):
             convert_to = datasets[0].root.parent / f"{datasets[0].root.name}.{stem}.darknet"
         else:
-            convert_to = Path(tempfile.gettempdir()) / "darknet_magics" / f"{stem}.darknet"
+            convert_to = _private_convert_dir(out, stem)
+        if rewrites(str(convert_to / "train" / "x.jpg")):
+            # a folder named e.g. openimages/: pjreddie would look for every label under openlabels/ (see labelpaths)
+            convert_to = _private_convert_dir(out, stem)
     lists = {k: out.parent / f"{out.stem}.{k}.txt" for k in ("train", "valid", "test")}
     n = Counter(im.split or "" for d in datasets for im in d.images)
     has = {k for k in ("train", "valid", "test") if n.get(k) or k in given_lists}
@@ -279,6 +283,12 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
              f"writes: {out}"]
     return DataPlan(out, list(fixed), names_source, fmt, datasets, convert, convert_to, lists, given_lists, problems,
                     split_note, lines)
+
+
+def _private_convert_dir(out: Path, stem: str) -> Path:
+    """A local folder for the converted labels of `out` whose path no flavor rewrites (one per obj.data)."""
+    digest = hashlib.sha1(str(out).encode()).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / "darknet_magics" / f"{stem}-{digest}.darknet"
 
 
 def labels_found_by_all(image: str) -> bool:
@@ -306,6 +316,11 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
                         names=names, split=split, seed=seed, min_box=min_box)
     out = plan.out
+    if plan.datasets and not plan.given_lists and not any(im.boxes for d in plan.datasets for im in d.images):
+        n_images = sum(len(d.images) for d in plan.datasets)
+        raise DarknetMagicsError(f"no-boxes: none of the {n_images:,} images of {plan.format} has a box: darknet would "
+                                 "train on nothing", fix="check format= and that the annotations are beside the "
+                                 "images (the lines above say what was left out, and why)")
     check_argv_paths(**{"obj.data": out, "backup": Path(os.path.abspath(os.path.expanduser(backup)))})  # obj.data lines
     out.parent.mkdir(parents=True, exist_ok=True)
     link_dir = out.parent / "links"

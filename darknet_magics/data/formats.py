@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Optional, Sequence
 
 from ..errors import DarknetMagicsError, Problem
+from . import labelpaths as _labelpaths
 from ..untrusted import (BadInput, Confined, class_name, claimed_size, decode, get, load_json, number, parse_names,
                          is_inside, parse_xml, pixel, read_text, MAX_PX)
 from .labels import RANGE_FIX, out_of_range, parse_line
@@ -1075,36 +1076,14 @@ class ConvertResult:
     problems: list[Problem]
 
 
-# The suffixes AlexeyAB/hank-ai swap for .txt when they look for an image's label file.
-_LABEL_SWAP_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tiff", ".tif")
-
-
 def label_path(image: str, flavor: str = "alexeyab") -> str:
-    """Where darknet looks for an image's label file.
-
-    AlexeyAB/hank-ai: beside the image (``/JPEGImages/`` becomes ``/labels/``), extension -> ``.txt``.
-    pjreddie: the first ``images`` anywhere in the path becomes ``labels`` (so ``/my_images/x.jpg`` looks in
-    ``/my_labels/``), ``JPEGImages`` -> ``labels``, and only .jpg/.png/.JPG/.JPEG are swapped for .txt.
-    """
-    if flavor == "pjreddie":
-        path = image.replace("images", "labels", 1).replace("JPEGImages", "labels", 1)
-        for ext in (".jpg", ".png", ".JPG", ".JPEG"):
-            if ext in path:
-                path = path.replace(ext, ".txt", 1)
-        return path
-    path = image
-    for a, b in (("/images/train2017/", "/labels/train2017/"), ("/images/val2017/", "/labels/val2017/"),
-                 ("/JPEGImages/", "/labels/")):
-        path = path.replace(a, b, 1)
-    root, ext = os.path.splitext(path)
-    if ext.lower() in _LABEL_SWAP_SUFFIXES:
-        return root + ".txt"
-    return path
+    """Where `flavor`'s darknet looks for an image's label file (`labelpaths.label_path`: each flavor's own rule)."""
+    return _labelpaths.label_path(image, flavor)
 
 
 def label_paths(image: str) -> set[str]:
-    """Every path where some darknet flavor looks for `image`'s label (AlexeyAB/hank-ai and pjreddie rules)."""
-    return {label_path(image, "alexeyab"), label_path(image, "pjreddie")}
+    """Every path where some darknet flavor looks for `image`'s label (pjreddie, AlexeyAB and hank-ai rules)."""
+    return _labelpaths.label_paths(image)
 
 
 # Extensions pjreddie swaps for .txt; others get .jpg appended to the link's name (stb_image reads by content).
@@ -1194,19 +1173,13 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     darknet flavor looks for them.
 
     Labels never go into the user's (drive) folder: the images are listed through links in our folder, so the
-    label path each flavor derives from a listed path is ours. Two layouts, per image:
+    label path each flavor derives from a listed path is ours. ``<split>/a.jpg`` is a symlink per image, named to
+    fit every flavor (`_link_name`: no whitespace, an extension pjreddie swaps, two images never sharing a
+    label), with its label beside it (and at pjreddie's rewrite when that differs and stays in `folder`). One
+    link per image, not per folder: hank-ai reads the label beside the listed path, so a folder link
+    (``JPEGImages`` -> ``labels``, what AlexeyAB and pjreddie rewrite) would send it into the user's folder.
 
-    - ``<split>/<n>/JPEGImages`` is one symlink to the n-th source folder of that split. Its images are listed
-      through it (``.../train/0/JPEGImages/a.jpg``) and their labels are ``.../train/0/labels/a.txt``, which is
-      where AlexeyAB/hank-ai (``/JPEGImages/`` -> ``/labels/``, extension -> .txt) and pjreddie (the same, after
-      its first ``images`` -> ``labels``) both look. One link per folder, not one per image: on a 20,000-image
-      dataset that halves the files made.
-    - ``<split>/a.jpg`` is a symlink per image whose name does not fit that (whitespace, an extension pjreddie
-      does not swap, two images that would share a label, a folder path that sends some flavor elsewhere), named
-      to fit (`_link_name`), with its label beside it (and at pjreddie's rewrite when that differs and stays in
-      `folder`).
-
-    Every listed path is checked with `label_path` for both flavors before it is used. The folder is written
+    Every listed path is checked with `label_paths` (all three flavors) before it is used. The folder is written
     beside (``.NAME.tmpPID``), then renamed into place, so a failed or interrupted run never leaves a
     half-written dataset that looks complete; that is why single labels are plain writes, not an atomic rename
     and fsync each (a VM that loses power loses its local disk anyway).
@@ -1224,8 +1197,6 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     problems: list[Problem] = []
     n_boxes = clipped = tiny = degenerate = 0
     used: dict[str, set[str]] = {}  # per split: stems of the per-image links
-    groups: dict[tuple[str, str], str] = {}  # (split, source folder) -> "<split>/<n>" (its link made)
-    per_split: Counter[str] = Counter()  # folder links made per split
     taken: set[str] = set()  # label files written (relative to folder)
     bad_examples: list[Box] = []
     total = len(ds.images)
@@ -1237,23 +1208,6 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
         if rel not in made:
             os.makedirs(tmp_s + rel, exist_ok=True)
             made.add(rel)
-
-    def folder_link(split: str, src_dir: str, name: str) -> Optional[tuple[str, str]]:
-        """(listed path, label path relative to folder) through the folder link of `src_dir`, or None."""
-        rel = groups.get((split, src_dir)) or f"{split}/{per_split[split]}"
-        final = f"{folder_s}{rel}/JPEGImages/{name}"
-        lp = label_path(final, "alexeyab")
-        if lp == final or lp != label_path(final, "pjreddie") or not lp.startswith(folder_s):
-            return None
-        lrel = lp[n_root:]
-        if lrel in taken:
-            return None
-        if (split, src_dir) not in groups:
-            makedirs(rel)
-            os.symlink(src_dir, f"{tmp_s}{rel}/JPEGImages")
-            groups[(split, src_dir)] = rel
-            per_split[split] += 1
-        return final, lrel
 
     try:
         for i, im in enumerate(ds.images):
@@ -1269,30 +1223,21 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
             n_boxes += len(boxes)
             data = _label_text(boxes, im.width, im.height)
             src = os.path.abspath(im.path)
-            src_dir, name = os.path.split(src)
-            found = (folder_link(split, src_dir, name)
-                     if name.endswith(_PJ_EXTS) and not any(ch.isspace() for ch in name) else None)
-            if found is not None:
-                final, lrel = found
-                makedirs(os.path.dirname(lrel))
-                _write_new(tmp_s + lrel, data)
-                taken.add(lrel)
-            else:
-                link_name = _link_name(Path(name), used[split])
-                final = f"{folder_s}{split}{os.sep}{link_name}"
-                os.symlink(src, tmp_s + final[n_root:])
-                for lp in {label_path(final, "alexeyab"), label_path(final, "pjreddie")}:
-                    if lp == final:
-                        continue  # pjreddie with an unswapped extension would read the image itself: never write there
-                    if lp.startswith(folder_s) and lp[n_root:] not in taken:
-                        makedirs(os.path.dirname(lp[n_root:]))
-                        _write_new(tmp_s + lp[n_root:], data)
-                        taken.add(lp[n_root:])
-                    elif not lp.startswith(folder_s) and not any(p.code == "labels-outside" for p in problems):
-                        problems.append(Problem("labels-outside", f"pjreddie's darknet would look for labels at {lp}, "
-                                                f"outside {folder}: only AlexeyAB/hank-ai builds find them",
-                                                fix="put OUT in a folder whose path has no 'images' or 'raw' in it",
-                                                severity="warning", file=lp))
+            link_name = _link_name(Path(os.path.basename(src)), used[split])
+            final = f"{folder_s}{split}{os.sep}{link_name}"
+            os.symlink(src, tmp_s + final[n_root:])
+            for lp in label_paths(final):
+                if lp == final:
+                    continue  # pjreddie with an unswapped extension would read the image itself: never write there
+                if lp.startswith(folder_s) and lp[n_root:] not in taken:
+                    makedirs(os.path.dirname(lp[n_root:]))
+                    _write_new(tmp_s + lp[n_root:], data)
+                    taken.add(lp[n_root:])
+                elif not lp.startswith(folder_s) and not any(p.code == "labels-outside" for p in problems):
+                    problems.append(Problem("labels-outside", f"pjreddie's darknet would look for labels at {lp}, "
+                                            f"outside {folder}: only AlexeyAB/hank-ai builds find them",
+                                            fix="put OUT in a folder whose path has no 'images' or 'raw' in it",
+                                            severity="warning", file=lp))
             lists.setdefault(split, []).append(final)
             if reporter is not None and (i % 2000 == 0 or i + 1 == total):
                 reporter.progress(f"labels: {i + 1:,}/{total:,} images", final=i + 1 == total)

@@ -91,10 +91,21 @@ def run(step: Step, ctx: Context) -> Done:
             plan = result.plan
             merged = Dataset(plan.format, plan.datasets[0].root, plan.names,
                              [im for d in plan.datasets for im in d.images])
-            name = show_and_bind(step, ctx, summary_frame(merged, NET), NET)
+            name = show_and_bind(step, ctx, summary_frame(merged, NET), NET, _health(merged))
+    errors = sum(1 for p in result.problems if p.severity == "error")
     return Done(f"wrote {result.data_path}: {result.n_train} train / {result.n_valid} valid"
                 + (f" / {result.n_test} test" if result.n_test else "") + f" images, backup={result.backup}"
+                + (f", {errors} error(s) above (their boxes left out)" if errors else "")
                 + (f"; the boxes in `{name}`" if name else ""), result)
+
+
+def _health(ds) -> list:
+    """The health table's rows of a read dataset (boxes relative to each image, as darknet will read them)."""
+    from ..data.health import LabeledImage, health
+
+    return health([LabeledImage(str(im.path), im.split or "", tuple(
+        (b.cls, (b.x0 + b.x1) / 2 / im.width, (b.y0 + b.y1) / 2 / im.height, (b.x1 - b.x0) / im.width,
+         (b.y1 - b.y0) / im.height) for b in im.boxes)) for im in ds.images], ds.names)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
