@@ -23,6 +23,7 @@ from ..errors import DarknetMagicsError, Problem
 from .objdata import MARKER
 from ..fileio import atomic_write_text, remove_if_exists
 from .labelpaths import rewrites
+from .leftout import Policies
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from ..report import Reporter
 from ..safenames import check_argv_paths, link_unsafe, unsafe_reason
@@ -129,11 +130,11 @@ def write_data(out: Path, *, classes: Optional[int] = None, names: Optional[str]
                train: Optional[Path] = None, valid: Optional[Path] = None, images: Optional[Path] = None,
                test: Optional[Path] = None, format: Optional[str] = None, split: float = 0.1, seed: int = 0,
                min_box: Optional[float] = None, net: tuple[int, int] = (416, 416), backup: Path,
-               reporter: Optional[Reporter] = None) -> "DataResult":
+               reporter: Optional[Reporter] = None, policies: Optional[Policies] = None) -> "DataResult":
     """`prepare_dataset` under its old name (the `%yolo data` directive calls it)."""
     return prepare_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
                            names=names, split=split, seed=seed, min_box=min_box, net=net, backup=backup,
-                           reporter=reporter)
+                           reporter=reporter, policies=policies)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def _parse_names(names: Union[None, str, Sequence[str]], classes: Optional[int])
 def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Path] = None,
                  valid: Optional[Path] = None, test: Optional[Path] = None, format: Optional[str] = None,
                  classes: Optional[int] = None, names: Union[None, str, Sequence[str]] = None, split: float = 0.1,
-                 seed: int = 0, min_box: Optional[float] = None) -> DataPlan:
+                 seed: int = 0, min_box: Optional[float] = None, policies: Optional[Policies] = None) -> DataPlan:
     """Read the dataset(s) and decide what `prepare_dataset` writes, writing nothing.
 
     Sources: ``images=DIR`` (any format `formats.detect_format` knows; its own train/valid/test split kept), or
@@ -220,7 +221,7 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
     problems: list[Problem] = []
     fixed = given_names
     for force, folder in sources:
-        ds = read_dataset(folder, format, fixed)
+        ds = read_dataset(folder, format, fixed, policies)
         if fixed is None:
             fixed = ds.names  # the next folders are read with the first one's ids
         if force is not None:
@@ -277,12 +278,22 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
              f"classes: {len(fixed)} from {names_source}: {', '.join(fixed[:20])}{' ...' if len(fixed) > 20 else ''}",
              "images: " + ", ".join(f"{k or 'unsplit'} {v:,}" for k, v in sorted(n.items())) if n else "images: lists",
              f"split: {split_note}",
+             (policies or Policies()).describe() + _id_note(datasets),
              f"labels: {'written to ' + str(convert_to) if convert_to else 'used where they are (YOLO txt beside the images)'}"
              + (f", boxes under {min_box:g} px at network size dropped" if min_box else ""),
              f"lists: {', '.join(str(lists[k]) for k in ('train', 'valid', 'test') if k in has or k == 'train')}",
              f"writes: {out}"]
     return DataPlan(out, list(fixed), names_source, fmt, datasets, convert, convert_to, lists, given_lists, problems,
                     split_note, lines)
+
+
+def _id_note(datasets: Sequence[Dataset]) -> str:
+    """"; class ids: source 1 -> 0, 3 -> 1" where the source numbers its classes and ours differ."""
+    ids = datasets[0].source_ids if datasets else {}
+    if not ids or all(k == v for k, v in ids.items()):
+        return "; class ids: the source's" if ids else ""
+    shown = ", ".join(f"{k} -> {v}" for k, v in sorted(ids.items())[:12]) + (" ..." if len(ids) > 12 else "")
+    return f"; class ids: source {shown} (keep_ids=on keeps the source's)"
 
 
 def _private_convert_dir(out: Path, stem: str) -> Path:
@@ -301,7 +312,8 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
                     valid: Optional[Path] = None, test: Optional[Path] = None, format: Optional[str] = None,
                     classes: Optional[int] = None, names: Union[None, str, Sequence[str]] = None, split: float = 0.1,
                     seed: int = 0, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416),
-                    backup: Path, reporter: Optional[Reporter] = None) -> DataResult:
+                    backup: Path, reporter: Optional[Reporter] = None,
+                    policies: Optional[Policies] = None) -> DataResult:
     """Turn a dataset into a checked darknet dataset: labels (converted when needed), lists, names, obj.data.
 
     Lists are named after OUT (``NAME.train.txt``, ``NAME.valid.txt``, ``NAME.test.txt`` beside it) so that two
@@ -314,7 +326,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
         DarknetMagicsError: see `plan_dataset`; no images at all.
     """
     plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
-                        names=names, split=split, seed=seed, min_box=min_box)
+                        names=names, split=split, seed=seed, min_box=min_box, policies=policies)
     out = plan.out
     if plan.datasets and not plan.given_lists and not any(im.boxes for d in plan.datasets for im in d.images):
         n_images = sum(len(d.images) for d in plan.datasets)

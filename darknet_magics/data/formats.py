@@ -44,6 +44,8 @@ from . import labelpaths as _labelpaths
 from ..untrusted import (BadInput, Confined, class_name, claimed_size, decode, get, load_json, number, parse_names,
                          is_inside, parse_xml, pixel, read_text, MAX_PX)
 from .labels import RANGE_FIX, out_of_range, parse_line
+from .leftout import BoxPolicy, LeftOut, Policies
+from . import shapes
 
 __all__ = ["FORMATS", "Box", "ImageRecord", "Dataset", "ConvertResult", "image_size", "detect_format", "read_dataset",
            "write_darknet", "label_paths", "label_path", "folder_format", "SPLIT_FOLDERS"]
@@ -98,6 +100,7 @@ class Dataset:
     images: list[ImageRecord]
     problems: list[Problem] = field(default_factory=list)
     names_source: str = ""
+    source_ids: dict[int, int] = field(default_factory=dict)  # the source's class ids -> ours (COCO categories)
 
     @property
     def boxes(self) -> int:
@@ -233,13 +236,11 @@ def folder_format(folder: Path) -> Optional[str]:
     """The format of one folder holding a single split (images with annotations beside or in a known place)."""
     names = _listdir(folder)
     lower = {n.lower(): n for n in names}
-    if "annotations.xml" in lower:
-        try:
-            with open(folder / lower["annotations.xml"], "rb") as f:
-                if b"<annotations" in f.read(4096):
-                    return "cvat"
-        except OSError:
-            pass
+    image_stems = {os.path.splitext(n)[0] for n in names if _is_image(n)}
+    # CVAT's xml under any name (exports get renamed); VOC's xmls are named after their images, so not opened here
+    if any(n.lower().endswith(".xml") and os.path.splitext(n)[0] not in image_stems and _is_cvat_xml(folder / n)
+           for n in names[:2000]):
+        return "cvat"
     jsons = [n for n in names if n.lower().endswith(".json")]
     if any("bbox" in n.lower() and n.lower().endswith(".csv") for n in names):
         return "openimages"
@@ -284,6 +285,18 @@ def _split_folders(root: Path) -> dict[str, Path]:
     return found
 
 
+def _labelled_format(folder: Path) -> Optional[str]:
+    """`folder_format`, except None for a folder of images alone (no annotations: no format to disagree with)."""
+    kind = folder_format(folder)
+    if kind != "yolo":
+        return kind
+    names = _listdir(folder)
+    stems = {os.path.splitext(n)[0] for n in names if _is_image(n)}
+    has_txt = any(n.lower().endswith(".txt") and n.lower() not in _SKIP_TXT and os.path.splitext(n)[0] in stems
+                  for n in names)
+    return "yolo" if has_txt else None
+
+
 def detect_format(root: Path) -> str:
     """The format of the dataset under `root` (one of `FORMATS`).
 
@@ -297,6 +310,12 @@ def detect_format(root: Path) -> str:
     if "data.yaml" in names or "data.yml" in names:
         return "ultralytics"
     splits = _split_folders(root)
+    kinds = {name: k for name, folder in splits.items() if (k := _labelled_format(folder)) is not None}
+    if len(set(kinds.values())) > 1:
+        (a, ka), (b, kb) = sorted(kinds.items())[:2]
+        raise DarknetMagicsError(f"mixed annotation formats in {root}: {splits[a].name}/ holds {ka}, "
+                                 f"{splits[b].name}/ holds {kb}", fix=f"give each its own format: train={splits[a]} "
+                                 f"valid={splits[b]} (each folder is read in its format), or format= to read one")
     for folder in splits.values():
         kind = folder_format(folder)
         if kind is not None:
@@ -338,6 +357,16 @@ class _Reader:
         self.size_mismatch: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
         self.unreadable: list[str] = []
         self.missing_images: list[str] = []
+        self.left = LeftOut()  # annotations that are no box, and shapes made boxes: said by finish()
+        self.policies = Policies()
+        self.searched: list[str] = []  # folders looked in for an annotated image that was not found
+        self.source_ids: dict[int, int] = {}  # the source's class ids -> ours, where the source numbers them
+
+    def looked_in(self, folders: Iterable["Path | str"]) -> None:
+        """Remember where an annotated image was looked for (said when none is found)."""
+        for f in folders:
+            if str(f) not in self.searched:
+                self.searched.append(str(f))
 
     def class_id(self, name: object, where: str) -> Optional[int]:
         """The id of a class name (checked: `untrusted.class_name`); new names are added unless names were given
@@ -410,8 +439,9 @@ class _Reader:
                 "unreadable-image", f"{len(self.unreadable):,} annotated images could not be read (e.g. "
                 f"{self.unreadable[0]}): left out", fix="convert them to jpg/png (darknet cannot read them either)",
                 severity="warning", file=self.unreadable[0]))
+        self.problems.extend(self.left.problems())
         self.images.sort(key=lambda im: str(im.path))
-        return Dataset(self.fmt, self.root, names, self.images, self.problems, names_source)
+        return Dataset(self.fmt, self.root, names, self.images, self.problems, names_source, dict(self.source_ids))
 
     def degenerate(self, where: str, text: str) -> None:
         self.problems.append(Problem("degenerate-box", text, fix="fix or delete this box in the annotation tool",
@@ -673,6 +703,7 @@ def _read_voc_folder(r: _Reader, folder: Path, split: Optional[str]) -> None:
         image = _voc_find_image(folder, xml_path, ann.findtext("filename"), listing, image_dirs)
         if image is None:
             r.missing_images.append(str(xml_path.with_suffix(".jpg")))
+            r.looked_in(image_dirs)
             continue
         seen.add(str(image))
         size_el = ann.find("size")
@@ -689,6 +720,9 @@ def _read_voc_folder(r: _Reader, folder: Path, split: Optional[str]) -> None:
                 raise BadInput(where, "has no <bndbox>", "re-save it from the labelling tool")
             xmin, ymin, xmax, ymax = (pixel(bb.findtext(t), f"{where} <bndbox>", t)
                                       for t in ("xmin", "ymin", "xmax", "ymax"))
+            if (obj.findtext("difficult") or "0").strip() == "1" and r.policies.difficult is BoxPolicy.DROP:
+                r.left.leave("difficult", str(xml_path))
+                continue
             cls = r.class_id(obj.findtext("name"), f"{where} <name>")
             if cls is None:
                 continue
@@ -752,34 +786,18 @@ def _read_coco(r: _Reader, root: Path) -> str:
         categories.update((cid, name) for cid, name in cats.items() if cid not in categories)
     # Classes in category-id order. Roboflow's COCO export adds a category 0 that is the dataset's own name and is
     # never used by a box (its supercategory is "none"): it is dropped when no annotation has it.
-    used = {a.category for _s, _p, _f, (_c, anns, _i) in docs for a in anns}
-    cat_ids = [c for c in sorted(categories) if c in used or r.fixed is not None]
-    if r.fixed is None:
-        for c in cat_ids:
-            r.class_id(categories[c], "categories")
-    cat_to_cls = {c: r.class_id(categories[c], "categories") for c in cat_ids}
+    cat_to_cls = _coco_classes(r, categories, {a.category for _s, _p, _f, (_c, anns, _i) in docs for a in anns})
     for split, path, folder, (_c, anns, images) in docs:
         by_image: dict[int, list[_CocoAnn]] = {}
         for a in anns:
             by_image.setdefault(a.image, []).append(a)
-        listing = {n.lower(): n for n in _listdir(folder)}
-        # Each candidate folder is listed once: a name looked up in a set instead of a stat per image.
-        img_dirs = [(str(d), _file_names(d)) for d in
-                    [folder] + [folder / n for n in ("images", "train", "val", "data") if (folder / n).is_dir()]]
+        img_dirs = [(str(d), _file_names(d)) for d in _coco_image_dirs(path, folder, root)]
         path_s = str(path)
         for image_id, file_name, claimed, at in images:
-            base = os.path.basename(file_name)
-            image = None
-            for d, names in img_dirs:
-                if file_name in names or (file_name != base and os.path.isfile(os.path.join(d, file_name))):
-                    image = os.path.join(d, file_name)  # a path that leaves `folder` is refused by r.size
-                    break
-                if base in names:
-                    image = os.path.join(d, base)
-                    break
-            image_path = Path(image) if image is not None else folder / listing.get(base.lower(), base)
+            image_path = _coco_find(file_name, img_dirs, folder)
             size = r.size(image_path, claimed, at)
             if size is None:
+                r.looked_in(d for d, _n in img_dirs)
                 continue
             boxes: list[Box] = []
             for a in by_image.get(image_id, ()):
@@ -788,19 +806,79 @@ def _read_coco(r: _Reader, root: Path) -> str:
                     if a.category not in categories:
                         r.degenerate(path_s, f"{a.where}: category {a.category} is not in categories")
                     continue
+                if a.crowd and r.policies.crowd is BoxPolicy.DROP:
+                    r.left.leave("crowd", path_s)
+                    continue
+                if a.bbox is None:
+                    r.left.leave(a.kind, path_s)
+                    continue
+                if a.kind != "bbox":
+                    r.left.convert(a.kind)
                 x, y, w, h = a.bbox
                 boxes.append(Box(cls, x, y, x + w, y + h, f"{path_s} {a.where}"))
             r.add(image_path, size, boxes, split, claimed)
     return "coco categories by id"
 
 
+def _coco_classes(r: _Reader, categories: dict[int, str], used: set[int]) -> dict[int, Optional[int]]:
+    """{category id: class id}. keep_ids=yes: the category id itself (ids no category has get placeholder
+    names); else the categories in id order, compacted to 0..N-1 (the mapping is kept in `r.source_ids`)."""
+    if r.fixed is None and r.policies.keep_ids and categories:
+        names = [categories.get(i, f"unused_{i}") for i in range(max(categories) + 1)]
+        r.fixed, r.index = names, {n: i for i, n in enumerate(names)}
+        r.source_ids = {c: c for c in categories}
+        return {c: c for c in categories}
+    # Roboflow's COCO export adds a category 0 that is the dataset's own name and is never used by a box (its
+    # supercategory is "none"): unused categories are no classes, unless names= fixes the list.
+    cat_ids = [c for c in sorted(categories) if c in used or r.fixed is not None]
+    if r.fixed is None:
+        for c in cat_ids:
+            r.class_id(categories[c], "categories")
+    cat_to_cls = {c: r.class_id(categories[c], "categories") for c in cat_ids}
+    r.source_ids = {c: i for c, i in cat_to_cls.items() if i is not None}
+    return cat_to_cls
+
+
+def _coco_image_dirs(path: Path, folder: Path, root: Path) -> list[Path]:
+    """The folders where exports put a COCO json's images, in order: the json's folder and its parent (the
+    dataset's root), each with ``images/``, the subset named by the json (``instances_val2017.json``: ``val2017/``,
+    ``images/val2017/``; datumaro/CVAT: ``images/default/``), ``train/``, ``val/`` and ``data/``."""
+    subset = re.sub(r"^(instances|person_keypoints|captions|image_info|panoptic)_", "", path.stem)
+    subset = subset.replace("_annotations.coco", "").strip("._") or "default"
+    subs = ["", "images", subset, f"images/{subset}", "train", "val", "data"]
+    out: list[Path] = []
+    for base in dict.fromkeys([path.parent, folder, path.parent.parent, root]):
+        if base != root and root not in base.parents:
+            continue  # never above the dataset's folder
+        for sub in subs:
+            d = base / sub if sub else base
+            if d not in out and d.is_dir():
+                out.append(d)
+    return out
+
+
+def _coco_find(file_name: str, img_dirs: list[tuple[str, frozenset[str]]], folder: Path) -> Path:
+    """The first of `img_dirs` (each listed once: a set lookup, not a stat per image) that holds `file_name`, as
+    named or by its base name; else where it would be beside the json (missing, counted)."""
+    base = os.path.basename(file_name)
+    for d, names in img_dirs:
+        if file_name in names or (file_name != base and os.path.isfile(os.path.join(d, file_name))):
+            return Path(d, file_name)  # a path that leaves the folder is refused by r.size
+        if base in names:
+            return Path(d, base)
+    return folder / base
+
+
 class _CocoAnn(NamedTuple):
-    """One COCO annotation, checked: its image and category ids, bbox ``x y w h`` in pixels, json path."""
+    """One COCO annotation, checked: its image and category ids, bbox ``x y w h`` in pixels (None: an empty
+    mask), json path, iscrowd, and what the box came from (``bbox``, ``polygon`` or ``mask``)."""
 
     image: int
     category: int
-    bbox: tuple[float, float, float, float]
+    bbox: Optional[tuple[float, float, float, float]]
     where: str
+    crowd: bool = False
+    kind: str = "bbox"
 
 
 def _coco_id(value: object, where: str) -> int:
@@ -823,20 +901,52 @@ def _coco_doc(path: Path) -> tuple[dict[int, str], list[_CocoAnn], list[tuple[in
     anns = []
     for i, a in enumerate(get(doc, "annotations", str(path), list, [])):
         at = f"annotations[{i}]"
-        bbox = get(a, "bbox", f"{path} {at}", list)
-        if len(bbox) != 4:
-            raise BadInput(f"{path} {at}.bbox", f"has {len(bbox)} values, not x, y, w, h", "re-export the COCO file")
-        x, y = (pixel(v, f"{path} {at}.bbox", n) for v, n in zip(bbox[:2], "xy"))
-        w, h = (number(v, f"{path} {at}.bbox", n, 0, MAX_PX) for v, n in zip(bbox[2:], "wh"))
+        bbox, kind = _coco_bbox(a, f"{path} {at}")
+        crowd = get(a, "iscrowd", f"{path} {at}", object, 0)
+        crowd = crowd if isinstance(crowd, bool) else number(crowd, f"{path} {at}.iscrowd", "iscrowd", 0, 1) != 0
         anns.append(_CocoAnn(_coco_id(get(a, "image_id", f"{path} {at}"), f"{path} {at}.image_id"),
                              _coco_id(get(a, "category_id", f"{path} {at}"), f"{path} {at}.category_id"),
-                             (x, y, w, h), f"{at} (id {a.get('id')!r:.20})"))
+                             bbox, f"{at} (id {a.get('id')!r:.20})", bool(crowd), kind))
     images = []
     for i, im in enumerate(get(doc, "images", str(path), list, [])):
         at = f"{path} images[{i}]"
         images.append((_coco_id(get(im, "id", at), f"{at}.id"), get(im, "file_name", at, str),
                        claimed_size(im.get("width"), im.get("height"), at), at))
     return cats, anns, images
+
+
+def _coco_bbox(a: object, at: str) -> tuple[Optional[tuple[float, float, float, float]], str]:
+    """An annotation's ``x y w h``: its bbox, else the box around its segmentation (polygons, or RLE, compressed
+    or not); None with kind ``empty-mask`` for a mask with no pixel set."""
+    bbox = get(a, "bbox", at, list, [])
+    if bbox:
+        if len(bbox) != 4:
+            raise BadInput(f"{at}.bbox", f"has {len(bbox)} values, not x, y, w, h", "re-export the COCO file")
+        x, y = (pixel(v, f"{at}.bbox", n) for v, n in zip(bbox[:2], "xy"))
+        w, h = (number(v, f"{at}.bbox", n, 0, MAX_PX) for v, n in zip(bbox[2:], "wh"))
+        return (x, y, w, h), "bbox"
+    seg = get(a, "segmentation", at, object, None)
+    where = f"{at}.segmentation"
+    if isinstance(seg, list) and seg and all(isinstance(p, list) for p in seg):
+        flat = [pixel(v, where, "x" if j % 2 == 0 else "y") for poly in seg for j, v in enumerate(poly)]
+        if len(flat) < 4 or len(flat) % 2:
+            raise BadInput(where, "is not polygons of x, y pairs", "re-export the COCO file")
+        x0, y0, x1, y1 = shapes.polygon_bounds(list(zip(flat[0::2], flat[1::2])))
+        return (x0, y0, x1 - x0, y1 - y0), "polygon"
+    if isinstance(seg, dict):
+        size = get(seg, "size", where, list)
+        if len(size) != 2:
+            raise BadInput(f"{where}.size", "is not [height, width]", "re-export the COCO file")
+        height = int(number(size[0], f"{where}.size", "height", 1, MAX_PX))
+        try:
+            counts = shapes.coco_rle_counts(get(seg, "counts", where))
+        except (ValueError, TypeError) as err:
+            raise BadInput(f"{where}.counts", f"is not COCO RLE: {err}", "re-export the COCO file") from None
+        bounds = shapes.coco_rle_bounds(counts, height)
+        if bounds is None:
+            return None, "empty-mask"
+        return (bounds[0], bounds[1], bounds[2] - bounds[0], bounds[3] - bounds[1]), "mask"
+    raise BadInput(at, "has no 'bbox' and no 'segmentation'", "re-export the COCO file with boxes")
 
 
 def _read_labelme(r: _Reader, root: Path) -> str:
@@ -857,27 +967,41 @@ def _read_labelme_file(r: _Reader, path: Path, split: Optional[str]) -> None:
     at = str(path)
     named = get(doc, "imagePath", at, str, "")
     image = Path(os.path.normpath(path.parent / named)) if named else None  # a path out of the folder: refused
-    if image is None or not os.path.isfile(image):  # os.path: False for a name too long or with a NUL byte
+    # os.path: False for a name too long or with a NUL byte; an imagePath naming no image (a .json, a video
+    # frame's name): the same-stem image beside the json, as LabelMe itself opens it
+    if image is None or not os.path.isfile(image) or not _is_image(image.name):
         image = next((path.with_suffix(e) for e in IMAGE_EXTENSIONS if path.with_suffix(e).is_file()),
                      path.with_suffix(".jpg"))
     claimed = claimed_size(doc.get("imageWidth"), doc.get("imageHeight"), at)
     size = r.size(image, claimed, f"{at} imagePath")
     if size is None:
         return
-    boxes: list[Box] = []
-    for k, shape in enumerate(get(doc, "shapes", at, list), 1):
-        where = f"{at} shapes[{k - 1}]"
-        pts = get(shape, "points", where, list, [])
-        kind = get(shape, "shape_type", where, str, "polygon")
-        if kind not in ("rectangle", "polygon") or len(pts) < 2:
-            continue  # points, lines, circles: not boxes
-        cls = r.class_id(get(shape, "label", where), f"{where}.label")
-        xy = [_point(p, f"{where}.points[{i}]") for i, p in enumerate(pts)]
-        if cls is None:
-            continue
-        xs, ys = [p[0] for p in xy], [p[1] for p in xy]
-        boxes.append(Box(cls, min(xs), min(ys), max(xs), max(ys), f"{path} shape {k}"))
+    boxes = [box for k, shape in enumerate(get(doc, "shapes", at, list), 1)
+             if (box := _labelme_box(r, shape, f"{at} shapes[{k - 1}]", str(path)))]
     r.add(image, size, boxes, split, claimed)
+
+
+# LabelMe shape types that are boxes once bounded; "mask" holds its bitmap cropped to the rectangle its two points
+# span, so that rectangle is its box.
+_LABELME_BOXES = {"rectangle": 2, "polygon": 3, "circle": 2, "mask": 2}
+
+
+def _labelme_box(r: _Reader, shape: object, where: str, file: str) -> Optional[Box]:
+    """The box of one LabelMe shape (rectangle, polygon, circle, mask); None for points and lines (counted as left
+    out) or a class not in names=."""
+    pts = get(shape, "points", where, list, [])
+    kind = get(shape, "shape_type", where, str, "polygon") or "polygon"
+    xy = [_point(p, f"{where}.points[{i}]") for i, p in enumerate(pts)]
+    if kind not in _LABELME_BOXES or len(xy) < min(_LABELME_BOXES.get(kind, 2), 2):
+        r.left.leave(kind if kind in shapes.LEFT_OUT_REASONS else "point" if len(xy) < 2 else kind, file)
+        return None
+    cls = r.class_id(get(shape, "label", where), f"{where}.label")
+    if cls is None:
+        return None
+    x0, y0, x1, y1 = shapes.circle_bounds(xy[0], xy[1]) if kind == "circle" else shapes.polygon_bounds(xy)
+    if kind not in ("rectangle", "polygon"):
+        r.left.convert(kind)
+    return Box(cls, x0, y0, x1, y1, where)
 
 
 def _point(value: object, where: str) -> tuple[float, float]:
@@ -887,67 +1011,169 @@ def _point(value: object, where: str) -> tuple[float, float]:
     return pixel(value[0], where, "x"), pixel(value[1], where, "y")
 
 
+def _is_cvat_xml(path: Path) -> bool:
+    """A CVAT for images 1.1 xml: its root is <annotations> (VOC's is <annotation>), whatever the file's name."""
+    try:
+        with open(path, "rb") as f:
+            return b"<annotations" in f.read(4096)
+    except OSError:
+        return False
+
+
+def _cvat_files(folder: Path) -> list[Path]:
+    """The CVAT xml files directly in `folder` (annotations.xml, or any name: exports get renamed)."""
+    return [folder / n for n in _listdir(folder) if n.lower().endswith(".xml") and _is_cvat_xml(folder / n)]
+
+
+# CVAT label types and shapes that hold no object box (the labels only they use are no classes).
+_CVAT_NO_BOX = {"tag", "points", "polyline", "skeleton", "cuboid"}
+
+
+def _cvat_classes(r: _Reader, doc: ET.Element, path: Path) -> None:
+    """Register the task's or project's labels in their order, except image-level tags, skeleton parts and labels
+    that only no-box shapes use (they would be classes without a box)."""
+    boxed = {el.get("label") for im in doc.iter("image") for el in im if el.tag not in _CVAT_NO_BOX}
+    used = {el.get("label") for im in doc.iter("image") for el in im}
+    for k, lab in enumerate(doc.iter("label"), 1):
+        name = lab.findtext("name")
+        kind = (lab.findtext("type") or "any").strip().lower()
+        if name is None or lab.find("parent") is not None and (lab.findtext("parent") or "").strip():
+            continue
+        if kind in _CVAT_NO_BOX or (name in used and name not in boxed):
+            continue
+        r.class_id(name, f"{path} label {k}")
+
+
+def _cvat_image(folder: Path, name: str, subset: str) -> tuple[Path, list[Path]]:
+    """Where a CVAT export put an image: beside the xml, in images/, images/<subset>/ (project exports) or
+    <subset>/; (the path, else the folders looked in)."""
+    dirs = [folder, folder / "images", folder / "Images"]
+    if subset:
+        dirs += [folder / "images" / subset, folder / subset]
+    for d in dirs:
+        for candidate in (d / name, d / os.path.basename(name)):
+            if os.path.isfile(candidate):
+                return candidate, dirs  # an absolute or ../ name that leads out is refused by r.size
+    return folder / os.path.basename(name), [d for d in dirs if d.is_dir()] or [folder]
+
+
 def _read_cvat(r: _Reader, root: Path) -> str:
-    files = []
-    for split, folder in _split_or_root(root):
-        for n in _listdir(folder):
-            if n.lower() == "annotations.xml":
-                files.append((split, folder / n, folder))
+    files = [(split, path, folder) for split, folder in _split_or_root(root) for path in _cvat_files(folder)]
     for split, path, folder in files:
         doc = parse_xml(path, "CVAT xml")
         if r.fixed is None:
-            for k, lab in enumerate(doc.iter("label"), 1):
-                if lab.find("name") is not None:
-                    r.class_id(lab.findtext("name"), f"{path} label {k}")
-        img_dirs = [folder] + [folder / n for n in ("images", "Images") if (folder / n).is_dir()]
+            _cvat_classes(r, doc, path)
+        seen: set[str] = set()
         for im in doc.iter("image"):
             file_name = im.get("name", "")
+            subset = (im.get("subset") or "").strip()
             at = f"{path} image {im.get('id')!r:.20} ({file_name[:60]})"
-            # d / an absolute name is that name: found there, it is refused by r.size as outside the folder
-            image = next((d / file_name for d in img_dirs if os.path.isfile(d / file_name)),
-                         next((d / os.path.basename(file_name) for d in img_dirs
-                               if os.path.isfile(d / os.path.basename(file_name))), folder / os.path.basename(file_name)))
+            image, looked = _cvat_image(folder, file_name, subset)
             claimed = claimed_size(im.get("width"), im.get("height"), at)
             size = r.size(image, claimed, at)
             if size is None:
+                r.looked_in(looked)
                 continue
-            boxes = [box for k, el in enumerate(list(im), 1) if (box := _cvat_box(r, el, f"{at} {el.tag} {k}"))]
-            r.add(image, size, boxes, split, claimed)
+            if str(image) in seen:
+                continue  # one image under two subsets: listed once
+            seen.add(str(image))
+            boxes = [box for k, el in enumerate(list(im), 1)
+                     if (box := _cvat_box(r, el, f"{at} {el.tag} {k}", str(path)))]
+            r.add(image, size, boxes, split or SPLIT_FOLDERS.get(subset.lower()), claimed)
     return "cvat labels"
 
 
-def _cvat_box(r: _Reader, el: ET.Element, where: str) -> Optional[Box]:
-    """The box of a CVAT <box>, <polygon> or <polyline> (None for other shapes, or a class not in names=)."""
-    if el.tag == "box":
-        x0, y0, x1, y1 = (pixel(el.get(a), where, a) for a in ("xtl", "ytl", "xbr", "ybr"))
-    elif el.tag in ("polygon", "polyline"):
-        pts = [p.split(",") for p in (el.get("points") or "").split(";") if p]
-        if not pts or any(len(p) != 2 for p in pts):
-            raise BadInput(where, f"points={(el.get('points') or '')[:40]!r} are not x,y;x,y;...",
-                           "re-export it from CVAT")
-        xs = [pixel(p[0], where, "x") for p in pts]
-        ys = [pixel(p[1], where, "y") for p in pts]
-        x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+def _cvat_points(el: ET.Element, where: str) -> list[tuple[float, float]]:
+    pts = [p.split(",") for p in (el.get("points") or "").split(";") if p]
+    if not pts or any(len(p) != 2 for p in pts):
+        raise BadInput(where, f"points={(el.get('points') or '')[:40]!r} are not x,y;x,y;...", "re-export it from CVAT")
+    return [(pixel(p[0], where, "x"), pixel(p[1], where, "y")) for p in pts]
+
+
+def _cvat_mask(el: ET.Element, where: str) -> Optional[shapes.Bounds]:
+    """The box of a CVAT <mask rle= left= top= width= height=> (its set pixels), None when none is set."""
+    left, top = (pixel(el.get(a), where, a) for a in ("left", "top"))
+    width = int(number(el.get("width"), where, "width", 1, MAX_PX))
+    number(el.get("height"), where, "height", 1, MAX_PX)
+    counts = [int(number(c, where, "rle", 0, MAX_PX * MAX_PX)) for c in (el.get("rle") or "").split(",") if c.strip()]
+    return shapes.cvat_rle_bounds(counts, left, top, width)
+
+
+def _cvat_box(r: _Reader, el: ET.Element, where: str, file: str) -> Optional[Box]:
+    """The box of one CVAT shape: a box (turned by its rotation), polygon, mask or ellipse; None for the shapes
+    that mark no extent (points, polyline, tag, skeleton: counted as left out) or a class not in names=."""
+    kind = el.tag
+    if kind == "box":
+        bounds = tuple(pixel(el.get(a), where, a) for a in ("xtl", "ytl", "xbr", "ybr"))
+        rotation = number(el.get("rotation") or 0, where, "rotation", -3600, 3600)
+        if rotation % 180:
+            bounds = shapes.rotated_bounds(*bounds, rotation)
+            kind = "rotated box"
+    elif kind == "polygon":
+        bounds = shapes.polygon_bounds(_cvat_points(el, where))
+    elif kind == "mask":
+        bounds = _cvat_mask(el, where)
+        if bounds is None:
+            r.left.leave("empty-mask", file)
+            return None
+    elif kind == "ellipse":
+        cx, cy, rx, ry = (pixel(el.get(a), where, a) for a in ("cx", "cy", "rx", "ry"))
+        bounds = shapes.ellipse_bounds(cx, cy, rx, ry, number(el.get("rotation") or 0, where, "rotation", -3600, 3600))
+    elif kind in ("attribute",):
+        return None
     else:
+        r.left.leave(kind, file)
         return None
     cls = r.class_id(el.get("label"), where)
-    return None if cls is None else Box(cls, x0, y0, x1, y1, where)
+    if cls is None:
+        return None
+    if kind != "box":
+        r.left.convert(kind)
+    x0, y0, x1, y1 = bounds
+    return Box(cls, x0, y0, x1, y1, where)
+
+
+def _is_box_csv(path: Path) -> bool:
+    """An Open Images box csv by its header (ImageID, XMin...), whatever its name."""
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(4096)
+    except OSError:
+        return False
+    return b"ImageID" in head and b"XMin" in head
+
+
+def _openimages_jobs(root: Path) -> tuple[list[tuple[Optional[str], Path, Path]], Optional[Path]]:
+    """(split, box csv, images folder) of each box csv, each csv once, and the class-descriptions csv.
+
+    A csv in a split folder (or its annotations/) is that split's; one at the root is the split its name says
+    (``validation-annotations-bbox.csv``), its images in the folder of that split when there is one.
+    """
+    jobs: dict[Path, tuple[Optional[str], Path, Path]] = {}
+    desc: Optional[Path] = None
+    splits = _split_or_root(root)
+    folder_of = {sp: f for sp, f in splits}
+    places = [(sp, d, f) for sp, f in splits for d in (f, f / "annotations")] + [(None, root, root),
+                                                                                 (None, root / "annotations", root)]
+    for split, d, folder in places:
+        for n in _listdir(d):
+            low, path = n.lower(), d / n
+            if not low.endswith(".csv") or path in jobs:
+                continue
+            if "class-descriptions" in low:
+                desc = path
+            elif "bbox" in low or _is_box_csv(path):
+                named = next((SPLIT_FOLDERS[s] for s in ("train", "validation", "test") if s in low), None)
+                sp = split or named
+                jobs[path] = (sp, path, folder if split else folder_of.get(sp, folder))
+    return list(jobs.values()), desc
 
 
 def _read_openimages(r: _Reader, root: Path) -> str:
-    jobs: list[tuple[Optional[str], Path, Path]] = []
-    desc: Optional[Path] = None
-    for split, folder in _split_or_root(root):
-        for d in (folder, folder / "annotations", root):
-            for n in _listdir(d):
-                low = n.lower()
-                if low.endswith(".csv") and "bbox" in low and (split, d / n, folder) not in jobs:
-                    sp = split or next((SPLIT_FOLDERS[s] for s in ("train", "validation", "test") if s in low), None)
-                    jobs.append((sp, d / n, folder))
-                elif low.endswith(".csv") and "class-descriptions" in low:
-                    desc = d / n
+    jobs, desc = _openimages_jobs(root)
     if not jobs:
-        raise DarknetMagicsError(f"no Open Images *-bbox.csv under {root}", fix="format=openimages needs one")
+        raise DarknetMagicsError(f"no Open Images box csv under {root} (a csv with ImageID, LabelName, XMin, XMax, "
+                                 "YMin, YMax)", fix="stage the *-annotations-bbox.csv with the images")
     mid_names: dict[str, str] = {}
     mid_order: list[str] = []
     if desc is not None:
@@ -958,7 +1184,7 @@ def _read_openimages(r: _Reader, root: Path) -> str:
     rows_by: list[tuple[Optional[str], Path, dict[str, list[tuple[str, tuple[float, ...], str]]]]] = []
     used: set[str] = set()
     for split, path, folder in jobs:
-        by_image = _openimages_boxes(path)
+        by_image = _openimages_boxes(path, r)
         used.update(mid for rows in by_image.values() for mid, _c, _w in rows)
         rows_by.append((split, folder, by_image))
     if r.fixed is None:
@@ -970,12 +1196,15 @@ def _read_openimages(r: _Reader, root: Path) -> str:
         for image_id, rows in by_image.items():
             image = None
             for d in img_dirs:
-                listing = seen_dirs.setdefault(str(d), {os.path.splitext(n)[0]: n for n in _listdir(d) if _is_image(n)})
-                if image_id in listing:
-                    image = d / listing[image_id]
+                listing = seen_dirs.setdefault(str(d), _stem_listing(d))
+                # ImageID is the stem in Open Images; some exports write the file name with its extension
+                name = listing.get(image_id) or listing.get(os.path.splitext(image_id)[0])
+                if name is not None:
+                    image = d / name
                     break
             if image is None:
-                r.missing_images.append(str(folder / f"{image_id}.jpg"))
+                r.missing_images.append(str(folder / (image_id if _is_image(image_id) else f"{image_id}.jpg")))
+                r.looked_in(img_dirs)
                 continue
             size = r.size(image)
             if size is None:
@@ -990,24 +1219,48 @@ def _read_openimages(r: _Reader, root: Path) -> str:
     return str(desc) if desc else "label ids"
 
 
-def _openimages_boxes(path: Path) -> dict[str, list[tuple[str, tuple[float, ...], str]]]:
-    """{ImageID: [(LabelName, (XMin, XMax, YMin, YMax), "FILE:LINE")]} of a *-bbox.csv, every value checked."""
+def _stem_listing(folder: Path) -> dict[str, str]:
+    """{stem: name} and {name: name} of the images in `folder`."""
+    names = [n for n in _listdir(folder) if _is_image(n)]
+    return {**{os.path.splitext(n)[0]: n for n in names}, **{n: n for n in names}}
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*-?\d*,\d+\s*$")
+
+
+def _openimages_boxes(path: Path, r: Optional[_Reader] = None) -> dict[str, list[tuple[str, tuple[float, ...], str]]]:
+    """{ImageID: [(LabelName, (XMin, XMax, YMin, YMax), "FILE:LINE")]} of a box csv, every value checked.
+
+    A csv saved by a spreadsheet in a decimal-comma locale (``;`` between values, ``0,25``) is read as such, and
+    said once (an ``decimal-commas`` info in `r`)."""
     by_image: dict[str, list[tuple[str, tuple[float, ...], str]]] = {}
     rows = _csv_rows(path)
     header = next(rows, (1, []))[1]
     cols = [_column(header, c, path) for c in ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")]
+    commas = 0
     for line, row in rows:
         where = f"{path}:{line}"
         if len(row) < len(header):
             raise BadInput(where, f"{len(row)} values, the header has {len(header)}", "re-export the csv")
-        coords = tuple(number(row[c], where, header[c], -1, 2) for c in cols[2:])  # relative: 0..1
+        values = [row[c] for c in cols[2:]]
+        if any(_DECIMAL_COMMA.match(v) for v in values):
+            commas += 1
+            values = [v.replace(",", ".") if _DECIMAL_COMMA.match(v) else v for v in values]
+        coords = tuple(number(v, where, header[c], -1, 2) for v, c in zip(values, cols[2:]))  # relative: 0..1
         by_image.setdefault(row[cols[0]], []).append((row[cols[1]], coords, where))
+    if commas and r is not None:
+        r.problems.append(Problem("decimal-commas", f"{commas:,} rows write numbers with a decimal comma (e.g. "
+                                  f"0,25): read as 0.25", fix="nothing to do; export with decimal points to silence it",
+                                  severity="info", file=str(path)))
     return by_image
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, values) of a UTF-8 csv file; a broken one (NUL bytes, a field over csv's limit) is `BadInput`."""
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    text = read_text(path)
+    first = text.split("\n", 1)[0]
+    # a spreadsheet in a decimal-comma locale separates values with ';'
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";" if ";" in first and "," not in first else ",")
     try:
         for row in reader:
             yield reader.line_num, row
@@ -1026,7 +1279,8 @@ _READERS = {"yolo": _read_yolo, "ultralytics": _read_ultralytics, "voc": _read_v
             "labelme": _read_labelme, "cvat": _read_cvat, "openimages": _read_openimages}
 
 
-def read_dataset(root: Path, format: Optional[str] = None, names: Optional[Sequence[str]] = None) -> Dataset:
+def read_dataset(root: Path, format: Optional[str] = None, names: Optional[Sequence[str]] = None,
+                 policies: Optional[Policies] = None) -> Dataset:
     """Read the dataset under `root` (format detected unless given) into one `Dataset`.
 
     Args:
@@ -1034,6 +1288,7 @@ def read_dataset(root: Path, format: Optional[str] = None, names: Optional[Seque
         format: one of `FORMATS`, or None to detect it.
         names: class names in order; when given, they fix the class ids, and boxes of other classes are counted
             in an ``unknown-class`` problem and left out.
+        policies: difficult=, crowd=, keep_ids= (`leftout.Policies`; default: darknet's own tools' choices).
 
     Raises:
         DarknetMagicsError: unknown format, nothing found, unreadable annotation files.
@@ -1051,11 +1306,16 @@ def read_dataset(root: Path, format: Optional[str] = None, names: Optional[Seque
     if not root.is_dir():
         raise DarknetMagicsError(f"dataset folder {root} not found", fix="give the folder that holds the dataset")
     r = _Reader(root, names, fmt)
+    r.policies = policies or Policies()
     source = _READERS[fmt](r, root)
     ds = r.finish(source)
     if not ds.images:
-        raise DarknetMagicsError(f"no images found in the {fmt} dataset {root}",
-                                 fix="check that the images are beside their annotations (or format=)")
+        looked = ", ".join(r.searched[:8]) + (f" and {len(r.searched) - 8} more" if len(r.searched) > 8 else "")
+        example = f" (e.g. {r.missing_images[0]})" if r.missing_images else ""
+        raise DarknetMagicsError(f"no images found in the {fmt} dataset {root}{example}"
+                                 + (f"; looked in {looked}" if looked else ""),
+                                 fix="stage the images with the annotations (where the export put them), or give "
+                                     "format= if this is another format")
     return ds
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..data.datasets import write_data
+from ..data.leftout import BoxPolicy, Policies
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
@@ -47,13 +48,23 @@ SPEC = Spec("data", "yolo", "Write obj.data (and .names, train.txt/valid.txt) wi
                      Opt("min_box", "float", "drop boxes under this many pixels at 416x416"),
                      Opt("split", "float", "validation fraction of the images the source did not split", default=0.1),
                      Opt("seed", "int", "seed of the split", default=0),
-                     Opt("backup", "path", "where training saves weights (default {workspace}/backup)")),
+                     Opt("backup", "path", "where training saves weights (default {workspace}/backup)"),
+                     Opt("difficult", "str", "VOC boxes marked difficult: drop (as darknet's voc_label.py) or keep",
+                         choices=("drop", "keep"), default="drop"),
+                     Opt("crowd", "str", "COCO iscrowd boxes: drop (as Ultralytics' converter) or keep",
+                         choices=("drop", "keep"), default="drop"),
+                     Opt("keep_ids", "onoff", "class ids = the source's ids (COCO category ids, placeholders for "
+                         "gaps); off: compacted to 0..N-1, the mapping printed", default=False)),
             allows_as=True,
             notes="Give either images=DIR (any format; classes and names from the source), or train= (and valid=, "
                   "test=), folders or lists. Lists are named after OUT (NAME.train.txt, NAME.valid.txt). Shows the "
                   "dataset (images and boxes per class, boxes per image, box sizes at 416x416) and binds it as a "
                   "dataframe, one row per box, to `as NAME` (default yolo_dataset).",
             example="%yolo data obj.data images={dataset}", check=_check, order=210)
+
+
+def _policies(step: Step) -> Policies:
+    return Policies(BoxPolicy(step.get("difficult")), BoxPolicy(step.get("crowd")), bool(step.get("keep_ids")))
 
 
 def _backup(step: Step, ctx: Context, *, warn: bool) -> Path:
@@ -78,10 +89,10 @@ def run(step: Step, ctx: Context) -> Done:
                             train=opt_path("train"), valid=opt_path("valid"), test=opt_path("test"),
                             images=opt_path("images"), format=step.get("format"), min_box=step.get("min_box"),
                             split=step.get("split"), seed=step.get("seed"), backup=_backup(step, ctx, warn=True),
-                            net=NET, reporter=ctx.reporter)
+                            net=NET, reporter=ctx.reporter, policies=_policies(step))
     name = None
     if result.plan is not None:
-        for line in result.plan.lines[:5]:
+        for line in result.plan.lines[:-2]:
             ctx.reporter.info(line)
         for problem in result.problems:
             ctx.reporter.info(problem.describe())
@@ -122,7 +133,7 @@ def preview(step: Step, ctx: Context) -> list[str]:
         plan = plan_dataset(out, images=opt_path("images"), train=opt_path("train"), valid=opt_path("valid"),
                             test=opt_path("test"), format=step.get("format"), classes=step.get("classes"),
                             names=step.get("names"), split=step.get("split"), seed=step.get("seed"),
-                            min_box=step.get("min_box"))
+                            min_box=step.get("min_box"), policies=_policies(step))
         return plan.lines + [f"backup = {_backup(step, ctx, warn=False)}"]
     except (DarknetMagicsError, OSError):  # not there yet (an earlier line stages it): say what will be read
         return [f"write {out} from {source}", f"backup = {_backup(step, ctx, warn=False)}"]
