@@ -316,11 +316,9 @@ def detect_format(root: Path) -> str:
         raise DarknetMagicsError(f"mixed annotation formats in {root}: {splits[a].name}/ holds {ka}, "
                                  f"{splits[b].name}/ holds {kb}", fix=f"give each its own format: train={splits[a]} "
                                  f"valid={splits[b]} (each folder is read in its format), or format= to read one")
-    for folder in splits.values():
-        kind = folder_format(folder)
-        if kind is not None:
-            return kind
-    kind = folder_format(root)
+    if kinds:
+        return next(iter(kinds.values()))
+    kind = folder_format(root)  # annotations at the root (Open Images csvs named by split) over images alone
     if kind is not None:
         return kind
     # One level down (an archive's top folder, a VOC2007/ inside VOCdevkit/)
