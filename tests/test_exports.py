@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -82,8 +83,8 @@ def test_every_export_converts_box_by_box_where_each_flavor_looks(tmp_path: Path
             continue
         for image in images:
             assert not rewrites(image), image  # every flavor reads the label beside the listed path
-            real = os.path.realpath(image)
-            assert real in expected, (image, real)
+            real = next((e for e in expected if os.path.samefile(e, image)), None)  # a hard link to it
+            assert real is not None, image
             seen[real] = split
             for flavor in FLAVORS:
                 got = _read_label(label_path(image, flavor))
@@ -192,31 +193,33 @@ def test_label_path_rules_as_each_flavor_writes_them() -> None:
 @pytest.mark.timeout(200)
 @pytest.mark.skipif(not DARKNET.exists() or not TINY_CFG.exists(), reason="needs Debian's darknet")
 def test_real_darknet_looks_where_the_pjreddie_rule_says(tmp_path: Path) -> None:
-    """Debian's darknet, trained on a list under openimages/ and drawings/, opens exactly the label paths
-    `label_path(..., "pjreddie")` gives (it prints each one it cannot open, then exits 0)."""
+    """Debian's darknet, trained on a list under openimages/ (then drawings/), opens the label path
+    `label_path(..., "pjreddie")` gives: it prints "Couldn't open file" for the first one it misses and ends (its
+    file_error calls exit(0); the loader threads sometimes crash it on the way out)."""
     from darknet_magics.synth import make_dataset
 
-    images = []
-    for folder in ("openimages", "drawings"):
-        ds = make_dataset(tmp_path / folder, images=2, size=64)
-        images += [str(p) for p in ds.images]
-    lst = tmp_path / "list.txt"
-    lst.write_text("".join(p + "\n" for p in images))
     (tmp_path / "n.names").write_text("red_box\n")
-    data = tmp_path / "d.data"
-    data.write_text(f"classes=1\ntrain={lst}\nvalid={lst}\nnames={tmp_path}/n.names\nbackup={tmp_path}\n")
     cfg = tmp_path / "t.cfg"
     text = TINY_CFG.read_text()
-    for a, b in (("batch=64", "batch=4"), ("subdivisions=2", "subdivisions=1"), ("width=416", "width=64"),
-                 ("height=416", "height=64"), ("max_batches = 500200", "max_batches=1")):
-        text = text.replace(a, b)
-    cfg.write_text(text.replace("classes=80", "classes=1").replace("filters=255", "filters=18"))
-    proc = subprocess.run([str(DARKNET), "detector", "train", str(data), str(cfg)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-2000:]
-    for image in images:
-        assert f"Couldn't open file: {label_path(image, 'pjreddie')}" in out, (image, out[-2000:])
+    for pattern, value in ((r"(?m)^batch=\d+", "batch=4"), (r"(?m)^subdivisions=\d+", "subdivisions=1"),
+                           (r"(?m)^width=\d+", "width=64"), (r"(?m)^height=\d+", "height=64"),
+                           (r"(?m)^max_batches\s*=\s*\d+", "max_batches=1"), (r"(?m)^random=1", "random=0"),
+                           (r"(?m)^classes=80", "classes=1"), (r"(?m)^filters=255", "filters=18")):
+        text = re.sub(pattern, value, text)
+    cfg.write_text(text)
+    for folder in ("openimages", "drawings"):
+        images = [str(p) for p in make_dataset(tmp_path / folder, images=2, size=64).images]
+        lst = tmp_path / f"{folder}.txt"
+        lst.write_text("".join(p + "\n" for p in images))
+        data = tmp_path / f"{folder}.data"
+        data.write_text(f"classes=1\ntrain={lst}\nvalid={lst}\nnames={tmp_path}/n.names\nbackup={tmp_path}\n")
+        proc = subprocess.run([str(DARKNET), "detector", "train", str(data), str(cfg)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        out = proc.stdout + proc.stderr
+        opened = re.findall(r"Couldn't open file: (\S+)", out)
+        assert opened and set(opened) <= {label_path(p, "pjreddie") for p in images}, out[-1500:]
+        assert proc.returncode in (0, -11), out[-1500:]  # never an error status: a notebook would see success
+        assert all(label_path(p, "pjreddie") != label_path(p, "alexeyab") for p in images)
     # and %yolo check, not knowing the flavor, calls it an error
     from darknet_magics.data.checks import check_dataset
 
@@ -345,3 +348,50 @@ def test_converted_exports_train_with_darknet_reading_every_label(ip, tmp_path: 
     run = ip.user_ns["yolo_run"]
     assert run.status == "finished"
     assert "Couldn't open" not in run.log_path.read_text(errors="replace")
+
+
+HANKAI = os.environ.get("DARKNET_HANKAI", "")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not (HANKAI and os.access(HANKAI, os.X_OK)) or not DARKNET.exists() or not TINY_CFG.exists(),
+                    reason="needs hank-ai's darknet (DARKNET_HANKAI=...) and Debian's")
+def test_hank_ai_reads_every_converted_label_beside_the_listed_image(tmp_path: Path) -> None:
+    """hank-ai's `detector map` refuses a validation image without the .txt beside it ("does not have a
+    corresponding .txt annotation file"): the VOC layout (labels/ beside JPEGImages/, which pjreddie and AlexeyAB
+    read) fails, the list `%yolo data` writes passes."""
+    from darknet_magics.synth import make_dataset
+
+    cfg = tmp_path / "t.cfg"
+    text = TINY_CFG.read_text()
+    for pattern, value in ((r"(?m)^batch=\d+", "batch=4"), (r"(?m)^subdivisions=\d+", "subdivisions=1"),
+                           (r"(?m)^width=\d+", "width=64"), (r"(?m)^height=\d+", "height=64"),
+                           (r"(?m)^max_batches\s*=\s*\d+", "max_batches=1"), (r"(?m)^random=1", "random=0"),
+                           (r"(?m)^classes=80", "classes=2"), (r"(?m)^filters=255", "filters=21")):
+        text = re.sub(pattern, value, text)
+    cfg.write_text(text)
+    src = _stage("cvat_task", tmp_path)
+    result = prepare_dataset(tmp_path / "ws" / "c.data", images=src, backup=tmp_path / "ws" / "backup")
+    subprocess.run([str(DARKNET), "detector", "train", str(result.data_path), str(cfg)], cwd=tmp_path,
+                   capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    weights = tmp_path / "ws" / "backup" / "t_final.weights"
+    assert weights.is_file()
+
+    def hank_map(data: Path) -> str:
+        proc = subprocess.run([HANKAI, "detector", "map", str(data), str(cfg), str(weights), "-dont_show"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return f"rc={proc.returncode}\n" + proc.stdout + proc.stderr
+
+    out = hank_map(result.data_path)
+    assert out.startswith("rc=0") and "corresponding .txt" not in out, out[-1500:]
+    voc = make_dataset(tmp_path / "VOC" / "JPEGImages", images=2, size=64)
+    (tmp_path / "VOC" / "labels").mkdir()
+    for image in voc.images:
+        shutil.move(str(image.with_suffix(".txt")), str(tmp_path / "VOC" / "labels" / (image.stem + ".txt")))
+    lst = tmp_path / "voc.txt"
+    lst.write_text("".join(f"{p}\n" for p in voc.images))
+    data = tmp_path / "voc.data"
+    data.write_text(f"classes=2\ntrain={lst}\nvalid={lst}\nnames={result.names_path}\nbackup={tmp_path}\n")
+    out = hank_map(data)
+    assert "does not have a corresponding .txt annotation file" in out, out[-1500:]

@@ -1425,13 +1425,26 @@ def _write_new(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+def _place(src: str, dst: str) -> int:
+    """Put image `src` at `dst`: a hard link (hank-ai's `map` resolves symlinks with std::filesystem::canonical
+    and looks for the label beside the real file; a hard link is a real file here), else a symlink when `src` is
+    on another filesystem; returns 1 for a symlink."""
+    try:
+        os.link(src, dst)
+        return 0
+    except OSError:
+        os.symlink(src, dst)
+        return 1
+
+
 def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416),
                   reporter=None) -> ConvertResult:
     """Write `ds` as a darknet dataset in `folder`: per split, links to the images with the labels where every
     darknet flavor looks for them.
 
     Labels never go into the user's (drive) folder: the images are listed through links in our folder, so the
-    label path each flavor derives from a listed path is ours. ``<split>/a.jpg`` is a symlink per image, named to
+    label path each flavor derives from a listed path is ours. ``<split>/a.jpg`` is a link per image (`_place`: a
+    hard link where the image is on the same disk, else a symlink), named to
     fit every flavor (`_link_name`: no whitespace, an extension pjreddie swaps, two images never sharing a
     label), with its label beside it (and at pjreddie's rewrite when that differs and stays in `folder`). One
     link per image, not per folder: hank-ai reads the label beside the listed path, so a folder link
@@ -1456,6 +1469,7 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     n_boxes = clipped = tiny = degenerate = 0
     used: dict[str, set[str]] = {}  # per split: stems of the per-image links
     taken: set[str] = set()  # label files written (relative to folder)
+    linked = 0  # images placed as symlinks (another filesystem), not hard links
     bad_examples: list[Box] = []
     total = len(ds.images)
     folder_s, tmp_s = str(folder) + os.sep, str(tmp) + os.sep
@@ -1483,7 +1497,7 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
             src = os.path.abspath(im.path)
             link_name = _link_name(Path(os.path.basename(src)), used[split])
             final = f"{folder_s}{split}{os.sep}{link_name}"
-            os.symlink(src, tmp_s + final[n_root:])
+            linked += _place(src, tmp_s + final[n_root:])
             for lp in label_paths(final):
                 if lp == final:
                     continue  # pjreddie with an unswapped extension would read the image itself: never write there
@@ -1502,6 +1516,12 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk or an interrupt: no half-written folder stays behind
         raise
+    if linked:
+        problems.append(Problem("hank-ai-map-links", f"{linked:,} images are on another disk, so they are listed "
+                                "through symlinks: hank-ai's `map` (and -map) follows a link to the image and looks "
+                                "for its label there", fix="copy the dataset to local disk first (`%yolo stage`), or "
+                                "resize= (it writes local copies); training itself reads the labels",
+                                severity="info", file=str(folder)))
     for b in bad_examples:
         problems.append(Problem("degenerate-box", f"{b.where}: box {b.x0:g},{b.y0:g} to {b.x1:g},{b.y1:g} has no "
                                 "area inside the image: left out", fix="fix or delete it in the annotation tool",
