@@ -22,6 +22,11 @@ line-endings               CRLF (pjreddie keeps the \\r in every value and path)
 bom                        a UTF-8 byte order mark at the start of obj.data, the cfg or a list (darknet reads it as
                            part of the first key, section or path: obj.data's classes= is then ignored)
 annotations-not-converted  images without .txt labels beside VOC .xml / COCO, LabelMe, CVAT or Open Images files
+label-path-rewritten       a flavor's label-path rule (`labelpaths`) sends it where the label is not ("openimages/")
+listed-twice               an image listed twice in one split
+train-valid-overlap        an image in both train and valid
+no-boxes                   no listed image has a box
+mixed-formats              image folders with darknet labels beside folders with another tool's annotations
 classes-mismatch           a [yolo]/[region] classes= differs from obj.data's classes
 filters-mismatch           the convolution before a head has the wrong filters= for its classes and masks
 size-not-multiple-of-32    width/height in [net] not a multiple of 32

@@ -130,11 +130,12 @@ def write_data(out: Path, *, classes: Optional[int] = None, names: Optional[str]
                train: Optional[Path] = None, valid: Optional[Path] = None, images: Optional[Path] = None,
                test: Optional[Path] = None, format: Optional[str] = None, split: float = 0.1, seed: int = 0,
                min_box: Optional[float] = None, net: tuple[int, int] = (416, 416), backup: Path,
-               reporter: Optional[Reporter] = None, policies: Optional[Policies] = None) -> "DataResult":
+               reporter: Optional[Reporter] = None, policies: Optional[Policies] = None,
+               resize: Optional[tuple[int, int]] = None) -> "DataResult":
     """`prepare_dataset` under its old name (the `%yolo data` directive calls it)."""
     return prepare_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
                            names=names, split=split, seed=seed, min_box=min_box, net=net, backup=backup,
-                           reporter=reporter, policies=policies)
+                           reporter=reporter, policies=policies, resize=resize)
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def _parse_names(names: Union[None, str, Sequence[str]], classes: Optional[int])
 def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Path] = None,
                  valid: Optional[Path] = None, test: Optional[Path] = None, format: Optional[str] = None,
                  classes: Optional[int] = None, names: Union[None, str, Sequence[str]] = None, split: float = 0.1,
-                 seed: int = 0, min_box: Optional[float] = None, policies: Optional[Policies] = None) -> DataPlan:
+                 seed: int = 0, min_box: Optional[float] = None, policies: Optional[Policies] = None,
+                 resize: Optional[tuple[int, int]] = None) -> DataPlan:
     """Read the dataset(s) and decide what `prepare_dataset` writes, writing nothing.
 
     Sources: ``images=DIR`` (any format `formats.detect_format` knows; its own train/valid/test split kept), or
@@ -241,7 +243,7 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
                     else datasets[0].names_source if datasets else "names=")
     fmt = ",".join(sorted({d.format for d in datasets})) or "lists"
     # Convert unless every image is already where all flavors find its label (YOLO txt beside, plain extension).
-    convert = bool(min_box) or any(d.format != "yolo" for d in datasets)
+    convert = bool(min_box) or bool(resize) or any(d.format != "yolo" for d in datasets)
     if not convert:
         for d in datasets:
             for im in d.images:
@@ -280,7 +282,8 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
              f"split: {split_note}",
              (policies or Policies()).describe() + _id_note(datasets),
              f"labels: {'written to ' + str(convert_to) if convert_to else 'used where they are (YOLO txt beside the images)'}"
-             + (f", boxes under {min_box:g} px at network size dropped" if min_box else ""),
+             + (f", boxes under {min_box:g} px at network size dropped" if min_box else "")
+             + (f", images larger than {resize[0]}x{resize[1]} copied smaller (resize=)" if resize else ""),
              f"lists: {', '.join(str(lists[k]) for k in ('train', 'valid', 'test') if k in has or k == 'train')}",
              f"writes: {out}"]
     return DataPlan(out, list(fixed), names_source, fmt, datasets, convert, convert_to, lists, given_lists, problems,
@@ -313,7 +316,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
                     classes: Optional[int] = None, names: Union[None, str, Sequence[str]] = None, split: float = 0.1,
                     seed: int = 0, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416),
                     backup: Path, reporter: Optional[Reporter] = None,
-                    policies: Optional[Policies] = None) -> DataResult:
+                    policies: Optional[Policies] = None, resize: Optional[tuple[int, int]] = None) -> DataResult:
     """Turn a dataset into a checked darknet dataset: labels (converted when needed), lists, names, obj.data.
 
     Lists are named after OUT (``NAME.train.txt``, ``NAME.valid.txt``, ``NAME.test.txt`` beside it) so that two
@@ -326,7 +329,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
         DarknetMagicsError: see `plan_dataset`; no images at all.
     """
     plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
-                        names=names, split=split, seed=seed, min_box=min_box, policies=policies)
+                        names=names, split=split, seed=seed, min_box=min_box, policies=policies, resize=resize)
     out = plan.out
     if plan.datasets and not plan.given_lists and not any(im.boxes for d in plan.datasets for im in d.images):
         n_images = sum(len(d.images) for d in plan.datasets)
@@ -343,7 +346,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     merged = Dataset(plan.format, plan.datasets[0].root if plan.datasets else out.parent, plan.names,
                      [im for d in plan.datasets for im in d.images])
     if plan.convert and plan.convert_to is not None:
-        conv = write_darknet(merged, plan.convert_to, min_box=min_box, net=net, reporter=reporter)
+        conv = write_darknet(merged, plan.convert_to, min_box=min_box, net=net, reporter=reporter, resize=resize)
         problems.extend(conv.problems)
         boxes = conv.boxes
         for key, paths in conv.lists.items():

@@ -46,6 +46,7 @@ from ..untrusted import (BadInput, Confined, class_name, claimed_size, decode, g
 from .labels import RANGE_FIX, out_of_range, parse_line
 from .leftout import BoxPolicy, LeftOut, Policies
 from . import shapes
+from .resize import target_size, write_resized
 
 __all__ = ["FORMATS", "Box", "ImageRecord", "Dataset", "ConvertResult", "image_size", "detect_format", "read_dataset",
            "write_darknet", "label_paths", "label_path", "folder_format", "SPLIT_FOLDERS"]
@@ -1438,7 +1439,7 @@ def _place(src: str, dst: str) -> int:
 
 
 def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416),
-                  reporter=None) -> ConvertResult:
+                  reporter=None, resize: Optional[tuple[int, int]] = None) -> ConvertResult:
     """Write `ds` as a darknet dataset in `folder`: per split, links to the images with the labels where every
     darknet flavor looks for them.
 
@@ -1470,6 +1471,7 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     used: dict[str, set[str]] = {}  # per split: stems of the per-image links
     taken: set[str] = set()  # label files written (relative to folder)
     linked = 0  # images placed as symlinks (another filesystem), not hard links
+    resized = 0  # images written as smaller copies (resize=)
     bad_examples: list[Box] = []
     total = len(ds.images)
     folder_s, tmp_s = str(folder) + os.sep, str(tmp) + os.sep
@@ -1497,7 +1499,12 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
             src = os.path.abspath(im.path)
             link_name = _link_name(Path(os.path.basename(src)), used[split])
             final = f"{folder_s}{split}{os.sep}{link_name}"
-            linked += _place(src, tmp_s + final[n_root:])
+            small = target_size((im.width, im.height), resize) if resize else None
+            if small is not None:
+                write_resized(src, tmp_s + final[n_root:], small)  # relative labels stay right
+                resized += 1
+            else:
+                linked += _place(src, tmp_s + final[n_root:])
             for lp in label_paths(final):
                 if lp == final:
                     continue  # pjreddie with an unswapped extension would read the image itself: never write there
@@ -1516,6 +1523,9 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk or an interrupt: no half-written folder stays behind
         raise
+    if resized:
+        problems.append(Problem("images-resized", f"{resized:,} images written as copies no larger than "
+                                f"{resize[0]}x{resize[1]} (resize=), in {folder}", severity="info"))
     if linked:
         problems.append(Problem("hank-ai-map-links", f"{linked:,} images are on another disk, so they are listed "
                                 "through symlinks: hank-ai's `map` (and -map) follows a link to the image and looks "

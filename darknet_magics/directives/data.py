@@ -6,6 +6,7 @@ from typing import Optional
 
 from ..data.datasets import write_data
 from ..data.leftout import BoxPolicy, Policies
+from ..data.resize import cfg_network_size, parse_resize
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
@@ -53,6 +54,9 @@ SPEC = Spec("data", "yolo", "Write obj.data (and .names, train.txt/valid.txt) wi
                          choices=("drop", "keep"), default="drop"),
                      Opt("crowd", "str", "COCO iscrowd boxes: drop (as Ultralytics' converter) or keep",
                          choices=("drop", "keep"), default="drop"),
+                     Opt("resize", "str", "WIDTHxHEIGHT or cfg (with cfg=): local copies of larger images, "
+                         "smaller, so darknet's loader decodes less (labels stay: they are relative)"),
+                     Opt("cfg", "path", "the cfg whose network size resize=cfg takes"),
                      Opt("keep_ids", "onoff", "class ids = the source's ids (COCO category ids, placeholders for "
                          "gaps); off: compacted to 0..N-1, the mapping printed", default=False)),
             allows_as=True,
@@ -65,6 +69,15 @@ SPEC = Spec("data", "yolo", "Write obj.data (and .names, train.txt/valid.txt) wi
 
 def _policies(step: Step) -> Policies:
     return Policies(BoxPolicy(step.get("difficult")), BoxPolicy(step.get("crowd")), bool(step.get("keep_ids")))
+
+
+def _resize(step: Step, ctx: Context) -> Optional[tuple[int, int]]:
+    """resize= as a size (``cfg``: the network size of cfg=)."""
+    value = step.get("resize")
+    if not value:
+        return None
+    cfg = ctx.path(step.get("cfg")) if step.get("cfg") else None
+    return parse_resize(value, cfg_network_size(cfg) if cfg is not None and value.strip() == "cfg" else None)
 
 
 def _backup(step: Step, ctx: Context, *, warn: bool) -> Path:
@@ -89,7 +102,8 @@ def run(step: Step, ctx: Context) -> Done:
                             train=opt_path("train"), valid=opt_path("valid"), test=opt_path("test"),
                             images=opt_path("images"), format=step.get("format"), min_box=step.get("min_box"),
                             split=step.get("split"), seed=step.get("seed"), backup=_backup(step, ctx, warn=True),
-                            net=NET, reporter=ctx.reporter, policies=_policies(step))
+                            net=NET, reporter=ctx.reporter, policies=_policies(step),
+                            resize=_resize(step, ctx))
     name = None
     if result.plan is not None:
         for line in result.plan.lines[:-2]:
@@ -133,7 +147,7 @@ def preview(step: Step, ctx: Context) -> list[str]:
         plan = plan_dataset(out, images=opt_path("images"), train=opt_path("train"), valid=opt_path("valid"),
                             test=opt_path("test"), format=step.get("format"), classes=step.get("classes"),
                             names=step.get("names"), split=step.get("split"), seed=step.get("seed"),
-                            min_box=step.get("min_box"), policies=_policies(step))
+                            min_box=step.get("min_box"), policies=_policies(step), resize=_resize(step, ctx))
         return plan.lines + [f"backup = {_backup(step, ctx, warn=False)}"]
     except (DarknetMagicsError, OSError):  # not there yet (an earlier line stages it): say what will be read
         return [f"write {out} from {source}", f"backup = {_backup(step, ctx, warn=False)}"]
