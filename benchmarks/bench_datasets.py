@@ -84,9 +84,9 @@ def formats_at(ref: str):
     repo = Path(__file__).resolve().parent.parent
     src = subprocess.run(["git", "show", f"{ref}:darknet_magics/data/formats.py"], cwd=repo, check=True,
                          capture_output=True, text=True).stdout
-    name = "darknet_magics._formats_at_" + "".join(c if c.isalnum() else "_" for c in ref)
+    name = "darknet_magics.data._formats_at_" + "".join(c if c.isalnum() else "_" for c in ref)
     mod = types.ModuleType(name)
-    mod.__package__ = "darknet_magics"  # its relative imports (.errors) resolve to the current package
+    mod.__package__ = "darknet_magics.data"  # its relative imports (..errors) resolve to the current package
     sys.modules[name] = mod  # dataclasses look their module up here
     exec(compile(src, f"{ref}:darknet_magics/data/formats.py", "exec"), mod.__dict__)
     return mod

@@ -1,8 +1,8 @@
-"""Batch inference: N images in ONE darknet process (inference.detect on a folder) vs one process per image.
+"""Batch inference: N images in ONE darknet process (detection.detect on a folder) vs one process per image.
 
 Run: ``python benchmarks/bench_inference.py [--images 200] [--darknet /usr/bin/darknet]``. Debian's darknet
 (pjreddie, CPU) on a yolov3-tiny cfg at 64x64 with weights made from the cfg (see tests/test_inference_batch.py).
-The per-image baseline is the same `inference.detect` called once per image (what `%yolo test` did before), so
+The per-image baseline is the same `detection.detect` called once per image (what `%yolo test` did before), so
 both sides pay the same parsing and checks; the difference is darknet's start (parsing the cfg, loading weights,
 allocating the net) paid once or N times. Bigger nets load longer, so the ratio grows with the model.
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from _common import figure_line, ratio, timed  # noqa: E402
 
-from darknet_magics.model import inference  # noqa: E402
+from darknet_magics.model import detect as detection  # noqa: E402
 from darknet_magics.data.cfg import make_cfg  # noqa: E402
 from darknet_magics.report import RecordingReporter  # noqa: E402
 from darknet_magics.synth import make_dataset  # noqa: E402
@@ -47,11 +47,11 @@ def main() -> None:
         weights.write_bytes(synthetic_weights(cfg.read_text()))
         common = dict(darknet=args.darknet, data=ws / "obj.data", cfg=cfg, weights=weights, thresh=0.5, cwd=ws)
         with timed() as batch:
-            one = inference.detect(image=ds.folder, out=ws / "batch", reporter=RecordingReporter(), **common)
+            one = detection.detect(image=ds.folder, out=ws / "batch", reporter=RecordingReporter(), **common)
         rows = 0
         with timed() as each:
             for image in ds.images:
-                rows += len(inference.detect(image=image, out=ws / "each", reporter=RecordingReporter(),
+                rows += len(detection.detect(image=image, out=ws / "each", reporter=RecordingReporter(),
                                              **common).detections)
         assert rows == len(one.detections), (rows, len(one.detections))
         print(f"batch inference, {args.images} images, {args.darknet} (yolov3-tiny 64x64):")

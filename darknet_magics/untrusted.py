@@ -143,22 +143,24 @@ class Confined:
         real = os.path.realpath(path) if os.path.islink(path) else os.path.join(real_folder, name)
         return real == self.real_root or real.startswith(self.real_root.rstrip(os.sep) + os.sep)
 
-    def check(self, path: Union[str, Path], where: str, what: str = "image") -> Path:
-        """`path` itself when `contains` it, else `BadInput` naming `where` (the annotation that named it)."""
-        path = Path(path)
-        if "\0" in str(path):
-            raise BadInput(where, f"the {what} name {str(path)[-60:]!r} has a NUL byte", "re-export the annotations")
-        if not self.contains(path):
-            real = os.path.realpath(path)
-            raise BadInput(where, f"the {what} {path} is outside the dataset folder {self.root}"
-                           + (f" (it leads to {real})" if real != os.path.abspath(path) else ""),
+    def check(self, path: Union[str, Path], where: str = "", what: str = "image") -> Union[str, Path]:
+        """`path` itself when `contains` it, else `BadInput` naming `where` (the annotation that named it; the
+        path itself when empty)."""
+        text = os.fspath(path)
+        if "\0" in text:
+            raise BadInput(where or text[-60:], f"the {what} name {text[-60:]!r} has a NUL byte",
+                           "re-export the annotations")
+        if not self.contains(text):
+            real = os.path.realpath(text)
+            raise BadInput(where or text, f"the {what} {text} is outside the dataset folder {self.root}"
+                           + (f" (it leads to {real})" if real != os.path.abspath(text) else ""),
                            f"keep the {what}s inside {self.root} and name them relative to it")
         return path
 
 
 def inside(path: Union[str, Path], root: Union[str, Path], where: str, what: str = "image") -> Path:
     """`path` itself when it (and any link it is) stays inside `root`, else `BadInput` (see `Confined`)."""
-    return Confined(root).check(path, where, what)
+    return Path(Confined(root).check(path, where, what))
 
 
 def is_inside(path: Union[str, Path], root: Union[str, Path]) -> bool:

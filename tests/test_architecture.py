@@ -14,7 +14,7 @@ The floors, top to bottom (docs/architecture.md draws them):
     output      output/       darknet's text in, events, problems, verdicts and dataframes out (pure)
     run         run/          the pty runner with its watchdog
     language    language/     the directive language (pure)
-    ground      errors report fileio synth safenames untrusted
+    ground      errors report fileio synth safenames media jsonread untrusted
 
 A module may import its own folder and any floor below its own, never one above, and `train/` never imports
 `view/` (the directive plugs the live view into the watch as a sink). The imports are read from the source
@@ -33,7 +33,8 @@ FLOORS = ["faces", "loop", "directives", "state", "model", "train", "view", "dat
 TOP_LEVEL = {
     "__init__": "faces", "__main__": "faces", "magics": "faces", "cli": "faces", "demo": "faces",
     "notebook": "faces", "executor": "loop", "session": "state", "errors": "ground", "report": "ground",
-    "fileio": "ground", "synth": "ground", "safenames": "ground", "untrusted": "ground",
+    "fileio": "ground", "synth": "ground", "media": "ground", "safenames": "ground", "jsonread": "ground",
+    "untrusted": "ground",
 }
 # Pairs of floors that never import each other even where the order would allow it.
 FORBIDDEN = {("train", "view")}

@@ -264,18 +264,30 @@ def test_darknet_killed_while_no_kernel_watched_is_judged_from_its_log(tmp_path)
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @needs_darknet
-def test_stop_in_a_new_kernel_stops_the_run_a_restarted_kernel_left(tmp_path) -> None:
+@pytest.mark.parametrize("damaged", [False, True], ids=["run.json", "damaged run.json"])
+def test_stop_in_a_new_kernel_stops_the_run_a_restarted_kernel_left(tmp_path, damaged) -> None:
+    """`%yolo stop NAME` in a new kernel; with run.json cut short (issue 19) the keeper's own record (keeper.json:
+    pids, start times, boot id, the name) still finds darknet, and `%yolo status` says so in one line."""
     ws = tmp_path / "My Drive"
     kernel = Kernel(tmp_path)
     try:
         run_dir = _start_in_background(kernel, ws, 2000)
         state = _darknet_state(run_dir)
         kernel.restart(now=True)
+        if damaged:
+            (run_dir / "run.json").write_bytes((run_dir / "run.json").read_bytes()[:100])
         _reload(kernel, ws)
+        if damaged:
+            _, out = kernel.run("%yolo status")
+            assert f"{run_dir.name}: darknet still trains (keeper pid {state['keeper_pid']}), but " \
+                   f"{run_dir / 'run.json'}:" in out and f"`%yolo stop {run_dir}` stops it" in out, out
         _, out = kernel.run("%yolo stop bg", timeout=90)  # no %yolo status first: the name is found on the drive
         last = out.strip().splitlines()[-1]
-        assert last.startswith("bg: interrupted at iteration ") and f"kept: {run_dir / 'train.log'}" in last, out
-        assert "`%yolo resume bg` continues it" in last
+        if damaged:
+            assert last.startswith("bg: stopped (its run.json is damaged: ") and "the log is kept" in last, out
+        else:
+            assert last.startswith("bg: interrupted at iteration ") and f"kept: {run_dir / 'train.log'}" in last
+            assert "`%yolo resume bg` continues it" in last
     finally:
         kernel.close()
         _stop_leftovers(ws)
@@ -283,6 +295,8 @@ def test_stop_in_a_new_kernel_stops_the_run_a_restarted_kernel_left(tmp_path) ->
     assert not keeper.same_process(state["keeper_pid"], state["keeper_start"], state["boot_id"])
     result = keeper.read_state(run_dir)["result"]
     assert result["stopped_by_caller"] == keeper.STOP_REASON and result["signal"] == signal.SIGINT
+    if damaged:
+        return
     meta = _meta(run_dir)
     assert meta["status"] == "interrupted" and "stopped on request" in meta["message"]
     assert find_live(run_dir.parent) == []

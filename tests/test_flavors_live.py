@@ -88,7 +88,7 @@ def test_the_loop_with_a_real_build(flavor, ip, tmp_path, capsys):
             "max_batches=12 steps=8,10 burn_in=2 learning_rate=0.0005 random=0", capsys)
     out = _ok(ip, "%yolo train {workspace}/boxes.data {workspace}/boxes.cfg map stop_on_nan=off as run", capsys)
     run = ip.user_ns["run"]
-    assert run.args["flavor"] == flavor
+    assert run.args.flavor == flavor
     assert run.status.ok, out[-3000:]
     assert run.last_iteration == 12
     assert len(run.maps) >= 1 and len(run.class_ap) >= 1  # -map: the mAP at max_batches, with its class AP

@@ -1,4 +1,4 @@
-"""Batch inference (inference.detect on a folder / list / glob), its parsers and darknet's own flags.
+"""Batch inference (detection.detect on a folder / list / glob), its parsers and darknet's own flags.
 
 The parsers are tested on output captured from the real binaries (tests/fixtures/detections: Debian's pjreddie,
 AlexeyAB 59596d78 built with OPENCV=1, hank-ai v5.1 built with CMake, on a yolov3-tiny 64x64 one-class model
@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics.model import inference
+from darknet_magics.data import formats
+from darknet_magics.model import darknet_map
+from darknet_magics.model import detect as detection
+from darknet_magics.model import inputs
+from darknet_magics.model import video
+from darknet_magics.output import detections
+from darknet_magics.view import show
 from darknet_magics.setup.binary import check_darknet_args
 from darknet_magics.errors import StepError
 from darknet_magics.report import RecordingReporter
@@ -39,7 +45,7 @@ def fixture(name: str) -> str:
 def test_alexeyab_stdin_batch_rows_match_its_json() -> None:
     text = fixture("alexeyab-stdin-2images.txt")
     images = ["/tmp/i12/ds/img_005.png", "/tmp/i12/ds/img_006.png"]
-    rows = inference.parse_prompt_batch(text, images)
+    rows = detections.parse_prompt_batch(text, images)
     assert [r["image"] for r in rows].count(images[0]) == 9 and [r["image"] for r in rows].count(images[1]) == 7
     # darknet's own -out result.json of the same run: the same boxes, per image
     result = json.loads(fixture("alexeyab-result.json"))
@@ -53,7 +59,7 @@ def test_alexeyab_stdin_batch_rows_match_its_json() -> None:
 
 @pytest.mark.timeout(30)
 def test_pjreddie_stdin_batch_has_names_and_confidences() -> None:
-    rows = inference.parse_prompt_batch(fixture("pjreddie-stdin-2images.txt"), ["a.png", "b.png"])
+    rows = detections.parse_prompt_batch(fixture("pjreddie-stdin-2images.txt"), ["a.png", "b.png"])
     assert {r["image"] for r in rows} == {"a.png", "b.png"}
     assert all(r["name"] == "red_box" and "left" not in r for r in rows)
     assert max(r["confidence"] for r in rows if r["image"] == "a.png") == 0.49
@@ -64,32 +70,32 @@ def test_hank_ai_v5_cli_detections_are_parsed() -> None:
     """issue 10: v5 prints no `Predicted in`, and tab-separated `red_box<TAB>c=7.69%<TAB>x=11...` lines."""
     text = fixture("hank-ai-cli-detector-test.txt")
     assert "Predicted in" not in text
-    df = inference.parse_detections(text)
+    df = detections.parse_detections(text)
     assert len(df) == 9 and list(df.columns) == ["name", "confidence", "left", "top", "width", "height"]
     best = df.sort_values("confidence").iloc[-1]
     assert best["name"] == "red_box" and abs(best["confidence"] - 0.49408535) < 1e-9
     assert (best["left"], best["top"], best["width"], best["height"]) == (23, 25, 29, 32)
     # the issue's own example line
-    rows = inference.parse_detection_lines("red_box\tc=7.69%\tx=11\ty=26\tw=26\th=24\n")
+    rows = detections.parse_detection_lines("red_box\tc=7.69%\tx=11\ty=26\tw=26\th=24\n")
     assert rows[0]["confidence"] == pytest.approx(0.0769) and rows[0]["width"] == 26
 
 
 @pytest.mark.timeout(30)
 def test_hank_ai_tool_output_and_its_invalid_images() -> None:
-    rows, invalid = inference.parse_hank_tool(fixture("hank-ai-01-inference-2images.txt"), ["red_box"])
+    rows, invalid = detections.parse_hank_tool(fixture("hank-ai-01-inference-2images.txt"), ["red_box"])
     assert len(rows) == 16 and not invalid
     assert rows[0] == {"name": "red_box", "confidence": 0.494085, "image": "/tmp/i12/ds/img_005.png",
                        "class_id": 0, "left": 23, "top": 25, "width": 29, "height": 32}
-    rows, invalid = inference.parse_hank_tool(fixture("hank-ai-01-inference-invalid.txt"), ["red_box"])
+    rows, invalid = detections.parse_hank_tool(fixture("hank-ai-01-inference-invalid.txt"), ["red_box"])
     assert invalid == ["/tmp/i12/notimg.jpg"] and all(r["image"] != invalid[0] for r in rows)
 
 
 @pytest.mark.timeout(30)
 def test_cannot_load_image_and_missing_label_glyphs_are_diagnosed() -> None:
-    problems = inference.inference_problems(fixture("pjreddie-stdin-cannot-load.txt"))
+    problems = detections.inference_problems(fixture("pjreddie-stdin-cannot-load.txt"))
     assert problems[0].code == "bad-image" and "notimg.jpg" in problems[0].message
     glyphs = 'Cannot load image "data/labels/32_0.png"\nSTB Reason: can\'t fopen\n' * 3
-    problems = inference.inference_problems(glyphs)
+    problems = detections.inference_problems(glyphs)
     assert [p.code for p in problems] == ["missing-label-glyphs"] and "clone folder" in problems[0].fix
 
 
@@ -101,20 +107,20 @@ def test_cannot_load_image_and_missing_label_glyphs_are_diagnosed() -> None:
 def test_sources_folder_list_glob_and_not_an_image(tmp_path: Path) -> None:
     folder = tmp_path / "my images; -x 'q'"
     ds = make_dataset(folder, images=3, size=32)
-    assert inference.resolve_images(folder) == [p.resolve() for p in ds.images]
+    assert inputs.resolve_images(folder) == [p.resolve() for p in ds.images]
     listed = tmp_path / "list.txt"
     listed.write_text(f"{ds.images[2]}\n\n{folder.name}/img_000.png\n")
-    assert [p.name for p in inference.resolve_images(listed)] == ["img_002.png", "img_000.png"]
-    assert len(inference.resolve_images(str(folder) + "/img_00[12].png")) == 2
-    assert inference.image_size(ds.images[0]) == (32, 32)
+    assert [p.name for p in inputs.resolve_images(listed)] == ["img_002.png", "img_000.png"]
+    assert len(inputs.resolve_images(str(folder) + "/img_00[12].png")) == 2
+    assert formats.image_size(ds.images[0]) == (32, 32)
     fake = folder / "notes.jpg"
     fake.write_text("hello")
     listed.write_text(f"{ds.images[0]}\n{fake}\n")
     with pytest.raises(StepError) as info:
-        inference.resolve_images(listed)
+        inputs.resolve_images(listed)
     assert str(fake) in str(info.value) and info.value.problems[0].code == "bad-image"
     with pytest.raises(StepError) as info:
-        inference.resolve_images(tmp_path / "nowhere" / "*.jpg")
+        inputs.resolve_images(tmp_path / "nowhere" / "*.jpg")
     assert "matches no file" in str(info.value)
 
 
@@ -123,7 +129,7 @@ def test_jpeg_size_is_read_from_its_header() -> None:
     jpg = Path("/usr/share/darknet/data/dog.jpg")
     if not jpg.exists():
         pytest.skip("needs Debian's darknet data (dog.jpg)")
-    assert inference.image_size(jpg) == (768, 576)
+    assert formats.image_size(jpg) == (768, 576)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,7 +231,7 @@ def test_one_process_for_a_folder(model, tmp_path: Path, flavor: str) -> None:
     cwd = binary.parent if flavor == "alexeyab" else tmp_path  # AlexeyAB reads data/labels from its clone
     out = tmp_path / "out dir; 'x'"
     rec = RecordingReporter()
-    result = inference.detect(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, image=ds.folder,
+    result = detection.detect(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, image=ds.folder,
                               thresh=0.5, cwd=cwd, out=out, reporter=rec)
     assert result.images == [p.resolve() for p in ds.images]
     assert len(result.annotated) == len(ds.images) and all(p.parent == out and p.is_file() for p in result.annotated)
@@ -237,7 +243,7 @@ def test_one_process_for_a_folder(model, tmp_path: Path, flavor: str) -> None:
         assert ((df["x_center"] * 64 - (df["left"] + df["width"] / 2)).abs() < 1e-6).all()
     assert [k for k, _ in rec.events].count("image") == 4
     # a second run never overwrites the first's pictures
-    again = inference.detect(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, image=ds.images[0],
+    again = detection.detect(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, image=ds.images[0],
                              thresh=0.5, cwd=cwd, out=out, reporter=RecordingReporter())
     assert again.annotated[0].name == "img_000_predictions_1.jpg" and result.annotated[0].is_file()
 
@@ -250,13 +256,13 @@ def test_truncated_weights_and_a_non_image_are_refused_before_darknet(model, tmp
     cut = tmp_path / "cut.weights"
     cut.write_bytes(weights.read_bytes()[:100000])
     with pytest.raises(StepError) as info:
-        inference.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=cut, image=ds.images[0],
+        detection.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=cut, image=ds.images[0],
                          cwd=tmp_path, reporter=RecordingReporter())
     assert info.value.problems[0].code == "truncated-weights"
     fake = tmp_path / "photo.jpg"
     fake.write_text("not a picture")
     with pytest.raises(StepError) as info:
-        inference.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, image=fake,
+        detection.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, image=fake,
                          cwd=tmp_path, reporter=RecordingReporter())
     assert str(fake) in str(info.value)
     assert not list(tmp_path.glob("*predictions*"))
@@ -267,10 +273,10 @@ def test_checkpoint_files_are_ordered_by_iteration_then_best_last_final(tmp_path
     for name in ("yolo_final.weights", "yolo_2000.weights", "yolo_best.weights", "yolo_1000.weights",
                  "yolo_last.weights", "yolov4.conv.137", "notes.weights"):
         (tmp_path / name).write_bytes(b"x")
-    tags = [tag for _, tag, _ in inference.checkpoint_files(tmp_path)]
+    tags = [tag for _, tag, _ in darknet_map.checkpoint_files(tmp_path)]
     assert tags == ["1000", "2000", "best", "last", "final"]
     with pytest.raises(StepError) as info:
-        inference.evaluate_checkpoints(DARKNET, tmp_path / "obj.data", tmp_path / "c.cfg", tmp_path / "empty")
+        darknet_map.evaluate_checkpoints(DARKNET, tmp_path / "obj.data", tmp_path / "c.cfg", tmp_path / "empty")
     assert "no checkpoint" in str(info.value)
 
 
@@ -294,7 +300,7 @@ def test_every_checkpoint_of_a_folder_is_evaluated_and_the_best_named(model, tmp
     # finds nothing; its header says 1500 images seen, and the cfg's batch is 1: iteration 1500
     (backup / "tiny_best.weights").write_bytes(with_seen(synthetic_weights(cfg.read_text(), objectness=-8.0), 1500))
     rec = RecordingReporter()
-    report = inference.evaluate_checkpoints(alexeyab, ws / "obj.data", cfg, backup, cwd=alexeyab.parent,
+    report = darknet_map.evaluate_checkpoints(alexeyab, ws / "obj.data", cfg, backup, cwd=alexeyab.parent,
                                             reporter=rec, iou_thresh=0.1, points=0)
     table = report.table
     assert list(table["tag"]) == ["1000", "best"] and list(table["iteration"]) == [1000, 1500]
@@ -341,7 +347,7 @@ def test_checkpoint_chart_marks_the_best_and_leaves_out_rows_without_an_iteratio
 @pytest.mark.timeout(30)
 def test_map_at_another_iou_threshold_is_read() -> None:
     """AlexeyAB's `detector map -iou_thresh 0.1` prints `mAP@0.10`, which the training parser does not read."""
-    df = inference.map_at_any_iou(fixture("alexeyab-map-iou0.10.txt"))
+    df = darknet_map.map_at_any_iou(fixture("alexeyab-map-iou0.10.txt"))
     assert len(df) == 1 and df["iou"].iloc[0] == 0.1
     assert df["map50"].iloc[0] == pytest.approx(0.050427)
     assert (df["precision"].iloc[0], df["recall"].iloc[0], df["f1"].iloc[0]) == (0.04, 1.0, 0.07)
@@ -373,11 +379,11 @@ def test_video_is_annotated_with_frame_progress_and_shown(model, tmp_path: Path,
     binary = flavor_binary(flavor)
     clip = make_clip(tmp_path / "my clip.mp4")
     rec = RecordingReporter()
-    result = inference.detect_video(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, video=clip,
+    result = video.detect_video(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, video=clip,
                                     out=tmp_path / "out", cwd=binary.parent if flavor == "alexeyab" else tmp_path,
                                     reporter=rec)
     assert result.video.is_file() and result.video.parent == tmp_path / "out"
-    assert result.playable is not None and inference.video_frames(result.playable) == result.frames
+    assert result.playable is not None and video.video_frames(result.playable) == result.frames
     assert 15 <= result.frames <= 20  # AlexeyAB's demo writes from its third frame on
     progress = [p for k, p in rec.events if k == "progress"]
     assert any(p.startswith("video: frame ") and p.endswith("/20") for p in progress)
@@ -392,13 +398,13 @@ def test_video_needs_an_opencv_build_said_before_starting(model, tmp_path: Path)
     fake.write_bytes(b"#!/bin/sh\necho ran > ran.txt\n# dont_show Demo needs OpenCV for webcam images.\n")
     fake.chmod(0o755)
     with pytest.raises(StepError) as info:
-        inference.detect_video(darknet=fake, data=ws / "obj.data", cfg=cfg, weights=weights, video=weights,
+        video.detect_video(darknet=fake, data=ws / "obj.data", cfg=cfg, weights=weights, video=weights,
                                cwd=tmp_path, reporter=RecordingReporter())
     assert "without OpenCV" in str(info.value) and info.value.problems[0].code == "opencv-missing"
     assert not (tmp_path / "ran.txt").exists()
     if DARKNET.exists():
         with pytest.raises(StepError) as info:
-            inference.detect_video(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, video=weights,
+            video.detect_video(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, video=weights,
                                    cwd=tmp_path, reporter=RecordingReporter())
         assert "pjreddie" in str(info.value)
 
@@ -423,20 +429,20 @@ def test_show_images_and_videos_and_download_in_colab(colab_stub: Path, tmp_path
 
     ds = make_dataset(tmp_path / "ds", images=1, size=32)
     rec = RecordingReporter()
-    inference.show(ds.images[0], reporter=rec, download=True)
+    show.show(ds.images[0], reporter=rec, download=True)
     assert ("image", str(ds.images[0])) in rec.events
     assert (colab_stub / "img_000.png").read_bytes() == ds.images[0].read_bytes()
     if FFMPEG.exists():
         clip = make_clip(tmp_path / "c.mp4", 1)
-        inference.show(clip, reporter=rec)
+        show.show(clip, reporter=rec)
         assert rec.events[-1][0] == "html" and "<video" in rec.events[-1][1][1]
     with pytest.raises(FileNotFoundError, match="Cannot find file"):
         colab.download(str(tmp_path / "nothing.jpg"))
     with pytest.raises(StepError):
-        inference.show(tmp_path / "nothing.jpg", reporter=rec)
+        show.show(tmp_path / "nothing.jpg", reporter=rec)
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(StepError) as info:
-        inference.show(tmp_path / "notes.txt", reporter=rec)
+        show.show(tmp_path / "notes.txt", reporter=rec)
     assert "neither an image nor a video" in str(info.value)
 
 
@@ -469,7 +475,7 @@ def test_onnx_export_checks_and_agrees_with_darknet(tmp_path: Path, template_nam
     if template_name == "yolov3-tiny":  # the size-2 stride-1 maxpool (layer 11) now pads as darknet does
         assert any(r.startswith("N17_L11_maxpool: pads [0, 0, 0, 0] -> [0, 0, 1, 1]") for r in result.repairs)
         assert "darknet_magics: MaxPool padding" in onnx.load(str(result.path)).doc_string
-    darknet_rows = inference.detect(darknet=hankai, data=data, cfg=cfg, weights=weights, image=ds.images[0],
+    darknet_rows = detection.detect(darknet=hankai, data=data, cfg=cfg, weights=weights, image=ds.images[0],
                                     thresh=0.25, cwd=tmp_path, out=tmp_path, reporter=RecordingReporter()).detections
     onnx_rows = export.run_onnx(result.path, ds.images[0], thresh=0.25, names=("red_box",))
     assert len(darknet_rows) == len(onnx_rows) > 0

@@ -116,7 +116,7 @@ from test_inference_batch import FFMPEG, make_clip  # noqa: E402
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
 def test_yolo_video_in_a_real_shell(ip, files, capsys, flavor) -> None:
-    from darknet_magics.model.inference import video_frames
+    from darknet_magics.model.video import video_frames
 
     tmp, ds, data, cfg, weights = files
     if not FFMPEG.exists():
@@ -174,7 +174,7 @@ def test_yolo_export_in_a_real_shell_agrees_with_darknet(ip, tmp_path, capsys, t
     darknet's detections on the same image (yolov3-tiny: after the maxpool padding repair)."""
     pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
     pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
-    from darknet_magics.model import export, inference
+    from darknet_magics.model import detect as detection, export
     from darknet_magics.report import RecordingReporter
 
     template = hankai.parents[2] / "cfg" / f"{template_name}.cfg"  # the source tree's own cfg/
@@ -194,7 +194,7 @@ def test_yolo_export_in_a_real_shell_agrees_with_darknet(ip, tmp_path, capsys, t
     assert model == out / "v4t.onnx" and model.is_file() and "checked by onnx" in text
     if template_name == "yolov3-tiny":
         assert "MaxPool node(s) given darknet's padding" in text
-    darknet_rows = inference.detect(darknet=hankai, data=data, cfg=cfg, weights=weights, image=ds.images[0],
+    darknet_rows = detection.detect(darknet=hankai, data=data, cfg=cfg, weights=weights, image=ds.images[0],
                                     thresh=0.25, cwd=tmp_path, out=tmp_path, reporter=RecordingReporter()).detections
     onnx_rows = export.run_onnx(model, ds.images[0], thresh=0.25, names=("red_box",))
     assert len(darknet_rows) == len(onnx_rows) > 0
@@ -231,7 +231,7 @@ def test_a_trained_yolov3_tiny_exported_in_a_real_shell_agrees_with_darknet(ip, 
     >= 0.9 for boxes of 40 pixels or more, and every edge within 1.5 pixels (darknet prints whole pixels)."""
     pytest.importorskip("onnx", reason="pip install 'darknet_magics[export]'")
     pytest.importorskip("onnxruntime", reason="pip install 'darknet_magics[export]'")
-    from darknet_magics.model import export, inference
+    from darknet_magics.model import detect as detection, export
     from darknet_magics.report import RecordingReporter
 
     template = alexeyab.parent / "cfg" / "yolov3-tiny.cfg"
@@ -254,7 +254,7 @@ def test_a_trained_yolov3_tiny_exported_in_a_real_shell_agrees_with_darknet(ip, 
     assert res.error_in_exec is None and "checked by onnx" in text, text[-3000:]
     model = ip.user_ns["model"]
     assert any("L11_maxpool" in r for r in model.repairs)
-    found = inference.detect(darknet=hankai, data=data, cfg=cfg, weights=final, image=ds.folder, thresh=0.05,
+    found = detection.detect(darknet=hankai, data=data, cfg=cfg, weights=final, image=ds.folder, thresh=0.05,
                              cwd=tmp_path, out=tmp_path / "pred", reporter=RecordingReporter()).detections
     assert len(found) > 0, "30 iterations should find something at thresh 0.05"
     pairs = []

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cell
-from darknet_magics.model import inference
+from darknet_magics.model import detect as detection
+from darknet_magics.model import inputs
 from darknet_magics.run import runner
 from darknet_magics.setup.binary import check_darknet_args
 from darknet_magics.errors import DarknetMagicsError, StepError
@@ -173,7 +174,7 @@ def test_yolo_test_on_a_folder_of_hostile_names_runs_nothing(model, tmp_path: Pa
     for name in names:
         (folder / name).write_bytes(ds.images[0].read_bytes())
     out = tmp_path / "out"
-    result = inference.detect(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, image=folder,
+    result = detection.detect(darknet=binary, data=ws / "obj.data", cfg=cfg, weights=weights, image=folder,
                               thresh=0.5, cwd=cwd, out=out, reporter=RecordingReporter())
     assert not list(tmp_path.rglob("CANARY")) and not (cwd / "CANARY").exists()
     assert set(result.detections["image"]) == {str((folder / n).resolve()) for n in names}
@@ -257,7 +258,7 @@ def test_property_random_names_give_a_result_or_our_error(model, tmp_path_factor
     if not made:
         return
     try:
-        result = inference.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, image=folder,
+        result = detection.detect(darknet=DARKNET, data=ws / "obj.data", cfg=cfg, weights=weights, image=folder,
                                   thresh=0.5, cwd=tmp, out=tmp / "out", reporter=RecordingReporter())
         assert set(result.detections["image"]) == made
     except (DarknetMagicsError, StepError) as exc:
@@ -335,11 +336,11 @@ def test_a_bad_line_of_an_image_list_names_the_list_and_the_line(model, tmp_path
         listed = tmp_path / f"list{k}.txt"
         listed.write_bytes(content)
         with pytest.raises(StepError) as info:
-            inference.resolve_images(listed)
+            inputs.resolve_images(listed)
         assert f"{listed} {line}" in str(info.value) and what in str(info.value), str(info.value)
     ok = tmp_path / "ok.txt"
     ok.write_bytes(b"%s\r\n" % bytes(ds.images[0]))  # a CRLF list reads as darknet (AlexeyAB) reads it
-    assert inference.resolve_images(ok) == [ds.images[0].resolve()]
+    assert inputs.resolve_images(ok) == [ds.images[0].resolve()]
 
 
 @pytest.mark.timeout(60)

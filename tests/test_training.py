@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from darknet_magics.model import inference
-
+from darknet_magics.model import darknet_map
+from darknet_magics.model import detect as detection
 from darknet_magics.train import training
 from darknet_magics.errors import StepError
 from darknet_magics.report import RecordingReporter
@@ -164,7 +164,7 @@ def test_load_log_of_the_run(finished) -> None:
 def test_detect_on_a_real_image(finished, workspace: Path, tmp_path: Path) -> None:
     run, _ = finished
     rec = RecordingReporter()
-    result = inference.detect(darknet=DARKNET, data=workspace / "obj.data", cfg=Path(run.args["cfg"]),
+    result = detection.detect(darknet=DARKNET, data=workspace / "obj.data", cfg=run.args.cfg,
                              weights=Path(saving_lines(run.log_path)[-1]), image=workspace / "ds" / "img_005.png",
                              thresh=0.0001, cwd=tmp_path, reporter=rec)
     assert result.image_path is not None and result.image_path.is_file()
@@ -183,7 +183,7 @@ def test_map_is_unsupported_by_pjreddie(finished, workspace: Path, tmp_path: Pat
     weights = Path(saving_lines(run.log_path)[-1])
     for flavor in (None, "alexeyab"):  # by the binary, and by its empty output
         with pytest.raises(StepError) as info:
-            inference.evaluate_map(darknet=DARKNET, data=workspace / "obj.data", cfg=Path(run.args["cfg"]),
+            darknet_map.evaluate_map(darknet=DARKNET, data=workspace / "obj.data", cfg=run.args.cfg,
                                   weights=weights, cwd=tmp_path, reporter=RecordingReporter(), flavor=flavor)
         assert info.value.problems[0].code == "unsupported-command"
         assert "AlexeyAB" in str(info.value)

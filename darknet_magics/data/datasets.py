@@ -27,7 +27,7 @@ from .leftout import Policies
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from ..report import Reporter
 from ..safenames import check_argv_paths, link_unsafe, unsafe_reason
-from ..untrusted import class_name, parse_names, read_text, writing
+from ..untrusted import class_name, parse_names, read_text
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 __all__ = ["IMAGE_EXTENSIONS", "DataResult", "DataPlan", "write_data", "prepare_dataset", "plan_dataset", "read_names", "find_images", "space_free"]

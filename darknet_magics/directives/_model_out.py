@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..setup.binary import check_darknet_args, darknet_flavor
 from ..errors import StepError
-from ..model.inference import IMAGE_SUFFIXES
+from ..media import IMAGE_SUFFIXES
 from ..language import Opt, Pos, Step
 from ..session import Context
 

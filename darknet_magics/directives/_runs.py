@@ -1,16 +1,16 @@
 """What the training directives share: naming and keeping runs in the session, finding a run to continue."""
 from __future__ import annotations
 
-import json
 import keyword
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from ..errors import StepError
+from ..errors import DarknetMagicsError, StepError
 from ..language import Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
-from ..train.training import TrainingRun, latest_run_dir
+from ..train.record import RUN_JSON, read_record
+from ..train.training import TrainingRun
 
 
 def keep_run(step: Step, ctx: Context, run: TrainingRun) -> Done:
@@ -64,10 +64,14 @@ def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
     last = ctx.session.runs.get(ctx.session.last_run or "")
     if last is not None:
         return last
-    folder = latest_run_dir(ctx.session.workspace / "runs") if ctx.session.workspace else None
-    if folder is not None:
+    for folder in run_folders(ctx.session.workspace / "runs") if ctx.session.workspace else ():
+        try:
+            run = TrainingRun.load(folder)
+        except DarknetMagicsError as exc:  # a damaged folder is one line; the one before it is the last run
+            ctx.reporter.warn(f"skipped {folder.name}: {first_line(exc)}")
+            continue
         ctx.reporter.info(f"the latest run folder: {folder}")
-        return TrainingRun.load(folder)
+        return run
     raise StepError("no training run in this session",
                     fix="give the run folder: %yolo resume {workspace}/runs/NAME (after a VM reset run the "
                         "%%darknet cell with `drive`/`workspace` first)")
@@ -78,14 +82,29 @@ def runs_root(ctx: Context) -> Path:
     return (ctx.session.workspace or Path.cwd()) / "runs"
 
 
-def _run_dir_named(root: Path, name: str) -> Optional[Path]:
-    """The newest run folder under `root` whose run.json names the run `name`, or None."""
+def run_folders(root: Path) -> list[Path]:
+    """The run folders (with a run.json) under `root`, the newest first."""
     found = []
     for folder in (root.iterdir() if root.is_dir() else ()):
         try:
-            meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            found.append(((folder / RUN_JSON).stat().st_mtime, folder))
+        except OSError:  # no run.json (or no folder): not a run
             continue
-        if meta.get("name") == name:
-            found.append(folder)
-    return max(found, key=lambda p: (p / "run.json").stat().st_mtime) if found else None
+    return [folder for _, folder in sorted(found, reverse=True)]
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's message without its fix (one line for a list of folders)."""
+    return str(getattr(exc, "message", None) or exc).splitlines()[0]
+
+
+def _run_dir_named(root: Path, name: str) -> Optional[Path]:
+    """The newest run folder under `root` whose run.json names the run `name`, or None (damaged ones are passed
+    over: they name nothing)."""
+    for folder in run_folders(root):
+        try:
+            if read_record(folder).name == name:
+                return folder
+        except DarknetMagicsError:
+            continue
+    return None

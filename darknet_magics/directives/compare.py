@@ -4,12 +4,13 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-from ..errors import StepError
+from ..errors import DarknetMagicsError, StepError
 from ..language import Pos, Spec, Step
 from ..view.live import compare_runs
 from ..session import Context, Done
-from ..train.training import RUN_JSON, TrainingRun
-from ._runs import find_run
+from ..train.record import RUN_JSON
+from ..train.training import TrainingRun
+from ._runs import find_run, first_line
 
 SPEC = Spec("compare", "yolo", "Compare runs: their avg loss and mAP on one chart by iteration, and a table (best mAP "
             "and where, final loss, iterations, time).",
@@ -19,15 +20,26 @@ SPEC = Spec("compare", "yolo", "Compare runs: their avg loss and mAP on one char
 
 
 def _runs(step: Step, ctx: Context) -> list[TrainingRun]:
+    """The runs the words name; a glob's damaged folder is one warning line and the others are compared."""
     found: list[TrainingRun] = []
+    skipped: list[str] = []
     for word in step.args["RUNS"].split("\n"):
         matches = sorted(glob.glob(str(ctx.path(word)))) if any(c in word for c in "*?[") else []
         if matches:
-            found += [TrainingRun.load(Path(m)) for m in matches if (Path(m) / RUN_JSON).is_file()]
+            for m in matches:
+                if not (Path(m) / RUN_JSON).is_file():
+                    continue
+                try:
+                    found.append(TrainingRun.load(Path(m)))
+                except DarknetMagicsError as exc:
+                    skipped.append(f"{Path(m).name}: {first_line(exc)}")
+                    ctx.reporter.warn(f"skipped {skipped[-1]}")
         else:
             found.append(find_run(word, ctx))
     if len(found) < 1:
-        raise StepError(f"no runs match {step.args['RUNS']!r}", fix="give run names or folders under {workspace}/runs")
+        raise StepError(f"no runs match {step.args['RUNS']!r}" + (f" that can be read ({len(skipped)} damaged: "
+                                                                   f"{'; '.join(skipped)[:600]})" if skipped else ""),
+                        fix="give run names or folders under {workspace}/runs")
     return found
 
 

@@ -1,7 +1,7 @@
 """`%yolo map`: darknet's `detector map` on one weights file, or on every checkpoint of a folder (the best named)."""
 from __future__ import annotations
 
-from ..model.inference import checkpoint_files, evaluate_checkpoints, evaluate_map
+from ..model.darknet_map import checkpoint_files, evaluate_checkpoints, evaluate_map
 from ..language import Opt, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd

@@ -1,7 +1,7 @@
 """`%yolo show`: an image or a video file inline (the imShow idiom); in Colab, download=on offers the file."""
 from __future__ import annotations
 
-from ..model.inference import show
+from ..view.show import show
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 

@@ -1,7 +1,9 @@
 """`%yolo test`: detections on an image, a folder, a list file or a glob, in one darknet process."""
 from __future__ import annotations
 
-from ..model.inference import detect, resolve_images
+from ..model.detect import detect
+
+from ..model.inputs import resolve_images
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done

@@ -7,9 +7,9 @@ from ..setup.binary import darknet_flavor
 from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
-from ..session import Context, Done
+from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background
-from ..train.training import TrainPlan, make_run_dir, plan_train, train
+from ..train.training import TrainPlan, make_run_dir, plan_train, refuse_shared_backup, train
 from ._model_out import darknet_args
 from ._runs import keep_run, keep_run_on_failure, runs_root
 
@@ -63,9 +63,18 @@ def _preflight(step: Step, ctx: Context) -> None:
 
 def run(step: Step, ctx: Context) -> Done:
     _preflight(step, ctx)
-    plan = _plan(step, ctx, make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem))
+    run_dir = make_run_dir(runs_root(ctx), Path(step.args["CFG"]).stem)
+    try:
+        plan = _plan(step, ctx, run_dir)
+        refuse_shared_backup(plan, None)
+    except BaseException:
+        try:
+            run_dir.rmdir()  # still empty: a refused run leaves no folder behind
+        except OSError:
+            pass
+        raise
     if "background" in step.flags:
-        started = background.start(plan=plan, reporter=ctx.reporter)
+        started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME)
         done = keep_run(step, ctx, started)
         started.save()  # run.json names the variable, so that `%yolo status` in a new kernel binds it again
         return Done(f"training in the background: {' '.join(plan.argv)} (bound to `{started.name}`; "

@@ -1,7 +1,7 @@
 """`%yolo video`: an annotated video (AlexeyAB's detector demo, hank-ai's darknet_04_process_videos), played inline."""
 from __future__ import annotations
 
-from ..model.inference import detect_video
+from ..model.video import detect_video
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd

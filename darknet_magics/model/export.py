@@ -54,7 +54,7 @@ def export_onnx(*, darknet: Path | str, cfg: Path, weights: Path, names: Optiona
     With `repair` (the default), the graph's MaxPool nodes get darknet's own padding (`repair_maxpools`): without
     it hank-ai's yolov3-tiny export does not load in onnxruntime.
     """
-    from .inference import check_weights_file, hank_tool
+    from ..model.inputs import check_weights_file, hank_tool
 
     reporter = reporter or Reporter()
     darknet_path = resolve_darknet(darknet)
@@ -276,7 +276,7 @@ def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, floa
 
 
 def run_onnx(path: Path, image: Path, *, thresh: float = 0.25, nms: float = 0.45, names: tuple[str, ...] = ()):
-    """Run the model with onnxruntime on the CPU: a frame like `inference.detect`'s (name, confidence, boxes in
+    """Run the model with onnxruntime on the CPU: a frame like `detect.detect`'s (name, confidence, boxes in
     pixels), after the same thresholding and per-class NMS darknet applies."""
     import numpy as np
     import pandas as pd

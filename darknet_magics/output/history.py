@@ -30,6 +30,7 @@ from ..errors import Problem
 from .events import (ClassAP, Event, Finished, Iteration, MapResult, MaxBatches, NextMapAt, ProblemFound, Prompt,
                      Resumed, WeightsSaved)
 from ..fileio import atomic_write_text
+from ..jsonread import RecordError
 
 __all__ = ["History", "TrainingLog", "IterationSink", "ITERATION_COLUMNS", "MAP_COLUMNS", "CLASS_AP_COLUMNS", "WEIGHTS_COLUMNS",
            "PROBLEM_COLUMNS"]
@@ -309,14 +310,22 @@ class History:
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "History":
-        """Read a history file written by `save` or `append_to` (a torn last line is skipped)."""
+        """Read a history file written by `save` or `append_to`. A torn last line (a crash mid-append: no newline)
+        is skipped; any other line that is not ours (broken UTF-8, not JSON, a wrong type, a number JSON does not
+        have) is a `RecordError` naming the file and the line."""
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
         events: list[Event] = []
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    events.append(_loads(json.loads(line)))
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut by a crash
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip():
+                continue
+            try:
+                events.append(_load_line(raw))
+            except RecordError as exc:
+                if number == len(lines):  # no newline after it: the line a crash cut
+                    continue
+                raise RecordError(path, number, exc.what, fix="the log has every byte: remove history.jsonl and "
+                                  "load the run again (it is made again from train.log)") from None
         return cls(events)
 
 
@@ -398,6 +407,42 @@ def _dumps(e: Event) -> str:
 
 
 _FROM_KIND = {v: k for k, v in _KIND.items()}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} (our writer writes null, \"inf\" or \"-inf\")")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads(..., kw) builds one a call
+_PLAIN = frozenset((int, bool, type(None)))
+_INFINITIES = frozenset(("inf", "-inf"))
+
+
+def _load_line(raw: bytes) -> Event:
+    """One history line as its event; RecordError (no file yet) says what is wrong with it."""
+    try:
+        d = _DECODER.decode(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecordError("", None, f"not UTF-8 (byte {exc.start})") from None
+    except (ValueError, RecursionError) as exc:
+        raise RecordError("", None, f"not JSON: {str(exc)[:120]}") from None
+    if type(d) is not dict or d.get("kind") not in _FROM_KIND or d["kind"] == "prompt":
+        raise RecordError("", None, "not an event of ours (an object with a known \"kind\")")
+    texts_free = d["kind"] == "problem"
+    for key, value in d.items():
+        t = type(value)
+        if t is float:
+            ok = _isfinite(value)
+        elif t is str:
+            ok = texts_free or key in _TEXT_FIELDS or key == "kind" or value in _INFINITIES
+        else:
+            ok = t in _PLAIN
+        if not ok:
+            raise RecordError("", None, f"{key}: {str(value)[:60]!r} is no value of ours")
+    try:
+        return _loads(d)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecordError("", None, f"not an event of ours ({str(exc)[:120]})") from None
 
 
 def _loads(d: dict) -> Event:

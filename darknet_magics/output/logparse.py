@@ -52,7 +52,6 @@ import re
 from dataclasses import dataclass, field
 from itertools import count, groupby, islice, repeat
 from operator import ge, mul, truediv
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Union
 
 from . import problems as _problems

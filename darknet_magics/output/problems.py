@@ -322,6 +322,10 @@ def interrupted(evidence: Optional[str] = None, iteration: Optional[int] = None)
 def unwritable(reason: str, path: Optional[str] = None) -> Problem:
     """A file of the run (its log, history, run.json, weights) could not be written: a full disk or a read-only
     folder. `reason` is the system's message."""
+    if "no such file or directory" in reason.lower():  # ENOENT on a write: the folder itself is gone
+        return Problem("run-folder-deleted", f"the run folder was deleted while darknet ran: {reason}",
+                       fix="keep the run folder while it trains (Drive: do not move it to the bin); "
+                           "`%yolo resume` continues from the weights saved before", file=path)
     if "space" in reason.lower() or "quota" in reason.lower():
         return Problem("disk-full", f"the disk is full: {reason}",
                        fix="free space on the drive (old runs' weights under {workspace}/runs, the cache), then "

@@ -12,12 +12,14 @@ from typing import Optional
 from ..errors import Problem, StepError
 from ..output.logparse import strip_escapes
 from ..safenames import check_darknet_words
+from .flavor import Flavor
 
-_flavor_cache: dict[tuple[str, float], Optional[str]] = {}
+_flavor_cache: dict[tuple[str, float], Optional[Flavor]] = {}
 
 
-def darknet_flavor(binary: Path | str) -> Optional[str]:
-    """'pjreddie', 'alexeyab' or 'hank-ai', guessed from the binary's bytes; None if it cannot be read.
+def darknet_flavor(binary: Path | str) -> Optional[Flavor]:
+    """`Flavor` ('pjreddie', 'alexeyab' or 'hank-ai': a str), guessed from the binary's bytes; None if it cannot be
+    read.
 
     AlexeyAB's and hank-ai's binaries know ``-dont_show`` (hank-ai's CLI links ``libdarknet.so``, where the
     option lives); pjreddie's does not, and treats an unknown ``-dont_show`` after the cfg as the weights file.
@@ -34,11 +36,11 @@ def darknet_flavor(binary: Path | str) -> Optional[str]:
     except OSError:
         return None
     if b"libdarknet" in data or b"Hank.ai" in data or b"hank-ai" in data or b"darknet_cli" in data:
-        flavor: Optional[str] = "hank-ai"
+        flavor: Optional[Flavor] = Flavor.HANK_AI
     elif b"dont_show" in data:
-        flavor = "alexeyab"
+        flavor = Flavor.ALEXEYAB
     else:
-        flavor = "pjreddie"
+        flavor = Flavor.PJREDDIE
     _flavor_cache[key] = flavor
     return flavor
 

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import os
-import signal as _signal
 import subprocess
 import sys
 import threading
@@ -29,12 +28,15 @@ from typing import Optional
 
 from . import keeper as _keeper
 from ..run import runner
-from ..errors import StepError
+from ..errors import DarknetMagicsError, StepError
 from ..fileio import atomic_write_text, remove_if_exists
+from ..jsonread import RecordError, load_json
+from .keeper import Keeper, KeeperState, StopReason
+from .record import RunRecord, RunStatus, read_record
 from ..output.logparse import LogParser
 from ..report import Reporter
-from .training import (RUN_JSON, RunStatus, TrainingRun, TrainPlan, _finish, _history_type, _start, _Watch,
-                       make_watch)
+from .training import (TrainingRun, TrainPlan, _finish, _history_type, _start, _Watch, make_watch,
+                       refuse_shared_backup)
 
 __all__ = ["Keeper", "start", "find_live", "live_run", "reattach", "LiveRun"]
 
@@ -42,85 +44,14 @@ _POLL_S = 0.25       # how often the follower looks for new output when there wa
 _START_WAIT_S = 30.0  # how long the kernel waits for the keeper to say darknet runs
 
 
-class Keeper:
-    """The kernel's handle on the keeper of one run folder (its keeper.json, re-read on `refresh`)."""
-
-    def __init__(self, run_dir: Path, state: Optional[dict] = None) -> None:
-        self.run_dir = Path(run_dir)
-        self.state: dict = state or _keeper.read_state(self.run_dir) or {}
-        self._stopper: Optional[threading.Thread] = None
-
-    def refresh(self) -> dict:
-        self.state = _keeper.read_state(self.run_dir) or self.state
-        return self.state
-
-    @property
-    def ended(self) -> bool:
-        """The keeper has written how darknet ended (or that it could not start it)."""
-        return self.state.get("state") in ("ended", "failed")
-
-    @property
-    def keeper_alive(self) -> bool:
-        s = self.state
-        return _keeper.same_process(s.get("keeper_pid"), s.get("keeper_start"), s.get("boot_id"))
-
-    @property
-    def darknet_alive(self) -> bool:
-        s = self.state
-        return _keeper.same_process(s.get("darknet_pid"), s.get("darknet_start"), s.get("boot_id"))
-
-    @property
-    def alive(self) -> bool:
-        return self.keeper_alive or self.darknet_alive
-
-    def result(self) -> Optional[runner.ProcessResult]:
-        """How darknet ended, as the keeper's runner saw it; None while it runs (or if no one saw it end)."""
-        data = self.state.get("result")
-        if not data:
-            return None
-        names = {f.name for f in dataclasses.fields(runner.ProcessResult)}
-        values = {k: v for k, v in data.items() if k in names}
-        for key in ("answered", "notices"):
-            values[key] = tuple(values.get(key) or ())
-        return runner.ProcessResult(**values)
-
-    def stop(self, reason: str = _keeper.STOP_REASON) -> None:
-        """Ask the keeper to stop darknet; if the keeper is gone but darknet is not, stop darknet's group here
-        (SIGINT, TERM, KILL with the runner's waits, in a thread: the caller waits with `run.wait()`)."""
-        try:
-            _keeper.request_stop(self.run_dir, reason)
-        except OSError:
-            pass  # a read-only run folder: the signals below still stop it
-        self.refresh()
-        if not self.keeper_alive and self.darknet_alive and self._stopper is None:
-            self._stopper = threading.Thread(target=self._signal_group, name="stop darknet", daemon=True)
-            self._stopper.start()
-
-    def _signal_group(self) -> None:
-        pgid = self.state.get("darknet_pgid")
-        for sig, grace in ((_signal.SIGINT, 5.0), (_signal.SIGTERM, 3.0), (_signal.SIGKILL, 5.0)):
-            if not self.darknet_alive:
-                return
-            try:
-                os.killpg(int(pgid), sig)
-            except (ProcessLookupError, PermissionError, TypeError, ValueError):
-                return
-            end = time.monotonic() + grace
-            while self.darknet_alive and time.monotonic() < end:
-                time.sleep(0.05)
-
-    def describe(self) -> str:
-        s = self.state
-        who = f"darknet pid {s.get('darknet_pid')}" if self.darknet_alive else "darknet"
-        return f"{who} under keeper pid {s.get('keeper_pid')}, started {s.get('started')}"
-
-
-def _launch(argv: list[str], run_dir: Path, log: Path, cwd: Path, env: Optional[dict] = None) -> Keeper:
+def _launch(argv: list[str], run_dir: Path, log: Path, cwd: Path, env: Optional[dict] = None,
+            name: Optional[str] = None) -> Keeper:
     """Start the keeper detached from the kernel and wait until it says darknet runs (or could not start)."""
     remove_if_exists(run_dir / _keeper.STOP_NAME)   # a request left from an earlier session is not for this one
     remove_if_exists(run_dir / _keeper.STATE_NAME)  # neither is the earlier session's record
     command = [sys.executable, "-m", "darknet_magics.train.keeper", f"--run-dir={run_dir}", f"--log={log}",
-               f"--cwd={cwd}", "--detach", "--", *argv]  # `=`: a path that starts with "-" stays a value
+               f"--cwd={cwd}", "--detach"] + ([f"--name={name}"] if name else []) + ["--", *argv]
+    # `=`: a path that starts with "-" stays a value
     env = dict(os.environ if env is None else env)
     here = str(Path(__file__).resolve().parents[2])  # the keeper imports this very package, installed or not
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -135,9 +66,10 @@ def _launch(argv: list[str], run_dir: Path, log: Path, cwd: Path, env: Optional[
     keeper = Keeper(run_dir, {})
     end = time.monotonic() + _START_WAIT_S
     while time.monotonic() < end:
-        state = keeper.refresh()
-        if state.get("state") in ("running", "ended", "failed"):
+        keeper.refresh()
+        if keeper.keeper_state not in (None, KeeperState.STARTING):
             return keeper
+        state = keeper.state
         if state and not keeper.keeper_alive:
             break
         time.sleep(0.05)
@@ -207,10 +139,12 @@ class _Follower:
 
     def _feed(self, data: bytes) -> None:
         self.watch.on_text(self.decoder.decode(data))
-        reason = self.watch.should_stop()
-        if reason and self.requested is None and reason != _keeper.STOP_REASON:  # run.stop() asked already
+        reason = self.watch.stop_reason()
+        if reason is not None and self.requested is None and reason is not StopReason.REQUEST:  # run.stop() asked
             self.requested = reason
-            self.keeper.stop(reason)
+            detail = self.watch.should_stop() or ""
+            self.keeper.stop(reason, detail.rpartition(": ")[2] if reason is StopReason.UNWRITABLE else
+                             str(self.watch.nan_iteration))
 
     def catch_up(self) -> None:
         """Parse what the log holds now (a re-attach: the run so far, before the chart is first shown). The view is
@@ -267,6 +201,7 @@ class _Follower:
         if error:
             raise StepError(error, fix="check the binary path (bin=PATH)")
         stopped = keeper._stopper is not None  # we stopped its darknet ourselves
+        unwritable = _unwritable(self.run.run_dir)
         if keeper.state.get("boot_id") not in (None, _keeper.boot_id()):
             why = "the machine was restarted (a VM reset) while darknet ran"
         else:
@@ -274,8 +209,22 @@ class _Follower:
         return runner.ProcessResult(
             returncode=None, signal=None, interrupted=False, killed_by_watchdog=None,
             seconds=time.monotonic() - self.started, pid=int(keeper.state.get("darknet_pid") or 0),
-            stopped_by_caller=_keeper.STOP_REASON if stopped else None,
+            stopped_by_caller=StopReason.REQUEST.describe() if stopped else None, log_error=unwritable,
             notices=(f"{why}, and nothing recorded how darknet ended: the run is judged from its log alone",))
+
+
+def _unwritable(run_dir: Path) -> Optional[str]:
+    """Why a keeper that left no record could not write one, when the run folder tells: a full disk, a folder that
+    is gone; else None."""
+    if not run_dir.is_dir():
+        return f"No such file or directory ({run_dir})"
+    try:
+        stats = os.statvfs(run_dir)
+    except OSError:
+        return None
+    if stats.f_bavail * stats.f_frsize < (64 << 10):
+        return f"No space left on device ({stats.f_bavail * stats.f_frsize:,} bytes free in {run_dir})"
+    return None
 
 
 def _work(follower: _Follower, session_info: dict, max_batches: Optional[int], reporter: Reporter) -> None:
@@ -283,7 +232,8 @@ def _work(follower: _Follower, session_info: dict, max_batches: Optional[int], r
     run, watch = follower.run, follower.watch
     try:
         result = follower.follow()
-        if result.stopped_by_caller == _keeper.STOP_REASON:  # asked by %yolo stop, maybe from another kernel
+        asked = follower.keeper.stop_reason is StopReason.REQUEST or follower.keeper._stopper is not None
+        if result.stopped_by_caller and asked:  # asked by %yolo stop, maybe from another kernel
             run.stop_requested.set()
         try:
             watch.close()
@@ -297,19 +247,21 @@ def _work(follower: _Follower, session_info: dict, max_batches: Optional[int], r
 
 
 def start(*, plan: TrainPlan, reporter: Reporter, previous: Optional[TrainingRun] = None,
-          live_interval: float = 1.0, env: Optional[dict] = None) -> TrainingRun:
+          live_interval: float = 1.0, env: Optional[dict] = None, name: Optional[str] = None) -> TrainingRun:
     """Start training under a keeper and return at once; a thread follows the log (the chart keeps updating in the
     cell that started it, through `reporter`). `run.wait()`, `run.stop()`, `run.running`; how it ended is
     `run.status` (and `run.error` for a failure's diagnosis). Interrupting a cell, or restarting the kernel, does
-    not stop it: only `run.stop()` / `%yolo stop` does."""
+    not stop it: only `run.stop()` / `%yolo stop` does. `name` (the variable it is bound to) goes into keeper.json,
+    so that `%yolo stop NAME` finds the keeper even when run.json is damaged."""
+    refuse_shared_backup(plan, previous)
     run, session_info = _start(plan, previous, reporter)
     offset = int(session_info.get("log_offset") or 0)
     try:
-        keeper = _launch(list(plan.argv), run.run_dir, run.log_path, plan.cwd, env)
+        keeper = _launch(list(plan.argv), run.run_dir, run.log_path, plan.cwd, env, name)
     except StepError as exc:
         _record_failure(run, session_info, exc.message)
         raise
-    if keeper.state.get("state") == "failed":
+    if keeper.keeper_state is KeeperState.FAILED:
         message = keeper.state.get("error") or "darknet did not start"
         _record_failure(run, session_info, message)
         raise StepError(message, fix="check the binary path (bin=PATH)")
@@ -340,12 +292,15 @@ def _record_failure(run: TrainingRun, session_info: dict, message: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class LiveRun:
-    """A run folder left running by a kernel that is gone: its keeper's record, and whether it is still alive."""
+    """A run folder left running by a kernel that is gone: its keeper's record, and whether it is still alive.
+    `damaged` says why its run.json cannot be read (the keeper's own record still finds and stops darknet)."""
 
     run_dir: Path
     keeper: Keeper
     alive: bool
     follower: Optional[int] = None  # the pid of another live kernel that follows it now
+    damaged: Optional[str] = None
+    name: Optional[str] = None      # the variable it was bound to (keeper.json keeps it, run.json too)
 
 
 def _claim(run_dir: Path) -> None:
@@ -361,32 +316,41 @@ def _claim(run_dir: Path) -> None:
 def _other_follower(run_dir: Path) -> Optional[int]:
     """The pid of another live kernel following `run_dir`, or None."""
     try:
-        f = json.loads((Path(run_dir) / _keeper.FOLLOWER_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        f, _ = load_json(Path(run_dir) / _keeper.FOLLOWER_NAME)
+    except (OSError, RecordError):
         return None
-    pid = f.get("pid")
-    if pid == os.getpid() or not _keeper.same_process(pid, f.get("start"), f.get("boot_id")):
+    if not isinstance(f, dict):
         return None
-    return int(pid)
+    pid, start, boot = f.get("pid"), f.get("start"), f.get("boot_id")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid < 2 or pid == os.getpid():
+        return None
+    if not isinstance(start, int) or not isinstance(boot, str) or not _keeper.same_process(pid, start, boot):
+        return None
+    return pid
 
 
 def live_run(folder: Path) -> Optional[LiveRun]:
-    """`folder` as a run a gone kernel left (see `find_live`), or None (no keeper, or judged already)."""
+    """`folder` as a run a gone kernel left (see `find_live`), or None (no keeper, or judged already). A folder
+    whose run.json is damaged or gone, but whose keeper still runs darknet, is one too (`damaged` says why)."""
     folder = Path(folder)
-    state = _keeper.read_state(folder) if (folder / RUN_JSON).is_file() else None
+    state = _keeper.read_state(folder)
     if not state:
         return None
     try:
-        meta = json.loads((folder / RUN_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if meta.get("status") != RunStatus.RUNNING.value:
+        record: Optional[RunRecord] = read_record(folder)
+    except DarknetMagicsError as exc:  # damaged or gone: the keeper's own record still finds darknet
+        keeper = Keeper(folder, state)
+        if not keeper.alive:
+            return None  # nothing runs: `%yolo status`/`compare` report the damage as any other folder's
+        return LiveRun(folder, keeper, True, _other_follower(folder), damaged=str(exc).splitlines()[0],
+                       name=state.get("name"))
+    assert record is not None
+    if record.status is not RunStatus.RUNNING:
         return None  # judged already
-    sessions = meta.get("sessions") or [{}]
-    if not sessions[-1].get("keeper"):
+    if not record.sessions or not record.sessions[-1].get("keeper"):
         return None  # its last session runs in the foreground of some kernel (keeper.json is an earlier session's)
     keeper = Keeper(folder, state)
-    return LiveRun(folder, keeper, keeper.alive, _other_follower(folder))
+    return LiveRun(folder, keeper, keeper.alive, _other_follower(folder), name=record.name)
 
 
 def find_live(root: Path) -> list[LiveRun]:
@@ -394,8 +358,28 @@ def find_live(root: Path) -> list[LiveRun]:
     keeper or darknet is alive on this boot, and those that ended while no kernel watched (not yet judged)."""
     if not Path(root).is_dir():
         return []
-    found = (live_run(folder) for folder in sorted(Path(root).iterdir()) if folder.is_dir())
-    return [f for f in found if f is not None]
+    found = []
+    for folder in sorted(Path(root).iterdir()):
+        try:
+            left = live_run(folder) if folder.is_dir() else None
+        except OSError:  # a folder that cannot be read is no run of ours
+            left = None
+        if left is not None:
+            found.append(left)
+    return found
+
+
+def stop_left(left: LiveRun) -> str:
+    """Stop darknet of a run whose run.json is damaged (no run object can be made): through its keeper, else its
+    process group; one line saying what was done."""
+    left.keeper.stop()
+    end = time.monotonic() + 60
+    while left.keeper.alive and time.monotonic() < end:
+        time.sleep(0.1)
+        left.keeper.refresh()
+    how = "stopped" if not left.keeper.alive else "stop requested (darknet still ends)"
+    return (f"{left.name or left.run_dir.name}: {how} (its run.json is damaged: {left.damaged}); the log is kept: "
+            f"{left.run_dir / 'train.log'}")
 
 
 def _history_before(run: TrainingRun) -> "object":
@@ -403,7 +387,7 @@ def _history_before(run: TrainingRun) -> "object":
     session, written by the kernel that followed it and died)."""
     History = _history_type()
     history = History()
-    flavor = run.args.get("flavor")
+    flavor = run.args.flavor
     offsets = [int(s.get("log_offset") or 0) for s in run.sessions]
     if len(offsets) < 2:
         return history
@@ -435,7 +419,7 @@ def reattach(live: LiveRun, reporter: Reporter, *, live_interval: float = 1.0) -
     run.history.save(run.history_path)  # the current session's rows come again from the log below
     keeper = live.keeper
     run.keeper = keeper
-    data_arg = Path(run.argv[3]) if len(run.argv) > 3 else Path(run.args.get("data") or ".")
+    data_arg = run.args.data_arg(run.run_dir) or Path(".")
     watch = make_watch(run, data_arg=data_arg, max_batches=run.max_batches, resumed=len(run.sessions) > 1,
                        reporter=reporter, live_interval=live_interval, key=":reattached")
     follower = _Follower(run, keeper, watch, offset)

@@ -20,13 +20,13 @@ whose ``run`` attribute is the saved `TrainingRun`; an interrupt saves everythin
 """
 from __future__ import annotations
 
-import enum
+import dataclasses
 import html
-import json
 import math
 import os
+import shutil
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
@@ -35,48 +35,29 @@ from ..data import objdata
 from ..output import problems
 from ..run import runner
 from ..setup.binary import darknet_flavor, last_output, require_file, resolve_darknet
+from ..setup.flavor import Flavor, flavor_of
 from ..data.cfg import Cfg, check_weights, read_weights_header
 from ..output.judge import diagnose
 from ..errors import DarknetMagicsError, Problem, StepError
 from ..fileio import atomic_write_text
+from .keeper import Keeper, StopReason, boot_id, process_start, read_state, same_process, save_json, training_watchdog
 from ..output.logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
+from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, confirm_binary, read_record  # noqa: F401 (RUN_JSON, LOG_NAME: re-exported)
 from ..report import Reporter
 from ..safenames import check_argv_paths
 
 if TYPE_CHECKING:  # pandas-backed; imported lazily at run time (import time of the magics matters)
-    from .background import Keeper
     from ..output.history import History
     from ..view.live import LiveView
 
 __all__ = [
-    "RunStatus", "TrainPlan", "TrainingRun", "plan_train", "train", "resume", "load_log", "status",
+    "RunStatus", "TrainPlan", "TrainingRun", "plan_train", "train", "plan_resume", "resume", "load_log", "status",
     "find_resume_weights", "training_watchdog", "make_run_dir", "latest_run_dir",
 ]
 
-RUN_JSON = "run.json"
-LOG_NAME = "train.log"
 HISTORY_NAME = "history.jsonl"
 _HEAD_KEEP = 64 * 1024   # the start of a session's output kept in memory for the diagnosis
 _TAIL_KEEP = 256 * 1024  # and its end
-
-
-class RunStatus(str, enum.Enum):
-    """How a run (or the last session of it) stands. A str, so run.json keeps the plain words."""
-
-    RUNNING = "running"
-    FINISHED = "finished"
-    FINISHED_CRASHED = "finished-crashed-on-exit"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    DIVERGED = "diverged"
-    STOPPED = "stopped"  # a log read back that ended without a verdict
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def ok(self) -> bool:
-        return self in (RunStatus.FINISHED, RunStatus.FINISHED_CRASHED)
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -131,13 +112,6 @@ def latest_run_dir(root: Path) -> Optional[Path]:
     return max(found, key=lambda p: (p / RUN_JSON).stat().st_mtime) if found else None
 
 
-def training_watchdog() -> runner.Watchdog:
-    """The watchdog for training: a fatal banner then 30 s of silence, a finished run that hangs for 2 min,
-    or silence 30x longer than the longest gap so far (at least 30 min: AlexeyAB's mAP pass is quiet)."""
-    return runner.Watchdog(after_fatal_s=30.0, done=(r"Saving weights to \S*_final\.weights",),
-                           after_done_s=120.0, silence_factor=30.0, min_silence_s=1800.0)
-
-
 class _Recorder:
     """What the run keeps of darknet's output besides the log: its start and its end, for the diagnosis."""
 
@@ -180,13 +154,13 @@ class TrainingRun:
     ``failed``, ``interrupted``, ``diverged``.
     """
 
-    def __init__(self, *, run_dir: Path, history: "History", args: Optional[dict] = None, argv: Sequence[str] = (),
+    def __init__(self, *, run_dir: Path, history: "History", args: Optional[RunArgs] = None, argv: Sequence[str] = (),
                  name: Optional[str] = None, max_batches: Optional[int] = None,
                  status: RunStatus = RunStatus.RUNNING,
                  log_path: Optional[Path] = None, sessions: Optional[list[dict]] = None) -> None:
         self.run_dir = Path(run_dir)
         self.history = history
-        self.args = dict(args or {})
+        self.args = args or RunArgs()
         self.argv = [str(a) for a in argv]
         self.name = name or self.run_dir.name
         self.max_batches = max_batches
@@ -202,6 +176,7 @@ class TrainingRun:
         self.error: Optional[BaseException] = None
         self.stop_requested = threading.Event()
         self.keeper: Optional["Keeper"] = None  # a background run's darknet runs under a keeper (background.py)
+        self.from_disk = False  # read from a run folder: the binary its run.json names is not trusted as is
 
     def stop(self) -> None:
         """Ask a running darknet to stop (SIGINT, then TERM, then KILL to its process group); what it wrote is
@@ -265,8 +240,7 @@ class TrainingRun:
 
     @property
     def backup_dir(self) -> Optional[Path]:
-        value = self.args.get("backup_dir")
-        return Path(value) if value else None
+        return self.args.backup_dir
 
     def summary(self) -> str:
         """One line: status, iterations, last avg loss, best mAP, where the log is."""
@@ -299,35 +273,34 @@ class TrainingRun:
         return bundle
 
     # persistence
-    def _state(self) -> dict:
-        return {"version": 1, "name": self.name, "status": self.status.value, "argv": self.argv, "args": self.args,
-                "max_batches": self.max_batches, "log": str(self.log_path), "sessions": self.sessions,
-                "message": self.message}
+    def record(self) -> RunRecord:
+        """The run as run.json holds it (schema 2)."""
+        return RunRecord(name=self.name, status=self.status, argv=tuple(self.argv), args=self.args,
+                         max_batches=self.max_batches, sessions=self.sessions, message=self.message,
+                         run_dir=self.run_dir)
 
     def save(self) -> None:
-        """Write run.json (atomically)."""
+        """Write run.json (atomically; on a full disk in place, so that it still says how the run ended)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / RUN_JSON, json.dumps(self._state(), indent=2, default=str) + "\n")
+        save_json(self.run_dir / RUN_JSON, self.record().to_json())
 
     @classmethod
     def load(cls, run_dir: Path | str, *, history: bool = True) -> "TrainingRun":
         """Rebuild a run from its folder (run.json + history.jsonl, else the log) in a new kernel; `history=False`
         leaves the history empty for a caller that rebuilds it (a re-attach parses the log anyway)."""
         run_dir = Path(run_dir)
-        meta_path = run_dir / RUN_JSON
-        if not meta_path.is_file():
-            raise DarknetMagicsError(f"{run_dir} is not a run folder (no {RUN_JSON})",
+        if not run_dir.is_dir():
+            raise DarknetMagicsError(f"{run_dir} is not a run folder (no such folder)",
                                      fix="give the folder `%yolo train` wrote under {workspace}/runs")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        history_ = (_load_history(run_dir / HISTORY_NAME, Path(meta.get("log") or run_dir / LOG_NAME)) if history
-                    else _history_type()())
-        status_ = RunStatus(meta.get("status", "failed"))
+        rec = read_record(run_dir)  # validated: a run folder from elsewhere is data, never code
+        history_ = _load_history(run_dir / HISTORY_NAME, run_dir / LOG_NAME) if history else _history_type()()
+        status_ = rec.status
         if status_ is RunStatus.RUNNING:  # the kernel died while it ran (VM reset): it is not running now
             status_ = RunStatus.INTERRUPTED
-        run = cls(run_dir=run_dir, history=history_, args=meta.get("args", {}), argv=meta.get("argv", []),
-                  name=meta.get("name"), max_batches=meta.get("max_batches"), status=status_,
-                  log_path=Path(meta["log"]) if meta.get("log") else None, sessions=meta.get("sessions", []))
-        run.message = meta.get("message", "")
+        run = cls(run_dir=run_dir, history=history_, args=rec.args, argv=rec.argv, name=rec.name,
+                  max_batches=rec.max_batches, status=status_, sessions=rec.sessions)
+        run.message = rec.message
+        run.from_disk = True
         return run
 
 
@@ -342,13 +315,18 @@ def _load_history(history_path: Path, log_path: Path) -> "History":
     History = _history_type()
 
     if history_path.is_file():
-        return History.load(history_path)
+        try:
+            return History.load(history_path)
+        except RecordError:
+            if not log_path.is_file():
+                raise
+            # a damaged history.jsonl: the log holds every byte darknet wrote, the history is made from it
     if log_path.is_file():  # no history file (it was lost, or the log came from elsewhere): parse the log again
         return _history_from_log(log_path)[0]
     return History()
 
 
-def _history_from_log(log_path: Path, flavor: Optional[str] = None) -> tuple["History", LogParser]:
+def _history_from_log(log_path: Path, flavor: Optional[Flavor] = None) -> tuple["History", LogParser]:
     """(History, LogParser) of a whole log file, read in big chunks."""
     parser = LogParser(flavor=flavor)
     history = _history_type()()
@@ -374,7 +352,7 @@ class TrainPlan:
     """
 
     darknet: Path
-    flavor: Optional[str]
+    flavor: Optional[Flavor]
     data: Path
     cfg: Path
     weights: Optional[Path]
@@ -385,7 +363,7 @@ class TrainPlan:
     argv: tuple[str, ...]
     cwd: Path
     max_batches: Optional[int]
-    args: dict
+    args: RunArgs
     warnings: tuple[str, ...] = ()
 
     def describe(self) -> list[str]:
@@ -399,16 +377,17 @@ class TrainPlan:
 
 
 def _argv(darknet: Path, data: Path, cfg: Path, weights: Optional[Path], *, map: bool, gpus: Optional[str],
-          clear: bool, flavor: Optional[str], extra_args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(argv, warnings). pjreddie takes neither -dont_show (it reads it as the weights file) nor -map."""
+          clear: bool, flavor: Optional[Flavor], extra_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(argv, warnings). pjreddie takes neither -dont_show (it reads it as the weights file) nor -map; an unknown
+    flavor gets both (it is AlexeyAB's or hank-ai's: pjreddie's is recognised by its bytes)."""
     argv = [str(darknet), "detector", "train", str(data), str(cfg)]
     warnings = []
     if weights is not None:
         argv.append(str(weights))
-    if flavor != "pjreddie":
+    if flavor is None or flavor.knows_dont_show:
         argv.append("-dont_show")
     if map:
-        if flavor == "pjreddie":
+        if flavor is not None and not flavor.maps_while_training:
             warnings.append("pjreddie's darknet cannot compute mAP while training: `map` ignored "
                             "(build AlexeyAB's or hank-ai's darknet for -map)")
         else:
@@ -428,7 +407,7 @@ def _absolute(path: Path | str) -> Path:
 def plan_train(*, darknet: Path | str, data: Path, cfg: Path, weights: Optional[Path] = None, map: bool = False,
                gpus: Optional[str] = None, backup: Optional[Path] = None, clear: bool = False, run_dir: Path,
                stop_on_nan: bool = True, extra_args: Sequence[str] = (), cwd: Optional[Path] = None,
-               flavor: Optional[str] = None, check_files: bool = True) -> TrainPlan:
+               flavor: Optional[Flavor | str] = None, check_files: bool = True) -> TrainPlan:
     """Work out a training run: the binary and its flavor, the weights folder, the obj.data darknet gets, argv.
 
     The weights folder: `backup` when given; else the backup= of a user's own obj.data; else (an obj.data that
@@ -445,7 +424,7 @@ def plan_train(*, darknet: Path | str, data: Path, cfg: Path, weights: Optional[
         weights_path = _absolute(weights) if weights else None
     run_dir = _absolute(run_dir)
     cwd = _absolute(cwd) if cwd else Path.cwd()
-    flavor = flavor or darknet_flavor(darknet_path)
+    flavor = flavor_of(flavor or darknet_flavor(darknet_path))
     written = objdata.values(data_path) if data_path.is_file() else {}
     ours = data_path.is_file() and objdata.written_by_us(data_path)
     if backup is not None:
@@ -459,11 +438,10 @@ def plan_train(*, darknet: Path | str, data: Path, cfg: Path, weights: Optional[
     data_arg = run_dir / "obj.data" if own else data_path
     argv, warnings = _argv(darknet_path, data_arg, cfg_path, weights_path, map=map, gpus=gpus, clear=clear,
                            flavor=flavor, extra_args=extra_args)
-    args = {"darknet": str(darknet_path), "data": str(data_path), "cfg": str(cfg_path),
-            "weights": str(weights_path) if weights_path else None, "map": map, "gpus": gpus,
-            "backup": str(backup_dir) if own else None, "backup_dir": str(backup_dir), "clear": clear,
-            "stop_on_nan": stop_on_nan, "extra_args": [str(a) for a in extra_args], "cwd": str(cwd),
-            "flavor": flavor}
+    args = RunArgs(darknet=darknet_path, data=data_path, cfg=cfg_path, weights=weights_path, map=map,
+                   gpus=str(gpus) if gpus else None, backup=backup_dir if own else None, backup_dir=backup_dir,
+                   clear=clear, stop_on_nan=stop_on_nan, extra_args=tuple(str(a) for a in extra_args), cwd=cwd,
+                   flavor=flavor)
     return TrainPlan(darknet=darknet_path, flavor=flavor, data=data_path, cfg=cfg_path, weights=weights_path,
                      run_dir=run_dir, backup_dir=backup_dir, own_backup=own, data_arg=data_arg, argv=tuple(argv),
                      cwd=cwd, max_batches=_cfg_net_int(cfg_path, "max_batches") if cfg_path.is_file() else None,
@@ -479,7 +457,7 @@ class _Watch:
         self.run = run
         self.live = live
         self.stop_on_nan = stop_on_nan
-        self.parser = LogParser(flavor=run.args.get("flavor"), data_paths=list(data_paths))
+        self.parser = LogParser(flavor=run.args.flavor, data_paths=list(data_paths))
         self.data_paths = tuple(data_paths)
         self.recorder = _Recorder()
         self.resumed = resumed
@@ -491,6 +469,8 @@ class _Watch:
         self.max_batches_seen: Optional[int] = None
         self.last_iteration: Optional[int] = None  # of this session (a resumed run's history has the earlier ones)
         self.error: Optional[BaseException] = None
+        self.notices: list[str] = []
+        self.appended = False  # history.jsonl has been written to: gone later, the run folder was deleted
 
     def on_text(self, text: str) -> None:
         self.recorder.add(text)
@@ -532,15 +512,43 @@ class _Watch:
             history.save(self.run.history_path)
         else:
             history.add(events)
+            if self.appended and not self.run.history_path.exists():
+                self._make_folder_again()  # deleted (the log's writer may have made the folder again already)
+                return
             type(history).append_to(self.run.history_path, events)
+            self.appended = True
+
+    def _make_folder_again(self) -> None:
+        """The run folder was deleted while darknet runs: make it again with what the kernel holds (the history,
+        run.json, the weights folder); the log is made again by whoever writes it (runner._LogFile)."""
+        run = self.run
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        if run.backup_dir is not None:
+            run.backup_dir.mkdir(parents=True, exist_ok=True)  # darknet's next save would fail without it
+        run.history.save(run.history_path)
+        run.save()
+        self.notices.append(f"the run folder {run.run_dir} was deleted while darknet ran: made it again (history, "
+                            "run.json, backup/; the log with everything written so far)")
 
     def should_stop(self) -> Optional[str]:
+        reason = self.stop_reason()
+        if reason is StopReason.REQUEST:
+            return reason.describe()
+        if reason is StopReason.UNWRITABLE:  # history.jsonl cannot be written: the disk is full or read-only
+            return reason.describe(getattr(self.error, "strerror", None) or str(self.error))
+        if reason is StopReason.NAN:
+            return reason.describe(str(self.nan_iteration))
+        assert reason is None, f"unhandled stop reason {reason!r}"
+        return None
+
+    def stop_reason(self) -> Optional[StopReason]:
+        """Why darknet must stop now (a request, an unwritable run folder, the first nan), or None."""
         if self.run.stop_requested.is_set():
-            return "stopped on request (%yolo stop)"
-        if isinstance(self.error, OSError):  # history.jsonl cannot be written: the disk is full or read-only
-            return f"the run folder cannot be written: {self.error.strerror or self.error}"
+            return StopReason.REQUEST
+        if isinstance(self.error, OSError):
+            return StopReason.UNWRITABLE
         if self.stop_on_nan and self.nan_iteration is not None:
-            return f"loss became nan at iteration {self.nan_iteration}"
+            return StopReason.NAN
         return None
 
     def close(self) -> None:
@@ -582,9 +590,50 @@ def train(*, reporter: Optional[Reporter] = None, previous: Optional[TrainingRun
     """
     reporter = reporter or Reporter()
     plan = plan or plan_train(**plan_args)
+    refuse_shared_backup(plan, previous)
     run, session_info = _start(plan, previous, reporter)
     watch, result, interrupted = _watch(plan, run, previous is not None, reporter, watchdog, live_interval, env)
     return _finish(plan, run, watch, result, interrupted, session_info, reporter)
+
+
+def refuse_shared_backup(plan: TrainPlan, previous: Optional[TrainingRun]) -> None:
+    """A StepError when another run under the same runs folder is still training into this plan's weights folder
+    (a user's obj.data ``backup=`` or ``backup=PATH`` given twice): both would write ``<cfg>_last.weights``."""
+    other = _training_into(plan.backup_dir, plan.run_dir.parent, skip=plan.run_dir)
+    if other is None or (previous is not None and other == previous.run_dir):
+        return
+    message = f"the weights folder {plan.backup_dir} is in use by the run {other.name} (still training)"
+    fix = (f"wait for it (or `%yolo stop {other}`), or give this run its own folder: backup=PATH (or remove "
+           "backup= from your obj.data: each run then gets {workspace}/runs/NAME/backup)")
+    raise StepError(message, fix=fix, problems=[Problem("shared-backup", "two live runs would overwrite each "
+                                                        "other's weights", fix=fix, file=str(plan.backup_dir))])
+
+
+def _training_into(backup_dir: Path, root: Path, *, skip: Path) -> Optional[Path]:
+    """The folder of a run under `root` (not `skip`) whose darknet still trains into `backup_dir`, or None. Alive
+    means its keeper or darknet (background), or the kernel that runs it (foreground), is still the recorded
+    process; a damaged run.json is no evidence of anything and is passed over."""
+    if not root.is_dir():
+        return None
+    for folder in root.iterdir():
+        if folder == skip or not (folder / RUN_JSON).is_file():
+            continue
+        try:
+            rec = read_record(folder)
+        except (DarknetMagicsError, OSError):
+            continue
+        if rec.status is not RunStatus.RUNNING or rec.args.backup_dir is None or not rec.sessions:
+            continue
+        if _absolute(rec.args.backup_dir) != _absolute(backup_dir):
+            continue
+        last = rec.sessions[-1]
+        owner, state = last.get("owner") or {}, read_state(folder) if last.get("keeper") else None
+        if state and any(same_process(state.get(k), state.get(t), state.get("boot_id"))
+                         for k, t in (("keeper_pid", "keeper_start"), ("darknet_pid", "darknet_start"))):
+            return folder
+        if not last.get("keeper") and same_process(owner.get("pid"), owner.get("start"), owner.get("boot_id")):
+            return folder
+    return None
 
 
 def _start(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Reporter) -> tuple[TrainingRun, dict]:
@@ -605,15 +654,17 @@ def _start_files(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Rep
         reporter.warn(warning)
     if previous is not None:
         run = previous
-        run.args.update({k: v for k, v in plan.args.items() if k != "weights"})
+        run.args = dataclasses.replace(plan.args, weights=run.args.weights)  # the weights it first started from
         run.argv, run.max_batches, run.status = list(plan.argv), plan.max_batches, RunStatus.RUNNING
         run.message, run.result, run.problems_found = "", None, []
     else:
-        run = TrainingRun(run_dir=plan.run_dir, history=_history_type()(), args=dict(plan.args), argv=plan.argv,
+        run = TrainingRun(run_dir=plan.run_dir, history=_history_type()(), args=plan.args, argv=plan.argv,
                           name=plan.run_dir.name, max_batches=plan.max_batches)
-    session_info = {"argv": list(plan.argv), "started": _now(), "weights": plan.args["weights"],
+    session_info = {"argv": list(plan.argv), "started": _now(),
+                    "weights": str(plan.weights) if plan.weights else None,
                     "start_iteration": run.last_iteration or 0,
-                    "log_offset": run.log_path.stat().st_size if run.log_path.exists() else 0}
+                    "log_offset": run.log_path.stat().st_size if run.log_path.exists() else 0,
+                    "owner": {"pid": os.getpid(), "start": process_start(os.getpid()), "boot_id": boot_id()}}
     run.sessions.append(session_info)
     run.save()
     return run, session_info
@@ -633,7 +684,7 @@ def make_watch(run: TrainingRun, *, data_arg: Path, max_batches: Optional[int], 
     except OSError:  # re-attached to a run whose obj.data copy is gone: the paths only sharpen the diagnosis
         written = {}
     data_paths = tuple(v for k, v in written.items() if k in ("train", "valid", "names", "backup"))
-    return _Watch(run, live, stop_on_nan=bool(run.args.get("stop_on_nan", True)), data_paths=data_paths,
+    return _Watch(run, live, stop_on_nan=run.args.stop_on_nan, data_paths=data_paths,
                   resumed=resumed)
 
 
@@ -665,7 +716,7 @@ def _finish(plan: TrainPlan, run: TrainingRun, watch: _Watch, result: runner.Pro
             interrupted: Optional[runner.RunInterrupted], session_info: dict, reporter: Reporter) -> TrainingRun:
     """Judge the run, record the session in run.json, give the view its last frame; return or raise."""
     run.result = result
-    for notice in result.notices:
+    for notice in (*watch.notices, *result.notices):
         reporter.warn(notice)
     if watch.error is not None and not isinstance(watch.error, OSError):
         reporter.warn(f"reading darknet's output failed ({watch.error!r}); the log is complete: "
@@ -724,12 +775,13 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
     reached = watch.finished_seen or watch.final_weights is not None or (
         limit is not None and watch.last_iteration is not None and watch.last_iteration >= limit)
     clean_exit = result.returncode == 0 and result.signal is None and not result.killed_by_watchdog
-    if result.interrupted or (result.stopped_by_caller and run.stop_requested.is_set()):
+    unwritable = result.log_error or (str(watch.error) if isinstance(watch.error, OSError) else None)
+    asked = run.stop_requested.is_set()
+    if (result.interrupted or (result.stopped_by_caller and asked)) and not (unwritable and not asked):
         how = "stopped on request" if not result.interrupted else "interrupted"
         run.status, run.message = RunStatus.INTERRUPTED, f"{how} at iteration {last or 0}"
         return
-    unwritable = result.log_error or (str(watch.error) if isinstance(watch.error, OSError) else None)
-    if unwritable:
+    if unwritable:  # before an interrupt: a keeper that cannot be asked in writing is stopped with SIGINT
         problem = problems.unwritable(unwritable, str(run.run_dir))
         run.status, run.problems_found = RunStatus.FAILED, [problem]
         run.message = (f"stopped at iteration {last or 0}: {problem.message}; the log so far is kept "
@@ -743,10 +795,10 @@ def _judge(run: TrainingRun, watch: _Watch, result: runner.ProcessResult, max_ba
         run.problems_found = [_nan_problem(began)]
         return
     found = diagnose(watch.recorder.text(), returncode=result.returncode, signal=result.signal,
-                        flavor=run.args.get("flavor"), data_paths=watch.data_paths, command=run.argv)
+                     flavor=run.args.flavor, data_paths=watch.data_paths, command=run.argv)
     if watch.nan_iteration is not None and not any(p.code.startswith("nan") for p in found):
         found = [_nan_problem(watch.diverged_from or watch.nan_iteration, severity="warning")] + list(found)
-    lost = _unsaved_weights(watch.final_weights, Path(run.args.get("cwd") or "."), Path(run.args["cfg"]))
+    lost = _unsaved_weights(watch.final_weights, run.args.cwd or Path("."), run.args.cfg or Path("x.cfg"))
     if reached and lost is not None:
         run.status, run.problems_found = RunStatus.FAILED, [lost] + [p for p in found if p.severity == "error"]
         run.message = f"darknet trained to iteration {last or 0} but could not save its weights: {lost.message}"
@@ -802,9 +854,9 @@ def _unsaved_weights(final: Optional[str], cwd: Path, cfg: Path) -> Optional[Pro
 
 
 def _already_trained(run: TrainingRun, limit: Optional[int]) -> Problem:
-    weights = run.args.get("weights")
-    at = weights_iteration(Path(weights), Path(run.args["cfg"])) if weights else None
-    return problems.already_trained(weights or "the weights", at=at, max_batches=limit)
+    weights = run.args.weights
+    at = weights_iteration(weights, run.args.cfg) if weights and run.args.cfg else None
+    return problems.already_trained(str(weights) if weights else "the weights", at=at, max_batches=limit)
 
 
 def weights_iteration(weights: Path, cfg: Path) -> Optional[int]:
@@ -827,24 +879,35 @@ def _nan_problem(iteration: int, severity: str = "error") -> Problem:
 # ------------------------------------------------------------------------------------------------- resume / log
 
 
-def resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *, darknet: Optional[Path | str] = None,
-           max_batches: Optional[int] = None, weights: Optional[Path] = None, background: bool = False,
-           **overrides: Any) -> TrainingRun:
-    """Restart `run` from its backup's newest weights with the same arguments; the history goes on.
+def plan_resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *,
+                darknet: Optional[Path | str] = None, session_binary: Optional[Path] = None,
+                max_batches: Optional[int] = None, weights: Optional[Path] = None,
+                **overrides: Any) -> tuple[TrainingRun, TrainPlan]:
+    """(the run, the plan that continues it from its backup's newest weights with the same arguments).
 
-    `run` may be a `TrainingRun` or its folder (after a VM reset). `darknet` overrides the binary;
-    `weights` the weights to resume from. To train past the old max_batches, raise it in the cfg first.
-    `background` returns at once, darknet under a keeper (background.py), as `%yolo train ... background`.
+    `run` may be a `TrainingRun` or its folder (after a VM reset). `darknet` overrides the binary; a run read
+    from a folder runs the darknet its run.json names only when `session_binary` (this session's `make`, else
+    darknet on PATH) confirms it (`record.confirm_binary`). `weights` overrides the weights to resume from. To
+    train past the old max_batches, raise it in the cfg first (`max_batches` does).
     """
     if not isinstance(run, TrainingRun):
         run = TrainingRun.load(run)
-    args = dict(run.args)
-    if "cfg" not in args or "data" not in args:
+    args = run.args
+    if not args.resumable or args.cfg is None or args.data is None:
         raise StepError("this run was read from a log (`%yolo log`): it has no darknet arguments to resume with",
                         fix="resume its run folder (%yolo resume {workspace}/runs/NAME), or start again with "
                             "%yolo train DATA CFG WEIGHTS using its last weights")
-    cfg = Path(args["cfg"])
-    backup_dir = Path(args.get("backup_dir") or "backup")
+    if darknet is None:
+        darknet = args.darknet
+        if run.from_disk:
+            found = shutil.which("darknet")
+            darknet = confirm_binary(args.darknet, None, session_binary or (Path(found) if found else None),
+                                     args.flavor, darknet_flavor)
+            if reporter is not None and str(darknet) != str(args.darknet):
+                reporter.info(f"run.json names the darknet {args.darknet}; using this session's {darknet} (the same "
+                              f"flavor, {args.flavor}); bin=PATH chooses another")
+    cfg = args.cfg
+    backup_dir = args.backup_dir or Path("backup")
     start = Path(weights) if weights else find_resume_weights(backup_dir, cfg)
     if start is None:
         raise StepError(f"nothing to resume from: no {cfg.stem}_last.weights, {cfg.stem}.backup or "
@@ -855,21 +918,21 @@ def resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *
         parsed = Cfg.parse(cfg.read_text(encoding="utf-8"))
         parsed.set(parsed.net, "max_batches", int(max_batches))
         atomic_write_text(cfg, parsed.render())
-    kwargs = dict(darknet=darknet or args["darknet"], data=Path(args["data"]), cfg=cfg, weights=start,
-                  map=args.get("map", False), gpus=args.get("gpus"),
-                  backup=Path(args["backup"]) if args.get("backup") else None, clear=False, run_dir=run.run_dir,
-                  reporter=reporter, stop_on_nan=args.get("stop_on_nan", True),
-                  extra_args=args.get("extra_args", ()), cwd=Path(args["cwd"]) if args.get("cwd") else None,
-                  previous=run, flavor=args.get("flavor"))
+    kwargs: dict[str, Any] = dict(darknet=darknet, data=args.data, cfg=cfg, weights=start, map=args.map,
+                                  gpus=args.gpus, backup=args.backup, clear=False, run_dir=run.run_dir,
+                                  stop_on_nan=args.stop_on_nan, extra_args=args.extra_args, cwd=args.cwd,
+                                  flavor=None if darknet != args.darknet else args.flavor)
     kwargs.update(overrides)
     if reporter is not None:
         reporter.info(_resume_line(run, start, cfg))
-    if background:
-        from .background import start as start_in_background  # background.py builds on this module
+    return run, plan_train(**kwargs)
 
-        plan_args = {k: v for k, v in kwargs.items() if k not in ("reporter", "previous")}
-        return start_in_background(plan=plan_train(**plan_args), reporter=reporter or Reporter(), previous=run)
-    return train(**kwargs)
+
+def resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, **options: Any) -> TrainingRun:
+    """Continue `run` in the foreground (`plan_resume`'s options); the history goes on. For a background resume,
+    `background.start(plan=..., previous=run)` with `plan_resume`'s plan."""
+    run, plan = plan_resume(run, reporter, **options)
+    return train(plan=plan, reporter=reporter, previous=run)
 
 
 def _resume_line(run: TrainingRun, start: Path, cfg: Path) -> str:
@@ -889,13 +952,16 @@ def _resume_line(run: TrainingRun, start: Path, cfg: Path) -> str:
 def load_log(path: Path | str, reporter: Optional[Reporter] = None, *, name: Optional[str] = None) -> TrainingRun:
     """Parse an existing darknet log into a run object (status finished/failed/stopped) with its chart."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise StepError(f"the log {path} is a folder, not a file",
+                        fix=f"give the log file inside it, e.g. %yolo log {path / LOG_NAME}")
     if not path.is_file():
         raise StepError(f"the log {path} does not exist",
                         problems=[Problem("missing-file", f"log not found: {path}", file=str(path))])
     history, parser = _history_from_log(path)
     run = TrainingRun(run_dir=path.parent, history=history, name=name or path.stem, log_path=path,
                       status=_log_status(history), max_batches=history.max_batches)
-    run.args["flavor"] = parser.flavor
+    run.args = RunArgs(flavor=flavor_of(parser.flavor))
     if reporter is not None:
         from ..view.live import LIVE_KEY, LiveView  # plotly: imported when a log is first shown
 
@@ -932,7 +998,7 @@ def status(run: Optional[TrainingRun]) -> str:
     for p in run.problems_found:
         lines.append("  - " + p.describe())
     if run.backup_dir:
-        found = find_resume_weights(run.backup_dir, Path(run.args.get("cfg", "x")))
+        found = find_resume_weights(run.backup_dir, run.args.cfg or Path("x"))
         if found:
             lines.append(f"  resume point: {found}")
     return "\n".join(lines)
