@@ -395,3 +395,25 @@ def test_hank_ai_reads_every_converted_label_beside_the_listed_image(tmp_path: P
     data.write_text(f"classes=2\ntrain={lst}\nvalid={lst}\nnames={result.names_path}\nbackup={tmp_path}\n")
     out = hank_map(data)
     assert "does not have a corresponding .txt annotation file" in out, out[-1500:]
+
+
+def test_resize_writes_smaller_local_copies_and_the_labels_still_match(ip, tmp_path: Path, capsys) -> None:
+    from darknet_magics.data.formats import image_size
+
+    src = _stage("coco_val2017", tmp_path)
+    out = _ok(ip, f"%yolo data {tmp_path}/ws/r.data images={src} resize=40x40 split=0", capsys)
+    assert "2 images written as copies no larger than 40x40" in out, out
+    expected = _expected("coco_val2017", ["person", "car", "train"], src)
+    listed = [line for line in (tmp_path / "ws" / "r.train.txt").read_text().split("\n") if line]
+    assert len(listed) == 2
+    for image in listed:
+        assert not os.path.islink(image) and image_size(image) == (53, 40)  # 80x60 scaled by 2/3, aspect kept
+        name = os.path.basename(image)
+        want = next(v for k, v in expected.items() if k.endswith(name))
+        for flavor in FLAVORS:
+            got = _read_label(label_path(image, flavor))
+            assert [g[0] for g in got] == [w[0] for w in want]
+            assert all(abs(a - b) < 2e-6 for g, w in zip(got, want) for a, b in zip(g[1:], w[1:]))
+    assert {p.name for p in (src / "val2017").iterdir()} == {"000000000139.jpg", "000000000285.jpg"}
+    refused = _refused(ip, f"%yolo data {tmp_path}/ws/q.data images={src} resize=big", capsys)
+    assert "resize=big is not WIDTHxHEIGHT" in refused
