@@ -14,18 +14,11 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
 from typing import NamedTuple, Optional
 
-__all__ = ["LabelFlavor", "Rewrite", "label_path", "label_paths", "rewrites", "beside"]
+from ..setup.flavor import Flavor
 
-
-class LabelFlavor(str, Enum):
-    """The darknet flavors, by their label-path rule."""
-
-    PJREDDIE = "pjreddie"
-    ALEXEYAB = "alexeyab"
-    HANKAI = "hank-ai"
+__all__ = ["Rewrite", "label_path", "label_paths", "rewrites", "beside"]
 
 
 # (find, replace) in order, first occurrence each, as darknet's find_replace does.
@@ -39,15 +32,15 @@ _AB_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tiff")
 class Rewrite(NamedTuple):
     """One flavor's rewrite of a path: the flavor, what it replaced, with what, and the label path it reads."""
 
-    flavor: LabelFlavor
+    flavor: Flavor
     found: str
     replaced_by: str
     label: str
 
 
-def _flavor(flavor: "str | LabelFlavor") -> LabelFlavor:
-    value = flavor.value if isinstance(flavor, LabelFlavor) else str(flavor).lower()
-    return LabelFlavor.HANKAI if value in ("hank-ai", "hankai", "hank_ai") else LabelFlavor(value)
+def _flavor(flavor: "str | Flavor") -> Flavor:
+    value = str(flavor).lower()
+    return Flavor.HANK_AI if value in ("hankai", "hank_ai") else Flavor(value)
 
 
 def _ab_extension(path: str) -> str:
@@ -59,15 +52,15 @@ def _ab_extension(path: str) -> str:
     return path
 
 
-def label_path(image: str, flavor: "str | LabelFlavor" = LabelFlavor.ALEXEYAB) -> str:
+def label_path(image: str, flavor: "str | Flavor" = Flavor.ALEXEYAB) -> str:
     """The path where `flavor`'s darknet opens the label of `image` (its own rule, see the module docstring)."""
     kind = _flavor(flavor)
-    if kind is LabelFlavor.PJREDDIE:
+    if kind is Flavor.PJREDDIE:
         path = image
         for find, rep in _PJ_DIRS + tuple((e, ".txt") for e in _PJ_EXTS):
             path = path.replace(find, rep, 1)
         return path
-    if kind is LabelFlavor.HANKAI:
+    if kind is Flavor.HANK_AI:
         dot = image.rfind(".")
         return (image[:dot] if dot >= 0 else image) + ".txt"
     path = image
@@ -78,7 +71,7 @@ def label_path(image: str, flavor: "str | LabelFlavor" = LabelFlavor.ALEXEYAB) -
 
 def label_paths(image: str) -> set[str]:
     """Every path where some darknet flavor looks for `image`'s label."""
-    return {label_path(image, f) for f in LabelFlavor}
+    return {label_path(image, f) for f in Flavor}
 
 
 def beside(image: str) -> str:
@@ -93,11 +86,11 @@ def rewrites(image: str) -> list[Rewrite]:
     """
     found: list[Rewrite] = []
     here = beside(image)
-    for kind in LabelFlavor:
+    for kind in Flavor:
         lp = label_path(image, kind)
         if lp == here:
             continue
-        rules = _PJ_DIRS if kind is LabelFlavor.PJREDDIE else _AB_DIRS
+        rules = _PJ_DIRS if kind is Flavor.PJREDDIE else _AB_DIRS
         hit: Optional[tuple[str, str]] = next(((f, r) for f, r in rules if f in image), None)
         if hit is None:  # an extension the flavor does not swap: it would read the image itself as its label
             hit = (os.path.splitext(image)[1] or image, "(unchanged)")

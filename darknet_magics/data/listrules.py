@@ -15,7 +15,8 @@ from collections import Counter
 from typing import Callable, Iterable, Optional, Sequence
 
 from ..errors import Problem
-from .labelpaths import LabelFlavor, rewrites
+from ..setup.flavor import Flavor
+from .labelpaths import rewrites
 
 __all__ = ["label_path_problems", "listing_problems", "no_boxes_problem", "mixed_formats_problem"]
 
@@ -35,7 +36,7 @@ def label_path_problems(images: Iterable[str], names_in: Names, flavor: Optional
 
     An error for `flavor` (the binary's) or when it is unknown, a warning for the flavors not in use.
     """
-    missed: dict[LabelFlavor, list[tuple[str, str, str]]] = {}
+    missed: dict[Flavor, list[tuple[str, str, str]]] = {}
     for image in images:
         found = rewrites(image)
         if not found:
@@ -48,7 +49,7 @@ def label_path_problems(images: Iterable[str], names_in: Names, flavor: Optional
     problems = []
     for kind, cases in missed.items():
         image, label, rule = cases[0]
-        in_use = flavor is None or LabelFlavor(flavor if flavor != "hankai" else "hank-ai") is kind
+        in_use = flavor is None or str(flavor) == kind.value
         problems.append(Problem(
             "label-path-rewritten", f"{kind.value}'s darknet looks for the labels of {len(cases):,} image(s) "
             f"elsewhere (its rule rewrites {rule} in the path): e.g. {image} -> {label}, which does not exist, so it "
