@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cell
+from test_data_directives import _ok, _refused
 from darknet_magics.data import shapes
 from darknet_magics.data.datasets import prepare_dataset
 from darknet_magics.data.formats import read_dataset
@@ -58,6 +58,19 @@ def _read_label(path: str) -> list[tuple]:
             c, *v = line.split()
             rows.append((int(c), *map(float, v)))
     return sorted(rows)
+
+
+def _tiny_cfg(path: Path, classes: int) -> Path:
+    """Debian's yolov3-tiny at 64x64, batch 4, one iteration, for `classes` classes."""
+    text = TINY_CFG.read_text()
+    for pattern, value in ((r"(?m)^batch=\d+", "batch=4"), (r"(?m)^subdivisions=\d+", "subdivisions=1"),
+                           (r"(?m)^width=\d+", "width=64"), (r"(?m)^height=\d+", "height=64"),
+                           (r"(?m)^max_batches\s*=\s*\d+", "max_batches=1"), (r"(?m)^random=1", "random=0"),
+                           (r"(?m)^classes=80", f"classes={classes}"),
+                           (r"(?m)^filters=255", f"filters={3 * (classes + 5)}")):
+        text = re.sub(pattern, value, text)
+    path.write_text(text)
+    return path
 
 
 def _listed(result) -> dict[str, list[str]]:
@@ -199,14 +212,7 @@ def test_real_darknet_looks_where_the_pjreddie_rule_says(tmp_path: Path) -> None
     from darknet_magics.synth import make_dataset
 
     (tmp_path / "n.names").write_text("red_box\n")
-    cfg = tmp_path / "t.cfg"
-    text = TINY_CFG.read_text()
-    for pattern, value in ((r"(?m)^batch=\d+", "batch=4"), (r"(?m)^subdivisions=\d+", "subdivisions=1"),
-                           (r"(?m)^width=\d+", "width=64"), (r"(?m)^height=\d+", "height=64"),
-                           (r"(?m)^max_batches\s*=\s*\d+", "max_batches=1"), (r"(?m)^random=1", "random=0"),
-                           (r"(?m)^classes=80", "classes=1"), (r"(?m)^filters=255", "filters=18")):
-        text = re.sub(pattern, value, text)
-    cfg.write_text(text)
+    cfg = _tiny_cfg(tmp_path / "t.cfg", classes=1)
     for folder in ("openimages", "drawings"):
         images = [str(p) for p in make_dataset(tmp_path / folder, images=2, size=64).images]
         lst = tmp_path / f"{folder}.txt"
@@ -234,22 +240,6 @@ def test_yolo_data_never_converts_into_a_path_a_flavor_rewrites(tmp_path: Path) 
     for images in _listed(result).values():
         for image in images:
             assert not rewrites(image), image
-
-
-def _ok(ip, text: str, capsys) -> str:
-    result = run_cell(ip, text)
-    captured = capsys.readouterr()
-    assert result.error_in_exec is None, captured.out + captured.err
-    return captured.out + captured.err
-
-
-def _refused(ip, text: str, capsys) -> str:
-    result = run_cell(ip, text)
-    captured = capsys.readouterr()
-    out = captured.out + captured.err + str(result.error_in_exec)
-    assert result.error_in_exec is not None, out
-    assert "Traceback" not in out
-    return out
 
 
 def test_data_says_what_it_left_out_and_shows_the_health_table(ip, tmp_path: Path, capsys) -> None:
@@ -363,14 +353,7 @@ def test_hank_ai_reads_every_converted_label_beside_the_listed_image(tmp_path: P
     read) fails, the list `%yolo data` writes passes."""
     from darknet_magics.synth import make_dataset
 
-    cfg = tmp_path / "t.cfg"
-    text = TINY_CFG.read_text()
-    for pattern, value in ((r"(?m)^batch=\d+", "batch=4"), (r"(?m)^subdivisions=\d+", "subdivisions=1"),
-                           (r"(?m)^width=\d+", "width=64"), (r"(?m)^height=\d+", "height=64"),
-                           (r"(?m)^max_batches\s*=\s*\d+", "max_batches=1"), (r"(?m)^random=1", "random=0"),
-                           (r"(?m)^classes=80", "classes=2"), (r"(?m)^filters=255", "filters=21")):
-        text = re.sub(pattern, value, text)
-    cfg.write_text(text)
+    cfg = _tiny_cfg(tmp_path / "t.cfg", classes=2)
     src = _stage("cvat_task", tmp_path)
     result = prepare_dataset(tmp_path / "ws" / "c.data", images=src, backup=tmp_path / "ws" / "backup")
     subprocess.run([str(DARKNET), "detector", "train", str(result.data_path), str(cfg)], cwd=tmp_path,
