@@ -239,8 +239,9 @@ def folder_format(folder: Path) -> Optional[str]:
     lower = {n.lower(): n for n in names}
     image_stems = {os.path.splitext(n)[0] for n in names if _is_image(n)}
     # CVAT's xml under any name (exports get renamed); VOC's xmls are named after their images, so not opened here
-    if any(n.lower().endswith(".xml") and os.path.splitext(n)[0] not in image_stems and _is_cvat_xml(folder / n)
-           for n in names[:2000]):
+    # (three opened at most: a folder of VOC xmls whose images live elsewhere opens no more)
+    candidates = [n for n in names if n.lower().endswith(".xml") and os.path.splitext(n)[0] not in image_stems]
+    if any(_is_cvat_xml(folder / n) for n in candidates[:3]):
         return "cvat"
     jsons = [n for n in names if n.lower().endswith(".json")]
     if any("bbox" in n.lower() and n.lower().endswith(".csv") for n in names):
