@@ -249,6 +249,10 @@ def test_data_says_what_it_left_out_and_shows_the_health_table(ip, tmp_path: Pat
     assert "4 shapes made their bounding boxes" in out, out
     assert "policies: difficult=drop, crowd=drop, keep_ids=no" in out
     assert "dataset health" in out and "classes with no box" in out
+    coco = _stage("coco_val2017", tmp_path)
+    out = _ok(ip, f"%yolo data {tmp_path}/ws/k.data images={coco} keep_ids=on as kd", capsys)
+    assert "keep_ids=yes; class ids: the source's" in out, out
+    assert ip.user_ns["kd"].attrs["source_ids"] == {1: 1, 3: 3, 7: 7, 9: 9}
     out = _ok(ip, f"%yolo check {tmp_path}/ws/c.data", capsys)
     assert "dataset health" in out
 

@@ -116,7 +116,10 @@ def run(step: Step, ctx: Context) -> Done:
             plan = result.plan
             merged = Dataset(plan.format, plan.datasets[0].root, plan.names,
                              [im for d in plan.datasets for im in d.images])
-            name = show_and_bind(step, ctx, summary_frame(merged, NET), NET, _health(merged))
+            frame = summary_frame(merged, NET)
+            # the source's class ids -> ours (COCO categories), bound with the frame: `yolo_dataset.attrs`
+            frame.attrs["source_ids"] = dict(plan.datasets[0].source_ids)
+            name = show_and_bind(step, ctx, frame, NET, _health(merged))
     errors = sum(1 for p in result.problems if p.severity == "error")
     return Done(f"wrote {result.data_path}: {result.n_train} train / {result.n_valid} valid"
                 + (f" / {result.n_test} test" if result.n_test else "") + f" images, backup={result.backup}"
