@@ -15,6 +15,18 @@ from typing import BinaryIO, Callable, Union
 
 def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
     """Write `data` to `path` atomically (creating its folder)."""
+    tmp = write_beside(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        remove_if_exists(tmp)
+        raise
+
+
+def write_beside(path: Union[str, Path], data: bytes) -> str:
+    """`data` in a new temporary file beside `path` (``.NAME.*.tmp``: same folder, so renaming it over `path` is
+    atomic), fsynced, with `path`'s permission bits; returns its name. The caller renames it or removes it (several
+    files that must change together are all written first, then renamed: datasets' obj.data with its lists)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -27,13 +39,10 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
             shutil.copymode(path, tmp)  # an executable or read-only target stays so
         else:
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a new file gets the usual mode
-        os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        remove_if_exists(tmp)
         raise
+    return tmp
 
 
 def atomic_write_text(path: Union[str, Path], text: str, encoding: str = "utf-8") -> None:

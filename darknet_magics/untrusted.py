@@ -27,8 +27,8 @@ from typing import Any, Iterator, Optional, Union
 
 from .errors import DarknetMagicsError
 
-__all__ = ["MAX_PX", "MAX_NAME", "BadInput", "number", "pixel", "claimed_size", "class_name", "parse_names", "Confined", "inside", "is_inside", "decode",
-           "read_text", "load_json", "get", "parse_xml", "writing"]
+__all__ = ["MAX_PX", "MAX_NAME", "BadInput", "number", "pixel", "claimed_size", "class_name", "parse_names",
+           "Confined", "inside", "is_inside", "decode", "read_text", "load_json", "get", "parse_xml", "writing"]
 
 #: No camera or scanner image is wider or higher (a 100 MP panorama is ~12,000 px): a size or coordinate past it
 #: is a broken or hostile annotation, and darknet's int arithmetic on it would overflow.
@@ -68,7 +68,8 @@ def number(value: Any, where: str, what: str, low: float = -math.inf, high: floa
         raise BadInput(where, f"{what} is {_show(value)}, not a number", _NUMBER_FIX) from None
     if not math.isfinite(result):
         raise BadInput(where, f"{what} is {_show(value)}: not a finite number (darknet drops such a box "
-                       "without a word, or its loss turns nan)", "write the real value, or delete the box in the labelling tool")
+                       "without a word, or its loss turns nan)",
+                       "write the real value, or delete the box in the labelling tool")
     if not low <= result <= high:
         raise BadInput(where, f"{what} = {_show(value)} is outside {low:g}..{high:g}",
                        "fix the value in the labelling tool (is it in the right unit?)")
@@ -254,10 +255,14 @@ def writing(what: str, path: Union[str, Path]) -> Iterator[None]:
             raise DarknetMagicsError(f"the disk is full: {what} {path} was not written ({err.strerror}{at})",
                                      fix="free space on that disk (df -h), or write to another folder; nothing "
                                          "half-written was left") from None
-        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        if err.errno == errno.EROFS:
             raise DarknetMagicsError(f"{what} {path} cannot be written: {err.strerror}{at}",
                                      fix="write to a writable folder (Drive: mount it again with `drive`); nothing "
                                          "half-written was left") from None
+        if err.errno in (errno.EACCES, errno.EPERM):  # a file read on the way (a dataset's) may be the one
+            raise DarknetMagicsError(f"{what} {path} was not written: {err.strerror}{at}",
+                                     fix="check the permissions of that file or folder; nothing half-written was "
+                                         "left") from None
         raise DarknetMagicsError(f"{what} {path} was not written: {err.strerror or err}{at}",
                                  fix="check the folder and the disk, then run the line again") from None
 

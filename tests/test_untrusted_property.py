@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from IPython.core.error import UsageError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -228,13 +229,15 @@ def test_random_cfg_text(data: bytes, index: int, value: str, tmp_path_factory) 
 
 
 @FEW
-@given(data=st.binary(max_size=300), names=st.binary(max_size=60), label=st.binary(max_size=60))
-def test_random_obj_data_names_and_labels_for_check(data: bytes, names: bytes, label: bytes, tmp_path_factory) -> None:
+@given(data=st.binary(max_size=300), names=st.binary(max_size=60), label=st.binary(max_size=60),
+       listed=st.binary(max_size=80))
+def test_random_obj_data_names_labels_and_lists_for_check(data: bytes, names: bytes, label: bytes, listed: bytes,
+                                                          tmp_path_factory) -> None:
     base = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
     make_dataset(base / "ds", images=3)
     (base / "ds" / "img_002.txt").write_bytes(label)
     (base / "obj.names").write_bytes(names)
-    (base / "list.txt").write_text("".join(f"{p}\n" for p in sorted((base / "ds").glob("*.png"))))
+    (base / "list.txt").write_bytes("".join(f"{p}\n" for p in sorted((base / "ds").glob("*.png"))).encode() + listed)
     (base / "obj.data").write_bytes(b"classes=1\ntrain=" + str(base / "list.txt").encode() + b"\nnames="
                                     + str(base / "obj.names").encode() + b"\n" + data)
     for path in (base / "obj.data",):
@@ -250,7 +253,7 @@ def test_random_obj_data_names_and_labels_for_check(data: bytes, names: bytes, l
 
 def _ours(result) -> bool:
     """The cell ended in a result or our own error (shown without a traceback)."""
-    return result.error_in_exec is None or type(result.error_in_exec).__name__ in ("UsageError", "StepError")
+    return result.error_in_exec is None or isinstance(result.error_in_exec, (UsageError, StepError))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

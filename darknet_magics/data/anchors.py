@@ -95,7 +95,7 @@ def read_boxes(data_path: Path) -> np.ndarray:
     """Relative (w, h) of every box in the labels of obj.data's train list (or of every .txt under a folder)."""
     data_path = Path(data_path)
     label_files: list[str] = []
-    if data_path.is_dir():
+    if os.path.isdir(data_path):
         for root, _dirs, files in os.walk(data_path):
             label_files.extend(os.path.join(root, f) for f in files
                                if f.endswith(".txt") and f not in ("train.txt", "valid.txt", "test.txt", "classes.txt"))
@@ -105,7 +105,7 @@ def read_boxes(data_path: Path) -> np.ndarray:
         if train is None:
             raise DarknetMagicsError(f"{data_path} has no train= line", fix="write it with `%yolo data`")
         lst = Path(train.value) if os.path.isabs(train.value) else data_path.parent / train.value
-        if not lst.is_file():
+        if not os.path.isfile(lst):
             raise DarknetMagicsError(f"image list {lst} not found", fix="check obj.data's train= (run `%yolo check`)")
         label_files = [label_path(line.strip()) for line in read_text(lst).split("\n") if line.strip()]
     wh: list[tuple[float, float]] = []
@@ -113,7 +113,7 @@ def read_boxes(data_path: Path) -> np.ndarray:
         try:
             with open(path, "rb") as f:
                 data = f.read()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a listed path with a NUL byte
             continue  # a negative sample, or a missing label that `%yolo check` reports
         # The lines as `%yolo check` reads them: one darknet would misread stops here with its file and line.
         for i, line in enumerate(decode(data, path).split("\n"), 1):

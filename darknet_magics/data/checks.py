@@ -180,9 +180,9 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
     data_path = Path(data_path)
     data_file = str(data_path)
     classes: Optional[int] = None
-    if cfg_path is not None and Path(cfg_path).is_file():
+    if cfg_path is not None and os.path.isfile(cfg_path):
         result.network = _network_size(Path(cfg_path).read_text(encoding="utf-8", errors="replace"))
-    if not data_path.is_file():
+    if not os.path.isfile(data_path):
         problems.append(Problem("missing-file", f"data file {data_path} not found", fix="write it with `%yolo data`",
                                 file=data_file))
     else:
@@ -199,13 +199,13 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
             if entry is None or (key == "valid" and "train" in entries and entry.value == entries["train"].value):
                 continue
             path = _resolve(entry.value, data_path)
-            if path.is_file():
+            if os.path.isfile(path):  # os.path: False (not ValueError) for a path with a NUL byte
                 lists.setdefault(path, key)
         _check_lists(lists, data_path, classes, result, max_examples, flavor, flavor_in_use)
     cfg_text: Optional[str] = None
     if cfg_path is not None:
         cfg_path = Path(cfg_path)
-        if not cfg_path.is_file():
+        if not os.path.isfile(cfg_path):
             problems.append(Problem("missing-file", f"cfg file {cfg_path} not found",
                                     fix="make one with `%yolo cfg TEMPLATE OUT classes=N`", file=str(cfg_path)))
         else:
@@ -214,7 +214,7 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
             problems.extend(check_cfg(cfg_text, classes, cfg_file=str(cfg_path)))
     if weights is not None:
         weights = Path(weights)
-        if not weights.is_file():
+        if not os.path.isfile(weights):
             problems.append(Problem("missing-file", f"weights file {weights} not found",
                                     fix="fetch it with `weights NAME` or give the right path", file=str(weights)))
         elif cfg_text is not None:
@@ -241,7 +241,7 @@ def _names(entries: dict[str, DataEntry], data_path: Path) -> tuple[list[str], O
     (a missing file is reported as missing-file by `_check_data_entries`)."""
     entry = entries.get("names")
     path = _resolve(entry.value, data_path) if entry is not None else None
-    if path is None or not path.is_file():
+    if path is None or not os.path.isfile(path):
         return [], None
     try:
         return parse_names(read_text(path), str(path)), None
@@ -302,18 +302,18 @@ def _check_data_entries(entries: dict[str, DataEntry], data_path: Path, problems
                 fix="use an absolute path", severity="warning", file=data_file, line=entry.line))
         path = _resolve(entry.value, data_path)
         if entry.key == "backup":
-            if not path.is_dir():
+            if not os.path.isdir(path):
                 problems.append(Problem("missing-backup", f"backup folder {entry.value} does not exist: darknet "
                                         "trains, then cannot save the weights",
                                         fix=f"create it (mkdir -p {entry.value}) or let `%yolo data` do it",
                                         file=data_file, line=entry.line))
-        elif entry.key in ("train", "valid", "names") and not path.is_file():
+        elif entry.key in ("train", "valid", "names") and not os.path.isfile(path):
             problems.append(Problem("missing-file", f"{entry.key} = {entry.value}: no such file",
                                     fix="write the lists with `%yolo data OUT images=DIR`, or correct the path",
                                     file=data_file, line=entry.line))
     entry = entries.get("names")
     if entry is not None and names is not None and classes is not None and not any(
-            ch.isspace() for ch in entry.raw_value) and _resolve(entry.value, data_path).is_file():
+            ch.isspace() for ch in entry.raw_value) and os.path.isfile(_resolve(entry.value, data_path)):
         count = len(names)
         if count != classes:
             problems.append(Problem("names-count-mismatch",
@@ -364,7 +364,7 @@ def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int]
             try:
                 with os.scandir(folder) as it:
                     found = frozenset(e.name for e in it)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: a listed path with a NUL byte
                 found = frozenset()
             listings[folder] = found
         return found

@@ -21,7 +21,7 @@ from typing import Optional, Sequence, Union
 from ..setup.environment import tmp_links_dir
 from ..errors import DarknetMagicsError, Problem
 from .objdata import MARKER
-from ..fileio import atomic_write_text, remove_if_exists
+from ..fileio import remove_if_exists, write_beside
 from .labelpaths import rewrites
 from .leftout import Policies
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
@@ -380,33 +380,43 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
         raise DarknetMagicsError(f"no training images (the source has only {', '.join(k for k, v in by_split.items() if v)})",
                                  fix="give train= a folder or list, or images= a dataset with a train split")
     _link_unsafe_names(by_split, link_dir, out)
-    written: dict[str, Path] = {}
-    for key in ("train", "valid", "test"):
-        if key in plan.given_lists:
-            written[key] = plan.given_lists[key]
-        elif by_split[key]:
-            atomic_write_text(plan.lists[key], "".join(p + "\n" for p in sorted(by_split[key])))
-            written[key] = plan.lists[key]
-    train_path = written["train"]
-    valid_path = written.get("valid", train_path)
-    n_train, n_valid = _count_lines(train_path), _count_lines(valid_path)
-    n_test = _count_lines(written["test"]) if "test" in written else 0
-    names_file = (Path(names).expanduser() if isinstance(names, str) and os.path.isfile(Path(names).expanduser())
-                  else None)
-    if names_file is not None:
-        names_path = Path(os.path.abspath(names_file))
-    else:
-        names_path = out.with_suffix(".names")
-        atomic_write_text(names_path, "".join(n + "\n" for n in plan.names))
-    backup_dir = Path(os.path.abspath(Path(backup).expanduser()))
-    backup_dir.mkdir(parents=True, exist_ok=True)
-    train_w = space_free(train_path, link_dir, links)
-    valid_w = space_free(valid_path, link_dir, links)
-    names_w = space_free(names_path, link_dir, links)
-    backup_w = space_free(backup_dir, link_dir, links)
-    text = (f"{MARKER}\nclasses = {len(plan.names)}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\n"
-            f"backup = {backup_w}\n")
-    atomic_write_text(out, text)
+    batch = _Batch()  # the lists, names and obj.data replace the old ones together, after all are written
+    try:
+        written: dict[str, Path] = {}
+        for key in ("train", "valid", "test"):
+            if key in plan.given_lists:
+                written[key] = plan.given_lists[key]
+            elif by_split[key]:
+                batch.write(plan.lists[key], "".join(p + "\n" for p in sorted(by_split[key])))
+                written[key] = plan.lists[key]
+        train_path = written["train"]
+        valid_path = written.get("valid", train_path)
+
+        def count(key: str) -> int:  # our lists are not in place yet: their entries are counted
+            return _count_lines(written[key]) if key in plan.given_lists else len(by_split[key])
+
+        n_train, n_valid = count("train"), count("valid" if "valid" in written else "train")
+        n_test = count("test") if "test" in written else 0
+        names_file = (Path(names).expanduser() if isinstance(names, str) and os.path.isfile(Path(names).expanduser())
+                      else None)
+        if names_file is not None:
+            names_path = Path(os.path.abspath(names_file))
+        else:
+            names_path = out.with_suffix(".names")
+            batch.write(names_path, "".join(n + "\n" for n in plan.names))
+        backup_dir = Path(os.path.abspath(Path(backup).expanduser()))
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        train_w = space_free(train_path, link_dir, links)
+        valid_w = space_free(valid_path, link_dir, links)
+        names_w = space_free(names_path, link_dir, links)
+        backup_w = space_free(backup_dir, link_dir, links)
+        text = (f"{MARKER}\nclasses = {len(plan.names)}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\n"
+                f"backup = {backup_w}\n")
+        batch.write(out, text)
+        batch.commit()
+    except BaseException:
+        batch.abort()
+        raise
     test_w = space_free(written["test"], link_dir, links) if "test" in written else None
     return DataResult(out, names_w, train_w, valid_w, n_train, n_valid, backup_w, list(plan.names), links,
                       format=plan.format, test_path=test_w, n_test=n_test, boxes=boxes, converted=plan.convert_to
@@ -421,6 +431,28 @@ def _link_unsafe_names(by_split: dict[str, list[str]], link_dir: Path, out: Path
         safe_dir = tmp_links_dir() / f"safe-names-{hashlib.sha1(str(out).encode()).hexdigest()[:8]}"
     for key in ("train", "valid", "test"):
         by_split[key] = link_unsafe(by_split[key], safe_dir, with_label=True)
+
+
+class _Batch:
+    """Files written beside their targets (``.NAME.*.tmp``, fsynced) and renamed over them together by `commit`:
+    a full or read-only disk while writing any of them leaves every old file as it was and no temp file (`abort`),
+    never new lists beside an old obj.data. Renames need no space, so once all are written the commit holds."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, Path]] = []
+
+    def write(self, path: Path, text: str) -> None:
+        self.pending.append((write_beside(path, text.encode("utf-8")), path))
+
+    def commit(self) -> None:
+        for tmp, path in self.pending:
+            os.replace(tmp, path)
+        self.pending = []
+
+    def abort(self) -> None:
+        for tmp, _path in self.pending:
+            remove_if_exists(tmp)
+        self.pending = []
 
 
 def _space_free_cached(path: str, link_dir: Path, links: list[Path], cache: dict[str, str]) -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 import struct
@@ -306,7 +305,7 @@ def detect_format(root: Path) -> str:
         DarknetMagicsError: no images and no annotations found.
     """
     root = Path(root)
-    if not root.is_dir():
+    if not os.path.isdir(root):  # os.path: False (not ValueError) for a path with a NUL byte
         raise DarknetMagicsError(f"dataset folder {root} not found", fix="give the folder that holds the dataset")
     names = {n.lower() for n in _listdir(root)}
     if "data.yaml" in names or "data.yml" in names:
@@ -1332,7 +1331,7 @@ def read_dataset(root: Path, format: Optional[str] = None, names: Optional[Seque
         fmt = "voc"
     if fmt not in _READERS:
         raise DarknetMagicsError(f"format={format} is not one we read", fix=f"use one of {', '.join(FORMATS)}")
-    if not root.is_dir():
+    if not os.path.isdir(root):  # os.path: False (not ValueError) for a path with a NUL byte
         raise DarknetMagicsError(f"dataset folder {root} not found", fix="give the folder that holds the dataset")
     r = _Reader(root, names, fmt)
     r.policies = policies or Policies()
