@@ -322,7 +322,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     Lists are named after OUT (``NAME.train.txt``, ``NAME.valid.txt``, ``NAME.test.txt`` beside it) so that two
     datasets in one folder never overwrite each other's. A source split is kept; `split` splits only the images
     that have none (seeded). Class names come from the source unless `names` is given. Converted labels go into a
-    folder of symlinks (`formats.write_darknet`) next to OUT, or beside the dataset when OUT is on a drive; never
+    folder of links (`formats.write_darknet`) next to OUT, or beside the dataset when OUT is on a drive; never
     into the source folder. Paths in obj.data are absolute and space-free (module docstring).
 
     Raises:
