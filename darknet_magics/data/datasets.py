@@ -331,7 +331,9 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
                         names=names, split=split, seed=seed, min_box=min_box, policies=policies, resize=resize)
     out = plan.out
-    if plan.datasets and not plan.given_lists and not any(im.boxes for d in plan.datasets for im in d.images):
+    # (boxes the readers refused, e.g. class-out-of-range, are errors said and counted instead)
+    if plan.datasets and not plan.given_lists and not any(p.severity == "error" for p in plan.problems) and not any(
+            im.boxes for d in plan.datasets for im in d.images):
         n_images = sum(len(d.images) for d in plan.datasets)
         raise DarknetMagicsError(f"no-boxes: none of the {n_images:,} images of {plan.format} has a box: darknet would "
                                  "train on nothing", fix="check format= and that the annotations are beside the "
