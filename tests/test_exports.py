@@ -404,3 +404,18 @@ def test_resize_writes_smaller_local_copies_and_the_labels_still_match(ip, tmp_p
     assert {p.name for p in (src / "val2017").iterdir()} == {"000000000139.jpg", "000000000285.jpg"}
     refused = _refused(ip, f"%yolo data {tmp_path}/ws/q.data images={src} resize=big", capsys)
     assert "resize=big is not WIDTHxHEIGHT" in refused
+
+
+def test_a_yolo_set_under_openimages_is_relinked_and_then_checks_clean(tmp_path: Path) -> None:
+    """YOLO labels beside the images in a folder pjreddie rewrites: `%yolo data` lists them through its own
+    links, so the check that calls the raw list an error finds nothing to say about label paths."""
+    from darknet_magics.data.checks import check_dataset
+    from darknet_magics.synth import make_dataset
+
+    ds = make_dataset(tmp_path / "openimages" / "set", images=4, size=64)
+    (tmp_path / "openimages" / "set" / "obj.names").write_text("red_box\n")
+    result = prepare_dataset(tmp_path / "openimages" / "obj.data", images=ds.folder, split=0.25,
+                             backup=tmp_path / "b")
+    assert result.converted is not None and not rewrites(str(result.converted / "x.jpg"))
+    codes = {p.code for p in check_dataset(result.data_path).problems}
+    assert "label-path-rewritten" not in codes and "no-boxes" not in codes, codes
