@@ -7,7 +7,7 @@ a run.json that still says ``running``, and a keeper.json that records the end. 
 * ``background.reattach``: the re-attach path (earlier sessions, then the whole log through the foreground's
   sinks: recorder, parser, history, live view throttled to 1 s), the verdict, run.json, history.jsonl and
   chart.html written;
-* baseline: what any reader of that log must do, `training.load_log` (what `%yolo log` does: parse into the
+* baseline: what any reader of that log must do, `runs.load_log` (what `%yolo log` does: parse into the
   dataframes) plus writing the run's history.jsonl (`History.save`), as the re-attach does.
 
 The ratio says what the live-run machinery adds to that; the absolute figure says how long a user waits for the
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import figure_line, mb, ratio_line, timed  # noqa: E402
 from bench_parser import build_log  # noqa: E402
 
-from darknet_magics.train import background, keeper, training  # noqa: E402
+from darknet_magics.train import background, keeper, runs  # noqa: E402
 from darknet_magics.report import Reporter  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def main() -> int:
             best_re = min(best_re, t.seconds)
             assert "ended while no kernel watched" in line and len(run.iterations), line
             with timed() as t:
-                logged = training.load_log(folder / "train.log")
+                logged, _ = runs.load_log(folder / "train.log")
                 logged.history.save(Path(tmp) / "baseline-history.jsonl")
             best_log = min(best_log, t.seconds)
             assert len(logged.iterations) == len(run.iterations)

@@ -90,20 +90,19 @@ def bare_pexpect(argv: list[str], log: Path) -> tuple[float, int]:
 
 def ours_stream(argv: list[str], folder: Path) -> tuple[float, int, int, int]:
     from darknet_magics.run import runner
-    from darknet_magics.train import training
+    from darknet_magics.train import keeper, runs, watch
     from darknet_magics.output.history import History
     from darknet_magics.view.live import LiveView
-    from darknet_magics.output.logparse import LogParser
     from darknet_magics.report import RecordingReporter
 
-    run = training.TrainingRun(run_dir=folder, history=History(), name="bench")
+    run = runs.TrainingRun(run_dir=folder, history=History(), name="bench")
     rec = RecordingReporter()
     live = LiveView(rec, min_interval=1.0, max_batches=10**7, title="bench")
-    session = training._Watch(run, live, stop_on_nan=False, data_paths=(), resumed=False)
+    session = watch.Watch(run, live, stop_on_nan=False, data_paths=(), resumed=False)
     live.update(run.history, force=True)  # as train() does before it starts darknet (imports plotly)
     start = time.perf_counter()
     result = runner.run(argv, cwd=folder, log_path=run.log_path, on_text=session.on_text,
-                        watchdog=training.training_watchdog(), should_stop=session.should_stop)
+                        watchdog=keeper.training_watchdog(), should_stop=session.should_stop)
     session.close()
     live.update(run.history, force=True)
     seconds = time.perf_counter() - start

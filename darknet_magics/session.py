@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the rich results; only for annotations (those modules do no
     from .setup.build import BuildResult, CloneResult
     from .setup.environment import DriveInfo
     from .language import Step
-    from .train.training import TrainingRun
+    from .train.runs import TrainingRun
 
 __all__ = ["Session", "Context", "Done", "DEFAULT_RUN_NAME"]
 

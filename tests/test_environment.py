@@ -268,3 +268,140 @@ def test_opencv_headers_detection(tmp_path: Path) -> None:
     (tmp_path / "opencv2").mkdir()
     (tmp_path / "opencv2" / "core.hpp").write_text("")
     assert env.opencv_headers_present(f"-I{tmp_path}")
+
+
+# ---------------------------------------------------------------------------------------------- NVIDIA libraries
+
+# Where PyPI's wheels put NVIDIA's libraries: CUDA 12 wheels (torch's, on Colab) one folder per library, CUDA 13
+# wheels one nvidia/cu13 folder; only the versioned names (libcublas.so.12), as in the wheels' RECORD files.
+CU12_WHEELS = {"cublas": ("cublas_v2.h", "libcublas.so.12"), "curand": ("curand.h", "libcurand.so.10"),
+               "cudnn": ("cudnn.h", "libcudnn.so.9")}
+
+
+def _wheel_tree(site: Path, layout: dict[str, tuple[str, str]]) -> None:
+    for folder, (header, lib) in layout.items():
+        (site / "nvidia" / folder / "include").mkdir(parents=True, exist_ok=True)
+        (site / "nvidia" / folder / "include" / header).write_text("/* header */\n")
+        (site / "nvidia" / folder / "lib").mkdir(parents=True, exist_ok=True)
+        (site / "nvidia" / folder / "lib" / lib).write_bytes(b"\x7fELF")
+
+
+def test_cuda_libraries_found_in_the_wheels_of_both_layouts(tmp_path: Path) -> None:
+    cu12, cu13, toolkit = tmp_path / "site12", tmp_path / "site13", tmp_path / "cuda"
+    _wheel_tree(cu12, CU12_WHEELS)
+    _wheel_tree(cu13, {"cu13": ("cublas_v2.h", "libcublas.so.13"), "cudnn": ("cudnn.h", "libcudnn.so.9")})
+    (cu13 / "nvidia" / "cu13" / "include" / "curand.h").write_text("")
+    (cu13 / "nvidia" / "cu13" / "lib" / "libcurand.so.10").write_bytes(b"\x7fELF")
+    toolkit.mkdir()
+    names = ["cublas", "curand", "cudnn"]
+
+    dirs12 = env.nvidia_wheel_dirs([str(cu12), "", str(tmp_path / "nowhere")])
+    assert [d.name for d in dirs12] == ["cublas", "cudnn", "curand"]
+    found = env.find_cuda_build_paths(names, cuda_root=toolkit, wheel_dirs=dirs12, cuda_major=12)
+    assert found.missing == () and found.driver_stub is None
+    assert {lib.name: lib.library.name for lib in found.libraries} == {
+        "cublas": "libcublas.so.12", "curand": "libcurand.so.10", "cudnn": "libcudnn.so.9"}
+    assert env.link_folder_entries(found) == {f"lib{n}.so": lib.library for n, lib in
+                                              zip(names, found.libraries)}
+    assert len(found.include_dirs) == 3 and all(d.name == "include" for d in found.include_dirs)
+
+    # CUDA 13's nvcc with CUDA 12's cuBLAS does not link: that cuBLAS is not taken; the cu13 wheels are
+    assert env.find_cuda_build_paths(names, cuda_root=toolkit, wheel_dirs=dirs12, cuda_major=13).missing == ("cublas",)
+    both = env.find_cuda_build_paths(names, cuda_root=toolkit, wheel_dirs=dirs12 + env.nvidia_wheel_dirs([cu13]),
+                                     cuda_major=13)
+    assert both.missing == () and both.libraries[0].library.parent == cu13 / "nvidia" / "cu13" / "lib"
+    assert both.libraries[1].library.parent == cu12 / "nvidia" / "curand" / "lib"  # the first tree that has it
+
+
+def test_the_toolkits_own_libraries_and_stub_come_first(tmp_path: Path) -> None:
+    toolkit = tmp_path / "cuda"
+    for rel in ("include/cublas_v2.h", "include/curand.h"):
+        (toolkit / rel).parent.mkdir(parents=True, exist_ok=True)
+        (toolkit / rel).write_text("")
+    for rel in ("lib64/libcublas.so", "lib64/libcurand.so", "lib64/stubs/libcuda.so"):
+        (toolkit / rel).parent.mkdir(parents=True, exist_ok=True)
+        (toolkit / rel).write_bytes(b"\x7fELF")
+    site = tmp_path / "site"
+    _wheel_tree(site, CU12_WHEELS)
+    found = env.find_cuda_build_paths(["cublas", "curand"], cuda_root=toolkit, wheel_dirs=env.nvidia_wheel_dirs([site]),
+                                      cuda_major=12)
+    assert [lib.library for lib in found.libraries] == [toolkit / "lib64/libcublas.so", toolkit / "lib64/libcurand.so"]
+    assert not any(lib.needs_link for lib in found.libraries) and env.link_folder_entries(found) == {}
+    assert found.driver_stub == toolkit / "lib64/stubs/libcuda.so"
+
+
+@pytest.mark.skipif(not env.shutil.which("cc"), reason="no C compiler")
+def test_link_folder_has_links_and_a_driver_stub_named_like_nvidias(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _wheel_tree(site, CU12_WHEELS)
+    found = env.find_cuda_build_paths(["cublas", "curand"], cuda_root=tmp_path / "none",
+                                      wheel_dirs=env.nvidia_wheel_dirs([site]), cuda_major=12)
+    folder = env.make_link_folder(found, tmp_path / "links")
+    assert os.readlink(folder / "libcublas.so") == str(site / "nvidia/cublas/lib/libcublas.so.12")
+    stub = folder / "libcuda.so"
+    assert stub.is_file() and not stub.is_symlink()
+    dynamic = env.subprocess.run(["readelf", "-d", "--dyn-syms", str(stub)], capture_output=True, text=True).stdout
+    # the same soname as NVIDIA's stub: a binary linked with it loads the driver's libcuda.so.1, never the stub
+    assert "Library soname: [libcuda.so.1]" in dynamic and "cuCtxGetCurrent" in dynamic
+    again = env.make_link_folder(found, tmp_path / "links")  # a second build: the same folder, links replaced
+    assert sorted(p.name for p in again.iterdir() if not p.name.endswith(".c")) == [
+        "libcublas.so", "libcuda.so", "libcurand.so"]
+
+
+def test_nvidia_gpu_found_here() -> None:
+    if env.shutil.which("nvidia-smi"):
+        pytest.skip("this machine has nvidia-smi")
+    env.nvidia_gpu_found.cache_clear()
+    assert env.nvidia_gpu_found() is False  # no driver: what Colab's CPU runtime looks like
+
+
+def test_g4_and_b200_capabilities_from_their_names() -> None:
+    assert env.gpu_from_name("NVIDIA RTX PRO 6000 Blackwell Server Edition") == "12.0"
+    assert env.gpu_from_name("NVIDIA B200") == "10.0" and env.gpu_from_name("NVIDIA H100 80GB HBM3") == "9.0"
+
+
+# ---------------------------------------------------------------------------------------------- build tools
+
+
+@pytest.mark.parametrize("system,flags,opencv,protobuf,cmake,apt,pip_cmake", [
+    ("make", {"GPU": 1}, False, False, None, (), False),                       # AlexeyAB without OpenCV: nothing
+    ("make", {"OPENCV": 1}, False, False, None, ("libopencv-dev",), False),
+    ("cmake", {}, False, False, (3, 22, 1), ("libopencv-dev", "libprotobuf-dev", "protobuf-compiler"), True),  # Colab
+    ("cmake", {"ONNX": 0}, True, False, (3, 22, 1), (), True),
+    ("cmake", {}, True, True, (3, 25, 1), (), False),                          # this machine
+    ("cmake", {}, True, True, None, (), True),                                 # no cmake at all
+])
+def test_build_tools_needed(system, flags, opencv, protobuf, cmake, apt, pip_cmake) -> None:
+    tools = env.build_tools_needed(system, flags, opencv_headers=opencv, protobuf=protobuf, cmake_version=cmake)
+    assert tools == env.BuildTools(apt, pip_cmake)
+    assert any("cmake>=3.24" in line for line in tools.describe()) == pip_cmake
+
+
+def test_parse_cmake_version_and_apt_argv(tmp_path: Path) -> None:
+    assert env.parse_cmake_version("cmake version 3.22.1\n\nCMake suite maintained") == (3, 22, 1)
+    assert env.parse_cmake_version("cmake3 version 3.24") == (3, 24) and env.parse_cmake_version("") is None
+    argv = env.apt_install_argv(["libprotobuf-dev", "protobuf-compiler"], tmp_path)
+    assert f"Dir::Cache::Archives={tmp_path}" in argv and argv[-3:] == ["--", "libprotobuf-dev", "protobuf-compiler"]
+    with pytest.raises(DarknetMagicsError, match="not a Debian package name"):
+        env.apt_install_argv(["-o=APT::x", "libx;rm -rf /"], tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.once
+@pytest.mark.timeout(240)
+def test_debs_are_kept_in_the_workspace_cache_and_reused(tmp_path: Path) -> None:
+    # The same argv as an install, download-only and --reinstall so this machine's packages stay as they are: the
+    # first run fetches the .deb into the cache folder, the second finds it there and downloads nothing.
+    if not env.shutil.which("apt-get") or os.geteuid() != 0:
+        pytest.skip("needs apt-get as root")
+    cache = tmp_path / "cache" / "debs"
+    (cache / "partial").mkdir(parents=True)
+    argv = env.apt_install_argv(["protobuf-compiler"], cache, download_only=True, reinstall=True)
+    first = env.subprocess.run(argv, capture_output=True, text=True, timeout=200)
+    if first.returncode != 0:
+        pytest.skip(f"apt cannot download here: {first.stdout[-300:]}{first.stderr[-300:]}")
+    debs = sorted(p.name for p in cache.glob("*.deb"))
+    assert debs and debs[0].startswith("protobuf-compiler_"), first.stdout
+    second = env.subprocess.run(argv, capture_output=True, text=True, timeout=200)
+    assert second.returncode == 0 and "Get:" not in second.stdout, second.stdout
+    assert sorted(p.name for p in cache.glob("*.deb")) == debs

@@ -28,7 +28,7 @@ from darknet_magics.setup.flavor import Flavor
 from darknet_magics.train import keeper
 from darknet_magics.train.record import (SCHEMA, RunArgs, RunStatus, check_train_argv, read_record,
                                          record_from_json)
-from darknet_magics.train.training import TrainingRun
+from darknet_magics.train.runs import TrainingRun
 
 OLD_RUNS = FIXTURES / "runs"
 BACKGROUND_RUN = "tiny-20261206-124023"  # schema 1, a background run bound to `bg`, 3 iterations, finished
@@ -179,7 +179,7 @@ def test_each_flavors_planned_argv_round_trips_through_run_json(tmp_path, binary
     """What `plan_train` writes for a real binary of each flavor (-dont_show, -map, -gpus, args=) is what the
     reader accepts, and reads back equal."""
     from darknet_magics.output.history import History as _History
-    from darknet_magics.train.training import plan_train
+    from darknet_magics.train.plan import plan_train
 
     if not Path(binary).is_file():
         pytest.skip(f"no {binary} (set DARKNET_ALEXEYAB / DARKNET_HANKAI)")

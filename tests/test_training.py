@@ -22,7 +22,10 @@ import pytest
 
 from darknet_magics.model import darknet_map
 from darknet_magics.model import detect as detection
-from darknet_magics.train import training
+from darknet_magics.setup.binary import darknet_flavor
+from darknet_magics.train import runs, training
+from darknet_magics.train.plan import plan_train
+from darknet_magics.view.live import LiveView
 from darknet_magics.errors import StepError
 from darknet_magics.report import RecordingReporter
 from darknet_magics.run.runner import group_alive, processes
@@ -82,19 +85,20 @@ def finished(workspace: Path, runs_dir: Path):
     cfg = write_cfg(workspace / "tiny.cfg", 12)
     rec = RecordingReporter()
     run = training.train(darknet=DARKNET, data=workspace / "obj.data", cfg=cfg, weights=None, map=False, gpus=None,
-                         backup=None, clear=False, run_dir=runs_dir / "run 1", reporter=rec, cwd=workspace)
+                         backup=None, clear=False, run_dir=runs_dir / "run 1", reporter=rec, cwd=workspace,
+                         view=LiveView.maker(rec))
     return run, rec
 
 
 def test_pjreddie_is_detected_and_gets_no_dont_show(tmp_path: Path) -> None:
-    assert training.darknet_flavor(DARKNET) == "pjreddie"
+    assert darknet_flavor(DARKNET) == "pjreddie"
     run_dir = tmp_path / "run"
-    plan = training.plan_train(darknet=DARKNET, data=tmp_path / "d", cfg=tmp_path / "c", map=True, gpus="0",
+    plan = plan_train(darknet=DARKNET, data=tmp_path / "d", cfg=tmp_path / "c", map=True, gpus="0",
                                clear=True, run_dir=run_dir, check_files=False)
     assert plan.flavor == "pjreddie"
     assert "-dont_show" not in plan.argv and "-map" not in plan.argv  # pjreddie takes -dont_show for weights
     assert any("cannot compute mAP" in w for w in plan.warnings)
-    ab = training.plan_train(darknet=DARKNET, data=tmp_path / "d", cfg=tmp_path / "c", weights=tmp_path / "w",
+    ab = plan_train(darknet=DARKNET, data=tmp_path / "d", cfg=tmp_path / "c", weights=tmp_path / "w",
                              map=True, gpus="0", clear=True, flavor="alexeyab", extra_args=("-x",), run_dir=run_dir,
                              check_files=False)
     # the run's own obj.data copy (its backup= is the run's weights folder), then the flags in darknet's order
@@ -136,7 +140,7 @@ def test_finished_run_frames_match_the_log(finished) -> None:
     assert list(run.weights["path"]) == saved and saved[-1].endswith("tiny_final.weights")
     assert Path(saved[-1].replace("//", "/")).is_file()
     # the history on disk and run.json rebuild the same run in a "new kernel"
-    again = training.TrainingRun.load(run.run_dir)
+    again = runs.TrainingRun.load(run.run_dir)
     pd.testing.assert_frame_equal(again.iterations.reset_index(drop=True), run.iterations.reset_index(drop=True))
     assert again.status == "finished" and again.argv == run.argv
     meta = json.loads((run.run_dir / "run.json").read_text())
@@ -146,7 +150,9 @@ def test_finished_run_frames_match_the_log(finished) -> None:
     assert htmls and len({key for key, _ in htmls}) == 1
     assert "iteration 12/12" in htmls[-1][1]
     assert not any("Region 23 Avg IOU" in str(p) for k, p in rec.events if k in ("info", "progress"))
-    assert "finished" in training.status(run) and "run 1" in str(run.run_dir)
+    assert "finished" in runs.status(run) and "run 1" in str(run.run_dir)
+    import darknet_magics.directives  # noqa: F401 (it hands view/'s charts to the run, as the magics and CLI load it)
+
     fig = run.figure
     assert [t.name for t in fig.data][:2] == ["loss", "avg loss"]  # then the learning rate, images/s, ...
 
@@ -155,7 +161,7 @@ def test_finished_run_frames_match_the_log(finished) -> None:
 @needs_darknet
 def test_load_log_of_the_run(finished) -> None:
     run, _ = finished
-    loaded = training.load_log(run.log_path, RecordingReporter(), name="again")
+    loaded, _ = runs.load_log(run.log_path, name="again")
     assert loaded.name == "again" and len(loaded.iterations) == 12 and loaded.status == "finished"
 
 
@@ -224,7 +230,7 @@ def test_interrupt_stops_darknet_keeps_log_and_frames_and_reraises(workspace: Pa
     log_its = log_iterations(run.log_path)
     assert len(log_its) >= 3 and log_its == list(range(1, len(log_its) + 1))
     assert list(run.iterations["iteration"]) == log_its
-    assert training.TrainingRun.load(run_dir).status == "interrupted"
+    assert runs.TrainingRun.load(run_dir).status == "interrupted"
     # backup= made a per-run obj.data whose backup is the override
     assert f"backup = {workspace / 'backup-int'}" in (run_dir / "obj.data").read_text()
 
@@ -282,16 +288,16 @@ def test_stop_on_nan_stops_at_the_divergence(workspace: Path, runs_dir: Path) ->
 def test_resume_after_a_reset_continues_the_iteration_count(finished, runs_dir: Path) -> None:
     """Last: it trains the shared run on (pjreddie resumes from tiny_final.weights with a larger max_batches)."""
     run, _ = finished
-    loaded = training.TrainingRun.load(run.run_dir)  # a new kernel knows only the folder
+    loaded = runs.TrainingRun.load(run.run_dir)  # a new kernel knows only the folder
     rec = RecordingReporter()
-    resumed = training.resume(loaded, rec, max_batches=16)
+    resumed = training.resume(loaded, rec, max_batches=16, view=LiveView.maker(rec))
     assert resumed.status == "finished", resumed.summary()
     its = list(resumed.iterations["iteration"])
     assert its == list(range(1, 17))  # 1..12 then 13..16: no restart at 0
     assert log_iterations(resumed.log_path) == its  # one log, appended
     assert len(json.loads((run.run_dir / "run.json").read_text())["sessions"]) == 2
     assert "resuming" in rec.text()
-    assert list(training.TrainingRun.load(run.run_dir).iterations["iteration"]) == its
+    assert list(runs.TrainingRun.load(run.run_dir).iterations["iteration"]) == its
 
 
 @pytest.mark.slow

@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 from ..errors import DarknetMagicsError
+from ..run import mounts
 from .archives import ArchiveType, _Member, _check_layout, _list_members, _suffix_matches, sniff_archive
 
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
-
-
-# Filesystems where each file costs a network round trip: threads help there, and only there.
-_REMOTE_FS = ("fuse", "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "sshfs", "ceph", "glusterfs", "afs", "davfs")
 
 
 SourceKind = Literal["folder", "archive", "url", "missing", "other"]
@@ -118,21 +115,9 @@ def _url_file_name(url: str) -> str:
 
 
 def is_high_latency(path: Path) -> bool:
-    """True when `path` lies on a network/FUSE mount (Google Drive in Colab is FUSE), read from /proc/self/mounts."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return False
-    real = os.path.realpath(path)
-    best, fstype = "", ""
-    for line in mounts:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        point = parts[1].replace("\\040", " ")
-        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
-            best, fstype = point, parts[2]
-    return fstype.startswith(_REMOTE_FS) or fstype in _REMOTE_FS
+    """True when `path` lies on a network/FUSE mount (Google Drive in Colab is FUSE): the mount table's answer
+    (`run.mounts`)."""
+    return mounts.is_high_latency(path)
 
 
 def plan_stage(src: Union[str, Path], into: Union[str, Path], *, pack: bool = False,

@@ -4,13 +4,39 @@ from __future__ import annotations
 import keyword
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from ..errors import DarknetMagicsError, StepError
 from ..language import Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train.record import RUN_JSON, read_record
-from ..train.training import TrainingRun
+from ..train.runs import TrainingRun
+from ..train.watch import RunView
+
+
+def live_view(ctx: Context) -> Callable[..., RunView]:
+    """The `ViewMaker` of a run started from a cell: the notebook's live chart (a terminal prints its lines)."""
+    from ..view.live import LiveView  # plotly: imported with the first run, not with %load_ext
+
+    return LiveView.maker(ctx.reporter)
+
+
+def _run_chart(iterations: Any, maps: Any, *, title: str) -> Any:
+    from ..view.live import build_figure  # plotly
+
+    return build_figure(iterations, maps, title=title)
+
+
+def _run_bundle(figure: Any) -> dict:
+    from ..view.live import figure_bundle  # plotly
+
+    return figure_bundle(figure)
+
+
+# A run draws itself with view/'s charts (`yolo_run.figure`, its display in a notebook); train/ cannot import view/,
+# so the directives, which load with the magics and the CLI, hand the two functions over.
+TrainingRun.chart_maker = _run_chart
+TrainingRun.bundle_maker = _run_bundle
 
 
 def keep_run(step: Step, ctx: Context, run: TrainingRun) -> Done:

@@ -9,7 +9,7 @@ from ..language import Pos, Spec, Step
 from ..view.live import compare_runs
 from ..session import Context, Done
 from ..train.record import RUN_JSON
-from ..train.training import TrainingRun
+from ..train.runs import TrainingRun
 from ._runs import find_run, first_line
 
 SPEC = Spec("compare", "yolo", "Compare runs: their avg loss and mAP on one chart by iteration, and a table (best mAP "

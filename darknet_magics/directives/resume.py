@@ -7,8 +7,10 @@ from pathlib import Path
 from ..language import Opt, Pos, Spec, Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background
-from ..train.training import find_resume_weights, plan_resume, train
-from ._runs import find_run, keep_run, keep_run_on_failure
+from ..train.plan import plan_resume
+from ..train.runs import find_resume_weights
+from ..train.training import train
+from ._runs import find_run, keep_run, keep_run_on_failure, live_view
 
 SPEC = Spec("resume", "yolo", "Continue a run from its backup/*_last.weights, with the history stitched.",
             positionals=(Pos("NAME", "the run's variable (default yolo_run) or its run folder", False),),
@@ -32,9 +34,9 @@ def run(step: Step, ctx: Context) -> Done:
                                      max_batches=step.get("max_batches"))
         if in_background:
             result = background.start(plan=plan, reporter=ctx.reporter, previous=previous,
-                                      name=step.as_name or DEFAULT_RUN_NAME)
+                                      name=step.as_name or DEFAULT_RUN_NAME, view=live_view(ctx))
         else:
-            result = train(plan=plan, reporter=ctx.reporter, previous=previous)
+            result = train(plan=plan, reporter=ctx.reporter, previous=previous, view=live_view(ctx))
     done = keep_run(step, ctx, result)
     if in_background:
         result.save()  # run.json names the variable, so that `%yolo status` in a new kernel binds it again

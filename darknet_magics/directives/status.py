@@ -5,8 +5,8 @@ from ..train import background
 from ..errors import DarknetMagicsError, StepError
 from ..language import Spec, Step
 from ..session import Context, Done
-from ..train.training import status
-from ._runs import bind_found, find_run, first_line, runs_root
+from ..train.runs import status
+from ._runs import bind_found, find_run, first_line, live_view, runs_root
 
 SPEC = Spec("status", "yolo", "Report the current or last training run; re-attach to a background run that a "
             "restarted kernel left training.", example="%yolo status", order=140)
@@ -29,7 +29,7 @@ def reattach_left_runs(ctx: Context) -> list[str]:
                          f"its log: {left.run_dir / 'train.log'}")
         else:
             try:
-                run, line = background.reattach(left, ctx.reporter)
+                run, line = background.reattach(left, ctx.reporter, view=live_view(ctx))
             except DarknetMagicsError as exc:
                 lines.append(f"{left.run_dir.name}: not re-attached: {first_line(exc)}")
                 continue

@@ -8,7 +8,7 @@ from ..train import background
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
-from ..train.training import TrainingRun, find_resume_weights
+from ..train.runs import TrainingRun, find_resume_weights
 from ._runs import bind_found, find_run, runs_root
 
 SPEC = Spec("stop", "yolo", "Stop a training run started with `background`, also one a restarted kernel left "

@@ -9,9 +9,11 @@ from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background
-from ..train.training import TrainPlan, make_run_dir, plan_train, refuse_shared_backup, train
+from ..train.plan import TrainPlan, plan_train, refuse_shared_backup
+from ..train.runs import make_run_dir
+from ..train.training import train
 from ._model_out import darknet_args
-from ._runs import keep_run, keep_run_on_failure, runs_root
+from ._runs import keep_run, keep_run_on_failure, live_view, runs_root
 
 SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes and a log on the drive.",
             positionals=(Pos("DATA", "obj.data"), Pos("CFG", "the training .cfg"),
@@ -74,13 +76,14 @@ def run(step: Step, ctx: Context) -> Done:
             pass
         raise
     if "background" in step.flags:
-        started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME)
+        started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME,
+                                   view=live_view(ctx))
         done = keep_run(step, ctx, started)
         started.save()  # run.json names the variable, so that `%yolo status` in a new kernel binds it again
         return Done(f"training in the background: {' '.join(plan.argv)} (bound to `{started.name}`; "
                     f"`%yolo stop {started.name}` or `{started.name}.wait()`)", done.result)
     with keep_run_on_failure(step, ctx):
-        result = train(plan=plan, reporter=ctx.reporter)
+        result = train(plan=plan, reporter=ctx.reporter, view=live_view(ctx))
     return keep_run(step, ctx, result)
 
 

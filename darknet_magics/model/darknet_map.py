@@ -11,9 +11,11 @@ from typing import Any, Optional, Sequence
 from ..run import runner
 from ..setup.binary import darknet_flavor, last_output
 from ..output.judge import diagnose
+from ..setup.environment import nvidia_gpu_found
 from ..errors import Problem, StepError
 from ..report import Reporter
-from ..train.training import RUN_JSON, weights_iteration
+from ..train.record import RUN_JSON
+from ..train.runs import weights_iteration
 from .inputs import model_files, check_weights_file
 
 
@@ -115,7 +117,7 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
         maps = map_at_any_iou(output)
     if not len(maps):
         problems = diagnose(output, returncode=result.returncode, signal=result.signal, flavor=flavor,
-                            command=argv)
+                            command=argv, gpu_found=nvidia_gpu_found)
         raise StepError(f"darknet detector map gave no mAP ({result.describe()})",
                         fix=problems[0].fix if problems else None, problems=problems, details=last_output(output))
     report = MapReport(maps=maps, class_ap=history.class_ap, output=output)

@@ -29,6 +29,7 @@ from typing import Any, Optional, Sequence
 from ..run import runner
 from ..setup.binary import darknet_flavor, last_output
 from ..output.judge import diagnose
+from ..setup.environment import nvidia_gpu_found
 from ..errors import Problem, StepError
 from ..data.formats import image_size  # our check that a file is an image before darknet sees it
 from ..report import Reporter
@@ -89,7 +90,7 @@ def display_free_env(env: Optional[dict]) -> dict:
 
 def darknet_failure(what: str, output: str, result, flavor: Optional[str], argv: list[str]) -> StepError:
     problems = inference_problems(output) + diagnose(output, returncode=result.returncode, signal=result.signal,
-                                                     flavor=flavor, command=argv)
+                                                     flavor=flavor, command=argv, gpu_found=nvidia_gpu_found)
     return StepError(f"{what} ({result.describe()})", fix=problems[0].fix if problems else None, problems=problems,
                      details=last_output(output))
 

@@ -5,19 +5,20 @@ what only the exit status tells (SIGKILL, SIGINT, a crash that printed nothing, 
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 from . import problems as P
 from ..errors import Problem
 from .events import Finished, ProblemFound
 from .logparse import LogParser
 
-__all__ = ["diagnose"]
+__all__ = ["diagnose", "verdict"]
 
 
 def diagnose(text_or_lines: Union[str, bytes, Iterable[str]], *, returncode: Optional[int] = None,
              signal: Optional[int] = None, flavor: Optional[str] = None,
-             data_paths: Optional[Iterable[str]] = None, command: Optional[Iterable[str]] = None) -> list[Problem]:
+             data_paths: Optional[Iterable[str]] = None, command: Optional[Iterable[str]] = None,
+             gpu_found: Optional[Callable[[], Optional[bool]]] = None) -> list[Problem]:
     """Judge a darknet run by its output and exit status.
 
     Args:
@@ -27,6 +28,9 @@ def diagnose(text_or_lines: Union[str, bytes, Iterable[str]], *, returncode: Opt
         flavor: the darknet flavor, if known.
         data_paths: the paths obj.data names, to recognise paths whose spaces darknet stripped.
         command: darknet's argv, to name an unsupported command.
+        gpu_found: asked only when a CUDA problem is found: whether nvidia-smi finds a GPU. False turns every CUDA
+            problem into one `no-gpu` with Colab's fix (CUDA's "driver version is insufficient" on a CPU runtime
+            would send the user to update a driver that is not there).
 
     Returns:
         The problems, the cause first (`problems.ordered`: errors before warnings, then by priority, e.g. a CUDA
@@ -49,6 +53,24 @@ def diagnose(text_or_lines: Union[str, bytes, Iterable[str]], *, returncode: Opt
                 problems.append(e.problem)
             elif t is Finished:
                 finished = True
+    return verdict(problems, parser, finished=finished, printed=not empty, returncode=returncode, signal=signal,
+                   command=command, gpu_found=gpu_found)
+
+
+def verdict(found: Iterable[Problem], parser: LogParser, *, finished: bool, printed: bool,
+            returncode: Optional[int], signal: Optional[int], command: Optional[Iterable[str]] = None,
+            gpu_found: Optional[Callable[[], Optional[bool]]] = None) -> list[Problem]:
+    """The problems of a run from what its parser found (as the output passed, or read again) and how it ended:
+    the one verdict a live run and a log read later share.
+
+    Args:
+        found: the problems the parser reported (its `ProblemFound` events).
+        parser: that parser, after the whole output (its iteration, and its diagnoser's unfinished line).
+        finished: the parser saw darknet say training finished.
+        printed: darknet printed anything but white space.
+        returncode, signal, command, gpu_found: as `diagnose` takes them.
+    """
+    problems = list(found)
     late = parser.diagnoser.unfinished(parser.iteration)
     if late is not None:
         problems.append(late)
@@ -69,8 +91,18 @@ def diagnose(text_or_lines: Union[str, bytes, Iterable[str]], *, returncode: Opt
             problems.append(P.segfault(iteration=parser.iteration))
         else:
             problems.append(P.sigabrt(parser.iteration))
-    elif empty and not problems and returncode in (0, None) and signal is None:
+    elif not printed and not problems and returncode in (0, None) and signal is None:
         problems.append(P.unsupported_command(" ".join(list(command or [])[1:3]) or "this command"))
     elif returncode not in (0, None) and not problems:
         problems.append(P.exit_status(returncode, parser.iteration))
-    return P.ordered(problems)
+    return P.ordered(_without_gpu(problems, gpu_found))
+
+
+def _without_gpu(problems: list[Problem], gpu_found: Optional[Callable[[], Optional[bool]]]) -> list[Problem]:
+    """The CUDA problems as one `no-gpu` when `gpu_found` says the machine has no GPU; else `problems` as they are."""
+    cuda = [p for p in problems if p.code in P.GPU_CODES]
+    if not cuda or gpu_found is None or gpu_found() is not False:
+        return problems
+    first = problems.index(cuda[0])
+    rest = [p for p in problems if p.code not in P.GPU_CODES]
+    return rest[:first] + [P.no_gpu_here(cuda[0].evidence)] + rest[first:]

@@ -29,7 +29,9 @@ no-kernel-image       error     ``no kernel image is available for execution on 
 cuda-driver           error     ``CUDA driver version is insufficient for CUDA runtime version`` (a warning for
                                 AlexeyAB's ``Warning: CUDA-version is higher than Driver-version!``)
 no-gpu                error     ``no CUDA-capable device is detected``, hank-ai ``=> no CUDA devices`` (a warning
-                                for hank-ai's ``failed to set the GPU device``: it goes on on the CPU)
+                                for hank-ai's ``failed to set the GPU device``: it goes on on the CPU); a GPU build
+                                that cannot load the driver's ``libcuda.so.1``; and any CUDA failure (``CUDA driver
+                                version is insufficient``...) on a machine where nvidia-smi finds no GPU
 cudnn-error           error     a cuDNN call failed: ``cuDNN Error: CUDNN_STATUS_...``, hank-ai ``cuDNN current
                                 error: status=N``, ``cuDNN did not find a usable algorithm``
 cuda-error            error     any other failed CUDA call (``CUDA Error: ...``, hank-ai ``current CUDA error``)
@@ -61,7 +63,7 @@ from typing import Iterable, Optional
 from ..errors import Problem
 
 __all__ = ["CODES", "PRIORITY", "ordered", "missing_file", "space_in_path", "image_not_loaded", "opencv_image", "filters_mismatch",
-           "bad_label", "cuda_oom", "no_kernel_image", "cuda_driver", "no_gpu", "cudnn_error", "cuda_error",
+           "bad_label", "cuda_oom", "no_kernel_image", "cuda_driver", "no_gpu", "no_gpu_here", "cudnn_error", "cuda_error",
            "missing_library", "truncated_weights", "truncated_weights_loaded", "truncated_weights_file", "nan_loss",
            "already_trained", "crash_on_exit", "segfault", "fatal_error", "heap_error", "interrupted", "no_display",
            "unsupported_command", "killed", "exit_status", "sigabrt"]
@@ -220,6 +222,22 @@ def no_gpu(evidence: Optional[str] = None, *, warning: bool = False) -> Problem:
                        "GPU=0", severity="warning" if warning else "error", evidence=evidence)
 
 
+# Colab's fix for a GPU build on a CPU runtime (a restored build cache entry runs there as well as anywhere).
+NO_GPU_FIX = ("in Colab: Runtime > Change runtime type > GPU, then run the cells again (the build cache restores "
+              "darknet); elsewhere use a machine with an NVIDIA GPU and driver (nvidia-smi lists it), or build with GPU=0")
+
+
+def no_gpu_here(evidence: Optional[str] = None) -> Problem:
+    """A GPU build of darknet on a machine without a GPU, whatever CUDA said about it (its "driver version is
+    insufficient" would send the user to update a driver that is not there)."""
+    return Problem("no-gpu", "this machine has no GPU (nvidia-smi finds none), and darknet was built for one (GPU=1)",
+                   fix=NO_GPU_FIX, evidence=evidence)
+
+
+# What a GPU build prints, or fails with, where there is no GPU: the problems `no_gpu_here` replaces.
+GPU_CODES = frozenset({"cuda-driver", "no-gpu", "cuda-error", "cudnn-error", "no-kernel-image"})
+
+
 def cudnn_error(evidence: Optional[str] = None) -> Problem:
     last = (evidence or "").strip().splitlines()[-1:] or [""]
     return Problem("cudnn-error", "a cuDNN call failed: " + last[0],
@@ -235,7 +253,11 @@ def cuda_error(evidence: Optional[str] = None, iteration: Optional[int] = None) 
 
 
 def missing_library(library: str, evidence: Optional[str] = None) -> Problem:
-    """The binary cannot load a shared library (`opencv-missing` for OpenCV's)."""
+    """The binary cannot load a shared library (`opencv-missing` for OpenCV's, `no-gpu` for the driver's libcuda)."""
+    if library.startswith("libcuda.so"):
+        # NVIDIA's driver installs libcuda.so.1: without it a GPU build of darknet cannot even start.
+        return Problem("no-gpu", f"darknet was built for a GPU and cannot load the NVIDIA driver's {library}: this "
+                       "machine has no NVIDIA driver (no GPU)", fix=NO_GPU_FIX, file=library, evidence=evidence)
     if library.startswith("libopencv"):
         return Problem("opencv-missing", f"darknet cannot load OpenCV ({library}): it was built with OpenCV, "
                        "which is not installed (or not on the library path) on this machine",

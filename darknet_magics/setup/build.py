@@ -18,15 +18,21 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
+import sysconfig
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
 from ..run import runner
-from .environment import RuntimeInfo, install_opencv_dev, opencv_headers_present
+from .environment import (CMAKE_MIN, PROTOBUF_PACKAGES, BuildTools, CudaBuildPaths, RuntimeInfo, build_tools_needed,
+                          cmake_path, cmake_version, cuda_major_of, find_cuda_build_paths, install_apt_packages,
+                          install_opencv_dev, make_link_folder, nvidia_wheel_dirs, opencv_headers_present,
+                          pip_install_cmake, protobuf_present)
 from ..errors import DarknetMagicsError, Problem, StepError
 from ..fileio import atomic_write_text
+from ..output.problems import NO_GPU_FIX
 from ..output.logparse import strip_escapes
 from ..report import Reporter
 
@@ -303,6 +309,96 @@ def write_makefile(darknet_dir: Path, text: str) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------------------------- GPU libraries
+
+GPU_LIBS_BEGIN = "# >>> darknet_magics: NVIDIA's libraries where this machine keeps them (PyPI wheels, a driver stub)"
+GPU_LIBS_END = "# <<< darknet_magics"
+CUDA_LINK_DIR = Path(".darknet_magics") / "cuda-libs"  # in the darknet tree: unversioned links and libcuda.so
+
+
+def cuda_root_of(runtime: RuntimeInfo) -> Path:
+    """The CUDA toolkit of `runtime.nvcc` (/usr/local/cuda for /usr/local/cuda/bin/nvcc): the folder above its bin/
+    that has include/cuda_runtime.h, else /usr/local/cuda (an nvcc on PATH may be a wrapper script)."""
+    if runtime.nvcc:
+        nvcc = Path(runtime.nvcc)
+        for root in (nvcc.parents[1], nvcc.resolve().parents[1]):
+            if (root / "include" / "cuda_runtime.h").is_file():
+                return root
+    return Path("/usr/local/cuda")
+
+
+def _make_word(value: str) -> str:
+    """`value` as one shell word inside a Makefile recipe ('$' doubled for make)."""
+    if any(ord(c) < 32 for c in value):
+        raise DarknetMagicsError(f"cannot build in {value!r}: the path has a control character",
+                                 fix="clone darknet into a folder with a plain path")
+    return shlex.quote(value).replace("$", "$$")
+
+
+def gpu_makefile_lines(paths: CudaBuildPaths, link_dir: Path, cuda_root: Path) -> list[str]:
+    """The Makefile lines that point a GPU build at NVIDIA's headers and libraries where they are (pure).
+
+    The Makefiles name only /usr/local/cuda (and /usr/local/cudnn); Colab's cuDNN and pip's wheels live elsewhere.
+    `-rpath` holds the libraries' real folders, so the binary finds them at run time without LD_LIBRARY_PATH.
+    """
+    runtime_dirs = list(dict.fromkeys([cuda_root / "lib64", *paths.lib_dirs]))
+    lines = [GPU_LIBS_BEGIN]
+    if paths.include_dirs:
+        lines.append("COMMON+= " + " ".join("-I" + _make_word(str(d)) for d in paths.include_dirs))
+    lines.append("LDFLAGS+= " + " ".join("-L" + _make_word(str(d)) for d in [link_dir, *runtime_dirs])
+                 + " " + " ".join("-Wl,-rpath," + _make_word(str(d)) for d in runtime_dirs))
+    return lines + [GPU_LIBS_END]
+
+
+def with_gpu_libs(text: str, lines: Optional[list[str]]) -> str:
+    """The Makefile with our GPU library block (at the end: make expands these variables only in recipes) replaced
+    by `lines`, or removed when `lines` is None. Pure and idempotent."""
+    begin = text.find(GPU_LIBS_BEGIN)
+    if begin >= 0:
+        end = text.find(GPU_LIBS_END, begin)
+        end = len(text) if end < 0 else text.find("\n", end) + 1 or len(text)
+        text = text[:begin] + text[end:]
+    if not lines:
+        return text
+    eol = "\r\n" if "\r\n" in text else "\n"
+    if text and not text.endswith(("\n", "\r")):
+        text += eol
+    return text + eol.join(lines) + eol
+
+
+def gpu_cmake_args(paths: CudaBuildPaths, link_dir: Path, cuda_root: Path) -> list[str]:
+    """CMake cache variables that give hank-ai's FindCUDAToolkit and cuDNN search what they cannot find (pure)."""
+    libs = {lib.name: lib for lib in paths.libraries}
+    args = [f"-DCUDA_cuda_driver_LIBRARY={link_dir / 'libcuda.so'}"]
+    args += [f"-DCUDA_{name}_LIBRARY={libs[name].library}" for name in ("cublas", "curand") if name in libs]
+    if "cudnn" in libs:
+        args += [f"-Dcudnn={libs['cudnn'].library}", f"-Dcudnn_include={libs['cudnn'].include_dir}"]
+    if paths.include_dirs:
+        includes = ";".join(map(str, paths.include_dirs))
+        args += [f"-DCMAKE_{lang}_STANDARD_INCLUDE_DIRECTORIES={includes}" for lang in ("C", "CXX", "CUDA")]
+    args.append("-DCMAKE_BUILD_RPATH=" + ";".join(map(str, dict.fromkeys([cuda_root / "lib64", *paths.lib_dirs]))))
+    return args
+
+
+def find_gpu_libraries(system: str, flags: dict[str, int], runtime: RuntimeInfo) -> CudaBuildPaths:
+    """cuBLAS, cuRAND (and cuDNN) for a GPU build, wherever apt or pip put them (this Python's sys.path).
+
+    Raises:
+        StepError: one the build needs is missing (cuDNN only with CUDNN=1: hank-ai builds without it).
+    """
+    names = ["cublas", "curand", "cudnn"] if flags.get("CUDNN") or system == "cmake" else ["cublas", "curand"]
+    paths = find_cuda_build_paths(names, cuda_root=cuda_root_of(runtime), wheel_dirs=nvidia_wheel_dirs(sys.path),
+                                  cuda_major=cuda_major_of(runtime.cuda_version))
+    needed = [n for n in paths.missing if n != "cudnn" or flags.get("CUDNN")]
+    if needed:
+        major = cuda_major_of(runtime.cuda_version) or 12
+        wheels = " ".join(f"nvidia-{n}-cu{major}" if n != "cudnn" else f"nvidia-cudnn-cu{major}" for n in needed)
+        raise StepError(f"GPU=1 needs {', '.join(needed)} (headers and library) for CUDA {runtime.cuda_version}, "
+                        "and this machine has none where apt or pip put them",
+                        fix=f"pip install {wheels} (or apt-get install the CUDA toolkit's libraries), or use GPU=0")
+    return paths
+
+
 # ============================================================================================== ARCH
 
 
@@ -322,11 +418,30 @@ def parse_arch(arch: str) -> list[int]:
     return sorted(set(caps))
 
 
-def resolve_arch(arch: Optional[str], gpu: bool, runtime: RuntimeInfo) -> Optional[list[int]]:
-    """The compute capabilities to build for, checked against what this nvcc can build.
+@dataclass(frozen=True)
+class ArchChoice:
+    """The compute capabilities a GPU build targets, and why, when that is not what was asked for."""
+
+    caps: list[int]
+    note: Optional[str] = None  # said to the user: a fallback (another GPU than asked, a toolkit too old)
+
+
+# The GPU a capability stands for in messages (Colab's, and a few others).
+GPU_NAMES = {75: "T4", 80: "A100", 86: "A10", 89: "L4", 90: "H100", 100: "B200", 120: "G4 (RTX PRO 6000)"}
+
+
+def _gpu_label(cap: int) -> str:
+    return f"{_cap_str(cap)} ({GPU_NAMES[cap]})" if cap in GPU_NAMES else _cap_str(cap)
+
+
+def choose_arch(arch: Optional[str], gpu: bool, runtime: RuntimeInfo) -> Optional[ArchChoice]:
+    """The compute capabilities to build for, checked against what this nvcc can build (pure).
 
     GPU=0: None (the ARCH block is left alone: nothing reads it). GPU=1 with no ARCH or ``auto``: the GPU's own
-    capability, because the stock compute_30/35 lines fail with every CUDA from 11 on.
+    capability, because the stock compute_30/35 lines fail with every CUDA from 11 on. An ARCH that leaves out the
+    GPU this VM has (Colab often gives a G4 when an H100 is asked for) builds for the GPU that is here, and says so.
+    A GPU newer than this nvcc can name (12.0 with CUDA 12.6) gets the newest architecture nvcc has, with its PTX,
+    which the driver compiles for the GPU at the first run. Every `-gencode` carries PTX (`arch_block`).
     """
     if not gpu:
         return None
@@ -335,23 +450,41 @@ def resolve_arch(arch: Optional[str], gpu: bool, runtime: RuntimeInfo) -> Option
             "GPU=1 needs nvcc (the CUDA compiler) and none was found",
             fix="in Colab pick a GPU runtime (Runtime > Change runtime type); elsewhere install the CUDA toolkit "
                 "(nvcc in /usr/local/cuda/bin), or build with GPU=0")
-    if arch is None or arch.strip().lower() == "auto":
-        cap = runtime.capability_int
-        if cap is None:
-            raise DarknetMagicsError(
-                "ARCH=auto needs a GPU to read its compute capability, and none was found",
-                fix="give it explicitly, e.g. ARCH=75 (T4), ARCH=80 (A100), ARCH=89 (L4)")
-        caps = [cap]
-    else:
-        caps = parse_arch(arch)
-    if runtime.nvcc_archs:
-        bad = [c for c in caps if c not in runtime.nvcc_archs]
-        if bad:
+    here = runtime.capability_int
+    auto = arch is None or arch.strip().lower() == "auto"
+    if auto and here is None:
+        raise DarknetMagicsError(
+            "ARCH=auto needs a GPU to read its compute capability, and none was found",
+            fix="give it explicitly, e.g. ARCH=75 (T4), ARCH=80 (A100), ARCH=89 (L4), ARCH=90 (H100), ARCH=120 (G4)")
+    caps = [here] if auto else parse_arch(arch or "")
+    note = None
+    if here is not None and here not in caps:
+        note = (f"asked for {' '.join(_gpu_label(c) for c in caps)}, got {runtime.gpu_name or 'a GPU'} "
+                f"({_cap_str(here)}): building for {_cap_str(here)}")
+        caps = [here]
+    known = runtime.nvcc_archs
+    if known:
+        bad = [c for c in caps if c not in known]
+        if bad and caps == [here] and any(k < here for k in known):
+            # The GPU is newer than this toolkit: its newest architecture, as PTX the driver JIT-compiles.
+            best = max(k for k in known if k < here)
+            note = ((note + "; ") if note else "") + (
+                f"nvcc {runtime.cuda_version or ''} cannot build for {_cap_str(here)}: building for "
+                f"{_cap_str(best)} with its PTX, which the driver compiles for this GPU at the first run "
+                f"(minutes; CUDA >= 12.8 builds 12.0 directly)")
+            caps = [best]
+        elif bad:
             raise DarknetMagicsError(
                 f"nvcc {runtime.cuda_version or ''} cannot build for compute capability "
-                f"{', '.join(_cap_str(c) for c in bad)} (it builds: {','.join(map(str, runtime.nvcc_archs))})",
+                f"{', '.join(_cap_str(c) for c in bad)} (it builds: {','.join(map(str, known))})",
                 fix="use an ARCH from that list, or a CUDA version that still supports this GPU")
-    return caps
+    return ArchChoice(caps, note)
+
+
+def resolve_arch(arch: Optional[str], gpu: bool, runtime: RuntimeInfo) -> Optional[list[int]]:
+    """`choose_arch`'s capabilities (None for GPU=0)."""
+    choice = choose_arch(arch, gpu, runtime)
+    return choice.caps if choice else None
 
 
 def _cap_str(c: int) -> str:
@@ -368,12 +501,28 @@ _ERROR_LINE = re.compile(
 _NOISE = re.compile(r"^\s*(warning:|note:|In file included|\s+\||\d+ \|)|^-- ")
 
 
+def _cmake_warning_lines(lines: list[str]) -> set[int]:
+    """Indices of the lines of CMake's warning blocks ("CMake Warning at ...:" and its indented text, which says
+    "not found" of optional parts such as ROCm): findings, not the error."""
+    inside, found = False, set()
+    for i, line in enumerate(lines):
+        if line.startswith("CMake Warning"):
+            inside = True
+        elif inside and line.strip() and not line.startswith((" ", "\t")):
+            inside = False
+        if inside:
+            found.add(i)
+    return found
+
+
 def first_error_lines(text: str, limit: int = 12) -> str:
     """The first lines that look like real errors (compiler, linker, nvcc, make, cmake), with a little context."""
     lines = text.splitlines()
+    warnings = _cmake_warning_lines(lines)
     for i, line in enumerate(lines):
         # Compiler command lines echoed by make are not errors, even when a flag says "-Wfatal-errors".
-        if _ERROR_LINE.search(line) and not _NOISE.match(line) and not _COMPILE_LINE.search(line):
+        if _ERROR_LINE.search(line) and not _NOISE.match(line) and not _COMPILE_LINE.search(line) \
+                and i not in warnings:
             # gcc names the function on the line before the error: keep it, it is the useful context.
             start = i - 1 if i > 0 and re.search(r": In (member )?function ", lines[i - 1]) else i
             return "\n".join(lines[start:start + limit])
@@ -679,7 +828,9 @@ def _uses_cudnn7_api(darknet_dir: Path) -> bool:
         src = (darknet_dir / "src" / "convolutional_layer.c").read_text(errors="replace")
     except OSError:
         return False
-    return re.search(r"cudnnGetConvolutionForwardAlgorithm\s*\(", src) is not None
+    # AlexeyAB calls the old function only under `#if CUDNN_MAJOR < 8` and the _v7 one otherwise: not cuDNN 7 only.
+    return re.search(r"cudnnGetConvolutionForwardAlgorithm\s*\(", src) is not None and \
+        "cudnnGetConvolutionForwardAlgorithm_v7" not in src
 
 
 def _opencv_pkgconfig_shim(darknet_dir: Path, runtime: RuntimeInfo) -> Optional[Path]:
@@ -755,12 +906,14 @@ class BuildPlan:
     install_opencv: bool = False
     install_allowed: bool = False  # Colab: missing system libraries are installed, not asked for
     warnings: tuple[str, ...] = ()
+    cuda: Optional[CudaBuildPaths] = None  # GPU=1: NVIDIA's libraries found for the build
+    tools: BuildTools = BuildTools()  # apt packages and pip's cmake installed before the build
+    cuda_link_dir: Optional[Path] = None  # their unversioned links and libcuda.so, made before the build
 
     def describe(self) -> list[str]:
         """The plan as lines: each edit and command, as a dry run shows it."""
         lines = []
-        if self.install_opencv:
-            lines.append("apt-get install -y libopencv-dev (OpenCV's C++ headers are missing)")
+        lines += self.tools.describe()
         if self.system == "make":
             asked = ", ".join(f"{k}={v}" for k, v in self.flags.items())
             lines.append(f"patch {self.darknet_dir}/Makefile: {asked or 'no flag changes'}"
@@ -768,6 +921,9 @@ class BuildPlan:
                          + " (original kept as Makefile.orig)")
         else:
             lines.append(f"CMake tree (hank-ai): flags {', '.join(f'{k}={v}' for k, v in self.effective.items())}")
+        if self.cuda is not None and self.cuda_link_dir is not None:
+            lines.append(f"NVIDIA libraries: {', '.join(f'{lib.name} {lib.library}' for lib in self.cuda.libraries)}"
+                         f"; links and libcuda.so in {self.cuda_link_dir}")
         if self.cache_dir:
             lines.append(f"restore from the build cache in {self.cache_dir} when this build was made before")
         lines += [" ".join(shlex.quote(a) for a in argv) for argv in self.commands]
@@ -795,25 +951,21 @@ def plan_build(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str],
     system = build_system(darknet_dir)
     flags = {k.upper(): int(v) for k, v in flags.items()}
     gpu = bool(flags.get("GPU"))
-    caps = resolve_arch(arch, gpu, runtime)
-    needs_opencv = bool(flags.get("OPENCV")) or system == "cmake"  # hank-ai always builds with OpenCV
-    install = False
-    if needs_opencv and not runtime.opencv_headers:
-        if not install_opencv:
-            who = "hank-ai's darknet" if system == "cmake" else "OPENCV=1"
-            raise StepError(f"{who} needs OpenCV's C++ headers, and this machine has none "
-                            "(Colab ships OpenCV for Python only)",
-                            fix="run `apt-get install -y libopencv-dev` (or ask for it to be installed)"
-                                + (", or build with OPENCV=0" if system == "make" else ""))
-        install = True
+    choice = choose_arch(arch, gpu, runtime)
+    caps = choice.caps if choice else None
+    tools, warnings = _plan_tools(system, flags, runtime, install_opencv)
     if gpu and flags.get("CUDNN") and not runtime.cudnn_version:
         raise StepError("CUDNN=1 needs cuDNN, and none was found", fix="install it (`cudnn TARBALL`) or use CUDNN=0")
+    cuda = find_gpu_libraries(system, flags, runtime) if gpu else None
+    link_dir = darknet_dir.resolve() / CUDA_LINK_DIR
     env = _build_env(runtime, gpu)
     jobs = jobs or os.cpu_count() or 1
-    warnings: list[str] = []
+    warnings += [choice.note] if choice and choice.note else []
     if system == "make":
         text = (darknet_dir / "Makefile").read_text()
-        makefile: Optional[str] = patch_makefile(text, flags, arch_block(caps) if caps else None)
+        makefile: Optional[str] = with_gpu_libs(
+            patch_makefile(text, flags, arch_block(caps) if caps else None),
+            gpu_makefile_lines(cuda, link_dir, cuda_root_of(runtime)) if cuda else None)
         effective = makefile_flags(makefile)
         if gpu and flags.get("CUDNN") and runtime.cudnn_version and int(runtime.cudnn_version.split(".")[0]) >= 8 \
                 and _uses_cudnn7_api(darknet_dir):
@@ -838,11 +990,65 @@ def plan_build(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str],
                                 "`git fetch --tags`), or tag the checkout: git -C DIR tag v0")
         makefile = None
         effective = {**CMAKE_DEFAULTS, **{k: v for k, v in flags.items() if CMAKE_OPTIONS[k] or k == "DEBUG"}}
-        commands = (tuple(_cmake_argv(darknet_dir, flags, caps, runtime)),
-                    ("cmake", "--build", str(darknet_dir / "build"), "--parallel", str(jobs)))
+        gpu_args = gpu_cmake_args(cuda, link_dir, cuda_root_of(runtime)) if cuda else []
+        commands = _cmake_commands(darknet_dir, _cmake_argv(darknet_dir, flags, caps, runtime)[1:] + gpu_args,
+                                   tools=tools, onnx=bool(flags.get("ONNX", 1)), jobs=jobs)
     return BuildPlan(darknet_dir=darknet_dir, system=system, flags=flags, effective=effective, caps=caps,
                      makefile=makefile, commands=commands, env=env, cache_dir=Path(cache_dir) if cache_dir else None,
-                     install_opencv=install, install_allowed=install_opencv, warnings=tuple(warnings))
+                     install_opencv="libopencv-dev" in tools.apt, install_allowed=install_opencv,
+                     warnings=tuple(warnings), cuda=cuda, tools=tools,
+                     cuda_link_dir=link_dir if cuda else None)
+
+
+ONNX_PROTO_TARGET = "darknet_generated_proto"  # hank-ai's src-onnx/CMakeLists.txt: protoc's onnx.proto3.pb.h/.cc
+
+
+def _cmake_commands(darknet_dir: Path, configure: list[str], *, tools: BuildTools, onnx: bool,
+                    jobs: int) -> tuple[tuple[str, ...], ...]:
+    """Configure, generate hank-ai's ONNX header where it is built, then build: argv lists with the cmake to run
+    (pip's, where the plan installs it)."""
+    cmake = str(Path(sysconfig.get_path("scripts")) / "cmake") if tools.pip_cmake else (cmake_path() or "cmake")
+    build_dir = str(darknet_dir / "build")
+    commands: tuple[tuple[str, ...], ...] = ((cmake, *configure),)
+    if onnx and _generates_onnx_header(darknet_dir) and (
+            protobuf_present() or any(p in tools.apt for p in PROTOBUF_PACKAGES)):
+        # hank-ai's src-lib/darknet.cpp includes the header src-onnx generates, with no dependency on it: a parallel
+        # build may compile it first and fail (onnx.proto3.pb.h: No such file). Generate it first.
+        commands += ((cmake, "--build", build_dir, "--target", ONNX_PROTO_TARGET),)
+    return commands + ((cmake, "--build", build_dir, "--parallel", str(jobs)),)
+
+
+def _generates_onnx_header(darknet_dir: Path) -> bool:
+    """True when the tree's src-onnx/CMakeLists.txt defines the target that generates onnx.proto3.pb.h."""
+    try:
+        return ONNX_PROTO_TARGET in (darknet_dir / "src-onnx" / "CMakeLists.txt").read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _plan_tools(system: str, flags: dict[str, int], runtime: RuntimeInfo,
+                install_allowed: bool) -> tuple[BuildTools, list[str]]:
+    """What to install before the build (Colab: `install_allowed`), and the warnings; elsewhere a missing OpenCV or
+    an old CMake is an error that says what to run, and a missing protobuf a warning (hank-ai builds without ONNX).
+    """
+    cmake = cmake_path() if system == "cmake" else None
+    tools = build_tools_needed(system, flags, opencv_headers=runtime.opencv_headers,
+                               protobuf=system != "cmake" or protobuf_present(), cmake_version=cmake_version(cmake))
+    if install_allowed:
+        return tools, []
+    if "libopencv-dev" in tools.apt:
+        who = "hank-ai's darknet" if system == "cmake" else "OPENCV=1"
+        raise StepError(f"{who} needs OpenCV's C++ headers, and this machine has none "
+                        "(Colab ships OpenCV for Python only)",
+                        fix="run `apt-get install -y libopencv-dev` (or ask for it to be installed)"
+                            + (", or build with OPENCV=0" if system == "make" else ""))
+    if tools.pip_cmake:
+        raise StepError(f"hank-ai's darknet needs CMake >= {'.'.join(map(str, CMAKE_MIN))}, and this machine has "
+                        + (f"{'.'.join(map(str, cmake_version(cmake) or ()))}" if cmake else "none"),
+                        fix=f"run `pip install 'cmake>={'.'.join(map(str, CMAKE_MIN))}'` (pip's cmake is found first)")
+    warnings = [f"hank-ai's ONNX exporter is not built: it needs {' '.join(PROTOBUF_PACKAGES)} (apt-get install "
+                "-y them, or say ONNX=0)"] if any(p in tools.apt for p in PROTOBUF_PACKAGES) else []
+    return BuildTools(), warnings
 
 
 def _git_describes(darknet_dir: Path) -> bool:
@@ -868,14 +1074,11 @@ def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, 
     fails; an interrupt stops the build's process group and re-raises."""
     start = time.monotonic()
     darknet_dir, system, env = plan.darknet_dir, plan.system, dict(plan.env)
-    if plan.install_opencv:
-        install_opencv_dev(reporter)
-        runtime.opencv_headers = opencv_headers_present()
-        if not runtime.opencv_headers:
-            raise StepError("libopencv-dev was installed but OpenCV's headers are still not found",
-                            fix="check `pkg-config --cflags opencv4`")
+    _install_tools(plan, runtime, reporter)
     for warning in plan.warnings:
         reporter.warn(warning)
+    if plan.cuda is not None and plan.cuda_link_dir is not None:
+        make_link_folder(plan.cuda, plan.cuda_link_dir)
     if plan.makefile is not None:
         if write_makefile(darknet_dir, plan.makefile):
             reporter.info("Makefile: " + " ".join(f"{k}={v}" for k, v in plan.flags.items())
@@ -963,6 +1166,20 @@ def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, 
     return result(action, binary, files, compiled=progress.count, note=note)
 
 
+def _install_tools(plan: BuildPlan, runtime: RuntimeInfo, reporter: Reporter) -> None:
+    """The plan's apt packages (their .debs kept in the workspace's cache/debs for the next VM) and pip's cmake
+    (its wheel in cache/wheels)."""
+    keep = plan.cache_dir
+    if plan.tools.apt:
+        install_apt_packages(plan.tools.apt, reporter, keep / "debs" if keep else None)
+        runtime.opencv_headers = opencv_headers_present()
+        if plan.install_opencv and not runtime.opencv_headers:
+            raise StepError("libopencv-dev was installed but OpenCV's headers are still not found",
+                            fix="check `pkg-config --cflags opencv4`")
+    if plan.tools.pip_cmake:
+        pip_install_cmake(reporter, keep / "wheels" if keep else None)
+
+
 def _store_quietly(entry: Optional[Path], key: Optional[str], darknet_dir: Path, files: list[Path],
                    inputs: dict[str, object], seconds: float, reporter: Reporter) -> Optional[str]:
     """Store unless the entry exists; a full disk must not fail a build that worked."""
@@ -1006,6 +1223,12 @@ def _try_restore(entry: Path, key: str, darknet_dir: Path, reporter: Reporter, *
             raise StepError(f"the cached darknet ({key}) needs {', '.join(missing)}, which this machine lacks",
                             fix="run `apt-get install -y libopencv-dev` and run the cell again (the cache entry "
                                 "is kept)", details=detail)
+    if missing and all(m.startswith("libcuda.so") for m in missing):
+        # A GPU build on a machine without the NVIDIA driver: restored all the same (a rebuild would make the same
+        # binary, and on Colab's CPU runtime it loads and fails only at its first CUDA call), and said plainly.
+        reporter.warn(f"the cached darknet ({key}) is a GPU build and this machine has no NVIDIA driver "
+                      f"({', '.join(missing)} is missing): it runs only where there is a GPU. {NO_GPU_FIX}")
+        return restored
     if not ok:
         # Not a missing library: the binary itself cannot run here (another CPU's instructions, a broken file).
         # A rebuild replaces the entry, so it goes.

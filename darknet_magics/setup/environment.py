@@ -6,12 +6,14 @@ runtime table must print on a CPU-only laptop as well as on Colab.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from typing import Literal, Optional, Sequence
 
 from . import colab
 from ..errors import DarknetMagicsError, StepError
+from ..fileio import atomic_write_text
 from ..report import Reporter
 
 # ---------------------------------------------------------------------------------------------- platform
@@ -45,6 +48,7 @@ def detect_platform() -> Literal["colab", "jupyter", "terminal"]:
 _KNOWN_CAPABILITIES = {
     "K80": "3.7", "P4": "6.1", "P100": "6.0", "P40": "6.1", "V100": "7.0", "T4": "7.5",
     "A100": "8.0", "A10G": "8.6", "A10": "8.6", "L4": "8.9", "L40": "8.9", "H100": "9.0", "H200": "9.0",
+    "B200": "10.0", "RTX PRO 6000": "12.0",  # Colab's G4 is an RTX PRO 6000 Blackwell (sm_120, CUDA >= 12.8)
 }
 
 # Where headers and libraries usually are: distro, /usr/local/cuda, NVIDIA's tarball layout, conda.
@@ -235,6 +239,16 @@ def opencv_headers_present(cflags: str = "") -> bool:
     return any((Path(d) / "opencv2" / rel).is_file() for d in dirs for rel in ("core.hpp", "core/core.hpp"))
 
 
+@functools.lru_cache(maxsize=1)
+def nvidia_gpu_found() -> Optional[bool]:
+    """Whether nvidia-smi lists a GPU: False where it lists none or is not installed (no NVIDIA driver: Colab's CPU
+    runtime), None where it hangs or fails otherwise. Asked once per process: a VM's GPU does not come and go."""
+    rc, out = _run(["nvidia-smi", "-L"])
+    if rc is None:
+        return False if out.endswith("not found") else None
+    return rc == 0 and re.search(r"^GPU \d+:", out, re.M) is not None
+
+
 NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader"]
 #: What `probe_runtime` runs (nvcc from PATH or /usr/local/cuda/bin); the dry run of `runtime` lists these.
 PROBE_COMMANDS: tuple[list[str], ...] = (
@@ -300,7 +314,9 @@ def probe_runtime() -> RuntimeInfo:
     else:
         info.warnings.append("nvcc not found: GPU=1 builds need the CUDA toolkit (/usr/local/cuda/bin/nvcc)")
 
-    info.cudnn_version, header = find_cudnn_header()
+    # apt's or NVIDIA's tarball's cuDNN first, then PyPI's wheel in this Python (Colab's torch brings one)
+    info.cudnn_version, header = find_cudnn_header(
+        [*CUDNN_INCLUDE_DIRS, *(d / "include" for d in nvidia_wheel_dirs(sys.path))])
     info.cudnn_header = str(header) if header else None
     if not info.cudnn_version:
         lib = find_cudnn_library()
@@ -322,6 +338,170 @@ def probe_runtime() -> RuntimeInfo:
     if not info.opencv_headers:
         info.warnings.append("OpenCV headers not found: OPENCV=1 builds need `apt-get install -y libopencv-dev`")
     return info
+
+
+# ---------------------------------------------------------------------------------------------- NVIDIA libraries
+
+# What a GPU build links besides the toolkit's cudart: the header that proves each library, and its name.
+CUDA_BUILD_LIBS: dict[str, str] = {"cublas": "cublas_v2.h", "curand": "curand.h", "cudnn": "cudnn.h"}
+# cuBLAS's soname follows the CUDA major version (libcublas.so.12 for CUDA 12): one of another major does not link.
+_MAJOR_TIED = ("cublas",)
+# The only CUDA driver function darknet calls (AlexeyAB's and hank-ai's dark_cuda: cuCtxGetCurrent) and the usual
+# first ones, for the link-time stand-in of libcuda.so where NVIDIA's stub is not installed (see `write_driver_stub`).
+DRIVER_STUB_SYMBOLS = ("cuCtxGetCurrent", "cuInit", "cuDriverGetVersion", "cuDeviceGet", "cuDeviceGetCount",
+                       "cuCtxGetDevice", "cuGetProcAddress")
+
+
+@dataclass(frozen=True)
+class CudaLibrary:
+    """One NVIDIA library a GPU build links: its header folder and the file to link (maybe only versioned)."""
+
+    name: str
+    include_dir: Path
+    library: Path  # libNAME.so, or libNAME.so.N where only the versioned file exists (PyPI's wheels)
+
+    @property
+    def needs_link(self) -> bool:
+        """True when the linker's unversioned name (libNAME.so) must be made: wheels ship only libNAME.so.N."""
+        return self.library.name != f"lib{self.name}.so"
+
+
+@dataclass(frozen=True)
+class CudaBuildPaths:
+    """Where this machine keeps what a GPU build needs beyond nvcc: `find_cuda_build_paths`' answer."""
+
+    libraries: tuple[CudaLibrary, ...]
+    driver_stub: Optional[Path]  # NVIDIA's libcuda.so stub (links without a driver); None: we write one
+    missing: tuple[str, ...] = ()
+
+    @property
+    def include_dirs(self) -> tuple[Path, ...]:
+        """The libraries' header folders, each once, in the order found."""
+        return tuple(dict.fromkeys(lib.include_dir for lib in self.libraries))
+
+    @property
+    def lib_dirs(self) -> tuple[Path, ...]:
+        """The libraries' real folders: the binary's rpath, so it finds them at run time without LD_LIBRARY_PATH."""
+        return tuple(dict.fromkeys(lib.library.parent for lib in self.libraries))
+
+
+def nvidia_wheel_dirs(paths: Sequence[str | Path]) -> list[Path]:
+    """The ``nvidia/*`` folders of PyPI's NVIDIA wheels on `paths` (sys.path): ``nvidia/cublas`` (CUDA 12 wheels,
+    torch's on Colab), ``nvidia/cu13`` (CUDA 13 wheels), ``nvidia/cudnn``."""
+    found = []
+    for p in paths:
+        root = Path(p) / "nvidia" if p else None
+        if root is not None and root.is_dir():
+            found += sorted(d for d in root.iterdir() if d.is_dir() and (d / "include").is_dir())
+    return list(dict.fromkeys(found))
+
+
+def _library_file(folder: Path, name: str, major: Optional[int]) -> Optional[Path]:
+    """libNAME.so in `folder`, else its highest libNAME.so.N (of `major` when given)."""
+    plain = folder / f"lib{name}.so"
+    if plain.is_file():
+        return plain
+    best: Optional[tuple[tuple[int, ...], Path]] = None
+    for path in folder.glob(f"lib{name}.so.*"):
+        m = re.fullmatch(rf"lib{re.escape(name)}\.so\.(\d+(?:\.\d+)*)", path.name)
+        if not m or not path.is_file():
+            continue
+        version = tuple(int(x) for x in m.group(1).split("."))
+        if major is not None and version[0] != major:
+            continue
+        if best is None or version > best[0]:
+            best = (version, path)
+    return best[1] if best else None
+
+
+def _candidates(cuda_root: Path, wheel_dirs: Sequence[Path]) -> list[tuple[Path, list[Path]]]:
+    """(include folder, library folders) in search order: the toolkit, the distribution (apt), then the wheels."""
+    system = [(cuda_root / "include", [cuda_root / "lib64", cuda_root / "lib"])]
+    system += [(Path(inc), [Path(d) for d in CUDNN_LIB_DIRS]) for inc in CUDNN_INCLUDE_DIRS]
+    return system + [(d / "include", [d / "lib", d / "lib64"]) for d in wheel_dirs]
+
+
+def find_cuda_build_paths(names: Sequence[str], *, cuda_root: Path, wheel_dirs: Sequence[Path],
+                          cuda_major: Optional[int]) -> CudaBuildPaths:
+    """Find each library of `names` (keys of `CUDA_BUILD_LIBS`) where apt or pip put it, and NVIDIA's libcuda stub.
+
+    A library counts where its header and its shared library sit side by side (include/ and lib/ of one tree), so a
+    header of one release is never linked with a library of another.
+    """
+    found, missing = [], []
+    for name in names:
+        lib = None
+        for include, lib_dirs in _candidates(cuda_root, wheel_dirs):
+            if not (include / CUDA_BUILD_LIBS[name]).is_file():
+                continue
+            files = [_library_file(d, name, cuda_major if name in _MAJOR_TIED else None) for d in lib_dirs]
+            path = next((f for f in files if f is not None), None)
+            if path is not None:
+                lib = CudaLibrary(name, include, path)
+                break
+        if lib is None:
+            missing.append(name)
+        else:
+            found.append(lib)
+    stubs = [cuda_root / "lib64" / "stubs" / "libcuda.so", *sorted(cuda_root.glob("targets/*/lib/stubs/libcuda.so"))]
+    stub = next((s for s in stubs if s.is_file()), None)
+    return CudaBuildPaths(tuple(found), stub, tuple(missing))
+
+
+def cuda_major_of(version: Optional[str]) -> Optional[int]:
+    """'12.8' -> 12 (None stays None)."""
+    return int(version.split(".")[0]) if version and version.split(".")[0].isdigit() else None
+
+
+def link_folder_entries(paths: CudaBuildPaths) -> dict[str, Path]:
+    """The links a GPU build's link folder holds: ``libcublas.so -> .../libcublas.so.13`` for each library that
+    has only a versioned file (the linker's ``-lcublas`` looks for the unversioned name)."""
+    return {f"lib{lib.name}.so": lib.library for lib in paths.libraries if lib.needs_link}
+
+
+def driver_stub_source(symbols: Sequence[str] = DRIVER_STUB_SYMBOLS) -> str:
+    """C source of a stand-in for NVIDIA's libcuda.so stub: each driver function returns CUDA_ERROR_NO_DEVICE.
+
+    It is only linked against, never loaded: its soname is libcuda.so.1, as NVIDIA's stub's, so the binary loads the
+    driver's real libcuda.so.1 where there is one.
+    """
+    return ("/* made by darknet_magics: links a GPU build where NVIDIA's libcuda.so stub is not installed */\n"
+            + "".join(f"int {s}(void) {{ return 100; }}\n" for s in symbols))
+
+
+def make_link_folder(paths: CudaBuildPaths, folder: Path) -> Path:
+    """Fill `folder` with `link_folder_entries` and a libcuda.so (NVIDIA's stub, else one compiled from
+    `driver_stub_source`); returns the folder. Existing links are replaced atomically.
+
+    Raises:
+        StepError: no stub and the C compiler cannot make one.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = link_folder_entries(paths)
+    entries["libcuda.so"] = paths.driver_stub or _compile_driver_stub(folder)
+    for name, target in entries.items():
+        if target == folder / name:
+            continue
+        tmp = folder / f".{name}.tmp{os.getpid()}"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(target, tmp)
+        os.replace(tmp, folder / name)
+    return folder
+
+
+def _compile_driver_stub(folder: Path) -> Path:
+    """Compile `driver_stub_source` into folder/libcuda.so (soname libcuda.so.1) with the C compiler."""
+    source, out = folder / "libcuda_stub.c", folder / "libcuda.so"
+    atomic_write_text(source, driver_stub_source())
+    tmp = folder / f".libcuda.so.tmp{os.getpid()}"
+    rc, text = _run(["cc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(tmp), str(source)], timeout=120)
+    if rc != 0:
+        raise StepError("cannot link a GPU build: NVIDIA's libcuda.so stub is not installed and the C compiler "
+                        "could not make a stand-in", fix="install the CUDA toolkit's driver stub "
+                        "(/usr/local/cuda/lib64/stubs/libcuda.so, package cuda-driver-dev)", details=text[-1000:])
+    os.replace(tmp, out)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- drive
@@ -607,12 +787,145 @@ def _copy_tree(src: Path, dest: Path, *, readable: bool) -> int:
     return count
 
 
-def install_opencv_dev(reporter: Reporter) -> None:
+# ---------------------------------------------------------------------------------------------- build tools
+
+CMAKE_MIN = (3, 24)  # hank-ai's CMakeLists (CUDA architecture detection); Colab's apt cmake is 3.22
+# hank-ai's ONNX exporter (darknet_onnx_export) needs protobuf's headers, library and compiler
+PROTOBUF_PACKAGES = ("libprotobuf-dev", "protobuf-compiler")
+PROTOBUF_HEADER_DIRS = ("/usr/include", "/usr/local/include")
+
+
+@dataclass(frozen=True)
+class BuildTools:
+    """What a build needs installed first (`build_tools_needed`'s answer): apt packages, and pip's cmake."""
+
+    apt: tuple[str, ...] = ()
+    pip_cmake: bool = False
+
+    def describe(self) -> list[str]:
+        """The installs as a dry run shows them."""
+        lines = [f"apt-get install -y {' '.join(self.apt)} (missing for this build)"] if self.apt else []
+        if self.pip_cmake:
+            lines.append(f"pip install 'cmake>={'.'.join(map(str, CMAKE_MIN))}' (apt's cmake is older)")
+        return lines
+
+
+def parse_cmake_version(text: str) -> Optional[tuple[int, ...]]:
+    """'cmake version 3.22.1' -> (3, 22, 1)."""
+    m = re.search(r"cmake3? version (\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(g) for g in m.groups() if g is not None) if m else None
+
+
+def build_tools_needed(system: str, flags: dict[str, int], *, opencv_headers: bool, protobuf: bool,
+                       cmake_version: Optional[tuple[int, ...]]) -> BuildTools:
+    """The packages a build needs and this machine lacks (pure): OpenCV's headers for OPENCV=1 and for every hank-ai
+    build, protobuf for hank-ai's ONNX exporter (unless ONNX=0), a CMake >= 3.24 for hank-ai."""
+    apt: list[str] = []
+    if (system == "cmake" or flags.get("OPENCV")) and not opencv_headers:
+        apt.append("libopencv-dev")
+    if system == "cmake" and flags.get("ONNX", 1) and not protobuf:
+        apt += PROTOBUF_PACKAGES
+    pip_cmake = system == "cmake" and (cmake_version is None or cmake_version[:2] < CMAKE_MIN)
+    return BuildTools(tuple(apt), pip_cmake)
+
+
+def protobuf_present() -> bool:
+    """protoc on PATH and protobuf's C++ headers installed (what hank-ai's CMake looks for to build ONNX export)."""
+    return shutil.which("protoc") is not None and any(
+        (Path(d) / "google" / "protobuf" / "message.h").is_file() for d in PROTOBUF_HEADER_DIRS)
+
+
+def cmake_path() -> Optional[str]:
+    """The cmake to run: pip's in this Python's scripts folder first (it is the new one where both exist)."""
+    pip_cmake = Path(sysconfig.get_path("scripts")) / "cmake"
+    return str(pip_cmake) if os.access(pip_cmake, os.X_OK) else shutil.which("cmake")
+
+
+def cmake_version(cmake: Optional[str]) -> Optional[tuple[int, ...]]:
+    """The version `cmake --version` prints (None without a cmake)."""
+    if not cmake:
+        return None
+    rc, out = _run([cmake, "--version"])
+    return parse_cmake_version(out) if rc == 0 else None
+
+
+def apt_install_argv(packages: Sequence[str], deb_cache: Optional[Path], *, download_only: bool = False,
+                     reinstall: bool = False) -> list[str]:
+    """``apt-get install`` for `packages`, keeping the .deb files in `deb_cache` (a workspace folder that outlives
+    the VM): apt installs from there without a download when the files are in it."""
+    for name in packages:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", name):
+            raise DarknetMagicsError(f"{name!r} is not a Debian package name", fix="give package names like libprotobuf-dev")
+    argv = ["apt-get", "install", "-y", "-q", "--no-install-recommends"]
+    if deb_cache is not None:
+        # Keep-Downloaded-Packages: some images' apt config deletes the .debs after an install
+        argv += ["-o", f"Dir::Cache::Archives={deb_cache}", "-o", "APT::Keep-Downloaded-Packages=true"]
+    if download_only:
+        argv.append("--download-only")
+    if reinstall:
+        argv.append("--reinstall")
+    return argv + ["--", *packages]
+
+
+def install_apt_packages(packages: Sequence[str], reporter: Reporter, deb_cache: Optional[Path] = None) -> None:
+    """Install `packages` with apt-get, showing its progress; .debs kept in `deb_cache` are used, new ones kept there.
+
+    The package lists are refreshed (``apt-get update``) only when the install fails without: a VM whose .debs are
+    all in the cache installs with no download at all.
+    """
+    if deb_cache is not None:
+        (deb_cache / "partial").mkdir(parents=True, exist_ok=True)
+    cached = len(list(deb_cache.glob("*.deb"))) if deb_cache is not None else 0
+    reporter.info(f"installing {' '.join(packages)} with apt-get" + (f" ({cached} .deb files in {deb_cache})"
+                                                                      if deb_cache is not None else ""))
+    argv = apt_install_argv(packages, deb_cache)
+    rc, out = _apt(argv, reporter)
+    if rc != 0:
+        _apt(["apt-get", "update", "-q"], reporter)
+        rc, out = _apt(argv, reporter)
+    if rc != 0:
+        raise StepError(f"could not install {' '.join(packages)}",
+                        fix=f"run `apt-get install -y {' '.join(packages)}` yourself",
+                        details="\n".join(out.strip().splitlines()[-10:]))
+
+
+def _apt(argv: list[str], reporter: Reporter) -> tuple[int, str]:
+    """Run an apt-get command, each line of its output as progress (Get:, Unpacking, Setting up ...)."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                                env=env, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        return 127, f"{argv[0]}: {exc}"
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(("Get:", "Unpacking", "Setting up", "Need to get", "Hit:")):
+            reporter.progress(line.strip()[:120])
+    return proc.wait(), "".join(lines)
+
+
+def install_opencv_dev(reporter: Reporter, deb_cache: Optional[Path] = None) -> None:
     """``apt-get install -y libopencv-dev`` (Colab ships OpenCV for Python only, no C++ headers)."""
-    reporter.info("installing libopencv-dev with apt-get (a minute or two)")
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "libopencv-dev"]):
-        p = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, stdin=subprocess.DEVNULL)
-        if p.returncode != 0:
-            raise StepError("could not install libopencv-dev", fix="run `apt-get install -y libopencv-dev` yourself",
-                            details="\n".join((p.stdout + p.stderr).strip().splitlines()[-10:]))
+    install_apt_packages(["libopencv-dev"], reporter, deb_cache)
+
+
+def pip_install_cmake(reporter: Reporter, wheel_cache: Optional[Path] = None) -> str:
+    """pip's CMake (>= 3.24) into this Python, its wheel kept in `wheel_cache`; returns the new cmake's path."""
+    spec = f"cmake>={'.'.join(map(str, CMAKE_MIN))}"
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    if wheel_cache is not None:
+        wheel_cache.mkdir(parents=True, exist_ok=True)
+        if not list(wheel_cache.glob("cmake-*.whl")):
+            reporter.info(f"downloading {spec} into {wheel_cache}")
+            _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheel_cache), spec], 600)
+        pip += ["--find-links", str(wheel_cache)]
+    reporter.info(f"installing {spec} with pip (apt's cmake is older than hank-ai needs)")
+    rc, out = _run(pip + [spec], timeout=600)
+    path = cmake_path()
+    version = cmake_version(path)
+    if rc != 0 or version is None or version[:2] < CMAKE_MIN:
+        raise StepError(f"could not install {spec}", fix=f"run `pip install '{spec}'` yourself",
+                        details=out.strip()[-1000:])
+    return path or "cmake"

@@ -1,9 +1,9 @@
 """Background training: darknet under a keeper that outlives the kernel; the kernel follows the run's log.
 
-`start` writes the run folder (training's `_start`), launches ``python -m darknet_magics.train.keeper`` (keeper.py: it
+`start` writes the run folder (training's `start_session`), launches ``python -m darknet_magics.train.keeper`` (keeper.py: it
 holds darknet's pty and appends every byte to ``train.log``) and follows the log in a thread with the same sinks as
-a foreground run (`training.make_watch`: parser, history, live view), so the chart and the dataframes are the same;
-when the keeper says darknet has ended, the run is judged as a foreground run is (`training._finish`).
+a foreground run (`watch.make_watch`: parser, history, the caller's view), so the chart and the dataframes are the same;
+when the keeper says darknet has ended, the run is judged as a foreground run is (`training.finish_session`).
 
 After a kernel restart, `find_live` lists the run folders whose keeper (or darknet) is still alive on this boot and
 `reattach` follows one again: the log so far is parsed, then followed. A run whose darknet ended while no kernel
@@ -16,7 +16,6 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import json
-import math
 import os
 import subprocess
 import sys
@@ -35,8 +34,10 @@ from .keeper import Keeper, KeeperState, StopReason
 from .record import RunRecord, RunStatus, read_record
 from ..output.logparse import LogParser
 from ..report import Reporter
-from .training import (TrainingRun, TrainPlan, _finish, _history_type, _start, _Watch, make_watch,
-                       refuse_shared_backup)
+from .plan import TrainPlan, refuse_shared_backup
+from .runs import TrainingRun, history_class
+from .training import finish_session, start_session
+from .watch import ViewMaker, Watch, make_watch, no_view
 
 __all__ = ["Keeper", "start", "find_live", "live_run", "reattach", "LiveRun"]
 
@@ -130,7 +131,7 @@ class _Follower:
     """Feeds a run's log from `offset` to its watch until the keeper says darknet has ended and the log is read to
     its end; asks the keeper to stop darknet when the watch says so (a stop request, the first nan)."""
 
-    def __init__(self, run: TrainingRun, keeper: Keeper, watch: _Watch, offset: int) -> None:
+    def __init__(self, run: TrainingRun, keeper: Keeper, watch: Watch, offset: int) -> None:
         self.run, self.keeper, self.watch = run, keeper, watch
         self.tail = _LogTail(run.log_path, offset)
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -149,8 +150,7 @@ class _Follower:
     def catch_up(self) -> None:
         """Parse what the log holds now (a re-attach: the run so far, before the chart is first shown). The view is
         not drawn meanwhile: its first frame would time the rate (it/s, ETA) from parsing, not from training."""
-        live = self.watch.live
-        interval, live.min_interval = live.min_interval, math.inf
+        self.watch.drawing = False
         try:
             while True:
                 data = self.tail.read(16 << 20)
@@ -158,7 +158,7 @@ class _Follower:
                     return
                 self._feed(data)
         finally:
-            live.min_interval = interval
+            self.watch.drawing = True
 
     def follow(self) -> runner.ProcessResult:
         """Follow to the end; how darknet ended (as the keeper recorded it, else as far as we know)."""
@@ -239,22 +239,22 @@ def _work(follower: _Follower, session_info: dict, max_batches: Optional[int], r
             watch.close()
         except Exception as exc:  # the log is complete whatever went wrong in our reading of it
             watch.error = watch.error or exc
-        # _finish needs only the plan's max_batches (a re-attached run has no plan, only its run.json)
+        # finish_session needs only the plan's max_batches (a re-attached run has no plan, only its run.json)
         plan = SimpleNamespace(max_batches=max_batches)
-        _finish(plan, run, watch, result, None, session_info, reporter)  # type: ignore[arg-type]
+        finish_session(plan, run, watch, result, None, session_info, reporter)  # type: ignore[arg-type]
     except BaseException as exc:
         run.error = exc
 
 
 def start(*, plan: TrainPlan, reporter: Reporter, previous: Optional[TrainingRun] = None,
-          live_interval: float = 1.0, env: Optional[dict] = None, name: Optional[str] = None) -> TrainingRun:
+          view: ViewMaker = no_view, env: Optional[dict] = None, name: Optional[str] = None) -> TrainingRun:
     """Start training under a keeper and return at once; a thread follows the log (the chart keeps updating in the
     cell that started it, through `reporter`). `run.wait()`, `run.stop()`, `run.running`; how it ended is
     `run.status` (and `run.error` for a failure's diagnosis). Interrupting a cell, or restarting the kernel, does
     not stop it: only `run.stop()` / `%yolo stop` does. `name` (the variable it is bound to) goes into keeper.json,
     so that `%yolo stop NAME` finds the keeper even when run.json is damaged."""
     refuse_shared_backup(plan, previous)
-    run, session_info = _start(plan, previous, reporter)
+    run, session_info = start_session(plan, previous, reporter)
     offset = int(session_info.get("log_offset") or 0)
     try:
         keeper = _launch(list(plan.argv), run.run_dir, run.log_path, plan.cwd, env, name)
@@ -270,7 +270,7 @@ def start(*, plan: TrainPlan, reporter: Reporter, previous: Optional[TrainingRun
     run.keeper = keeper
     _claim(run.run_dir)
     watch = make_watch(run, data_arg=plan.data_arg, max_batches=plan.max_batches, resumed=previous is not None,
-                       reporter=reporter, live_interval=live_interval)
+                       view=view)
     reporter.info(("resuming" if previous is not None else "training") + f" in the background: {' '.join(plan.argv)}")
     reporter.info(f"log: {run.log_path}")
     watch.live.update(run.history, force=True)
@@ -385,7 +385,7 @@ def stop_left(left: LiveRun) -> str:
 def _history_before(run: TrainingRun) -> "object":
     """The history of the run's earlier sessions, from the log (history.jsonl may hold a part of the current
     session, written by the kernel that followed it and died)."""
-    History = _history_type()
+    History = history_class()
     history = History()
     flavor = run.args.flavor
     offsets = [int(s.get("log_offset") or 0) for s in run.sessions]
@@ -403,7 +403,7 @@ def _history_before(run: TrainingRun) -> "object":
     return history
 
 
-def reattach(live: LiveRun, reporter: Reporter, *, live_interval: float = 1.0) -> tuple[TrainingRun, str]:
+def reattach(live: LiveRun, reporter: Reporter, *, view: ViewMaker = no_view) -> tuple[TrainingRun, str]:
     """Follow a run a gone kernel left: parse its log so far, then follow it (a thread) while darknet runs; a run
     whose darknet has ended is judged here. Returns the run and one line saying what was found."""
     if live.follower is not None:
@@ -421,7 +421,7 @@ def reattach(live: LiveRun, reporter: Reporter, *, live_interval: float = 1.0) -
     run.keeper = keeper
     data_arg = run.args.data_arg(run.run_dir) or Path(".")
     watch = make_watch(run, data_arg=data_arg, max_batches=run.max_batches, resumed=len(run.sessions) > 1,
-                       reporter=reporter, live_interval=live_interval, key=":reattached")
+                       view=view, key=":reattached")
     follower = _Follower(run, keeper, watch, offset)
     if live.alive:
         follower.catch_up()

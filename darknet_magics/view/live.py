@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -984,7 +984,22 @@ class LiveView:
         self.last_html = html
         self.reporter.html(self.key, html, progress)
 
+    @classmethod
+    def maker(cls, reporter: Any, **options: Any) -> Callable[..., "LiveView"]:
+        """A `train.watch.ViewMaker`: each session a run's watch starts gets its own live view, drawn through
+        `reporter` (`options` as the constructor takes them)."""
+        def make(*, title: str, key: str, max_batches: Optional[int], start_iteration: Optional[int]) -> "LiveView":
+            return cls(reporter, title=title, key=f"{LIVE_KEY}:{key}", max_batches=max_batches,
+                       start_iteration=start_iteration, **options)
+
+        return make
+
     # ---------------------------------------------------------------------------------------------- endings
+    def save(self, history: Any, folder: Path, *, title: str) -> None:
+        """The run's chart kept in its folder when a session ends (chart.html; chart.png where a notebook shows
+        it), as users keep darknet's own chart.png."""
+        save_chart(history, folder, title=title, png=hasattr(self.reporter, "display"))
+
     def fail(self, message: str, history: Any = None) -> None:
         """A failed run: the status line becomes `message` (say the fix once, here or in the error, not both);
         the chart gives way to it when there is nothing to draw, else it stays with its final data."""
