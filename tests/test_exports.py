@@ -327,7 +327,7 @@ def test_health_finds_duplicates_leakage_and_box_troubles(tmp_path: Path) -> Non
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not DARKNET.exists() or not TINY_CFG.exists(), reason="needs Debian's darknet")
-@pytest.mark.parametrize("case", ["cvat_task", "coco_val2017", "openimages_root_csv"])
+@pytest.mark.parametrize("case", CASES)
 def test_converted_exports_train_with_darknet_reading_every_label(ip, tmp_path: Path, capsys, case: str) -> None:
     src = _stage(case, tmp_path)
     ws = tmp_path / "ws"
