@@ -253,18 +253,7 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
                     break
             if convert:
                 break
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", out.stem).replace("images", "imgs").replace("raw", "rw") or "data"
-    convert_to: Optional[Path] = None
-    if convert and datasets:
-        if not _is_drive(out.parent):
-            convert_to = out.parent / f"{stem}.darknet"
-        elif not _is_drive(datasets[0].root):
-            convert_to = datasets[0].root.parent / f"{datasets[0].root.name}.{stem}.darknet"
-        else:
-            convert_to = _private_convert_dir(out, stem)
-        if rewrites(str(convert_to / "train" / "x.jpg")):
-            # a folder named e.g. openimages/: pjreddie would look for every label under openlabels/ (see labelpaths)
-            convert_to = _private_convert_dir(out, stem)
+    convert_to = _convert_dir(out, datasets) if convert and datasets else None
     lists = {k: out.parent / f"{out.stem}.{k}.txt" for k in ("train", "valid", "test")}
     n = Counter(im.split or "" for d in datasets for im in d.images)
     has = {k for k in ("train", "valid", "test") if n.get(k) or k in given_lists}
@@ -288,6 +277,33 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
              f"writes: {out}"]
     return DataPlan(out, list(fixed), names_source, fmt, datasets, convert, convert_to, lists, given_lists, problems,
                     split_note, lines)
+
+
+def _convert_dir(out: Path, datasets: Sequence[Dataset]) -> Path:
+    """Where the converted labels go: beside OUT, else beside the dataset when OUT is on a drive, else (both on a
+    drive, or a path some flavor's label rule rewrites, such as openimages/) a local folder of OUT's own."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", out.stem).replace("images", "imgs").replace("raw", "rw") or "data"
+    if not _is_drive(out.parent):
+        convert_to = out.parent / f"{stem}.darknet"
+    elif not _is_drive(datasets[0].root):
+        convert_to = datasets[0].root.parent / f"{datasets[0].root.name}.{stem}.darknet"
+    else:
+        convert_to = _private_convert_dir(out, stem)
+    if rewrites(str(convert_to / "train" / "x.jpg")):
+        # a folder named e.g. openimages/: pjreddie would look for every label under openlabels/ (see labelpaths)
+        convert_to = _private_convert_dir(out, stem)
+    return convert_to
+
+
+def _refuse_no_boxes(plan: "DataPlan") -> None:
+    """``no-boxes``: a dataset read from annotations that holds no box at all is refused before anything is
+    written (boxes the readers refused, e.g. class-out-of-range, are errors said and counted instead)."""
+    if plan.datasets and not plan.given_lists and not any(p.severity == "error" for p in plan.problems) and not any(
+            im.boxes for d in plan.datasets for im in d.images):
+        n_images = sum(len(d.images) for d in plan.datasets)
+        raise DarknetMagicsError(f"no-boxes: none of the {n_images:,} images of {plan.format} has a box: darknet would "
+                                 "train on nothing", fix="check format= and that the annotations are beside the "
+                                 "images (the lines above say what was left out, and why)")
 
 
 def _id_note(datasets: Sequence[Dataset]) -> str:
@@ -331,13 +347,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
                         names=names, split=split, seed=seed, min_box=min_box, policies=policies, resize=resize)
     out = plan.out
-    # (boxes the readers refused, e.g. class-out-of-range, are errors said and counted instead)
-    if plan.datasets and not plan.given_lists and not any(p.severity == "error" for p in plan.problems) and not any(
-            im.boxes for d in plan.datasets for im in d.images):
-        n_images = sum(len(d.images) for d in plan.datasets)
-        raise DarknetMagicsError(f"no-boxes: none of the {n_images:,} images of {plan.format} has a box: darknet would "
-                                 "train on nothing", fix="check format= and that the annotations are beside the "
-                                 "images (the lines above say what was left out, and why)")
+    _refuse_no_boxes(plan)
     check_argv_paths(**{"obj.data": out, "backup": Path(os.path.abspath(os.path.expanduser(backup)))})  # obj.data lines
     out.parent.mkdir(parents=True, exist_ok=True)
     link_dir = out.parent / "links"
