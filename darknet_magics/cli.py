@@ -22,6 +22,7 @@ from .language import parse_cell
 from .output.logs import parse_log
 from .report import ConsoleReporter
 from .session import Session
+from .synth import DEMO_CFG
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -68,7 +69,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.set_defaults(func=_log)
     p = sub.add_parser("demo", help="train real darknet on a generated dataset and write an HTML report")
     p.add_argument("--out", default="out/demo", help="output folder (default: ./out/demo)")
-    p.add_argument("--iterations", type=int, default=40, help="training iterations (default: 40)")
+    p.add_argument("--iterations", type=int, default=DEMO_CFG["max_batches"],
+                   help=f"training iterations (default: {DEMO_CFG['max_batches']}, enough to find the boxes)")
     p.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     try:

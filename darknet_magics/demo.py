@@ -21,7 +21,7 @@ from typing import Any, Optional
 from .errors import DarknetMagicsError
 from .output.logs import parse_log
 from .view.report_html import write_report
-from .synth import make_dataset
+from .synth import DEMO_CFG, DEMO_DATASET, make_dataset
 
 NOTEBOOK_NAME = "quickstart.ipynb"
 MARKER = ".darknet-magics-demo"  # a folder holding this file is ours to clear on the next run
@@ -117,7 +117,7 @@ def summarize(log: Optional[Path]) -> str:
     return text + f"; log: {log}"
 
 
-def run_demo(out: Path, iterations: int = 40) -> int:
+def run_demo(out: Path, iterations: int = DEMO_CFG["max_batches"]) -> int:
     """Run the quickstart notebook for real and write ``out/report.html``; returns a process exit code."""
     try:
         import nbformat
@@ -131,7 +131,7 @@ def run_demo(out: Path, iterations: int = 40) -> int:
     source = find_notebook()
     out = fresh_folder(out)
     print(f"demo folder: {out}")
-    dataset = make_dataset(out / DATASET_DIR, images=40, classes=1, size=64, seed=0)
+    dataset = make_dataset(out / DATASET_DIR, **DEMO_DATASET)
     print(f"dataset: {len(dataset.images)} images, {dataset.boxes} boxes in {dataset.folder}")
     darknet = os.environ.get("DARKNET_SOURCE") or shutil.which("darknet")
     print(f"darknet: {'build of ' + darknet if os.environ.get('DARKNET_SOURCE') else darknet or 'NOT FOUND'}")
@@ -145,6 +145,7 @@ def run_demo(out: Path, iterations: int = 40) -> int:
     seconds = time.monotonic() - started
     print(f"executed notebook: {executed}")
     print(summarize(latest_run_log(out)))
+    print(summarize_eval(out))
     if error is not None:
         print(f"the notebook stopped with an error (shown in the report):\n{_short(error)}", file=sys.stderr)
         print(f"report: {report}")
@@ -152,6 +153,19 @@ def run_demo(out: Path, iterations: int = 40) -> int:
     print(f"demo finished in {seconds:.0f} s")
     print(f"report: {report}")
     return 0
+
+
+def summarize_eval(out: Path) -> str:
+    """``evaluated: mAP@0.50 X%, mAP@0.50:0.95 Y%`` from the newest ``eval/*/per_class.csv`` the notebook wrote
+    (darknet's mAP is the mean AP50 over every class; COCO's the mean AP50-95 over those with ground truth)."""
+    import pandas as pd
+
+    tables = sorted(out.rglob("eval/*/per_class.csv"), key=lambda p: p.stat().st_mtime)
+    if not tables:
+        return "no evaluation was written"
+    table = pd.read_csv(tables[-1])
+    return (f"evaluated: mAP@0.50 {100 * table['ap50'].mean():.1f}%, mAP@0.50:0.95 "
+            f"{100 * table['ap50_95'].mean():.1f}% on {len(table)} class(es); views in {tables[-1].parent}")
 
 
 def _short(error: BaseException, lines: int = 25) -> str:

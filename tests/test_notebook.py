@@ -101,7 +101,8 @@ slow = pytest.mark.slow
 
 @pytest.mark.parametrize("marker", ["%load_ext darknet_magics", "%%darknet", "drive {DRIVE}", "clone {DARKNET_SOURCE}",
                                     "make ", "stage {drive}", "%yolo data", "%yolo cfg", "%yolo check",
-                                    "%yolo train", "map", "yolo_run.iterations", "yolo_run.figure", "%yolo test"])
+                                    "%yolo train", "map", "yolo_run.iterations", "yolo_run.figure", "%yolo eval", "yolo_eval.per_class",
+                                    "%yolo test"])
 def test_quickstart_has_every_step(marker):
     import nbformat
 
@@ -194,6 +195,14 @@ def test_detection_shows_the_predictions_image(demo):
               and ({"image/jpeg", "image/png"} & set(o.get("data", {})))]
     assert len(images) == 1
     assert "detection(s)" in stream_text(cell)
+
+
+@slow
+def test_eval_shows_the_metrics_and_its_three_views(demo):
+    cell = code_cell(demo.nb, "%yolo eval")
+    assert re.search(r"mAP@0\.50 [\d.]+%, mAP@0\.50:0\.95 [\d.]+% on \d+ validation image", stream_text(cell))
+    views = [o for o in cell.outputs if o.output_type == "display_data" and "application/vnd.plotly.v1+json" in o.data]
+    assert [o.data["text/plain"].split(":")[0] for o in views] == ["confusion", "curves", "mosaic"]
 
 
 # ---------------------------------------------------------------------------------------------- the HTML report

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..model.darknet_map import checkpoint_files, evaluate_checkpoints, evaluate_map
+from ..model.evaluate import checkpoint_scorer
 from ..language import Opt, Spec, Step
 from ..session import Context, Done
 from ._darknet import darknet_cwd
@@ -12,6 +13,9 @@ SPEC = Spec("map", "yolo", "Compute mAP with darknet's `detector map`; WEIGHTS m
             positionals=model_positionals(".weights, or a folder of them"),
             options=(Opt("iou_thresh", "float", "IoU for a true positive (darknet's -iou_thresh, default 0.5)"),
                      Opt("points", "int", "0: area under the curve, 11: VOC2007, 101: COCO (darknet's -points)"),
+                     Opt("metric", "str", "what names the best checkpoint of a folder: map50 (darknet's detector "
+                         "map) or map50_95 (%yolo eval's matching, on any flavor)", choices=("map50", "map50_95"),
+                         default="map50"),
                      ARGS, BIN), allows_as=True,
             example="%yolo map obj.data yolo-obj.cfg backup/ points=11", order=150)
 
@@ -23,7 +27,11 @@ def run(step: Step, ctx: Context) -> Done:
                   reporter=ctx.reporter, iou_thresh=step.get("iou_thresh"),
                   points=step.get("points"), extra_args=darknet_args(step, ctx, "map"))
     if weights.is_dir():
-        report = evaluate_checkpoints(folder=weights, **common)
+        scorer = None
+        if step.get("metric") == "map50_95":  # %yolo eval's matching, on any flavor (pjreddie has no detector map)
+            scorer = checkpoint_scorer(darknet=binary, data=paths["DATA"], cfg=paths["CFG"],
+                                       cwd=darknet_cwd(ctx, binary), reporter=ctx.reporter)
+        report = evaluate_checkpoints(folder=weights, scorer=scorer, **common)
     else:
         report = evaluate_map(weights=weights, **common)
     ctx.bind(step, report)
@@ -33,6 +41,9 @@ def run(step: Step, ctx: Context) -> Done:
 def preview(step: Step, ctx: Context) -> list[str]:
     weights = ctx.path(step.args["WEIGHTS"])
     files = [p for _, _, p in checkpoint_files(weights)] if weights.is_dir() else [weights]
+    if weights.is_dir() and step.get("metric") == "map50_95":
+        return [f"%yolo eval's matching on each of {len(files)} checkpoint(s) of {weights} (one darknet process "
+                "each on the validation list), the best named by mAP@0.50:0.95"]
     lines = []
     for path in files or [weights]:
         argv = [str(ctx.darknet_binary(step)), "detector", "map", str(ctx.path(step.args["DATA"])),

@@ -6,7 +6,7 @@ import base64
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..run import runner
 from ..setup.binary import darknet_flavor, last_output
@@ -154,18 +154,22 @@ class CheckpointReport:
     best: Optional[Path]
     figure: Optional[dict] = None
     saved: Optional[Any] = None
+    metric: str = "map"  # the column `best` is the highest of: map (mAP@0.50) or map50_95
 
     def summary(self) -> str:
         if self.best is None:
             return "no checkpoint gave a mAP"
         row = self.table.loc[self.table["path"] == str(self.best)].iloc[0]
-        return (f"best: {self.best.name} (mAP@0.50 {100 * row['map']:.2f}%) of {len(self.table)} checkpoint(s)")
+        label = "mAP@0.50:0.95" if self.metric == "map50_95" else "mAP@0.50"
+        return (f"best: {self.best.name} ({label} {100 * row[self.metric]:.2f}%) of {len(self.table)} "
+                "checkpoint(s)")
 
 
 def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Path, *, cwd: Optional[Path] = None,
                          reporter: Optional[Reporter] = None, flavor: Optional[str] = None,
                          iou_thresh: Optional[float] = None, points: Optional[int] = None,
-                         extra_args: Sequence[str] = (), env: Optional[dict] = None) -> CheckpointReport:
+                         extra_args: Sequence[str] = (), env: Optional[dict] = None,
+                         scorer: Optional[Callable[[Path], tuple[dict, Any]]] = None) -> CheckpointReport:
     """``detector map`` on every weights file of `folder` (_1000, _2000, ..., _best, _last, _final).
 
     The iteration of ``_best``, ``_last`` and ``_final`` (not in their names) is read from the weights file's
@@ -174,9 +178,13 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     when `folder` is a run's backup folder): ``checkpoints.csv``, ``checkpoints.html`` and, where a notebook shows
     it, ``checkpoints.png``.
 
+    `scorer` scores each checkpoint instead of ``detector map``: ``scorer(weights) -> (row, class_ap)``, the row
+    with ``map50_95`` (`evaluate.checkpoint_scorer`: `%yolo eval`'s matching, on any flavor, pjreddie included);
+    the best is then the file with the highest mAP@0.50:0.95.
+
     Returns:
         A `CheckpointReport`: `table` has iteration, tag, path, map, precision, recall, f1 (and avg_iou where
-        printed), `class_ap` one row per (checkpoint, class), and `best` the file with the highest mAP@0.50.
+        printed), `class_ap` one row per (checkpoint, class), and `best` the file with the highest `metric`.
     """
     import pandas as pd
 
@@ -193,6 +201,11 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
         if iteration is None:  # _best/_last/_final: the header says how far training was
             iteration = weights_iteration(path, Path(cfg))
         try:
+            if scorer is not None:
+                row, ap = scorer(path)
+                rows.append({"iteration": iteration, "tag": tag, "path": str(path), **row})
+                aps.append(ap)
+                continue
             report = evaluate_map(darknet=darknet, data=data, cfg=cfg, weights=path, cwd=cwd, reporter=reporter,
                                   flavor=flavor, env=env, iou_thresh=iou_thresh, points=points,
                                   extra_args=extra_args, show=False)
@@ -216,8 +229,9 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     if not len(scored):
         raise StepError(f"no checkpoint in {folder} gave a mAP ({len(files)} tried)",
                         fix="see the warnings above: each names its file and darknet's error")
-    best = Path(scored.loc[scored["map"].idxmax(), "path"])
-    result = CheckpointReport(table=table, class_ap=class_ap, best=best)
+    key = "map50_95" if scorer is not None else "map"
+    best = Path(scored.loc[scored[key].idxmax(), "path"])
+    result = CheckpointReport(table=table, class_ap=class_ap, best=best, metric=key)
     reporter.progress(f"map: {len(files)} checkpoint(s) evaluated", final=True)
     reporter.dataframe(table, title=result.summary())
     run_dir = checkpoint_run_dir(Path(folder).expanduser())

@@ -188,11 +188,11 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
 
 def _detect_prompt_linked(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter,
                           env, flavor, extra_args):
-    """`_detect_prompt` with each image that breaks the name rule typed as a safe link (`_safe_images`); the rows,
+    """`detect_prompt` with each image that breaks the name rule typed as a safe link (`_safe_images`); the rows,
     the pictures' names and darknet's output name the user's own files, not the links."""
     fed, links = _safe_images(images, out)
     try:
-        result, output, rows, annotated = _detect_prompt(darknet_path, data_path, cfg_path, weights_path, fed,
+        result, output, rows, annotated = detect_prompt(darknet_path, data_path, cfg_path, weights_path, fed,
                                                          thresh, cwd, out, reporter, env, flavor, extra_args,
                                                          stems=[_result_stem(p) for p in images])
     finally:
@@ -206,7 +206,7 @@ def _detect_prompt_linked(darknet_path, data_path, cfg_path, weights_path, image
     return result, output, rows, annotated
 
 
-def _detect_prompt(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter, env,
+def detect_prompt(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter, env,
                    flavor, extra_args, stems):
     """pjreddie / AlexeyAB: type each path at ``Enter Image Path:``; collect each annotated picture at the next
     (named after `stems`, the user's own names)."""

@@ -32,7 +32,7 @@ from ..fileio import atomic_write_text, remove_if_exists
 from ..jsonread import RecordError, load_json
 from .keeper import Keeper, KeeperState, StopReason
 from .record import RunRecord, RunStatus, read_record
-from ..output.logparse import LogParser
+from ..output.logs import read_log
 from ..report import Reporter
 from .plan import TrainPlan, refuse_shared_backup
 from .runs import TrainingRun, history_class
@@ -385,21 +385,14 @@ def stop_left(left: LiveRun) -> str:
 def _history_before(run: TrainingRun) -> "object":
     """The history of the run's earlier sessions, from the log (history.jsonl may hold a part of the current
     session, written by the kernel that followed it and died)."""
-    History = history_class()
-    history = History()
-    flavor = run.args.flavor
+    history = history_class()()
     offsets = [int(s.get("log_offset") or 0) for s in run.sessions]
-    if len(offsets) < 2:
-        return history
-    with open(run.log_path, "rb") as f:
-        for begin, end in zip(offsets[:-1], offsets[1:]):
-            f.seek(begin)
-            parser = LogParser(flavor=flavor)
-            events = parser.feed(f.read(max(0, end - begin))) + parser.close()
-            if len(history):
-                history.extend(History(events))
-            else:
-                history = History(events)
+    for begin, end in zip(offsets[:-1], offsets[1:]):  # each earlier session on its own (the one whole-log reader)
+        part = read_log(run.log_path, flavor=run.args.flavor, start=begin, stop=max(begin, end)).history
+        if len(history):
+            history.extend(part)
+        else:
+            history = part
     return history
 
 

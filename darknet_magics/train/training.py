@@ -29,6 +29,7 @@ from .plan import TrainPlan, plan_resume, plan_train, refuse_shared_backup
 from .runs import TrainingRun, history_class
 from .verdict import judge_session
 from .watch import ViewMaker, Watch, make_watch, no_view
+from ..output.trackers import save_run as save_run_trackers
 
 
 __all__ = ["train", "resume", "start_session", "finish_session"]
@@ -139,6 +140,7 @@ def finish_session(plan: TrainPlan, run: TrainingRun, watch: Watch, result: runn
         reporter.warn(f"run.json could not be updated ({exc.strerror or exc}): it still says the run is running; "
                       "`%yolo status` reads such a run as interrupted")
     _save_chart(run, watch, reporter)
+    save_run_trackers(run.history, run.run_dir, reporter)  # results.csv, TensorBoard events (output/trackers.py)
     if interrupted is not None:
         line = (f"interrupted at iteration {run.last_iteration or 0}: darknet stopped ({result.describe()}); "
                 f"the log and the dataframes are kept ({run.log_path})")

@@ -1099,14 +1099,14 @@ def checkpoint_figure(table: Any, best: Optional[str] = None, *, title: Optional
     files = [Path(p).name for p in rows["path"]]
     data: list[dict] = []
     for i, (column, label) in enumerate((("map", "mAP@0.50"), ("precision", "precision"), ("recall", "recall"),
-                                         ("f1", "F1"))):
+                                         ("f1", "F1"), ("map50_95", "mAP@0.50:0.95"))):
         if column not in rows:
             continue
         y = rows[column].to_numpy(dtype=np.float64) * 100
         data.append({"type": "scatter", "mode": "lines+markers", "name": label, "x": x, "y": y.astype(np.float32),
                      "text": files, "hovertemplate": "%{text}<br>iteration %{x}: %{y:.2f}%",
-                     "line": {"color": _COLORS[i], "width": 2.5 if column == "map" else 1.5,
-                              "dash": "solid" if column == "map" else "dot"}, "marker": {"size": 7}})
+                     "line": {"color": _COLORS[i], "width": 2.5 if column.startswith("map") else 1.5,
+                              "dash": "solid" if column.startswith("map") else "dot"}, "marker": {"size": 7}})
     layout: dict = {"title": {"text": title or "checkpoints", "x": 0, "xanchor": "left"},
                     "xaxis": {"title": {"text": "iteration"}},
                     "yaxis": {"title": {"text": "%"}, **_PCT_TICKS, "range": [-3, 105]},  # whole markers at 0, 100
