@@ -419,3 +419,31 @@ def test_a_yolo_set_under_openimages_is_relinked_and_then_checks_clean(tmp_path:
     assert result.converted is not None and not rewrites(str(result.converted / "x.jpg"))
     codes = {p.code for p in check_dataset(result.data_path).problems}
     assert "label-path-rewritten" not in codes and "no-boxes" not in codes, codes
+
+
+def test_mask_and_rotation_bounds_match_the_pixels_and_corners() -> None:
+    """Random CVAT masks (row by row) and rotated boxes, against numpy and the turned corners themselves."""
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng(22)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 30, size=2))
+        mask = (rng.random((h, w)) > 0.85).astype(np.uint8)
+        edges = np.diff(np.concatenate([[0], mask.flatten(), [0]]))
+        starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+        gaps = starts - np.concatenate([[0], ends[:-1]])
+        counts = [int(v) for pair in zip(gaps, ends - starts) for v in pair] or [h * w]
+        ys, xs = np.nonzero(mask)
+        want = None if not len(xs) else (5 + xs.min(), 7 + ys.min(), 5 + xs.max() + 1, 7 + ys.max() + 1)
+        assert shapes.cvat_rle_bounds(counts, 5, 7, w) == want
+        x0, x1 = sorted(rng.uniform(0, 100, 2))
+        y0, y1 = sorted(rng.uniform(0, 100, 2))
+        deg = rng.uniform(-360, 360)
+        cx, cy, t = (x0 + x1) / 2, (y0 + y1) / 2, math.radians(deg)
+        corners = [(cx + (x - cx) * math.cos(t) - (y - cy) * math.sin(t),
+                    cy + (x - cx) * math.sin(t) + (y - cy) * math.cos(t)) for x in (x0, x1) for y in (y0, y1)]
+        got = shapes.rotated_bounds(x0, y0, x1, y1, deg)
+        assert got == pytest.approx((min(c[0] for c in corners), min(c[1] for c in corners),
+                                     max(c[0] for c in corners), max(c[1] for c in corners)))
