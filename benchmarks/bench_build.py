@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ratio, timed  # noqa: E402
 
-from darknet_magics.setup import build  # noqa: E402
-from darknet_magics.setup.environment import probe_runtime  # noqa: E402
 from darknet_magics.report import Reporter  # noqa: E402
+from darknet_magics.setup import build  # noqa: E402
+from darknet_magics.setup.clone import clone  # noqa: E402
+from darknet_magics.setup.runtime import probe_runtime  # noqa: E402
 
 TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "darknet-source"
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",
@@ -47,7 +48,7 @@ def main() -> int:
         runtime, quiet, cache = probe_runtime(), Reporter(), base / "cache"
         flags = {"GPU": 0, "OPENCV": 0}
 
-        a = build.clone(str(origin), None, base / "vm a" / "darknet", quiet)
+        a = clone(str(origin), None, base / "vm a" / "darknet", quiet)
         with timed() as cold:
             first = build.make(a.path, flags=flags, arch=None, jobs=opts.jobs, cache_dir=cache, runtime=runtime,
                                reporter=quiet, commit=a.commit)
@@ -55,7 +56,7 @@ def main() -> int:
 
         restores = []
         for i in range(1 if opts.quick else 5):
-            b = build.clone(str(origin), None, base / f"vm b{i}" / "darknet", quiet)
+            b = clone(str(origin), None, base / f"vm b{i}" / "darknet", quiet)
             with timed() as warm:
                 again = build.make(b.path, flags=flags, arch=None, jobs=opts.jobs, cache_dir=cache,
                                    runtime=runtime, reporter=quiet, commit=b.commit)

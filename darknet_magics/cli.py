@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .directives import GRAMMAR
-from .setup.environment import detect_platform
+from .setup.runtime import detect_platform
 from .errors import DarknetMagicsError
 from .executor import Executor
 from .language import parse_cell

@@ -88,8 +88,8 @@ class StepError(DarknetMagicsError):
 
     def __str__(self) -> str:
         text = super().__str__()
-        for p in self.problems:
-            text += "\n  - " + p.describe()
+        for p in self.problems:  # each said once: a problem's message or fix already above is not repeated
+            text += "\n  - " + p.describe(said=text)
         if self.details:
             text += "\n" + self.details
         return text
@@ -115,14 +115,18 @@ class Problem:
     iteration: Optional[int] = None
     evidence: Optional[str] = None
 
-    def describe(self) -> str:
+    def describe(self, said: str = "") -> str:
+        """One line: severity, code, where, message and fix; the message and the fix are left out where `said`
+        (the text this line follows) already has them."""
         where = ""
         if self.file:
             where = self.file + (f":{self.line}" if self.line else "") + ": "
         elif self.iteration is not None:
             where = f"iteration {self.iteration}: "
         # The code names the section of docs/troubleshooting.md that explains it.
-        text = f"[{self.severity}: {self.code}] {where}{self.message}"
-        if self.fix:
+        text = f"[{self.severity}: {self.code}] "
+        text += where + self.message if not (said and self.message in said) else where.removesuffix(": ")
+        text = text.rstrip()
+        if self.fix and not (said and self.fix in said):
             text += f" (fix: {self.fix})"
         return text

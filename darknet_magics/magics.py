@@ -18,10 +18,10 @@ except ImportError:  # pragma: no cover - older IPython
         return func
 
 from .directives import GRAMMAR
-from .setup.environment import detect_platform
+from .setup.runtime import detect_platform
 from .errors import DarknetMagicsError, StepError
 from .executor import Executor
-from .language import overview, parse_cell, parse_yolo
+from .language import parse_cell, parse_yolo
 from .notebook import CellReporter
 from .report import ConsoleReporter, Reporter
 from .session import Session
@@ -46,26 +46,59 @@ def _interrupt_in_one_line(exc: KeyboardInterrupt) -> KeyboardInterrupt:
     return exc
 
 
+# The help follows the loop a user goes through; a directive added later and not named here is listed under
+# "other", so the help never loses one.
+_LOOP = (
+    ("set-up", ("runtime", "drive", "workspace", "cudnn", "clone", "make", "weights", "set")),
+    ("data", ("stage", "data", "check", "anchors", "cfg")),
+    ("training", ("train", "resume", "status", "stop", "log", "compare")),
+    ("model out", ("map", "test", "video", "export", "show")),
+)
+
+YOLO_RUN_HELP = (
+    "After a run (%yolo train, resume, log or status), `yolo_run` (or the name given with `as NAME`) holds it:\n"
+    "  yolo_run.iterations  one row per iteration: iteration, loss, avg_loss, rate, seconds, images\n"
+    "  yolo_run.maps        one row per mAP evaluation: map50, best_map50, precision, recall, f1, avg_iou, tp, fp, fn\n"
+    "  yolo_run.class_ap    one row per class and evaluation: name, ap, tp, fp, f1\n"
+    "  yolo_run.weights     the weights files darknet saved, by iteration\n"
+    "  yolo_run.problems    what went wrong, with its fix; yolo_run.figure the chart; yolo_run.log_path the log")
+
+
+def _by_stage(language: str) -> str:
+    """The directives (``"darknet"``) or subcommands (``"yolo"``) with their usage and summary, by loop stage."""
+    specs = GRAMMAR.specs(language)
+    lines: list[str] = []
+    named: set[str] = set()
+    for stage, names in _LOOP + (("other", tuple(specs)),):
+        shown = [specs[n] for n in names if n in specs and n not in named]
+        named.update(spec.name for spec in shown)
+        if shown:
+            lines.append(f" {stage}:")
+            lines += [f"  {spec.usage()}\n      {spec.summary}" for spec in shown]
+    return "\n".join(lines)
+
+
 def darknet_help() -> str:
-    """The help of `%%darknet`: its line flags, every directive, the placeholders, and the %yolo subcommands."""
+    """The help of `%%darknet`: its line flags, every directive, the placeholders, and the %yolo subcommands, in the
+    order of the loop (set-up, data, training, model out)."""
     return ("%%darknet [--dry-run]\n    (one directive per line)\n\n"
             "Set up, build and stage for darknet. Lines are DIRECTIVE ARG... KEY=VALUE... with shell-like quoting,\n"
             "# comments and {name} placeholders. Every line is checked before any runs.\n\n"
             "  --dry-run, -n   print the plan (the commands and file edits each line would make) and run nothing\n"
             "  --help, -h      this help\n\n"
-            "Directives:\n" + overview(GRAMMAR, "darknet") +
+            "Directives:\n" + _by_stage("darknet") +
             "\n\nPlaceholders: {drive} {workspace} {darknet} {bin} {dataset} {weights} (set by the directives above),"
             " {local} {cwd} {home}, any `set NAME=VALUE`, and Python variables.\n\n"
             "%yolo subcommands (in their own lines, outside the cell; %yolo help SUBCOMMAND):\n"
-            + overview(GRAMMAR, "yolo"))
+            + _by_stage("yolo") + "\n\n" + YOLO_RUN_HELP)
 
 
 def yolo_help(subcommand: Optional[str] = None) -> str:
-    """The help of `%yolo`, or of one subcommand."""
+    """The help of `%yolo` (in the order of the loop, and what `yolo_run` holds), or of one subcommand."""
     if subcommand:
         return GRAMMAR.yolo[subcommand].help()
     return ("%yolo SUBCOMMAND ...\n\nTrain and inspect darknet models. %yolo help SUBCOMMAND (or %yolo SUBCOMMAND "
-            "--help) for one.\n\nSubcommands:\n" + overview(GRAMMAR, "yolo"))
+            "--help) for one.\n\nSubcommands:\n" + _by_stage("yolo") + "\n\n" + YOLO_RUN_HELP)
 
 
 @magics_class

@@ -1,9 +1,9 @@
 """A `Reporter` for notebooks: text goes to the cell's stdout, progress and live output update in place.
 
 Each in-place region is one `IPython.display` handle (``display(..., display_id=True)`` then ``.update``), never
-`clear_output`, which would wipe the whole cell. The live chart arrives as a mime bundle (`display`: plotly's
-mimetype, or CDN HTML in Colab; see live.py). Updates are throttled: a training run can report far more often
-than a browser wants to redraw.
+`clear_output`, which would wipe the whole cell. The live chart arrives as mime bundles (`display`): its host once,
+then a small feed script replaced on every update, then the finished chart (view/renderer.py). Updates are
+throttled: a training run can report far more often than a browser wants to redraw.
 
 `CellReporter` is the same sink for a background thread: ipykernel routes every output by the parent header of
 the message being executed, so output from a thread would land in whatever cell runs *now*. A `CellReporter`

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, MutableMapping, Optional
 
-from .setup.environment import RuntimeInfo, probe_runtime
+from .setup.runtime import RuntimeInfo, probe_runtime
 from .errors import StepError
 from .report import Reporter
 
 if TYPE_CHECKING:  # the rich results; only for annotations (those modules do not import this one)
-    from .setup.build import BuildResult, CloneResult
-    from .setup.environment import DriveInfo
+    from .setup.build import BuildResult
+    from .setup.clone import CloneResult
+    from .setup.drive import DriveInfo
     from .language import Step
     from .train.runs import TrainingRun
 

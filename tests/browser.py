@@ -161,3 +161,17 @@ FIT_JS = r"""
 def fit_js(selector: str, area: str) -> str:
     """`FIT_JS` for plots matching `selector` inside the closest `area`."""
     return FIT_JS.replace("SELECTOR", json.dumps(selector)).replace("AREA", json.dumps(area))
+
+
+def drag(browser: Chromium, x0: float, y0: float, x1: float, y1: float, steps: int = 8) -> None:
+    """A left-button drag as a user makes it (press, moves, release): what plotly's box zoom listens to."""
+    browser.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x0, "y": y0})
+    browser.call("Input.dispatchMouseEvent", {"type": "mousePressed", "x": x0, "y": y0, "button": "left",
+                                              "buttons": 1, "clickCount": 1})
+    for i in range(1, steps + 1):
+        x, y = x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps
+        browser.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "button": "left",
+                                                  "buttons": 1})
+        time.sleep(0.03)
+    browser.call("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x1, "y": y1, "button": "left",
+                                              "buttons": 0, "clickCount": 1})

@@ -1,5 +1,6 @@
-"""build.py: Makefile patching on the real pjreddie Makefile and an AlexeyAB-style fixture, ARCH, diagnosis,
-and for real: clone from a local git repo, make, cache restore, corrupt entries, Ctrl-C, nvcc, CMake."""
+"""setup/ clone, makefile, arch, gpu_libs, build_cache, build and output/buildlog: Makefile patching on the real
+pjreddie Makefile and an AlexeyAB-style fixture, ARCH, diagnosis, and for real: clone from a local git repo, make,
+cache restore, corrupt entries, Ctrl-C, nvcc, CMake."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import sysconfig
 import time
 from pathlib import Path
@@ -14,10 +16,22 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from darknet_magics.setup import build, environment
-from darknet_magics.setup.environment import RuntimeInfo, probe_runtime
 from darknet_magics.errors import DarknetMagicsError, StepError
+from darknet_magics.output.buildlog import diagnose_build, first_error_lines
 from darknet_magics.report import RecordingReporter
+from darknet_magics.setup import build
+from darknet_magics.setup.arch import ArchChoice, choose_arch, resolve_arch
+from darknet_magics.setup.build_cache import cache_inputs, cache_key, check_entry, sha256_of, source_id, try_restore
+from darknet_magics.setup.build_tools import protobuf_present
+from darknet_magics.setup.clone import DEFAULT_URL, clone, clone_commands
+from darknet_magics.setup.cuda_libs import CudaBuildPaths, CudaLibrary
+from darknet_magics.setup.gpu_libs import (CUDA_LINK_DIR, GPU_LIBS_BEGIN, GPU_LIBS_END, gpu_cmake_args,
+                                           gpu_makefile_lines, with_gpu_libs)
+from darknet_magics.setup.makefile import (ARCH_DISABLED_NOTE, arch_block, makefile_flags, patch_makefile, read_arch,
+                                           write_makefile)
+from darknet_magics.setup.runtime import (CUDNN_INCLUDE_DIRS, RuntimeInfo, capability_to_int, find_nvcc,
+                                          nvidia_gpu_found, nvidia_wheel_dirs, parse_cpu_isa, parse_nvcc_archs,
+                                          probe_runtime)
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
@@ -62,31 +76,31 @@ def _changed(old: str, new: str) -> list[tuple[str, str]]:
 
 
 def test_pjreddie_flags_and_arch(pjreddie_makefile: str) -> None:
-    assert build.makefile_flags(pjreddie_makefile) == {"GPU": 0, "CUDNN": 0, "OPENCV": 0, "OPENMP": 0, "DEBUG": 0}
-    assert "compute_30" in (build.read_arch(pjreddie_makefile) or "")
+    assert makefile_flags(pjreddie_makefile) == {"GPU": 0, "CUDNN": 0, "OPENCV": 0, "OPENMP": 0, "DEBUG": 0}
+    assert "compute_30" in (read_arch(pjreddie_makefile) or "")
 
 
 @pytest.mark.parametrize("which", ["pjreddie", "alexeyab"])
 def test_every_flag_changes_only_its_line(which: str, pjreddie_makefile: str) -> None:
     text = pjreddie_makefile if which == "pjreddie" else ALEXEYAB
-    flags = build.makefile_flags(text)
+    flags = makefile_flags(text)
     if which == "alexeyab":
         assert list(flags) == ["GPU", "CUDNN", "CUDNN_HALF", "OPENCV", "AVX", "OPENMP", "LIBSO", "ZED_CAMERA",
                                "ZED_CAMERA_v2_8", "USE_CPP", "DEBUG"]
     for name in flags:
-        new = build.patch_makefile(text, {name: 1}, None)
+        new = patch_makefile(text, {name: 1}, None)
         assert _changed(text, new) == [(f"{name}=0\n", f"{name}=1\n")]
-        assert build.patch_makefile(new, {name: 1}, None) == new
-        assert build.patch_makefile(new, {name: 0}, None) == text
+        assert patch_makefile(new, {name: 1}, None) == new
+        assert patch_makefile(new, {name: 0}, None) == text
 
 
 @pytest.mark.parametrize("which", ["pjreddie", "alexeyab"])
 def test_arch_block_replaced_rest_byte_for_byte(which: str, pjreddie_makefile: str) -> None:
     text = pjreddie_makefile if which == "pjreddie" else ALEXEYAB
-    arch = build.arch_block([75])
-    new = build.patch_makefile(text, {"GPU": 1, "CUDNN": 1}, arch)
-    assert build.read_arch(new) == "-gencode arch=compute_75,code=[sm_75,compute_75]"
-    assert build.patch_makefile(new, {"GPU": 1, "CUDNN": 1}, arch) == new  # idempotent
+    arch = arch_block([75])
+    new = patch_makefile(text, {"GPU": 1, "CUDNN": 1}, arch)
+    assert read_arch(new) == "-gencode arch=compute_75,code=[sm_75,compute_75]"
+    assert patch_makefile(new, {"GPU": 1, "CUDNN": 1}, arch) == new  # idempotent
     old_lines, new_lines = text.splitlines(keepends=True), new.splitlines(keepends=True)
     start = next(i for i, line in enumerate(old_lines) if line.startswith("ARCH="))
     end = start
@@ -95,7 +109,7 @@ def test_arch_block_replaced_rest_byte_for_byte(which: str, pjreddie_makefile: s
     # Before and after the ARCH block: identical except the two flag lines; after: identical but ARCH+=.
     expect = old_lines[:start] + [arch + "\n"] + old_lines[end + 1:]
     expect = [("GPU=1\n" if x == "GPU=0\n" else "CUDNN=1\n" if x == "CUDNN=0\n" else x) for x in expect]
-    expect = [("#" + x.rstrip("\n") + build.ARCH_DISABLED_NOTE + "\n" if x.startswith("ARCH+=") else x)
+    expect = [("#" + x.rstrip("\n") + ARCH_DISABLED_NOTE + "\n" if x.startswith("ARCH+=") else x)
               for x in expect]
     assert new_lines == expect
     # The commented alternatives stay as they were.
@@ -103,8 +117,8 @@ def test_arch_block_replaced_rest_byte_for_byte(which: str, pjreddie_makefile: s
 
 
 def test_alexeyab_cudnn_half_arch_addition_is_disabled_only_with_arch() -> None:
-    assert build.patch_makefile(ALEXEYAB, {"CUDNN_HALF": 1}, None).count("\nARCH+=") == 1
-    new = build.patch_makefile(ALEXEYAB, {"CUDNN_HALF": 1}, build.arch_block([86]))
+    assert patch_makefile(ALEXEYAB, {"CUDNN_HALF": 1}, None).count("\nARCH+=") == 1
+    new = patch_makefile(ALEXEYAB, {"CUDNN_HALF": 1}, arch_block([86]))
     assert "\nARCH+=" not in new and "#ARCH+= -gencode arch=compute_70" in new
 
 
@@ -112,67 +126,67 @@ def test_alexeyab_cudnn_half_arch_addition_is_disabled_only_with_arch() -> None:
 def test_arch_auto_for_each_gpu(cap: str, num: int, pjreddie_makefile: str) -> None:
     runtime = RuntimeInfo(gpu_name="gpu", compute_capability=cap, nvcc="/usr/bin/nvcc", cuda_version="12.8",
                           nvcc_archs=[50, 52, 60, 61, 70, 75, 80, 86, 87, 89, 90, 100, 120])
-    caps = build.resolve_arch("auto", True, runtime)
-    assert caps == [num] and build.resolve_arch(None, True, runtime) == [num]
-    line = build.arch_block(caps)
+    caps = resolve_arch("auto", True, runtime)
+    assert caps == [num] and resolve_arch(None, True, runtime) == [num]
+    line = arch_block(caps)
     assert line == f"ARCH= -gencode arch=compute_{num},code=[sm_{num},compute_{num}]"
     for text in (pjreddie_makefile, ALEXEYAB):
-        new = build.patch_makefile(text, {"GPU": 1}, line)
-        assert "compute_30" not in build.read_arch(new) and f"compute_{num}" in build.read_arch(new)
+        new = patch_makefile(text, {"GPU": 1}, line)
+        assert "compute_30" not in read_arch(new) and f"compute_{num}" in read_arch(new)
 
 
 def test_arch_errors_before_make() -> None:
     cuda13 = RuntimeInfo(nvcc="/usr/local/bin/nvcc", cuda_version="13.0", nvcc_archs=[75, 80, 86, 89, 90, 100])
-    assert build.resolve_arch("75, 8.6", True, cuda13) == [75, 86]
-    assert build.resolve_arch("sm_90", True, cuda13) == [90]
-    assert build.resolve_arch("auto", False, cuda13) is None
+    assert resolve_arch("75, 8.6", True, cuda13) == [75, 86]
+    assert resolve_arch("sm_90", True, cuda13) == [90]
+    assert resolve_arch("auto", False, cuda13) is None
     with pytest.raises(DarknetMagicsError, match="cannot build for compute capability 6.1"):
-        build.resolve_arch("61", True, cuda13)
+        resolve_arch("61", True, cuda13)
     with pytest.raises(DarknetMagicsError, match="ARCH=auto needs a GPU"):
-        build.resolve_arch("auto", True, cuda13)
+        resolve_arch("auto", True, cuda13)
     with pytest.raises(DarknetMagicsError, match="needs nvcc") as err:
-        build.resolve_arch("75", True, RuntimeInfo())
+        resolve_arch("75", True, RuntimeInfo())
     assert err.value.fix and "GPU=0" in err.value.fix
     with pytest.raises(DarknetMagicsError):
-        build.resolve_arch("turing", True, cuda13)
+        resolve_arch("turing", True, cuda13)
     # Multi-arch stays one line.
-    assert build.arch_block([86, 75]).count("-gencode") == 2
+    assert arch_block([86, 75]).count("-gencode") == 2
 
 
 def test_unknown_flag_names_the_valid_ones(pjreddie_makefile: str) -> None:
     with pytest.raises(DarknetMagicsError) as err:
-        build.patch_makefile(pjreddie_makefile, {"CUDNN_HALF": 1}, None)
+        patch_makefile(pjreddie_makefile, {"CUDNN_HALF": 1}, None)
     assert "CUDNN_HALF" in str(err.value) and "GPU CUDNN OPENCV OPENMP DEBUG" in (err.value.fix or "")
     with pytest.raises(DarknetMagicsError):
-        build.patch_makefile(ALEXEYAB, {"GPU": 2}, None)
+        patch_makefile(ALEXEYAB, {"GPU": 2}, None)
 
 
 def test_crlf_and_trailing_comment_lines_kept() -> None:
     text = "GPU=0 # set to 1\r\nCUDNN := 0\r\n\r\nARCH= -gencode arch=compute_30,code=sm_30 \\\r\n  -x\r\nall:\r\n"
-    new = build.patch_makefile(text, {"GPU": 1, "CUDNN": 1}, build.arch_block([75]))
+    new = patch_makefile(text, {"GPU": 1, "CUDNN": 1}, arch_block([75]))
     assert new == ("GPU=1 # set to 1\r\nCUDNN := 1\r\n\r\nARCH= -gencode arch=compute_75,code=[sm_75,compute_75]"
                    "\r\nall:\r\n")
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.sampled_from(list(build.makefile_flags(ALEXEYAB))), st.integers(0, 1)),
+@given(st.dictionaries(st.sampled_from(list(makefile_flags(ALEXEYAB))), st.integers(0, 1)),
        st.one_of(st.none(), st.lists(st.sampled_from([75, 80, 86, 89, 90]), min_size=1, max_size=3)))
 def test_patch_is_idempotent_and_reversible(flags: dict[str, int], caps: list[int] | None) -> None:
-    arch = build.arch_block(caps) if caps else None
-    once = build.patch_makefile(ALEXEYAB, flags, arch)
-    assert build.patch_makefile(once, flags, arch) == once
-    assert {k: build.makefile_flags(once)[k] for k in flags} == flags
+    arch = arch_block(caps) if caps else None
+    once = patch_makefile(ALEXEYAB, flags, arch)
+    assert patch_makefile(once, flags, arch) == once
+    assert {k: makefile_flags(once)[k] for k in flags} == flags
     if arch is None:
-        assert build.patch_makefile(once, build.makefile_flags(ALEXEYAB), None) == ALEXEYAB
+        assert patch_makefile(once, makefile_flags(ALEXEYAB), None) == ALEXEYAB
 
 
 def test_write_makefile_is_atomic_and_keeps_the_original(tmp_path: Path) -> None:
     (tmp_path / "Makefile").write_text(ALEXEYAB)
-    assert build.write_makefile(tmp_path, build.patch_makefile(ALEXEYAB, {"GPU": 1}, None))
-    assert build.write_makefile(tmp_path, build.patch_makefile(ALEXEYAB, {"GPU": 0}, None))
+    assert write_makefile(tmp_path, patch_makefile(ALEXEYAB, {"GPU": 1}, None))
+    assert write_makefile(tmp_path, patch_makefile(ALEXEYAB, {"GPU": 0}, None))
     assert (tmp_path / "Makefile.orig").read_text() == ALEXEYAB  # the first original, not the last version
     mtime = (tmp_path / "Makefile").stat().st_mtime_ns
-    assert not build.write_makefile(tmp_path, ALEXEYAB)  # unchanged: not rewritten
+    assert not write_makefile(tmp_path, ALEXEYAB)  # unchanged: not rewritten
     assert (tmp_path / "Makefile").stat().st_mtime_ns == mtime
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Makefile", "Makefile.orig"]
 
@@ -194,22 +208,22 @@ make: *** [Makefile:86: obj/image_opencv.o] Error 1
 
 
 def test_diagnose_known_failures() -> None:
-    (p,) = build.diagnose_build(CUDNN8_ERRORS)
+    (p,) = diagnose_build(CUDNN8_ERRORS)
     assert p.code == "cudnn-api-mismatch" and "CUDNN=0" in p.fix
-    assert build.first_error_lines(CUDNN8_ERRORS).startswith("./src/convolutional_layer.c: In function")
-    codes = [p.code for p in build.diagnose_build(OPENCV_ERRORS)]
+    assert first_error_lines(CUDNN8_ERRORS).startswith("./src/convolutional_layer.c: In function")
+    codes = [p.code for p in diagnose_build(OPENCV_ERRORS)]
     assert codes == ["opencv-missing"]
-    assert "Package opencv was not found" in build.first_error_lines(OPENCV_ERRORS)
-    assert [p.code for p in build.diagnose_build("/bin/sh: 1: nvcc: not found\n")] == ["nvcc-missing"]
-    assert build.diagnose_build("all good\n") == []
+    assert "Package opencv was not found" in first_error_lines(OPENCV_ERRORS)
+    assert [p.code for p in diagnose_build("/bin/sh: 1: nvcc: not found\n")] == ["nvcc-missing"]
+    assert diagnose_build("all good\n") == []
 
 
 def test_clone_commands(tmp_path: Path) -> None:
     into = tmp_path / "dark net"
-    assert build.clone_commands(None, "v1", into) == [
-        ["git", "clone", "--", build.DEFAULT_URL, str(into)],
+    assert clone_commands(None, "v1", into) == [
+        ["git", "clone", "--", DEFAULT_URL, str(into)],
         ["git", "-C", str(into), "checkout", "--quiet", "--detach", "v1"]]
-    assert build.clone_commands("/x", None, into) == [["git", "clone", "--", "/x", str(into)]]
+    assert clone_commands("/x", None, into) == [["git", "clone", "--", "/x", str(into)]]
 
 
 # ---------------------------------------------------------------------------------------------- real builds
@@ -222,7 +236,7 @@ def cold_build(origin_repo: Path, tmp_path_factory: pytest.TempPathFactory):
     """clone (from the path with spaces) + make GPU=0 OPENCV=0 with a cache: the one cold pjreddie build."""
     base = tmp_path_factory.mktemp("work") / "work dir 'a'; b"
     rep = RecordingReporter()
-    cloned = build.clone(str(origin_repo), None, base / "darknet", rep)
+    cloned = clone(str(origin_repo), None, base / "darknet", rep)
     res = build.make(cloned.path, flags={"GPU": 0, "OPENCV": 0}, arch=None, jobs=2, cache_dir=base / "cache",
                      runtime=probe_runtime(), reporter=rep, commit=cloned.commit)
     return cloned, res, rep, base
@@ -257,7 +271,7 @@ def test_second_make_is_up_to_date(cold_build) -> None:
 def test_fresh_folder_restores_from_cache(cold_build, tmp_path: Path) -> None:
     _, first, _, base = cold_build
     rep = RecordingReporter()
-    cloned = build.clone(str(cold_build[0].path), None, tmp_path / "fresh; vm" / "darknet", rep)
+    cloned = clone(str(cold_build[0].path), None, tmp_path / "fresh; vm" / "darknet", rep)
     res = build.make(cloned.path, flags={"GPU": 0, "OPENCV": 0}, arch=None, jobs=2, cache_dir=base / "cache",
                      runtime=probe_runtime(), reporter=rep, commit=cloned.commit)
     assert res.action == "restored" and res.cache_key == first.cache_key
@@ -285,7 +299,7 @@ def test_corrupt_entry_is_rebuilt(cold_build, tmp_path: Path) -> None:
     assert res.action == "built" and res.cache_note and "checksum mismatch for darknet" in res.cache_note
     assert subprocess.run([str(res.binary)], capture_output=True).returncode in (0, 1)
     assert "corrupt" in rep.text() and "building again" in rep.text()
-    assert build._check_entry(cache / first.cache_key, first.cache_key)[0] is not None  # stored anew, sound
+    assert check_entry(cache / first.cache_key, first.cache_key)[0] is not None  # stored anew, sound
 
 
 @pytest.mark.slow
@@ -303,14 +317,14 @@ def test_unloadable_entry_is_rebuilt_not_used(cold_build, tmp_path: Path) -> Non
     manifest = json.loads((entry / "manifest.json").read_text())
     for f in manifest["files"]:
         if f["path"] == "darknet":
-            f["sha256"] = build._sha256(broken)
+            f["sha256"] = sha256_of(broken)
     (entry / "manifest.json").write_text(json.dumps(manifest))
     work = tmp_path / "darknet"
     shutil.copytree(cold_build[0].path, work, ignore=shutil.ignore_patterns("obj", "darknet", "*.a", "*.so"))
     rep = RecordingReporter()
-    files, why = build._check_entry(entry, first.cache_key)
+    files, why = check_entry(entry, first.cache_key)
     assert files is not None
-    restored = build._try_restore(entry, first.cache_key, work, rep)
+    restored = try_restore(entry, first.cache_key, work, rep)
     assert isinstance(restored, str) and "does not run here" in restored
     assert not entry.exists() and not (work / "darknet").exists()
 
@@ -326,7 +340,7 @@ def test_ctrl_c_stops_make_and_leaves_no_cache_entry(origin_repo: Path, tmp_path
                 os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C to this process
 
     rep = InterruptingReporter()
-    cloned = build.clone(str(origin_repo), None, tmp_path / "dark net" / "darknet", rep)
+    cloned = clone(str(origin_repo), None, tmp_path / "dark net" / "darknet", rep)
     cache = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
         build.make(cloned.path, flags={"GPU": 0}, arch=None, jobs=2, cache_dir=cache, runtime=probe_runtime(),
@@ -349,9 +363,9 @@ def test_ctrl_c_stops_make_and_leaves_no_cache_entry(origin_repo: Path, tmp_path
 def test_clone_update_and_ref(origin_repo: Path, tmp_path: Path) -> None:
     rep = RecordingReporter()
     into = tmp_path / "clone"
-    first = build.clone(f"file://{origin_repo}", "v0", into, rep)
+    first = clone(f"file://{origin_repo}", "v0", into, rep)
     assert first.action == "cloned"
-    assert build.clone(f"file://{origin_repo}", "v0", into, rep).action == "unchanged"
+    assert clone(f"file://{origin_repo}", "v0", into, rep).action == "unchanged"
     # A new commit upstream on a copy of the origin: fetch + checkout moves to it; our patched Makefile is reset.
     upstream = tmp_path / "upstream"
     shutil.copytree(origin_repo, upstream, symlinks=True)
@@ -359,17 +373,17 @@ def test_clone_update_and_ref(origin_repo: Path, tmp_path: Path) -> None:
     _git("add", "NEWS", cwd=upstream)
     _git("commit", "-qm", "news", cwd=upstream)
     _git("remote", "set-url", "origin", str(upstream), cwd=into)
-    (into / "Makefile").write_text(build.patch_makefile((into / "Makefile").read_text(), {"GPU": 1}, None))
+    (into / "Makefile").write_text(patch_makefile((into / "Makefile").read_text(), {"GPU": 1}, None))
     (into / "Makefile.orig").write_text("orig")
-    moved = build.clone(None, "master", into, rep)
+    moved = clone(None, "master", into, rep)
     assert moved.action == "updated" and moved.commit == _git("rev-parse", "HEAD", cwd=upstream)
     assert (into / "NEWS").exists() and "GPU=0" in (into / "Makefile").read_text()
     with pytest.raises(DarknetMagicsError):
-        build.clone(None, "no-such-ref", into, rep)
+        clone(None, "no-such-ref", into, rep)
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "f").write_text("x")
     with pytest.raises(DarknetMagicsError):
-        build.clone(str(origin_repo), None, tmp_path / "junk", rep)
+        clone(str(origin_repo), None, tmp_path / "junk", rep)
 
 
 def test_source_id_outside_git(tmp_path: Path) -> None:
@@ -377,47 +391,47 @@ def test_source_id_outside_git(tmp_path: Path) -> None:
     (tree / "src").mkdir(parents=True)
     (tree / "Makefile").write_text(ALEXEYAB)
     (tree / "src" / "a.c").write_text("int a;\n")
-    first = build.source_id(tree)
-    assert first.startswith("tree:") and build.source_id(tree) == first
+    first = source_id(tree)
+    assert first.startswith("tree:") and source_id(tree) == first
     (tree / "src" / "a.c").write_text("int b;\n")
-    assert build.source_id(tree) != first
-    assert build.source_id(tree, "abc") == "abc"
+    assert source_id(tree) != first
+    assert source_id(tree, "abc") == "abc"
 
 
 def test_cache_key_depends_on_what_changes_the_binary() -> None:
     rt = RuntimeInfo(cuda_version="12.8", cudnn_version="9.2.1", opencv="4.6.0")
     base = dict(source="c1", system="make", flags={"GPU": 1, "CUDNN": 1, "OPENCV": 0}, arch=[75], runtime=rt)
-    key = build.cache_key(build.cache_inputs(**base))
+    key = cache_key(cache_inputs(**base))
     for change in ({"source": "c2"}, {"flags": {"GPU": 1, "CUDNN": 0, "OPENCV": 0}}, {"arch": [86]},
                    {"runtime": RuntimeInfo(cuda_version="13.0", cudnn_version="9.2.1")}, {"system": "cmake"}):
-        assert build.cache_key(build.cache_inputs(**{**base, **change})) != key
+        assert cache_key(cache_inputs(**{**base, **change})) != key
     # A CPU build does not depend on the CUDA version.
     cpu = dict(base, flags={"GPU": 0, "CUDNN": 0, "OPENCV": 0}, arch=None)
-    assert build.cache_key(build.cache_inputs(**cpu)) == build.cache_key(
-        build.cache_inputs(**dict(cpu, runtime=RuntimeInfo(cuda_version="13.0"))))
+    assert cache_key(cache_inputs(**cpu)) == cache_key(
+        cache_inputs(**dict(cpu, runtime=RuntimeInfo(cuda_version="13.0"))))
 
 
 def test_an_avx_build_is_restored_only_on_a_cpu_with_the_same_instruction_sets() -> None:
     """hank-ai's CMake compiles with -march=native when AVX is on (its default), AlexeyAB's AVX=1 with -mavx2 &
     co.: on a Colab VM with another CPU such a binary dies of SIGILL, so the key holds the CPU's instruction sets."""
-    here = environment.probe_runtime()
+    here = probe_runtime()
     real = Path("/proc/cpuinfo").read_text()
-    assert here.cpu_isa == environment.parse_cpu_isa(real)
+    assert here.cpu_isa == parse_cpu_isa(real)
     if "flags" in real:  # x86: what gcc's -march=native reads, without the CPU's bugs and virtualisation flags
         assert "sse2" in here.cpu_isa.split() and "hypervisor" not in here.cpu_isa.split()
     other = RuntimeInfo(cpu_isa=" ".join(f for f in here.cpu_isa.split() if not f.startswith("avx512")) + " sse4a")
     for system, flags in (("cmake", dict(build.CMAKE_DEFAULTS, OPENCV=1)), ("make", {"GPU": 0, "AVX": 1})):
         inputs = dict(source="c1", system=system, flags=flags, arch=None)
-        assert build.cache_key(build.cache_inputs(**inputs, runtime=here)) != build.cache_key(
-            build.cache_inputs(**inputs, runtime=other))
+        assert cache_key(cache_inputs(**inputs, runtime=here)) != cache_key(
+            cache_inputs(**inputs, runtime=other))
     # without AVX the binary runs on any x86-64 CPU: one entry for every VM, and the same key as before this rule
     plain = dict(source="c1", system="make", flags={"GPU": 0, "AVX": 0}, arch=None)
-    assert build.cache_key(build.cache_inputs(**plain, runtime=here)) == build.cache_key(
-        build.cache_inputs(**plain, runtime=other))
-    assert "cpu" not in build.cache_inputs(**plain, runtime=here)
-    assert environment.parse_cpu_isa("processor : 0\nFeatures : fp asimd evtstrm aes crc32\n") == \
+    assert cache_key(cache_inputs(**plain, runtime=here)) == cache_key(
+        cache_inputs(**plain, runtime=other))
+    assert "cpu" not in cache_inputs(**plain, runtime=here)
+    assert parse_cpu_isa("processor : 0\nFeatures : fp asimd evtstrm aes crc32\n") == \
         "aes asimd crc32 evtstrm fp"
-    assert environment.parse_cpu_isa("processor : 0\n") is None
+    assert parse_cpu_isa("processor : 0\n") is None
 
 
 @pytest.mark.slow
@@ -430,8 +444,8 @@ def test_failed_build_raises_a_diagnosis_and_caches_nothing(origin_repo: Path, t
     runtime = probe_runtime()
     if (Path("/usr/local/cuda/include") / "curand.h").exists():
         pytest.skip("this machine's CUDA toolkit has cuRAND: the build would get further than we want")
-    monkeypatch.setattr(build.sys, "path", _sys_path_without_nvidia())  # no PyPI wheels of NVIDIA's libraries
-    cloned = build.clone(str(origin_repo), None, tmp_path / "darknet", RecordingReporter())
+    monkeypatch.setattr(sys, "path", _sys_path_without_nvidia())  # no PyPI wheels of NVIDIA's libraries
+    cloned = clone(str(origin_repo), None, tmp_path / "darknet", RecordingReporter())
     with pytest.raises(StepError) as err:
         build.make(cloned.path, flags={"GPU": 1}, arch="75", jobs=2, cache_dir=tmp_path / "cache",
                    runtime=runtime, reporter=RecordingReporter())
@@ -465,7 +479,7 @@ def test_nvcc_compiles_with_arch_75_and_stock_arch_fails(debian_source: Path, tm
     if not (CU13_INCLUDE / "cublas_v2.h").is_file() or not (CU13_INCLUDE / "curand.h").is_file():
         pytest.skip(f"cuBLAS/cuRAND headers not in {CU13_INCLUDE}: pip install nvidia-cublas nvidia-curand")
     runtime = probe_runtime()
-    caps = build.resolve_arch("75", True, runtime)
+    caps = resolve_arch("75", True, runtime)
     assert caps == [75]
     tree = tmp_path / "darknet src"
     shutil.copytree(debian_source, tree)
@@ -475,22 +489,22 @@ def test_nvcc_compiles_with_arch_75_and_stock_arch_fails(debian_source: Path, tm
     env = {**os.environ, "CPATH": str(CU13_INCLUDE), "LC_ALL": "C"}
     target = ["make", "GPU=1", "obj/activation_kernels.o"]
 
-    (tree / "Makefile").write_text(build.patch_makefile(stock, {"GPU": 1}, build.arch_block(caps)))
+    (tree / "Makefile").write_text(patch_makefile(stock, {"GPU": 1}, arch_block(caps)))
     ok = subprocess.run(target, cwd=tree, env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert (tree / "obj" / "activation_kernels.o").stat().st_size > 0
     assert "arch=compute_75,code=[sm_75,compute_75]" in ok.stdout
 
     (tree / "obj" / "activation_kernels.o").unlink()
-    (tree / "Makefile").write_text(build.patch_makefile(stock, {"GPU": 1}, None))  # stock ARCH block
+    (tree / "Makefile").write_text(patch_makefile(stock, {"GPU": 1}, None))  # stock ARCH block
     bad = subprocess.run(target, cwd=tree, env=env, capture_output=True, text=True)
     assert bad.returncode != 0
-    problems = build.diagnose_build(bad.stdout + bad.stderr)
+    problems = diagnose_build(bad.stdout + bad.stderr)
     assert problems[0].code == "unsupported-gpu-arch" and "compute_30" in (problems[0].evidence or "")
     # And resolve_arch refuses the stock archs before make would start.
     if 30 not in runtime.nvcc_archs and runtime.nvcc_archs:
         with pytest.raises(DarknetMagicsError):
-            build.resolve_arch("30,35,50,52", True, runtime)
+            resolve_arch("30,35,50,52", True, runtime)
 
 
 # ---------------------------------------------------------------------------------------------- CMake
@@ -570,9 +584,9 @@ CMake Error at CMakeLists.txt:196 (FIND_PACKAGE):
 
 
 def test_cmake_without_opencv_is_diagnosed_from_its_own_message() -> None:
-    problems = build.diagnose_build(CMAKE_NO_OPENCV)
+    problems = diagnose_build(CMAKE_NO_OPENCV)
     assert problems and problems[0].code == "opencv-missing"
-    first = build.first_error_lines(CMAKE_NO_OPENCV)
+    first = first_error_lines(CMAKE_NO_OPENCV)
     assert first.startswith("CMake Error") and "ROCm" not in first
 
 
@@ -626,44 +640,44 @@ def _vm(gpu: str | None, cuda: str = "12.8", archs: list[int] | None = None) -> 
 
 @pytest.mark.parametrize("gpu", list(COLAB_GPUS))
 def test_arch_auto_builds_every_colab_gpu_with_colabs_cuda(gpu: str) -> None:
-    cap = environment.capability_to_int(COLAB_GPUS[gpu])
-    choice = build.choose_arch("auto", True, _vm(gpu))
-    assert choice == build.ArchChoice([cap]) and build.arch_block(choice.caps) == \
+    cap = capability_to_int(COLAB_GPUS[gpu])
+    choice = choose_arch("auto", True, _vm(gpu))
+    assert choice == ArchChoice([cap]) and arch_block(choice.caps) == \
         f"ARCH= -gencode arch=compute_{cap},code=[sm_{cap},compute_{cap}]"  # the binary and its PTX
 
 
 def test_arch_checked_against_the_nvcc_at_hand() -> None:
-    nvcc = environment.find_nvcc()
+    nvcc = find_nvcc()
     if nvcc is None:
         pytest.skip("nvcc is not installed")
-    archs = environment.parse_nvcc_archs(subprocess.run([nvcc, "--list-gpu-arch"], capture_output=True,
+    archs = parse_nvcc_archs(subprocess.run([nvcc, "--list-gpu-arch"], capture_output=True,
                                                         text=True).stdout)
     here = RuntimeInfo(gpu_name="NVIDIA RTX PRO 6000 Blackwell Server Edition", compute_capability="12.0", nvcc=nvcc,
                        cuda_version="13.0", nvcc_archs=archs)
     if 120 in archs:  # CUDA >= 12.8 names Blackwell's sm_120
-        assert build.choose_arch(None, True, here) == build.ArchChoice([120])
+        assert choose_arch(None, True, here) == ArchChoice([120])
     for cap in [c for c in (75, 80, 89, 90) if c not in archs]:
         with pytest.raises(DarknetMagicsError, match="cannot build for compute capability"):
-            build.choose_arch(str(cap), True, RuntimeInfo(nvcc=nvcc, cuda_version="x", nvcc_archs=archs))
+            choose_arch(str(cap), True, RuntimeInfo(nvcc=nvcc, cuda_version="x", nvcc_archs=archs))
 
 
 def test_arch_falls_back_to_the_gpu_at_hand_and_says_so() -> None:
     # Colab gave a G4 where an H100 was asked for: the binary must run on the G4
     g4 = _vm("NVIDIA RTX PRO 6000 Blackwell Server Edition")
-    choice = build.choose_arch("90", True, g4)
+    choice = choose_arch("90", True, g4)
     assert choice is not None and choice.caps == [120]
     assert choice.note == ("asked for 9.0 (H100), got NVIDIA RTX PRO 6000 Blackwell Server Edition (12.0): building "
                            "for 12.0")
-    assert build.choose_arch("75,120", True, g4) == build.ArchChoice([75, 120])  # the G4 is among those asked for
-    assert build.choose_arch("90", True, _vm(None)) == build.ArchChoice([90])  # no GPU here: as asked
+    assert choose_arch("75,120", True, g4) == ArchChoice([75, 120])  # the G4 is among those asked for
+    assert choose_arch("90", True, _vm(None)) == ArchChoice([90])  # no GPU here: as asked
 
 
 def test_a_gpu_newer_than_nvcc_gets_the_newest_arch_as_ptx() -> None:
-    old = build.choose_arch("auto", True, _vm("NVIDIA RTX PRO 6000 Blackwell Server Edition", "12.4"))
+    old = choose_arch("auto", True, _vm("NVIDIA RTX PRO 6000 Blackwell Server Edition", "12.4"))
     assert old is not None and old.caps == [90] and "cannot build for 12.0: building for 9.0 with its PTX" in old.note
-    assert "compute_90]" in build.arch_block(old.caps)  # the PTX the driver compiles for sm_120
+    assert "compute_90]" in arch_block(old.caps)  # the PTX the driver compiles for sm_120
     with pytest.raises(DarknetMagicsError, match="cannot build for compute capability 12.0"):
-        build.choose_arch("120", True, _vm(None, "12.4"))  # asked for by hand, no GPU to fall back for
+        choose_arch("120", True, _vm(None, "12.4"))  # asked for by hand, no GPU to fall back for
 
 
 def test_a_build_restored_on_a_vm_with_another_gpu_is_rebuilt_for_it(tmp_path: Path) -> None:
@@ -672,45 +686,45 @@ def test_a_build_restored_on_a_vm_with_another_gpu_is_rebuilt_for_it(tmp_path: P
     for gpu in ("Tesla T4", "NVIDIA RTX PRO 6000 Blackwell Server Edition"):
         vm = _vm(gpu)
         vm.cudnn_version = "9.8.0"
-        caps = build.resolve_arch("75", True, vm)
-        keys[gpu] = build.cache_key(build.cache_inputs(source="c0ffee", system="make", flags={"GPU": 1, "CUDNN": 1},
+        caps = resolve_arch("75", True, vm)
+        keys[gpu] = cache_key(cache_inputs(source="c0ffee", system="make", flags={"GPU": 1, "CUDNN": 1},
                                                        arch=caps, runtime=vm))
     t4_again = _vm("Tesla T4")
     t4_again.cudnn_version = "9.8.0"
-    same = build.cache_key(build.cache_inputs(source="c0ffee", system="make", flags={"GPU": 1, "CUDNN": 1},
-                                              arch=build.resolve_arch("auto", True, t4_again), runtime=t4_again))
+    same = cache_key(cache_inputs(source="c0ffee", system="make", flags={"GPU": 1, "CUDNN": 1},
+                                              arch=resolve_arch("auto", True, t4_again), runtime=t4_again))
     assert keys["Tesla T4"] == same != keys["NVIDIA RTX PRO 6000 Blackwell Server Edition"]
 
 
 # ---------------------------------------------------------------------------------------------- GPU: libraries
 
 
-def _cuda_paths(tmp_path: Path) -> environment.CudaBuildPaths:
-    lib = lambda name, folder, file: environment.CudaLibrary(name, tmp_path / folder / "include",  # noqa: E731
+def _cuda_paths(tmp_path: Path) -> CudaBuildPaths:
+    lib = lambda name, folder, file: CudaLibrary(name, tmp_path / folder / "include",  # noqa: E731
                                                              tmp_path / folder / "lib" / file)
-    return environment.CudaBuildPaths((lib("cublas", "nv $x/cu13", "libcublas.so.13"),
+    return CudaBuildPaths((lib("cublas", "nv $x/cu13", "libcublas.so.13"),
                                        lib("curand", "nv $x/cu13", "libcurand.so.10"),
                                        lib("cudnn", "cudnn", "libcudnn.so.9")), None)
 
 
 def test_gpu_library_block_is_appended_replaced_and_removed(tmp_path: Path) -> None:
     paths = _cuda_paths(tmp_path)
-    lines = build.gpu_makefile_lines(paths, tmp_path / "links", Path("/usr/local/cuda"))
-    patched = build.with_gpu_libs(ALEXEYAB, lines)
-    assert patched.startswith(ALEXEYAB) and build.with_gpu_libs(patched, lines) == patched
-    assert build.with_gpu_libs(patched, None) == ALEXEYAB
+    lines = gpu_makefile_lines(paths, tmp_path / "links", Path("/usr/local/cuda"))
+    patched = with_gpu_libs(ALEXEYAB, lines)
+    assert patched.startswith(ALEXEYAB) and with_gpu_libs(patched, lines) == patched
+    assert with_gpu_libs(patched, None) == ALEXEYAB
     block = patched[len(ALEXEYAB):]
     # a path with a space and a '$' stays one shell word, and make does not expand the '$'
     assert f"-I'{tmp_path}/nv $$x/cu13/include'" in block and f"-L{tmp_path}/links" in block
     assert f"-Wl,-rpath,'{tmp_path}/nv $$x/cu13/lib'" in block and "-Wl,-rpath,/usr/local/cuda/lib64" in block
-    crlf = build.with_gpu_libs("GPU=0\r\nall:\r\n", lines)
-    assert crlf.endswith(build.GPU_LIBS_END + "\r\n") and "\r\n" + build.GPU_LIBS_BEGIN in crlf
+    crlf = with_gpu_libs("GPU=0\r\nall:\r\n", lines)
+    assert crlf.endswith(GPU_LIBS_END + "\r\n") and "\r\n" + GPU_LIBS_BEGIN in crlf
     with pytest.raises(DarknetMagicsError, match="control character"):
-        build.gpu_makefile_lines(paths, tmp_path / "links\nx", Path("/usr/local/cuda"))
+        gpu_makefile_lines(paths, tmp_path / "links\nx", Path("/usr/local/cuda"))
 
 
 def test_gpu_cmake_cache_variables(tmp_path: Path) -> None:
-    args = build.gpu_cmake_args(_cuda_paths(tmp_path), tmp_path / "links", Path("/usr/local/cuda"))
+    args = gpu_cmake_args(_cuda_paths(tmp_path), tmp_path / "links", Path("/usr/local/cuda"))
     assert f"-DCUDA_cuda_driver_LIBRARY={tmp_path}/links/libcuda.so" in args
     assert f"-DCUDA_cublas_LIBRARY={tmp_path}/nv $x/cu13/lib/libcublas.so.13" in args
     assert f"-Dcudnn={tmp_path}/cudnn/lib/libcudnn.so.9" in args and f"-Dcudnn_include={tmp_path}/cudnn/include" in args
@@ -719,9 +733,9 @@ def test_gpu_cmake_cache_variables(tmp_path: Path) -> None:
 
 
 def test_gpu_build_without_cublas_says_which_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if any(Path(d, "cublas_v2.h").is_file() for d in ("/usr/local/cuda/include", *environment.CUDNN_INCLUDE_DIRS)):
+    if any(Path(d, "cublas_v2.h").is_file() for d in ("/usr/local/cuda/include", *CUDNN_INCLUDE_DIRS)):
         pytest.skip("this machine's CUDA toolkit or apt has cuBLAS")
-    monkeypatch.setattr(build.sys, "path", _sys_path_without_nvidia())  # a Python without NVIDIA's wheels
+    monkeypatch.setattr(sys, "path", _sys_path_without_nvidia())  # a Python without NVIDIA's wheels
     (tmp_path / "Makefile").write_text(ALEXEYAB)
     vm = RuntimeInfo(nvcc=str(tmp_path / "cuda" / "bin" / "nvcc"), cuda_version="12.8", nvcc_archs=NVCC_ARCHS["12.8"])
     with pytest.raises(StepError, match="GPU=1 needs cublas, curand") as err:
@@ -791,7 +805,7 @@ def _restore_on_other_gpus(tree: Path, flavor: str) -> None:
                          cuda_version=here.cuda_version, nvcc_archs=here.nvcc_archs, cudnn_version=here.cudnn_version,
                          opencv=here.opencv, opencv_headers=here.opencv_headers, cpu_isa=here.cpu_isa)
         plan = build.plan_build(tree, flags=flags, arch="75", jobs=2, cache_dir=cache, runtime=vm)
-        keys[gpu] = build.cache_key(build.cache_inputs(source=commit, system=plan.system, flags=plan.effective,
+        keys[gpu] = cache_key(cache_inputs(source=commit, system=plan.system, flags=plan.effective,
                                                        arch=plan.caps, runtime=vm))
     assert (cache / keys["Tesla T4"]).is_dir(), f"{flavor}: a T4 VM does not find the ARCH=75 build"
     assert not (cache / keys["NVIDIA RTX PRO 6000 Blackwell Server Edition"]).exists()
@@ -807,7 +821,7 @@ def test_gpu_build_links_for_real_and_fails_cleanly_without_a_gpu(flavor: str, i
     from darknet_magics.output.judge import diagnose
 
     site = GPU_CACHE / "site"
-    if not (site / "nvidia").is_dir() or environment.find_nvcc() is None:
+    if not (site / "nvidia").is_dir() or find_nvcc() is None:
         pytest.skip(f"needs nvcc and NVIDIA's wheels in {site} (scripts/test unpacks them)")
     monkeypatch.syspath_prepend(str(site))  # as on Colab: the wheels are in the kernel's Python
     line, rel = GPU_MAKE[flavor]
@@ -823,19 +837,19 @@ def test_gpu_build_links_for_real_and_fails_cleanly_without_a_gpu(flavor: str, i
     # the runpath: the wheels' folders on the machine that built it (Colab's site-packages is the same on every VM;
     # an entry restored here may come from another checkout, so the run below names this cache's wheels too)
     assert re.search(r"Library runpath: \[[^\]]*/nvidia/cu13/lib", dynamic), dynamic
-    wheel_libs = os.pathsep.join(str(d / "lib") for d in environment.nvidia_wheel_dirs([site]))
+    wheel_libs = os.pathsep.join(str(d / "lib") for d in nvidia_wheel_dirs([site]))
     # no driver here: the loader stops it (libcuda.so.1), and with a libcuda that has no driver behind it (Colab's
     # CPU runtime) CUDA says the driver is insufficient; both are "no GPU" with Colab's fix
     stub_dir = tmp_path / "no-driver"
     stub_dir.mkdir()
-    shutil.copy(tree / build.CUDA_LINK_DIR / "libcuda.so", stub_dir / "libcuda.so.1")
+    shutil.copy(tree / CUDA_LINK_DIR / "libcuda.so", stub_dir / "libcuda.so.1")
     argv = [str(binary), "detector", "train", "cfg/coco.data", "cfg/yolov4-tiny.cfg", "-dont_show"]
     for env in ({"LD_LIBRARY_PATH": wheel_libs}, {"LD_LIBRARY_PATH": f"{stub_dir}{os.pathsep}{wheel_libs}"}):
         ran = subprocess.run(argv, cwd=tree, capture_output=True, text=True, timeout=120, input="\n",
                              env={**os.environ, **env})
         problems = diagnose(ran.stdout + ran.stderr, returncode=ran.returncode,
-                            gpu_found=environment.nvidia_gpu_found)
-        if environment.nvidia_gpu_found() is False:
+                            gpu_found=nvidia_gpu_found)
+        if nvidia_gpu_found() is False:
             assert [p.code for p in problems] == ["no-gpu"], ran.stdout + ran.stderr
             assert "Runtime > Change runtime type > GPU" in (problems[0].fix or "")
 
@@ -847,7 +861,7 @@ def test_gpu_plan_patches_the_makefile_and_says_the_arch_fallback(tmp_path: Path
                 "nvidia/cu13/lib/libcurand.so.10", "nvidia/cudnn/include/cudnn.h", "nvidia/cudnn/lib/libcudnn.so.9"):
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
         (site / rel).write_text("")
-    monkeypatch.setattr(build.sys, "path", [str(site), *_sys_path_without_nvidia()])
+    monkeypatch.setattr(sys, "path", [str(site), *_sys_path_without_nvidia()])
     tree = tmp_path / "darknet"
     tree.mkdir()
     (tree / "Makefile").write_text(ALEXEYAB)
@@ -856,13 +870,13 @@ def test_gpu_plan_patches_the_makefile_and_says_the_arch_fallback(tmp_path: Path
     plan = build.plan_build(tree, flags={"GPU": 1, "CUDNN": 1, "CUDNN_HALF": 1}, arch="90", jobs=2, cache_dir=None,
                             runtime=g4)
     assert plan.caps == [120] and any("building for 12.0" in w for w in plan.warnings)
-    assert plan.makefile is not None and plan.makefile.rstrip().endswith(build.GPU_LIBS_END)
+    assert plan.makefile is not None and plan.makefile.rstrip().endswith(GPU_LIBS_END)
     assert f"-I{site}/nvidia/cu13/include -I{site}/nvidia/cudnn/include" in plan.makefile
-    assert plan.cuda_link_dir == tree.resolve() / build.CUDA_LINK_DIR
+    assert plan.cuda_link_dir == tree.resolve() / CUDA_LINK_DIR
     assert any(line.startswith("NVIDIA libraries: cublas") for line in plan.describe())
     # a CPU build of the same tree: no block (and one written before is taken out)
     cpu = build.plan_build(tree, flags={"GPU": 0}, arch=None, jobs=2, cache_dir=None, runtime=g4)
-    assert cpu.makefile is not None and build.GPU_LIBS_BEGIN not in cpu.makefile and cpu.cuda is None
+    assert cpu.makefile is not None and GPU_LIBS_BEGIN not in cpu.makefile and cpu.cuda is None
 
 
 def test_hank_ai_with_an_old_cmake_says_what_to_run_or_plans_pips(tmp_path: Path,
@@ -900,7 +914,7 @@ def test_hank_ais_onnx_header_is_generated_before_the_parallel_build(tmp_path: P
     # hank-ai's src-lib/darknet.cpp includes src-onnx's generated onnx.proto3.pb.h without depending on its target:
     # our CUDA build of it compiled darknet.cpp first and failed (the real log); the plan generates the header first
     log = (FIXTURES / "build-logs" / "hank-ai-gpu-onnx-header-race.log").read_text()
-    assert build.first_error_lines(log).startswith(
+    assert first_error_lines(log).startswith(
         "/content/darknet/src-lib/darknet.cpp:4:10: fatal error: onnx.proto3.pb.h: No such file or directory")
     tree = tmp_path / "hank"
     shutil.copytree(FIXTURES / "cmake_darknet", tree)
@@ -909,7 +923,7 @@ def test_hank_ais_onnx_header_is_generated_before_the_parallel_build(tmp_path: P
     plan = build.plan_build(tree, flags={"GPU": 0}, arch=None, jobs=2, cache_dir=None,
                             runtime=RuntimeInfo(opencv_headers=True), install_opencv=True)
     steps = [argv[1:] for argv in plan.commands]
-    if environment.protobuf_present():
+    if protobuf_present():
         assert steps[1:] == [("--build", str(tree / "build"), "--target", "darknet_generated_proto"),
                              ("--build", str(tree / "build"), "--parallel", "2")]
     no_onnx = build.plan_build(tree, flags={"GPU": 0, "ONNX": 0}, arch=None, jobs=2, cache_dir=None,

@@ -91,7 +91,7 @@ def test_every_yolo_subcommand(line, name, args, options, flags, as_name):
 
 def test_every_yolo_subcommand_is_covered():
     assert set(YOLO_SPECS) == {"train", "resume", "log", "map", "test", "anchors", "cfg", "data", "check", "status",
-                               "video", "export", "show", "compare", "stop"}
+                               "video", "export", "show", "compare", "stop", "eval"}
 
 
 def test_quoting_spaces_quotes_and_semicolons():

@@ -1,17 +1,28 @@
-"""environment.py and colab.py: probes' parsers on real-shaped output, the probe itself, Drive, cuDNN install."""
+"""setup/ runtime, cuda_libs, drive, cudnn, build_tools and colab: probes' parsers on real-shaped output, the probe
+itself, NVIDIA's libraries, Drive, cuDNN install, build tools."""
 from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from darknet_magics.setup import colab, environment as env
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.report import RecordingReporter
+from darknet_magics.setup import colab
+from darknet_magics.setup.build_tools import BuildTools, apt_install_argv, build_tools_needed, parse_cmake_version
+from darknet_magics.setup.cuda_libs import find_cuda_build_paths, link_folder_entries, make_link_folder
+from darknet_magics.setup.cudnn import install_cudnn
+from darknet_magics.setup.drive import mount_drive, path_needs_alias
+from darknet_magics.setup.runtime import (capability_to_int, detect_platform, find_cudnn_header, find_cudnn_library,
+                                          gpu_from_name, nvidia_gpu_found, nvidia_wheel_dirs, opencv_headers_present,
+                                          parse_cudnn_header, parse_nvcc_archs, parse_nvcc_version, parse_nvidia_smi,
+                                          probe_runtime)
 
 STUB = Path(__file__).parent / "colab_stub"
 TRICKY = ["My Drive", "it's \"quoted\"", "semi;colon dir", "plain"]
@@ -49,39 +60,39 @@ CUDNN_H_7 = """#if !defined(CUDNN_H_)
 
 
 def test_parse_nvidia_smi_shapes() -> None:
-    (t4,) = env.parse_nvidia_smi(NVIDIA_SMI_T4)
+    (t4,) = parse_nvidia_smi(NVIDIA_SMI_T4)
     assert (t4.name, t4.driver, t4.memory_mib, t4.compute_capability) == ("Tesla T4", "550.54.15", 15360, "7.5")
-    assert len(env.parse_nvidia_smi(NVIDIA_SMI_TWO)) == 2
-    (k80,) = env.parse_nvidia_smi(NVIDIA_SMI_OLD)
+    assert len(parse_nvidia_smi(NVIDIA_SMI_TWO)) == 2
+    (k80,) = parse_nvidia_smi(NVIDIA_SMI_OLD)
     assert k80.compute_capability == "3.7"  # from the name table
-    assert env.parse_nvidia_smi("") == []
+    assert parse_nvidia_smi("") == []
 
 
 def test_parse_nvcc_and_archs() -> None:
-    assert env.parse_nvcc_version(NVCC_12_8) == "12.8"
-    assert env.parse_nvcc_version("garbage") is None
-    assert env.parse_nvcc_archs(NVCC_ARCHS_13) == [75, 80, 86, 87, 88, 89, 90, 100]
-    assert env.capability_to_int("7.5") == 75 and env.capability_to_int("12.0") == 120
+    assert parse_nvcc_version(NVCC_12_8) == "12.8"
+    assert parse_nvcc_version("garbage") is None
+    assert parse_nvcc_archs(NVCC_ARCHS_13) == [75, 80, 86, 87, 88, 89, 90, 100]
+    assert capability_to_int("7.5") == 75 and capability_to_int("12.0") == 120
 
 
 def test_parse_cudnn_headers(tmp_path: Path) -> None:
-    assert env.parse_cudnn_header(CUDNN_VERSION_H_9) == "9.2.1"
-    assert env.parse_cudnn_header(CUDNN_H_7) == "7.6.5"
-    assert env.parse_cudnn_header("#include <cudnn_version.h>\n") is None
+    assert parse_cudnn_header(CUDNN_VERSION_H_9) == "9.2.1"
+    assert parse_cudnn_header(CUDNN_H_7) == "7.6.5"
+    assert parse_cudnn_header("#include <cudnn_version.h>\n") is None
     # cuDNN 8+: cudnn.h only includes cudnn_version.h, which holds the numbers.
     (tmp_path / "cudnn.h").write_text("#include \"cudnn_version.h\"\n")
     (tmp_path / "cudnn_version.h").write_text(CUDNN_VERSION_H_9)
-    assert env.find_cudnn_header([tmp_path]) == ("9.2.1", tmp_path / "cudnn_version.h")
+    assert find_cudnn_header([tmp_path]) == ("9.2.1", tmp_path / "cudnn_version.h")
 
 
 def test_cudnn_version_from_library_names(tmp_path: Path) -> None:
     for name in ("libcudnn.so", "libcudnn.so.8", "libcudnn.so.9", "libcudnn.so.9.1.0", "libcudnn_ops.so.9"):
         (tmp_path / name).write_bytes(b"")
-    assert env.find_cudnn_library([tmp_path, tmp_path / "missing"]) == "9.1.0"
+    assert find_cudnn_library([tmp_path, tmp_path / "missing"]) == "9.1.0"
 
 
 def test_probe_runtime_here_reports_no_gpu_as_a_warning() -> None:
-    info = env.probe_runtime()
+    info = probe_runtime()
     rows = dict(info.rows())
     assert set(rows) >= {"GPU", "CUDA (nvcc)", "cuDNN", "OpenCV", "platform"}
     if info.gpu_name is None:
@@ -111,7 +122,7 @@ def test_platform_outside_colab(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("COLAB_RELEASE_TAG", "COLAB_BACKEND_VERSION", "COLAB_JUPYTER_IP"):
         monkeypatch.delenv(var, raising=False)
     assert colab.in_colab() is False
-    assert env.detect_platform() == "terminal"
+    assert detect_platform() == "terminal"
 
 
 def test_stub_importable_is_not_enough(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,7 +133,7 @@ def test_stub_importable_is_not_enough(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_platform_in_colab(colab_stub: None) -> None:
     assert colab.in_colab() is True
-    assert env.detect_platform() == "colab"
+    assert detect_platform() == "colab"
 
 
 # ---------------------------------------------------------------------------------------------- drive
@@ -130,21 +141,21 @@ def test_platform_in_colab(colab_stub: None) -> None:
 
 def test_drive_in_colab_mounts_and_uses_mydrive(colab_stub: None, tmp_path: Path) -> None:
     rep = RecordingReporter()
-    info = env.mount_drive(str(tmp_path / "drive"), rep, alias_dir=tmp_path / "links")
+    info = mount_drive(str(tmp_path / "drive"), rep, alias_dir=tmp_path / "links")
     from google.colab import drive  # the stub
 
     assert drive.mounted == [str(tmp_path / "drive")]
     assert info.in_colab and info.mounted and info.alias is None
     assert info.root == tmp_path / "drive" / "MyDrive" and info.root.is_dir()
     # Mounted already: the second call does not mount again.
-    env.mount_drive(str(tmp_path / "drive"), rep, alias_dir=tmp_path / "links")
+    mount_drive(str(tmp_path / "drive"), rep, alias_dir=tmp_path / "links")
     assert drive.mounted == [str(tmp_path / "drive")]
 
 
 def test_drive_in_colab_old_my_drive_gets_space_free_link(colab_stub: None, tmp_path: Path) -> None:
     (tmp_path / "drive" / "My Drive").mkdir(parents=True)
     rep = RecordingReporter()
-    info = env.mount_drive(str(tmp_path / "drive"), rep, alias_dir=tmp_path / "links")
+    info = mount_drive(str(tmp_path / "drive"), rep, alias_dir=tmp_path / "links")
     assert info.real_root == tmp_path / "drive" / "My Drive"
     assert info.root == tmp_path / "links" / "mydrive" and info.alias == info.root
     assert info.root.resolve() == info.real_root.resolve()
@@ -154,7 +165,7 @@ def test_drive_in_colab_old_my_drive_gets_space_free_link(colab_stub: None, tmp_
 
 def test_drive_in_colab_subfolder_of_mydrive(colab_stub: None, tmp_path: Path) -> None:
     sub = tmp_path / "drive" / "MyDrive" / "yolo data; v2"
-    info = env.mount_drive(str(sub), RecordingReporter(), alias_dir=tmp_path / "links")
+    info = mount_drive(str(sub), RecordingReporter(), alias_dir=tmp_path / "links")
     assert info.real_root == sub and sub.is_dir()
     (info.root / "obj.data").write_text("classes=1\n")  # written through the link
     assert (sub / "obj.data").read_text() == "classes=1\n"
@@ -165,34 +176,34 @@ def test_drive_local_folder(tmp_path: Path, name: str, monkeypatch: pytest.Monke
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     rep = RecordingReporter()
     target = tmp_path / "data" / name
-    info = env.mount_drive(str(target), rep, alias_dir=tmp_path / "links")
+    info = mount_drive(str(target), rep, alias_dir=tmp_path / "links")
     assert target.is_dir() and not info.in_colab and info.real_root == target.resolve()
     if name == "plain":
         assert info.alias is None and info.root == info.real_root
         return
     assert info.alias is not None and info.root == info.alias
-    assert not env.path_needs_alias(info.root)
+    assert not path_needs_alias(info.root)
     assert info.root.is_symlink() and info.root.resolve() == target.resolve()
     assert "darknet cannot read" in rep.text()
     # Idempotent: the same link again, no error.
-    assert env.mount_drive(str(target), RecordingReporter(), alias_dir=tmp_path / "links").root == info.root
+    assert mount_drive(str(target), RecordingReporter(), alias_dir=tmp_path / "links").root == info.root
 
 
 def test_drive_local_requires_a_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     with pytest.raises(DarknetMagicsError) as err:
-        env.mount_drive(None, RecordingReporter())
+        mount_drive(None, RecordingReporter())
     assert err.value.fix and "drive /path" in err.value.fix
 
 
 def test_drive_alias_never_replaces_a_real_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
-    first = env.mount_drive(str(tmp_path / "a b"), RecordingReporter(), alias_dir=tmp_path / "links")
+    first = mount_drive(str(tmp_path / "a b"), RecordingReporter(), alias_dir=tmp_path / "links")
     assert first.alias is not None
     first.alias.unlink()
     first.alias.mkdir()  # someone's real folder now sits where the link was
     with pytest.raises(DarknetMagicsError):
-        env.mount_drive(str(tmp_path / "a b"), RecordingReporter(), alias_dir=tmp_path / "links")
+        mount_drive(str(tmp_path / "a b"), RecordingReporter(), alias_dir=tmp_path / "links")
 
 
 # ---------------------------------------------------------------------------------------------- cuDNN
@@ -226,7 +237,7 @@ def test_install_cudnn_then_skip_then_upgrade(tmp_path: Path) -> None:
     v9 = make_cudnn_tarball(tmp_path / "cudnn-linux-x86_64-9.1.0.70_cuda12-archive.tar.xz", "9.1.0",
                             top="cudnn-linux-x86_64-9.1.0.70_cuda12-archive", lib="lib", compression="xz")
     rep = RecordingReporter()
-    res = env.install_cudnn(v9, cuda, rep)
+    res = install_cudnn(v9, cuda, rep)
     assert (res.action, res.version) == ("installed", "9.1.0")
     header = cuda / "include" / "cudnn_version.h"
     assert header.stat().st_mode & 0o444 == 0o444  # readable by all though the archive said 0600
@@ -234,16 +245,16 @@ def test_install_cudnn_then_skip_then_upgrade(tmp_path: Path) -> None:
     assert os.readlink(lib / "libcudnn.so") == "libcudnn.so.9" and (lib / "libcudnn.so").resolve().is_file()
     assert not (cuda / "LICENSE").exists()
 
-    again = env.install_cudnn(v9, cuda, rep)
+    again = install_cudnn(v9, cuda, rep)
     assert again.action == "skipped" and again.version == "9.1.0"
     assert "already installed" in rep.text()
 
     # An older 8.x tarball (top folder `cuda/`, lib64/, .tgz) replaces it: the version found after is reported.
     v8 = make_cudnn_tarball(tmp_path / "cudnn-11.8-linux-x64-v8.9.7.tgz", "8.9.7", top="cuda", lib="lib64",
                             compression="gz")
-    res8 = env.install_cudnn(v8, cuda, rep)
+    res8 = install_cudnn(v8, cuda, rep)
     assert (res8.action, res8.version) == ("installed", "8.9.7")
-    assert env.find_cudnn_header([cuda / "include"])[0] == "8.9.7"
+    assert find_cudnn_header([cuda / "include"])[0] == "8.9.7"
 
 
 def test_install_cudnn_rejects_bad_archives(tmp_path: Path) -> None:
@@ -251,23 +262,23 @@ def test_install_cudnn_rejects_bad_archives(tmp_path: Path) -> None:
     with tarfile.open(plain, "w") as tf:
         _add(tf, "x/readme.txt", b"hi")
     with pytest.raises(DarknetMagicsError):
-        env.install_cudnn(plain, tmp_path / "cuda", RecordingReporter())
+        install_cudnn(plain, tmp_path / "cuda", RecordingReporter())
     evil = tmp_path / "evil.tar"
     with tarfile.open(evil, "w") as tf:
         _add(tf, "c/include/cudnn_version.h", CUDNN_VERSION_H_9.encode())
         _add(tf, "c/lib/../../../escaped.txt", b"x")
     with pytest.raises(DarknetMagicsError):
-        env.install_cudnn(evil, tmp_path / "cuda", RecordingReporter())
+        install_cudnn(evil, tmp_path / "cuda", RecordingReporter())
     assert not (tmp_path / "escaped.txt").exists()
     with pytest.raises(DarknetMagicsError):
-        env.install_cudnn(tmp_path / "missing.tar.xz", tmp_path / "cuda", RecordingReporter())
+        install_cudnn(tmp_path / "missing.tar.xz", tmp_path / "cuda", RecordingReporter())
 
 
 def test_opencv_headers_detection(tmp_path: Path) -> None:
-    assert env.opencv_headers_present(f"-I{tmp_path}") in (True, False)
+    assert opencv_headers_present(f"-I{tmp_path}") in (True, False)
     (tmp_path / "opencv2").mkdir()
     (tmp_path / "opencv2" / "core.hpp").write_text("")
-    assert env.opencv_headers_present(f"-I{tmp_path}")
+    assert opencv_headers_present(f"-I{tmp_path}")
 
 
 # ---------------------------------------------------------------------------------------------- NVIDIA libraries
@@ -295,19 +306,19 @@ def test_cuda_libraries_found_in_the_wheels_of_both_layouts(tmp_path: Path) -> N
     toolkit.mkdir()
     names = ["cublas", "curand", "cudnn"]
 
-    dirs12 = env.nvidia_wheel_dirs([str(cu12), "", str(tmp_path / "nowhere")])
+    dirs12 = nvidia_wheel_dirs([str(cu12), "", str(tmp_path / "nowhere")])
     assert [d.name for d in dirs12] == ["cublas", "cudnn", "curand"]
-    found = env.find_cuda_build_paths(names, cuda_root=toolkit, wheel_dirs=dirs12, cuda_major=12)
+    found = find_cuda_build_paths(names, cuda_root=toolkit, wheel_dirs=dirs12, cuda_major=12)
     assert found.missing == () and found.driver_stub is None
     assert {lib.name: lib.library.name for lib in found.libraries} == {
         "cublas": "libcublas.so.12", "curand": "libcurand.so.10", "cudnn": "libcudnn.so.9"}
-    assert env.link_folder_entries(found) == {f"lib{n}.so": lib.library for n, lib in
+    assert link_folder_entries(found) == {f"lib{n}.so": lib.library for n, lib in
                                               zip(names, found.libraries)}
     assert len(found.include_dirs) == 3 and all(d.name == "include" for d in found.include_dirs)
 
     # CUDA 13's nvcc with CUDA 12's cuBLAS does not link: that cuBLAS is not taken; the cu13 wheels are
-    assert env.find_cuda_build_paths(names, cuda_root=toolkit, wheel_dirs=dirs12, cuda_major=13).missing == ("cublas",)
-    both = env.find_cuda_build_paths(names, cuda_root=toolkit, wheel_dirs=dirs12 + env.nvidia_wheel_dirs([cu13]),
+    assert find_cuda_build_paths(names, cuda_root=toolkit, wheel_dirs=dirs12, cuda_major=13).missing == ("cublas",)
+    both = find_cuda_build_paths(names, cuda_root=toolkit, wheel_dirs=dirs12 + nvidia_wheel_dirs([cu13]),
                                      cuda_major=13)
     assert both.missing == () and both.libraries[0].library.parent == cu13 / "nvidia" / "cu13" / "lib"
     assert both.libraries[1].library.parent == cu12 / "nvidia" / "curand" / "lib"  # the first tree that has it
@@ -323,41 +334,41 @@ def test_the_toolkits_own_libraries_and_stub_come_first(tmp_path: Path) -> None:
         (toolkit / rel).write_bytes(b"\x7fELF")
     site = tmp_path / "site"
     _wheel_tree(site, CU12_WHEELS)
-    found = env.find_cuda_build_paths(["cublas", "curand"], cuda_root=toolkit, wheel_dirs=env.nvidia_wheel_dirs([site]),
+    found = find_cuda_build_paths(["cublas", "curand"], cuda_root=toolkit, wheel_dirs=nvidia_wheel_dirs([site]),
                                       cuda_major=12)
     assert [lib.library for lib in found.libraries] == [toolkit / "lib64/libcublas.so", toolkit / "lib64/libcurand.so"]
-    assert not any(lib.needs_link for lib in found.libraries) and env.link_folder_entries(found) == {}
+    assert not any(lib.needs_link for lib in found.libraries) and link_folder_entries(found) == {}
     assert found.driver_stub == toolkit / "lib64/stubs/libcuda.so"
 
 
-@pytest.mark.skipif(not env.shutil.which("cc"), reason="no C compiler")
+@pytest.mark.skipif(not shutil.which("cc"), reason="no C compiler")
 def test_link_folder_has_links_and_a_driver_stub_named_like_nvidias(tmp_path: Path) -> None:
     site = tmp_path / "site"
     _wheel_tree(site, CU12_WHEELS)
-    found = env.find_cuda_build_paths(["cublas", "curand"], cuda_root=tmp_path / "none",
-                                      wheel_dirs=env.nvidia_wheel_dirs([site]), cuda_major=12)
-    folder = env.make_link_folder(found, tmp_path / "links")
+    found = find_cuda_build_paths(["cublas", "curand"], cuda_root=tmp_path / "none",
+                                      wheel_dirs=nvidia_wheel_dirs([site]), cuda_major=12)
+    folder = make_link_folder(found, tmp_path / "links")
     assert os.readlink(folder / "libcublas.so") == str(site / "nvidia/cublas/lib/libcublas.so.12")
     stub = folder / "libcuda.so"
     assert stub.is_file() and not stub.is_symlink()
-    dynamic = env.subprocess.run(["readelf", "-d", "--dyn-syms", str(stub)], capture_output=True, text=True).stdout
+    dynamic = subprocess.run(["readelf", "-d", "--dyn-syms", str(stub)], capture_output=True, text=True).stdout
     # the same soname as NVIDIA's stub: a binary linked with it loads the driver's libcuda.so.1, never the stub
     assert "Library soname: [libcuda.so.1]" in dynamic and "cuCtxGetCurrent" in dynamic
-    again = env.make_link_folder(found, tmp_path / "links")  # a second build: the same folder, links replaced
+    again = make_link_folder(found, tmp_path / "links")  # a second build: the same folder, links replaced
     assert sorted(p.name for p in again.iterdir() if not p.name.endswith(".c")) == [
         "libcublas.so", "libcuda.so", "libcurand.so"]
 
 
 def test_nvidia_gpu_found_here() -> None:
-    if env.shutil.which("nvidia-smi"):
+    if shutil.which("nvidia-smi"):
         pytest.skip("this machine has nvidia-smi")
-    env.nvidia_gpu_found.cache_clear()
-    assert env.nvidia_gpu_found() is False  # no driver: what Colab's CPU runtime looks like
+    nvidia_gpu_found.cache_clear()
+    assert nvidia_gpu_found() is False  # no driver: what Colab's CPU runtime looks like
 
 
 def test_g4_and_b200_capabilities_from_their_names() -> None:
-    assert env.gpu_from_name("NVIDIA RTX PRO 6000 Blackwell Server Edition") == "12.0"
-    assert env.gpu_from_name("NVIDIA B200") == "10.0" and env.gpu_from_name("NVIDIA H100 80GB HBM3") == "9.0"
+    assert gpu_from_name("NVIDIA RTX PRO 6000 Blackwell Server Edition") == "12.0"
+    assert gpu_from_name("NVIDIA B200") == "10.0" and gpu_from_name("NVIDIA H100 80GB HBM3") == "9.0"
 
 
 # ---------------------------------------------------------------------------------------------- build tools
@@ -372,18 +383,18 @@ def test_g4_and_b200_capabilities_from_their_names() -> None:
     ("cmake", {}, True, True, None, (), True),                                 # no cmake at all
 ])
 def test_build_tools_needed(system, flags, opencv, protobuf, cmake, apt, pip_cmake) -> None:
-    tools = env.build_tools_needed(system, flags, opencv_headers=opencv, protobuf=protobuf, cmake_version=cmake)
-    assert tools == env.BuildTools(apt, pip_cmake)
+    tools = build_tools_needed(system, flags, opencv_headers=opencv, protobuf=protobuf, cmake_version=cmake)
+    assert tools == BuildTools(apt, pip_cmake)
     assert any("cmake>=3.24" in line for line in tools.describe()) == pip_cmake
 
 
 def test_parse_cmake_version_and_apt_argv(tmp_path: Path) -> None:
-    assert env.parse_cmake_version("cmake version 3.22.1\n\nCMake suite maintained") == (3, 22, 1)
-    assert env.parse_cmake_version("cmake3 version 3.24") == (3, 24) and env.parse_cmake_version("") is None
-    argv = env.apt_install_argv(["libprotobuf-dev", "protobuf-compiler"], tmp_path)
+    assert parse_cmake_version("cmake version 3.22.1\n\nCMake suite maintained") == (3, 22, 1)
+    assert parse_cmake_version("cmake3 version 3.24") == (3, 24) and parse_cmake_version("") is None
+    argv = apt_install_argv(["libprotobuf-dev", "protobuf-compiler"], tmp_path)
     assert f"Dir::Cache::Archives={tmp_path}" in argv and argv[-3:] == ["--", "libprotobuf-dev", "protobuf-compiler"]
     with pytest.raises(DarknetMagicsError, match="not a Debian package name"):
-        env.apt_install_argv(["-o=APT::x", "libx;rm -rf /"], tmp_path)
+        apt_install_argv(["-o=APT::x", "libx;rm -rf /"], tmp_path)
 
 
 @pytest.mark.slow
@@ -392,16 +403,16 @@ def test_parse_cmake_version_and_apt_argv(tmp_path: Path) -> None:
 def test_debs_are_kept_in_the_workspace_cache_and_reused(tmp_path: Path) -> None:
     # The same argv as an install, download-only and --reinstall so this machine's packages stay as they are: the
     # first run fetches the .deb into the cache folder, the second finds it there and downloads nothing.
-    if not env.shutil.which("apt-get") or os.geteuid() != 0:
+    if not shutil.which("apt-get") or os.geteuid() != 0:
         pytest.skip("needs apt-get as root")
     cache = tmp_path / "cache" / "debs"
     (cache / "partial").mkdir(parents=True)
-    argv = env.apt_install_argv(["protobuf-compiler"], cache, download_only=True, reinstall=True)
-    first = env.subprocess.run(argv, capture_output=True, text=True, timeout=200)
+    argv = apt_install_argv(["protobuf-compiler"], cache, download_only=True, reinstall=True)
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=200)
     if first.returncode != 0:
         pytest.skip(f"apt cannot download here: {first.stdout[-300:]}{first.stderr[-300:]}")
     debs = sorted(p.name for p in cache.glob("*.deb"))
     assert debs and debs[0].startswith("protobuf-compiler_"), first.stdout
-    second = env.subprocess.run(argv, capture_output=True, text=True, timeout=200)
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=200)
     assert second.returncode == 0 and "Get:" not in second.stdout, second.stdout
     assert sorted(p.name for p in cache.glob("*.deb")) == debs

@@ -26,11 +26,11 @@ from faults import archives as A
 from faults.fs import can_mount, leftovers, tmpfs
 from faults.httpsite import Site, serve
 
-from darknet_magics.setup import build, environment
-
 from darknet_magics.data import staging
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.report import RecordingReporter
+from darknet_magics.setup.clone import clone, clone_commands
+from darknet_magics.setup.drive import mount_drive
 
 REPO = Path(__file__).resolve().parents[1]
 needs_mount = pytest.mark.skipif(not can_mount(), reason="needs root to mount a tmpfs (full/read-only disk)")
@@ -232,16 +232,16 @@ def test_stage_into_a_file_through_the_magic_is_a_clean_error(ip, tmp_path: Path
 def test_clone_into_an_existing_file(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     with pytest.raises(DarknetMagicsError, match="is a file, not a folder"):
-        build.clone(str(tmp_path / "repo"), None, tmp_path / "afile" / "darknet", RecordingReporter())
+        clone(str(tmp_path / "repo"), None, tmp_path / "afile" / "darknet", RecordingReporter())
     with pytest.raises(DarknetMagicsError, match="is a file, not a folder"):
-        build.clone_commands(None, None, tmp_path / "afile")
+        clone_commands(None, None, tmp_path / "afile")
 
 
 def test_drive_path_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     for path in (tmp_path / "afile", tmp_path / "afile" / "below"):
         with pytest.raises(DarknetMagicsError, match="is a file|a file, not a folder"):
-            environment.mount_drive(str(path), RecordingReporter())
+            mount_drive(str(path), RecordingReporter())
 
 
 # ---------------------------------------------------------------------------------------------- argv: values as options
@@ -261,24 +261,24 @@ def _git_repo(path: Path) -> Path:
 def test_clone_url_starting_with_dash_is_refused(tmp_path: Path, monkeypatch, url: str) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DarknetMagicsError, match="starts with '-'"):
-        build.clone(url.replace("PWNED", str(tmp_path / "PWNED")), None, tmp_path / "dk", RecordingReporter())
+        clone(url.replace("PWNED", str(tmp_path / "PWNED")), None, tmp_path / "dk", RecordingReporter())
     with pytest.raises(DarknetMagicsError, match="starts with '-'"):
-        build.clone_commands(url, None, tmp_path / "dk")
+        clone_commands(url, None, tmp_path / "dk")
     assert not (tmp_path / "PWNED").exists()
 
 
 def test_clone_ref_starting_with_dash_is_refused(tmp_path: Path) -> None:
     repo = _git_repo(tmp_path / "repo")
     with pytest.raises(DarknetMagicsError, match="ref="):
-        build.clone(str(repo), "--orphan=x", tmp_path / "dk", RecordingReporter())
+        clone(str(repo), "--orphan=x", tmp_path / "dk", RecordingReporter())
 
 
 def test_clone_from_a_path_named_like_an_option_works_after_double_dash(tmp_path: Path, monkeypatch) -> None:
     _git_repo(tmp_path / "-repo")
     monkeypatch.chdir(tmp_path)
-    res = build.clone("./-repo", None, tmp_path / "-dk", RecordingReporter())
+    res = clone("./-repo", None, tmp_path / "-dk", RecordingReporter())
     assert res.action == "cloned" and (tmp_path / "-dk" / "Makefile").exists()
-    assert all("--" in argv for argv in build.clone_commands("./-repo", None, tmp_path / "-other")[:1])
+    assert all("--" in argv for argv in clone_commands("./-repo", None, tmp_path / "-other")[:1])
 
 
 # ---------------------------------------------------------------------------------------------- drive links
@@ -290,14 +290,14 @@ def test_drive_link_lives_in_one_documented_place_and_is_the_same_on_a_new_vm(tm
     real = tmp_path / "My Drive"
     monkeypatch.delenv("DARKNET_MAGICS_LINKS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    first = environment.mount_drive(str(real), RecordingReporter())
+    first = mount_drive(str(real), RecordingReporter())
     assert first.alias is not None and first.alias.parent == tmp_path / "cache" / "darknet_magics" / "links"
     # "A new VM": the link is gone; the next `drive` puts the same link at the same path.
     first.alias.unlink()
-    again = environment.mount_drive(str(real), RecordingReporter())
+    again = mount_drive(str(real), RecordingReporter())
     assert again.alias == first.alias and os.path.realpath(again.alias) == str(real)
     monkeypatch.setenv("DARKNET_MAGICS_LINKS", str(tmp_path / "links"))
-    chosen = environment.mount_drive(str(real), RecordingReporter())
+    chosen = mount_drive(str(real), RecordingReporter())
     assert chosen.alias is not None and chosen.alias.parent == tmp_path / "links"
 
 
@@ -310,7 +310,7 @@ def test_drive_link_falls_back_to_a_per_user_tmp_folder_when_the_cache_is_read_o
     with tmpfs(tmp_path / "rocache", "1m", readonly=True) as ro:
         monkeypatch.setenv("XDG_CACHE_HOME", str(ro))
         rep = RecordingReporter()
-        info = environment.mount_drive(str(tmp_path / "My Drive"), rep)
+        info = mount_drive(str(tmp_path / "My Drive"), rep)
         assert info.alias is not None and f"darknet_magics-{os.getuid()}" in str(info.alias)
         assert any("DARKNET_MAGICS_LINKS" in text for _, text in rep.events)
 
@@ -347,13 +347,16 @@ TEMPLATE = Path("/usr/share/darknet/cfg/yolov3-tiny.cfg")
 needs_darknet = pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists(), reason="needs Debian's darknet")
 
 
-def _train_setup(ws: Path, iterations: int) -> str:
+def _train_setup(ws: Path, iterations: int, *, backup: bool = True) -> str:
+    from darknet_magics.data import objdata
     from darknet_magics.data.cfg import make_cfg
     from darknet_magics.synth import make_dataset
 
     ds = make_dataset(ws / "ds", images=12, size=64)
     (ws / "train.txt").write_text("".join(f"{p}\n" for p in ds.images))
-    (ws / "obj.data").write_text(f"classes = 1\ntrain = {ws}/train.txt\nvalid = {ws}/train.txt\n"
+    # backup=False: an obj.data as `%yolo data` writes it (its marker line): each run keeps its own weights folder
+    (ws / "obj.data").write_text(("" if backup else f"{objdata.MARKER}\n")
+                                 + f"classes = 1\ntrain = {ws}/train.txt\nvalid = {ws}/train.txt\n"
                                  f"names = {ds.folder}/obj.names\nbackup = {ws}/backup\n")
     (ws / "backup").mkdir()
     (ws / "tiny.cfg").write_text(make_cfg(TEMPLATE.read_text(), 1, width=64, height=64, batch=2, subdivisions=1,
@@ -375,17 +378,25 @@ def _two_kernels_train(ws: Path) -> list[subprocess.Popen]:
 @pytest.mark.once
 @pytest.mark.slow
 @needs_darknet
-def test_two_trainings_in_one_workspace_never_share_a_run_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shared_backup", [False, True], ids=["own-backups", "users-backup"])
+def test_two_trainings_in_one_workspace_never_share_a_run_folder(tmp_path: Path, shared_backup: bool) -> None:
+    """Two kernels start `%yolo train` in one workspace at the same second: each gets its own run folder, and when
+    the user's obj.data names one backup= for both, the second is refused (both would write <cfg>_last.weights)
+    and leaves no folder behind; the start is serialised, so the two never both see no other run."""
     ws = tmp_path / "ws"
     ws.mkdir()
-    _train_setup(ws, 4)
+    _train_setup(ws, 4, backup=shared_backup)
     procs = _two_kernels_train(ws)
-    for p in procs:
-        p.communicate(timeout=600)
+    outputs = [p.communicate(timeout=600)[0].decode(errors="replace") for p in procs]
     runs = sorted(p for p in (ws / "runs").iterdir() if p.is_dir())
-    assert len(runs) == 2, runs
     for run in runs:
         assert (run / "run.json").exists() and (run / "train.log").exists()
+    refused = [out for out in outputs if "is in use by the run" in out]
+    if shared_backup:
+        assert len(runs) == 1 and len(refused) == 1, outputs
+        assert "backup=PATH" in refused[0] and "Traceback" not in refused[0]
+    else:
+        assert len(runs) == 2 and not refused, outputs
 
 
 @pytest.mark.once

@@ -12,11 +12,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from builds import build_lock
 from conftest import SHARED, run_cell
+
 from darknet_magics import magics
-from darknet_magics.setup.environment import opencv_headers_present
+from darknet_magics.setup.runtime import opencv_headers_present
 from darknet_magics.synth import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -66,17 +66,16 @@ def test_yolo_map_on_a_backup_folder_in_a_real_shell(ip, files, capsys, alexeyab
     ck = ip.user_ns["ck"]
     assert list(ck.table["tag"]) == ["1000", "best"] and list(ck.table["iteration"]) == [1000, 700]
     assert "best: " in shown.stdout
-    # the chart goes the way of the training chart: plotly's mimetype, plus a PNG where the static export works
+    # the chart goes the way of the training chart: plotly's mimetype and our HTML, at once (no wait for a
+    # browser); the PNG file is made in the background where the static export works
     charts = [o.data for o in shown.outputs if PLOTLY_MIME in o.data]
     assert len(charts) == 1 and {t["name"] for t in charts[0][PLOTLY_MIME]["data"]} >= {"mAP@0.50", "F1"}
-    assert ("image/png" in charts[0]) == (png_unavailable() is None)
+    assert "text/html" in charts[0] and "image/png" not in charts[0]
     assert ck.saved.html == backup / "checkpoints.html" and (backup / "checkpoints.csv").is_file()
-    assert (ck.saved.png is not None) == ("image/png" in charts[0])
-    if ck.saved.png is not None:  # the file is the inline PNG (one static export, not two)
-        import base64
-
-        assert ck.saved.png.read_bytes() == base64.b64decode(charts[0]["image/png"])
-        assert ck.saved.png.read_bytes().startswith(b"\x89PNG")
+    png = ck.saved.wait(120)
+    assert (png is not None) == (png_unavailable() is None)
+    if png is not None:
+        assert png == backup / "checkpoints.png" and png.read_bytes().startswith(b"\x89PNG")
     assert charts[0]["text/plain"] == f"checkpoint chart: {backup / 'checkpoints.html'}"
 
 
@@ -263,8 +262,11 @@ def test_a_trained_yolov3_tiny_exported_in_a_real_shell_agrees_with_darknet(ip, 
         mine = found[(found["image"] == str(image.resolve())) & (found["confidence"] >= 0.051)]
         theirs = export.run_onnx(model.path, image, thresh=0.05, names=("red_box",))
         theirs = theirs[theirs["confidence"] >= 0.051].reset_index(drop=True)
-        assert len(mine) == len(theirs), (image.name, mine, theirs)
-        for d, p in zip(mine.itertuples(), export.compare(mine, theirs)):
+        # a score within the confidence tolerance (0.02) of the cut may fall on either side of it in the other model
+        # (a 30-iteration model has such boxes in about one run of three): the boxes clear of it must be in both
+        sure_mine, sure_theirs = mine[mine["confidence"] >= 0.071], theirs[theirs["confidence"] >= 0.071]
+        assert len(sure_mine) <= len(theirs) and len(sure_theirs) <= len(mine), (image.name, mine, theirs)
+        for d, p in zip(sure_mine.itertuples(), export.compare(sure_mine, theirs)):
             o = theirs.loc[(theirs["confidence"] - p["onnx"]).abs().idxmin()]  # the row compare() matched
             edges = [abs(d.left - o.left), abs(d.top - o.top), abs(d.left + d.width - o.left - o.width),
                      abs(d.top + d.height - o.top - o.height)]
@@ -276,5 +278,6 @@ def test_a_trained_yolov3_tiny_exported_in_a_real_shell_agrees_with_darknet(ip, 
             pairs.append({**p, "edge": max(edges), "small": min(d.width, d.height) < 40})
     print(f"trained yolov3-tiny ONNX vs darknet: {len(pairs)} detections on {len(ds.images)} images, "
           f"min IoU {min((p['iou'] for p in pairs if not p['small']), default=float('nan')):.4f} (boxes >= 40 px), "
-          f"{min(p['iou'] for p in pairs):.4f} (all), max edge difference {max(p['edge'] for p in pairs):.2f} px, "
-          f"max |conf diff| {max(abs(p['darknet'] - p['onnx']) for p in pairs):.2e}")
+          f"{min((p['iou'] for p in pairs), default=float('nan')):.4f} (all), max edge difference "
+          f"{max((p['edge'] for p in pairs), default=float('nan')):.2f} px, "
+          f"max |conf diff| {max((abs(p['darknet'] - p['onnx']) for p in pairs), default=float('nan')):.2e}")

@@ -1,4 +1,5 @@
-"""live.py: downsampling, the figure, its HTML, the progress line and the throttled live view."""
+"""view/: downsampling (series.py), the figure (chart.py), its HTML (media.py, renderer.py), the progress line and
+the throttled live view (live.py), the finished chart saved without a wait (saved.py)."""
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from darknet_magics.view import live
-from darknet_magics.view.live import (LIVE_KEY, PLOTLY_MIME, Downsampler, GpuPoller, LiveView, build_figure, compare_runs,
-                                 downsample, downsample_indices, figure_html, progress_line)
+from darknet_magics.setup.gpu import GpuPoller
+from darknet_magics.view.chart import build_figure
+from darknet_magics.view.compare import compare_runs
+from darknet_magics.view.live import LIVE_KEY, LiveView
+from darknet_magics.view.media import PLOTLY_MIME, figure_html
+from darknet_magics.view.progress import progress_line
+from darknet_magics.view.renderer import TraceFeed, feed_html
+from darknet_magics.view.series import Downsampler, downsample, downsample_indices
 from darknet_magics.report import RecordingReporter
 
 
@@ -197,38 +204,61 @@ def shown(rec, key):
     return [p[1] for kind, p in rec.events if kind == "display" and p[0] == key]
 
 
-def test_bundles_use_plotlys_mimetype_with_a_constant_uirevision_and_stay_small() -> None:
+def test_the_live_chart_is_one_host_then_small_feed_messages_and_a_finished_chart() -> None:
     rec = BundleReporter()
-    view = LiveView(rec, min_interval=0, max_batches=600_000, title="big", frontend="jupyter", png=False)
+    view = LiveView(rec, min_interval=0, max_batches=600_000, title="big", png=False)
     its, maps = frames(500_000, maps_every=1000)
     its["rate"] = np.where(its["iteration"] < 1000, 0.001 * (its["iteration"] / 1000) ** 4, 0.001)
     its["seconds"], its["images"] = 0.5, its["iteration"] * 64.0
-    for n in (400_000, 500_000):
+    for n in (400_000, 400_500, 401_000, 500_000):
         view.update(SimpleNamespace(iterations=its.iloc[:n], maps=maps), force=True)
-    charts = shown(rec, LIVE_KEY)
-    assert len(charts) == 2 and all("text/html" not in b for b in charts)
-    specs = [b[PLOTLY_MIME] for b in charts]
-    assert {s["layout"]["uirevision"] for s in specs} == {LIVE_KEY}  # zoom and hidden traces survive
-    for b in charts:
-        assert len(json.dumps(b)) < 20_000  # the target per update on a 500,000-iteration run
-    names = [t["name"] for t in specs[-1]["data"]]
+    hosts, feeds = shown(rec, LIVE_KEY), shown(rec, LIVE_KEY + ":feed")
+    assert len(hosts) == 1 and len(feeds) == 3  # the host once; then only the feed is replaced
+    from plotly.offline import get_plotlyjs
+
+    assert hosts[0]["text/html"].count(get_plotlyjs()) == 1 and "window.__dmHost" in hosts[0]["text/html"]
+    for b in feeds:
+        assert len(b["text/html"]) < 20_000 and view.div_id in b["text/html"]  # per update, at 500,000 iterations
+    assert view.last_update_bytes == len(feeds[-1]["text/html"])
+    view.update(SimpleNamespace(iterations=its, maps=maps), final=True)
+    final = shown(rec, LIVE_KEY)[-1]
+    assert shown(rec, LIVE_KEY + ":feed")[-1] == {"text/plain": ""}  # no script that needs a kernel is saved
+    assert {PLOTLY_MIME, "text/html", "text/plain"} <= set(final) and get_plotlyjs() not in final["text/html"]
+    spec = final[PLOTLY_MIME]
+    assert spec["layout"]["uirevision"] == LIVE_KEY and spec["config"]["responsive"]
+    names = [t["name"] for t in spec["data"]]
     assert names[:4] == ["loss", "avg loss", "learning rate", "images/s"] and "mAP@0.50" in names
-    ips = next(t for t in specs[-1]["data"] if t["name"] == "images/s")
+    ips = next(t for t in spec["data"] if t["name"] == "images/s")
     assert decode(ips["y"]) == pytest.approx(128.0)  # 64 images per iteration at 0.5 s
-    layout = specs[-1]["layout"]
+    layout = spec["layout"]
     assert layout["yaxis2"]["tickvals"] == [0, 20, 40, 60, 80, 100] and layout["yaxis2"]["ticksuffix"] == "%"
     assert layout["legend"]["y"] < 0  # below the plot, where the modebar cannot cover it
     statuses = shown(rec, LIVE_KEY + ":status")
     assert "iteration 500,000/600,000" in statuses[-1]["text/plain"]
+    assert "darknet-live-detached" in statuses[0]["text/html"]  # a live status carries its stale mark's timer
+    assert "darknet-live-detached" not in statuses[-1]["text/html"]  # a finished one does not
 
 
-def test_colab_gets_html_that_loads_plotly_from_the_cdn() -> None:
-    rec = BundleReporter()
-    view = LiveView(rec, frontend="colab", png=False)
-    its, maps = frames(50)
-    view.update(SimpleNamespace(iterations=its, maps=maps), force=True)
-    bundle = rec.events[-1][1][1]
-    assert PLOTLY_MIME not in bundle and "cdn.plot.ly" in bundle["text/html"] and len(bundle["text/html"]) < 30_000
+def test_a_feed_message_carries_only_the_points_that_changed() -> None:
+    x, y = np.arange(1, 101), np.linspace(10, 1, 100).astype(np.float32)
+    trace = {"type": "scatter", "uid": "loss", "name": "loss", "x": x, "y": y, "line": {"width": 1}}
+    other = {"type": "scatter", "uid": "map50", "name": "mAP", "x0": 50, "dx": 50, "y": np.array([1.0, 2.0])}
+    feed = TraceFeed()
+    feed.reset({"data": [trace, other], "layout": {"height": 400}})
+    grown = {**trace, "x": np.arange(1, 121), "y": np.concatenate([y[:-1], np.linspace(1.5, 0.5, 21)]).astype(np.float32)}
+    msg = feed.message({"data": [grown, other], "layout": {"height": 400}})
+    (loss,) = msg["traces"]  # the mAP trace did not change: not sent
+    assert loss["uid"] == "loss" and loss["from"] == 99 and len(loss["x"]) == 21  # from the first changed point on
+    assert "layout" not in msg and "order" not in msg
+    assert feed.message({"data": [grown, other], "layout": {"height": 400}}) is None  # nothing changed
+    more = {**other, "y": np.array([1.0, 2.0, 3.0])}
+    assert feed.message({"data": [grown, more], "layout": {"height": 400}})["traces"] == [{"uid": "map50", "trace": more}]
+    restyled = {**grown, "line": {"width": 2}}
+    msg = feed.message({"data": [restyled], "layout": {"height": 500}})
+    assert msg["traces"] == [{"uid": "loss", "trace": restyled}] and msg["order"] == ["loss"]
+    assert msg["layout"] == {"height": 500}
+    html = feed_html("dm-x", msg)
+    assert html.startswith("<script") and '"dm-x"' in html and "bdata" in html  # typed arrays, base64
 
 
 def test_the_loss_axis_is_capped_after_a_huge_start_or_log_scale() -> None:
@@ -254,7 +284,7 @@ def test_permanent_lines_every_n_iterations() -> None:
 
 def test_fail_without_data_replaces_the_chart_by_the_message_once() -> None:
     rec = BundleReporter()
-    view = LiveView(rec, frontend="jupyter", png=False)
+    view = LiveView(rec, png=False)
     its, maps = frames(0)
     view.update(SimpleNamespace(iterations=its, maps=maps), force=True)
     view.fail("darknet stopped: cannot open obj.data")
@@ -266,13 +296,13 @@ def test_fail_without_data_replaces_the_chart_by_the_message_once() -> None:
 
 def test_interrupted_keeps_the_chart_and_shows_one_line() -> None:
     rec = BundleReporter()
-    view = LiveView(rec, frontend="jupyter", png=False)
+    view = LiveView(rec, png=False)
     its, maps = frames(50)
     h = SimpleNamespace(iterations=its, maps=maps)
     view.update(h, force=True)
     view.interrupted("interrupted at iteration 50: the log and the weights are kept", h)
     chart = shown(rec, LIVE_KEY)[-1]
-    assert PLOTLY_MIME in chart
+    assert PLOTLY_MIME in chart and "text/html" in chart
     assert view.last_text == "interrupted at iteration 50: the log and the weights are kept"
 
 
@@ -325,7 +355,7 @@ from types import SimpleNamespace
 from darknet_magics.notebook import CellReporter
 from darknet_magics.view.live import LiveView
 reporter = CellReporter()
-view = LiveView(reporter, min_interval=0, max_batches=30, png=False, frontend="jupyter", every=10)
+view = LiveView(reporter, min_interval=0, max_batches=30, png=False, every=10)
 first = threading.Event()
 def work():
     for n in range(1, 31):
@@ -374,18 +404,23 @@ def test_background_thread_updates_the_cell_that_started_it_in_a_real_kernel() -
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    charts = [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")
-              and PLOTLY_MIME in m["content"]["data"]]
-    assert charts[0]["msg_type"] == "display_data" and len(charts) >= 20
+    displays = [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")]
+    host = [m for m in displays if "window.__dmHost" in m["content"]["data"].get("text/html", "")
+            and PLOTLY_MIME not in m["content"]["data"]]  # the finished chart's HTML form draws through it too
+    feeds = [m for m in displays if "__dmFeed(" in m["content"]["data"].get("text/html", "")]
+    finals = [m for m in displays if PLOTLY_MIME in m["content"]["data"]]
+    assert len(host) == 1 and host[0]["msg_type"] == "display_data" and len(feeds) >= 20 and len(finals) == 1
+    charts = host + feeds + finals
     assert {m["parent_header"]["msg_id"] for m in charts} == {start}  # all to the starting cell
-    assert {m["content"]["transient"]["display_id"] for m in charts} == {charts[0]["content"]["transient"]["display_id"]}
+    assert {m["content"]["transient"]["display_id"] for m in feeds} != {host[0]["content"]["transient"]["display_id"]}
+    assert finals[0]["content"]["transient"]["display_id"] == host[0]["content"]["transient"]["display_id"]
     assert any(m is c for c in charts for m in msgs[n_during_start:])  # and some while another cell ran
     streams = [m for m in msgs if m["msg_type"] == "stream"]
     assert {m["parent_header"]["msg_id"] for m in streams if "other cell" in m["content"]["text"]} == {other}
     permanent = [m["content"]["text"] for m in streams if m["content"]["text"].startswith("iteration ")]
     assert [t.split("/")[0] for t in permanent] == ["iteration 10", "iteration 20", "iteration 30"]
     assert all(m["parent_header"]["msg_id"] == start for m in streams if m["content"]["text"].startswith("iteration "))
-    final = charts[-1]["content"]["data"][PLOTLY_MIME]
+    final = finals[0]["content"]["data"][PLOTLY_MIME]
     assert decode(final["data"][1]["y"]).size == 30
 
 
@@ -417,8 +452,11 @@ def test_save_chart_writes_html_and_png_into_the_run_folder(tmp_path) -> None:
     assert page.count(get_plotlyjs()) == 1  # opens offline, from the drive
     if saved.png is None:  # no kaleido/Chromium here: said why
         assert saved.reason
-    else:
-        assert saved.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:  # made in the background: save_chart returned before it
+        assert saved.pending is not None
+        png = saved.wait(100)
+        assert png is not None, live.png_unavailable()
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ------------------------------------------------------------------------------------------ incremental downsampling
@@ -516,16 +554,16 @@ def test_live_view_fed_chunk_by_chunk_draws_the_chart_built_from_scratch() -> No
     rows = [Iteration(int(i), float(v), 1.0 + 1 / i, 0.001 if i > 1000 else 0.001 * (i / 1000) ** 4, 0.5,
                       i * 64.0, 0.0) for i, v in zip(x, y)]
     history, rec = History(), BundleReporter()
-    view = LiveView(rec, min_interval=0, max_batches=60_000, frontend="jupyter", png=False)
+    view = LiveView(rec, min_interval=0, max_batches=60_000, png=False)
     for start in range(0, 60_000, 3_000):
         history.add(rows[start:start + 3_000])
         view.update(history, force=True)
         scratch = _figure_dict(history.iterations, history.maps, max_points=view.max_points, title=None,
                                uirevision=view.key)
-        assert json.loads(view._spec_json)["data"] == json.loads(live._to_json(scratch))["data"]
+        assert json.loads(live._to_json(view._spec))["data"] == json.loads(live._to_json(scratch))["data"]
     history.add([Resumed(50_000)] + rows[49_999:52_000])  # a resume drops the rows from 50,000 on: read again
     view.update(history, force=True)
-    spec = json.loads(view._spec_json)
+    spec = json.loads(live._to_json(view._spec))
     loss = next(t for t in spec["data"] if t["name"] == "loss")
     assert decode(loss["x"])[-1] == 52_000
     scratch = _figure_dict(history.iterations, None, max_points=view.max_points, title=None, uirevision=view.key)
@@ -549,3 +587,74 @@ def test_the_png_export_works_wherever_kaleido_and_a_chromium_exist() -> None:
         png = live.figure_png(live._figure_dict(its, maps, max_points=400, title="png"), width=live.NOTEBOOK_PNG_WIDTH)
     assert png is not None, live.png_unavailable()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == live.NOTEBOOK_PNG_WIDTH
+
+
+@pytest.mark.timeout(150)
+def test_the_end_of_a_run_does_not_wait_for_the_png(tmp_path) -> None:
+    """Ctrl-C, `%yolo stop`, a finished run, `%yolo log`: the view's last frame and the run folder's chart return
+    at once (kaleido starting a Chromium took 8-13 s there); the PNGs follow from the worker."""
+    from darknet_magics.view.live import save_chart
+
+    its, maps = frames(2000, maps_every=500)
+    h = SimpleNamespace(iterations=its, maps=maps, class_ap=None)
+    rec = BundleReporter()
+    view = LiveView(rec, min_interval=0, max_batches=4000, png=True)
+    view.update(h, force=True)
+    start = time.monotonic()
+    saved = save_chart(h, tmp_path / "run", title="run")  # what training's end does, then the view's last frame
+    view.interrupted("interrupted at iteration 2000: the log and the weights are kept", h)
+    took = time.monotonic() - start
+    print(f"interrupt to prompt (view and run folder): {took:.3f} s")
+    assert took < 1.0
+    final = shown(rec, LIVE_KEY)[-1]
+    assert PLOTLY_MIME in final and "image/png" not in final
+    if view.png_pending is None:  # no PNG export in this process (it failed once)
+        assert live.png_unavailable()
+        return
+    png = view.png_pending.result(120)
+    if png is None:  # no kaleido/Chromium here
+        assert live.png_unavailable() and saved.wait(120) is None
+        return
+    assert shown(rec, LIVE_KEY)[-1]["image/png"] == base64.b64encode(png).decode("ascii")  # added where it can be
+    assert saved.wait(120).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+from test_training import DARKNET, TEMPLATE, log_iterations, workspace, write_cfg  # noqa: E402,F401 (a fixture)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(not DARKNET.exists() or not TEMPLATE.exists(), reason="needs Debian's darknet (/usr/bin/darknet)")
+def test_ctrl_c_to_prompt_with_real_darknet_and_a_notebook_reporter(workspace, tmp_path) -> None:
+    """A real pjreddie darknet trains with a reporter that shows mime bundles (so the PNG path is taken, as in a
+    notebook); a kernel interrupt at iteration 3: the time from it to the KeyboardInterrupt the cell sees."""
+    import _thread
+    import threading
+
+    from darknet_magics.train import training
+
+    cfg = write_cfg(workspace / "long-ctrl-c.cfg", 500)
+    run_dir = tmp_path / "ctrl-c"
+    sent: list[float] = []
+
+    def interrupt() -> None:
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            log = run_dir / "train.log"
+            if log.exists() and any(i >= 3 for i in log_iterations(log)):
+                sent.append(time.monotonic())
+                _thread.interrupt_main()  # what a kernel interrupt does
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    rec = BundleReporter()
+    with pytest.raises(KeyboardInterrupt):
+        training.train(darknet=DARKNET, data=workspace / "obj.data", cfg=cfg, weights=None, map=False, gpus=None,
+                       backup=workspace / "backup-ctrl-c", clear=False, run_dir=run_dir, reporter=rec, cwd=workspace,
+                       view=LiveView.maker(rec))
+    took = time.monotonic() - sent[0]
+    print(f"Ctrl-C to prompt, real darknet, notebook reporter: {took:.2f} s")
+    assert took < 1.5, "no wait for the PNG between the interrupt and the prompt"
+    charts = [p[1] for kind, p in rec.events if kind == "display" and PLOTLY_MIME in p[1]]
+    assert (run_dir / "chart.html").is_file() and charts and "image/png" not in charts[0]

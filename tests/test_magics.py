@@ -81,6 +81,21 @@ def test_yolo_help_and_subcommand_help(ip, capsys):
     assert out.startswith("usage: %yolo train DATA CFG [WEIGHTS]") and "stop_on_nan=" in out
 
 
+def test_help_reads_in_the_order_of_the_loop_and_names_yolo_run(ip, capsys):
+    from darknet_magics.directives import GRAMMAR
+
+    ip.run_line_magic("yolo", "--help")
+    out = capsys.readouterr().out
+    stages = [out.index(f" {stage}:\n") for stage in ("data", "training", "model out")]
+    assert stages == sorted(stages)
+    assert out.index("%yolo check") < out.index("%yolo train") < out.index("%yolo map") < out.index("%yolo export")
+    assert "yolo_run.iterations" in out and "yolo_run.maps" in out and "yolo_run.class_ap" in out
+    assert all(f"%yolo {name}" in out for name in GRAMMAR.yolo)  # every subcommand, each once
+    cell_doc = ip.find_cell_magic("darknet").__doc__
+    assert cell_doc.index(" set-up:\n") < cell_doc.index("  make [") < cell_doc.index("  stage SRC")
+    assert all(cell_doc.count(f"\n  {name}") == 1 for name in GRAMMAR.darknet)
+
+
 def test_question_mark_help_shows_the_directive_reference(ip):
     cell_doc = ip.find_cell_magic("darknet").__doc__
     assert "--dry-run" in cell_doc and "make [GPU=0|1]" in cell_doc and "{workspace}" in cell_doc

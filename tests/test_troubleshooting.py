@@ -17,7 +17,7 @@ PAGE = ROOT / "docs" / "troubleshooting.md"
 _CODE = r"""["']([a-z][a-z0-9]*(?:-[a-z0-9]+)*)["']"""
 # How codes are written in the package today:
 #   Problem("missing-file", ...)   Problem(\n    "nan-loss", ...)   Problem(code="...", ...)   code="..."
-#   add("unsupported-gpu-arch", "message", ...)   (build.diagnose_build's local helper; not `obj.add(`)
+#   add("unsupported-gpu-arch", "message", ...)   (buildlog.diagnose_build's local helper; not `obj.add(`)
 PATTERNS = (
     re.compile(r"\bProblem\(\s*(?:code\s*=\s*)?" + _CODE),
     re.compile(r"\bcode\s*=\s*" + _CODE),

@@ -348,7 +348,8 @@ def make_cfg(template_text: str, classes: int, **options: Any) -> str:
         template_text: the template cfg's text.
         classes: number of classes (>= 1).
         **options: ``width``, ``height`` (multiples of 32), ``batch``, ``subdivisions``, ``max_batches`` (a number
-            or ``'auto'`` with ``dataset_size=N``: ``max(2000*classes, 6000, N)``, AlexeyAB's full rule), ``steps``
+            or ``'auto'`` with ``dataset_size=N``: ``max(2000*classes, 6000, N)``, AlexeyAB's full rule), ``epochs``
+            (with ``dataset_size=N``: max_batches = epochs * N / batch, rounded up), ``steps``
             (default 80%,90% of max_batches), ``scales``, ``anchors``; per-head keys (`HEAD_KEYS`: ``random``,
             ``ignore_thresh``, ``iou_loss``...) go to every detection head; any other key sets [net].
 
@@ -406,6 +407,9 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
 
     # Schedule.
     max_batches = opts.pop("max_batches", None)
+    epochs = opts.pop("epochs", None)
+    if epochs is not None:
+        max_batches = _epochs_to_batches(epochs, max_batches, dataset_size, batch)
     if max_batches is None or str(max_batches) == "auto":
         if str(max_batches) == "auto" and dataset_size is None:
             raise DarknetMagicsError("max_batches=auto needs the dataset size",
@@ -413,6 +417,9 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
         max_batches = default_max_batches(classes, int(dataset_size) if dataset_size is not None else None)
     max_batches = _as_int("max_batches", max_batches)
     cfg.set(cfg.net, "max_batches", max_batches)
+    if epochs is not None:  # darknet has no epochs: say what the number written means
+        cfg.changes.append(f"[net] max_batches={max_batches} is {_as_int('epochs', epochs)} epochs: "
+                           f"{epochs} x {dataset_size} training images / batch {batch} (darknet counts iterations)")
     steps = opts.pop("steps", None)
     if steps is None:
         steps_list = [max(1, int(max_batches * 0.8)), max(1, int(max_batches * 0.9))]
@@ -454,6 +461,19 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
         conv = _conv_before(cfg, head)
         cfg.set(conv, "filters", head_filters(cfg, head, classes))
     return cfg.render(), cfg.changes
+
+
+def _epochs_to_batches(epochs: Any, max_batches: Any, dataset_size: Any, batch: int) -> int:
+    """The max_batches that `epochs` passes over `dataset_size` images make, at `batch` images an iteration."""
+    epochs = _as_int("epochs", epochs)
+    if max_batches is not None:
+        raise DarknetMagicsError("epochs= and max_batches= both set the length of training",
+                                 fix="keep one: darknet counts max_batches (iterations of batch images)")
+    if dataset_size is None:
+        raise DarknetMagicsError("darknet counts iterations (max_batches), not epochs: epochs= needs the number of "
+                                 "training images", fix="add data=obj.data (its train list is counted), or give "
+                                 "max_batches= (epochs x images / batch)")
+    return max(1, -(-epochs * _as_int("dataset_size", dataset_size) // batch))
 
 
 def _parse_anchors(anchors: Any) -> list[tuple[float, float]]:

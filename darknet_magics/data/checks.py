@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from .cfg import HEAD_SECTIONS, Cfg, check_weights, head_filters
+from .cfg_keys import cfg_key_problems
 from ..errors import DarknetMagicsError, Problem
 from ..untrusted import BadInput, decode, parse_names, read_text
 from .labels import MALFORMED_FIX, RANGE_FIX, out_of_range, parse_line
@@ -616,6 +617,7 @@ def check_cfg(cfg_text: str, classes: Optional[int] = None, *, cfg_file: Optiona
                                         f"it needs {formula} = {want}",
                                         fix=f"set filters={want} (or remake the cfg with `%yolo cfg`)", file=cfg_file,
                                         line=fopt.line if fopt else prev.line))
+        problems.extend(cfg_key_problems(cfg, cfg_file))  # widht=64: darknet ignores it in silence
     except DarknetMagicsError as err:
         problems.append(Problem("cfg-invalid", err.message, fix=err.fix or "", file=cfg_file))
     return problems

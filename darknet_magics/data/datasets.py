@@ -3,7 +3,7 @@
 Space-free paths: darknet's .data reader drops every whitespace character from a line (``/My Drive/x`` becomes
 ``/MyDrive/x``), so `write_data` never writes a path with a space into obj.data. Where a path has one, the deepest
 folder with a space in its name is reached through a symlink without spaces (in ``links/`` beside obj.data, or in
-the per-user temp folder `environment.tmp_links_dir` when that path has spaces itself), and obj.data and the image lists use the link's path. The
+the per-user temp folder `setup.drive.tmp_links_dir` when that path has spaces itself), and obj.data and the image lists use the link's path. The
 symlinks are listed in `DataResult.links`. Staging lives in staging.py, pretrained weights in weights.py.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from collections import Counter
 from typing import Optional, Sequence, Union
 
-from ..setup.environment import tmp_links_dir
+from ..setup.drive import tmp_links_dir
 from ..errors import DarknetMagicsError, Problem
 from .objdata import MARKER
 from ..fileio import remove_if_exists, write_beside

@@ -1649,12 +1649,13 @@ def show_summary(ds: Dataset, reporter, net: tuple[int, int] = (416, 416)):
     return show_frame(summary_frame(ds, net), reporter, net)
 
 
-def show_frame(frame, reporter, net: tuple[int, int] = (416, 416)):
+def show_frame(frame, reporter, net: tuple[int, int] = (416, 416), show_figure=None):
     """Render a summary frame (`boxes_frame`) through `reporter`: a table per class, the figure as HTML.
 
-    Returns the frame. An empty frame (no images) shows one line and no figure.
+    `show_figure(figure, text)`, when given, shows the figure instead (the directives pass view.saved's, which
+    draws offline and untrusted; data/ sits below view/). Returns the frame. An empty frame (no images) shows one
+    line and no figure.
     """
-    import plotly.io as pio
 
     n_images = frame["image"].nunique()
     boxes = frame.dropna(subset=["class"])
@@ -1665,6 +1666,11 @@ def show_frame(frame, reporter, net: tuple[int, int] = (416, 416)):
                                        median_w_px=("width_px", "median"), median_h_px=("height_px", "median"))
     reporter.dataframe(table.reset_index(), title=f"{n_images:,} images, {len(boxes):,} boxes")
     fig = summary_figure(frame, net)
-    reporter.html("dataset-summary", pio.to_html(fig, include_plotlyjs="cdn", full_html=False),
-                  text=f"{n_images:,} images, {len(boxes):,} boxes in {len(table)} classes")
+    text = f"{n_images:,} images, {len(boxes):,} boxes in {len(table)} classes"
+    if show_figure is not None:
+        show_figure(fig, text)
+        return frame
+    import plotly.io as pio
+
+    reporter.html("dataset-summary", pio.to_html(fig, include_plotlyjs="cdn", full_html=False), text=text)
     return frame

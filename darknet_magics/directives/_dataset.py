@@ -16,7 +16,10 @@ def show_and_bind(step: Step, ctx: Context, frame, net: tuple[int, int],
                   health: Optional[Sequence[HealthRow]] = None) -> str:
     """Show `frame` (`formats.boxes_frame`: one row per box) as a table and a figure, then the `health` table
     (`data.health`), and bind the frame to ``as NAME`` (default ``yolo_dataset``); returns the name."""
-    show_frame(frame, ctx.reporter, net)
+    from ..view.saved import show_figure  # plotly: imported with the first summary
+
+    show_frame(frame, ctx.reporter, net,
+               show_figure=lambda figure, text: show_figure(ctx.reporter, "dataset-summary", figure, text))
     if health:
         flagged = sum(1 for r in health if r.severity == "warning")
         ctx.reporter.dataframe(health_frame(health), title=f"dataset health: {flagged} warning(s)")

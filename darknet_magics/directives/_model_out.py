@@ -9,6 +9,7 @@ from ..errors import StepError
 from ..media import IMAGE_SUFFIXES
 from ..language import Opt, Pos, Step
 from ..session import Context
+from ._runs import newest_weights, runs_root
 
 
 def model_positionals(weights: str, *more: Pos) -> tuple[Pos, ...]:
@@ -41,7 +42,7 @@ def darknet_args(step: Step, ctx: Context, command: str) -> list[str]:
 _FIXES = {
     "DATA": "write it with `%yolo data` (or give the path of your obj.data)",
     "CFG": "write it with `%yolo cfg` (or give the path of your .cfg)",
-    "WEIGHTS": "give a .weights file (or, for map, a run's backup folder); training saves them in obj.data's backup=",
+    "WEIGHTS": "give a .weights file (or, for map, a run's backup folder)",
     "IN": "give the path of a video file (quote a path with spaces)",
     "names": "give the class names file (obj.names, as obj.data's names= says)",
 }
@@ -61,11 +62,23 @@ def require_inputs(step: Step, ctx: Context, *names: str, folder_ok: tuple[str, 
         path = ctx.path(text)
         label = name if name.isupper() else f"{name}="
         if not path.exists():
-            raise step.error(f"{label} {path} does not exist", fix=_FIXES.get(name, "check the path"))
+            fix = _FIXES.get(name, "check the path") + (_where_weights_are(ctx) if name == "WEIGHTS" else "")
+            raise step.error(f"{label} {path} does not exist", fix=fix)
         if path.is_dir() and name not in folder_ok:
             raise step.error(f"{label} {path} is a folder, not a file", fix=_FIXES.get(name, "give a file"))
         paths[name] = path
     return paths
+
+
+def _where_weights_are(ctx: Context) -> str:
+    """Where training saved weights, for a missing WEIGHTS's fix: each run keeps its own (obj.data's backup= is
+    not where `%yolo train` writes)."""
+    folder, weights = newest_weights(ctx)
+    if weights is not None:
+        return f"; the newest run saved {weights} (its weights folder: {folder})"
+    if folder is not None:
+        return f"; the newest run saved no weights yet in {folder}"
+    return f"; `%yolo train` saves each run's weights in {runs_root(ctx)}/NAME/backup (no run there yet)"
 
 
 def require_video(step: Step, path: Path) -> None:

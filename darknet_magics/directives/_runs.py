@@ -10,15 +10,17 @@ from ..errors import DarknetMagicsError, StepError
 from ..language import Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train.record import RUN_JSON, read_record
-from ..train.runs import TrainingRun
+from ..train.drivesync import working_folder
+from ..train.runs import TrainingRun, find_resume_weights, history_from_log
 from ..train.watch import RunView
 
 
 def live_view(ctx: Context) -> Callable[..., RunView]:
     """The `ViewMaker` of a run started from a cell: the notebook's live chart (a terminal prints its lines)."""
+    from ..setup.gpu import GpuPoller
     from ..view.live import LiveView  # plotly: imported with the first run, not with %load_ext
 
-    return LiveView.maker(ctx.reporter)
+    return LiveView.maker(ctx.reporter, gpu=GpuPoller)  # each session polls nvidia-smi (rarely) for the chart
 
 
 def _run_chart(iterations: Any, maps: Any, *, title: str) -> Any:
@@ -72,7 +74,24 @@ def keep_run_on_failure(step: Step, ctx: Context) -> Iterator[None]:
         raise
 
 
-def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
+def load_run(folder: Path, ctx: Context, *, restore: bool = True) -> TrainingRun:
+    """A run folder as a run. A folder mirrored from local disk (issue 24: a ``sync.json`` on the drive) is worked on
+    in its local twin, which a new VM first gets back from the drive's verified copy (`restore`)."""
+    working, lines = working_folder(folder, restore_missing=restore)
+    for line in lines:
+        (ctx.reporter.warn if "drive-copy-unverified" in line else ctx.reporter.info)(line)
+    run = TrainingRun.load(working)
+    if lines:  # restored: the dead VM's kernel may have parsed less of the log than the keeper's mirror synced
+        from_log = history_from_log(run.log_path, run.args.flavor)[0]
+        if (from_log.last_iteration or 0) > (run.last_iteration or 0):
+            ctx.reporter.info(f"the history is rebuilt from the drive's train.log (to iteration "
+                              f"{from_log.last_iteration:,}; history.jsonl reached {run.last_iteration or 0:,})")
+            run.history = from_log
+            run.history.save(run.history_path)
+    return run
+
+
+def find_run(ref: Optional[str], ctx: Context, *, restore: bool = True) -> TrainingRun:
     """The run `ref` names (a variable, a session run name, or a run folder); else the session's last run; else the
     newest run folder under {workspace}/runs (after a VM reset)."""
     if ref:
@@ -81,10 +100,10 @@ def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
             return obj
         path = ctx.path(ref)
         if path.is_dir():
-            return TrainingRun.load(path)
+            return load_run(path, ctx, restore=restore)
         named = _run_dir_named(runs_root(ctx), ref)
         if named is not None:  # a new kernel: the run folder whose run.json has that name
-            return TrainingRun.load(named)
+            return load_run(named, ctx, restore=restore)
         raise StepError(f"no run named {ref!r} and no run folder at {path}",
                         fix="give the run's variable name, or its folder under {workspace}/runs")
     last = ctx.session.runs.get(ctx.session.last_run or "")
@@ -92,7 +111,7 @@ def find_run(ref: Optional[str], ctx: Context) -> TrainingRun:
         return last
     for folder in run_folders(ctx.session.workspace / "runs") if ctx.session.workspace else ():
         try:
-            run = TrainingRun.load(folder)
+            run = load_run(folder, ctx, restore=restore)
         except DarknetMagicsError as exc:  # a damaged folder is one line; the one before it is the last run
             ctx.reporter.warn(f"skipped {folder.name}: {first_line(exc)}")
             continue
@@ -117,6 +136,27 @@ def run_folders(root: Path) -> list[Path]:
         except OSError:  # no run.json (or no folder): not a run
             continue
     return [folder for _, folder in sorted(found, reverse=True)]
+
+
+def newest_weights(ctx: Context) -> tuple[Optional[Path], Optional[Path]]:
+    """(the weights folder, the weights in it to use) of the newest run under `runs_root` that saved weights: its
+    ``<cfg>_best.weights``, else the newest of last/backup/final; (the newest run's folder, None) when no run saved
+    any; (None, None) without runs. `%yolo train` saves each run's weights in its own folder, so this is where
+    `%yolo data`, `train` and `test` agree they are."""
+    first: Optional[Path] = None
+    for folder in run_folders(runs_root(ctx)):
+        try:
+            record = read_record(folder)
+        except DarknetMagicsError:  # a damaged run.json names nothing
+            continue
+        backup = record.args.backup_dir or folder / "backup"
+        cfg = record.args.cfg or Path("x.cfg")
+        best = backup / f"{cfg.stem}_best.weights"
+        weights = best if best.is_file() and best.stat().st_size else find_resume_weights(backup, cfg)
+        if weights is not None:
+            return backup, weights
+        first = first or backup
+    return first, None
 
 
 def first_line(exc: BaseException) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from ..setup.build import clone, clone_commands
+from ..setup.clone import clone, clone_commands
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..errors import DarknetMagicsError, StepError
 from ..language import Pos, Spec, Step
-from ..view.live import compare_runs
+from ..view.compare import compare_runs
+from ..view.saved import show_figure
 from ..session import Context, Done
 from ..train.record import RUN_JSON
 from ..train.runs import TrainingRun
@@ -35,7 +36,7 @@ def _runs(step: Step, ctx: Context) -> list[TrainingRun]:
                     skipped.append(f"{Path(m).name}: {first_line(exc)}")
                     ctx.reporter.warn(f"skipped {skipped[-1]}")
         else:
-            found.append(find_run(word, ctx))
+            found.append(find_run(word, ctx, restore=False))
     if len(found) < 1:
         raise StepError(f"no runs match {step.args['RUNS']!r}" + (f" that can be read ({len(skipped)} damaged: "
                                                                    f"{'; '.join(skipped)[:600]})" if skipped else ""),
@@ -47,9 +48,9 @@ def run(step: Step, ctx: Context) -> Done:
     runs = _runs(step, ctx)
     figure, table = compare_runs(runs)
     ctx.reporter.dataframe(table, title=f"{len(runs)} run(s)")
-    ctx.reporter.html(f"darknet-compare:{step.lineno}:{len(runs)}", figure.to_html(include_plotlyjs="cdn",
-                                                                                    full_html=False),
-                      f"{len(runs)} runs compared")
+    # plotly's mimetype and our HTML (view.saved.show_figure): drawn offline and untrusted, no CDN
+    show_figure(ctx.reporter, f"darknet-compare:{step.lineno}:{len(runs)}", figure.to_plotly_json(),
+                f"{len(runs)} runs compared")
     ctx.bind(step, table)
     return Done(f"compared {len(runs)} run(s)", table)
 

@@ -1,7 +1,7 @@
 """`cudnn`: install cuDNN from NVIDIA's tarball kept on the drive."""
 from __future__ import annotations
 
-from ..setup.environment import install_cudnn
+from ..setup.cudnn import install_cudnn
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..data.datasets import write_data
+from ..data.datasets import DataResult, write_data
 from ..data.leftout import BoxPolicy, Policies
 from ..data.resize import cfg_network_size, parse_resize
 from ..errors import DarknetMagicsError
@@ -12,6 +12,7 @@ from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ..untrusted import writing
 from ._dataset import show_and_bind
+from ._runs import runs_root
 
 
 NET = (416, 416)  # the network size min_box= and the summary's box sizes refer to
@@ -49,7 +50,9 @@ SPEC = Spec("data", "yolo", "Write obj.data (and .names, train.txt/valid.txt) wi
                      Opt("min_box", "float", "drop boxes under this many pixels at 416x416"),
                      Opt("split", "float", "validation fraction of the images the source did not split", default=0.1),
                      Opt("seed", "int", "seed of the split", default=0),
-                     Opt("backup", "path", "where training saves weights (default {workspace}/backup)"),
+                     Opt("backup", "path", "obj.data's backup= (default {workspace}/backup), where darknet run by "
+                                           "hand saves weights; `%yolo train` keeps each run's in "
+                                           "{workspace}/runs/NAME/backup"),
                      Opt("difficult", "str", "VOC boxes marked difficult: drop (as darknet's voc_label.py) or keep",
                          choices=("drop", "keep"), default="drop"),
                      Opt("crowd", "str", "COCO iscrowd boxes: drop (as Ultralytics' converter) or keep",
@@ -92,6 +95,13 @@ def _backup(step: Step, ctx: Context, *, warn: bool) -> Path:
     return backup
 
 
+def _weights_line(ctx: Context, result: DataResult) -> str:
+    """Where the weights of a training on this obj.data go: each `%yolo train` run's own folder (the obj.data's
+    backup= is only darknet's when it runs by hand, as plan_train reads an obj.data `%yolo data` wrote)."""
+    return (f"`%yolo train` saves each run's weights in {runs_root(ctx)}/NAME/backup "
+            f"(backup={result.backup} is for darknet run by hand)")
+
+
 def run(step: Step, ctx: Context) -> Done:
     def opt_path(key: str) -> Optional[Path]:
         return ctx.path(step.options[key]) if step.options.get(key) else None
@@ -122,7 +132,7 @@ def run(step: Step, ctx: Context) -> Done:
             name = show_and_bind(step, ctx, frame, NET, _health(merged))
     errors = sum(1 for p in result.problems if p.severity == "error")
     return Done(f"wrote {result.data_path}: {result.n_train} train / {result.n_valid} valid"
-                + (f" / {result.n_test} test" if result.n_test else "") + f" images, backup={result.backup}"
+                + (f" / {result.n_test} test" if result.n_test else "") + f" images; {_weights_line(ctx, result)}"
                 + (f", {errors} error(s) above (their boxes left out)" if errors else "")
                 + (f"; the boxes in `{name}`" if name else ""), result)
 

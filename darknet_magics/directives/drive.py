@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..setup.environment import mount_drive
+from ..setup.drive import mount_drive
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 

@@ -1,14 +1,16 @@
 """`%yolo resume`: a run continues from its newest weights, with its history stitched."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..language import Opt, Pos, Spec, Step
 from ..session import DEFAULT_RUN_NAME, Context, Done
-from ..train import background
+from ..train import background, guard
 from ..train.plan import plan_resume
-from ..train.runs import find_resume_weights
+from ..train.runs import TrainingRun, find_resume_weights
 from ..train.training import train
 from ._runs import find_run, keep_run, keep_run_on_failure, live_view
 
@@ -17,7 +19,10 @@ SPEC = Spec("resume", "yolo", "Continue a run from its backup/*_last.weights, wi
             options=(Opt("bin", "path", "the darknet binary (a run folder's run.json never chooses it alone: without bin=, "
                                          "the darknet it names runs only when this session's is that file or of "
                                          "its flavor)"),
-                     Opt("max_batches", "int", "train on to this many iterations (rewrites max_batches in the cfg)")),
+                     Opt("max_batches", "int", "train on to this many iterations (rewrites max_batches in the cfg)"),
+                     Opt("time", "str", "a new time budget for this session, e.g. time=11h30m (the run's own "
+                                        "budget, if any, otherwise)"),
+                     Opt("until", "str", "stop by this time of day (HH:MM, UTC), as time=")),
             flags=(("background", "return at once, as `%yolo train ... background` (darknet survives a kernel "
                                   "restart)"),),
             allows_as=True, example="%yolo resume", order=120)
@@ -32,6 +37,7 @@ def run(step: Step, ctx: Context) -> Done:
                                      darknet=ctx.path(step.get("bin")) if step.get("bin") else None,
                                      session_binary=ctx.session.binary or (Path(found) if found else None),
                                      max_batches=step.get("max_batches"))
+        _new_budget(step, previous, ctx)
         if in_background:
             result = background.start(plan=plan, reporter=ctx.reporter, previous=previous,
                                       name=step.as_name or DEFAULT_RUN_NAME, view=live_view(ctx))
@@ -45,8 +51,28 @@ def run(step: Step, ctx: Context) -> Done:
     return done
 
 
+def _new_budget(step: Step, run: TrainingRun, ctx: Context) -> None:
+    """Issue 24: `time=` / `until=` replace the run's budget in its guard.json (a new VM brings a new 12 h)."""
+    if step.get("time") is None and step.get("until") is None:
+        return
+    now = datetime.now(timezone.utc)
+    options = guard.read_options(run.run_dir)
+    if options is None:  # a run without a guard until now
+        options = guard.plan_options(
+            backup_dir=run.args.backup_dir or run.run_dir / "backup", cfg=run.args.cfg or Path("x.cfg"),
+            flavor=run.args.flavor.value if run.args.flavor else None, drive=None, sync=None, save_every=None,
+            keep=None, time_budget=step.get("time"), until=step.get("until"), patience=None, map_on=False, now=now)
+    else:
+        options = dataclasses.replace(
+            options, budget_s=guard.parse_budget(step.get("time")) if step.get("time") else None,
+            deadline=guard.parse_until(step.get("until"), now) if step.get("until") else None)
+    guard.write_options(run.run_dir, options)
+    for line in options.describe():
+        ctx.reporter.info(line)
+
+
 def preview(step: Step, ctx: Context) -> list[str]:
-    previous = find_run(step.args.get("NAME"), ctx)
+    previous = find_run(step.args.get("NAME"), ctx, restore=False)
     backup = previous.args.backup_dir or Path("backup")
     start = find_resume_weights(backup, previous.args.cfg or Path("x"))
     lines = [f"continue {previous.name} ({previous.run_dir}) from {start or 'its newest weights in ' + str(backup)}"]

@@ -1,7 +1,7 @@
 """`runtime`: what the machine has for darknet (GPU, driver, CUDA, cuDNN, OpenCV, compute capability)."""
 from __future__ import annotations
 
-from ..setup.environment import PROBE_COMMANDS, probe_runtime
+from ..setup.runtime import PROBE_COMMANDS, probe_runtime
 from ..language import Spec, Step
 from ..session import Context, Done
 

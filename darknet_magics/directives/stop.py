@@ -38,7 +38,7 @@ def _left_by_keeper(ref: Optional[str], ctx: Context) -> Optional[background.Liv
 def run(step: Step, ctx: Context) -> Done:
     ref = step.args.get("NAME")
     try:
-        target = find_run(ref, ctx)
+        target = find_run(ref, ctx, restore=False)
     except DarknetMagicsError:
         left = _left_by_keeper(ref, ctx)
         if left is None:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, Sequence
 from ..run import runner
 from ..setup.binary import darknet_flavor, last_output
 from ..output.judge import diagnose
-from ..setup.environment import nvidia_gpu_found
+from ..setup.runtime import nvidia_gpu_found
 from ..errors import Problem, StepError
 from ..report import Reporter
 from ..train.record import RUN_JSON

@@ -29,7 +29,7 @@ from typing import Any, Optional, Sequence
 from ..run import runner
 from ..setup.binary import darknet_flavor, last_output
 from ..output.judge import diagnose
-from ..setup.environment import nvidia_gpu_found
+from ..setup.runtime import nvidia_gpu_found
 from ..errors import Problem, StepError
 from ..data.formats import image_size  # our check that a file is an image before darknet sees it
 from ..report import Reporter

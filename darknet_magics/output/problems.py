@@ -362,3 +362,18 @@ def killed(iteration: Optional[int] = None, how: str = "killed (SIGKILL)", evide
     return Problem("killed", f"darknet was {how}: the machine may have run out of RAM, or a timeout or watchdog "
                    "ended it", fix="lower batch/subdivisions or width/height if memory ran out; resume from "
                    "backup/*_last.weights", iteration=iteration, evidence=evidence)
+
+
+def drive_sync_failing(error: str, lag: str, last: str) -> Problem:
+    """The drive mirror of a run (train/guard.py) has failed for `lag`: darknet goes on on local disk."""
+    return Problem("drive-sync-failing", f"the drive has not been updated for {lag} ({error}); {last}; darknet "
+                   "goes on writing on local disk",
+                   fix="free space on the drive, or mount it again (the drive line of the set-up cell): the next "
+                       "round catches up", severity="warning")
+
+
+def drive_copy_unverified(name: str, why: str) -> Problem:
+    """A file the drive's sync.json verified reads back different on a new VM (an upload that never finished)."""
+    return Problem("drive-copy-unverified", f"{name} on the drive is not the copy that was verified ({why}): not "
+                   "restored", fix="resume goes on from the newest checkpoint that is whole; nothing to do unless "
+                                   "it was the only one", severity="warning", file=name)

@@ -40,11 +40,25 @@ def in_colab() -> bool:
     return any(os.environ.get(v) for v in _COLAB_ENV_VARS) or _colab_shell()
 
 
+_mounted_at: list[str] = []  # where this kernel mounted the drive (flush_drive mounts it there again)
+
+
 def mount(mountpoint: str) -> None:
     """Mount Google Drive at `mountpoint` (Colab asks the user to authorize on the first call)."""
     from google.colab import drive  # the one import of google.colab in the package
 
     drive.mount(mountpoint)
+    _mounted_at[:] = [mountpoint]
+
+
+def flush_drive() -> None:
+    """Push Colab's Drive upload cache to Drive now (closed files on the mounted Drive are otherwise uploaded lazily,
+    and lost with the VM), and keep the drive mounted: Colab's only flush is ``drive.flush_and_unmount``, so the
+    drive is mounted again where it was (the next cell may read it). Raises what Colab raises."""
+    from google.colab import drive
+
+    drive.flush_and_unmount()
+    drive.mount(_mounted_at[0] if _mounted_at else "/content/drive")
 
 
 def download(path: str) -> None:

@@ -25,7 +25,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
 
+from . import guard
 from . import keeper as _keeper
+from .drivesync import read_manifest
 from ..run import runner
 from ..errors import DarknetMagicsError, StepError
 from ..fileio import atomic_write_text, remove_if_exists
@@ -34,7 +36,7 @@ from .keeper import Keeper, KeeperState, StopReason
 from .record import RunRecord, RunStatus, read_record
 from ..output.logs import read_log
 from ..report import Reporter
-from .plan import TrainPlan, refuse_shared_backup
+from .plan import TrainPlan, refuse_shared_backup, starting
 from .runs import TrainingRun, history_class
 from .training import finish_session, start_session
 from .watch import ViewMaker, Watch, make_watch, no_view
@@ -241,7 +243,10 @@ def _work(follower: _Follower, session_info: dict, max_batches: Optional[int], r
             watch.error = watch.error or exc
         # finish_session needs only the plan's max_batches (a re-attached run has no plan, only its run.json)
         plan = SimpleNamespace(max_batches=max_batches)
-        finish_session(plan, run, watch, result, None, session_info, reporter)  # type: ignore[arg-type]
+        try:
+            finish_session(plan, run, watch, result, None, session_info, reporter)  # type: ignore[arg-type]
+        finally:
+            guard.after_verdict(run.run_dir, reporter)  # issue 24 hook: the verdict reaches the drive
     except BaseException as exc:
         run.error = exc
 
@@ -253,8 +258,9 @@ def start(*, plan: TrainPlan, reporter: Reporter, previous: Optional[TrainingRun
     `run.status` (and `run.error` for a failure's diagnosis). Interrupting a cell, or restarting the kernel, does
     not stop it: only `run.stop()` / `%yolo stop` does. `name` (the variable it is bound to) goes into keeper.json,
     so that `%yolo stop NAME` finds the keeper even when run.json is damaged."""
-    refuse_shared_backup(plan, previous)
-    run, session_info = start_session(plan, previous, reporter)
+    with starting(plan):  # the check and this session's run.json, one kernel at a time
+        refuse_shared_backup(plan, previous)
+        run, session_info = start_session(plan, previous, reporter)
     offset = int(session_info.get("log_offset") or 0)
     try:
         keeper = _launch(list(plan.argv), run.run_dir, run.log_path, plan.cwd, env, name)
@@ -333,6 +339,14 @@ def live_run(folder: Path) -> Optional[LiveRun]:
     """`folder` as a run a gone kernel left (see `find_live`), or None (no keeper, or judged already). A folder
     whose run.json is damaged or gone, but whose keeper still runs darknet, is one too (`damaged` says why)."""
     folder = Path(folder)
+    try:  # issue 24 hook: a run mirrored to the drive lives in its local twin, or ended with its VM (None here)
+        manifest = read_manifest(folder)
+    except DarknetMagicsError:
+        manifest = None
+    if manifest is not None and manifest.local != folder:
+        if not (manifest.local / "run.json").is_file():
+            return None  # its VM is gone: `%yolo status` lists it from the drive, `%yolo resume` continues it
+        folder = manifest.local
     state = _keeper.read_state(folder)
     if not state:
         return None

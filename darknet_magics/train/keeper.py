@@ -33,7 +33,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..run import runner
 from ..fileio import atomic_write_text
@@ -69,6 +69,8 @@ class StopReason(str, enum.Enum):
     REQUEST = "request"        # %yolo stop, run.stop()
     NAN = "nan"                # the first nan loss (stop_on_nan)
     UNWRITABLE = "unwritable"  # the run folder cannot be written (a full disk, a read-only folder)
+    BUDGET = "budget"          # guard.py: the time budget (time=, until=) is spent
+    PATIENCE = "patience"      # guard.py: mAP has not improved for patience= evaluations
 
     def describe(self, detail: Optional[str] = None) -> str:
         """The sentence a result and a verdict show."""
@@ -77,7 +79,9 @@ class StopReason(str, enum.Enum):
 
 _SENTENCES = {StopReason.REQUEST: "stopped on request (%yolo stop)",
               StopReason.NAN: "loss became nan at iteration {}",
-              StopReason.UNWRITABLE: "the run folder cannot be written: {}"}
+              StopReason.UNWRITABLE: "the run folder cannot be written: {}",
+              StopReason.BUDGET: "time budget reached (stop by {})",
+              StopReason.PATIENCE: "stopped early: {}"}
 assert set(_SENTENCES) == set(StopReason), "every StopReason needs a sentence"
 STOP_REASON = StopReason.REQUEST.describe()
 
@@ -326,6 +330,7 @@ class _Keeper:
             "result": None, "error": None, "name": name, "stop_reason": None,
         }
         self.unsaved: Optional[str] = None
+        self.guard: Any = None  # guard.Guard when the run folder has a guard.json
 
     def save(self) -> None:
         """keeper.json; a keeper that cannot write it (a full disk, a deleted folder) keeps darknet's log going and
@@ -355,20 +360,56 @@ class _Keeper:
         self.state["stop_reason"] = reason.value
         return reason.describe(detail)
 
+    def _noted(self, reason: StopReason) -> None:
+        self.state["stop_reason"] = reason.value
+
     def run(self) -> int:
         self.save()
+        from .guard import open_guard  # issue 24 hook: the drive mirror, checkpoints, budget, patience
+
+        self.guard = open_guard(self.run_dir)
+        on_text, should_stop = guarded_callbacks(self.guard, None, self.should_stop, self._noted)
         try:
             result = runner.run(self.argv, cwd=self.cwd, log_path=self.log, watchdog=training_watchdog(),
-                                should_stop=self.should_stop, on_spawn=self.spawned)
+                                should_stop=should_stop, on_spawn=self.spawned, on_text=on_text)
         except runner.RunInterrupted as exc:  # SIGINT/SIGTERM to the keeper: darknet was stopped as runner does
             result = exc.result
         except (FileNotFoundError, OSError) as exc:
             self.state.update(state=KeeperState.FAILED.value, ended=_now(), error=f"cannot start darknet: {exc}")
             self.save()
             return 1
+        if self.guard is not None:  # the last weights reach the drive before the kernel is told darknet ended
+            self.guard.finish()
         self.state.update(state=KeeperState.ENDED.value, ended=_now(), result=dataclasses.asdict(result))
         self.save()
         return 0 if self.unsaved is None else 3
+
+
+def guarded_callbacks(guard: Any, on_text: Optional[Callable[[str], None]], should_stop: Callable[[], Optional[str]],
+                      noted: Callable[[StopReason], None] = lambda reason: None
+                      ) -> tuple[Optional[Callable[[str], None]], Callable[[], Optional[str]]]:
+    """The runner's callbacks with a run's guard (train/guard.py: the drive mirror, checkpoints, time budget,
+    patience) in them: it reads darknet's output after `on_text`, and is asked after `should_stop`."""
+    if guard is None:
+        return on_text, should_stop
+
+    def text(chunk: str) -> None:
+        if on_text is not None:
+            on_text(chunk)
+        guard.feed(chunk)
+
+    def stop() -> Optional[str]:
+        asked = should_stop()
+        if asked is not None:
+            return asked
+        word = guard.should_stop()
+        if word is None:
+            return None
+        reason = StopReason(word[0])
+        noted(reason)
+        return reason.describe(word[1])
+
+    return text, stop
 
 
 def _ignore(signum: int, frame: Any) -> None:

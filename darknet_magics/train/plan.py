@@ -4,11 +4,13 @@ run prints the same plan.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from ..data import objdata
 from ..setup.binary import darknet_flavor, require_file, resolve_darknet
@@ -22,7 +24,7 @@ from ..report import Reporter
 from ..safenames import check_argv_paths
 from .runs import TrainingRun, cfg_net_int, find_resume_weights, weights_iteration
 
-__all__ = ["TrainPlan", "plan_train", "plan_resume", "refuse_shared_backup"]
+__all__ = ["TrainPlan", "plan_train", "plan_resume", "refuse_shared_backup", "live_records", "live_run_warnings"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,20 @@ def plan_train(*, darknet: Path | str, data: Path, cfg: Path, weights: Optional[
                      args=args, warnings=tuple(warnings))
 
 
+@contextmanager
+def starting(plan: TrainPlan) -> Iterator[None]:
+    """Held while a session checks for runs that share its weights folder and writes its own run.json: two kernels
+    starting at the same second see each other (the second finds the first's run.json), never both nothing."""
+    root = plan.run_dir.parent
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".starting.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def refuse_shared_backup(plan: TrainPlan, previous: Optional[TrainingRun]) -> None:
     """A StepError when another run under the same runs folder is still training into this plan's weights folder
     (a user's obj.data ``backup=`` or ``backup=PATH`` given twice): both would write ``<cfg>_last.weights``."""
@@ -144,30 +160,56 @@ def refuse_shared_backup(plan: TrainPlan, previous: Optional[TrainingRun]) -> No
 
 
 def _training_into(backup_dir: Path, root: Path, *, skip: Path) -> Optional[Path]:
-    """The folder of a run under `root` (not `skip`) whose darknet still trains into `backup_dir`, or None. Alive
-    means its keeper or darknet (background), or the kernel that runs it (foreground), is still the recorded
-    process; a damaged run.json is no evidence of anything and is passed over."""
+    """The folder of a run under `root` (not `skip`) whose darknet still trains into `backup_dir`, or None."""
+    for folder, rec in live_records(root, skip=skip):
+        if rec.args.backup_dir is not None and absolute_path(rec.args.backup_dir) == absolute_path(backup_dir):
+            return folder
+    return None
+
+
+def live_records(root: Path, *, skip: Optional[Path] = None) -> list[tuple[Path, RunRecord]]:
+    """The run folders under `root` (not `skip`) whose darknet still trains, with their records. Alive means its
+    keeper or darknet (background: keeper.json), or the kernel that runs it (foreground: the session's owner), is
+    still the recorded process on this boot; a damaged run.json is no evidence of anything and is passed over."""
     if not root.is_dir():
-        return None
-    for folder in root.iterdir():
+        return []
+    found = []
+    for folder in sorted(root.iterdir()):
         if folder == skip or not (folder / RUN_JSON).is_file():
             continue
         try:
             rec = read_record(folder)
         except (DarknetMagicsError, OSError):
             continue
-        if rec.status is not RunStatus.RUNNING or rec.args.backup_dir is None or not rec.sessions:
-            continue
-        if absolute_path(rec.args.backup_dir) != absolute_path(backup_dir):
+        if rec.status is not RunStatus.RUNNING or not rec.sessions:
             continue
         last = rec.sessions[-1]
         owner, state = last.get("owner") or {}, read_state(folder) if last.get("keeper") else None
         if state and any(same_process(state.get(k), state.get(t), state.get("boot_id"))
                          for k, t in (("keeper_pid", "keeper_start"), ("darknet_pid", "darknet_start"))):
-            return folder
-        if not last.get("keeper") and same_process(owner.get("pid"), owner.get("start"), owner.get("boot_id")):
-            return folder
-    return None
+            found.append((folder, rec))
+        elif not last.get("keeper") and same_process(owner.get("pid"), owner.get("start"), owner.get("boot_id")):
+            found.append((folder, rec))
+    return found
+
+
+def live_run_warnings(plan: TrainPlan, previous: Optional[TrainingRun]) -> list[str]:
+    """A warning for each other run under this plan's runs folder that still trains on this machine: a second
+    darknet on one GPU slows both and may end one of them with CUDA out of memory. Runs given other GPUs (gpus=)
+    than this one are no concern."""
+    warnings = []
+    mine = set((plan.args.gpus or "").split(","))
+    for folder, rec in live_records(plan.run_dir.parent, skip=plan.run_dir):
+        if previous is not None and folder == previous.run_dir:
+            continue
+        theirs = set((rec.args.gpus or "").split(","))
+        if plan.args.gpus and rec.args.gpus and not mine & theirs:
+            continue
+        name = rec.name or folder.name
+        warnings.append(f"the run {name} ({folder}) is still training on this machine: two trainings on one GPU "
+                        "both slow down, and one may stop with CUDA out of memory; `%yolo stop "
+                        f"{name}` first, or wait for it (`{name}.wait()`), or give each run its own GPU (gpus=)")
+    return warnings
 
 
 def plan_resume(run: TrainingRun | Path | str, reporter: Optional[Reporter] = None, *,

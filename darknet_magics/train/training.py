@@ -22,10 +22,11 @@ from ..output import problems
 from ..run import runner
 from ..setup.binary import last_output
 from ..errors import StepError
-from .keeper import boot_id, process_start, training_watchdog
+from . import guard
+from .keeper import boot_id, guarded_callbacks, process_start, training_watchdog
 from .record import RunStatus
 from ..report import Reporter
-from .plan import TrainPlan, plan_resume, plan_train, refuse_shared_backup
+from .plan import TrainPlan, live_run_warnings, plan_resume, plan_train, refuse_shared_backup, starting
 from .runs import TrainingRun, history_class
 from .verdict import judge_session
 from .watch import ViewMaker, Watch, make_watch, no_view
@@ -58,14 +59,20 @@ def train(*, reporter: Optional[Reporter] = None, previous: Optional[TrainingRun
     """
     reporter = reporter or Reporter()
     plan = plan or plan_train(**plan_args)
-    refuse_shared_backup(plan, previous)
-    run, session_info = start_session(plan, previous, reporter)
+    with starting(plan):  # the check and this session's run.json, one kernel at a time
+        refuse_shared_backup(plan, previous)
+        run, session_info = start_session(plan, previous, reporter)
     watch, result, interrupted = _watch(plan, run, previous is not None, reporter, watchdog, view, env)
-    return finish_session(plan, run, watch, result, interrupted, session_info, reporter)
+    try:
+        return finish_session(plan, run, watch, result, interrupted, session_info, reporter)
+    finally:
+        guard.after_verdict(run.run_dir, reporter)  # issue 24 hook: the verdict reaches the drive
 
 
 def start_session(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Reporter) -> tuple[TrainingRun, dict]:
     """The run folder, the weights folder, the per-run obj.data and run.json; the run object (new, or continued)."""
+    for warning in live_run_warnings(plan, previous):
+        reporter.warn(warning)
     try:
         return start_files(plan, previous, reporter)
     except OSError as exc:
@@ -85,6 +92,9 @@ def start_files(plan: TrainPlan, previous: Optional[TrainingRun], reporter: Repo
         run.args = dataclasses.replace(plan.args, weights=run.args.weights)  # the weights it first started from
         run.argv, run.max_batches, run.status = list(plan.argv), plan.max_batches, RunStatus.RUNNING
         run.message, run.result, run.problems_found = "", None, []
+        # `%yolo stop` set it for the session that ended: left set, the new darknet is stopped as it starts
+        run.stop_requested.clear()
+        run.error = None
     else:
         run = TrainingRun(run_dir=plan.run_dir, history=history_class()(), args=plan.args, argv=plan.argv,
                           name=plan.run_dir.name, max_batches=plan.max_batches)
@@ -106,13 +116,18 @@ def _watch(plan: TrainPlan, run: TrainingRun, resumed: bool, reporter: Reporter,
     reporter.info(f"log: {run.log_path}")
     watch.live.update(run.history, force=True)
     interrupted: Optional[runner.RunInterrupted] = None
+    guarded = guard.open_guard(run.run_dir)  # issue 24 hook: drive mirror, checkpoints, budget, patience
+    on_text, should_stop = guarded_callbacks(guarded, watch.on_text, watch.should_stop)
     try:
-        result = runner.run(list(plan.argv), cwd=plan.cwd, log_path=run.log_path, on_text=watch.on_text,
-                            watchdog=watchdog or training_watchdog(), env=env, should_stop=watch.should_stop)
+        result = runner.run(list(plan.argv), cwd=plan.cwd, log_path=run.log_path, on_text=on_text,
+                            watchdog=watchdog or training_watchdog(), env=env, should_stop=should_stop)
     except runner.RunInterrupted as exc:
         interrupted, result = exc, exc.result
     except FileNotFoundError as exc:
         raise StepError(f"cannot start darknet: {exc}", fix="check the binary path (bin=PATH)") from exc
+    finally:
+        if guarded is not None:
+            guarded.finish()
     try:
         watch.close()
     except Exception as exc:  # the log is complete whatever went wrong in our reading of it
@@ -149,8 +164,8 @@ def finish_session(plan: TrainPlan, run: TrainingRun, watch: Watch, result: runn
         raise interrupted
     if run.status.ok:
         watch.live.update(run.history, final=True)
-    else:  # the chart gives way to the diagnosis; the fix is stated once, in the error below
-        watch.live.fail(run.message, run.history)
+    else:  # the view says how darknet ended; the diagnosis and its fix are stated once, in the error below
+        watch.live.fail(_ending(run), run.history)
     if run.status.ok:
         if run.status is RunStatus.FINISHED_CRASHED:
             reporter.warn(f"training finished, then darknet crashed on exit ({result.describe()}); "
@@ -163,6 +178,15 @@ def finish_session(plan: TrainPlan, run: TrainingRun, watch: Watch, result: runn
                       problems=run.problems_found, details=last_output(watch.recorder.text()))
     error.run = run  # type: ignore[attr-defined]
     raise error
+
+
+def _ending(run: TrainingRun) -> str:
+    """A failed run's line in the view: its message without the diagnosis the error states (the judge puts the
+    first problem's message after a colon)."""
+    errors = [p.message for p in run.problems_found if p.severity == "error"]
+    tail = ": " + errors[0] if errors else ""
+    head = run.message[:-len(tail)] if tail and run.message.endswith(tail) else run.message
+    return f"{head}; the diagnosis follows" if head != run.message else head
 
 
 def _save_chart(run: TrainingRun, watch: Watch, reporter: Reporter) -> None:

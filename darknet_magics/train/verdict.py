@@ -12,9 +12,10 @@ from ..output import problems
 from ..run import runner
 from ..data.cfg import check_weights
 from ..output.judge import verdict
-from ..setup.environment import nvidia_gpu_found
+from ..setup.runtime import nvidia_gpu_found
 from ..errors import DarknetMagicsError, Problem
 from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, confirm_binary, read_record  # noqa: F401 (RUN_JSON, LOG_NAME: re-exported)
+from . import guard
 from .runs import TrainingRun, weights_iteration
 from .watch import Watch
 
@@ -31,6 +32,11 @@ def judge_session(run: TrainingRun, watch: Watch, result: runner.ProcessResult, 
     clean_exit = result.returncode == 0 and result.signal is None and not result.killed_by_watchdog
     unwritable = result.log_error or (str(watch.error) if isinstance(watch.error, OSError) else None)
     asked = run.stop_requested.is_set()
+    stopped = guard.verdict(result.stopped_by_caller, last)  # issue 24 hook: the time budget, patience
+    if stopped is not None:
+        run.status = RunStatus.FINISHED if stopped[0] else RunStatus.INTERRUPTED
+        run.message = stopped[1]
+        return
     if (result.interrupted or (result.stopped_by_caller and asked)) and not (unwritable and not asked):
         how = "stopped on request" if not result.interrupted else "interrupted"
         run.status, run.message = RunStatus.INTERRUPTED, f"{how} at iteration {last or 0}"

@@ -10,3 +10,11 @@ def mount(mountpoint: str, force_remount: bool = False, timeout_ms: int = 120000
     """Create `mountpoint`/MyDrive like a fresh Colab mount, and remember the call."""
     os.makedirs(os.path.join(mountpoint, "MyDrive"), exist_ok=True)
     mounted.append(mountpoint)
+
+
+flushed: list[bool] = []
+
+
+def flush_and_unmount(timeout_ms: int = 24 * 60 * 60 * 1000) -> None:
+    """Colab pushes its Drive cache and unmounts; the stand-in remembers the call."""
+    flushed.append(True)
