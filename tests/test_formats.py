@@ -1,4 +1,4 @@
-"""formats.py and datasets.prepare_dataset on real-format fixtures: every converted box against its source, 1e-4.
+"""data/formats and datasets.prepare_dataset on real-format fixtures: every converted box against its source, 1e-4.
 
 The expected darknet lines are computed here from tests/fixtures/datasets/SOURCE.json (the boxes as each tool
 wrote them) with each format's convention written out again, not through the readers under test: VOC's 1-based
@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from darknet_magics.data import formats
+from darknet_magics.data.formats import yolo as yolo_format
+from darknet_magics.view import dataset as dataset_view
 from darknet_magics.data.checks import check_dataset, label_path
 from darknet_magics.data.datasets import plan_dataset, prepare_dataset
 from darknet_magics.errors import DarknetMagicsError
@@ -234,11 +236,11 @@ def test_image_size_from_headers(tmp_path: Path) -> None:
 
 
 def test_yaml_names_without_a_yaml_library() -> None:
-    names, keys = formats._parse_yaml_names("path: ../d\ntrain: images/train  # x\nnames:\n  0: person\n  1: 'bi cycle'\n")
+    names, keys = yolo_format._parse_yaml_names("path: ../d\ntrain: images/train  # x\nnames:\n  0: person\n  1: 'bi cycle'\n")
     assert names == ["person", "bi cycle"] and keys["train"] == "images/train"
-    assert formats._parse_yaml_names("names:\n- a\n- b\nnc: 2\n")[0] == ["a", "b"]
-    assert formats._parse_yaml_names("names: ['a, b', \"c\"]\n")[0] == ["a, b", "c"]
-    assert formats._parse_yaml_names("names: {0: x, 1: y}\n")[0] == ["x", "y"]
+    assert yolo_format._parse_yaml_names("names:\n- a\n- b\nnc: 2\n")[0] == ["a", "b"]
+    assert yolo_format._parse_yaml_names("names: ['a, b', \"c\"]\n")[0] == ["a, b", "c"]
+    assert yolo_format._parse_yaml_names("names: {0: x, 1: y}\n")[0] == ["x", "y"]
 
 
 def test_unknown_format_and_empty_folder_are_clear_errors(tmp_path: Path) -> None:
@@ -264,9 +266,9 @@ def test_summary_frame_and_figure() -> None:
     assert frame["class"].isna().sum() == 1  # e.jpg, the negative
     a = frame[(frame["image"].str.endswith("a.jpg")) & (frame["class"] == "cat")].iloc[0]
     assert abs(a["width_px"] - 25 / 64 * 64) < 1e-9 and abs(a["height_px"] - 34 / 48 * 64) < 1e-9
-    fig = formats.summary_figure(frame, (64, 64))
+    fig = dataset_view.summary_figure(frame, (64, 64))
     assert [t["type"] for t in fig["data"]] == ["bar", "bar", "histogram", "scattergl"]
     rec = RecordingReporter()
-    formats.show_summary(ds, rec, (64, 64))
+    dataset_view.show_summary(ds, rec, (64, 64))
     kinds = [k for k, _ in rec.events]
     assert "dataframe" in kinds and "html" in kinds

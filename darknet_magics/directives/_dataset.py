@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from ..data.formats import show_frame
+from ..view.dataset import show_frame
 from ..data.health import HealthRow, health_frame
 from ..language import Step
 from ..session import Context
