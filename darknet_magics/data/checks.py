@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from .cfg import HEAD_SECTIONS, Cfg, check_weights, head_filters
+from .cfg import HEAD_SECTIONS, Cfg, head_filters
+from .cfg_weights import check_weights
 from .cfg_keys import cfg_key_problems
 from ..errors import DarknetMagicsError, Problem
 from ..untrusted import BadInput, decode, parse_names, read_text
