@@ -20,7 +20,8 @@ updates applied (``data-dm-rev``) on the graph's div, which is what the browser 
 the div redraws the graph at its output's new width (`Plotly.Plots.resize`): plotly's `responsive` follows the
 window only, and JupyterLab's file browser or a side panel opened mid-run narrows the output with no window
 resize. At the end of a run the host becomes a plain chart (`media.figure_bundle`: plotly's mimetype, the same
-HTML, a PNG where one is ready) and the feed is emptied, so the saved notebook holds one finished chart and no scripts that need a kernel.
+HTML, a PNG where one is ready) and the feed is emptied, so the saved notebook holds one finished chart and no
+scripts that need a kernel.
 """
 from __future__ import annotations
 
