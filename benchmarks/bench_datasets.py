@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--coco-boxes", type=int, default=150000)
     parser.add_argument("--only-coco", action="store_true", help="only the COCO conversion")
     parser.add_argument("--baseline-ref", default="", metavar="REF",
-                        help="also convert with formats.py as it was at this git commit (before/after in one run)")
+                        help="also convert with formats.py as it was at this git commit (one before the split into data/formats/; before/after in one run)")
     args = parser.parse_args()
     if args.only_coco:
         with tempfile.TemporaryDirectory(prefix="bench_coco_") as tmp:

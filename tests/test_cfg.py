@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from darknet_magics.data.cfg import (Cfg, check_weights, layer_weights, make_cfg, make_cfg_changes, read_weights_header,
-                                resolve_template, set_anchors_text, write_cfg)
+from darknet_magics.data.cfg import (Cfg, make_cfg, make_cfg_changes, resolve_template, set_anchors_text,
+                                     write_cfg)
+from darknet_magics.data.cfg_weights import check_weights, layer_weights, read_weights_header
 from darknet_magics.errors import DarknetMagicsError
 from darknet_magics.synth import make_dataset
 

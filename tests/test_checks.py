@@ -185,8 +185,12 @@ def test_pjreddie_flavor_flags_images_folder(tmp_path: Path) -> None:
     (tmp_path / "hand.txt").write_text("".join(f"{p}\n" for p in ds.images))
     data = write_data(tmp_path / "obj.data", classes=1, names="red_box", train=tmp_path / "hand.txt",
                       backup=tmp_path / "b").data_path
-    assert check(data) == []
-    p = one(check(data, flavor="pjreddie"), "missing-labels")
+    # AlexeyAB finds the labels; pjreddie's rule (the first "images" -> "labels") is said, a warning for another flavor
+    p = one(check(data), "label-path-rewritten")
+    assert p.severity == "warning" and p.message.startswith("pjreddie's darknet") and "'images' -> 'labels'" in p.message
+    found = check(data, flavor="pjreddie")
+    assert one(found, "label-path-rewritten").severity == "error"
+    p = one(found, "missing-labels")
     assert p.severity == "warning" and "/labels/" in p.message
     # images=DIR sees the problem and writes labels where both flavors look (a folder of links next to OUT)
     result = write_data(tmp_path / "obj2.data", images=tmp_path / "images", backup=tmp_path / "b")

@@ -178,6 +178,25 @@ def test_yolo_eval_in_a_real_shell(ip, trained_model, capsys) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # the first test of a checkout trains the model (minutes)
+def test_pjreddie_evaluates_a_list_shorter_than_its_four_loaders(ip, trained_model, tmp_path, capsys) -> None:
+    """pjreddie's `detector valid` reads paths[0..3] whatever the list's length (it aborted on 2 images): the list it
+    gets is padded, and the padded rows are dropped; the two images give what they give in the whole list."""
+    root, data, cfg, weights = trained_model
+    valid = [line for line in (root / "valid.txt").read_text().splitlines() if line.strip()][:2]
+    short = tmp_path / "short.txt"
+    short.write_text("".join(f"{line}\n" for line in valid))
+    two = tmp_path / "two.data"
+    two.write_text("".join(f"valid={short}\n" if line.startswith("valid") else f"{line}\n"
+                           for line in data.read_text().splitlines()))
+    res = run_cell(ip, f"%yolo eval {two} {cfg} {weights} bin=/usr/bin/darknet out={tmp_path}/evals as short")
+    out = capsys.readouterr()
+    assert res.error_in_exec is None, out.out + out.err
+    ev = ip.user_ns["short"]
+    assert len(ev.images) == 2 and ev.per_class["gt"].sum() == sum(len(t) for t in ev.truths)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first test of a checkout trains the model (minutes)
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
 def test_eval_agrees_with_detector_map_and_pycocotools(trained_model, flavor) -> None:
     """The same weights: our mAP@0.50 against the flavor's own `detector map`, our mAP@0.50:0.95 against

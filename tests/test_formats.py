@@ -1,4 +1,4 @@
-"""formats.py and datasets.prepare_dataset on real-format fixtures: every converted box against its source, 1e-4.
+"""data/formats and datasets.prepare_dataset on real-format fixtures: every converted box against its source, 1e-4.
 
 The expected darknet lines are computed here from tests/fixtures/datasets/SOURCE.json (the boxes as each tool
 wrote them) with each format's convention written out again, not through the readers under test: VOC's 1-based
@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from darknet_magics.data import formats
+from darknet_magics.data.formats import yolo as yolo_format
+from darknet_magics.view import dataset as dataset_view
 from darknet_magics.data.checks import check_dataset, label_path
 from darknet_magics.data.datasets import plan_dataset, prepare_dataset
 from darknet_magics.errors import DarknetMagicsError
@@ -167,9 +169,9 @@ def test_clipped_and_degenerate_boxes_are_counted_with_their_file(tmp_path: Path
 
 
 def test_awkward_names_get_their_own_links_and_every_flavor_finds_each_label(tmp_path: Path) -> None:
-    """Images listed through one link to their folder where their names allow it; the others (a space, an
-    extension pjreddie keeps, two images that would share a label, a name pjreddie rewrites) through a link each.
-    Either way both flavors find the same, exact label, and a re-run replaces the folder."""
+    """Every image listed through a link of its own, named to fit (a space, an extension pjreddie keeps, two images
+    that would share a label, a name pjreddie rewrites); all three flavors find the same, exact label, and a re-run
+    replaces the folder."""
     src = tmp_path / "src; it's"
     src.mkdir()
     names = ["plain.jpg", "UPPER.JPG", "with space.jpg", "odd.bmp", "twin.jpg", "twin.png", "double.jpg.jpg"]
@@ -189,19 +191,20 @@ def test_awkward_names_get_their_own_links_and_every_flavor_finds_each_label(tmp
         listed = res.lists["all"]
         assert len(listed) == len(names)
         for image in listed:
-            real = os.path.realpath(image)
-            assert os.path.isfile(image) and real.startswith(str(src.resolve()))
+            # a hard link to the source image (same disk): hank-ai's map resolves symlinks, not hard links
+            real = next(str(p) for p in src.iterdir() if os.path.samefile(p, image))
+            assert os.path.isfile(image) and not os.path.islink(image)
             i = names.index(os.path.basename(real))
             w, h = 40 + 8 * i, 30 + 4 * i
             want = (0, (i + (10 + i) / 2) / w, (2 * i + (12 + i) / 2) / h, (10 + i) / w, (12 + i) / h)
-            texts = {Path(label_path(image, f)).read_text() for f in ("alexeyab", "pjreddie")}
+            texts = {Path(label_path(image, f)).read_text() for f in ("alexeyab", "pjreddie", "hank-ai")}
             assert len(texts) == 1, image
             (got,) = read_labels(label_path(image))
             assert got[0] == 0 and all(abs(a - b) < 1e-6 for a, b in zip(got[1:], want[1:])), (image, got, want)
-        via_folder = [p for p in listed if "/JPEGImages/" in p]
-        assert sorted(os.path.basename(p) for p in via_folder) == ["UPPER.JPG", "plain.jpg", "twin.jpg"]
-        links = [p for p in out.rglob("*") if p.is_symlink()]
-        assert len(links) == 1 + len(names) - 3  # one folder link, four image links
+        # a link per image: hank-ai reads the label beside the listed path, so no folder link is listed through
+        assert not [p for p in listed if "/JPEGImages/" in p]
+        links = [p for p in out.rglob("*") if p.is_file() and p.stat().st_nlink == 2]  # labels have one link
+        assert len(links) == len(names)
         assert not any(" " in p for p in listed)
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # nothing written into the source
     assert [p.name for p in out.parent.iterdir()] == ["x.darknet"]  # no temporary or old folder left
@@ -233,11 +236,11 @@ def test_image_size_from_headers(tmp_path: Path) -> None:
 
 
 def test_yaml_names_without_a_yaml_library() -> None:
-    names, keys = formats._parse_yaml_names("path: ../d\ntrain: images/train  # x\nnames:\n  0: person\n  1: 'bi cycle'\n")
+    names, keys = yolo_format._parse_yaml_names("path: ../d\ntrain: images/train  # x\nnames:\n  0: person\n  1: 'bi cycle'\n")
     assert names == ["person", "bi cycle"] and keys["train"] == "images/train"
-    assert formats._parse_yaml_names("names:\n- a\n- b\nnc: 2\n")[0] == ["a", "b"]
-    assert formats._parse_yaml_names("names: ['a, b', \"c\"]\n")[0] == ["a, b", "c"]
-    assert formats._parse_yaml_names("names: {0: x, 1: y}\n")[0] == ["x", "y"]
+    assert yolo_format._parse_yaml_names("names:\n- a\n- b\nnc: 2\n")[0] == ["a", "b"]
+    assert yolo_format._parse_yaml_names("names: ['a, b', \"c\"]\n")[0] == ["a, b", "c"]
+    assert yolo_format._parse_yaml_names("names: {0: x, 1: y}\n")[0] == ["x", "y"]
 
 
 def test_unknown_format_and_empty_folder_are_clear_errors(tmp_path: Path) -> None:
@@ -263,9 +266,9 @@ def test_summary_frame_and_figure() -> None:
     assert frame["class"].isna().sum() == 1  # e.jpg, the negative
     a = frame[(frame["image"].str.endswith("a.jpg")) & (frame["class"] == "cat")].iloc[0]
     assert abs(a["width_px"] - 25 / 64 * 64) < 1e-9 and abs(a["height_px"] - 34 / 48 * 64) < 1e-9
-    fig = formats.summary_figure(frame, (64, 64))
+    fig = dataset_view.summary_figure(frame, (64, 64))
     assert [t["type"] for t in fig["data"]] == ["bar", "bar", "histogram", "scattergl"]
     rec = RecordingReporter()
-    formats.show_summary(ds, rec, (64, 64))
+    dataset_view.show_summary(ds, rec, (64, 64))
     kinds = [k for k, _ in rec.events]
     assert "dataframe" in kinds and "html" in kinds

@@ -170,7 +170,8 @@ def synthetic_weights(cfg_text: str, objectness: float = 6.0, noise: float = 0.0
 
     import numpy as np
 
-    from darknet_magics.data.cfg import Cfg, layer_weights
+    from darknet_magics.data.cfg import Cfg
+    from darknet_magics.data.cfg_weights import layer_weights
 
     cfg = Cfg.parse(cfg_text)
     sections = cfg.layers
@@ -202,7 +203,8 @@ def synthetic_weights(cfg_text: str, objectness: float = 6.0, noise: float = 0.0
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A yolov3-tiny 64x64 one-class cfg with `synthetic_weights`, and a synthetic dataset."""
-    from darknet_magics.data.cfg import check_weights, make_cfg
+    from darknet_magics.data.cfg import make_cfg
+    from darknet_magics.data.cfg_weights import check_weights
 
     if not TEMPLATE.exists():
         pytest.skip("needs Debian's darknet cfgs (apt-get install darknet)")

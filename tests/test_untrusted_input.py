@@ -18,7 +18,8 @@ import pytest
 from IPython.core.error import UsageError
 
 from conftest import run_cell
-from darknet_magics.data.cfg import check_weights, layer_weights, make_cfg_changes
+from darknet_magics.data.cfg import make_cfg_changes
+from darknet_magics.data.cfg_weights import check_weights, layer_weights
 from darknet_magics.data.checks import check_dataset
 from darknet_magics.data.anchors import compute_anchors
 from darknet_magics.data.datasets import plan_dataset, prepare_dataset

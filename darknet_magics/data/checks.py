@@ -22,6 +22,11 @@ line-endings               CRLF (pjreddie keeps the \\r in every value and path)
 bom                        a UTF-8 byte order mark at the start of obj.data, the cfg or a list (darknet reads it as
                            part of the first key, section or path: obj.data's classes= is then ignored)
 annotations-not-converted  images without .txt labels beside VOC .xml / COCO, LabelMe, CVAT or Open Images files
+label-path-rewritten       a flavor's label-path rule (`labelpaths`) sends it where the label is not ("openimages/")
+listed-twice               an image listed twice in one split
+train-valid-overlap        an image in both train and valid
+no-boxes                   no listed image has a box
+mixed-formats              image folders with darknet labels beside folders with another tool's annotations
 classes-mismatch           a [yolo]/[region] classes= differs from obj.data's classes
 filters-mismatch           the convolution before a head has the wrong filters= for its classes and masks
 size-not-multiple-of-32    width/height in [net] not a multiple of 32
@@ -45,12 +50,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from .cfg import HEAD_SECTIONS, Cfg, check_weights, head_filters
+from .cfg import HEAD_SECTIONS, Cfg, head_filters
+from .cfg_weights import check_weights
 from .cfg_keys import cfg_key_problems
 from ..errors import DarknetMagicsError, Problem
 from ..untrusted import BadInput, decode, parse_names, read_text
 from .labels import MALFORMED_FIX, RANGE_FIX, out_of_range, parse_line
 from .formats import folder_format, label_path  # label_path: re-exported (darknet's rule)
+from .health import LabeledImage
+from .listrules import label_path_problems, listing_problems, mixed_formats_problem, no_boxes_problem
 from .objdata import DataEntry
 from .objdata import read_data as read_data_file  # the one obj.data reader (darknet's rules)
 from ..safenames import unsafe_reason
@@ -82,6 +90,7 @@ class CheckResult:
     # One row per box (image, split, class, width_px, height_px at `network`), one with class None per image
     # without boxes: what `formats.boxes_frame` turns into the dataset summary's dataframe.
     box_rows: list[tuple[str, str, Optional[str], float, float]] = field(default_factory=list)
+    labeled: list[LabeledImage] = field(default_factory=list)  # what darknet reads, per image: the health table's input
 
     @property
     def errors(self) -> list[Problem]:
@@ -160,12 +169,14 @@ def check(data_path: Path, cfg_path: Optional[Path] = None, *, weights: Optional
 
 
 def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: Optional[Path] = None,
-                  max_examples: int = 5, flavor: str = "alexeyab", min_box: float = TINY_BOX_PX) -> CheckResult:
+                  max_examples: int = 5, flavor: Optional[str] = None, min_box: float = TINY_BOX_PX) -> CheckResult:
     """`check`, also returning the counts (images, boxes, negatives...).
 
     Boxes under `min_box` pixels wide or high at the cfg's network size (416x416 without a cfg) are reported as
-    ``tiny-boxes``; ``min_box=0`` reports none.
+    ``tiny-boxes``; ``min_box=0`` reports none. `flavor` is the binary's (None: unknown, every flavor's
+    label-path rule is then an error where it misses a label).
     """
+    flavor_in_use, flavor = flavor, flavor or "alexeyab"
     result = CheckResult(min_box=min_box)
     problems = result.problems
     data_path = Path(data_path)
@@ -192,7 +203,7 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
             path = _resolve(entry.value, data_path)
             if os.path.isfile(path):  # os.path: False (not ValueError) for a path with a NUL byte
                 lists.setdefault(path, key)
-        _check_lists(lists, data_path, classes, result, max_examples, flavor)
+        _check_lists(lists, data_path, classes, result, max_examples, flavor, flavor_in_use)
     cfg_text: Optional[str] = None
     if cfg_path is not None:
         cfg_path = Path(cfg_path)
@@ -315,7 +326,7 @@ def _check_data_entries(entries: dict[str, DataEntry], data_path: Path, problems
 
 
 def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int], result: CheckResult,
-                 max_examples: int, flavor: str) -> None:
+                 max_examples: int, flavor: str, flavor_in_use: Optional[str] = None) -> None:
     problems = result.problems
     examples = _Examples(max_examples)
     # (list file, line number, path as written, absolute path) of every entry, in order.
@@ -377,6 +388,8 @@ def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int]
     result.images = len(present)
     if missing:
         _report_missing(missing, list(lists), data_path, names_in, examples)
+    problems.extend(listing_problems(entries, split_of))
+    problems.extend(label_path_problems((image for image, _ in present), names_in, flavor_in_use))
 
     # Labels: where darknet will look, read once each.
     n_missing_labels = 0
@@ -385,14 +398,19 @@ def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int]
     rows, names = result.box_rows, result.names
     nan = float("nan")
     nw, nh = result.network
+    labelled: dict[str, bool] = {}  # image folder -> whether darknet finds a label for one of its images
     for image, split in present:
         lpath = label_path(image, flavor)
         folder, name = os.path.split(lpath)
-        if name not in names_in(folder) or lpath == image:
+        found_label = name in names_in(folder) and lpath != image
+        image_dir = os.path.dirname(image)
+        labelled[image_dir] = labelled.get(image_dir, False) or found_label
+        if not found_label:
             n_missing_labels += 1
             if first_missing is None:
                 first_missing = (image, lpath)
             rows.append((image, split, None, nan, nan))
+            result.labeled.append(LabeledImage(image, split, ()))
             continue
         try:
             with open(lpath, "rb") as f:
@@ -400,18 +418,24 @@ def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int]
         except OSError:
             n_missing_labels += 1
             rows.append((image, split, None, nan, nan))
+            result.labeled.append(LabeledImage(image, split, ()))
             continue
         result.labels += 1
-        found: list[tuple[int, float, float]] = []
+        found: list[tuple[int, float, float, float, float]] = []
         boxes = _check_label_text(data, lpath, classes, examples, result, tiny, found)
+        result.labeled.append(LabeledImage(image, split, tuple(found)))
         result.boxes += boxes
         if boxes == 0:
             result.negatives += 1
             rows.append((image, split, None, nan, nan))
         rows.extend((image, split, names[cls] if 0 <= cls < len(names) else str(cls), w * nw, h * nh)
-                    for cls, w, h in found)
+                    for cls, _x, _y, w, h in found)
     result.missing_labels = n_missing_labels
     result.negatives += n_missing_labels
+    extra = [no_boxes_problem(len(present), result.boxes, str(data_path)),
+             mixed_formats_problem(list(labelled)[:200], lambda f: _unconverted_annotations(os.path.join(f, "x")),
+                                   labelled.__getitem__)]
+    problems.extend(p for p in extra if p is not None)
     if result.tiny_boxes:
         nw, nh = result.network
         problems.append(Problem(
@@ -484,8 +508,8 @@ def _unconverted_annotations(image: str) -> Optional[str]:
 
 def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples: _Examples,
                       result: Optional[CheckResult] = None, tiny: Optional[list[str]] = None,
-                      found: Optional[list[tuple[int, float, float]]] = None) -> int:
-    """Findings of one label file into `examples`; its box count. `found` gets (class, w, h) of every box.
+                      found: Optional[list[tuple[int, float, float, float, float]]] = None) -> int:
+    """Findings of one label file into `examples`; its box count. `found` gets (class, x, y, w, h) of every box.
 
     Lines are read by `labels.parse_line`, the reader `%yolo data` uses too.
     """
@@ -508,7 +532,7 @@ def _check_label_text(data: bytes, lpath: str, classes: Optional[int], examples:
         cls, x, y, w, h = box
         boxes += 1
         if found is not None:
-            found.append((cls, w, h))
+            found.append((cls, x, y, w, h))
         if cls < 0 or (classes is not None and cls >= classes):
             examples.add(Problem("class-out-of-range", f"class {cls} but classes = {classes} (ids 0..{(classes or 1) - 1})",
                                  fix="fix the label, or raise classes (in obj.data, the names file and the cfg)",

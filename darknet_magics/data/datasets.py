@@ -22,6 +22,8 @@ from ..setup.drive import tmp_links_dir
 from ..errors import DarknetMagicsError, Problem
 from .objdata import MARKER
 from ..fileio import remove_if_exists, write_beside
+from .labelpaths import rewrites
+from .leftout import Policies
 from .formats import Dataset, ImageRecord, label_paths, read_dataset, write_darknet
 from ..report import Reporter
 from ..safenames import check_argv_paths, link_unsafe, unsafe_reason
@@ -128,11 +130,12 @@ def write_data(out: Path, *, classes: Optional[int] = None, names: Optional[str]
                train: Optional[Path] = None, valid: Optional[Path] = None, images: Optional[Path] = None,
                test: Optional[Path] = None, format: Optional[str] = None, split: float = 0.1, seed: int = 0,
                min_box: Optional[float] = None, net: tuple[int, int] = (416, 416), backup: Path,
-               reporter: Optional[Reporter] = None) -> "DataResult":
+               reporter: Optional[Reporter] = None, policies: Optional[Policies] = None,
+               resize: Optional[tuple[int, int]] = None) -> "DataResult":
     """`prepare_dataset` under its old name (the `%yolo data` directive calls it)."""
     return prepare_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
                            names=names, split=split, seed=seed, min_box=min_box, net=net, backup=backup,
-                           reporter=reporter)
+                           reporter=reporter, policies=policies, resize=resize)
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,8 @@ def _parse_names(names: Union[None, str, Sequence[str]], classes: Optional[int])
 def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Path] = None,
                  valid: Optional[Path] = None, test: Optional[Path] = None, format: Optional[str] = None,
                  classes: Optional[int] = None, names: Union[None, str, Sequence[str]] = None, split: float = 0.1,
-                 seed: int = 0, min_box: Optional[float] = None) -> DataPlan:
+                 seed: int = 0, min_box: Optional[float] = None, policies: Optional[Policies] = None,
+                 resize: Optional[tuple[int, int]] = None) -> DataPlan:
     """Read the dataset(s) and decide what `prepare_dataset` writes, writing nothing.
 
     Sources: ``images=DIR`` (any format `formats.detect_format` knows; its own train/valid/test split kept), or
@@ -219,7 +223,7 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
     problems: list[Problem] = []
     fixed = given_names
     for force, folder in sources:
-        ds = read_dataset(folder, format, fixed)
+        ds = read_dataset(folder, format, fixed, policies)
         if fixed is None:
             fixed = ds.names  # the next folders are read with the first one's ids
         if force is not None:
@@ -239,7 +243,7 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
                     else datasets[0].names_source if datasets else "names=")
     fmt = ",".join(sorted({d.format for d in datasets})) or "lists"
     # Convert unless every image is already where all flavors find its label (YOLO txt beside, plain extension).
-    convert = bool(min_box) or any(d.format != "yolo" for d in datasets)
+    convert = bool(min_box) or bool(resize) or any(d.format != "yolo" for d in datasets)
     if not convert:
         for d in datasets:
             for im in d.images:
@@ -249,15 +253,7 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
                     break
             if convert:
                 break
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", out.stem).replace("images", "imgs").replace("raw", "rw") or "data"
-    convert_to: Optional[Path] = None
-    if convert and datasets:
-        if not _is_drive(out.parent):
-            convert_to = out.parent / f"{stem}.darknet"
-        elif not _is_drive(datasets[0].root):
-            convert_to = datasets[0].root.parent / f"{datasets[0].root.name}.{stem}.darknet"
-        else:
-            convert_to = Path(tempfile.gettempdir()) / "darknet_magics" / f"{stem}.darknet"
+    convert_to = _convert_dir(out, datasets) if convert and datasets else None
     lists = {k: out.parent / f"{out.stem}.{k}.txt" for k in ("train", "valid", "test")}
     n = Counter(im.split or "" for d in datasets for im in d.images)
     has = {k for k in ("train", "valid", "test") if n.get(k) or k in given_lists}
@@ -273,12 +269,56 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
              f"classes: {len(fixed)} from {names_source}: {', '.join(fixed[:20])}{' ...' if len(fixed) > 20 else ''}",
              "images: " + ", ".join(f"{k or 'unsplit'} {v:,}" for k, v in sorted(n.items())) if n else "images: lists",
              f"split: {split_note}",
+             (policies or Policies()).describe() + _id_note(datasets),
              f"labels: {'written to ' + str(convert_to) if convert_to else 'used where they are (YOLO txt beside the images)'}"
-             + (f", boxes under {min_box:g} px at network size dropped" if min_box else ""),
+             + (f", boxes under {min_box:g} px at network size dropped" if min_box else "")
+             + (f", images larger than {resize[0]}x{resize[1]} copied smaller (resize=)" if resize else ""),
              f"lists: {', '.join(str(lists[k]) for k in ('train', 'valid', 'test') if k in has or k == 'train')}",
              f"writes: {out}"]
     return DataPlan(out, list(fixed), names_source, fmt, datasets, convert, convert_to, lists, given_lists, problems,
                     split_note, lines)
+
+
+def _convert_dir(out: Path, datasets: Sequence[Dataset]) -> Path:
+    """Where the converted labels go: beside OUT, else beside the dataset when OUT is on a drive, else (both on a
+    drive, or a path some flavor's label rule rewrites, such as openimages/) a local folder of OUT's own."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", out.stem).replace("images", "imgs").replace("raw", "rw") or "data"
+    if not _is_drive(out.parent):
+        convert_to = out.parent / f"{stem}.darknet"
+    elif not _is_drive(datasets[0].root):
+        convert_to = datasets[0].root.parent / f"{datasets[0].root.name}.{stem}.darknet"
+    else:
+        convert_to = _private_convert_dir(out, stem)
+    if rewrites(str(convert_to / "train" / "x.jpg")):
+        # a folder named e.g. openimages/: pjreddie would look for every label under openlabels/ (see labelpaths)
+        convert_to = _private_convert_dir(out, stem)
+    return convert_to
+
+
+def _refuse_no_boxes(plan: "DataPlan") -> None:
+    """``no-boxes``: a dataset read from annotations that holds no box at all is refused before anything is
+    written (boxes the readers refused, e.g. class-out-of-range, are errors said and counted instead)."""
+    if plan.datasets and not plan.given_lists and not any(p.severity == "error" for p in plan.problems) and not any(
+            im.boxes for d in plan.datasets for im in d.images):
+        n_images = sum(len(d.images) for d in plan.datasets)
+        raise DarknetMagicsError(f"no-boxes: none of the {n_images:,} images of {plan.format} has a box: darknet would "
+                                 "train on nothing", fix="check format= and that the annotations are beside the "
+                                 "images (the lines above say what was left out, and why)")
+
+
+def _id_note(datasets: Sequence[Dataset]) -> str:
+    """"; class ids: source 1 -> 0, 3 -> 1" where the source numbers its classes and ours differ."""
+    ids = datasets[0].source_ids if datasets else {}
+    if not ids or all(k == v for k, v in ids.items()):
+        return "; class ids: the source's" if ids else ""
+    shown = ", ".join(f"{k} -> {v}" for k, v in sorted(ids.items())[:12]) + (" ..." if len(ids) > 12 else "")
+    return f"; class ids: source {shown} (keep_ids=on keeps the source's)"
+
+
+def _private_convert_dir(out: Path, stem: str) -> Path:
+    """A local folder for the converted labels of `out` whose path no flavor rewrites (one per obj.data)."""
+    digest = hashlib.sha1(str(out).encode()).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / "darknet_magics" / f"{stem}-{digest}.darknet"
 
 
 def labels_found_by_all(image: str) -> bool:
@@ -291,21 +331,23 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
                     valid: Optional[Path] = None, test: Optional[Path] = None, format: Optional[str] = None,
                     classes: Optional[int] = None, names: Union[None, str, Sequence[str]] = None, split: float = 0.1,
                     seed: int = 0, min_box: Optional[float] = None, net: tuple[int, int] = (416, 416),
-                    backup: Path, reporter: Optional[Reporter] = None) -> DataResult:
+                    backup: Path, reporter: Optional[Reporter] = None,
+                    policies: Optional[Policies] = None, resize: Optional[tuple[int, int]] = None) -> DataResult:
     """Turn a dataset into a checked darknet dataset: labels (converted when needed), lists, names, obj.data.
 
     Lists are named after OUT (``NAME.train.txt``, ``NAME.valid.txt``, ``NAME.test.txt`` beside it) so that two
     datasets in one folder never overwrite each other's. A source split is kept; `split` splits only the images
     that have none (seeded). Class names come from the source unless `names` is given. Converted labels go into a
-    folder of symlinks (`formats.write_darknet`) next to OUT, or beside the dataset when OUT is on a drive; never
+    folder of links (`formats.write_darknet`) next to OUT, or beside the dataset when OUT is on a drive; never
     into the source folder. Paths in obj.data are absolute and space-free (module docstring).
 
     Raises:
         DarknetMagicsError: see `plan_dataset`; no images at all.
     """
     plan = plan_dataset(out, images=images, train=train, valid=valid, test=test, format=format, classes=classes,
-                        names=names, split=split, seed=seed, min_box=min_box)
+                        names=names, split=split, seed=seed, min_box=min_box, policies=policies, resize=resize)
     out = plan.out
+    _refuse_no_boxes(plan)
     check_argv_paths(**{"obj.data": out, "backup": Path(os.path.abspath(os.path.expanduser(backup)))})  # obj.data lines
     out.parent.mkdir(parents=True, exist_ok=True)
     link_dir = out.parent / "links"
@@ -316,7 +358,7 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     merged = Dataset(plan.format, plan.datasets[0].root if plan.datasets else out.parent, plan.names,
                      [im for d in plan.datasets for im in d.images])
     if plan.convert and plan.convert_to is not None:
-        conv = write_darknet(merged, plan.convert_to, min_box=min_box, net=net, reporter=reporter)
+        conv = write_darknet(merged, plan.convert_to, min_box=min_box, net=net, reporter=reporter, resize=resize)
         problems.extend(conv.problems)
         boxes = conv.boxes
         for key, paths in conv.lists.items():

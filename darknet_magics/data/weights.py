@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from .cfg import layer_weights, read_weights_header, resolve_template
+from .cfg import resolve_template
+from .cfg_weights import layer_weights, read_weights_header
 from ..errors import DarknetMagicsError
 from ..fileio import atomic_write_bytes, copy_stream, remove_if_exists
 from ..report import Reporter, TransferProgress

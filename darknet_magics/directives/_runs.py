@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from ..errors import DarknetMagicsError, StepError
-from ..language import Step
+from ..language import Opt, Step
+from ..output.track_remote import TrackState, parse_track, read_state, write_state
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train.record import RUN_JSON, read_record
 from ..train.drivesync import working_folder
@@ -174,3 +175,19 @@ def _run_dir_named(root: Path, name: str) -> Optional[Path]:
         except DarknetMagicsError:
             continue
     return None
+
+
+TRACK = Opt("track", "str", "mlflow or wandb: the chart's scalars, the mAP rows and `%yolo eval`'s metrics of the "
+                            "run's weights go there too, offline in the run folder (RUN/mlruns, RUN/wandb); "
+                            "TensorBoard's event files and results.csv are always written")
+
+
+def track_from_now(step: Step, run_dir: Path) -> None:
+    """`%yolo resume ... track=`: the run tracks from this session on (the same tracker keeps its run id and what
+    it was sent); without track= the run keeps what `%yolo train` chose."""
+    tracker = parse_track(step.get("track"))
+    if tracker is None:
+        return
+    state = read_state(run_dir)
+    if state is None or state.tracker is not tracker:
+        write_state(run_dir, TrackState(tracker))

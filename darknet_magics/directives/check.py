@@ -1,9 +1,13 @@
 """`%yolo check`: the dataset and cfg read for the classic mistakes before training."""
 from __future__ import annotations
 
+from typing import Optional
+
 from ..data.checks import TINY_BOX_PX, check_dataset, format_report
 from ..errors import StepError
 from ..data.formats import boxes_frame
+from ..data.health import health
+from ..setup.binary import darknet_flavor
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
 from ._dataset import show_and_bind
@@ -32,12 +36,20 @@ def _paths(step: Step, ctx: Context):
             ctx.path(get("WEIGHTS")) if get("WEIGHTS") else None)
 
 
+def _flavor(ctx: Context) -> Optional[str]:
+    """The session's darknet flavor when a binary is set (its label-path rule is then the one that errs)."""
+    binary = ctx.session.binary
+    return darknet_flavor(binary) if binary is not None else None
+
+
 def run(step: Step, ctx: Context) -> Done:
     data, cfg, weights = _paths(step, ctx)
-    result = check_dataset(data, cfg, weights=weights, min_box=step.get("min_box"))
+    result = check_dataset(data, cfg, weights=weights, min_box=step.get("min_box"), flavor=_flavor(ctx))
     problems = result.problems
     ctx.reporter.info(format_report(problems))
-    name = show_and_bind(step, ctx, boxes_frame(result.box_rows), result.network) if result.images else None
+    name = (show_and_bind(step, ctx, boxes_frame(result.box_rows), result.network,
+                          health(result.labeled, result.names or [str(i) for i in range(result.classes or 0)]))
+            if result.images else None)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise StepError(f"check found {len(errors)} error(s)", fix="fix them before training (each line says how)")

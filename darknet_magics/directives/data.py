@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..data.datasets import DataResult, write_data
+from ..data.leftout import BoxPolicy, Policies
+from ..data.resize import cfg_network_size, parse_resize
 from ..errors import DarknetMagicsError
 from ..language import Opt, Pos, Spec, Step
 from ..session import Context, Done
@@ -50,13 +52,35 @@ SPEC = Spec("data", "yolo", "Write obj.data (and .names, train.txt/valid.txt) wi
                      Opt("seed", "int", "seed of the split", default=0),
                      Opt("backup", "path", "obj.data's backup= (default {workspace}/backup), where darknet run by "
                                            "hand saves weights; `%yolo train` keeps each run's in "
-                                           "{workspace}/runs/NAME/backup")),
+                                           "{workspace}/runs/NAME/backup"),
+                     Opt("difficult", "str", "VOC boxes marked difficult: drop (as darknet's voc_label.py) or keep",
+                         choices=("drop", "keep"), default="drop"),
+                     Opt("crowd", "str", "COCO iscrowd boxes: drop (as Ultralytics' converter) or keep",
+                         choices=("drop", "keep"), default="drop"),
+                     Opt("resize", "str", "WIDTHxHEIGHT or cfg (with cfg=): local copies of larger images, "
+                         "smaller, so darknet's loader decodes less (labels stay: they are relative)"),
+                     Opt("cfg", "path", "the cfg whose network size resize=cfg takes"),
+                     Opt("keep_ids", "onoff", "class ids = the source's ids (COCO category ids, placeholders for "
+                         "gaps); off: compacted to 0..N-1, the mapping printed", default=False)),
             allows_as=True,
             notes="Give either images=DIR (any format; classes and names from the source), or train= (and valid=, "
                   "test=), folders or lists. Lists are named after OUT (NAME.train.txt, NAME.valid.txt). Shows the "
                   "dataset (images and boxes per class, boxes per image, box sizes at 416x416) and binds it as a "
                   "dataframe, one row per box, to `as NAME` (default yolo_dataset).",
             example="%yolo data obj.data images={dataset}", check=_check, order=210)
+
+
+def _policies(step: Step) -> Policies:
+    return Policies(BoxPolicy(step.get("difficult")), BoxPolicy(step.get("crowd")), bool(step.get("keep_ids")))
+
+
+def _resize(step: Step, ctx: Context) -> Optional[tuple[int, int]]:
+    """resize= as a size (``cfg``: the network size of cfg=)."""
+    value = step.get("resize")
+    if not value:
+        return None
+    cfg = ctx.path(step.get("cfg")) if step.get("cfg") else None
+    return parse_resize(value, cfg_network_size(cfg) if cfg is not None and value.strip() == "cfg" else None)
 
 
 def _backup(step: Step, ctx: Context, *, warn: bool) -> Path:
@@ -88,10 +112,11 @@ def run(step: Step, ctx: Context) -> Done:
                             train=opt_path("train"), valid=opt_path("valid"), test=opt_path("test"),
                             images=opt_path("images"), format=step.get("format"), min_box=step.get("min_box"),
                             split=step.get("split"), seed=step.get("seed"), backup=_backup(step, ctx, warn=True),
-                            net=NET, reporter=ctx.reporter)
+                            net=NET, reporter=ctx.reporter, policies=_policies(step),
+                            resize=_resize(step, ctx))
     name = None
     if result.plan is not None:
-        for line in result.plan.lines[:5]:
+        for line in result.plan.lines[:-2]:
             ctx.reporter.info(line)
         for problem in result.problems:
             ctx.reporter.info(problem.describe())
@@ -101,10 +126,24 @@ def run(step: Step, ctx: Context) -> Done:
             plan = result.plan
             merged = Dataset(plan.format, plan.datasets[0].root, plan.names,
                              [im for d in plan.datasets for im in d.images])
-            name = show_and_bind(step, ctx, summary_frame(merged, NET), NET)
+            frame = summary_frame(merged, NET)
+            # the source's class ids -> ours (COCO categories), bound with the frame: `yolo_dataset.attrs`
+            frame.attrs["source_ids"] = dict(plan.datasets[0].source_ids)
+            name = show_and_bind(step, ctx, frame, NET, _health(merged))
+    errors = sum(1 for p in result.problems if p.severity == "error")
     return Done(f"wrote {result.data_path}: {result.n_train} train / {result.n_valid} valid"
                 + (f" / {result.n_test} test" if result.n_test else "") + f" images; {_weights_line(ctx, result)}"
+                + (f", {errors} error(s) above (their boxes left out)" if errors else "")
                 + (f"; the boxes in `{name}`" if name else ""), result)
+
+
+def _health(ds) -> list:
+    """The health table's rows of a read dataset (boxes relative to each image, as darknet will read them)."""
+    from ..data.health import LabeledImage, health
+
+    return health([LabeledImage(str(im.path), im.split or "", tuple(
+        (b.cls, (b.x0 + b.x1) / 2 / im.width, (b.y0 + b.y1) / 2 / im.height, (b.x1 - b.x0) / im.width,
+         (b.y1 - b.y0) / im.height) for b in im.boxes)) for im in ds.images], ds.names)
 
 
 def preview(step: Step, ctx: Context) -> list[str]:
@@ -121,7 +160,7 @@ def preview(step: Step, ctx: Context) -> list[str]:
         plan = plan_dataset(out, images=opt_path("images"), train=opt_path("train"), valid=opt_path("valid"),
                             test=opt_path("test"), format=step.get("format"), classes=step.get("classes"),
                             names=step.get("names"), split=step.get("split"), seed=step.get("seed"),
-                            min_box=step.get("min_box"))
+                            min_box=step.get("min_box"), policies=_policies(step), resize=_resize(step, ctx))
         return plan.lines + [f"backup = {_backup(step, ctx, warn=False)}"]
     except (DarknetMagicsError, OSError):  # not there yet (an earlier line stages it): say what will be read
         return [f"write {out} from {source}", f"backup = {_backup(step, ctx, warn=False)}"]

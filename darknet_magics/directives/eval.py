@@ -53,7 +53,9 @@ def run(step: Step, ctx: Context) -> Done:
     result.folder = folder
     ctx.reporter.dataframe(result.per_class, title=result.summary())
     result.saved = show_evaluation(result, folder, ctx.reporter)
-    save_evaluation(result, folder, reporter=ctx.reporter)  # the tables as CSV, the metrics for TensorBoard
+    run_dir = checkpoint_run_dir(paths["WEIGHTS"].parent)  # a run's weights: its track= tracker gets the metrics
+    save_evaluation(result, folder, reporter=ctx.reporter,  # the tables as CSV, the metrics for TensorBoard
+                    run_dir=run_dir if run_dir != paths["WEIGHTS"].parent else None)
     ctx.bind(step, result, DEFAULT_NAME)
     return Done(result.summary(), result)
 

@@ -12,7 +12,7 @@ from ..train import background, guard
 from ..train.plan import plan_resume
 from ..train.runs import TrainingRun, find_resume_weights
 from ..train.training import train
-from ._runs import find_run, keep_run, keep_run_on_failure, live_view
+from ._runs import TRACK, find_run, track_from_now, keep_run, keep_run_on_failure, live_view
 
 SPEC = Spec("resume", "yolo", "Continue a run from its backup/*_last.weights, with the history stitched.",
             positionals=(Pos("NAME", "the run's variable (default yolo_run) or its run folder", False),),
@@ -22,7 +22,7 @@ SPEC = Spec("resume", "yolo", "Continue a run from its backup/*_last.weights, wi
                      Opt("max_batches", "int", "train on to this many iterations (rewrites max_batches in the cfg)"),
                      Opt("time", "str", "a new time budget for this session, e.g. time=11h30m (the run's own "
                                         "budget, if any, otherwise)"),
-                     Opt("until", "str", "stop by this time of day (HH:MM, UTC), as time=")),
+                     Opt("until", "str", "stop by this time of day (HH:MM, UTC), as time="), TRACK),
             flags=(("background", "return at once, as `%yolo train ... background` (darknet survives a kernel "
                                   "restart)"),),
             allows_as=True, example="%yolo resume", order=120)
@@ -30,6 +30,7 @@ SPEC = Spec("resume", "yolo", "Continue a run from its backup/*_last.weights, wi
 
 def run(step: Step, ctx: Context) -> Done:
     previous = find_run(step.args.get("NAME"), ctx)
+    track_from_now(step, previous.run_dir)
     in_background = "background" in step.flags
     found = shutil.which("darknet")
     with keep_run_on_failure(step, ctx):

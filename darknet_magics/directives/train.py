@@ -9,13 +9,14 @@ from ..setup.binary import darknet_flavor
 from ..data.checks import check
 from ..errors import StepError
 from ..language import Opt, Pos, Spec, Step
+from ..output.track_remote import TRACK_FOLDERS, TrackState, parse_track, write_state
 from ..session import DEFAULT_RUN_NAME, Context, Done
 from ..train import background, guard, oom
 from ..train.plan import TrainPlan, plan_train, refuse_shared_backup
 from ..train.runs import TrainingRun, make_run_dir
 from ..train.training import train
 from ._model_out import darknet_args
-from ._runs import keep_run, keep_run_on_failure, live_view, runs_root
+from ._runs import TRACK, keep_run, keep_run_on_failure, live_view, runs_root
 
 SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes and a log on the drive.",
             positionals=(Pos("DATA", "obj.data"), Pos("CFG", "the training .cfg"),
@@ -36,7 +37,8 @@ SPEC = Spec("train", "yolo", "Train with darknet, with a live chart, dataframes 
                      Opt("until", "str", "stop by this time of day (HH:MM, UTC), as time="),
                      Opt("patience", "int", "stop when mAP has not improved for K evaluations (needs `map`)"),
                      Opt("subdivisions", "str", "auto: when CUDA runs out of memory at start, retry with "
-                                                "subdivisions doubled until it fits")),
+                                                "subdivisions doubled until it fits"),
+                     TRACK),
             flags=(("map", "compute mAP during training (-map)"), ("clear", "reset the iteration counter (-clear)"),
                    ("force", "start even when the pre-flight check finds errors"),
                    ("background", "return at once; the chart keeps updating in this cell (%yolo stop, run.wait()); "
@@ -133,8 +135,11 @@ def _uptime() -> float:
 
 
 def run(step: Step, ctx: Context) -> Done:
+    tracker = parse_track(step.get("track"))  # a missing package stops here, before any folder or darknet
     _preflight(step, ctx)
     plan = _guarded_plan(step, ctx)
+    if tracker is not None:
+        write_state(plan.run_dir, TrackState(tracker))
     if "background" in step.flags:
         started = background.start(plan=plan, reporter=ctx.reporter, name=step.as_name or DEFAULT_RUN_NAME,
                                    view=live_view(ctx))
@@ -181,6 +186,10 @@ def preview(step: Step, ctx: Context) -> list[str]:
     folder = runs_root(ctx) / f"{Path(step.args['CFG']).stem}-YYYYmmdd-HHMMSS"
     plan = _plan(step, ctx, folder, check_files=False)
     lines = ["pre-flight check of the obj.data, its lists and labels, and the cfg"] + plan.describe()
+    tracker = parse_track(step.get("track"))
+    if tracker is not None:
+        lines.append(f"rows also to {tracker.value}, offline in the run folder ({TRACK_FOLDERS[tracker]}), "
+                     "when each session ends")
     if any(step.get(k) is not None for k in ("sync", "save_every", "keep", "time", "until", "patience")):
         lines += _guard_options(step, plan, folder if step.get("sync") else None).describe()
     return lines

@@ -172,9 +172,11 @@ def predict_all(*, darknet: Path, cfg: Path, weights: Path, images: Sequence[Pat
     scratch = Path(tempfile.mkdtemp(prefix="darknet-eval-"))
     try:
         links = _link_images(images, scratch)
-        data = _scratch_data(scratch, links, classes)
         if flavor == "pjreddie":
-            return _predict_pjreddie(darknet, data, cfg, weights, links, classes, cwd, reporter, env)
+            listed = _padded_for_pjreddie(links)
+            data = _scratch_data(scratch, listed, classes)
+            return _predict_pjreddie(darknet, data, cfg, weights, listed, classes, cwd, reporter, env)[:len(links)]
+        data = _scratch_data(scratch, links, classes)
         out = scratch / "dets.json"
         (scratch / "annotated").mkdir()
         result, output, _, _ = detect_prompt(darknet, data, cfg, weights, links, DETECT_THRESH, cwd,
@@ -186,6 +188,16 @@ def predict_all(*, darknet: Path, cfg: Path, weights: Path, images: Sequence[Pat
         return parse_json_detections(out.read_text(errors="replace"), len(links), classes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+# pjreddie's `detector valid` loads paths[0..3] for its 4 loader threads before it looks at the list's length
+# (examples/detector.c, validate_detector): a list of fewer than 4 images aborts it ("basic_string null").
+PJREDDIE_LOADERS = 4
+
+
+def _padded_for_pjreddie(links: list[Path]) -> list[Path]:
+    """The list pjreddie is given: the images, the last one repeated up to its 4 loaders (their rows are dropped)."""
+    return links + [links[-1]] * max(0, PJREDDIE_LOADERS - len(links))
 
 
 def _predict_pjreddie(darknet, data, cfg, weights, links, classes, cwd, reporter, env) -> list[np.ndarray]:

@@ -138,7 +138,7 @@ def hank_tool(darknet: Path, name: str) -> Optional[Path]:
 
 def check_weights_file(cfg: Path, weights: Path) -> None:
     """The weights checked against the cfg as training does: a truncated or mismatched file is an error here."""
-    from ..data.cfg import check_weights
+    from ..data.cfg_weights import check_weights
 
     problem = check_weights(cfg.read_text(errors="replace"), weights, cfg_file=str(cfg))
     if problem is not None and problem.severity == "error":

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ..fileio import atomic_write_bytes, atomic_write_text
+from .track_remote import send_evaluation, send_training
 
 
 def _crc32c_table() -> list[int]:
@@ -130,11 +131,26 @@ def save_run(history: Any, run_dir: Path, reporter: Any = None) -> None:
     except (OSError, KeyError, ValueError) as exc:
         if reporter is not None:
             reporter.warn(f"results.csv and the TensorBoard events were not written in {run_dir}: {exc}")
+        return
+    _send_remote(send_training, run_dir, points, reporter)
 
 
-def save_evaluation(evaluation: Any, folder: Path, *, step: int = 0, reporter: Any = None) -> None:
+def _send_remote(send: Any, run_dir: Path, points: list, reporter: Any) -> None:
+    """The same points to ``track=``'s tracker (track_remote.py); a tracker's failure is a warning, never a failed
+    run or evaluation: the event files and CSVs are written already."""
+    try:
+        send(Path(run_dir), points, Path(run_dir).name)
+    except Exception as exc:  # any library's error: the tracker is a copy of what the run folder holds
+        if reporter is not None:
+            reporter.warn(f"the rows were not sent to the run's tracker ({type(exc).__name__}: {exc}); "
+                          f"results.csv and the TensorBoard events in {run_dir} hold them")
+
+
+def save_evaluation(evaluation: Any, folder: Path, *, step: int = 0, reporter: Any = None,
+                    run_dir: Optional[Path] = None) -> None:
     """An evaluation's tables as CSV (per_class, confusion, curves, images) and its metrics as TensorBoard
-    scalars (``eval/mAP50``, ``eval/mAP50_95``, ``eval/AP50/CLASS``...) in `folder`."""
+    scalars (``eval/mAP50``, ``eval/mAP50_95``, ``eval/AP50/CLASS``...) in `folder`; when the weights are a run's
+    (`run_dir`) that tracks with ``track=``, the same metrics go to its tracker."""
     try:
         folder = Path(folder)
         for name in ("per_class", "curves", "images"):
@@ -148,3 +164,6 @@ def save_evaluation(evaluation: Any, folder: Path, *, step: int = 0, reporter: A
     except OSError as exc:
         if reporter is not None:
             reporter.warn(f"the evaluation's tables and TensorBoard events were not written in {folder}: {exc}")
+        return
+    if run_dir is not None:
+        _send_remote(send_evaluation, run_dir, points, reporter)

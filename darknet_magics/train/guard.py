@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..data.cfg import read_weights_header
+from ..data.cfg_weights import read_weights_header
 from ..output import problems
 from ..report import Reporter
 from ..setup import colab

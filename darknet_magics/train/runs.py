@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Sequence
 
 from ..run import runner
 from ..setup.flavor import Flavor, flavor_of
-from ..data.cfg import Cfg, read_weights_header
+from ..data.cfg import Cfg
+from ..data.cfg_weights import read_weights_header
 from ..errors import DarknetMagicsError, Problem, StepError
 from .keeper import Keeper, save_json
 from .record import LOG_NAME, RUN_JSON, RecordError, RunArgs, RunRecord, RunStatus, read_record

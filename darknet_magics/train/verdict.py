@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 from ..output import problems
 from ..run import runner
-from ..data.cfg import check_weights
+from ..data.cfg_weights import check_weights
 from ..output.judge import verdict
 from ..setup.runtime import nvidia_gpu_found
 from ..errors import DarknetMagicsError, Problem
