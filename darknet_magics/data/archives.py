@@ -161,6 +161,9 @@ def _scan_plain_tar(path: Path, original: Path) -> list[_Member]:
 
     tarfile builds a TarInfo per member and costs about as much as `tar -x` itself on 20,000 small files; this
     reads only the fields we vet (name, size, type, link). Handles ustar, GNU long names and pax path/size.
+    The loop is the hot path (one pass per member): the header's checks and the member's vetting are helpers
+    (`_member_size`, `_member_name`, `_vet_member`), the extension headers' state stays here, where it lives
+    for one member; the split cost nothing measurable (scan of 20,000 members, before and after, in issue 21).
     """
     members: list[_Member] = []
     file_size = path.stat().st_size
@@ -168,14 +171,8 @@ def _scan_plain_tar(path: Path, original: Path) -> list[_Member]:
     long_name: Optional[str] = None
     long_link: Optional[str] = None
     pax: dict[str, str] = {}
-
-    def broken(why: str) -> DarknetMagicsError:
-        where = f"after member {last!r}" if last else "at its first member"
-        return DarknetMagicsError(f"{original.name} is truncated or corrupt {where} ({why})",
-                                  fix="copy or download the archive again; check it with `tar -tvf FILE`")
-
     if file_size == 0:
-        raise broken("it is empty")
+        raise _broken(original, last, "it is empty")
     # mmap: one header is a slice, not a read() and a seek() per member (20,000 small files = 40,000 syscalls).
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as f:
         offset = 0
@@ -184,33 +181,20 @@ def _scan_plain_tar(path: Path, original: Path) -> list[_Member]:
             if len(block) < 512:
                 if not block and members:
                     break  # no end-of-archive blocks: tolerated, as tar does
-                raise broken("it ends in the middle of a header")
+                raise _broken(original, last, "it ends in the middle of a header")
             if block == b"\0" * 512:
                 break
             try:
-                want = _tar_number(block[148:156])
-            except ValueError:
-                raise broken("a damaged header") from None
-            # the checksum counts its own 8 bytes as spaces: the block's byte sum, less them, plus 8 * 32
-            if want != _byte_sum(block) - sum(block[148:156]) + 256:
-                raise broken("a header with a wrong checksum")
-            field = block[124:136]
-            try:
-                # the common octal field ("00000001750\0"): int() of it directly, the general parser otherwise
-                size = int(field[:11], 8) if field[11:12] in (b"\0", b" ") and field[:1] != b" " else _tar_number(field)
-            except ValueError:
-                try:
-                    size = _tar_number(field)
-                except ValueError:
-                    raise broken("a damaged size field") from None
+                size = _member_size(block)
+            except ValueError as exc:
+                raise _broken(original, last, str(exc)) from None
             kind = block[156:157]
             data_at = offset + 512
             padded = (size + 511) // 512 * 512
             if data_at + size > file_size:
-                name = long_name or block[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                last = name
-                raise broken(f"member {name!r} has {size:,} bytes but the file ends before")
-            if kind in (b"L", b"K", b"x", b"g"):
+                last = long_name or block[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                raise _broken(original, last, f"member {last!r} has {size:,} bytes but the file ends before")
+            if kind in (b"L", b"K", b"x", b"g"):  # an extension header: it describes the next member
                 data = f[data_at: data_at + size]
                 offset = data_at + padded
                 if kind == b"L":
@@ -220,12 +204,7 @@ def _scan_plain_tar(path: Path, original: Path) -> list[_Member]:
                 elif kind == b"x":
                     pax = _pax_records(data)
                 continue
-            name = block[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            if block[257:262] == b"ustar" and block[345:346] != b"\0" and kind not in (b"L", b"K"):
-                prefix = block[345:500].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                if prefix:
-                    name = prefix + "/" + name
-            name = pax.get("path", long_name or name)
+            name = pax.get("path", long_name or _member_name(block, kind))
             link = (pax.get("linkpath", long_link or block[157:257].split(b"\0", 1)[0].decode("utf-8", "surrogateescape"))
                     if kind in (b"1", b"2") else "")  # only links have a target to vet
             if "size" in pax:
@@ -234,18 +213,67 @@ def _scan_plain_tar(path: Path, original: Path) -> list[_Member]:
             long_name = long_link = None
             pax = {}
             last = name
-            safe = _safe_name(name, original)
-            if kind in (b"2", b"1"):
-                target = link if (kind == b"1" or link.startswith("/")) else os.path.join(os.path.dirname(name), link)
-                _safe_name(target, original)
-            elif kind not in (b"0", b"\0", b"5", b"7"):
-                raise DarknetMagicsError(f"{original.name}: member {name!r} is a device or fifo",
-                                         fix="archive only files and folders")
-            if safe and kind not in (b"1", b"2"):  # links are vetted above, not files to count or size-check
-                is_dir = kind == b"5" or (kind == b"\0" and name.endswith("/"))
-                members.append(_Member(safe, 0 if is_dir else size, is_dir))
+            member = _vet_member(name, link, kind, size, original)
+            if member is not None:
+                members.append(member)
             offset = data_at + padded
     return members
+
+
+def _broken(original: Path, last: Optional[str], why: str) -> DarknetMagicsError:
+    """The error for a truncated or corrupt tar, naming the last good member."""
+    where = f"after member {last!r}" if last else "at its first member"
+    return DarknetMagicsError(f"{original.name} is truncated or corrupt {where} ({why})",
+                              fix="copy or download the archive again; check it with `tar -tvf FILE`")
+
+
+def _member_size(block: bytes) -> int:
+    """The size a tar header gives, once its checksum holds; ValueError saying what is damaged otherwise."""
+    try:
+        want = _tar_number(block[148:156])
+    except ValueError:
+        raise ValueError("a damaged header") from None
+    # the checksum counts its own 8 bytes as spaces: the block's byte sum, less them, plus 8 * 32
+    if want != _byte_sum(block) - sum(block[148:156]) + 256:
+        raise ValueError("a header with a wrong checksum")
+    field = block[124:136]
+    try:
+        # the common octal field ("00000001750\0"): int() of it directly, the general parser otherwise
+        return int(field[:11], 8) if field[11:12] in (b"\0", b" ") and field[:1] != b" " else _tar_number(field)
+    except ValueError:
+        try:
+            return _tar_number(field)
+        except ValueError:
+            raise ValueError("a damaged size field") from None
+
+
+def _member_name(block: bytes, kind: bytes) -> str:
+    """The name a header holds: its 100-byte name, after ustar's prefix where there is one."""
+    name = block[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    if block[257:262] == b"ustar" and block[345:346] != b"\0" and kind not in (b"L", b"K"):
+        prefix = block[345:500].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        if prefix:
+            name = prefix + "/" + name
+    return name
+
+
+def _vet_member(name: str, link: str, kind: bytes, size: int, original: Path) -> Optional[_Member]:
+    """Vet one member: its name (and a link's target) stay inside the folder, and it is no device or fifo.
+
+    Returns the member to count and size-check, or None for a link (vetted here, not a file) or a name that
+    is the folder itself."""
+    safe = _safe_name(name, original)
+    if kind in (b"2", b"1"):
+        target = link if (kind == b"1" or link.startswith("/")) else os.path.join(os.path.dirname(name), link)
+        _safe_name(target, original)
+        return None
+    if kind not in (b"0", b"\0", b"5", b"7"):
+        raise DarknetMagicsError(f"{original.name}: member {name!r} is a device or fifo",
+                                 fix="archive only files and folders")
+    if not safe:
+        return None
+    is_dir = kind == b"5" or (kind == b"\0" and name.endswith("/"))
+    return _Member(safe, 0 if is_dir else size, is_dir)
 
 
 def _list_tar(path: Path, original: Path) -> list[_Member]:

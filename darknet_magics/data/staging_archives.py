@@ -92,44 +92,14 @@ def _stage_archive(plan: StagePlan, reporter: Reporter) -> StageResult:
     _remove_stale_work(plan.into, plan.target.name)
     work = Path(tempfile.mkdtemp(prefix=f".{plan.target.name}.unpack-{os.getpid()}-", dir=plan.into))
     try:
-        local = src
-        if plan.high_latency:
-            # Reading an archive member by member over a network mount is slow: copy the one file first.
-            _check_space(plan, st.st_size)
-            local = work / "archive"
-            progress = TransferProgress(reporter, f"copying {src.name}", 1, st.st_size)
-            with open(src, "rb") as fin, open(local, "wb") as fout:
-                while True:
-                    data = fin.read(_CHUNK)
-                    if not data:
-                        break
-                    fout.write(data)
-                    progress.add(0, len(data))
-            progress.add(1, 0)
-            progress.done()
+        # Reading an archive member by member over a network mount is slow: copy the one file first.
+        local = _local_copy(plan, work / "archive", st.st_size, reporter) if plan.high_latency else src
         out = work / "out"
         out.mkdir()
         plan = _unpack(local, plan, out, reporter)
         if plan.note:
             reporter.info(plan.note)
-        dest = plan.target
-        if dest.exists() and not dest.is_dir():
-            raise DarknetMagicsError(f"{dest} is a file, so the dataset folder cannot go there",
-                                     fix=f"remove the file {dest}, or give into= another folder")
-        manifest_path = _manifest_path(plan)
-        manifest = _read_manifest(manifest_path)
-        if manifest and manifest.get("source") not in (None, source) and dest.is_dir():
-            reporter.warn(f"{dest} held the dataset of {manifest.get('source')}: replacing it with {src}")
-            manifest = None
-        prefix = plan.top + "/" if plan.top else ""
-        root = out / plan.top if plan.top else out
-        os.chmod(root, 0o777 & ~_umask())  # mkdtemp's 0700 must not become the dataset's mode
-        listing = [[m.name[len(prefix):], m.size] for m in plan.members if not m.is_dir]
-        # From here on the old copy is not complete until the new manifest is written.
-        remove_if_exists(manifest_path)
-        if dest.is_dir() and manifest:
-            _keep_local_additions(dest, root, {f[0] for f in manifest.get("files", [])})
-        _replace_tree(dest, root)
+        dest, manifest_path, listing = _put_in_place(plan, out, source, reporter)
     except OSError as err:
         raise _os_error(err, plan) from None
     finally:
@@ -137,6 +107,47 @@ def _stage_archive(plan: StagePlan, reporter: Reporter) -> StageResult:
     _write_manifest(manifest_path, ({"kind": "archive", "archive": key, "source": source,
                                                  "path": str(dest), "files": listing}))
     return StageResult(dest, "unpacked", len(listing), sum(f[1] for f in listing), time.monotonic() - start, src)
+
+
+def _local_copy(plan: StagePlan, local: Path, size: int, reporter: Reporter) -> Path:
+    """Copy the archive to `local` (in the unpack's work folder) with progress, once the space is there."""
+    _check_space(plan, size)
+    progress = TransferProgress(reporter, f"copying {plan.src.name}", 1, size)
+    with open(plan.src, "rb") as fin, open(local, "wb") as fout:
+        while True:
+            data = fin.read(_CHUNK)
+            if not data:
+                break
+            fout.write(data)
+            progress.add(0, len(data))
+    progress.add(1, 0)
+    progress.done()
+    return local
+
+
+def _put_in_place(plan: StagePlan, out: Path, source: str, reporter: Reporter) -> tuple[Path, Path, list]:
+    """Move the unpacked tree from `out` to the dataset's folder, keeping files the user added to an earlier
+    unpack of the same archive. Returns the folder, its manifest's path (removed: the caller writes it once
+    all is in place) and the listing of ``[name, size]`` the manifest will hold."""
+    dest = plan.target
+    if dest.exists() and not dest.is_dir():
+        raise DarknetMagicsError(f"{dest} is a file, so the dataset folder cannot go there",
+                                 fix=f"remove the file {dest}, or give into= another folder")
+    manifest_path = _manifest_path(plan)
+    manifest = _read_manifest(manifest_path)
+    if manifest and manifest.get("source") not in (None, source) and dest.is_dir():
+        reporter.warn(f"{dest} held the dataset of {manifest.get('source')}: replacing it with {plan.src}")
+        manifest = None
+    prefix = plan.top + "/" if plan.top else ""
+    root = out / plan.top if plan.top else out
+    os.chmod(root, 0o777 & ~_umask())  # mkdtemp's 0700 must not become the dataset's mode
+    listing = [[m.name[len(prefix):], m.size] for m in plan.members if not m.is_dir]
+    # From here on the old copy is not complete until the new manifest is written.
+    remove_if_exists(manifest_path)
+    if dest.is_dir() and manifest:
+        _keep_local_additions(dest, root, {f[0] for f in manifest.get("files", [])})
+    _replace_tree(dest, root)
+    return dest, manifest_path, listing
 
 
 def _earlier_unpack(into: Path, source: str, key: list[int]) -> Optional[tuple[Path, list]]:

@@ -83,32 +83,49 @@ def _stage_folder(plan: StagePlan, reporter: Reporter, threads: Optional[int]) -
         reporter.warn(f"{dest} held a copy of {manifest.get('source')}: replacing it with {src}")
         _replace_tree(dest, None)
     if dest.is_dir():
-        # Update in place: copy what changed, delete what the source no longer has (only files we staged).
-        local = {rel: (size, mtime) for rel, size, mtime in _walk_files(dest)}
-        todo = [(rel, size, mtime) for rel, size, mtime in files if local.get(rel) != (size, mtime)]
-        _check_space(plan, sum(s for _, s, _ in todo))
-        progress.add(len(files) - len(todo), total - sum(s for _, s, _ in todo))
-        _copy_files(src, dest, todo, n_threads, progress)
         staged_before = {f[0] for f in (manifest or {}).get("files", [])} if same_source else set()
-        now = {rel for rel, _, _ in files}
-        for rel in sorted(staged_before - now):
-            remove_if_exists(dest / rel)
-            removed += 1
-            _prune_empty(dest, (dest / rel).parent)
+        removed = _update_in_place(plan, files, staged_before, n_threads, progress)
     else:
-        # First copy with threads (a network mount, a folder with links, a given `threads=`) or the resumption of
-        # one: into a hidden folder beside, renamed into place when complete. Files already there with the
-        # source's size and mtime are kept.
-        _check_space(plan, total)
-        local = ({rel: (size, mtime) for rel, size, mtime in _walk_files(beside)} if beside.is_dir() else {})
-        todo = [(rel, size, mtime) for rel, size, mtime in files if local.get(rel) != (size, mtime)]
-        progress.add(len(files) - len(todo), total - sum(s for _, s, _ in todo))
-        beside.mkdir(exist_ok=True)
-        _copy_files(src, beside, todo, n_threads, progress)
-        os.rename(beside, dest)
+        _copy_beside(plan, beside, files, n_threads, progress)
     progress.done()
     _write_manifest(manifest_path, ({"kind": "folder", "source": str(src.resolve()), "files": listing}))
     return StageResult(dest, "copied", len(files), total, time.monotonic() - start, src, removed=removed)
+
+
+def _missing(files: list, have: dict) -> list:
+    """The files of the source whose size and mtime the copy at hand (`have`: name -> (size, mtime)) lacks."""
+    return [(rel, size, mtime) for rel, size, mtime in files if have.get(rel) != (size, mtime)]
+
+
+def _update_in_place(plan: StagePlan, files: list, staged_before: set, n_threads: int,
+                     progress: TransferProgress) -> int:
+    """Update the dataset folder in place: copy what changed, delete what the source no longer has (only files
+    we staged, `staged_before`). Returns how many files were deleted."""
+    dest = plan.target
+    todo = _missing(files, {rel: (size, mtime) for rel, size, mtime in _walk_files(dest)})
+    _check_space(plan, sum(s for _, s, _ in todo))
+    progress.add(len(files) - len(todo), sum(size for _, size, _ in files) - sum(s for _, s, _ in todo))
+    _copy_files(plan.src, dest, todo, n_threads, progress)
+    removed = 0
+    for rel in sorted(staged_before - {rel for rel, _, _ in files}):
+        remove_if_exists(dest / rel)
+        removed += 1
+        _prune_empty(dest, (dest / rel).parent)
+    return removed
+
+
+def _copy_beside(plan: StagePlan, beside: Path, files: list, n_threads: int, progress: TransferProgress) -> None:
+    """A first copy with threads (a network mount, a folder with links, a given `threads=`) or the resumption of
+    one: into a hidden folder beside, renamed into place when complete. Files already there with the source's
+    size and mtime are kept."""
+    total = sum(size for _, size, _ in files)
+    _check_space(plan, total)
+    have = {rel: (size, mtime) for rel, size, mtime in _walk_files(beside)} if beside.is_dir() else {}
+    todo = _missing(files, have)
+    progress.add(len(files) - len(todo), total - sum(s for _, s, _ in todo))
+    beside.mkdir(exist_ok=True)
+    _copy_files(plan.src, beside, todo, n_threads, progress)
+    os.rename(beside, plan.target)
 
 
 def _prune_empty(root: Path, folder: Path) -> None:

@@ -147,6 +147,52 @@ def weights_target(name_or_url: str, into: Path) -> Path:
     return Path(into).expanduser() / _source(name_or_url)[1]
 
 
+def _request(url: str, have: int, timeout: float):
+    """Open `url`, asking for the bytes from `have` on when a ``.part`` holds some."""
+    request = urllib.request.Request(url, headers={"User-Agent": "darknet_magics"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
+def _part_is_complete(err: urllib.error.HTTPError, url: str, have: int, expected: Optional[int]) -> bool:
+    """What an HTTP error means for the download: True when the ``.part`` is already whole, False when it must
+    start over (416); other errors are raised: a client error as ours (asking again will not help), the rest
+    as they are (retried)."""
+    if err.code == 416 and have and (expected is None or have == expected):
+        return True  # a crash between the last byte and the rename
+    if err.code == 416:
+        return False
+    if 400 <= err.code < 500 and err.code not in (408, 429):
+        raise DarknetMagicsError(f"{url}: HTTP {err.code} {err.reason}",
+                                 fix="check the URL (and that the file is shared publicly)") from None
+    raise err
+
+
+def _resume_point(response, have: int, url: str, part: Path) -> tuple[int, Optional[int], str]:
+    """Where the server's answer starts: ``(bytes kept, total size or None, file mode)``; a 206 continues the
+    ``.part`` (its range must start where the ``.part`` ends), anything else starts over."""
+    if response.status == 206 and have:
+        m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
+        if not m or int(m.group(1)) != have:
+            raise DarknetMagicsError(f"{url}: server answered a range we did not ask for",
+                                     fix="delete " + str(part) + " and fetch again")
+        return have, (int(m.group(3)) if m.group(3) != "*" else None), "ab"
+    # 200: the server ignored Range (or there was nothing to resume): start over.
+    length = response.headers.get("Content-Length")
+    return 0, (int(length) if length is not None else None), "wb"
+
+
+def _receive(response, part: Path, mode: str, have: int, progress: TransferProgress) -> None:
+    """Write the response's body to `part` (appended or from scratch), synced, with progress."""
+    progress.bytes = have
+    with open(part, mode) as f:
+        copy_stream(response, f, lambda n: progress.add(0, n), _CHUNK)
+        f.flush()
+        os.fsync(f.fileno())
+    progress.done()
+
+
 def download_file(url: str, dest: Path, reporter: Optional[Reporter] = None, *, expected_size: Optional[int] = None,
                   timeout: float = 60.0, retries: int = 3) -> WeightsResult:
     """Download `url` to `dest` with progress, resuming a ``DEST.part`` with an HTTP Range request.
@@ -170,56 +216,27 @@ def download_file(url: str, dest: Path, reporter: Optional[Reporter] = None, *, 
         if expected is not None and have > expected:
             remove_if_exists(part)
             have = 0
-        request = urllib.request.Request(url, headers={"User-Agent": "darknet_magics"})
-        if have:
-            request.add_header("Range", f"bytes={have}-")
         try:
             try:
-                response = urllib.request.urlopen(request, timeout=timeout)
+                response = _request(url, have, timeout)
             except urllib.error.HTTPError as err:
-                if err.code == 416 and have and (expected is None or have == expected):
-                    # The .part is already complete (a crash between the last byte and the rename).
-                    total = have
+                if _part_is_complete(err, url, have, expected):
                     break
-                if err.code == 416:
-                    remove_if_exists(part)
-                    continue
-                if 400 <= err.code < 500 and err.code not in (408, 429):
-                    # Not found, forbidden...: asking again will not help.
-                    raise DarknetMagicsError(f"{url}: HTTP {err.code} {err.reason}",
-                                             fix="check the URL (and that the file is shared publicly)") from None
-                raise
+                remove_if_exists(part)  # 416 on a .part the server does not know: start over
+                continue
             with response:
-                status = response.status
-                length = response.headers.get("Content-Length")
-                if status == 206 and have:
-                    m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
-                    if not m or int(m.group(1)) != have:
-                        raise DarknetMagicsError(f"{url}: server answered a range we did not ask for",
-                                                 fix="delete " + str(part) + " and fetch again")
-                    total = int(m.group(3)) if m.group(3) != "*" else None
-                    mode = "ab"
-                    resumed = True
-                else:
-                    # 200: the server ignored Range (or there was nothing to resume): start over.
-                    have = 0
-                    total = int(length) if length is not None else None
-                    mode = "wb"
+                have, total, mode = _resume_point(response, have, url, part)
+                resumed = resumed or mode == "ab"
                 if expected is not None and total is not None and total != expected:
                     raise DarknetMagicsError(
                         f"{url} is {total:,} bytes on the server, expected {expected:,}",
                         fix="the file changed or the URL is wrong; give expected_size= or check the URL")
                 goal = total if total is not None else expected
                 progress = TransferProgress(reporter, f"downloading {dest.name}", 0, goal or 0)
-                progress.bytes = have
-                with open(part, mode) as f:
-                    copy_stream(response, f, lambda n: progress.add(0, n), _CHUNK)
-                    f.flush()
-                    os.fsync(f.fileno())
-                progress.done()
-            total = part.stat().st_size
-            if goal is not None and total < goal:
-                last_error = DarknetMagicsError(f"download of {url} stopped at {total:,} of {goal:,} bytes")
+                _receive(response, part, mode, have, progress)
+            got = part.stat().st_size
+            if goal is not None and got < goal:
+                last_error = DarknetMagicsError(f"download of {url} stopped at {got:,} of {goal:,} bytes")
                 continue  # resume on the next attempt
             break
         except DarknetMagicsError:

@@ -72,28 +72,13 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
     `iou_thresh` and `points` are darknet's ``-iou_thresh`` (0.5: mAP@0.50) and ``-points`` (0: every point, as
     VOC2010+/COCO; 11: VOC2007; 101: COCO's); `extra_args` are further darknet flags (checked per flavor).
     """
-    from ..setup.binary import check_darknet_args
-
     reporter = reporter or Reporter()
     darknet_path, data_path, cfg_path, weights_path = model_files(darknet, data, cfg, weights)
     cwd = Path(cwd).expanduser().resolve() if cwd else Path.cwd()
     flavor = flavor or darknet_flavor(darknet_path)
-    unsupported = StepError(
-        "this darknet has no `detector map` (pjreddie's darknet prints nothing and exits)",
-        fix="use AlexeyAB's or hank-ai's darknet for %yolo map, or train with `map` on one of them",
-        problems=[Problem("unsupported-command", "`detector map` is not a command of pjreddie's darknet",
-                          fix="build AlexeyAB/darknet or hank-ai/darknet")])
     if flavor == "pjreddie":
-        raise unsupported
-    argv = [str(darknet_path), "detector", "map", str(data_path), str(cfg_path), str(weights_path), "-dont_show"]
-    if iou_thresh is not None:
-        argv += ["-iou_thresh", str(float(iou_thresh))]
-    if points is not None:
-        argv += ["-points", str(int(points))]
-    errors = check_darknet_args(flavor, "map", list(extra_args))
-    if errors:
-        raise StepError("; ".join(errors), fix="see the flags this darknet knows in docs/directives/yolo-map.md")
-    argv += list(extra_args)
+        raise _no_map_command()
+    argv = _map_argv(flavor, darknet_path, data_path, cfg_path, weights_path, iou_thresh, points, extra_args)
     check_weights_file(cfg_path, weights_path)
     from ..output.history import History
     from ..output.logparse import LogParser
@@ -111,7 +96,7 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
     history.add(parser.close())
     output = "".join(chunks)
     if not output.strip():
-        raise unsupported
+        raise _no_map_command()
     maps = history.maps
     if not len(maps):
         maps = map_at_any_iou(output)
@@ -124,6 +109,31 @@ def evaluate_map(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, c
     if show:
         reporter.dataframe(report.class_ap, title=report.summary())
     return report
+
+
+def _no_map_command() -> StepError:
+    """The error for a darknet without ``detector map`` (pjreddie's prints nothing and exits)."""
+    return StepError(
+        "this darknet has no `detector map` (pjreddie's darknet prints nothing and exits)",
+        fix="use AlexeyAB's or hank-ai's darknet for %yolo map, or train with `map` on one of them",
+        problems=[Problem("unsupported-command", "`detector map` is not a command of pjreddie's darknet",
+                          fix="build AlexeyAB/darknet or hank-ai/darknet")])
+
+
+def _map_argv(flavor: str, darknet_path: Path, data_path: Path, cfg_path: Path, weights_path: Path,
+              iou_thresh: Optional[float], points: Optional[int], extra_args: Sequence[str]) -> list[str]:
+    """``detector map``'s argv, with `extra_args` checked against the flags `flavor` knows."""
+    from ..setup.binary import check_darknet_args
+
+    argv = [str(darknet_path), "detector", "map", str(data_path), str(cfg_path), str(weights_path), "-dont_show"]
+    if iou_thresh is not None:
+        argv += ["-iou_thresh", str(float(iou_thresh))]
+    if points is not None:
+        argv += ["-points", str(int(points))]
+    errors = check_darknet_args(flavor, "map", list(extra_args))
+    if errors:
+        raise StepError("; ".join(errors), fix="see the flags this darknet knows in docs/directives/yolo-map.md")
+    return argv + list(extra_args)
 
 
 _CHECKPOINT = re.compile(r"_(?P<tag>\d+|best|last|final)\.weights$")
@@ -188,8 +198,6 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     """
     import pandas as pd
 
-    from ..view import live
-
     reporter = reporter or Reporter()
     files = checkpoint_files(Path(folder).expanduser())
     if not files:
@@ -200,10 +208,11 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
         reporter.progress(f"map: checkpoint {k}/{len(files)}: {path.name}")
         if iteration is None:  # _best/_last/_final: the header says how far training was
             iteration = weights_iteration(path, Path(cfg))
+        where = {"iteration": iteration, "tag": tag, "path": str(path)}
         try:
             if scorer is not None:
                 row, ap = scorer(path)
-                rows.append({"iteration": iteration, "tag": tag, "path": str(path), **row})
+                rows.append({**where, **row})
                 aps.append(ap)
                 continue
             report = evaluate_map(darknet=darknet, data=data, cfg=cfg, weights=path, cwd=cwd, reporter=reporter,
@@ -211,14 +220,9 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
                                   extra_args=extra_args, show=False)
         except StepError as exc:
             reporter.warn(f"{path.name}: {exc.args[0] if exc.args else exc}")
-            rows.append({"iteration": iteration, "tag": tag, "path": str(path), "map": float("nan")})
+            rows.append({**where, "map": float("nan")})
             continue
-        last = report.maps.iloc[-1].to_dict()
-        row = {"iteration": iteration, "tag": tag, "path": str(path), "map": float(last.get("map50", float("nan")))}
-        for key in ("precision", "recall", "f1", "avg_iou", "tp", "fp", "fn"):
-            if key in last:
-                row[key] = last[key]
-        rows.append(row)
+        rows.append(_checkpoint_row(where, report))
         ap = report.class_ap.copy()
         ap.insert(0, "checkpoint", path.name)
         aps.append(ap)
@@ -234,21 +238,36 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
     result = CheckpointReport(table=table, class_ap=class_ap, best=best, metric=key)
     reporter.progress(f"map: {len(files)} checkpoint(s) evaluated", final=True)
     reporter.dataframe(table, title=result.summary())
-    run_dir = checkpoint_run_dir(Path(folder).expanduser())
-    result.figure = live.checkpoint_figure(table, str(best), title=f"checkpoints of {run_dir.name}")
+    _show_and_save(result, checkpoint_run_dir(Path(folder).expanduser()), reporter)
+    return result
+
+
+def _checkpoint_row(where: dict, report: MapReport) -> dict:
+    """One checkpoint's row of the table: where it is, and the last mAP darknet printed with its counts."""
+    last = report.maps.iloc[-1].to_dict()
+    row = {**where, "map": float(last.get("map50", float("nan")))}
+    for key in ("precision", "recall", "f1", "avg_iou", "tp", "fp", "fn"):
+        if key in last:
+            row[key] = last[key]
+    return row
+
+
+def _show_and_save(result: CheckpointReport, run_dir: Path, reporter: Reporter) -> None:
+    """Show the checkpoint chart and save the table and chart in `run_dir` (a read-only folder only warns)."""
+    from ..view import live
+    from ..fileio import atomic_write_text
+
+    result.figure = live.checkpoint_figure(result.table, str(result.best), title=f"checkpoints of {run_dir.name}")
     bundle = live.show_figure(reporter, f"darknet-checkpoints:{run_dir}", result.figure,
                               f"checkpoint chart: {run_dir / 'checkpoints.html'}")
     try:
-        from ..fileio import atomic_write_text
-
-        atomic_write_text(run_dir / "checkpoints.csv", table.to_csv(index=False))
+        atomic_write_text(run_dir / "checkpoints.csv", result.table.to_csv(index=False))
         png = (bundle or {}).get("image/png")
         # the PNG where a notebook shows the chart (as the training chart's chart.png), made once for both
         result.saved = live.write_figure(result.figure, run_dir, name="checkpoints", title=result.summary(),
                                          png=bundle is not None, png_data=base64.b64decode(png) if png else None)
     except OSError as exc:  # a read-only folder: the table and chart are still shown and returned
         reporter.warn(f"the checkpoint table and chart were not saved in {run_dir}: {exc}")
-    return result
 
 
 def checkpoint_run_dir(folder: Path) -> Path:

@@ -165,25 +165,37 @@ def detect(*, darknet: Path | str, data: Path, cfg: Path, weights: Path, image: 
                                                                 images, thresh, cwd, out, reporter, env, flavor,
                                                                 extra_args)
     seconds = time.monotonic() - started
-    problems = inference_problems(output)
-    if problems and problems[0].code == "bad-image" or result.returncode not in (0, None) or result.signal:
-        raise darknet_failure("darknet detector test failed", output, result, flavor,
-                              [str(darknet_path), "detector", "test"])
-    if len(annotated) < len(images):
-        raise darknet_failure(f"darknet stopped after {len(annotated)} of {len(images)} images", output, result, flavor,
-                    [str(darknet_path), "detector", "test"])
-    for p in problems:  # e.g. missing label glyphs: boxes are drawn without names
-        reporter.warn(p.describe())
+    for p in _refuse_failure(output, result, flavor, darknet_path, len(images), len(annotated)):
+        reporter.warn(p.describe())  # e.g. missing label glyphs: boxes are drawn without names
     detections = _frame(rows, sizes)
     reporter.progress(f"detect: {len(images)}/{len(images)} images in {seconds:.1f} s", final=True)
-    for path in annotated[:gallery]:
-        reporter.image(str(path))
-    if len(annotated) > gallery:
-        reporter.info(f"... and {len(annotated) - gallery} more annotated image(s) in {out}")
+    _show_gallery(reporter, annotated, gallery, out)
     reporter.dataframe(detections, title=f"{len(detections)} detection(s) on {len(images)} image(s) at thresh {thresh}")
     return DetectResult(image_path=annotated[0] if annotated else None, detections=detections, output=output,
                         returncode=result.returncode, signal=result.signal, images=images, annotated=annotated,
                         seconds=seconds)
+
+
+def _refuse_failure(output: str, result: runner.ProcessResult, flavor: str, darknet_path: Path, images: int,
+                    annotated: int) -> list[Problem]:
+    """Raise when darknet failed (a bad image, a non-zero exit, a signal) or stopped before the last image;
+    otherwise return the problems it printed that are only warnings."""
+    problems = inference_problems(output)
+    command = [str(darknet_path), "detector", "test"]
+    if problems and problems[0].code == "bad-image" or result.returncode not in (0, None) or result.signal:
+        raise darknet_failure("darknet detector test failed", output, result, flavor, command)
+    if annotated < images:
+        raise darknet_failure(f"darknet stopped after {annotated} of {images} images", output, result, flavor,
+                              command)
+    return problems
+
+
+def _show_gallery(reporter: Reporter, annotated: list[Path], gallery: int, out: Path) -> None:
+    """Show the first `gallery` annotated images and say where the rest are."""
+    for path in annotated[:gallery]:
+        reporter.image(str(path))
+    if len(annotated) > gallery:
+        reporter.info(f"... and {len(annotated) - gallery} more annotated image(s) in {out}")
 
 
 def _detect_prompt_linked(darknet_path, data_path, cfg_path, weights_path, images, thresh, cwd, out, reporter,

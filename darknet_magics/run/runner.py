@@ -404,6 +404,79 @@ def _stop(child: pexpect.spawn, stream: _Stream, pgid: int, steps: Sequence[tupl
             break
 
 
+def _spawn(argv: list[str], cwd: Path, env: Optional[dict], dimensions: tuple[int, int],
+           log: Optional[_LogFile]) -> pexpect.spawn:
+    """Start `argv` on a pty; the log is closed when it cannot start (a missing program is FileNotFoundError)."""
+    try:
+        return pexpect.spawn(argv[0], argv[1:], cwd=str(cwd), env=env, encoding=None,
+                             dimensions=dimensions, echo=True, timeout=None)
+    except pexpect.ExceptionPexpect as exc:
+        if log is not None:
+            log.close()
+        if "executable" in str(exc).lower() or "not found" in str(exc).lower():
+            raise FileNotFoundError(argv[0]) from exc
+        raise
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
+
+
+@dataclass(frozen=True)
+class _Stops:
+    """What may end a run before the child does: the watchdog, a log that cannot be written, the caller."""
+
+    watchdog: Optional[Watchdog]
+    log: Optional[_LogFile]
+    should_stop: Optional[Callable[[], Optional[str]]]
+    interrupt_steps: Sequence[tuple[int, float]]
+
+
+@dataclass
+class _Ending:
+    """Why `_pump` stopped the child, if it did: the watchdog's reason or the caller's (or the log's)."""
+
+    watchdog: Optional[str] = None
+    stopped: Optional[str] = None
+
+
+def _pump(child: pexpect.spawn, stream: _Stream, pgid: int, poll: float, stops: _Stops, ending: _Ending) -> None:
+    """Read the child until it ends or something in `stops` ends it; `ending` says which (filled as it happens,
+    so that a KeyboardInterrupt mid-loop keeps what was found)."""
+    while True:
+        if not stream.read(poll):
+            if stream.eof:
+                return
+            if not child.isalive():  # gone, but the pty is still held (e.g. by a grandchild)
+                stream.drain(0.2)
+                return
+        if stops.watchdog is not None:
+            ending.watchdog = stops.watchdog.check(time.monotonic())
+            if ending.watchdog:
+                _stop(child, stream, pgid, ((_signal.SIGTERM, 2.0), (_signal.SIGKILL, 5.0)))
+                return
+        if stops.log is not None and stops.log.error is not None:
+            ending.stopped = f"the log cannot be written: {stops.log.error}"
+            _stop(child, stream, pgid, stops.interrupt_steps)
+            return
+        if stops.should_stop is not None:
+            ending.stopped = stops.should_stop()
+            if ending.stopped:
+                _stop(child, stream, pgid, stops.interrupt_steps)
+                return
+
+
+def _kill_leftovers(child: pexpect.spawn, pgid: int) -> None:
+    """SIGKILL whatever of the child's group still lives (e.g. a grandchild that ignored SIGINT/SIGTERM), wait up
+    to 5 s for it to go, and close the pty."""
+    if child.isalive() or group_alive(pgid):
+        _killpg(pgid, _signal.SIGKILL)
+        end = time.monotonic() + 5.0
+        while (child.isalive() or group_alive(pgid)) and time.monotonic() < end:
+            time.sleep(0.02)
+    child.close(force=True)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -445,57 +518,22 @@ def run(
         FileNotFoundError: the program does not exist.
     """
     argv = [str(a) for a in argv]
-    log = None
-    if log_path is not None:
-        log = _LogFile(Path(log_path))
+    log = _LogFile(Path(log_path)) if log_path is not None else None
     start = time.monotonic()
-    try:
-        child = pexpect.spawn(argv[0], argv[1:], cwd=str(cwd), env=env, encoding=None,
-                              dimensions=dimensions, echo=True, timeout=None)
-    except pexpect.ExceptionPexpect as exc:
-        if log is not None:
-            log.close()
-        if "executable" in str(exc).lower() or "not found" in str(exc).lower():
-            raise FileNotFoundError(argv[0]) from exc
-        raise
-    except BaseException:
-        if log is not None:
-            log.close()
-        raise
+    child = _spawn(argv, cwd, env, dimensions, log)
     pgid = child.pid  # pty.fork() made the child a session (and process group) leader
     stream = _Stream(child, log, on_text, prompts, watchdog, chunk)
     interrupt_steps = ((_signal.SIGINT, interrupt_grace[0]), (_signal.SIGTERM, interrupt_grace[1]),
                        (_signal.SIGKILL, 5.0))
     interrupted = False
-    reason: Optional[str] = None
-    stopped: Optional[str] = None
+    ending = _Ending()
     try:
         if on_spawn is not None:
             on_spawn(pgid)
         if watchdog is not None:
             watchdog.start(time.monotonic())
         try:
-            while True:
-                if not stream.read(poll):
-                    if stream.eof:
-                        break
-                    if not child.isalive():  # gone, but the pty is still held (e.g. by a grandchild)
-                        stream.drain(0.2)
-                        break
-                if watchdog is not None:
-                    reason = watchdog.check(time.monotonic())
-                    if reason:
-                        _stop(child, stream, pgid, ((_signal.SIGTERM, 2.0), (_signal.SIGKILL, 5.0)))
-                        break
-                if log is not None and log.error is not None:
-                    stopped = f"the log cannot be written: {log.error}"
-                    _stop(child, stream, pgid, interrupt_steps)
-                    break
-                if should_stop is not None:
-                    stopped = should_stop()
-                    if stopped:
-                        _stop(child, stream, pgid, interrupt_steps)
-                        break
+            _pump(child, stream, pgid, poll, _Stops(watchdog, log, should_stop, interrupt_steps), ending)
         except KeyboardInterrupt:
             interrupted = True
             _stop(child, stream, pgid, interrupt_steps)
@@ -505,18 +543,13 @@ def run(
     except KeyboardInterrupt:  # a second Ctrl-C while we were stopping it: no more patience
         interrupted = True
     finally:
-        if child.isalive() or group_alive(pgid):  # e.g. a grandchild that ignored SIGINT/SIGTERM
-            _killpg(pgid, _signal.SIGKILL)
-            end = time.monotonic() + 5.0
-            while (child.isalive() or group_alive(pgid)) and time.monotonic() < end:
-                time.sleep(0.02)
-        child.close(force=True)
+        _kill_leftovers(child, pgid)
         if log is not None:
             log.close()
     result = ProcessResult(
         returncode=child.exitstatus, signal=child.signalstatus, interrupted=interrupted,
-        killed_by_watchdog=reason, seconds=time.monotonic() - start, pid=pgid,
-        answered=tuple(stream.answered), stopped_by_caller=stopped, bytes_read=stream.bytes,
+        killed_by_watchdog=ending.watchdog, seconds=time.monotonic() - start, pid=pgid,
+        answered=tuple(stream.answered), stopped_by_caller=ending.stopped, bytes_read=stream.bytes,
         log_error=log.error if log is not None else None, notices=tuple(log.notices) if log is not None else (),
     )
     if interrupted:

@@ -69,9 +69,19 @@ def _figure_spec(chart: ChartData, percent: list[dict], *, title: Optional[str],
     mAP@0.50, precision, recall, F1, per-class AP, GPU; right axis, 0-100 %). Bottom panel: learning rate (left)
     and images/s (right).
     """
+    data, avg = _loss_traces(chart)
+    lower = _lower_traces(chart)
+    data += lower + percent
+    has_lower = bool(lower)
+    yaxis = _loss_axis(loss_scale, avg, [0.42, 1.0] if has_lower else [0.0, 1.0])
+    return {"data": data, "layout": _layout(yaxis, title=title, has_lower=has_lower, has_pct=bool(percent),
+                                            uirevision=uirevision, height=height)}
+
+
+def _loss_traces(chart: ChartData) -> tuple[list[dict], Any]:
+    """The top panel's loss and avg loss traces, and the avg loss's values (they set the axis's cap)."""
     data: list[dict] = []
     avg = None
-    has_lower = False
     for ds, label, uid, style in ((chart.loss, "loss", "loss", {"width": 1, "color": "rgba(31,119,180,0.35)"}),
                                   (chart.avg, "avg loss", "avg_loss", {"width": 2, "color": "#1f77b4"})):
         if ds.finite:
@@ -80,32 +90,45 @@ def _figure_spec(chart: ChartData, percent: list[dict], *, title: Optional[str],
                 avg = y
             data.append({"type": "scatter", "mode": "lines", "name": label, "uid": uid,
                          "x": _int_x(x), "y": y.astype(np.float32), "line": style})
+    return data, avg
+
+
+def _lower_traces(chart: ChartData) -> list[dict]:
+    """The bottom panel's traces: learning rate (left axis) and images/s (right); none when neither was seen."""
+    data: list[dict] = []
     if chart.rate.count:
         xr, yr = chart.rate_points()
         data.append({"type": "scatter", "mode": "lines", "name": "learning rate", "uid": "lr", "xaxis": "x2",
                      "yaxis": "y3", "x": _int_x(xr), "y": yr.astype(np.float32),
                      "line": {"width": 1.5, "color": "#2ca02c", "shape": "hv"}})
-        has_lower = True
     if chart.ips.finite:
         x, y = chart.ips.points()
         data.append({"type": "scatter", "mode": "lines", "name": "images/s", "uid": "ips", "xaxis": "x2",
                      "yaxis": "y4", "x": _int_x(x), "y": y.astype(np.float32),
                      "line": {"width": 1, "color": "#9467bd"}})
-        has_lower = True
-    data.extend(percent)
-    has_pct = bool(percent)
-    top_domain = [0.42, 1.0] if has_lower else [0.0, 1.0]
-    yaxis: dict = {"title": {"text": "loss"}, "domain": top_domain, "rangemode": "tozero"}
+    return data
+
+
+def _loss_axis(loss_scale: str, avg: Any, domain: list[float]) -> dict:
+    """The loss axis: log, capped above the avg loss's early spike (`loss_cap`), or from zero as it comes."""
     if loss_scale == "log":
-        yaxis = {"title": {"text": "loss (log)"}, "domain": top_domain, "type": "log"}
-    elif loss_scale == "cap":
+        return {"title": {"text": "loss (log)"}, "domain": domain, "type": "log"}
+    yaxis: dict = {"title": {"text": "loss"}, "domain": domain, "rangemode": "tozero"}
+    if loss_scale == "cap":
         cap = loss_cap(avg)
         if cap is not None:
             yaxis["range"] = [0, cap]
             yaxis["title"] = {"text": "loss (axis capped)"}
+    return yaxis
+
+
+def _layout(yaxis: dict, *, title: Optional[str], has_lower: bool, has_pct: bool, uirevision: Optional[str],
+            height: int) -> dict:
+    """The figure's layout: the loss axis given, the percent axis where there are percent traces, the bottom
+    panel's axes where it has traces."""
     layout: dict = {
         "title": {"text": title or "training", "x": 0, "xanchor": "left", "font": {"size": 14}},
-        "xaxis": {"title": {"text": "iteration"} if not has_lower else None, "anchor": "y"},
+        "xaxis": {"anchor": "y"} if has_lower else {"title": {"text": "iteration"}, "anchor": "y"},
         "yaxis": yaxis,
         "height": height if has_lower else 420,
         # no width: plotly sizes the chart to its output's width (and, with PLOTLY_CONFIG's `responsive`, follows
@@ -118,8 +141,6 @@ def _figure_spec(chart: ChartData, percent: list[dict], *, title: Optional[str],
         "plot_bgcolor": "white",
         "hovermode": "x",
     }
-    if layout["xaxis"]["title"] is None:
-        del layout["xaxis"]["title"]
     if uirevision:
         layout["uirevision"] = uirevision  # zoom, pan and hidden traces survive Plotly.react updates
     for name in ("xaxis", "yaxis"):
@@ -139,7 +160,7 @@ def _figure_spec(chart: ChartData, percent: list[dict], *, title: Optional[str],
     for name in ("yaxis", "yaxis2", "yaxis3", "yaxis4", "xaxis2"):
         if name in layout:
             layout[name]["automargin"] = True
-    return {"data": data, "layout": layout}
+    return layout
 
 
 def build_figure(iterations_df: Any, maps_df: Any = None, *, max_points: int = 2000, title: Optional[str] = None,
