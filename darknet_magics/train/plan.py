@@ -138,12 +138,12 @@ def starting(plan: TrainPlan) -> Iterator[None]:
     starting at the same second see each other (the second finds the first's run.json), never both nothing."""
     root = plan.run_dir.parent
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".starting.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the runs folder itself is the lock: no file of ours in it
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # closing releases the lock
 
 
 def refuse_shared_backup(plan: TrainPlan, previous: Optional[TrainingRun]) -> None:
@@ -155,6 +155,11 @@ def refuse_shared_backup(plan: TrainPlan, previous: Optional[TrainingRun]) -> No
     message = f"the weights folder {plan.backup_dir} is in use by the run {other.name} (still training)"
     fix = (f"wait for it (or `%yolo stop {other}`), or give this run its own folder: backup=PATH (or remove "
            "backup= from your obj.data: each run then gets {workspace}/runs/NAME/backup)")
+    if previous is None:
+        try:
+            plan.run_dir.rmdir()  # a refused new run leaves no folder behind (only an empty one is removed)
+        except OSError:
+            pass
     raise StepError(message, fix=fix, problems=[Problem("shared-backup", "two live runs would overwrite each "
                                                         "other's weights", fix=fix, file=str(plan.backup_dir))])
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence
 
 from ..data import objdata
 from .keeper import StopReason
-from ..errors import Problem
+from ..errors import DarknetMagicsError, Problem
 from ..output.events import ProblemFound
 from ..output.logparse import Finished, Iteration, LogParser, MaxBatches, WeightsSaved
 from .runs import TrainingRun
@@ -243,7 +243,7 @@ def make_watch(run: TrainingRun, *, data_arg: Path, max_batches: Optional[int], 
                 start_iteration=run.last_iteration or None)
     try:
         written = objdata.values(data_arg, as_written=True)
-    except OSError:  # re-attached to a run whose obj.data copy is gone: the paths only sharpen the diagnosis
-        written = {}
+    except (OSError, DarknetMagicsError):  # re-attached to a run whose obj.data copy is gone or damaged: the paths
+        written = {}                      # only sharpen the diagnosis
     data_paths = tuple(v for k, v in written.items() if k in ("train", "valid", "names", "backup"))
     return Watch(run, live, stop_on_nan=run.args.stop_on_nan, data_paths=data_paths, resumed=resumed)
