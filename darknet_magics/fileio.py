@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Callable, Optional, Union
 
 
 def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
@@ -72,3 +72,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def file_in_the_way(path: Path) -> Optional[Path]:
+    """The file that stands where `path` or one of its parent folders should be (a folder cannot be made there),
+    or None: the nearest existing one of `path` and its parents decides."""
+    for parent in [path, *path.parents]:
+        if parent.exists() or parent.is_symlink():
+            return None if parent.is_dir() else parent
+    return None

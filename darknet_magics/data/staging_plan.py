@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 from ..errors import DarknetMagicsError
+from ..fileio import file_in_the_way
 from ..run import mounts
 from .archives import ArchiveType, _Member, _check_layout, _list_members, _suffix_matches, sniff_archive
 
@@ -221,12 +222,10 @@ def _archive_plan(plan: StagePlan) -> StagePlan:
 
 def _ensure_folder(path: Path, what: str) -> None:
     """mkdir -p with clean errors: a FILE where a folder is meant, a read-only disk, no permission."""
-    for parent in [path, *path.parents]:
-        if parent.exists() or parent.is_symlink():
-            if not parent.is_dir():
-                raise DarknetMagicsError(f"{what} {path} cannot be made: {parent} is a file, not a folder",
-                                         fix=f"give another folder, or remove the file {parent}")
-            break
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        raise DarknetMagicsError(f"{what} {path} cannot be made: {blocker} is a file, not a folder",
+                                 fix=f"give another folder, or remove the file {blocker}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from ..errors import DarknetMagicsError, StepError
+from ..fileio import file_in_the_way
 from ..report import Reporter
 
 DEFAULT_URL = "https://github.com/AlexeyAB/darknet"
@@ -55,12 +56,10 @@ def _check_clone_args(url: str, ref: Optional[str], into: Path) -> None:
     if ref is not None and (ref.startswith("-") or not ref.strip()):
         raise DarknetMagicsError(f"ref={ref!r} is not a branch, tag or commit (it starts with '-' or is empty)",
                                  fix="give a branch, tag or commit, e.g. ref=master")
-    for parent in [into, *into.parents]:
-        if parent.exists() or parent.is_symlink():
-            if not parent.is_dir():
-                raise DarknetMagicsError(f"cannot clone into {into}: {parent} is a file, not a folder",
-                                         fix=f"give into= another folder, or remove the file {parent}")
-            break
+    blocker = file_in_the_way(into)
+    if blocker is not None:
+        raise DarknetMagicsError(f"cannot clone into {into}: {blocker} is a file, not a folder",
+                                 fix=f"give into= another folder, or remove the file {blocker}")
 
 
 def clone_commands(url: Optional[str], ref: Optional[str], into: Path) -> list[list[str]]:
