@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from conftest import run_cell
 from darknet_magics.data.cfg import make_cfg_changes
 from darknet_magics.data.cfg_weights import check_weights, layer_weights
-from darknet_magics.data.checks import check_cfg, check_dataset
+from darknet_magics.data.cfg_checks import check_cfg
+from darknet_magics.data.checks import check_dataset
 from darknet_magics.data.datasets import plan_dataset
 from darknet_magics.errors import DarknetMagicsError, StepError
 from darknet_magics.data.formats import read_dataset
