@@ -24,6 +24,11 @@ from darknet_magics.jsonread import RecordError
 from darknet_magics.train import guard
 from darknet_magics.train.drivesync import Mirror, copy_verified, read_manifest, restore, working_folder
 
+# A drive that uploads lazily, VM deaths, darknet's checkpoints: processes and files decide these tests, not the
+# IPython, pandas or plotly versions, so they run in the first environment of scripts/test only (`once`).
+pytestmark = pytest.mark.once
+
+
 DARKNET = Path("/usr/bin/darknet")
 needs_darknet = pytest.mark.skipif(not DARKNET.is_file(), reason="needs Debian's darknet (/usr/bin/darknet)")
 HERE = Path(__file__).resolve().parent

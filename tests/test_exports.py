@@ -22,7 +22,9 @@ from darknet_magics.data.labelpaths import label_path, rewrites
 from darknet_magics.data.leftout import BoxPolicy, Policies
 from darknet_magics.errors import DarknetMagicsError
 
-pytestmark = pytest.mark.timeout(120)
+# What decides these tests is the exports' files, our readers and darknet's label rules, not the IPython, pandas
+# or plotly versions: they run in the first environment of scripts/test only (see pyproject's `once` marker).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.once]
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 SOURCE = json.loads((EXPORTS / "SOURCE.json").read_text())
