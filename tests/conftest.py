@@ -1,6 +1,7 @@
 """Shared fixtures: a real IPython shell with the extension loaded, and where the captured logs live."""
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -145,13 +146,17 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory):
     key = hashlib.sha256(json.dumps([TRAINED_DATASET, TRAINED_CFG, cfg.read_text(), stat.st_size, stat.st_mtime_ns],
                                     sort_keys=True).encode()).hexdigest()[:16]
     cached = TRAINED_CACHE / key
-    if not (cached / "tiny_final.weights").is_file():
-        proc = subprocess.run([str(darknet), "detector", "train", str(data), str(cfg)], cwd=root,
-                              capture_output=True, text=True, timeout=1700)
-        assert (root / "backup" / "tiny_final.weights").exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
-        scratch = TRAINED_CACHE / f".{key}.{os.getpid()}"
-        shutil.copytree(root / "backup", scratch, ignore=shutil.ignore_patterns("*.backup"))
-        os.replace(scratch, cached) if not cached.exists() else shutil.rmtree(scratch)
+    TRAINED_CACHE.mkdir(parents=True, exist_ok=True)
+    # scripts/test runs two environments side by side: the second waits for the first's training, then copies it
+    with open(TRAINED_CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cached / "tiny_final.weights").is_file():
+            proc = subprocess.run([str(darknet), "detector", "train", str(data), str(cfg)], cwd=root,
+                                  capture_output=True, text=True, timeout=1700)
+            assert (root / "backup" / "tiny_final.weights").exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+            scratch = TRAINED_CACHE / f".{key}.{os.getpid()}"
+            shutil.copytree(root / "backup", scratch, ignore=shutil.ignore_patterns("*.backup"))
+            os.replace(scratch, cached) if not cached.exists() else shutil.rmtree(scratch)
     for weights in cached.glob("*.weights"):
         shutil.copyfile(weights, root / "backup" / weights.name)
     return root, data, cfg, root / "backup" / "tiny_final.weights"
