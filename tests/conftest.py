@@ -23,6 +23,14 @@ if os.environ.get("CI"):
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# `drive` puts its space-free links in /content on Colab-like machines, and /content is Colab's path, not ours to
+# litter: every test's links (kernels and subprocesses inherit it) go to one folder of this run. The tests of the
+# default places unset it themselves.
+if not os.environ.get("DARKNET_MAGICS_LINKS"):
+    import tempfile
+
+    os.environ["DARKNET_MAGICS_LINKS"] = tempfile.mkdtemp(prefix="darknet_magics-test-links-")
+
 # What the tests read lives in tests/fixtures (copied from ../shared, see tests/fixtures/README.md), so a fresh
 # clone passes with nothing beside it. Only the darknet *sources* stay outside: tests needing them skip by name.
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

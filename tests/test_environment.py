@@ -163,6 +163,17 @@ def test_drive_in_colab_old_my_drive_gets_space_free_link(colab_stub: None, tmp_
     assert "darknet cannot read" in rep.text() and str(info.root) in rep.text()
 
 
+def test_drive_in_colab_puts_its_link_where_darknet_magics_links_says(colab_stub: None, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/directives/drive.md's order: alias=, then $DARKNET_MAGICS_LINKS, then /content, in Colab as elsewhere."""
+    (tmp_path / "drive" / "My Drive").mkdir(parents=True)
+    monkeypatch.setenv("DARKNET_MAGICS_LINKS", str(tmp_path / "pinned"))
+    info = mount_drive(str(tmp_path / "drive"), RecordingReporter())
+    assert info.root == tmp_path / "pinned" / "mydrive" and info.root.resolve() == info.real_root.resolve()
+    chosen = mount_drive(str(tmp_path / "drive"), RecordingReporter(), alias_dir=tmp_path / "links")
+    assert chosen.root == tmp_path / "links" / "mydrive"
+
+
 def test_drive_in_colab_subfolder_of_mydrive(colab_stub: None, tmp_path: Path) -> None:
     sub = tmp_path / "drive" / "MyDrive" / "yolo data; v2"
     info = mount_drive(str(sub), RecordingReporter(), alias_dir=tmp_path / "links")

@@ -45,13 +45,19 @@ def default_alias_dir() -> Path:
     be created (a read-only home) is it ``/tmp/darknet_magics-UID/links``, said in the output; there is no
     other fallback, so two runs on one machine never disagree.
     """
-    env = os.environ.get("DARKNET_MAGICS_LINKS")
-    if env:
-        return Path(env).expanduser()
+    pinned = _pinned_alias_dir()
+    if pinned is not None:
+        return pinned
     if Path("/content").is_dir():
         return Path("/content")
     cache = Path(os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")).expanduser()
     return cache / "darknet_magics" / "links"
+
+
+def _pinned_alias_dir() -> Optional[Path]:
+    """``$DARKNET_MAGICS_LINKS``: the user's own place for the links, in Colab and elsewhere alike."""
+    env = os.environ.get("DARKNET_MAGICS_LINKS")
+    return Path(env).expanduser() if env else None
 
 
 def _tmp_alias_dir() -> Path:
@@ -134,7 +140,7 @@ def _colab_drive(path: Optional[str], reporter: Reporter,
             raise StepError(f"Google Drive did not mount at {mountpoint} (no MyDrive inside)",
                             fix="run the cell again and authorize Drive access")
     info = DriveInfo(root=root, real_root=root, alias=None, in_colab=True, mounted=True)
-    default_alias = (alias_dir or Path("/content")) / "mydrive"
+    default_alias = (alias_dir or _pinned_alias_dir() or Path("/content")) / "mydrive"
     return info, default_alias
 
 
