@@ -23,6 +23,9 @@ from darknet_magics.view.media import PLOTLY_MIME, figure_png, png_unavailable
 
 pytestmark = pytest.mark.timeout(120)
 
+# Resolved now: the tests run in their own folder (the `ip` fixture changes into it).
+SCREENSHOTS = Path(os.environ["DM_SCREENSHOTS"]).resolve() if os.environ.get("DM_SCREENSHOTS") else None
+
 CHECKS = ["exact duplicate images", "same picture in train and valid/test", "duplicate labels in an image",
           "boxes outside the image", "boxes with no area", "classes with no box",
           "class imbalance (most/fewest boxes)", "negatives (images without boxes)"]
@@ -99,8 +102,8 @@ def _screenshot(spec: dict, name: str) -> None:
     if png is None:
         pytest.skip(f"no static export here: {png_unavailable()}")
     assert _png_size(png) == (1000, spec["layout"]["height"])
-    if os.environ.get("DM_SCREENSHOTS"):
-        Path(os.environ["DM_SCREENSHOTS"], name).write_bytes(png)
+    if SCREENSHOTS is not None:
+        (SCREENSHOTS / name).write_bytes(png)
 
 
 def test_an_unhealthy_dataset_shows_each_finding_in_the_figure_and_the_table(ip, tmp_path: Path, capsys) -> None:
