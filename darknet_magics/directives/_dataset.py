@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from ..view.dataset import show_frame
-from ..data.health import HealthRow, health_frame
+from ..data.health import HealthRow
 from ..language import Step
 from ..session import Context
 
@@ -14,13 +14,12 @@ DEFAULT_SUMMARY_NAME = "yolo_dataset"
 
 def show_and_bind(step: Step, ctx: Context, frame, net: tuple[int, int],
                   health: Optional[Sequence[HealthRow]] = None) -> str:
-    """Show `frame` (`formats.boxes_frame`: one row per box) as a table and a figure, then the `health` table
-    (`data.health`), and bind the frame to ``as NAME`` (default ``yolo_dataset``); returns the name."""
+    """Show `frame` (`formats.boxes_frame`: one row per box) as a table and a figure with the `health` panel
+    (`data.health`), then the health table, and bind the frame to ``as NAME`` (default ``yolo_dataset``); returns
+    the name."""
     from ..view.saved import show_figure  # plotly: imported with the first summary
 
     show_frame(frame, ctx.reporter, net,
-               show_figure=lambda figure, text: show_figure(ctx.reporter, "dataset-summary", figure, text))
-    if health:
-        flagged = sum(1 for r in health if r.severity == "warning")
-        ctx.reporter.dataframe(health_frame(health), title=f"dataset health: {flagged} warning(s)")
+               show_figure=lambda figure, text: show_figure(ctx.reporter, "dataset-summary", figure, text),
+               health=health)
     return ctx.bind(step, frame, DEFAULT_SUMMARY_NAME) or DEFAULT_SUMMARY_NAME
