@@ -48,7 +48,7 @@ class Measured(NotebookReporter):
         self.sizes = []
         if not bundles:
             self.display = None  # the HTML path: LiveView falls back to reporter.html
-    def html(self, key, html, text=""):
+    def html(self, key, html, text="", *, final=True):
         self.sizes.append(len(json.dumps({"text/html": html, "text/plain": text})))
         super().html(key, html, text)
     def display(self, key, bundle, text=""):

@@ -74,7 +74,7 @@ class NotebookReporter(Reporter):
         body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
         print((title + "\n" if title else "") + body, flush=True)
 
-    def html(self, key: str, html: str, text: str = "") -> None:
+    def html(self, key: str, html: str, text: str = "", *, final: bool = True) -> None:
         obj = _Rich(html, text)
         handle = self._handles.get(key)
         if handle is None:
@@ -205,9 +205,9 @@ class CellReporter(NotebookReporter):
         width = max((len(k) for k, _ in rows), default=0)
         self.info((title + "\n" if title else "") + "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows))
 
-    def html(self, key: str, html: str, text: str = "") -> None:
+    def html(self, key: str, html: str, text: str = "", *, final: bool = True) -> None:
         if not self.attached:
-            return super().html(key, html, text)
+            return super().html(key, html, text, final=final)
         self._show(key, {"text/html": html, "text/plain": text or "<live training view>"})
 
     def display(self, key: str, bundle: dict, text: str = "") -> None:

@@ -39,13 +39,15 @@ class Reporter:
         for key, value in rows:
             self.info(f"  {key.ljust(width)}  {value}")
 
-    def html(self, key: str, html: str, text: str = "") -> None:
+    def html(self, key: str, html: str, text: str = "", *, final: bool = True) -> None:
         """Rich output identified by `key`, updated in place on the next call with the same key.
 
-        Terminal sinks show `text` (a plain summary) instead.
+        Terminal sinks show `text` (a plain summary) instead: as a throttled status line while the output is
+        updated often (`final=False`, the live chart), always for a finished one (a figure's summary line must
+        not be the one the throttle drops).
         """
         if text:
-            self.progress(text)
+            self.progress(text, final=final)
 
     def image(self, path: str) -> None:
         """Show an image file (predictions.jpg)."""
@@ -114,7 +116,7 @@ class RecordingReporter(Reporter):
     def table(self, rows: Sequence[tuple[str, str]], title: Optional[str] = None) -> None:
         self.events.append(("table", (title, list(rows))))
 
-    def html(self, key: str, html: str, text: str = "") -> None:
+    def html(self, key: str, html: str, text: str = "", *, final: bool = True) -> None:
         self.events.append(("html", (key, html)))
 
     def image(self, path: str) -> None:

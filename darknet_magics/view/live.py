@@ -69,7 +69,7 @@ class LiveReporter(Protocol):
 
     def warn(self, text: str) -> None: ...
 
-    def html(self, key: str, html: str, text: str = "") -> None: ...
+    def html(self, key: str, html: str, text: str = "", *, final: bool = True) -> None: ...
 
 
 _NO_GPU: dict[str, list] = {"iteration": [], "util": [], "mem": []}
@@ -313,7 +313,7 @@ class LiveView:
         self._plotlyjs_sent = True
         html = ('<div class="darknet-live">' + self._status_html(progress) + chart + "</div>")
         self.last_html = html
-        self.reporter.html(self.key, html, progress)
+        self.reporter.html(self.key, html, progress, final=final)
 
     @classmethod
     def maker(cls, reporter: LiveReporter, *, gpu: Optional[Callable[[], GpuReadings]] = None,
