@@ -19,7 +19,6 @@ import fcntl
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED
+from conftest import SHARED, paused_test_timer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = Path(os.environ.get("DARKNET_REPO_TOOL", SHARED / "tools" / "darknet-repo"))
@@ -46,22 +45,9 @@ def build_lock(flavor: str):
     """Held while `flavor` is built or restored from the build cache in this checkout (by `_build`, the
     background prebuild, or test_flavors_live's own clone + make): the second comes after the first and restores."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"build-{flavor}.lock", "w") as lock, _test_timer_paused():
+    with open(CACHE / f"build-{flavor}.lock", "w") as lock, paused_test_timer():
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-@contextmanager
-def _test_timer_paused():
-    """A build (minutes on two cores, once per checkout) does not count against the timeout of the test that
-    happens to need it first: pytest-timeout's SIGALRM timer is stopped during it and re-armed with what was left.
-    The build's commands have their own timeout (an hour)."""
-    left, interval = signal.setitimer(signal.ITIMER_REAL, 0)
-    try:
-        yield
-    finally:
-        if left:
-            signal.setitimer(signal.ITIMER_REAL, left, interval)
 
 
 def _build(flavor: str) -> Path:

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,19 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SOURCE_TOOL = Path(os.environ.get("DARKNET_SOURCE_TOOL", SHARED / "tools" / "darknet-source"))
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+@contextmanager
+def paused_test_timer():
+    """A build or the trained model (minutes on two cores, once per checkout, or waited for while the other
+    environment makes it) does not count against the timeout of the test that happens to need it first: pytest-timeout's SIGALRM timer is stopped during it and re-armed with what was left.
+    The build's commands have their own timeout (an hour)."""
+    left, interval = signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        yield
+    finally:
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
 
 
 def _git(*args: str, cwd: Path) -> str:
@@ -156,7 +170,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory):
     cached = TRAINED_CACHE / key
     TRAINED_CACHE.mkdir(parents=True, exist_ok=True)
     # scripts/test runs two environments side by side: the second waits for the first's training, then copies it
-    with open(TRAINED_CACHE / ".lock", "w") as lock:
+    with open(TRAINED_CACHE / ".lock", "w") as lock, paused_test_timer():
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (cached / "tiny_final.weights").is_file():
             proc = subprocess.run([str(darknet), "detector", "train", str(data), str(cfg)], cwd=root,
