@@ -68,19 +68,30 @@ def _builds_another_flavor(module) -> bool:
     return module.__name__ == "test_flavors_live" or hasattr(module, "flavor_binary")
 
 
+# scripts/test runs two environments side by side and each `once` test in one of them: the first takes all but
+# these modules, the second these (chosen by their measured minutes, so both end at about the same time).
+ONCE_IN_SECOND = frozenset({"test_drive", "test_exports", "test_faults", "test_safenames"})
+
+
+def _once_share(item) -> int:
+    return 1 if item.module.__name__ in ONCE_IN_SECOND else 0
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Modules with tests that run another flavor's darknet go last (whole modules, so that their module fixtures
     are made once): scripts/test builds those flavors in the background meanwhile. Tests marked `once` skip (with
-    the reason) where scripts/test has already run them in another environment."""
+    the reason) in the environment that does not run them (DARKNET_MAGICS_ONCE_SHARE="INDEX ENV0 ENV1": this
+    environment's index and both names; unset, as in a run of one environment, every test runs)."""
     items.sort(key=lambda item: _builds_another_flavor(item.module))  # stable: the order inside a module is kept
-    ran_in = os.environ.get("DARKNET_MAGICS_ONCE_RAN")
-    if not ran_in:
+    share = os.environ.get("DARKNET_MAGICS_ONCE_SHARE", "").split()
+    if len(share) != 3:
         return
-    skip = pytest.mark.skip(reason=f"marked once: runs in the {ran_in} environment of this run (darknet, make or the "
-                                   "OS decide it, not the Python libraries' versions)")
+    mine, envs = int(share[0]), share[1:]
     for item in items:
-        if item.get_closest_marker("once"):
-            item.add_marker(skip)
+        if item.get_closest_marker("once") and _once_share(item) != mine:
+            item.add_marker(pytest.mark.skip(
+                reason=f"marked once: runs in the {envs[_once_share(item)]} environment of this run (darknet, make "
+                       "or the OS decide it, not the Python libraries' versions)"))
 
 
 @pytest.fixture
