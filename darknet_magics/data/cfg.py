@@ -352,6 +352,27 @@ def make_cfg(template_text: str, classes: int, **options: Any) -> str:
 def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[str, list[str]]:
     """`make_cfg`, also returning the human-readable list of edits ("[yolo] line 177: classes 80 -> 1")."""
     classes = _as_int("classes", classes, 1)
+    opts = _cfg_options(options)
+    cfg = Cfg.parse(template_text)
+    template_net = cfg.net  # read before any edit: the template's batch and subdivisions (no [net]: an error)
+    if not cfg.find(*HEAD_SECTIONS):
+        raise DarknetMagicsError("this cfg has no [yolo] or [region] section: it is not a detector",
+                                 fix="start from yolov3, yolov3-tiny, yolov4 or yolov4-tiny")
+    dataset_size = opts.pop("dataset_size", None)
+    _set_size(cfg, opts)
+    batch = _set_batch(cfg, template_net, opts)
+    max_batches = _set_max_batches(cfg, opts, classes, dataset_size, batch)
+    _set_lr_schedule(cfg, opts, max_batches)
+    # Anchors before filters: changing their count changes the masks.
+    anchors = opts.pop("anchors", None)
+    if anchors is not None:
+        _apply_anchors(cfg, _parse_anchors(anchors))
+    _set_heads(cfg, opts, classes)
+    return cfg.render(), cfg.changes
+
+
+def _cfg_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options given (None: not given), each refused unless it can be written as one cfg line."""
     opts = {k: v for k, v in options.items() if v is not None}
     for key, value in opts.items():
         if not _KEY_RE.match(key):
@@ -360,15 +381,12 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
         if any(not ch.isprintable() for ch in text) or any(ch in text for ch in "=[#;"):
             raise DarknetMagicsError(f"{key}={text[:40]!r}: a cfg value is one line without = [ # ;",
                                      fix=f"write {key}=VALUE (a number, or numbers separated by commas)")
-    cfg = Cfg.parse(template_text)
-    net = cfg.net
-    heads = cfg.find(*HEAD_SECTIONS)
-    if not heads:
-        raise DarknetMagicsError("this cfg has no [yolo] or [region] section: it is not a detector",
-                                 fix="start from yolov3, yolov3-tiny, yolov4 or yolov4-tiny")
-    dataset_size = opts.pop("dataset_size", None)
+    return opts
 
-    # Size: darknet's detectors downsample by 32, so other sizes break the route/upsample shapes.
+
+def _set_size(cfg: Cfg, opts: dict[str, Any]) -> None:
+    """width= and height= (popped from `opts`) into [net]: multiples of 32, as darknet's detectors downsample by
+    32 (other sizes break the route/upsample shapes)."""
     for key in ("width", "height"):
         if key in opts:
             size = _as_int(key, opts.pop(key), 32)
@@ -376,11 +394,14 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
                 lo, hi = size // 32 * 32, (size // 32 + 1) * 32
                 raise DarknetMagicsError(f"{key}={size} is not a multiple of 32",
                                          fix=f"use {key}={lo or hi} or {key}={hi}")
-            cfg.set(net, key, size)
+            cfg.set(cfg.net, key, size)
 
+
+def _set_batch(cfg: Cfg, template_net: Section, opts: dict[str, Any]) -> int:
+    """batch= and subdivisions= (popped from `opts`, else the template's) into [net]; the batch written."""
     # Batch: a stock cfg in "testing" mode (batch=1) trains one image at a time; default to the tutorials' 64/16.
-    tmpl_batch = net.get_int("batch", 1)
-    tmpl_subdiv = net.get_int("subdivisions", 1)
+    tmpl_batch = template_net.get_int("batch", 1)
+    tmpl_subdiv = template_net.get_int("subdivisions", 1)
     testing_mode = tmpl_batch <= 1
     given_subdiv = "subdivisions" in opts
     batch = _as_int("batch", opts.pop("batch")) if "batch" in opts else (64 if testing_mode else tmpl_batch)
@@ -394,8 +415,11 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
         subdiv = max(d for d in range(1, subdiv + 1) if batch % d == 0)
     cfg.set(cfg.net, "batch", batch)
     cfg.set(cfg.net, "subdivisions", subdiv)
+    return batch
 
-    # Schedule.
+
+def _set_max_batches(cfg: Cfg, opts: dict[str, Any], classes: int, dataset_size: Any, batch: int) -> int:
+    """max_batches= or epochs= (popped from `opts`; else darknet's rule of thumb) into [net]; the number written."""
     max_batches = opts.pop("max_batches", None)
     epochs = opts.pop("epochs", None)
     if epochs is not None:
@@ -410,6 +434,11 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
     if epochs is not None:  # darknet has no epochs: say what the number written means
         cfg.changes.append(f"[net] max_batches={max_batches} is {_as_int('epochs', epochs)} epochs: "
                            f"{epochs} x {dataset_size} training images / batch {batch} (darknet counts iterations)")
+    return max_batches
+
+
+def _set_lr_schedule(cfg: Cfg, opts: dict[str, Any], max_batches: int) -> None:
+    """steps=, scales= (popped from `opts`, else at 80 % and 90 % of the run) and a burn_in the run gets past."""
     steps = opts.pop("steps", None)
     if steps is None:
         steps_list = [max(1, int(max_batches * 0.8)), max(1, int(max_batches * 0.9))]
@@ -433,12 +462,10 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
             # A short run would otherwise never leave the warm-up and learn nothing.
             cfg.set(cfg.net, "burn_in", max(1, max_batches // 10))
 
-    # Anchors before filters: changing their count changes the masks.
-    anchors = opts.pop("anchors", None)
-    if anchors is not None:
-        _apply_anchors(cfg, _parse_anchors(anchors))
 
-    # Per-head keys, then classes and filters.
+def _set_heads(cfg: Cfg, opts: dict[str, Any], classes: int) -> None:
+    """The remaining options (per-head keys into every head, the rest into [net]), then each head's classes and
+    the filters of the convolution before it."""
     head_opts = {k: opts.pop(k) for k in list(opts) if k in HEAD_KEYS}
     for head in cfg.find(*HEAD_SECTIONS):
         for key, value in head_opts.items():
@@ -450,7 +477,6 @@ def make_cfg_changes(template_text: str, classes: int, **options: Any) -> tuple[
         head = cfg.sections[head.index]
         conv = _conv_before(cfg, head)
         cfg.set(conv, "filters", head_filters(cfg, head, classes))
-    return cfg.render(), cfg.changes
 
 
 def _epochs_to_batches(epochs: Any, max_batches: Any, dataset_size: Any, batch: int) -> int:

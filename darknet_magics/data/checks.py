@@ -54,6 +54,7 @@ from .cfg import Cfg
 from .cfg_weights import check_weights
 from ..errors import DarknetMagicsError, Problem
 from ..untrusted import BadInput, decode, parse_names, read_text
+from .textfiles import read_checked_text, read_head, text_file_problems
 from .labels import MALFORMED_FIX, RANGE_FIX, out_of_range, parse_line
 from .formats import folder_format, label_path  # label_path: re-exported (darknet's rule)
 from .health import LabeledImage
@@ -97,43 +98,6 @@ class CheckResult:
     def errors(self) -> list[Problem]:
         """Problems that should stop a training run."""
         return [p for p in self.problems if p.severity == "error"]
-
-
-def text_file_problems(head: bytes, file: str, what: str, flavor: str = "alexeyab") -> list[Problem]:
-    """BOM and line-ending findings for the first bytes of a text file darknet reads (pure).
-
-    darknet reads these files with its own fgetl: pjreddie's keeps a CRLF's \\r (a path ``x.jpg\\r`` cannot be
-    opened, ``[net]\\r`` is no section); AlexeyAB/hank-ai drop it. A CR-only file is one line for every flavor. A
-    BOM becomes part of the first key, section or path.
-    """
-    problems: list[Problem] = []
-    if head.startswith(b"\xef\xbb\xbf"):
-        problems.append(Problem("bom", f"{what} starts with a UTF-8 byte order mark: darknet reads it as part of the "
-                                "first line", fix=f"save it without BOM (sed -i '1s/^\\xEF\\xBB\\xBF//' {file})",
-                                file=file, line=1))
-    crlf = head.count(b"\r\n")
-    cr = head.count(b"\r") - crlf
-    if cr > 0 and head.count(b"\n") == crlf:
-        problems.append(Problem("line-endings", f"{what} has old Mac (CR-only) line endings: darknet reads the whole "
-                                "file as one line", fix=f"convert them to \\n (tr '\\r' '\\n' < {file} > fixed && mv "
-                                f"fixed {file})", file=file))
-    elif crlf:
-        first = head[: head.index(b"\r\n")].count(b"\n") + 1
-        pj = flavor == "pjreddie"
-        problems.append(Problem("line-endings", f"{what} has Windows (CRLF) line endings: "
-                                + ("this darknet keeps the \\r in every line (paths and values end in it)" if pj else
-                                   "AlexeyAB/hank-ai drop the \\r, pjreddie's darknet keeps it in every line"),
-                                fix=f"convert to \\n line endings (sed -i 's/\\r$//' {file})",
-                                severity="error" if pj else "warning", file=file, line=first))
-    return problems
-
-
-def _head(path: Path, n: int = 1 << 16) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(n)
-    except OSError:
-        return b""
 
 
 class _Examples:
@@ -189,8 +153,8 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
         problems.append(Problem("missing-file", f"data file {data_path} not found", fix="write it with `%yolo data`",
                                 file=data_file))
     else:
-        problems.extend(text_file_problems(_head(data_path), data_file, "obj.data", flavor))
-        entries = read_data_file(_text(data_path, "obj.data", problems).replace("\r", "\n"))
+        problems.extend(text_file_problems(read_head(data_path), data_file, "obj.data", flavor))
+        entries = read_data_file(read_checked_text(data_path, "obj.data", problems).replace("\r", "\n"))
         names, bad_names = _names(entries, data_path)
         problems.extend([bad_names] if bad_names else [])
         classes = _check_data_entries(entries, data_path, problems, None if bad_names else names)
@@ -212,8 +176,8 @@ def check_dataset(data_path: Path, cfg_path: Optional[Path] = None, *, weights: 
             problems.append(Problem("missing-file", f"cfg file {cfg_path} not found",
                                     fix="make one with `%yolo cfg TEMPLATE OUT classes=N`", file=str(cfg_path)))
         else:
-            cfg_text = _text(cfg_path, "the cfg", problems)
-            problems.extend(text_file_problems(_head(cfg_path), str(cfg_path), "the cfg", flavor))
+            cfg_text = read_checked_text(cfg_path, "the cfg", problems)
+            problems.extend(text_file_problems(read_head(cfg_path), str(cfg_path), "the cfg", flavor))
             problems.extend(check_cfg(cfg_text, classes, cfg_file=str(cfg_path)))
     if weights is not None:
         weights = Path(weights)
@@ -256,23 +220,6 @@ def _resolve(value: str, data_path: Path) -> Path:
     # Relative paths are darknet's cwd's business; the obj.data's folder is our best guess at it.
     path = Path(value)
     return path if path.is_absolute() else data_path.parent / path
-
-
-def _text(path: Path, what: str, problems: list[Problem]) -> str:
-    """A text file darknet reads (obj.data, a cfg): broken UTF-8 is a ``bad-encoding`` error (darknet would read
-    the bytes as they are: a path or key with them is not the one shown), the text read on with replacements."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        problems.append(Problem("missing-file", f"{what} {path} cannot be read: {err.strerror}",
-                                fix="check the file's permissions", file=str(path)))
-        return ""
-    try:
-        return decode(data, str(path))
-    except BadInput as err:
-        problems.append(Problem("bad-encoding", f"{what}: {err.detail}", fix=err.fix or "", file=str(path),
-                                line=err.line))
-        return data.decode("utf-8", "replace")
 
 
 def _check_data_entries(entries: dict[str, DataEntry], data_path: Path, problems: list[Problem],
@@ -326,56 +273,101 @@ def _check_data_entries(entries: dict[str, DataEntry], data_path: Path, problems
     return classes
 
 
+# (list file, line number, path as written, absolute path): one entry of an image list.
+_ListEntry = tuple[str, int, str, str]
+
+
 def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int], result: CheckResult,
                  max_examples: int, flavor: str, flavor_in_use: Optional[str] = None) -> None:
+    """The lists' entries, the images they name and the labels darknet will read for them, into `result`."""
     problems = result.problems
     examples = _Examples(max_examples)
-    # (list file, line number, path as written, absolute path) of every entry, in order.
-    entries: list[tuple[str, int, str, str]] = []
+    entries: list[_ListEntry] = []
     for lst in lists:
-        n_before = len(entries)
-        problems.extend(text_file_problems(_head(lst), str(lst), "the image list", flavor))
-        text = _text(lst, "the image list", problems).replace("\r\n", "\n").replace("\r", "\n")
-        for i, line in enumerate(text.split("\n"), 1):
-            line = line.strip()
-            if not line:
-                continue
-            absolute = line if os.path.isabs(line) else os.path.join(os.path.dirname(os.path.abspath(lst)), line)
-            entries.append((str(lst), i, line, absolute))
-        bad = [e for e in entries[n_before:] if unsafe_reason(e[3])]
-        if bad:  # darknet would echo such a path through a shell: refused even with `force` (docs/security.md)
-            problems.append(Problem("unsafe-name", f"{lst} names {len(bad)} image(s) that darknet may not get: "
-                                    f"{bad[0][2]!r}: {unsafe_reason(bad[0][3])}",
-                                    fix="rename them, or write the list with `%yolo data OUT images=DIR` (it links "
-                                        "such images under safe names)", file=str(lst), line=bad[0][1]))
-        if len(entries) == n_before:
-            problems.append(Problem("empty-list", f"{lst} lists no images",
-                                    fix="write it with `%yolo data OUT images=DIR`", file=str(lst)))
-        relative = next((e for e in entries[n_before:] if not os.path.isabs(e[2])), None)
-        if relative is not None:
-            problems.append(Problem("relative-path",
-                                    f"{lst} has relative paths ({relative[2]}): darknet opens them from where it runs",
-                                    fix="write absolute paths (`%yolo data OUT images=DIR` does)", severity="warning",
-                                    file=str(lst), line=relative[1]))
+        entries.extend(_read_list(lst, flavor, problems))
+    names_in = _FolderNames()
+    split_of = {str(lst): split for lst, split in lists.items()}
+    present, missing = _find_images(entries, split_of, names_in)
+    result.images = len(present)
+    if missing:
+        _report_missing(missing, list(lists), data_path, names_in, examples)
+    problems.extend(listing_problems(entries, split_of))
+    problems.extend(label_path_problems((image for image, _ in present), names_in, flavor_in_use))
+    labels = _read_labels(present, classes, result, names_in, examples, flavor)
+    labelled = labels.labelled
+    extra = [no_boxes_problem(len(present), result.boxes, str(data_path)),
+             mixed_formats_problem(list(labelled)[:200], lambda f: _unconverted_annotations(os.path.join(f, "x")),
+                                   labelled.__getitem__),
+             _tiny_boxes_problem(result, labels.tiny),
+             _missing_labels_problem(labels.missing, len(present), labels.first_missing, flavor)]
+    problems.extend(p for p in extra if p is not None)
+    problems.extend(examples.problems())
 
-    # One listing per folder: the names in it. Folders that do not exist list as empty.
-    listings: dict[str, frozenset[str]] = {}
 
-    def names_in(folder: str) -> frozenset[str]:
-        found = listings.get(folder)
+def _read_list(lst: Path, flavor: str, problems: list[Problem]) -> list[_ListEntry]:
+    """The entries of one image list, in order; what is wrong with the file or its entries as a whole into
+    `problems`."""
+    problems.extend(text_file_problems(read_head(lst), str(lst), "the image list", flavor))
+    text = read_checked_text(lst, "the image list", problems).replace("\r\n", "\n").replace("\r", "\n")
+    entries: list[_ListEntry] = []
+    for i, line in enumerate(text.split("\n"), 1):
+        line = line.strip()
+        if not line:
+            continue
+        absolute = line if os.path.isabs(line) else os.path.join(os.path.dirname(os.path.abspath(lst)), line)
+        entries.append((str(lst), i, line, absolute))
+    problems.extend(_list_problems(lst, entries))
+    return entries
+
+
+def _list_problems(lst: Path, entries: list[_ListEntry]) -> list[Problem]:
+    """unsafe-name, empty-list and relative-path for one list's entries (pure)."""
+    problems: list[Problem] = []
+    bad = [e for e in entries if unsafe_reason(e[3])]
+    if bad:  # darknet would echo such a path through a shell: refused even with `force` (docs/security.md)
+        problems.append(Problem("unsafe-name", f"{lst} names {len(bad)} image(s) that darknet may not get: "
+                                f"{bad[0][2]!r}: {unsafe_reason(bad[0][3])}",
+                                fix="rename them, or write the list with `%yolo data OUT images=DIR` (it links "
+                                    "such images under safe names)", file=str(lst), line=bad[0][1]))
+    if not entries:
+        problems.append(Problem("empty-list", f"{lst} lists no images",
+                                fix="write it with `%yolo data OUT images=DIR`", file=str(lst)))
+    relative = next((e for e in entries if not os.path.isabs(e[2])), None)
+    if relative is not None:
+        problems.append(Problem("relative-path",
+                                f"{lst} has relative paths ({relative[2]}): darknet opens them from where it runs",
+                                fix="write absolute paths (`%yolo data OUT images=DIR` does)", severity="warning",
+                                file=str(lst), line=relative[1]))
+    return problems
+
+
+class _FolderNames:
+    """The names in a folder, each folder listed once (a folder that does not exist lists as empty).
+
+    One `os.scandir` per folder instead of one `os.path.exists` per image: 100,000 images check in seconds.
+    """
+
+    def __init__(self) -> None:
+        self._listings: dict[str, frozenset[str]] = {}
+
+    def __call__(self, folder: str) -> frozenset[str]:
+        found = self._listings.get(folder)
         if found is None:
             try:
                 with os.scandir(folder) as it:
                     found = frozenset(e.name for e in it)
             except (OSError, ValueError):  # ValueError: a listed path with a NUL byte
                 found = frozenset()
-            listings[folder] = found
+            self._listings[folder] = found
         return found
 
+
+def _find_images(entries: list[_ListEntry], split_of: dict[str, str], names_in: _FolderNames
+                 ) -> tuple[list[tuple[str, str]], list[_ListEntry]]:
+    """The listed images that exist, each once with its split, and the entries whose image does not."""
     seen: set[str] = set()
     present: list[tuple[str, str]] = []  # (image, its split)
-    missing: list[tuple[str, int, str, str]] = []
-    split_of = {str(lst): split for lst, split in lists.items()}
+    missing: list[_ListEntry] = []
     for entry in entries:
         absolute = entry[3]
         if absolute in seen:
@@ -386,44 +378,44 @@ def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int]
             present.append((absolute, split_of[entry[0]]))
         else:
             missing.append(entry)
-    result.images = len(present)
-    if missing:
-        _report_missing(missing, list(lists), data_path, names_in, examples)
-    problems.extend(listing_problems(entries, split_of))
-    problems.extend(label_path_problems((image for image, _ in present), names_in, flavor_in_use))
+    return present, missing
 
-    # Labels: where darknet will look, read once each.
-    n_missing_labels = 0
-    first_missing: Optional[tuple[str, str]] = None
-    tiny: list[str] = []  # examples of tiny boxes
+
+@dataclass
+class _LabelsRead:
+    """What reading the labels found beyond `CheckResult`'s counts: what the list-wide findings need."""
+
+    missing: int = 0  # images without a label darknet can read
+    first_missing: tuple[str, str] | None = None  # (image, the label path darknet looks at)
+    tiny: list[str] = field(default_factory=list)  # up to 3 examples of tiny boxes
+    labelled: dict[str, bool] = field(default_factory=dict)  # image folder -> darknet finds a label for one image
+
+
+def _read_labels(present: list[tuple[str, str]], classes: int | None, result: CheckResult, names_in: _FolderNames,
+                 examples: _Examples, flavor: str) -> _LabelsRead:
+    """Each present image's label where darknet will look, read once: counts, rows and health into `result`,
+    per-line findings into `examples`."""
+    found_labels = _LabelsRead()
     rows, names = result.box_rows, result.names
     nan = float("nan")
     nw, nh = result.network
-    labelled: dict[str, bool] = {}  # image folder -> whether darknet finds a label for one of its images
     for image, split in present:
         lpath = label_path(image, flavor)
         folder, name = os.path.split(lpath)
         found_label = name in names_in(folder) and lpath != image
         image_dir = os.path.dirname(image)
-        labelled[image_dir] = labelled.get(image_dir, False) or found_label
-        if not found_label:
-            n_missing_labels += 1
-            if first_missing is None:
-                first_missing = (image, lpath)
-            rows.append((image, split, None, nan, nan))
-            result.labeled.append(LabeledImage(image, split, ()))
-            continue
-        try:
-            with open(lpath, "rb") as f:
-                data = f.read()
-        except OSError:
-            n_missing_labels += 1
+        found_labels.labelled[image_dir] = found_labels.labelled.get(image_dir, False) or found_label
+        data = _read_label(lpath) if found_label else None
+        if data is None:
+            found_labels.missing += 1
+            if not found_label and found_labels.first_missing is None:
+                found_labels.first_missing = (image, lpath)
             rows.append((image, split, None, nan, nan))
             result.labeled.append(LabeledImage(image, split, ()))
             continue
         result.labels += 1
         found: list[tuple[int, float, float, float, float]] = []
-        boxes = _check_label_text(data, lpath, classes, examples, result, tiny, found)
+        boxes = _check_label_text(data, lpath, classes, examples, result, found_labels.tiny, found)
         result.labeled.append(LabeledImage(image, split, tuple(found)))
         result.boxes += boxes
         if boxes == 0:
@@ -431,38 +423,53 @@ def _check_lists(lists: dict[Path, str], data_path: Path, classes: Optional[int]
             rows.append((image, split, None, nan, nan))
         rows.extend((image, split, names[cls] if 0 <= cls < len(names) else str(cls), w * nw, h * nh)
                     for cls, _x, _y, w, h in found)
-    result.missing_labels = n_missing_labels
-    result.negatives += n_missing_labels
-    extra = [no_boxes_problem(len(present), result.boxes, str(data_path)),
-             mixed_formats_problem(list(labelled)[:200], lambda f: _unconverted_annotations(os.path.join(f, "x")),
-                                   labelled.__getitem__)]
-    problems.extend(p for p in extra if p is not None)
-    if result.tiny_boxes:
-        nw, nh = result.network
-        problems.append(Problem(
-            "tiny-boxes", f"{result.tiny_boxes:,} boxes are under {result.min_box:g} px wide or high at the network size "
-            f"{nw}x{nh} (e.g. {'; '.join(tiny)}): too small to learn, and they pull anchors towards 1,1",
-            fix=f"drop them when writing the labels: `%yolo data OUT images=DIR min_box={result.min_box:g}` (or raise "
-                "width/height in the cfg)", severity="warning", file=tiny[0].rsplit(":", 2)[0] if tiny else None))
-    unconverted = _unconverted_annotations(first_missing[0]) if first_missing is not None else None
-    if n_missing_labels and first_missing is not None and unconverted is not None:
-        image, lpath = first_missing
-        problems.append(Problem(
-            "annotations-not-converted", f"{n_missing_labels:,} of {len(present):,} images have no darknet .txt label "
+    result.missing_labels = found_labels.missing
+    result.negatives += found_labels.missing
+    return found_labels
+
+
+def _read_label(lpath: str) -> bytes | None:
+    """A label file's bytes; None when it is listed in its folder but cannot be read (darknet trains a negative)."""
+    try:
+        with open(lpath, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _tiny_boxes_problem(result: CheckResult, tiny: list[str]) -> Problem | None:
+    if not result.tiny_boxes:
+        return None
+    nw, nh = result.network
+    return Problem(
+        "tiny-boxes", f"{result.tiny_boxes:,} boxes are under {result.min_box:g} px wide or high at the network size "
+        f"{nw}x{nh} (e.g. {'; '.join(tiny)}): too small to learn, and they pull anchors towards 1,1",
+        fix=f"drop them when writing the labels: `%yolo data OUT images=DIR min_box={result.min_box:g}` (or raise "
+            "width/height in the cfg)", severity="warning", file=tiny[0].rsplit(":", 2)[0] if tiny else None)
+
+
+def _missing_labels_problem(missing: int, images: int, first_missing: tuple[str, str] | None,
+                            flavor: str) -> Problem | None:
+    """annotations-not-converted when another tool's annotations lie beside the first image without a label,
+    else missing-labels (a warning when most images have none: a few negatives are deliberate, most are not)."""
+    if not missing or first_missing is None:
+        return None
+    image, lpath = first_missing
+    unconverted = _unconverted_annotations(image)
+    if unconverted is not None:
+        return Problem(
+            "annotations-not-converted", f"{missing:,} of {images:,} images have no darknet .txt label "
             f"(e.g. {lpath}), but {os.path.dirname(image)} holds {unconverted} annotations: darknet reads only .txt",
             fix=f"convert them: `%yolo data OUT images={os.path.dirname(image)}` reads {unconverted} and writes the "
-                "labels", file=lpath))
-    elif n_missing_labels and first_missing is not None:
-        image, lpath = first_missing
-        most = n_missing_labels * 2 > len(present)
-        problems.append(Problem(
-            "missing-labels",
-            f"{n_missing_labels:,} of {len(present):,} images have no label file (e.g. {lpath} for {image}): darknet "
-            "trains them as negatives (nothing to detect)",
-            fix="put a CLASS X Y W H .txt beside each image with the same name (an empty .txt marks a deliberate "
-                "negative)" + ("; the pjreddie build looks in a 'labels' folder instead of 'images'" if flavor == "pjreddie" else ""),
-            severity="warning" if most else "info", file=lpath))
-    problems.extend(examples.problems())
+                "labels", file=lpath)
+    most = missing * 2 > images
+    return Problem(
+        "missing-labels",
+        f"{missing:,} of {images:,} images have no label file (e.g. {lpath} for {image}): darknet "
+        "trains them as negatives (nothing to detect)",
+        fix="put a CLASS X Y W H .txt beside each image with the same name (an empty .txt marks a deliberate "
+            "negative)" + ("; the pjreddie build looks in a 'labels' folder instead of 'images'" if flavor == "pjreddie" else ""),
+        severity="warning" if most else "info", file=lpath)
 
 
 def _report_missing(missing: list[tuple[str, int, str, str]], lists: Sequence[Path], data_path: Path,

@@ -184,6 +184,36 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
         DarknetMagicsError: conflicting or missing sources, names not matching classes, unreadable datasets.
     """
     out = Path(os.path.abspath(Path(out).expanduser()))
+    classes, given_names, names_file = _checked_options(classes, names, split, images, train)
+    sources, given_lists = _sources(images, train, valid, test)
+    datasets, problems, dataset_names = _read_sources(sources, format, given_names, policies)
+    fixed = _class_names(dataset_names, given_names, classes)
+    names_source = (str(names_file) if names_file else "names=" if given_names is not None
+                    else datasets[0].names_source if datasets else "names=")
+    fmt = ",".join(sorted({d.format for d in datasets})) or "lists"
+    convert = _needs_conversion(datasets, min_box, resize)
+    convert_to = _convert_dir(out, datasets) if convert and datasets else None
+    lists = {k: out.parent / f"{out.stem}.{k}.txt" for k in ("train", "valid", "test")}
+    n = Counter(im.split or "" for d in datasets for im in d.images)
+    has = {k for k in ("train", "valid", "test") if n.get(k) or k in given_lists}
+    split_note = _split_note(has, split, seed)
+    lines = [f"format: {fmt} ({len(datasets)} folder{'s' * (len(datasets) != 1)})" if datasets else "format: lists",
+             f"classes: {len(fixed)} from {names_source}: {', '.join(fixed[:20])}{' ...' if len(fixed) > 20 else ''}",
+             "images: " + ", ".join(f"{k or 'unsplit'} {v:,}" for k, v in sorted(n.items())) if n else "images: lists",
+             f"split: {split_note}",
+             (policies or Policies()).describe() + _id_note(datasets),
+             f"labels: {'written to ' + str(convert_to) if convert_to else 'used where they are (YOLO txt beside the images)'}"
+             + (f", boxes under {min_box:g} px at network size dropped" if min_box else "")
+             + (f", images larger than {resize[0]}x{resize[1]} copied smaller (resize=)" if resize else ""),
+             f"lists: {', '.join(str(lists[k]) for k in ('train', 'valid', 'test') if k in has or k == 'train')}",
+             f"writes: {out}"]
+    return DataPlan(out, list(fixed), names_source, fmt, datasets, convert, convert_to, lists, given_lists, problems,
+                    split_note, lines)
+
+
+def _checked_options(classes: int | None, names: None | str | Sequence[str], split: float, images: Path | None,
+                     train: Path | None) -> tuple[int | None, list[str] | None, Path | None]:
+    """classes= as a number, the names given (and their file), after the options' own mistakes are refused."""
     if classes is not None:
         try:
             classes = int(classes)
@@ -201,6 +231,12 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
     if images is None and train is None:
         raise DarknetMagicsError("no training images given",
                                  fix="add images=DIR (a dataset folder) or train=DIR/FILE (a folder or a list)")
+    return classes, given_names, names_file
+
+
+def _sources(images: Path | None, train: Path | None, valid: Path | None, test: Path | None
+             ) -> tuple[list[tuple[str | None, Path]], dict[str, Path]]:
+    """The folders to read, each with the split it forces (None: the dataset's own), and the list files given."""
     sources: list[tuple[Optional[str], Path]] = []
     given_lists: dict[str, Path] = {}
     if images is not None:
@@ -219,6 +255,12 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
         else:
             raise DarknetMagicsError(f"{key}={value}: no such folder or list file",
                                      fix=f"give {key}= a folder of images (with labels) or an image list file")
+    return sources, given_lists
+
+
+def _read_sources(sources: list[tuple[str | None, Path]], format: str | None, given_names: list[str] | None,
+                  policies: Policies | None) -> tuple[list[Dataset], list[Problem], list[str] | None]:
+    """Each source folder read, the class names they were read with (None when no folder and no names given)."""
     datasets: list[Dataset] = []
     problems: list[Problem] = []
     fixed = given_names
@@ -230,6 +272,12 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
             ds.images = [ImageRecord(im.path, im.width, im.height, im.boxes, force, im.claimed) for im in ds.images]
         datasets.append(ds)
         problems.extend(ds.problems)
+    return datasets, problems, fixed
+
+
+def _class_names(dataset_names: list[str] | None, given_names: list[str] | None, classes: int | None) -> list[str]:
+    """The dataset's class names, refused where they cannot be known or differ from classes=."""
+    fixed = dataset_names
     if fixed is None:
         # Only list files given: names must come from the user, as before.
         if given_names is None:
@@ -239,44 +287,26 @@ def plan_dataset(out: Path, *, images: Optional[Path] = None, train: Optional[Pa
     if classes is not None and classes != len(fixed):
         raise DarknetMagicsError(f"classes={classes} but the dataset has {len(fixed)} classes ({', '.join(fixed[:8])})",
                                  fix=f"use classes={len(fixed)}, or leave classes= out")
-    names_source = (str(names_file) if names_file else "names=" if given_names is not None
-                    else datasets[0].names_source if datasets else "names=")
-    fmt = ",".join(sorted({d.format for d in datasets})) or "lists"
-    # Convert unless every image is already where all flavors find its label (YOLO txt beside, plain extension).
-    convert = bool(min_box) or bool(resize) or any(d.format != "yolo" for d in datasets)
-    if not convert:
-        for d in datasets:
-            for im in d.images:
-                listed = str(im.path)
-                if labels_found_by_all(listed) is False:
-                    convert = True
-                    break
-            if convert:
-                break
-    convert_to = _convert_dir(out, datasets) if convert and datasets else None
-    lists = {k: out.parent / f"{out.stem}.{k}.txt" for k in ("train", "valid", "test")}
-    n = Counter(im.split or "" for d in datasets for im in d.images)
-    has = {k for k in ("train", "valid", "test") if n.get(k) or k in given_lists}
+    return fixed
+
+
+def _needs_conversion(datasets: Sequence[Dataset], min_box: float | None, resize: tuple[int, int] | None) -> bool:
+    """Whether labels must be written: not when every image is already where all flavors find its label (YOLO txt
+    beside, plain extension) and nothing is dropped or resized."""
+    if bool(min_box) or bool(resize) or any(d.format != "yolo" for d in datasets):
+        return True
+    return any(labels_found_by_all(str(im.path)) is False for d in datasets for im in d.images)
+
+
+def _split_note(has: set[str], split: float, seed: int) -> str:
+    """Where the validation images come from, in words."""
     if "valid" in has:
-        split_note = "the source's own split"
-    elif "test" in has:
-        split_note = "valid = the source's test split (no valid split in the source)"
-    elif split > 0:
-        split_note = f"split={split:g} of the unsplit images to valid (seed={seed})"
-    else:
-        split_note = "split=0: validating on the training images"
-    lines = [f"format: {fmt} ({len(datasets)} folder{'s' * (len(datasets) != 1)})" if datasets else "format: lists",
-             f"classes: {len(fixed)} from {names_source}: {', '.join(fixed[:20])}{' ...' if len(fixed) > 20 else ''}",
-             "images: " + ", ".join(f"{k or 'unsplit'} {v:,}" for k, v in sorted(n.items())) if n else "images: lists",
-             f"split: {split_note}",
-             (policies or Policies()).describe() + _id_note(datasets),
-             f"labels: {'written to ' + str(convert_to) if convert_to else 'used where they are (YOLO txt beside the images)'}"
-             + (f", boxes under {min_box:g} px at network size dropped" if min_box else "")
-             + (f", images larger than {resize[0]}x{resize[1]} copied smaller (resize=)" if resize else ""),
-             f"lists: {', '.join(str(lists[k]) for k in ('train', 'valid', 'test') if k in has or k == 'train')}",
-             f"writes: {out}"]
-    return DataPlan(out, list(fixed), names_source, fmt, datasets, convert, convert_to, lists, given_lists, problems,
-                    split_note, lines)
+        return "the source's own split"
+    if "test" in has:
+        return "valid = the source's test split (no valid split in the source)"
+    if split > 0:
+        return f"split={split:g} of the unsplit images to valid (seed={seed})"
+    return "split=0: validating on the training images"
 
 
 def _convert_dir(out: Path, datasets: Sequence[Dataset]) -> Path:
@@ -352,10 +382,43 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
     out.parent.mkdir(parents=True, exist_ok=True)
     link_dir = out.parent / "links"
     links: list[Path] = []
-    problems = list(plan.problems)
+    by_split, boxes, written_problems = _listed_paths(plan, link_dir, links, min_box=min_box, net=net,
+                                                      reporter=reporter, resize=resize)
+    problems = list(plan.problems) + written_problems
+    _assign_splits(by_split, plan.given_lists, split, seed)
+    _link_unsafe_names(by_split, link_dir, out)
+    batch = _Batch()  # the lists, names and obj.data replace the old ones together, after all are written
+    try:
+        written = _write_lists(batch, plan, by_split)
+        n_train, n_valid, n_test = _count_entries(written, plan.given_lists, by_split)
+        names_path = _write_names(batch, names, plan.names, out)
+        backup_dir = Path(os.path.abspath(Path(backup).expanduser()))
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        train_w = space_free(written["train"], link_dir, links)
+        valid_w = space_free(written.get("valid", written["train"]), link_dir, links)
+        names_w = space_free(names_path, link_dir, links)
+        backup_w = space_free(backup_dir, link_dir, links)
+        batch.write(out, f"{MARKER}\nclasses = {len(plan.names)}\ntrain = {train_w}\nvalid = {valid_w}\n"
+                         f"names = {names_w}\nbackup = {backup_w}\n")
+        batch.commit()
+    except BaseException:
+        batch.abort()
+        raise
+    test_w = space_free(written["test"], link_dir, links) if "test" in written else None
+    return DataResult(out, names_w, train_w, valid_w, n_train, n_valid, backup_w, list(plan.names), links,
+                      format=plan.format, test_path=test_w, n_test=n_test, boxes=boxes, converted=plan.convert_to
+                      if plan.convert else None, problems=problems, plan=plan)
+
+
+def _listed_paths(plan: DataPlan, link_dir: Path, links: list[Path], *, min_box: float | None, net: tuple[int, int],
+                  reporter: Reporter | None, resize: tuple[int, int] | None
+                  ) -> tuple[dict[str, list[str]], int, list[Problem]]:
+    """The space-free path of every image as the lists will name it, per split ("": unsplit), the box count and
+    what writing converted labels said; the labels are written first when the plan converts."""
     by_split: dict[str, list[str]] = {"train": [], "valid": [], "test": [], "": []}
     boxes = 0
-    merged = Dataset(plan.format, plan.datasets[0].root if plan.datasets else out.parent, plan.names,
+    problems: list[Problem] = []
+    merged = Dataset(plan.format, plan.datasets[0].root if plan.datasets else plan.out.parent, plan.names,
                      [im for d in plan.datasets for im in d.images])
     if plan.convert and plan.convert_to is not None:
         conv = write_darknet(merged, plan.convert_to, min_box=min_box, net=net, reporter=reporter, resize=resize)
@@ -372,6 +435,12 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
         # The folder is linked once, then listed through the link, so the lists have no spaces either.
         for key in by_split:
             by_split[key] = [_space_free_cached(p, link_dir, links, roots) for p in by_split[key]]
+    return by_split, boxes, problems
+
+
+def _assign_splits(by_split: dict[str, list[str]], given_lists: dict[str, Path], split: float, seed: int) -> None:
+    """Settle `by_split` in place: unsplit images to train (or a seeded `split` of them to valid), a given list
+    file's split left to the file, valid from test when there is no valid; no training images is an error."""
     unsplit = sorted(by_split.pop(""))
     if unsplit:
         if by_split["valid"] or by_split["test"]:
@@ -384,55 +453,48 @@ def prepare_dataset(out: Path, *, images: Optional[Path] = None, train: Optional
                 n_valid = min(max(1, n_valid), len(order) - 1)
             by_split["valid"] += order[:n_valid]
             by_split["train"] += order[n_valid:]
-    for key, p in plan.given_lists.items():
+    for key in given_lists:
         by_split[key] = []  # a list file is used as is
-    if not by_split["valid"] and not plan.given_lists.get("valid") and by_split["test"]:
+    if not by_split["valid"] and not given_lists.get("valid") and by_split["test"]:
         by_split["valid"] = list(by_split["test"])
-    if not by_split["train"] and "train" not in plan.given_lists:
+    if not by_split["train"] and "train" not in given_lists:
         raise DarknetMagicsError(f"no training images (the source has only {', '.join(k for k, v in by_split.items() if v)})",
                                  fix="give train= a folder or list, or images= a dataset with a train split")
-    _link_unsafe_names(by_split, link_dir, out)
-    batch = _Batch()  # the lists, names and obj.data replace the old ones together, after all are written
-    try:
-        written: dict[str, Path] = {}
-        for key in ("train", "valid", "test"):
-            if key in plan.given_lists:
-                written[key] = plan.given_lists[key]
-            elif by_split[key]:
-                batch.write(plan.lists[key], "".join(p + "\n" for p in sorted(by_split[key])))
-                written[key] = plan.lists[key]
-        train_path = written["train"]
-        valid_path = written.get("valid", train_path)
 
-        def count(key: str) -> int:  # our lists are not in place yet: their entries are counted
-            return _count_lines(written[key]) if key in plan.given_lists else len(by_split[key])
 
-        n_train, n_valid = count("train"), count("valid" if "valid" in written else "train")
-        n_test = count("test") if "test" in written else 0
-        names_file = (Path(names).expanduser() if isinstance(names, str) and os.path.isfile(Path(names).expanduser())
-                      else None)
-        if names_file is not None:
-            names_path = Path(os.path.abspath(names_file))
-        else:
-            names_path = out.with_suffix(".names")
-            batch.write(names_path, "".join(n + "\n" for n in plan.names))
-        backup_dir = Path(os.path.abspath(Path(backup).expanduser()))
-        backup_dir.mkdir(parents=True, exist_ok=True)
-        train_w = space_free(train_path, link_dir, links)
-        valid_w = space_free(valid_path, link_dir, links)
-        names_w = space_free(names_path, link_dir, links)
-        backup_w = space_free(backup_dir, link_dir, links)
-        text = (f"{MARKER}\nclasses = {len(plan.names)}\ntrain = {train_w}\nvalid = {valid_w}\nnames = {names_w}\n"
-                f"backup = {backup_w}\n")
-        batch.write(out, text)
-        batch.commit()
-    except BaseException:
-        batch.abort()
-        raise
-    test_w = space_free(written["test"], link_dir, links) if "test" in written else None
-    return DataResult(out, names_w, train_w, valid_w, n_train, n_valid, backup_w, list(plan.names), links,
-                      format=plan.format, test_path=test_w, n_test=n_test, boxes=boxes, converted=plan.convert_to
-                      if plan.convert else None, problems=problems, plan=plan)
+def _write_lists(batch: _Batch, plan: DataPlan, by_split: dict[str, list[str]]) -> dict[str, Path]:
+    """Our image lists into `batch`; per split, the list obj.data names (a given list file as it is)."""
+    written: dict[str, Path] = {}
+    for key in ("train", "valid", "test"):
+        if key in plan.given_lists:
+            written[key] = plan.given_lists[key]
+        elif by_split[key]:
+            batch.write(plan.lists[key], "".join(p + "\n" for p in sorted(by_split[key])))
+            written[key] = plan.lists[key]
+    return written
+
+
+def _count_entries(written: dict[str, Path], given_lists: dict[str, Path], by_split: dict[str, list[str]]
+                   ) -> tuple[int, int, int]:
+    """The number of train, valid and test images (valid: train's when validating on it)."""
+
+    def count(key: str) -> int:  # our lists are not in place yet: their entries are counted
+        return _count_lines(written[key]) if key in given_lists else len(by_split[key])
+
+    n_train, n_valid = count("train"), count("valid" if "valid" in written else "train")
+    n_test = count("test") if "test" in written else 0
+    return n_train, n_valid, n_test
+
+
+def _write_names(batch: _Batch, names: None | str | Sequence[str], class_names: list[str], out: Path) -> Path:
+    """The .names file obj.data names: the user's names= file as it is, else ours beside OUT (into `batch`)."""
+    names_file = (Path(names).expanduser() if isinstance(names, str) and os.path.isfile(Path(names).expanduser())
+                  else None)
+    if names_file is not None:
+        return Path(os.path.abspath(names_file))
+    names_path = out.with_suffix(".names")
+    batch.write(names_path, "".join(n + "\n" for n in class_names))
+    return names_path
 
 
 def _link_unsafe_names(by_split: dict[str, list[str]], link_dir: Path, out: Path) -> None:

@@ -206,54 +206,73 @@ def download_file(url: str, dest: Path, reporter: Optional[Reporter] = None, *, 
         DarknetMagicsError: HTTP or network failure after `retries`, or a size that does not match.
     """
     reporter = reporter or Reporter()
-    expected = expected_size
-    dest = Path(dest)
-    part = dest.with_name(dest.name + ".part")
-    resumed = False
-    last_error: Optional[BaseException] = None
+    download = _Download(url, Path(dest), reporter, expected_size, timeout)
     for attempt in range(retries + 1):
-        have = part.stat().st_size if part.exists() else 0
-        if expected is not None and have > expected:
-            remove_if_exists(part)
-            have = 0
+        have = download.part_size()
         try:
-            try:
-                response = _request(url, have, timeout)
-            except urllib.error.HTTPError as err:
-                if _part_is_complete(err, url, have, expected):
-                    break
-                remove_if_exists(part)  # 416 on a .part the server does not know: start over
-                continue
-            with response:
-                have, total, mode = _resume_point(response, have, url, part)
-                resumed = resumed or mode == "ab"
-                if expected is not None and total is not None and total != expected:
-                    raise DarknetMagicsError(
-                        f"{url} is {total:,} bytes on the server, expected {expected:,}",
-                        fix="the file changed or the URL is wrong; give expected_size= or check the URL")
-                goal = total if total is not None else expected
-                progress = TransferProgress(reporter, f"downloading {dest.name}", 0, goal or 0)
-                _receive(response, part, mode, have, progress)
-            got = part.stat().st_size
-            if goal is not None and got < goal:
-                last_error = DarknetMagicsError(f"download of {url} stopped at {got:,} of {goal:,} bytes")
-                continue  # resume on the next attempt
-            break
+            if download.attempt(have):
+                break
         except DarknetMagicsError:
             raise
         except (urllib.error.URLError, OSError, ConnectionError) as err:
-            last_error = err
-            reporter.warn(f"download of {dest.name} failed ({err}); retrying ({attempt + 1}/{retries})")
+            download.last_error = err
+            reporter.warn(f"download of {download.dest.name} failed ({err}); retrying ({attempt + 1}/{retries})")
             time.sleep(min(2 ** attempt, 10) * 0.1)
     else:
-        raise DarknetMagicsError(f"could not download {url}: {last_error}",
+        raise DarknetMagicsError(f"could not download {url}: {download.last_error}",
                                  fix="check the URL and the network, then run the same line again (it resumes)")
+    part, dest = download.part, download.dest
     size = part.stat().st_size
-    if expected is not None and size != expected:
-        raise DarknetMagicsError(f"{dest.name}: got {size:,} bytes, expected {expected:,}",
+    if expected_size is not None and size != expected_size:
+        raise DarknetMagicsError(f"{dest.name}: got {size:,} bytes, expected {expected_size:,}",
                                  fix=f"run the same line again (it resumes), or delete {part}")
     os.replace(part, dest)
-    return WeightsResult(dest, "resumed" if resumed else "downloaded", size, url)
+    return WeightsResult(dest, "resumed" if download.resumed else "downloaded", size, url)
+
+
+class _Download:
+    """One `download_file`: what its attempts share (the ``.part``, whether one resumed, the last failure)."""
+
+    def __init__(self, url: str, dest: Path, reporter: Reporter, expected: int | None, timeout: float) -> None:
+        self.url, self.dest, self.reporter, self.expected, self.timeout = url, dest, reporter, expected, timeout
+        self.part = dest.with_name(dest.name + ".part")
+        self.resumed = False
+        self.last_error: BaseException | None = None
+
+    def part_size(self) -> int:
+        """The bytes the ``.part`` holds to resume from (one longer than the file is not ours: removed)."""
+        have = self.part.stat().st_size if self.part.exists() else 0
+        if self.expected is not None and have > self.expected:
+            remove_if_exists(self.part)
+            have = 0
+        return have
+
+    def attempt(self, have: int) -> bool:
+        """One request from byte `have` on: True when the ``.part`` is complete, False to ask again at once (a
+        416 that starts over, or a body cut short: `last_error`). A network error is raised for the caller to
+        retry after a pause; a size that cannot be right is ours."""
+        try:
+            response = _request(self.url, have, self.timeout)
+        except urllib.error.HTTPError as err:
+            if _part_is_complete(err, self.url, have, self.expected):
+                return True
+            remove_if_exists(self.part)  # 416 on a .part the server does not know: start over
+            return False
+        with response:
+            have, total, mode = _resume_point(response, have, self.url, self.part)
+            self.resumed = self.resumed or mode == "ab"
+            if self.expected is not None and total is not None and total != self.expected:
+                raise DarknetMagicsError(
+                    f"{self.url} is {total:,} bytes on the server, expected {self.expected:,}",
+                    fix="the file changed or the URL is wrong; give expected_size= or check the URL")
+            goal = total if total is not None else self.expected
+            progress = TransferProgress(self.reporter, f"downloading {self.dest.name}", 0, goal or 0)
+            _receive(response, self.part, mode, have, progress)
+        got = self.part.stat().st_size
+        if goal is not None and got < goal:
+            self.last_error = DarknetMagicsError(f"download of {self.url} stopped at {got:,} of {goal:,} bytes")
+            return False  # resume on the next attempt
+        return True
 
 
 def make_partial(cfg_text: str, weights: Path, out: Path, layers: int) -> Path:

@@ -196,56 +196,71 @@ def evaluate_checkpoints(darknet: Path | str, data: Path, cfg: Path, folder: Pat
         A `CheckpointReport`: `table` has iteration, tag, path, map, precision, recall, f1 (and avg_iou where
         printed), `class_ap` one row per (checkpoint, class), and `best` the file with the highest `metric`.
     """
-    import pandas as pd
-
     reporter = reporter or Reporter()
     files = checkpoint_files(Path(folder).expanduser())
     if not files:
         raise StepError(f"no checkpoint (NAME_1000.weights, NAME_best.weights, ...) in {folder}",
                         fix="give the run's folder or its backup folder (obj.data's backup=)")
-    rows, aps = [], []
+    score = scorer if scorer is not None else _map_scorer(
+        darknet=darknet, data=data, cfg=cfg, cwd=cwd, reporter=reporter, flavor=flavor, env=env,
+        iou_thresh=iou_thresh, points=points, extra_args=extra_args)
+    rows: list[dict] = []
+    aps: list[Any] = []
     for k, (iteration, tag, path) in enumerate(files, 1):
         reporter.progress(f"map: checkpoint {k}/{len(files)}: {path.name}")
         if iteration is None:  # _best/_last/_final: the header says how far training was
             iteration = weights_iteration(path, Path(cfg))
         where = {"iteration": iteration, "tag": tag, "path": str(path)}
         try:
-            if scorer is not None:
-                row, ap = scorer(path)
-                rows.append({**where, **row})
-                aps.append(ap)
-                continue
-            report = evaluate_map(darknet=darknet, data=data, cfg=cfg, weights=path, cwd=cwd, reporter=reporter,
-                                  flavor=flavor, env=env, iou_thresh=iou_thresh, points=points,
-                                  extra_args=extra_args, show=False)
-        except StepError as exc:
+            row, ap = score(path)
+        except StepError as exc:  # one bad checkpoint is said and left unranked: the others still are
             reporter.warn(f"{path.name}: {exc.args[0] if exc.args else exc}")
             rows.append({**where, "map": float("nan")})
             continue
-        rows.append(_checkpoint_row(where, report))
+        rows.append({**where, **row})
+        aps.append(ap)
+    result = _rank_checkpoints(rows, aps, metric="map50_95" if scorer is not None else "map", folder=folder,
+                               tried=len(files))
+    reporter.progress(f"map: {len(files)} checkpoint(s) evaluated", final=True)
+    reporter.dataframe(result.table, title=result.summary())
+    _show_and_save(result, checkpoint_run_dir(Path(folder).expanduser()), reporter)
+    return result
+
+
+def _map_scorer(**map_args: Any) -> Callable[[Path], tuple[dict, Any]]:
+    """`evaluate_map` as a checkpoint scorer: darknet's own `detector map` of one weights file, its last mAP with
+    the counts, and the class APs marked with the checkpoint's name."""
+
+    def score(path: Path) -> tuple[dict, Any]:
+        report = evaluate_map(weights=path, show=False, **map_args)
+        row = _checkpoint_row(report)
         ap = report.class_ap.copy()
         ap.insert(0, "checkpoint", path.name)
-        aps.append(ap)
+        return row, ap
+
+    return score
+
+
+def _rank_checkpoints(rows: list[dict], aps: list[Any], *, metric: str, folder: Path, tried: int
+                      ) -> CheckpointReport:
+    """The checkpoints' table and class APs, the best by `metric`; an error when none gave a mAP."""
+    import pandas as pd
+
     table = pd.DataFrame(rows)
     table["iteration"] = table["iteration"].astype("Int64")  # None for _best/_last/_final
     class_ap = pd.concat(aps, ignore_index=True) if aps else pd.DataFrame()
     scored = table.dropna(subset=["map"])
     if not len(scored):
-        raise StepError(f"no checkpoint in {folder} gave a mAP ({len(files)} tried)",
+        raise StepError(f"no checkpoint in {folder} gave a mAP ({tried} tried)",
                         fix="see the warnings above: each names its file and darknet's error")
-    key = "map50_95" if scorer is not None else "map"
-    best = Path(scored.loc[scored[key].idxmax(), "path"])
-    result = CheckpointReport(table=table, class_ap=class_ap, best=best, metric=key)
-    reporter.progress(f"map: {len(files)} checkpoint(s) evaluated", final=True)
-    reporter.dataframe(table, title=result.summary())
-    _show_and_save(result, checkpoint_run_dir(Path(folder).expanduser()), reporter)
-    return result
+    best = Path(scored.loc[scored[metric].idxmax(), "path"])
+    return CheckpointReport(table=table, class_ap=class_ap, best=best, metric=metric)
 
 
-def _checkpoint_row(where: dict, report: MapReport) -> dict:
-    """One checkpoint's row of the table: where it is, and the last mAP darknet printed with its counts."""
+def _checkpoint_row(report: MapReport) -> dict:
+    """One checkpoint's scores in the table: the last mAP darknet printed with its counts."""
     last = report.maps.iloc[-1].to_dict()
-    row = {**where, "map": float(last.get("map50", float("nan")))}
+    row = {"map": float(last.get("map50", float("nan")))}
     for key in ("precision", "recall", "f1", "avg_iou", "tp", "fp", "fn"):
         if key in last:
             row[key] = last[key]

@@ -149,7 +149,7 @@ def check_weights_file(cfg: Path, weights: Path) -> None:
 def check_line_endings(flavor: Optional[str], **files: Path) -> None:
     """A StepError for a file this flavor cannot read for its line endings (pjreddie keeps a CRLF's \\r: ``[net]\\r``
     is no section, every value ends in it), naming the file, the line and the fix; other flavors pass."""
-    from ..data.checks import text_file_problems
+    from ..data.textfiles import text_file_problems
 
     for what, path in files.items():
         with open(path, "rb") as f:

@@ -523,35 +523,53 @@ def run(
     child = _spawn(argv, cwd, env, dimensions, log)
     pgid = child.pid  # pty.fork() made the child a session (and process group) leader
     stream = _Stream(child, log, on_text, prompts, watchdog, chunk)
-    interrupt_steps = ((_signal.SIGINT, interrupt_grace[0]), (_signal.SIGTERM, interrupt_grace[1]),
-                       (_signal.SIGKILL, 5.0))
-    interrupted = False
+    stops = _Stops(watchdog, log, should_stop, interrupt_steps=(
+        (_signal.SIGINT, interrupt_grace[0]), (_signal.SIGTERM, interrupt_grace[1]), (_signal.SIGKILL, 5.0)))
     ending = _Ending()
+    try:
+        interrupted = _supervise(child, stream, pgid, poll, stops, ending, on_spawn)
+    finally:
+        _kill_leftovers(child, pgid)
+        if log is not None:
+            log.close()
+    result = _process_result(child, stream, log, ending, interrupted=interrupted,
+                             seconds=time.monotonic() - start, pid=pgid)
+    if interrupted:
+        raise RunInterrupted(result)
+    return result
+
+
+def _supervise(child: pexpect.spawn, stream: _Stream, pgid: int, poll: float, stops: _Stops, ending: _Ending,
+               on_spawn: Callable[[int], None] | None) -> bool:
+    """Pump the child's output until it ends, stop it on Ctrl-C, and reap it; whether the user interrupted.
+
+    A second Ctrl-C while the child is being stopped ends the waiting: `run` then kills what is left.
+    """
+    interrupted = False
     try:
         if on_spawn is not None:
             on_spawn(pgid)
-        if watchdog is not None:
-            watchdog.start(time.monotonic())
+        if stops.watchdog is not None:
+            stops.watchdog.start(time.monotonic())
         try:
-            _pump(child, stream, pgid, poll, _Stops(watchdog, log, should_stop, interrupt_steps), ending)
+            _pump(child, stream, pgid, poll, stops, ending)
         except KeyboardInterrupt:
             interrupted = True
-            _stop(child, stream, pgid, interrupt_steps)
+            _stop(child, stream, pgid, stops.interrupt_steps)
         # Reap the child (it has exited or closed the pty) and leave nothing of its group behind.
         _wait_gone(child, stream, 2.0) or _stop(child, stream, pgid, ((_signal.SIGKILL, 5.0),))
         stream.drain(0.1)
     except KeyboardInterrupt:  # a second Ctrl-C while we were stopping it: no more patience
         interrupted = True
-    finally:
-        _kill_leftovers(child, pgid)
-        if log is not None:
-            log.close()
-    result = ProcessResult(
+    return interrupted
+
+
+def _process_result(child: pexpect.spawn, stream: _Stream, log: _LogFile | None, ending: _Ending, *,
+                    interrupted: bool, seconds: float, pid: int) -> ProcessResult:
+    """How the run ended, from the reaped child, what was read and the log's troubles."""
+    return ProcessResult(
         returncode=child.exitstatus, signal=child.signalstatus, interrupted=interrupted,
-        killed_by_watchdog=ending.watchdog, seconds=time.monotonic() - start, pid=pgid,
+        killed_by_watchdog=ending.watchdog, seconds=seconds, pid=pid,
         answered=tuple(stream.answered), stopped_by_caller=ending.stopped, bytes_read=stream.bytes,
         log_error=log.error if log is not None else None, notices=tuple(log.notices) if log is not None else (),
     )
-    if interrupted:
-        raise RunInterrupted(result)
-    return result

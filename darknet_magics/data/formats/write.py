@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -151,93 +151,147 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     """
     import shutil
 
-    from ...fileio import remove_if_exists
-
     folder = Path(os.path.abspath(folder))
-    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
-    if tmp.exists() or os.path.islink(tmp):
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    lists: dict[str, list[str]] = {}
-    problems: list[Problem] = []
-    n_boxes = clipped = tiny = degenerate = 0
-    used: dict[str, set[str]] = {}  # per split: stems of the per-image links
-    taken: set[str] = set()  # label files written (relative to folder)
-    linked = 0  # images placed as symlinks (another filesystem), not hard links
-    resized = 0  # images written as smaller copies (resize=)
-    bad_examples: list[Box] = []
+    tmp = _fresh_tmp(folder)
+    out = _DarknetFolder(folder, tmp)
+    tally = _Tally()
     total = len(ds.images)
-    folder_s, tmp_s = str(folder) + os.sep, str(tmp) + os.sep
-    n_root = len(folder_s)
-    made: set[str] = {""}
-
-    def makedirs(rel: str) -> None:
-        if rel not in made:
-            os.makedirs(tmp_s + rel, exist_ok=True)
-            made.add(rel)
-
     try:
         for i, im in enumerate(ds.images):
-            split = im.split or "all"
-            if split not in used:
-                makedirs(split)
-                used[split] = set()
-            boxes, c, t, bad = clean_boxes(im, min_box=min_box, net=net)
-            clipped += c
-            tiny += t
-            degenerate += len(bad)
-            bad_examples.extend(bad[: max(0, 5 - len(bad_examples))])
-            n_boxes += len(boxes)
-            data = _label_text(boxes, im.width, im.height)
-            src = os.path.abspath(im.path)
-            link_name = _link_name(Path(os.path.basename(src)), used[split])
-            final = f"{folder_s}{split}{os.sep}{link_name}"
-            small = target_size((im.width, im.height), resize) if resize else None
-            if small is not None:
-                write_resized(src, tmp_s + final[n_root:], small)  # relative labels stay right
-                resized += 1
-            else:
-                linked += _place(src, tmp_s + final[n_root:])
-            for lp in label_paths(final):
-                if lp == final:
-                    continue  # pjreddie with an unswapped extension would read the image itself: never write there
-                if lp.startswith(folder_s) and lp[n_root:] not in taken:
-                    makedirs(os.path.dirname(lp[n_root:]))
-                    _write_new(tmp_s + lp[n_root:], data)
-                    taken.add(lp[n_root:])
-                elif not lp.startswith(folder_s) and not any(p.code == "labels-outside" for p in problems):
-                    problems.append(Problem("labels-outside", f"pjreddie's darknet would look for labels at {lp}, "
-                                            f"outside {folder}: only AlexeyAB/hank-ai builds find them",
-                                            fix="put OUT in a folder whose path has no 'images' or 'raw' in it",
-                                            severity="warning", file=lp))
-            lists.setdefault(split, []).append(final)
+            out.add_image(im, min_box=min_box, net=net, resize=resize, tally=tally)
             if reporter is not None and (i % 2000 == 0 or i + 1 == total):
                 reporter.progress(f"labels: {i + 1:,}/{total:,} images", final=i + 1 == total)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk or an interrupt: no half-written folder stays behind
         raise
-    if resized:
-        problems.append(Problem("images-resized", f"{resized:,} images written as copies no larger than "
+    problems = out.problems + _tally_problems(tally, folder, min_box=min_box, net=net, resize=resize)
+    _swap_into_place(tmp, folder)
+    return ConvertResult(folder, out.lists, tally.boxes, tally.clipped, tally.tiny, tally.degenerate, problems)
+
+
+def _fresh_tmp(folder: Path) -> Path:
+    """The empty folder `write_darknet` writes into beside `folder` (a leftover of an interrupted run removed)."""
+    import shutil
+
+    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+    if tmp.exists() or os.path.islink(tmp):
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+@dataclass
+class _Tally:
+    """What writing a dataset counted: boxes kept and left out, images placed through symlinks or resized."""
+
+    boxes: int = 0
+    clipped: int = 0
+    tiny: int = 0
+    degenerate: int = 0
+    bad_examples: list[Box] = field(default_factory=list)  # the first 5 degenerate boxes, shown one by one
+    linked: int = 0  # images placed as symlinks (another filesystem), not hard links
+    resized: int = 0  # images written as smaller copies (resize=)
+
+
+class _DarknetFolder:
+    """The links and labels of `write_darknet`, written under `tmp` at the paths they will have under `folder`.
+
+    Paths are plain strings joined by hand and folders made once each: a dataset has 100,000 images.
+    """
+
+    def __init__(self, folder: Path, tmp: Path) -> None:
+        self.folder = folder
+        self.root, self.tmp_root = str(folder) + os.sep, str(tmp) + os.sep
+        self.n_root = len(self.root)
+        self.made: set[str] = {""}
+        self.used: dict[str, set[str]] = {}  # per split: stems of the per-image links
+        self.taken: set[str] = set()  # label files written (relative to folder)
+        self.lists: dict[str, list[str]] = {}
+        self.problems: list[Problem] = []
+
+    def makedirs(self, rel: str) -> None:
+        if rel not in self.made:
+            os.makedirs(self.tmp_root + rel, exist_ok=True)
+            self.made.add(rel)
+
+    def add_image(self, im: ImageRecord, *, min_box: float | None, net: tuple[int, int],
+                  resize: tuple[int, int] | None, tally: _Tally) -> str:
+        """Place one image with its labels; its path as listed (under `folder`)."""
+        split = im.split or "all"
+        if split not in self.used:
+            self.makedirs(split)
+            self.used[split] = set()
+        boxes, c, t, bad = clean_boxes(im, min_box=min_box, net=net)
+        tally.clipped += c
+        tally.tiny += t
+        tally.degenerate += len(bad)
+        tally.bad_examples.extend(bad[: max(0, 5 - len(tally.bad_examples))])
+        tally.boxes += len(boxes)
+        data = _label_text(boxes, im.width, im.height)
+        src = os.path.abspath(im.path)
+        final = f"{self.root}{split}{os.sep}{_link_name(Path(os.path.basename(src)), self.used[split])}"
+        small = target_size((im.width, im.height), resize) if resize else None
+        if small is not None:
+            write_resized(src, self.tmp_root + final[self.n_root:], small)  # relative labels stay right
+            tally.resized += 1
+        else:
+            tally.linked += _place(src, self.tmp_root + final[self.n_root:])
+        self.write_labels(final, data)
+        self.lists.setdefault(split, []).append(final)
+        return final
+
+    def write_labels(self, final: str, data: bytes) -> None:
+        """The label of listed image `final` wherever a flavor looks for it inside `folder`; a warning, once, for a
+        flavor that would look outside."""
+        for lp in label_paths(final):
+            if lp == final:
+                continue  # pjreddie with an unswapped extension would read the image itself: never write there
+            if lp.startswith(self.root) and lp[self.n_root:] not in self.taken:
+                self.makedirs(os.path.dirname(lp[self.n_root:]))
+                _write_new(self.tmp_root + lp[self.n_root:], data)
+                self.taken.add(lp[self.n_root:])
+            elif not lp.startswith(self.root) and not any(p.code == "labels-outside" for p in self.problems):
+                self.problems.append(Problem("labels-outside", f"pjreddie's darknet would look for labels at {lp}, "
+                                             f"outside {self.folder}: only AlexeyAB/hank-ai builds find them",
+                                             fix="put OUT in a folder whose path has no 'images' or 'raw' in it",
+                                             severity="warning", file=lp))
+
+
+def _tally_problems(tally: _Tally, folder: Path, *, min_box: float | None, net: tuple[int, int],
+                    resize: tuple[int, int] | None) -> list[Problem]:
+    """What writing changed or left out, said (pure)."""
+    problems: list[Problem] = []
+    if tally.resized:
+        problems.append(Problem("images-resized", f"{tally.resized:,} images written as copies no larger than "
                                 f"{resize[0]}x{resize[1]} (resize=), in {folder}", severity="info"))
-    if linked:
-        problems.append(Problem("hank-ai-map-links", f"{linked:,} images are on another disk, so they are listed "
+    if tally.linked:
+        problems.append(Problem("hank-ai-map-links", f"{tally.linked:,} images are on another disk, so they are listed "
                                 "through symlinks: hank-ai's `map` (and -map) follows a link to the image and looks "
                                 "for its label there", fix="copy the dataset to local disk first (`%yolo stage`), or "
                                 "resize= (it writes local copies); training itself reads the labels",
                                 severity="info", file=str(folder)))
-    for b in bad_examples:
+    for b in tally.bad_examples:
         problems.append(Problem("degenerate-box", f"{b.where}: box {b.x0:g},{b.y0:g} to {b.x1:g},{b.y1:g} has no "
                                 "area inside the image: left out", fix="fix or delete it in the annotation tool",
                                 severity="warning", file=b.where.rsplit(" ", 2)[0] if " " in b.where else b.where))
-    if degenerate > len(bad_examples):
-        problems.append(Problem("degenerate-box", f"... and {degenerate - len(bad_examples):,} more degenerate boxes "
-                                "left out", severity="warning"))
-    if clipped:
-        problems.append(Problem("boxes-clipped", f"{clipped:,} boxes reached outside their image: clipped to it",
+    if tally.degenerate > len(tally.bad_examples):
+        problems.append(Problem("degenerate-box", f"... and {tally.degenerate - len(tally.bad_examples):,} more "
+                                "degenerate boxes left out", severity="warning"))
+    if tally.clipped:
+        problems.append(Problem("boxes-clipped", f"{tally.clipped:,} boxes reached outside their image: clipped to it",
                                 severity="info"))
-    if tiny:
-        problems.append(Problem("tiny-boxes-dropped", f"{tiny:,} boxes smaller than {min_box:g} px at "
+    if tally.tiny:
+        problems.append(Problem("tiny-boxes-dropped", f"{tally.tiny:,} boxes smaller than {min_box:g} px at "
                                 f"{net[0]}x{net[1]} dropped (min_box={min_box:g})", severity="info"))
+    return problems
+
+
+def _swap_into_place(tmp: Path, folder: Path) -> None:
+    """Rename the written `tmp` to `folder`; an earlier `folder` is moved aside first and removed after."""
+    import shutil
+
+    from ...fileio import remove_if_exists
+
     if folder.exists() or os.path.islink(folder):
         old = folder.with_name(f".{folder.name}.old{os.getpid()}")
         os.replace(folder, old)
@@ -246,4 +300,3 @@ def write_darknet(ds: Dataset, folder: Path, *, min_box: Optional[float] = None,
     else:
         os.replace(tmp, folder)
     remove_if_exists(tmp)
-    return ConvertResult(folder, lists, n_boxes, clipped, tiny, degenerate, problems)
