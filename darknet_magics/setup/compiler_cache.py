@@ -8,8 +8,9 @@ How each build system picks its compilers decides how ccache is put in front of 
 * CMake (hank-ai) runs the compilers by their full paths: ``CMAKE_<LANG>_COMPILER_LAUNCHER=ccache``.
 
 ``CCACHE_BASEDIR`` is the darknet tree, so the absolute paths CMake writes into every command are hashed relative
-to it and a clone in another folder still hits. The cache's counters before and after the build say how many
-compiles it served (`ccache_counts`, `hits_between`).
+to it and a clone in another folder still hits. Two of ccache's defaults would make darknet miss every time (both
+measured on AlexeyAB's CUDA build, see `CCACHE_DEFAULTS`). The cache's counters before and after the build say how
+many compiles it served (`ccache_counts`, `hits_between`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ CCACHE_BIN_DIR = Path(".darknet_magics") / "ccache-bin"  # in the darknet tree: 
 MASQUERADE = ("gcc", "g++", "cc", "c++", "nvcc")
 CCACHE_MAX_SIZE = "2G"  # written into a new cache folder's ccache.conf (ccache's default is 5 GB)
 CMAKE_LANGUAGES = ("C", "CXX", "CUDA")
+# Set unless the environment sets them. time_macros: AlexeyAB's CHECK_CUDA expands __DATE__ and __TIME__ in every
+# .cu file (hank-ai's utils.cpp prints them in its banner); by default ccache compiles such a file every time, so
+# every CUDA kernel missed. With it, a hit keeps the time of the first compile in those messages. hash_dir off:
+# ccache 4.7 reads nvcc's `-gencode` as a `-g` and then hashes the working folder, so a clone in another folder
+# missed every kernel; the cost is that a DEBUG=1 build's debug information may name the folder of the first compile.
+CCACHE_DEFAULTS = {"CCACHE_SLOPPINESS": "time_macros", "CCACHE_NOHASHDIR": "1"}
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,8 @@ class CompilerCache:
 
     def env(self) -> dict[str, str]:
         """What the build's environment gets: the cache folder and the base folder."""
-        env = {"CCACHE_BASEDIR": str(self.basedir)}
+        env = {k: v for k, v in CCACHE_DEFAULTS.items() if k not in os.environ}
+        env["CCACHE_BASEDIR"] = str(self.basedir)
         if self.directory is not None:
             env["CCACHE_DIR"] = str(self.directory)
         return env
