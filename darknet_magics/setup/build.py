@@ -493,7 +493,7 @@ def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, 
     counts = ccache_counts(env) if plan.ccache else None
     compiled = _run_build(plan, env, log_path, reporter)
     hits = hits_between(counts, ccache_counts(env)) if plan.ccache else None
-    if hits is not None:
+    if hits is not None and hits[1]:
         reporter.info(f"ccache: {hits[0]} of {hits[1]} compiles served from its cache")
     binary, files = _products(darknet_dir, system)
     if binary is None:
