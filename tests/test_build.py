@@ -3,6 +3,7 @@ pjreddie Makefile and an AlexeyAB-style fixture, ARCH, diagnosis, and for real: 
 cache restore, corrupt entries, Ctrl-C, nvcc, CMake."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,13 +18,15 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from darknet_magics.errors import DarknetMagicsError, StepError
-from darknet_magics.output.buildlog import diagnose_build, first_error_lines
+from darknet_magics.output.buildlog import COMPILE_LINE, diagnose_build, first_error_lines
+from darknet_magics.output.logparse import strip_escapes
 from darknet_magics.report import RecordingReporter
 from darknet_magics.setup import build
 from darknet_magics.setup.arch import ArchChoice, choose_arch, resolve_arch
 from darknet_magics.setup.build_cache import cache_inputs, cache_key, check_entry, sha256_of, source_id, try_restore
 from darknet_magics.setup.build_tools import protobuf_present
 from darknet_magics.setup.clone import DEFAULT_URL, clone, clone_commands
+from darknet_magics.setup.compiler_cache import ccache_counts, hits_between
 from darknet_magics.setup.cuda_libs import CudaBuildPaths, CudaLibrary
 from darknet_magics.setup.gpu_libs import (CUDA_LINK_DIR, GPU_LIBS_BEGIN, GPU_LIBS_END, gpu_cmake_args,
                                            gpu_makefile_lines, with_gpu_libs)
@@ -544,6 +547,63 @@ def test_cmake_tree_builds_caches_and_restores(tmp_path: Path) -> None:
         build.make(fresh, flags={"LIBSO": 1}, arch=None, jobs=2, cache_dir=None, runtime=runtime, reporter=rep)
 
 
+TINY_MAKEFILE = """GPU=0
+CC=gcc
+CPP=g++
+OBJ=obj/a.o obj/b.o
+darknet: $(OBJ)
+\t$(CPP) $(OBJ) -o darknet
+obj/%.o: src/%.c
+\t@mkdir -p obj
+\t$(CC) -O2 -c $< -o $@
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.once
+def test_ccache_on_compiles_a_clone_in_another_folder_from_the_compiler_cache(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make ccache=on` on a new VM after the source changed: the build cache misses, ccache serves the compiles.
+    # CMake writes absolute paths into each command (CCACHE_BASEDIR makes them relative); a Makefile's gcc comes
+    # from PATH (ccache's links first on it).
+    if shutil.which("cmake") is None or shutil.which("ccache") is None:
+        pytest.skip("needs cmake and ccache (apt-get install -y ccache)")
+    for name in ("CCACHE_DIR", "CCACHE_SLOPPINESS", "CCACHE_NOHASHDIR"):
+        monkeypatch.delenv(name, raising=False)
+    rep, runtime, store = RecordingReporter(), probe_runtime(), tmp_path / "ccache"
+    tiny = tmp_path / "tiny"
+    (tiny / "src").mkdir(parents=True)
+    (tiny / "Makefile").write_text(TINY_MAKEFILE)
+    (tiny / "src" / "a.c").write_text("int b(void);\nint main(void) { return b() - 42; }\n")
+    # __TIME__, as in AlexeyAB's CHECK_CUDA: ccache compiles such a file every time unless told otherwise
+    (tiny / "src" / "b.c").write_text('const char *built = __DATE__ " " __TIME__;\nint b(void) { return 42; }\n')
+    for system, fixture in (("cmake", FIXTURES / "cmake_darknet"), ("make", tiny)):
+        counts = []
+        for folder in ("first clone", "second clone"):
+            tree = tmp_path / system / folder
+            shutil.copytree(fixture, tree)
+            plan = build.plan_build(tree, flags={"GPU": 0, "AVX": 0} if system == "cmake" else {}, arch=None, jobs=2,
+                                    cache_dir=None, runtime=runtime, ccache=True, ccache_dir=store)
+            assert f"compile through ccache (cache in {store}" in "\n".join(plan.describe())
+            assert plan.env["CCACHE_BASEDIR"] == str(tree.resolve()) and plan.env["CCACHE_SLOPPINESS"] == "time_macros"
+            res = build.execute_build(plan, runtime=runtime, reporter=rep)
+            assert res.action == "built" and subprocess.run([str(res.binary)]).returncode in (0, 1)
+            counts.append(res.ccache_hits)
+            time.sleep(1.1)  # the next clone compiles in another second: __TIME__ differs
+        compiles = 3 if system == "cmake" else 2
+        assert counts == [(0, compiles), (compiles, compiles)], (system, counts)
+    assert (store / "ccache.conf").read_text() == "max_size = 2G\n"
+    assert ("info", "ccache: 2 of 2 compiles served from its cache") in rep.events
+    # ccache missing: installed with the build's other tools where that is allowed (Colab), else asked for
+    monkeypatch.setattr(build, "find_ccache", lambda: None)
+    with pytest.raises(StepError, match="ccache=on needs ccache") as err:
+        build.plan_build(tiny, flags={}, arch=None, jobs=2, cache_dir=None, runtime=runtime, ccache=True)
+    assert "apt-get install -y ccache" in (err.value.fix or "")
+    colab = build.plan_build(tiny, flags={}, arch=None, jobs=2, cache_dir=None, runtime=runtime, ccache=True,
+                             install_opencv=True)
+    assert colab.tools.apt == ("ccache",)
+
+
 @pytest.mark.slow
 @pytest.mark.once
 @needs_nvcc
@@ -769,15 +829,18 @@ def test_a_gpu_build_without_a_gpu_is_diagnosed_no_gpu_with_colabs_fix(name: str
 
 # ---------------------------------------------------------------------------------------------- GPU: real builds
 
-# AlexeyAB's and hank-ai's CUDA builds, compiled and linked for real here (no GPU, no driver): nvcc from
-# /usr/local/cuda, cuDNN/cuBLAS/cuRAND from PyPI's wheels unpacked into GPU_CACHE/site (scripts/test does it), the
-# builds kept in GPU_CACHE/workspace/cache. Minutes of nvcc on two cores, so CI runs them only where that cache is
-# warm (scripts/test sets DARKNET_MAGICS_GPU_BUILDS=1 then, and they restore in seconds).
+# AlexeyAB's and hank-ai's CUDA builds, configured, compiled and linked for real here (no GPU, no driver): nvcc from
+# /usr/local/cuda, cuDNN/cuBLAS/cuRAND from PyPI's wheels unpacked into GPU_CACHE/site (scripts/test does it), in a
+# fresh workspace (no build-cache restore), with `ccache=on`: the compiles come from GPU_CACHE/ccache. A cold one is
+# half an hour of nvcc on two cores (hank-ai), so CI runs them only where that compiler cache is warm (each flavor's
+# GPU_CACHE/ccache-warm/FLAVOR.json, written here after a build through it; scripts/test sets
+# DARKNET_MAGICS_GPU_BUILDS=1 then). Warm, AlexeyAB takes seconds; hank-ai about two minutes, nearly all of it the
+# link (its Release build links with LTO, which compiles the library again: no compiler cache serves that).
 GPU_CACHE = Path(os.environ.get("DARKNET_MAGICS_GPU_CACHE") or Path.home() / ".cache" / "darknet_magics" / "gpu-builds")
 REPO_TOOL = Path(os.environ.get("DARKNET_REPO_TOOL", HERE.parent.parent / "shared" / "tools" / "darknet-repo"))
 gpu_builds = pytest.mark.skipif(os.environ.get("DARKNET_MAGICS_GPU_BUILDS") != "1",
-                                reason="real CUDA builds (minutes): set DARKNET_MAGICS_GPU_BUILDS=1 (scripts/test does "
-                                       "where its cache, DARKNET_MAGICS_GPU_CACHE, is warm)")
+                                reason="real CUDA builds (half an hour cold): set DARKNET_MAGICS_GPU_BUILDS=1 (scripts/"
+                                       "test does where its compiler cache, DARKNET_MAGICS_GPU_CACHE/ccache, is warm)")
 GPU_MAKE = {"alexeyab": ("make GPU=1 CUDNN=1 CUDNN_HALF=1 ARCH=75 jobs=2", Path("darknet")),
             "hank-ai": ("make GPU=1 CUDNN=1 ARCH=75 jobs=2", Path("build/src-cli/darknet"))}
 
@@ -793,10 +856,9 @@ def _gpu_source(flavor: str) -> Path:
     return repo
 
 
-def _restore_on_other_gpus(tree: Path, flavor: str) -> None:
+def _restore_on_other_gpus(tree: Path, flavor: str, cache: Path) -> None:
     """The entry just built (ARCH=75) is what a T4 VM restores; a G4 VM asking for ARCH=75 gets a 12.0 build."""
     here = probe_runtime()
-    cache = GPU_CACHE / "workspace" / "cache"
     commit = _git("rev-parse", "HEAD", cwd=tree)
     flags = {"make": {"GPU": 1, "CUDNN": 1, "CUDNN_HALF": 1}, "cmake": {"GPU": 1, "CUDNN": 1}}[build.build_system(tree)]
     keys = {}
@@ -814,7 +876,7 @@ def _restore_on_other_gpus(tree: Path, flavor: str) -> None:
 @gpu_builds
 @pytest.mark.slow
 @pytest.mark.once
-@pytest.mark.timeout(3600)  # a cold build: nvcc on two cores; a warm cache restores in seconds
+@pytest.mark.timeout(3600)  # a cold build: nvcc on two cores; with a warm compiler cache, seconds and the link
 @pytest.mark.parametrize("flavor", ["alexeyab", "hank-ai"])
 def test_gpu_build_links_for_real_and_fails_cleanly_without_a_gpu(flavor: str, ip, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -824,13 +886,26 @@ def test_gpu_build_links_for_real_and_fails_cleanly_without_a_gpu(flavor: str, i
     if not (site / "nvidia").is_dir() or find_nvcc() is None:
         pytest.skip(f"needs nvcc and NVIDIA's wheels in {site} (scripts/test unpacks them)")
     monkeypatch.syspath_prepend(str(site))  # as on Colab: the wheels are in the kernel's Python
+    ccache_env = {**os.environ, "CCACHE_DIR": str(GPU_CACHE / "ccache")}
+    monkeypatch.setenv("CCACHE_DIR", ccache_env["CCACHE_DIR"])  # make's ccache=on keeps its cache there
     line, rel = GPU_MAKE[flavor]
     tree = tmp_path / "darknet"
-    cell = f"%%darknet\nworkspace {GPU_CACHE / 'workspace'}\nclone {_gpu_source(flavor)} into={tree}\n{line}\n"
+    workspace = tmp_path / "workspace"  # fresh: nothing to restore, so configure, compile and link all run
+    before, start = ccache_counts(ccache_env), time.monotonic()
+    cell = f"%%darknet\nworkspace {workspace}\nclone {_gpu_source(flavor)} into={tree}\n{line} ccache=on\n"
     result = ip.run_cell(cell, store_history=False)
     assert result.error_in_exec is None, result.error_in_exec
+    hits = hits_between(before, ccache_counts(ccache_env))
+    log = strip_escapes((tree / "darknet_magics_build.log").read_text(errors="replace"))  # CMake colours its lines
+    compiled = sum(1 for text in log.splitlines() if COMPILE_LINE.search(text))
+    assert compiled > 20 and hits is not None and hits[1] >= compiled, (compiled, hits)  # every compile via ccache
     binary = tree / rel
-    _restore_on_other_gpus(tree, flavor)
+    assert binary.stat().st_mtime > time.time() - (time.monotonic() - start) - 1  # linked now, not restored
+    warm = GPU_CACHE / "ccache-warm" / f"{flavor}.json"  # what scripts/test counts
+    warm.parent.mkdir(parents=True, exist_ok=True)
+    warm.write_text(json.dumps({"commit": _git("rev-parse", "HEAD", cwd=tree), "make": line, "ccache_hits": hits[0],
+                                "compiles": hits[1], "seconds": round(time.monotonic() - start)}) + "\n")
+    _restore_on_other_gpus(tree, flavor, workspace / "cache")
     dynamic = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True).stdout
     for lib in ("libcublas.so.", "libcurand.so.", "libcudnn.so.9", "libcuda.so.1"):
         assert f"Shared library: [{lib}" in dynamic, dynamic

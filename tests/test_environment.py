@@ -427,3 +427,47 @@ def test_debs_are_kept_in_the_workspace_cache_and_reused(tmp_path: Path) -> None
     second = subprocess.run(argv, capture_output=True, text=True, timeout=200)
     assert second.returncode == 0 and "Get:" not in second.stdout, second.stdout
     assert sorted(p.name for p in cache.glob("*.deb")) == debs
+    # what is kept is the real package apt would install (dpkg-deb reads it), and with it in the cache an install
+    # of it has nothing left to download (apt prints the URIs it would fetch: none; a folder without it: one)
+    fields = subprocess.run(["dpkg-deb", "--field", str(cache / debs[0]), "Package", "Version"], capture_output=True,
+                            text=True, check=True).stdout
+    candidate = subprocess.run(["apt-cache", "policy", "protobuf-compiler"], capture_output=True, text=True).stdout
+    assert "Package: protobuf-compiler" in fields and fields.split("Version: ")[1].split()[0] in candidate, fields
+    uris = [*apt_install_argv(["protobuf-compiler"], cache, reinstall=True)[:-2], "--print-uris", "--",
+            "protobuf-compiler"]
+    assert ".deb'" not in subprocess.run(uris, capture_output=True, text=True, timeout=60).stdout
+    empty = tmp_path / "empty"
+    (empty / "partial").mkdir(parents=True)
+    uris[uris.index(f"Dir::Cache::Archives={cache}")] = f"Dir::Cache::Archives={empty}"
+    assert "protobuf-compiler_" in subprocess.run(uris, capture_output=True, text=True, timeout=60).stdout
+
+
+@pytest.mark.slow
+@pytest.mark.once
+@pytest.mark.timeout(300)
+def test_pips_cmake_installs_into_a_new_python_and_the_next_from_the_kept_wheel(tmp_path: Path) -> None:
+    # Colab's apt cmake is 3.22 and hank-ai needs 3.24: pip's cmake goes into the kernel's Python (a fresh venv
+    # here), its wheel kept in the workspace; the next VM (another fresh venv, pip's index unreachable) installs it
+    # from there, and our code finds that cmake before apt's.
+    wheels = tmp_path / "cache" / "wheels"
+    script = ("import sys; from pathlib import Path\n"
+              "from darknet_magics.report import RecordingReporter\n"
+              "from darknet_magics.setup.build_tools import cmake_path, cmake_version, pip_install_cmake\n"
+              "path = pip_install_cmake(RecordingReporter(), Path(sys.argv[1]))\n"
+              "print(path, cmake_path(), '.'.join(map(str, cmake_version(cmake_path()))), sep='\\n')\n")
+    repo = Path(__file__).resolve().parent.parent
+    offline = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0",
+               "PIP_TIMEOUT": "2"}
+    for vm, env in (("first VM", {}), ("next VM", offline)):
+        venv = tmp_path / vm
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+        ran = subprocess.run([str(venv / "bin" / "python"), "-c", script, str(wheels)], capture_output=True,
+                             text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(repo), **env})
+        if vm == "first VM" and ran.returncode != 0 and "could not install" in ran.stderr and not list(
+                wheels.glob("cmake-*.whl")):
+            pytest.skip(f"pip cannot download cmake here: {ran.stderr[-300:]}")
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        path, found, version = ran.stdout.splitlines()
+        assert path == found == str(venv / "bin" / "cmake"), ran.stdout
+        assert tuple(map(int, version.split(".")[:2])) >= (3, 24)
+        assert len(list(wheels.glob("cmake-*.whl"))) == 1

@@ -1,6 +1,7 @@
 """`make`: patch the Makefile (or configure CMake) and build darknet, from the build cache when it can."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +19,8 @@ SPEC = Spec("make", "darknet",
                 Opt("ARCH", "arch", "GPU architectures: auto (the GPU found by runtime) or compute capabilities like 75,86"),
                 Opt("jobs", "int", "parallel compile jobs (default: number of cores)"),
                 Opt("cache", "onoff", "use the build cache in {workspace}/cache (default: on when a workspace is set)"),
+                Opt("ccache", "onoff", "compile through ccache, its cache in $CCACHE_DIR or {workspace}/cache/ccache: "
+                                       "a rebuild after a source change compiles only what changed (default: off)"),
                 Opt("dir", "path", "the darknet source folder (default {darknet})")),
             establishes=("bin",), example="make GPU=1 CUDNN=1 CUDNN_HALF=1 OPENCV=1 ARCH=auto", order=60)
 
@@ -39,12 +42,20 @@ def _cache_dir(step: Step, ctx: Context) -> Optional[Path]:
     return workspace / "cache"
 
 
+def _ccache_dir(ctx: Context) -> Optional[Path]:
+    """$CCACHE_DIR where the environment sets it (ccache's own variable), else the workspace's, else ccache's."""
+    if os.environ.get("CCACHE_DIR"):
+        return Path(os.environ["CCACHE_DIR"])
+    return ctx.session.workspace / "cache" / "ccache" if ctx.session.workspace is not None else None
+
+
 def _plan(step: Step, ctx: Context) -> BuildPlan:
     flags = {k: step.options[k] for k in MAKE_FLAGS if k in step.options}
     # In Colab (root, apt, a fresh VM) missing OpenCV headers are installed; elsewhere the error says what to run.
     return plan_build(_source(step, ctx), flags=flags, arch=step.get("ARCH"), jobs=step.get("jobs"),
                       cache_dir=_cache_dir(step, ctx), runtime=ctx.runtime(),
-                      install_opencv=ctx.session.platform == "colab")
+                      install_opencv=ctx.session.platform == "colab", ccache=bool(step.get("ccache", False)),
+                      ccache_dir=_ccache_dir(ctx))
 
 
 def run(step: Step, ctx: Context) -> Done:

@@ -51,6 +51,16 @@ from .build_tools import (
     protobuf_present,
 )
 from .clone import git
+from .compiler_cache import (
+    CCACHE_BIN_DIR,
+    CompilerCache,
+    ccache_counts,
+    cmake_launcher_args,
+    find_ccache,
+    hits_between,
+    masquerade_dir,
+    prepare_cache_dir,
+)
 from .cuda_libs import CudaBuildPaths, make_link_folder
 from .gpu_libs import (
     CUDA_LINK_DIR,
@@ -97,6 +107,7 @@ class BuildResult:
     arch: Optional[list[int]] = None
     files_compiled: int = 0
     cache_note: Optional[str] = None
+    ccache_hits: Optional[tuple[int, int]] = None  # ccache=on: (compiles served from ccache, cacheable compiles)
 
 
 def build_system(darknet_dir: Path) -> Literal["make", "cmake"]:
@@ -219,12 +230,17 @@ def _cmake_argv(darknet_dir: Path, flags: dict[str, int], caps: Optional[list[in
     return list(dict.fromkeys(argv))  # GPU=0 gives DARKNET_TRY_CUDA=OFF twice otherwise
 
 
-def _build_env(runtime: RuntimeInfo, gpu: bool) -> dict[str, str]:
+def _build_env(runtime: RuntimeInfo, gpu: bool, ccache: Optional[CompilerCache] = None,
+               masquerade: Optional[Path] = None) -> dict[str, str]:
     # LC_ALL=C: English compiler messages with plain quotes, so diagnose_build can read them. TERM=dumb: the build
     # runs on a pty (the one process runner), and gcc/cmake colour their output on a terminal unless TERM is dumb.
     env = {**os.environ, "LC_ALL": "C", "TERM": "dumb"}
     if gpu and runtime.nvcc:
         env["PATH"] = str(Path(runtime.nvcc).parent) + os.pathsep + env.get("PATH", "")
+    if ccache is not None:
+        env.update(ccache.env())
+        if masquerade is not None:  # a Makefile's gcc, g++ and nvcc: ccache's links first on PATH
+            env["PATH"] = str(masquerade) + os.pathsep + env["PATH"]
     return env
 
 
@@ -251,6 +267,7 @@ class BuildPlan:
     cuda: Optional[CudaBuildPaths] = None  # GPU=1: NVIDIA's libraries found for the build
     tools: BuildTools = BuildTools()  # apt packages and pip's cmake installed before the build
     cuda_link_dir: Optional[Path] = None  # their unversioned links and libcuda.so, made before the build
+    ccache: Optional[CompilerCache] = None  # ccache=on: the compilers run through ccache
 
     def describe(self) -> list[str]:
         """The plan as lines: each edit and command, as a dry run shows it."""
@@ -266,6 +283,8 @@ class BuildPlan:
         if self.cuda is not None and self.cuda_link_dir is not None:
             lines.append(f"NVIDIA libraries: {', '.join(f'{lib.name} {lib.library}' for lib in self.cuda.libraries)}"
                          f"; links and libcuda.so in {self.cuda_link_dir}")
+        if self.ccache is not None:
+            lines.append(self.ccache.describe())
         if self.cache_dir:
             lines.append(f"restore from the build cache in {self.cache_dir} when this build was made before")
         lines += [" ".join(shlex.quote(a) for a in argv) for argv in self.commands]
@@ -281,8 +300,12 @@ class BuildPlan:
 
 
 def plan_build(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str], jobs: Optional[int],
-               cache_dir: Optional[Path], runtime: RuntimeInfo, install_opencv: bool = False) -> BuildPlan:
+               cache_dir: Optional[Path], runtime: RuntimeInfo, install_opencv: bool = False,
+               ccache: bool = False, ccache_dir: Optional[Path] = None) -> BuildPlan:
     """Check the request against the tree and the machine, and work out the edits and commands (nothing runs).
+
+    With `ccache`, the compilers run through ccache with its cache in `ccache_dir` (None: $CCACHE_DIR or ccache's
+    default); where ccache is missing it is installed with the other tools (Colab) or asked for.
 
     Raises:
         DarknetMagicsError / StepError: a flag the tree lacks, GPU=1 without nvcc, an ARCH nvcc cannot build,
@@ -296,11 +319,15 @@ def plan_build(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str],
     choice = choose_arch(arch, gpu, runtime)
     caps = choice.caps if choice else None
     tools, warnings = _plan_tools(system, flags, runtime, install_opencv)
+    compiler_cache = _plan_ccache(darknet_dir, ccache_dir, install_opencv) if ccache else None
+    if compiler_cache is not None and find_ccache() is None:
+        tools = BuildTools(tools.apt + ("ccache",), tools.pip_cmake)
     if gpu and flags.get("CUDNN") and not runtime.cudnn_version:
         raise StepError("CUDNN=1 needs cuDNN, and none was found", fix="install it (`cudnn TARBALL`) or use CUDNN=0")
     cuda = find_gpu_libraries(system, flags, runtime) if gpu else None
     link_dir = darknet_dir.resolve() / CUDA_LINK_DIR
-    env = _build_env(runtime, gpu)
+    masquerade = darknet_dir.resolve() / CCACHE_BIN_DIR if compiler_cache and system == "make" else None
+    env = _build_env(runtime, gpu, compiler_cache, masquerade)
     jobs = jobs or os.cpu_count() or 1
     warnings += [choice.note] if choice and choice.note else []
     if system == "make":
@@ -333,13 +360,22 @@ def plan_build(darknet_dir: Path, *, flags: dict[str, int], arch: Optional[str],
         makefile = None
         effective = {**CMAKE_DEFAULTS, **{k: v for k, v in flags.items() if CMAKE_OPTIONS[k] or k == "DEBUG"}}
         gpu_args = gpu_cmake_args(cuda, link_dir, cuda_root_of(runtime)) if cuda else []
+        gpu_args += cmake_launcher_args(gpu) if compiler_cache else []
         commands = _cmake_commands(darknet_dir, _cmake_argv(darknet_dir, flags, caps, runtime)[1:] + gpu_args,
                                    tools=tools, onnx=bool(flags.get("ONNX", 1)), jobs=jobs)
     return BuildPlan(darknet_dir=darknet_dir, system=system, flags=flags, effective=effective, caps=caps,
                      makefile=makefile, commands=commands, env=env, cache_dir=Path(cache_dir) if cache_dir else None,
                      install_opencv="libopencv-dev" in tools.apt, install_allowed=install_opencv,
                      warnings=tuple(warnings), cuda=cuda, tools=tools,
-                     cuda_link_dir=link_dir if cuda else None)
+                     cuda_link_dir=link_dir if cuda else None, ccache=compiler_cache)
+
+
+def _plan_ccache(darknet_dir: Path, ccache_dir: Optional[Path], install_allowed: bool) -> CompilerCache:
+    """ccache for this tree; without ccache installed (and no installing it here) an error that says what to run."""
+    if find_ccache() is None and not install_allowed:
+        raise StepError("ccache=on needs ccache, and this machine has none",
+                        fix="run `apt-get install -y ccache`, or build with ccache=off")
+    return CompilerCache(directory=Path(ccache_dir) if ccache_dir else None, basedir=darknet_dir.resolve())
 
 
 ONNX_PROTO_TARGET = "darknet_generated_proto"  # hank-ai's src-onnx/CMakeLists.txt: protoc's onnx.proto3.pb.h/.cc
@@ -424,11 +460,12 @@ def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, 
     log_path = Path(log_path) if log_path else darknet_dir / BUILD_LOG_NAME
 
     def result(action: str, binary: Path, files: list[Path], compiled: int = 0,
-               note: Optional[str] = None) -> BuildResult:
+               note: Optional[str] = None, hits: Optional[tuple[int, int]] = None) -> BuildResult:
         libso = next((f for f in files if f.name.startswith("libdarknet.so")), None)
         return BuildResult(binary=binary, libso=libso, action=action, seconds=time.monotonic() - start,  # type: ignore[arg-type]
                            cache_key=key, log_path=log_path if log_path.exists() else None, build_system=system,
-                           flags=plan.effective, arch=plan.caps, files_compiled=compiled, cache_note=note)
+                           flags=plan.effective, arch=plan.caps, files_compiled=compiled, cache_note=note,
+                           ccache_hits=hits)
 
     # 1. Already built here with these flags.
     binary, files = _products(darknet_dir, system)
@@ -453,7 +490,11 @@ def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, 
 
     # 3. Build.
     binary_before = binary.stat().st_mtime_ns if binary else None
+    counts = ccache_counts(env) if plan.ccache else None
     compiled = _run_build(plan, env, log_path, reporter)
+    hits = hits_between(counts, ccache_counts(env)) if plan.ccache else None
+    if hits is not None and hits[1]:
+        reporter.info(f"ccache: {hits[0]} of {hits[1]} compiles served from its cache")
     binary, files = _products(darknet_dir, system)
     if binary is None:
         raise StepError("the build finished but no darknet binary was made",
@@ -462,7 +503,7 @@ def execute_build(plan: BuildPlan, *, runtime: RuntimeInfo, reporter: Reporter, 
     action = "up-to-date" if compiled == 0 and binary_before == binary.stat().st_mtime_ns else "built"
     stored = store_quietly(entry, key, darknet_dir, files, inputs, seconds, reporter)
     reporter.info(f"darknet {action} in {seconds:.0f} s: {binary}" + (f" (cached as {key})" if stored else ""))
-    return result(action, binary, files, compiled=compiled, note=note)
+    return result(action, binary, files, compiled=compiled, note=note, hits=hits)
 
 
 def _prepare_tree(plan: BuildPlan, runtime: RuntimeInfo, reporter: Reporter) -> dict[str, str]:
@@ -474,6 +515,13 @@ def _prepare_tree(plan: BuildPlan, runtime: RuntimeInfo, reporter: Reporter) -> 
         reporter.warn(warning)
     if plan.cuda is not None and plan.cuda_link_dir is not None:
         make_link_folder(plan.cuda, plan.cuda_link_dir)
+    if plan.ccache is not None:
+        ccache = find_ccache()
+        if ccache is None:
+            raise StepError("ccache was installed but is still not found on PATH", fix="build with ccache=off")
+        prepare_cache_dir(plan.ccache.directory)
+        if plan.system == "make":
+            masquerade_dir(plan.darknet_dir.resolve(), ccache)
     if plan.makefile is not None:
         if write_makefile(plan.darknet_dir, plan.makefile):
             reporter.info("Makefile: " + " ".join(f"{k}={v}" for k, v in plan.flags.items())

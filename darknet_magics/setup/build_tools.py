@@ -143,14 +143,21 @@ def pip_install_cmake(reporter: Reporter, wheel_cache: Optional[Path] = None) ->
     """pip's CMake (>= 3.24) into this Python, its wheel kept in `wheel_cache`; returns the new cmake's path."""
     spec = f"cmake>={'.'.join(map(str, CMAKE_MIN))}"
     pip = [sys.executable, "-m", "pip", "install", "-q"]
+    cached = False
     if wheel_cache is not None:
         wheel_cache.mkdir(parents=True, exist_ok=True)
         if not list(wheel_cache.glob("cmake-*.whl")):
             reporter.info(f"downloading {spec} into {wheel_cache}")
             run_tool([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheel_cache), spec], 600)
         pip += ["--find-links", str(wheel_cache)]
-    reporter.info(f"installing {spec} with pip (apt's cmake is older than hank-ai needs)")
-    rc, out = run_tool(pip + [spec], timeout=600)
+        cached = bool(list(wheel_cache.glob("cmake-*.whl")))
+    reporter.info(f"installing {spec} with pip (apt's cmake is older than hank-ai needs)"
+                  + (f" from {wheel_cache}" if cached else ""))
+    # the kept wheel installs without asking the index (no network, and no wait on an index that does not answer);
+    # pip's index is asked only when that fails
+    rc, out = run_tool(pip + ["--no-index", spec], timeout=600) if cached else (1, "")
+    if rc != 0:
+        rc, out = run_tool(pip + [spec], timeout=600)
     path = cmake_path()
     version = cmake_version(path)
     if rc != 0 or version is None or version[:2] < CMAKE_MIN:
