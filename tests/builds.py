@@ -35,6 +35,9 @@ PREBUILT = {
     "alexeyab": Path(os.environ.get("DARKNET_ALEXEYAB", "/work/cache/builds/alexeyab-src/darknet")),
     "hank-ai": Path(os.environ.get("DARKNET_HANKAI", "/work/cache/builds/hank-ai-src/build/src-cli/darknet")),
 }
+# `make ccache=on`'s cache for these builds: outside the checkout, as CI's clone is fresh every run and the machine is
+# not; warm, hank-ai's minutes of compiles are cache hits (configure and the links still run).
+CCACHE_DIR = Path(os.environ.get("DARKNET_MAGICS_TEST_CCACHE") or Path.home() / ".cache" / "darknet_magics" / "ccache")
 # the binary inside a source tree built here
 BUILT = {"alexeyab": Path("darknet"), "hank-ai": Path("build/src-cli/darknet")}
 _BUILDS: dict[str, Path] = {}
@@ -79,7 +82,7 @@ def _clone_and_make(flavor: str, tree: Path, binary: Path) -> Path:
     log = CACHE / f"model-out-{flavor}.log"
     with open(log, "w") as out:
         done = subprocess.run([sys.executable, "-m", "darknet_magics", "run", str(cell)], cwd=CACHE, stdout=out,
-                              stderr=subprocess.STDOUT, timeout=3600)
+                              stderr=subprocess.STDOUT, timeout=3600, env={**os.environ, "CCACHE_DIR": str(CCACHE_DIR)})
     if done.returncode != 0 or not binary.is_file():
         pytest.fail(f"building {flavor} with our clone + make failed (exit {done.returncode}, no {binary}): "
                     f"{log.read_text(errors='replace')[-2000:]}")

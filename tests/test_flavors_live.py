@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from builds import build_lock
+from builds import CCACHE_DIR, build_lock
 from conftest import SHARED, run_cell
 
 from darknet_magics import magics
@@ -30,8 +30,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.once, pytest.mark.timeout(1500),
 
 def make_line(flavor: str) -> str:
     """The `make` directive of these builds (tests/builds.py makes the same, so CI builds each flavor once): AlexeyAB
-    with OpenCV (video), as the Colab tutorials build it; hank-ai always has OpenCV, and ONNX where protobuf is."""
-    return "make jobs=2" + (" OPENCV=1" if flavor == "alexeyab" else "")
+    with OpenCV (video), as the Colab tutorials build it; hank-ai always has OpenCV, and ONNX where protobuf is.
+    Through ccache where it is installed (its cache is builds.CCACHE_DIR, outside the checkout)."""
+    return ("make jobs=2" + (" OPENCV=1" if flavor == "alexeyab" else "")
+            + (" ccache=on" if shutil.which("ccache") else ""))
 
 
 def source_repo(flavor: str) -> Path:
@@ -60,7 +62,8 @@ def flavor(request):
     return request.param
 
 
-def test_the_loop_with_a_real_build(flavor, ip, tmp_path, capsys):
+def test_the_loop_with_a_real_build(flavor, ip, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CCACHE_DIR", str(CCACHE_DIR))
     ws, local = tmp_path / "drive" / "ws", tmp_path / "local"
     make_dataset(tmp_path / "drive" / "boxes", images=16, size=64, seed=4)
     # The cache is kept in the checkout (not the test's folder), so that the next environment restores it; when
