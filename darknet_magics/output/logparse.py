@@ -204,7 +204,8 @@ class LogParser(IterationRows):
         handlers = self._handlers
         # which part of the gate matched (m.lastindex <= the part's last group), and its fields as one tuple
         # (an itemgetter: cheaper than m.group(*groups))
-        plain_end, pjab_end, spec_end, fast_end = G_HANK_PLAIN[-1], G_PJAB[-1], G_SPEC[-1], G_FAST[-1]
+        plain_end, pjab_end, spec_end, fast_end, hank_end = (G_HANK_PLAIN[-1], G_PJAB[-1], G_SPEC[-1], G_FAST[-1],
+                                                             G_HANK[-1])
         get_plain, get_pjab, get_spec, get_fast, get_hank = _GET_PLAIN, _GET_PJAB, _GET_SPEC, _GET_FAST, _GET_HANK
         # a row of 10 fields is a specialised gate's, whose max_batches is `_spec`: with none (no window title
         # seen), a hank-ai line without its title is one as it stands, not (None,) + 10 fields
@@ -221,9 +222,10 @@ class LogParser(IterationRows):
                     stop = end
             while pos < stop:
                 for m in gate.finditer(buf, pos, stop):
-                    name = m.lastgroup  # keyword groups are named; the iteration groups are not
-                    if name is None:  # an iteration line: the hot path
-                        i = m.lastindex  # which part of the gate matched: see G_PJAB, ..
+                    # which part of the gate matched: the iteration groups (unnamed) come first, see G_PJAB, ..;
+                    # every group after them is a keyword's (named): no m.lastgroup on the hot path
+                    i = m.lastindex
+                    if i <= hank_end:  # an iteration line: the hot path
                         if i <= plain_end:  # no window title, no max_batches
                             add_row(get_plain(m) if plain_as_spec else (None,) + get_plain(m))
                             hank_q = True
@@ -246,7 +248,7 @@ class LogParser(IterationRows):
                         else:
                             add_row(get_hank(m))
                             hank_q = True
-                    elif name == "k_nextmap":  # AlexeyAB prints this every iteration: keep it cheap
+                    elif (name := m.lastgroup) == "k_nextmap":  # AlexeyAB prints this every iteration: cheap
                         at = m.group("nm_at")
                         mb = m.group("nm_mb")
                         if rows and (hank_q or at != self._next_map_text or self.flavor is None
