@@ -24,6 +24,7 @@ SECONDS = {"": 1.0, "ms": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3, "seco
            "days": 86400.0}
 _STRICT_ERRORS = (ValueError, KeyError, TypeError)  # a field that is not a number, a unit not in SECONDS, a None
 _UNIT = SECONDS.__getitem__
+_FEW_MIN = 32  # a shorter column is converted as it stands (the distinct texts would not pay for their set)
 
 
 def num(s: Optional[str]) -> float:
@@ -67,7 +68,8 @@ def convert(col: Sequence, f: Callable, bad: set, none: object = None, offset: i
                 failed.append(k)
                 out.append(None)
         if len(out) == len(col):
-            bad.update(k + offset for k in failed)
+            if failed:
+                bad.update(k + offset for k in failed)
             return out
     out = []
     for k, x in enumerate(col, offset):
@@ -136,6 +138,8 @@ def _few(texts: Sequence, f: Callable, bad: set) -> Optional[list]:
     into `bad` (found by ``index``, in C).
 
     A set of the texts hashes each once, and the lookups reuse that hash: about a third of a float() each."""
+    if len(texts) < _FEW_MIN:
+        return None
     distinct = set(texts)
     if 2 * len(distinct) > len(texts) or None in distinct:
         return None
