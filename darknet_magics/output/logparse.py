@@ -41,6 +41,7 @@ import codecs
 import math
 import re
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Union
 
 from . import problems as _problems
@@ -68,6 +69,8 @@ _FEED_MAX = 4 << 20  # characters parsed in one scan (memory: the queued rows of
 _MAX_PENDING = 1 << 20  # a "line" longer than this (binary garbage, no newline) is parsed as it stands
 # Keywords the scan handles inline (the hot ones: AlexeyAB prints them every iteration), with no handler method.
 _INLINE = frozenset({"nextmap", "lastacc", "title"})
+_GET_PLAIN, _GET_PJAB, _GET_SPEC, _GET_FAST, _GET_HANK = (itemgetter(*g) for g in (G_HANK_PLAIN, G_PJAB, G_SPEC, G_FAST,
+                                                                                 G_HANK))
 
 
 @dataclass
@@ -199,7 +202,14 @@ class LogParser(IterationRows):
         hank_q = False
         flush = self._flush
         handlers = self._handlers
-        pjab, spec, fast, hank, plain = G_PJAB, G_SPEC, G_FAST, G_HANK, G_HANK_PLAIN
+        # which part of the gate matched (m.lastindex <= the part's last group), and its fields as one tuple
+        # (an itemgetter: cheaper than m.group(*groups))
+        plain_end, pjab_end, spec_end, fast_end, hank_end = (G_HANK_PLAIN[-1], G_PJAB[-1], G_SPEC[-1], G_FAST[-1],
+                                                             G_HANK[-1])
+        get_plain, get_pjab, get_spec, get_fast, get_hank = _GET_PLAIN, _GET_PJAB, _GET_SPEC, _GET_FAST, _GET_HANK
+        # a row of 10 fields is a specialised gate's, whose max_batches is `_spec`: with none (no window title
+        # seen), a hank-ai line without its title is one as it stands, not (None,) + 10 fields
+        plain_as_spec = self._spec is None
         pos = 0
         while True:
             # The newline gate runs up to the end of the line of the next lone-\r match (a match never spans a
@@ -212,31 +222,33 @@ class LogParser(IterationRows):
                     stop = end
             while pos < stop:
                 for m in gate.finditer(buf, pos, stop):
-                    name = m.lastgroup  # keyword groups are named; the iteration groups are not
-                    if name is None:  # an iteration line: the hot path
-                        i = m.lastindex  # which part of the gate matched: see G_PJAB, ..
-                        if i <= plain[-1]:  # no window title, no max_batches
-                            add_row((None,) + m.group(*plain))
+                    # which part of the gate matched: the iteration groups (unnamed) come first, see G_PJAB, ..;
+                    # every group after them is a keyword's (named): no m.lastgroup on the hot path
+                    i = m.lastindex
+                    if i <= hank_end:  # an iteration line: the hot path
+                        if i <= plain_end:  # no window title, no max_batches
+                            add_row(get_plain(m) if plain_as_spec else (None,) + get_plain(m))
                             hank_q = True
-                        elif i <= pjab[-1]:
-                            add_row(m.group(*pjab))
-                        elif i <= spec[-1]:
-                            add_row(m.group(*spec))
+                        elif i <= pjab_end:
+                            add_row(get_pjab(m))
+                        elif i <= spec_end:
+                            add_row(get_spec(m))
                             hank_q = True
-                        elif i <= fast[-1]:
-                            g = m.group(*fast)
+                        elif i <= fast_end:
+                            g = get_fast(m)
                             add_row(g)
                             hank_q = True
                             if self.bulk:  # a hank-ai line the gate is not specialised to: specialise it from here
                                 flush(rows, out)
                                 self._hank_seen = g[0]
                                 gate = self._gate()
+                                plain_as_spec = self._spec is None
                                 pos = m.end()
                                 break
                         else:
-                            add_row(m.group(*hank))
+                            add_row(get_hank(m))
                             hank_q = True
-                    elif name == "k_nextmap":  # AlexeyAB prints this every iteration: keep it cheap
+                    elif (name := m.lastgroup) == "k_nextmap":  # AlexeyAB prints this every iteration: cheap
                         at = m.group("nm_at")
                         mb = m.group("nm_mb")
                         if rows and (hank_q or at != self._next_map_text or self.flavor is None

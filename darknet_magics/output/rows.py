@@ -120,33 +120,39 @@ class IterationRows:
 
     def _emit_hank(self, data: tuple, mb: tuple, nm: tuple, a: int, b: int, out: list) -> None:
         # max_batches (window title) and the next mAP iteration change rarely: events only where they do, before
-        # the iteration of the line that changed them
-        mbs = set(mb[a:b])
-        mbs.discard(None)
-        mbs.discard(self._max_text)
-        if not mbs and not any(x != self._next_map_text and x.isdigit() for x in set(nm[a:b])):
+        # the iteration of the line that changed them. A queue usually has one of each (the next mAP iteration
+        # changes after a calculation, which flushes the queue): then no pass over the rows in Python.
+        whole = a == 0 and b == len(nm)
+        mbs = set(mb if whole else mb[a:b])
+        nms = set(nm if whole else nm[a:b])
+        if len(mbs) == 1 and len(nms) == 1:
+            self._hank_marks(mbs.pop(), nms.pop(), out)
             self._emit(data, a, b, out)
         else:
             for (m, k), run in groupby(zip(mb[a:b], nm[a:b])):
                 end = a + len(list(run))
-                if m is not None and m != self._max_text:
-                    self._max_text = m
-                    self._set_max_batches(int(m), out)
-                if k != self._next_map_text and k.isdigit():
-                    self._next_map_text = k
-                    self._set_next_map(int(k), out)
+                self._hank_marks(m, k, out)
                 self._emit(data, a, end, out)
                 a = end
         if self.flavor is None:
             self.flavor = "hank-ai"
+
+    def _hank_marks(self, mb: Optional[str], nm: str, out: list) -> None:
+        """The events of a hank-ai line's max_batches (window title) and next mAP iteration, where they change."""
+        if mb is not None and mb != self._max_text:
+            self._max_text = mb
+            self._set_max_batches(int(mb), out)
+        if nm != self._next_map_text and nm.isdigit():
+            self._next_map_text = nm
+            self._set_next_map(int(nm), out)
 
     def _emit(self, data: tuple, a: int, b: int, out: list) -> None:
         """Rows a..b-1 of the converted columns `data` as iterations; `Resumed` where the iterations go back (a
         later session of the same log), checked in C (one ``map(ge, ..)`` pass) before any row is looked at."""
         its = data[0]
         last = self.iteration
-        if (last is None or its[a] > last) and (b - a < 2 or not any(map(ge, islice(its, a, b - 1),
-                                                                           islice(its, a + 1, b)))):
+        run = its if a == 0 and b == len(its) else its[a:b]  # a slice, not islice(its, a, ..): that walks from 0
+        if (last is None or run[0] > last) and not any(map(ge, run, islice(run, 1, None))):
             self._emit_run(data, a, b, out)
             return
         k = a
@@ -198,13 +204,7 @@ class IterationRows:
         """One hank-ai iteration row of 11 fields (`values.hank_iteration`): max_batches (window title) and the
         next mAP iteration first, where they change, then the iteration."""
         it = hank_iteration(h)
-        if h[0] is not None and h[0] != self._max_text:
-            self._max_text = h[0]
-            self._set_max_batches(int(h[0]), out)
-        nm = h[4]
-        if nm != self._next_map_text and nm.isdigit():
-            self._next_map_text = nm
-            self._set_next_map(int(nm), out)
+        self._hank_marks(h[0], h[4], out)
         if self.flavor is None:
             self.flavor = "hank-ai"
         self._iteration(it, out)

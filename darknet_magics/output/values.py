@@ -23,6 +23,8 @@ SECONDS = {"": 1.0, "ms": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3, "seco
            "s": 1.0, "minute": 60.0, "minutes": 60.0, "hour": 3600.0, "hours": 3600.0, "day": 86400.0,
            "days": 86400.0}
 _STRICT_ERRORS = (ValueError, KeyError, TypeError)  # a field that is not a number, a unit not in SECONDS, a None
+_UNIT = SECONDS.__getitem__
+_FEW_MIN = 32  # a shorter column is converted as it stands (the distinct texts would not pay for their set)
 
 
 def num(s: Optional[str]) -> float:
@@ -44,15 +46,31 @@ def duration(value: Optional[str], unit: Optional[str]) -> float:
 def convert(col: Sequence, f: Callable, bad: set, none: object = None, offset: int = 0) -> list:
     """``list(map(f, col))``; where f fails (ValueError/KeyError, as the per-row path's strict conversion would),
     None goes in and the index (plus `offset`) into `bad`. With `none` given, a None in `col` (a field the line
-    lacks) becomes `none`. A failing column is split in halves, so one bad row costs a few C passes, not a loop."""
+    lacks) becomes `none`.
+
+    One C pass whatever fails: a map resumes after the item it raised on, and ``list.extend`` keeps what it took
+    before the error, so a bad row costs one exception, not a re-run of the column (hank-ai's last row,
+    ``time remaining=unknown``, is in half the queues of a log with mAP calculations). Checked as it goes: the
+    item at the error must fail again, and the result must be as long as `col`; if either does not hold (another
+    Python), the column is converted item by item."""
     if none is None or None not in col:
-        try:
-            return list(map(f, col))
-        except (ValueError, KeyError):
-            pass
-    if len(col) > 16:
-        mid = len(col) // 2
-        return convert(col[:mid], f, bad, none, offset) + convert(col[mid:], f, bad, none, offset + mid)
+        out: list = []
+        it = map(f, col)
+        failed = []
+        while True:
+            try:
+                out.extend(it)
+                break
+            except (ValueError, KeyError):
+                k = len(out)
+                if k >= len(col) or not _fails(f, col[k]):
+                    break  # not where the error was: take the careful path
+                failed.append(k)
+                out.append(None)
+        if len(out) == len(col):
+            if failed:
+                bad.update(k + offset for k in failed)
+            return out
     out = []
     for k, x in enumerate(col, offset):
         if x is None and none is not None:
@@ -64,6 +82,14 @@ def convert(col: Sequence, f: Callable, bad: set, none: object = None, offset: i
             out.append(None)
             bad.add(k)
     return out
+
+
+def _fails(f: Callable, x: object) -> bool:
+    try:
+        f(x)
+    except (ValueError, KeyError):
+        return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------------- one row
@@ -98,22 +124,70 @@ def pjab_columns(rows: Sequence[tuple]) -> tuple[tuple[list, ...], set[int]]:
         hours = [NAN] * n if hl.count(None) == n else convert(hl, float, bad, NAN)
     else:
         hours = convert(hl, float, bad)
+    rate = _few(cols[3], float, bad)
     data = (convert(cols[0], int, bad), convert(cols[1], float, bad), convert(cols[2], float, bad),
-            convert(cols[3], float, bad), convert(cols[4], float, bad), convert(cols[5], int, bad), hours)
+            convert(cols[3], float, bad) if rate is None else rate, convert(cols[4], float, bad),
+            convert(cols[5], int, bad), hours)
     return data, bad
 
 
+def _few(texts: Sequence, f: Callable, bad: set) -> Optional[list]:
+    """``list(map(f, texts))`` with f run once per distinct text, for a column that repeats its texts (darknet's
+    learning rate, constant between steps; hank-ai's remaining time, to one decimal); None where it does not (over
+    half of its texts distinct, or a None among them). A text that does not convert gives None on its rows, which go
+    into `bad` (found by ``index``, in C).
+
+    A set of the texts hashes each once, and the lookups reuse that hash: about a third of a float() each."""
+    if len(texts) < _FEW_MIN:
+        return None
+    distinct = set(texts)
+    if 2 * len(distinct) > len(texts) or None in distinct:
+        return None
+    try:
+        table = dict(zip(distinct, map(f, distinct)))
+    except (ValueError, KeyError):
+        table = {}
+        for t in distinct:
+            try:
+                table[t] = f(t)
+            except (ValueError, KeyError):
+                table[t] = None
+                k = texts.index(t)
+                while True:
+                    bad.add(k)
+                    try:
+                        k = texts.index(t, k + 1)
+                    except ValueError:
+                        break
+    return list(map(table.__getitem__, texts))
+
+
 def _times(values: Sequence, units: Sequence, n: int, bad: set, scale: float) -> list:
-    """value * SECONDS[unit] / scale per row; None (and the row in `bad`) where either does not convert."""
+    """value * SECONDS[unit] / scale per row; None (and the row in `bad`) where either does not convert.
+
+    One fused C pass (no list per step), with the values converted once per distinct text where they repeat (the
+    remaining time, `scale` 3600); the failing rows get placeholders for that pass and None afterwards (the per-row
+    path converts them). A None value raises TypeError (the caller's case: lines without the field)."""
     failed: set[int] = set()
-    vf = convert(values, float, failed)
-    us = convert(units, SECONDS.__getitem__, failed)
+    vf = _few(values, float, failed) if scale != 1.0 else None
+    if vf is None:
+        try:
+            if scale == 1.0:
+                return list(map(mul, map(float, values), map(_UNIT, units)))
+            return list(map(truediv, map(mul, map(float, values), map(_UNIT, units)), repeat(scale, n)))
+        except (ValueError, KeyError):
+            vf = convert(values, float, failed)
+    try:
+        us = list(map(_UNIT, units))
+    except KeyError:
+        us = convert(units, _UNIT, failed)
+    for k in failed:
+        vf[k] = us[k] = 1.0
+    out = list(map(mul, vf, us)) if scale == 1.0 else list(map(truediv, map(mul, vf, us), repeat(scale, n)))
+    for k in failed:
+        out[k] = None
     bad |= failed
-    if failed:
-        return [v * u / scale if v is not None and u is not None else None for v, u in zip(vf, us)]
-    if scale == 1.0:
-        return list(map(mul, vf, us))
-    return list(map(truediv, map(mul, vf, us), repeat(scale, n)))
+    return out
 
 
 def hank_columns(itc: Sequence, lo: Sequence, av: Sequence, ra: Sequence, tv: Sequence, tu: Sequence,
@@ -123,9 +197,13 @@ def hank_columns(itc: Sequence, lo: Sequence, av: Sequence, ra: Sequence, tv: Se
     n = len(itc)
     bad: set[int] = set()
     it, loss, avg = convert(itc, int, bad), convert(lo, float, bad), convert(av, float, bad)
-    rate, img = convert(ra, float, bad), convert(im, int, bad)
+    rate, img = _few(ra, float, bad), convert(im, int, bad)
+    if rate is None:
+        rate = convert(ra, float, bad)
     sec = _times(tv, tu, n, bad, 1.0)
-    if None in rv:  # lines without "time remaining"
+    try:
+        rem = _times(rv, ru, n, bad, 3600.0)  # e.g. hank-ai's first "time remaining=unknown"
+    except TypeError:  # a None: lines without "time remaining"
         rem = []
         for k, v, u in zip(count(), rv, ru):
             if v is None:
@@ -136,6 +214,4 @@ def hank_columns(itc: Sequence, lo: Sequence, av: Sequence, ra: Sequence, tv: Se
             except (ValueError, KeyError):
                 rem.append(None)
                 bad.add(k)
-    else:
-        rem = _times(rv, ru, n, bad, 3600.0)  # e.g. hank-ai's first "time remaining=unknown"
     return (it, loss, avg, rate, sec, img, rem), bad
