@@ -133,9 +133,9 @@ def pjab_columns(rows: Sequence[tuple]) -> tuple[tuple[list, ...], set[int]]:
 
 def _few(texts: Sequence, f: Callable, bad: set) -> Optional[list]:
     """``list(map(f, texts))`` with f run once per distinct text, for a column that repeats its texts (darknet's
-    learning rate, constant between steps; hank-ai's remaining time, to one decimal); None where it does not (over
-    half of its texts distinct, or a None among them). A text that does not convert gives None on its rows, which go
-    into `bad` (found by ``index``, in C).
+    learning rate, constant between steps); None where it does not (over half of its texts distinct, or a None
+    among them). A text that does not convert gives None on its rows, which go into `bad` (found by ``index``, in
+    C).
 
     A set of the texts hashes each once, and the lookups reuse that hash: about a third of a float() each."""
     if len(texts) < _FEW_MIN:
@@ -162,31 +162,56 @@ def _few(texts: Sequence, f: Callable, bad: set) -> Optional[list]:
     return list(map(table.__getitem__, texts))
 
 
-def _times(values: Sequence, units: Sequence, n: int, bad: set, scale: float) -> list:
+def _times(values: Sequence, units: Sequence, bad: set, scale: float) -> list:
     """value * SECONDS[unit] / scale per row; None (and the row in `bad`) where either does not convert.
 
-    One fused C pass (no list per step), with the values converted once per distinct text where they repeat (the
-    remaining time, `scale` 3600); the failing rows get placeholders for that pass and None afterwards (the per-row
-    path converts them). A None value raises TypeError (the caller's case: lines without the field)."""
-    failed: set[int] = set()
-    vf = _few(values, float, failed) if scale != 1.0 else None
-    if vf is None:
+    One fused C pass (no list per step). Where a row fails (hank-ai's ``time remaining=unknown``, the last row of
+    half the queues of a log with mAP calculations), the pass goes on from the next row, like `convert`: a bad row
+    costs one exception, not a second pass over the column. The row at the error must fail again on its own;
+    if it does not (another Python), the column is converted item by item. A None value raises TypeError (the
+    caller's case: lines without the field)."""
+    out: list = []
+    start = 0
+    failed = []
+    while True:
+        rest_values = values[start:] if start else values  # a fresh pass from `start`: the maps stay aligned
+        rest_units = units[start:] if start else units
+        step = map(mul, map(float, rest_values), map(_UNIT, rest_units))
         try:
-            if scale == 1.0:
-                return list(map(mul, map(float, values), map(_UNIT, units)))
-            return list(map(truediv, map(mul, map(float, values), map(_UNIT, units)), repeat(scale, n)))
+            out.extend(step if scale == 1.0 else map(truediv, step, repeat(scale)))
+            break
         except (ValueError, KeyError):
-            vf = convert(values, float, failed)
+            k = len(out)
+            if k >= len(values) or not _fails_time(values[k], units[k]):
+                return _times_careful(values, units, bad, scale)
+            failed.append(k)
+            out.append(None)
+            start = k + 1
+    if len(out) != len(values):
+        return _times_careful(values, units, bad, scale)
+    bad.update(failed)
+    return out
+
+
+def _fails_time(value: object, unit: object) -> bool:
     try:
-        us = list(map(_UNIT, units))
-    except KeyError:
-        us = convert(units, _UNIT, failed)
-    for k in failed:
-        vf[k] = us[k] = 1.0
-    out = list(map(mul, vf, us)) if scale == 1.0 else list(map(truediv, map(mul, vf, us), repeat(scale, n)))
-    for k in failed:
-        out[k] = None
-    bad |= failed
+        float(value) * SECONDS[unit]
+    except (ValueError, KeyError):
+        return True
+    return False
+
+
+def _times_careful(values: Sequence, units: Sequence, bad: set, scale: float) -> list:
+    """`_times` item by item (its fallback)."""
+    out: list = []
+    for k, v, u in zip(count(), values, units):
+        try:
+            x = float(v) * SECONDS[u]
+        except (ValueError, KeyError):
+            out.append(None)
+            bad.add(k)
+            continue
+        out.append(x if scale == 1.0 else x / scale)
     return out
 
 
@@ -194,15 +219,14 @@ def hank_columns(itc: Sequence, lo: Sequence, av: Sequence, ra: Sequence, tv: Se
                  im: Sequence, rv: Sequence, ru: Sequence) -> tuple[tuple[list, ...], set[int]]:
     """The seven iteration columns of hank-ai rows (fields as captured), and the rows that do not convert
     strictly."""
-    n = len(itc)
     bad: set[int] = set()
     it, loss, avg = convert(itc, int, bad), convert(lo, float, bad), convert(av, float, bad)
     rate, img = _few(ra, float, bad), convert(im, int, bad)
     if rate is None:
         rate = convert(ra, float, bad)
-    sec = _times(tv, tu, n, bad, 1.0)
+    sec = _times(tv, tu, bad, 1.0)
     try:
-        rem = _times(rv, ru, n, bad, 3600.0)  # e.g. hank-ai's first "time remaining=unknown"
+        rem = _times(rv, ru, bad, 3600.0)  # e.g. hank-ai's first "time remaining=unknown"
     except TypeError:  # a None: lines without "time remaining"
         rem = []
         for k, v, u in zip(count(), rv, ru):
