@@ -216,6 +216,26 @@ def test_copies_are_verified_and_restore_skips_what_the_drive_lost(tmp_path: Pat
         copy_verified(tmp_path / "nothing", drive / "x")
 
 
+def test_a_log_copied_after_the_last_manifest_restores_its_verified_part(tmp_path: Path) -> None:
+    """The VM died between a round's copy of train.log (renamed into place, so whole) and its sync.json: the drive's
+    log is longer than the verified one. Its verified prefix comes back (found in a CI run of the VM-death test:
+    the log was skipped and `%yolo resume` then found no run); a log that is not that prefix is still skipped."""
+    local, drive = tmp_path / "local", tmp_path / "drive"
+    local.mkdir()
+    (local / "run.json").write_text("{}\n")
+    (local / "train.log").write_text("1: 2.0, 2.0 avg\n")
+    Mirror(local, drive, every=1).sync(force=True)
+    manifest = read_manifest(drive)
+    (drive / "train.log").write_text("1: 2.0, 2.0 avg\n2: 1.9, 1.99 avg\n")  # the next round's copy, no manifest
+    restored, skipped = restore(drive, manifest, into=tmp_path / "vm1")
+    assert restored == ["run.json", "train.log"] and skipped == []
+    assert (tmp_path / "vm1" / "train.log").read_text() == "1: 2.0, 2.0 avg\n"  # what was verified, no more
+    (drive / "train.log").write_text("1: 9.0, 9.0 avg\n2: 1.9, 1.99 avg\n")  # not an extension of it
+    restored, skipped = restore(drive, manifest, into=tmp_path / "vm2")
+    assert restored == ["run.json"] and "train.log" in skipped[0]
+    assert not (tmp_path / "vm2" / "train.log").exists()
+
+
 def test_a_new_vm_works_on_the_local_twin_restored_from_the_drive(tmp_path: Path) -> None:
     local, drive = tmp_path / "vm" / "local-runs" / "r1", tmp_path / "drive" / "runs" / "r1"
     local.mkdir(parents=True)

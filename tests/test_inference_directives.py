@@ -268,9 +268,14 @@ def test_a_trained_yolov3_tiny_exported_in_a_real_shell_agrees_with_darknet(ip, 
         assert len(sure_mine) <= len(theirs) and len(sure_theirs) <= len(mine), (image.name, mine, theirs)
         for d, p in zip(sure_mine.itertuples(), export.compare(sure_mine, theirs)):
             o = theirs.loc[(theirs["confidence"] - p["onnx"]).abs().idxmin()]  # the row compare() matched
+            assert abs(p["darknet"] - p["onnx"]) <= 0.02, (image.name, d, o)
+            if d.left <= 1 or d.top <= 1 or d.left + d.width >= 63 or d.top + d.height >= 63:
+                # a box that crosses the 64 px image's border: hank-ai moves it inside whole where ONNX's (and
+                # darknet's other flavors') boxes are clipped, so their edges differ by how far it crossed
+                continue
             edges = [abs(d.left - o.left), abs(d.top - o.top), abs(d.left + d.width - o.left - o.width),
                      abs(d.top + d.height - o.top - o.height)]
-            assert max(edges) <= 1.5 and abs(p["darknet"] - p["onnx"]) <= 0.02, (image.name, d, o)
+            assert max(edges) <= 1.5, (image.name, d, o)
             # hank-ai prints whole pixels (w rounded, then x = round(cx - w/2)) and moves boxes off the border
             # instead of clipping them: up to a pixel per edge, which costs a 16-pixel box over 0.1 of IoU
             if min(d.width, d.height) >= 40:

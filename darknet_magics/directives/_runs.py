@@ -82,7 +82,10 @@ def load_run(folder: Path, ctx: Context, *, restore: bool = True) -> TrainingRun
     for line in lines:
         (ctx.reporter.warn if "drive-copy-unverified" in line else ctx.reporter.info)(line)
     run = TrainingRun.load(working)
-    if lines:  # restored: the dead VM's kernel may have parsed less of the log than the keeper's mirror synced
+    # restored: the dead VM's kernel may have parsed less of the log than the keeper's mirror synced. A train.log
+    # whose drive copy was not the verified one is not restored (said above): the run goes on from its checkpoint
+    # and history.jsonl, as that warning promises.
+    if lines and run.log_path.is_file():
         from_log = history_from_log(run.log_path, run.args.flavor)[0]
         if (from_log.last_iteration or 0) > (run.last_iteration or 0):
             ctx.reporter.info(f"the history is rebuilt from the drive's train.log (to iteration "

@@ -263,6 +263,19 @@ class Mirror:
                 pass  # a drive that fails now: the next manifest no longer lists it, so it is never restored
 
 
+def _verified_prefix(source: Path, dest: Path, sig: FileSig) -> bool:
+    """An append-only file (train.log) whose newer copy reached the drive after the last sync.json did (the VM died
+    between the two): its first `sig.size` bytes are the verified copy, copied to `dest`; False (and no `dest`)
+    when they are not."""
+    try:
+        if copy_verified(source, dest, size=sig.size).sha256 == sig.sha256:
+            return True
+    except OSError:
+        pass  # shorter than the verified copy: not it
+    remove_if_exists(dest)
+    return False
+
+
 def restore(drive_dir: Path, manifest: Manifest, *, into: Optional[Path] = None) -> tuple[list[str], list[str]]:
     """Bring a run folder back onto local disk from the drive (a new VM): each file `manifest` verified is checked
     again on the drive (size, SHA-256) and copied; ([restored], [skipped: what was wrong]). A file that reads back
@@ -272,11 +285,12 @@ def restore(drive_dir: Path, manifest: Manifest, *, into: Optional[Path] = None)
     for name, sig in sorted(manifest.files.items()):
         source = Path(drive_dir) / name
         try:
-            if _hash(source) != (sig.size, sig.sha256):
+            if _hash(source) == (sig.size, sig.sha256):
+                copy_verified(source, into / name)
+            elif not (name in _APPEND_ONLY and _verified_prefix(source, into / name, sig)):
                 skipped.append(drive_copy_unverified(name, "its size or SHA-256 differ: an unfinished upload")
                                .describe())
                 continue
-            copy_verified(source, into / name)
             if sig.mtime_ns:  # as it was on the old VM: the mirror knows it is on the drive already
                 os.utime(into / name, ns=(sig.mtime_ns, sig.mtime_ns))
             restored.append(name)
