@@ -263,24 +263,28 @@ def test_a_trained_yolov3_tiny_exported_in_a_real_shell_agrees_with_darknet(ip, 
         theirs = export.run_onnx(model.path, image, thresh=0.05, names=("red_box",))
         theirs = theirs[theirs["confidence"] >= 0.051].reset_index(drop=True)
         # a score within the confidence tolerance (0.02) of the cut may fall on either side of it in the other model
-        # (a 30-iteration model has such boxes in about one run of three): the boxes clear of it must be in both
-        sure_mine, sure_theirs = mine[mine["confidence"] >= 0.071], theirs[theirs["confidence"] >= 0.071]
+        # (a 30-iteration model has such boxes in about one run of three): the boxes clear of it must be in both.
+        # So must the boxes clear of the 64 px image's border: one that crosses it is moved inside whole by hank-ai
+        # and clipped by ONNX (and darknet's other flavors), so its edges differ by how far it crossed, and the
+        # moved box may then lose to a neighbour in darknet's NMS where the clipped one does not.
+        def sure(boxes):
+            inside = ((boxes["left"] > 1) & (boxes["top"] > 1) & (boxes["left"] + boxes["width"] < 63)
+                      & (boxes["top"] + boxes["height"] < 63))
+            return boxes[(boxes["confidence"] >= 0.071) & inside]
+
+        sure_mine, sure_theirs = sure(mine), sure(theirs)
         assert len(sure_mine) <= len(theirs) and len(sure_theirs) <= len(mine), (image.name, mine, theirs)
         for d, p in zip(sure_mine.itertuples(), export.compare(sure_mine, theirs)):
             o = theirs.loc[(theirs["confidence"] - p["onnx"]).abs().idxmin()]  # the row compare() matched
-            assert abs(p["darknet"] - p["onnx"]) <= 0.02, (image.name, d, o)
-            if d.left <= 1 or d.top <= 1 or d.left + d.width >= 63 or d.top + d.height >= 63:
-                # a box that crosses the 64 px image's border: hank-ai moves it inside whole where ONNX's (and
-                # darknet's other flavors') boxes are clipped, so their edges differ by how far it crossed
-                continue
             edges = [abs(d.left - o.left), abs(d.top - o.top), abs(d.left + d.width - o.left - o.width),
                      abs(d.top + d.height - o.top - o.height)]
-            assert max(edges) <= 1.5, (image.name, d, o)
+            assert max(edges) <= 1.5 and abs(p["darknet"] - p["onnx"]) <= 0.02, (image.name, d, o)
             # hank-ai prints whole pixels (w rounded, then x = round(cx - w/2)) and moves boxes off the border
             # instead of clipping them: up to a pixel per edge, which costs a 16-pixel box over 0.1 of IoU
             if min(d.width, d.height) >= 40:
                 assert p["iou"] >= 0.9, (image.name, d, o)
             pairs.append({**p, "edge": max(edges), "small": min(d.width, d.height) < 40})
+    assert len(pairs) >= 5, f"only {len(pairs)} boxes clear of the border and the cut were compared"
     print(f"trained yolov3-tiny ONNX vs darknet: {len(pairs)} detections on {len(ds.images)} images, "
           f"min IoU {min((p['iou'] for p in pairs if not p['small']), default=float('nan')):.4f} (boxes >= 40 px), "
           f"{min((p['iou'] for p in pairs), default=float('nan')):.4f} (all), max edge difference "
