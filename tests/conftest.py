@@ -70,7 +70,9 @@ def _builds_another_flavor(module) -> bool:
 
 # scripts/test runs two environments side by side and each `once` test in one of them: the first takes all but
 # these modules, the second these (chosen by their measured minutes, so both end at about the same time).
-ONCE_IN_SECOND = frozenset({"test_drive", "test_exports", "test_safenames"})
+ONCE_IN_SECOND = frozenset({"test_drive", "test_exports", "test_safenames", "test_faults", "test_packaging",
+                            "test_fit_browser", "test_eval_browser", "test_live", "test_live_browser",
+                            "test_run_record"})
 
 
 def _once_share(item) -> int:
@@ -145,7 +147,10 @@ from darknet_magics.synth import DEMO_CFG, DEMO_DATASET as TRAINED_DATASET  # no
 TRAINED_CFG = {**DEMO_CFG, "max_batches": 200}
 
 
-TRAINED_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "trained-model"
+# Outside the checkout, as the flavors' compiler cache (tests/builds.py): CI's clone is new every run and the machine
+# is not, and the weights depend only on the recipe and the darknet binary, which the key holds.
+TRAINED_CACHE = Path(os.environ.get("DARKNET_MAGICS_TEST_CACHE")
+                     or Path.home() / ".cache" / "darknet_magics" / "tests") / "trained-model"
 
 
 @pytest.fixture(scope="session")
@@ -153,8 +158,8 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory):
     """A yolov3-tiny trained by Debian's darknet on the generated boxes (64 px, 1 class) long enough to find them:
     (folder, obj.data, cfg, weights). The validation list is the 8 images not trained on.
 
-    Trained once per checkout: the weights are kept in .cache/trained-model under a key of the recipe and the
-    darknet binary (its size and mtime), as tests/builds.py keeps builds; on 2 busy cores training takes minutes.
+    Trained once per machine: the weights are kept in TRAINED_CACHE under a key of the recipe and the darknet
+    binary (its size and mtime); on 2 busy cores training takes minutes.
     """
     import hashlib
     import json

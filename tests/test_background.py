@@ -24,6 +24,8 @@ ITERATION_LINE = re.compile(rb"^\s*(\d+): [\d.na-]+, [\d.na-]+ avg", re.M)
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 needs_darknet = pytest.mark.skipif(not DARKNET.is_file(), reason="needs Debian's darknet (/usr/bin/darknet)")
+# real kernels, keepers and darknet processes: run once (issue 21), in the environment conftest's ONCE_IN_SECOND names
+pytestmark = pytest.mark.once
 
 
 class Kernel:
@@ -188,7 +190,6 @@ def test_darknet_survives_a_kernel_restart_and_status_reattaches_to_it(tmp_path)
     assert len({kernel.msgs[i]["content"]["transient"]["display_id"] for i in charts}) == 1
 
 
-@pytest.mark.once  # processes and logs, not the kernel's libraries: the restart test runs everywhere
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @needs_darknet
@@ -229,7 +230,6 @@ def test_a_resumed_run_reattached_after_a_restart_keeps_its_stitched_history(tmp
     assert list(saved.iterations["iteration"]) == list(range(1, 21))
 
 
-@pytest.mark.once  # processes and logs, not the kernel's libraries: the restart test runs everywhere
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 @needs_darknet
@@ -361,7 +361,6 @@ def test_log_tail_follows_a_log_the_keeper_made_again(tmp_path) -> None:
     tail.close()
 
 
-@pytest.mark.once  # processes and logs, not the kernel's libraries: the restart test runs everywhere
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @needs_darknet

@@ -15,6 +15,7 @@ from test_live_browser import KERNELSPEC, _settings, _start_server, _stop
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.once,  # a real kernel (and browser): run once, in the environment conftest's ONCE_IN_SECOND names
     pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install -y chromium); CI installs it"),
 ]
 

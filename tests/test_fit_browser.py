@@ -26,6 +26,7 @@ NARROW, WIDE, HEIGHT = 1024, 1400, 900
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.once,  # a real kernel (and browser): run once, in the environment conftest's ONCE_IN_SECOND names
     pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install -y chromium); CI installs it"),
 ]
 

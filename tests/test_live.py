@@ -371,6 +371,7 @@ first.wait(30)
 
 
 @pytest.mark.slow
+@pytest.mark.once  # a real kernel: once
 @pytest.mark.timeout(180)
 def test_background_thread_updates_the_cell_that_started_it_in_a_real_kernel() -> None:
     """ipykernel routes output by parent header: a thread's updates must name the starting cell, not the one
@@ -425,6 +426,7 @@ def test_background_thread_updates_the_cell_that_started_it_in_a_real_kernel() -
 
 
 @pytest.mark.slow
+@pytest.mark.once  # a real kernel: once
 @pytest.mark.timeout(300)
 def test_bench_live_meets_the_byte_targets_in_a_real_kernel() -> None:
     import subprocess

@@ -33,6 +33,7 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.once,  # a real kernel (and browser): run once, in the environment conftest's ONCE_IN_SECOND names
     pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install -y chromium); CI installs it"),
 ]
 

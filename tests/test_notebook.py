@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+# the quickstart notebook run in a real kernel (the demo): once, in the environment conftest's ONCE_IN_SECOND names
+pytestmark = pytest.mark.once
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "examples" / "quickstart.ipynb"
 ITERATIONS = 24

@@ -404,6 +404,7 @@ def test_a_second_live_run_into_the_users_backup_is_refused(ip, tmp_path, capsys
 
 
 @live
+@pytest.mark.once  # a keeper, darknet and a folder deleted under them
 def test_a_background_runs_deleted_folder_is_made_again_and_the_run_finishes(ip, tmp_path, capsys) -> None:
     ws = tmp_path / "ws"
     _setup(ip, capsys, ws, ("tiny", 30))

@@ -22,6 +22,7 @@ make GPU=0 OPENCV=0 jobs=2
 """
 
 
+@pytest.mark.once  # make and the build cache decide it
 def test_one_cell_builds_then_a_new_vm_restores_from_cache(ip, origin_repo, tmp_path, capsys, monkeypatch):
     drive = tmp_path / "My Drive; it's"
     vm1, vm2 = tmp_path / "vm1", tmp_path / "vm2"
