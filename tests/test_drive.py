@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from builds import flavor_binary  # AlexeyAB and hank-ai: conftest orders this module after their builds
 from conftest import run_cell
 from test_environment import colab_stub  # noqa: F401 (a fixture: google.colab's stand-in, as in Colab)
 from faults.drive import kill_all, vm_death
@@ -406,8 +407,6 @@ def _binary(flavor: str) -> Path:
     """Debian's pjreddie, else the AlexeyAB or hank-ai build (DARKNET_ALEXEYAB / DARKNET_HANKAI, tests/builds.py)."""
     if flavor == "pjreddie":
         return DARKNET
-    from builds import flavor_binary
-
     return flavor_binary(flavor)
 
 
