@@ -71,7 +71,8 @@ def _builds_another_flavor(module) -> bool:
 # scripts/test runs two environments side by side and each `once` test in one of them: the first takes all but
 # these modules, the second these (chosen by their measured minutes, so both end at about the same time).
 ONCE_IN_SECOND = frozenset({"test_drive", "test_exports", "test_safenames", "test_faults", "test_packaging",
-                            "test_eval_browser", "test_live", "test_live_browser", "test_run_record"})
+                            "test_eval_browser", "test_live", "test_live_browser", "test_run_record",
+                            "test_setup_cell"})
 
 
 def _once_share(item) -> int:
