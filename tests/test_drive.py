@@ -290,11 +290,17 @@ def test_which_runs_are_mirrored_and_where_their_local_twin_is(tmp_path: Path) -
 
 
 def test_after_a_run_in_colab_the_drive_gets_the_verdict_and_is_flushed_and_stays_mounted(tmp_path: Path,
-                                                                                         colab_stub) -> None:
+                                                                                         colab_stub,
+                                                                                         monkeypatch) -> None:
     """The end of a mirrored run in Colab (google.colab is the stand-in of tests/colab_stub)."""
     from google.colab import drive as colab_drive
 
     from darknet_magics.report import RecordingReporter
+    from darknet_magics.setup import colab
+
+    # the kernel mounted the drive here (not at the host's /content/drive): the flush mounts it again here
+    monkeypatch.setattr(colab, "_mounted_at", [])
+    colab.mount(str(tmp_path / "content" / "drive"))
 
     local, drive = tmp_path / "local", tmp_path / "drive" / "r"
     local.mkdir()
@@ -306,6 +312,7 @@ def test_after_a_run_in_colab_the_drive_gets_the_verdict_and_is_flushed_and_stay
     assert ("info", "drive: synced 0 s ago") in rec.events
     assert colab_drive.flushed and any("flushed" in text and "stays mounted" in text for _, text in rec.events)
     assert len(colab_drive.mounted) == mounts + 1  # flush_drive mounted it again: the next cell may read the drive
+    assert colab_drive.mounted[-1] == str(tmp_path / "content" / "drive")  # where it was
     assert (drive / "run.json").read_text() == "{}\n" and "run.json" in read_manifest(drive).files
     flushed = len(colab_drive.flushed)
     guard.after_verdict(tmp_path, rec)  # a run without guard.json: nothing is copied, the drive stays mounted
